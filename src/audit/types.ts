@@ -1,0 +1,49 @@
+/**
+ * The contract between the decision core and the audit pipeline. The decision core builds one
+ * `AuditEvent` per decision it returns; the pipeline assigns sequence numbers and hashes, and
+ * owns everything after `append` (queue, spool, Postgres).
+ */
+
+export type AuditRpc =
+  | "Decide"
+  | "Route"
+  | "GuardMemory"
+  | "Finalize"
+  | "RecordUsage"
+  | "CreateApproval";
+
+export interface AuditEvent {
+  readonly decisionId: string;
+  /** Wall-clock time of the decision, ms since the epoch. */
+  readonly timestampMs: number;
+  readonly tenantId: string;
+  readonly requestId: string;
+  readonly traceId: string;
+  readonly rpc: AuditRpc;
+  /** Subject id (Decide) or agent id (GuardMemory); "" when the RPC has none. */
+  readonly principal: string;
+  readonly bundleRevision: string;
+  /** "allow" | "deny" for Decide/GuardMemory, the provider for Route, the mode for Finalize. */
+  readonly outcome: string;
+  readonly reasons: readonly string[];
+  /** SHA-256 (hex) of the canonical input document. Prompts and contents are never stored. */
+  readonly inputSha256: string;
+  readonly latencyUs: number;
+}
+
+export interface AuditSink {
+  /**
+   * False while the pipeline cannot take another record and the overflow policy is
+   * `fail_closed`: the decision core must then answer fail-closed with reason
+   * `audit_unavailable`.
+   */
+  accepting(): boolean;
+  /**
+   * Hands a record to the pipeline. Resolves at once in `async` durability; in `sync` it resolves
+   * once the record is fsynced in the spool (group commit). Rejects when the record could not be
+   * accepted (overflow), or when `signal` aborts first in sync mode.
+   */
+  append(event: AuditEvent, signal?: AbortSignal): Promise<void>;
+  /** Stops taking records, drains the queue to the spool and closes. */
+  close(): Promise<void>;
+}
