@@ -1,0 +1,38 @@
+/**
+ * `arbiter` command dispatcher. Each subcommand lives with its concern and is loaded on demand,
+ * so `arbiter build` never pays for the server's imports and vice versa.
+ */
+const USAGE = `usage: arbiter <command> [options]
+
+commands:
+  serve                      run the sidecar (configuration from ARBITER_* variables)
+  build [-e EP]... [-o OUT] DIR...   compile Rego to an OPA wasm bundle
+  eval -b BUNDLE -e EP [-i input.json] [-d data.json]   evaluate an entrypoint
+  test DIR...                run *_test.rego files
+  audit verify|prune ...     check or prune the audit trail
+`;
+
+type Command = (args: string[]) => Promise<number>;
+
+const commands: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import("./server/serve.ts")).runServe,
+  build: async () => (await import("./compiler/cli.ts")).runBuild,
+  eval: async () => (await import("./compiler/cli.ts")).runEval,
+  test: async () => (await import("./compiler/cli.ts")).runTest,
+  audit: async () => (await import("./audit/cli.ts")).runAudit,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "-h" || name === "--help" || name === "help") {
+    process.stdout.write(USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  const load = commands[name];
+  if (!load) {
+    process.stderr.write(`arbiter: unknown command "${name}"\n${USAGE}`);
+    return 2;
+  }
+  const run = await load();
+  return run(rest);
+}

@@ -1,0 +1,34 @@
+/**
+ * The builtins the compiler knows: Rego name -> number of arguments. The front end rejects any
+ * other name ("unknown builtin"); the code generator decides per name whether the runtime
+ * implements it natively or the host supplies it through `opa_builtinN` (see host-builtins.ts).
+ * Operators use OPA's internal names (`plus`, `lt`, `internal.member_2`, ...).
+ */
+export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number>([
+  // operators
+  ["plus", 2], ["minus", 2], ["mul", 2], ["div", 2], ["rem", 2],
+  ["lt", 2], ["lte", 2], ["gt", 2], ["gte", 2], ["equal", 2], ["neq", 2],
+  ["or", 2], ["and", 2], ["internal.member_2", 2], ["internal.member_3", 3],
+  // aggregates
+  ["count", 1], ["sum", 1], ["max", 1], ["min", 1], ["sort", 1],
+  // numbers
+  ["abs", 1], ["round", 1], ["ceil", 1], ["floor", 1], ["to_number", 1],
+  // strings
+  ["concat", 2], ["contains", 2], ["startswith", 2], ["endswith", 2], ["lower", 1], ["upper", 1],
+  ["trim", 2], ["trim_space", 1], ["trim_prefix", 2], ["trim_suffix", 2], ["split", 2],
+  ["replace", 3], ["sprintf", 2], ["format_int", 2], ["substring", 3], ["indexof", 2],
+  ["strings.replace_n", 2],
+  // regex and glob
+  ["regex.match", 2], ["glob.match", 3],
+  // objects and arrays
+  ["object.get", 3], ["object.keys", 1], ["object.union", 2], ["object.remove", 2],
+  ["array.concat", 2], ["array.slice", 3],
+  // sets
+  ["union", 1], ["intersection", 1],
+  // types
+  ["is_string", 1], ["is_number", 1], ["is_boolean", 1], ["is_array", 1], ["is_object", 1],
+  ["is_set", 1], ["is_null", 1], ["type_name", 1],
+  // encoding, time, crypto, units
+  ["json.marshal", 1], ["json.unmarshal", 1], ["base64.encode", 1], ["base64.decode", 1],
+  ["time.now_ns", 0], ["time.parse_rfc3339_ns", 1], ["crypto.sha256", 1], ["units.parse_bytes", 1],
+]);
