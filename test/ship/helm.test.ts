@@ -1,0 +1,211 @@
+/**
+ * The Helm chart without helm: values against values.schema.json (as Helm merges and validates
+ * them), template references against values.yaml, and every template parses as Kubernetes YAML
+ * once its actions are replaced by placeholders.
+ */
+import { describe, expect, it } from "vitest";
+import { join } from "node:path";
+import { Ajv, type ErrorObject } from "ajv";
+import { parse } from "yaml";
+import {
+  defineBody,
+  hasPath,
+  listFiles,
+  mergeValues,
+  parseYamlDocs,
+  readText,
+  stripTemplate,
+  valuesPaths,
+  type Values,
+} from "./helm-lite.ts";
+
+const chart = join(import.meta.dirname, "../../helm/arbiter");
+const schema = JSON.parse(readText(join(chart, "values.schema.json"))) as object;
+const defaults = parse(readText(join(chart, "values.yaml"))) as Values;
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+const validate = ajv.compile(schema);
+
+function errorsOf(values: Values): string[] {
+  if (validate(values)) return [];
+  return (validate.errors ?? []).map((e: ErrorObject) => {
+    const extra = e.keyword === "additionalProperties"
+      ? ` (${(e.params as { additionalProperty: string }).additionalProperty})`
+      : "";
+    return `${e.instancePath || "/"}: ${e.message}${extra}`;
+  });
+}
+
+describe("values.schema.json", () => {
+  it("accepts values.yaml", () => {
+    expect(errorsOf(defaults)).toEqual([]);
+  });
+
+  const examples = listFiles(join(chart, "examples"), (n) => n.endsWith(".yaml"));
+  it("has examples", () => {
+    expect(examples.length).toBeGreaterThanOrEqual(4);
+  });
+  for (const file of examples) {
+    it(`accepts examples/${file} merged over values.yaml`, () => {
+      const user = parse(readText(join(chart, "examples", file))) as Values;
+      expect(errorsOf(mergeValues(defaults, user))).toEqual([]);
+    });
+  }
+
+  it("names the path of a wrong enum value", () => {
+    const bad = mergeValues(defaults, { listener: { mode: "udp" } });
+    expect(errorsOf(bad)).toContain("/listener/mode: must be equal to one of the allowed values");
+  });
+
+  it("names a misspelt key", () => {
+    const bad = mergeValues(defaults, { audit: { durabilty: "sync" } });
+    expect(errorsOf(bad)).toEqual(["/audit: must NOT have additional properties (durabilty)"]);
+  });
+
+  it("rejects a port out of range and a relative mount path", () => {
+    const bad = mergeValues(defaults, {
+      health: { port: 70000 },
+      bundle: { configMap: { mountPath: "etc/arbiter" } },
+    });
+    expect(errorsOf(bad)).toEqual([
+      "/health/port: must be <= 65535",
+      '/bundle/configMap/mountPath: must match pattern "^/"',
+    ]);
+  });
+
+  it("requires a URL for the http bundle source", () => {
+    const bad = mergeValues(defaults, { bundle: { source: "http" } });
+    expect(errorsOf(bad)).toContain("/bundle/http/url: must NOT have fewer than 1 characters");
+    const good = mergeValues(defaults, {
+      bundle: { source: "http", http: { url: "https://bundles.example/arbiter.tar.gz" } },
+    });
+    expect(errorsOf(good)).toEqual([]);
+  });
+
+  it("refuses the Unix socket listener for the standalone Deployment", () => {
+    const bad = mergeValues(defaults, { listener: { mode: "unix" } });
+    expect(errorsOf(bad)).toContain("/standalone/enabled: must be equal to constant");
+  });
+});
+
+describe("templates", () => {
+  const templates = listFiles(join(chart, "templates"), () => true);
+
+  it("reference only values that values.yaml declares", () => {
+    const missing: string[] = [];
+    for (const file of templates) {
+      for (const path of valuesPaths(readText(join(chart, "templates", file)))) {
+        if (!hasPath(defaults, path)) missing.push(`${file}: .Values.${path}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it("define the standard named templates and the sidecar helpers", () => {
+    const helpers = readText(join(chart, "templates/_helpers.tpl"));
+    const defined = [...helpers.matchAll(/\{\{-? define "([^"]+)"/g)].map((m) => m[1]);
+    for (const name of [
+      "arbiter.name",
+      "arbiter.fullname",
+      "arbiter.chart",
+      "arbiter.labels",
+      "arbiter.selectorLabels",
+      "arbiter.serviceAccountName",
+      "arbiter.sidecarContainer",
+      "arbiter.sidecarVolumes",
+      "arbiter.socketVolumeMount",
+    ]) {
+      expect(defined).toContain(name);
+    }
+  });
+
+  const manifests = templates.filter((f) => f.endsWith(".yaml"));
+  const expectedKinds: Record<string, string> = {
+    "deployment.yaml": "Deployment",
+    "service.yaml": "Service",
+    "serviceaccount.yaml": "ServiceAccount",
+    "configmap-bundle.yaml": "ConfigMap",
+    "servicemonitor.yaml": "ServiceMonitor",
+    "pdb.yaml": "PodDisruptionBudget",
+    "networkpolicy.yaml": "NetworkPolicy",
+  };
+  it("cover the objects the chart promises", () => {
+    expect(manifests).toEqual(Object.keys(expectedKinds).sort());
+  });
+  for (const file of manifests) {
+    it(`${file} parses as YAML with apiVersion and kind`, () => {
+      const docs = parseYamlDocs(file, stripTemplate(readText(join(chart, "templates", file))));
+      expect(docs).toHaveLength(1);
+      const obj = docs[0]!.value as { apiVersion: string; kind: string; metadata: object };
+      expect(obj.kind).toBe(expectedKinds[file]);
+      expect(obj.apiVersion).toMatch(/^([a-z0-9.]+\/)?v1$/);
+      expect(obj.metadata).toHaveProperty("name");
+    });
+  }
+
+  it("the shared container definition parses and carries gRPC probes and the hardening", () => {
+    const helpers = readText(join(chart, "templates/_helpers.tpl"));
+    const [doc] = parseYamlDocs("arbiter.container", stripTemplate(defineBody(helpers, "arbiter.container")));
+    const c = doc!.value as Record<string, unknown>;
+    expect(c.name).toBe("arbiter");
+    expect(c.args).toEqual(["serve"]);
+    for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"]) {
+      expect(Object.keys(c[probe] as object)).toEqual([expect.stringMatching(/^placeholder_\d+$/)]);
+    }
+    const [probe] = parseYamlDocs("arbiter.grpcProbe", stripTemplate(defineBody(helpers, "arbiter.grpcProbe")));
+    expect(Object.keys(probe!.value as object)).toEqual([
+      "grpc",
+      "periodSeconds",
+      "timeoutSeconds",
+      "failureThreshold",
+    ]);
+    const env = (c.env as { name: string }[]).map((e) => e.name);
+    expect(env).toEqual(expect.arrayContaining([
+      "ARBITER_GRPC_LISTEN",
+      "ARBITER_ADMIN_LISTEN",
+      "ARBITER_BUNDLE",
+      "ARBITER_DATABASE_URL",
+      "ARBITER_AUDIT",
+      "ARBITER_DATA_DIR",
+    ]));
+    // The default securityContext the container gets.
+    const sc = defaults.securityContext as Record<string, unknown>;
+    expect(sc).toMatchObject({
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+  });
+
+  it("the sidecar template makes a restartable init container", () => {
+    const helpers = readText(join(chart, "templates/_helpers.tpl"));
+    const [doc] = parseYamlDocs("arbiter.sidecarContainer", stripTemplate(defineBody(helpers, "arbiter.sidecarContainer")));
+    expect(doc!.value).toEqual([{ placeholder_1: "included", restartPolicy: "Always" }]);
+  });
+});
+
+describe("stripTemplate", () => {
+  it("keeps structure and replaces actions", () => {
+    const src = [
+      "{{- if .Values.a }}",
+      "kind: {{ .Values.kind | quote }}",
+      "metadata:",
+      "  labels:",
+      "    {{- include \"x.labels\" . | nindent 4 }}",
+      "spec:",
+      "  containers:",
+      "    - {{- include \"x.c\" . | nindent 6 }}",
+      "{{- end }}",
+    ].join("\n");
+    expect(parse(stripTemplate(src))).toEqual({
+      kind: "PLACEHOLDER",
+      metadata: { labels: { placeholder_1: "included" } },
+      spec: { containers: [{ placeholder_2: "included" }] },
+    });
+  });
+
+  it("reports a YAML error with the file name", () => {
+    expect(() => parseYamlDocs("bad.yaml", "a: [1, 2\nb: c")).toThrow(/^bad\.yaml: /);
+  });
+});
