@@ -15,7 +15,7 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["abs", 1], ["round", 1], ["ceil", 1], ["floor", 1], ["to_number", 1],
   // strings
   ["concat", 2], ["contains", 2], ["startswith", 2], ["endswith", 2], ["lower", 1], ["upper", 1],
-  ["trim", 2], ["trim_space", 1], ["trim_prefix", 2], ["trim_suffix", 2], ["split", 2],
+  ["trim", 2], ["trim_left", 2], ["trim_right", 2], ["trim_space", 1], ["trim_prefix", 2], ["trim_suffix", 2], ["split", 2],
   ["replace", 3], ["sprintf", 2], ["format_int", 2], ["substring", 3], ["indexof", 2],
   ["strings.replace_n", 2],
   // regex and glob
@@ -32,3 +32,32 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["json.marshal", 1], ["json.unmarshal", 1], ["base64.encode", 1], ["base64.decode", 1],
   ["time.now_ns", 0], ["time.parse_rfc3339_ns", 1], ["crypto.sha256", 1], ["units.parse_bytes", 1],
 ]);
+
+/**
+ * Builtins the runtime implements natively (`src/compiler/runtime/builtins.ts`, exported as
+ * `bi_<name with dots as underscores>`). Every other name in BUILTIN_ARITY is supplied by the
+ * host through `opa_builtinN` (implementations in `host-builtins.ts`, plus the SDK's own
+ * `sprintf`); the planner lists those names in `Policy.hostBuiltins`.
+ *
+ * Split: operators, aggregates, string, object/array/set and type builtins are native because
+ * they are hot and because sets cannot cross the JSON boundary (the SDK dumps them as arrays).
+ * Regex, glob, sprintf, formatting, time, crypto, base64 and units go to the host.
+ */
+export const NATIVE_BUILTINS: ReadonlySet<string> = new Set([
+  "plus", "minus", "mul", "div", "rem", "lt", "lte", "gt", "gte", "equal", "neq", "or", "and",
+  "internal.member_2", "internal.member_3",
+  "count", "sum", "max", "min", "sort",
+  "abs", "round", "ceil", "floor", "to_number",
+  "concat", "contains", "startswith", "endswith", "lower", "upper", "trim", "trim_left",
+  "trim_right", "trim_space", "trim_prefix", "trim_suffix", "split", "replace", "substring",
+  "indexof",
+  "object.get", "object.keys", "object.union", "object.remove", "array.concat", "array.slice",
+  "union", "intersection",
+  "is_string", "is_number", "is_boolean", "is_array", "is_object", "is_set", "is_null", "type_name",
+  "json.marshal", "json.unmarshal",
+]);
+
+/** True when `name` must be supplied by the host (listed in `Policy.hostBuiltins`). */
+export function isHostBuiltin(name: string): boolean {
+  return BUILTIN_ARITY.has(name) && !NATIVE_BUILTINS.has(name);
+}

@@ -1,0 +1,652 @@
+// Builtins implemented natively by the runtime. Each `bi_<name>` (dots become underscores)
+// takes value addresses and returns a value address, 0 for "undefined" (OPA's non-strict mode
+// turns builtin errors, including type errors, into undefined).
+
+import { alloc } from "./memory";
+import {
+  K_NULL, K_BOOL, K_NUM, K_STR, K_ARR, K_OBJ, K_SET, TRUE_V, FALSE_V, EMPTY_STR,
+  kindOf, lenOf, numOf, strPtr, elems, objKeys, objVals, valAt,
+  mkBool, mkNum, mkStr, mkStrCopy, mkStrLit, mkArray, mkObject, mkSet, arrayPush, setInsert,
+  setHas, objGet, objInsert, objMerge, objCopy, setCopy, compare, equal, bytesCmp, search,
+} from "./value";
+import { parseJson, dumpJsonString, scanNumber, lastNumber, putUtf8 } from "./json";
+
+// @ts-ignore: decorator
+@inline function isNum(v: usize): bool { return kindOf(v) == K_NUM; }
+// @ts-ignore: decorator
+@inline function isStr(v: usize): bool { return kindOf(v) == K_STR; }
+// @ts-ignore: decorator
+@inline function isSet(v: usize): bool { return kindOf(v) == K_SET; }
+// @ts-ignore: decorator
+@inline function isInt(x: f64): bool { return floor(x) == x && isFinite(x); }
+
+// ---- operators --------------------------------------------------------------------------------
+
+export function bi_plus(a: usize, b: usize): usize {
+  if (!isNum(a) || !isNum(b)) return 0;
+  return mkNum(numOf(a) + numOf(b));
+}
+
+export function bi_minus(a: usize, b: usize): usize {
+  if (isNum(a) && isNum(b)) return mkNum(numOf(a) - numOf(b));
+  if (isSet(a) && isSet(b)) {
+    const r = mkSet(lenOf(a));
+    const n = lenOf(a);
+    for (let i: u32 = 0; i < n; i++) {
+      const x = load<u32>(elems(a) + (<usize>i << 2));
+      if (!setHas(b, x)) setInsert(r, x);
+    }
+    return r;
+  }
+  return 0;
+}
+
+export function bi_mul(a: usize, b: usize): usize {
+  if (!isNum(a) || !isNum(b)) return 0;
+  return mkNum(numOf(a) * numOf(b));
+}
+
+export function bi_div(a: usize, b: usize): usize {
+  if (!isNum(a) || !isNum(b) || numOf(b) == 0) return 0;
+  return mkNum(numOf(a) / numOf(b));
+}
+
+export function bi_rem(a: usize, b: usize): usize {
+  if (!isNum(a) || !isNum(b)) return 0;
+  const x = numOf(a);
+  const y = numOf(b);
+  if (y == 0 || !isInt(x) || !isInt(y)) return 0;
+  const r = x % y;
+  return mkNum(r == 0 ? 0 : r);
+}
+
+export function bi_lt(a: usize, b: usize): usize { return mkBool(compare(a, b) < 0); }
+export function bi_lte(a: usize, b: usize): usize { return mkBool(compare(a, b) <= 0); }
+export function bi_gt(a: usize, b: usize): usize { return mkBool(compare(a, b) > 0); }
+export function bi_gte(a: usize, b: usize): usize { return mkBool(compare(a, b) >= 0); }
+export function bi_equal(a: usize, b: usize): usize { return mkBool(equal(a, b)); }
+export function bi_neq(a: usize, b: usize): usize { return mkBool(!equal(a, b)); }
+
+export function bi_or(a: usize, b: usize): usize {
+  if (!isSet(a) || !isSet(b)) return 0;
+  const r = setCopy(a);
+  const n = lenOf(b);
+  for (let i: u32 = 0; i < n; i++) setInsert(r, load<u32>(elems(b) + (<usize>i << 2)));
+  return r;
+}
+
+export function bi_and(a: usize, b: usize): usize {
+  if (!isSet(a) || !isSet(b)) return 0;
+  const r = mkSet(4);
+  const n = lenOf(a);
+  for (let i: u32 = 0; i < n; i++) {
+    const x = load<u32>(elems(a) + (<usize>i << 2));
+    if (setHas(b, x)) setInsert(r, x);
+  }
+  return r;
+}
+
+export function bi_internal_member_2(x: usize, coll: usize): usize {
+  const k = kindOf(coll);
+  if (k == K_SET) return mkBool(setHas(coll, x));
+  if (k == K_ARR || k == K_OBJ) {
+    const n = lenOf(coll);
+    const base = k == K_ARR ? elems(coll) : objVals(coll);
+    for (let i: u32 = 0; i < n; i++) {
+      if (equal(load<u32>(base + (<usize>i << 2)), x)) return TRUE_V;
+    }
+  }
+  return FALSE_V;
+}
+
+export function bi_internal_member_3(key: usize, val: usize, coll: usize): usize {
+  const k = kindOf(coll);
+  let found: usize = 0;
+  if (k == K_OBJ) found = objGet(coll, key);
+  else if (k == K_SET) found = setHas(coll, key) ? key : 0;
+  else if (k == K_ARR && isNum(key)) {
+    const x = numOf(key);
+    if (x >= 0 && x < <f64>lenOf(coll) && floor(x) == x) found = load<u32>(elems(coll) + (<usize>(<u32>x) << 2));
+  }
+  return mkBool(found != 0 && equal(found, val));
+}
+
+// ---- aggregates -----------------------------------------------------------------------------
+
+/** Number of code points in UTF-8 text. */
+function runeCount(p: usize, n: u32): u32 {
+  let c: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) if ((load<u8>(p + i) & 0xc0) != 0x80) c++;
+  return c;
+}
+
+export function bi_count(v: usize): usize {
+  const k = kindOf(v);
+  if (k == K_STR) return mkNum(<f64>runeCount(strPtr(v), lenOf(v)));
+  if (k == K_ARR || k == K_OBJ || k == K_SET) return mkNum(<f64>lenOf(v));
+  return 0;
+}
+
+function isArrOrSet(v: usize): bool {
+  const k = kindOf(v);
+  return k == K_ARR || k == K_SET;
+}
+
+export function bi_sum(v: usize): usize {
+  if (!isArrOrSet(v)) return 0;
+  let s: f64 = 0;
+  const n = lenOf(v);
+  for (let i: u32 = 0; i < n; i++) {
+    const x = load<u32>(elems(v) + (<usize>i << 2));
+    if (!isNum(x)) return 0;
+    s += numOf(x);
+  }
+  return mkNum(s);
+}
+
+function extreme(v: usize, sign: i32): usize {
+  if (!isArrOrSet(v)) return 0;
+  const n = lenOf(v);
+  if (n == 0) return 0;
+  let best = load<u32>(elems(v));
+  for (let i: u32 = 1; i < n; i++) {
+    const x = load<u32>(elems(v) + (<usize>i << 2));
+    if (compare(x, best) * sign > 0) best = x;
+  }
+  return best;
+}
+
+export function bi_max(v: usize): usize { return extreme(v, 1); }
+export function bi_min(v: usize): usize { return extreme(v, -1); }
+
+/** Stable merge sort of `n` value addresses at `base` by `compare`. */
+function sortAddrs(base: usize, n: u32): void {
+  if (n < 2) return;
+  if (n <= 16) {
+    for (let i: u32 = 1; i < n; i++) {
+      const x = load<u32>(base + (<usize>i << 2));
+      let j = <i32>i - 1;
+      while (j >= 0 && compare(load<u32>(base + (<usize>j << 2)), x) > 0) {
+        store<u32>(base + (<usize>(j + 1) << 2), load<u32>(base + (<usize>j << 2)));
+        j--;
+      }
+      store<u32>(base + (<usize>(j + 1) << 2), x);
+    }
+    return;
+  }
+  const h = n >> 1;
+  sortAddrs(base, h);
+  sortAddrs(base + (<usize>h << 2), n - h);
+  const tmp = alloc(<usize>n << 2);
+  let i: u32 = 0, j: u32 = h, k: u32 = 0;
+  while (i < h && j < n) {
+    const a = load<u32>(base + (<usize>i << 2));
+    const b = load<u32>(base + (<usize>j << 2));
+    if (compare(b, a) < 0) { store<u32>(tmp + (<usize>k << 2), b); j++; }
+    else { store<u32>(tmp + (<usize>k << 2), a); i++; }
+    k++;
+  }
+  while (i < h) { store<u32>(tmp + (<usize>k << 2), load<u32>(base + (<usize>i << 2))); i++; k++; }
+  while (j < n) { store<u32>(tmp + (<usize>k << 2), load<u32>(base + (<usize>j << 2))); j++; k++; }
+  memory.copy(base, tmp, <usize>n << 2);
+}
+
+export function bi_sort(v: usize): usize {
+  if (!isArrOrSet(v)) return 0;
+  const n = lenOf(v);
+  const r = mkArray(n);
+  memory.copy(elems(r), elems(v), <usize>n << 2);
+  store<u32>(r, n, 4);
+  if (kindOf(v) == K_ARR) sortAddrs(elems(r), n);
+  return r;
+}
+
+// ---- numbers ----------------------------------------------------------------------------------
+
+export function bi_abs(v: usize): usize { return isNum(v) ? mkNum(abs(numOf(v))) : 0; }
+export function bi_ceil(v: usize): usize { return isNum(v) ? mkNum(ceil(numOf(v))) : 0; }
+export function bi_floor(v: usize): usize { return isNum(v) ? mkNum(floor(numOf(v))) : 0; }
+
+export function bi_round(v: usize): usize {
+  if (!isNum(v)) return 0;
+  const x = numOf(v);
+  const t = trunc(x);
+  if (abs(x - t) >= 0.5) return mkNum(t + (x < 0 ? -1 : 1));
+  return mkNum(t);
+}
+
+export function bi_to_number(v: usize): usize {
+  const k = kindOf(v);
+  if (k == K_NULL) return mkNum(0);
+  if (k == K_BOOL) return mkNum(load<u32>(v, 4) != 0 ? 1 : 0);
+  if (k == K_NUM) return v;
+  if (k != K_STR) return 0;
+  let p = strPtr(v);
+  let n = <usize>lenOf(v);
+  if (n > 0 && load<u8>(p) == 0x2b) { p++; n--; }
+  const used = scanNumber(p, p + n);
+  if (used == 0 || used != n) return 0;
+  return mkNum(lastNumber);
+}
+
+// ---- strings ----------------------------------------------------------------------------------
+
+function findBytes(hp: usize, hn: u32, np: usize, nn: u32, from: u32): i32 {
+  if (nn == 0) return <i32>from;
+  if (nn > hn) return -1;
+  const first = load<u8>(np);
+  const last = hn - nn;
+  for (let i = from; i <= last; i++) {
+    if (load<u8>(hp + i) == first && bytesCmp(hp + i, nn, np, nn) == 0) return <i32>i;
+  }
+  return -1;
+}
+
+export function bi_concat(delim: usize, coll: usize): usize {
+  if (!isStr(delim) || !isArrOrSet(coll)) return 0;
+  const n = lenOf(coll);
+  let total: usize = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const s = load<u32>(elems(coll) + (<usize>i << 2));
+    if (!isStr(s)) return 0;
+    total += lenOf(s);
+  }
+  if (n > 1) total += <usize>lenOf(delim) * (n - 1);
+  if (total == 0) return EMPTY_STR;
+  const b = alloc(total);
+  let q = b;
+  for (let i: u32 = 0; i < n; i++) {
+    if (i > 0) { memory.copy(q, strPtr(delim), lenOf(delim)); q += lenOf(delim); }
+    const s = load<u32>(elems(coll) + (<usize>i << 2));
+    memory.copy(q, strPtr(s), lenOf(s));
+    q += lenOf(s);
+  }
+  return mkStr(b, <u32>total);
+}
+
+export function bi_contains(s: usize, sub: usize): usize {
+  if (!isStr(s) || !isStr(sub)) return 0;
+  return mkBool(findBytes(strPtr(s), lenOf(s), strPtr(sub), lenOf(sub), 0) >= 0);
+}
+
+export function bi_startswith(s: usize, p: usize): usize {
+  if (!isStr(s) || !isStr(p)) return 0;
+  const n = lenOf(p);
+  return mkBool(n <= lenOf(s) && bytesCmp(strPtr(s), n, strPtr(p), n) == 0);
+}
+
+export function bi_endswith(s: usize, p: usize): usize {
+  if (!isStr(s) || !isStr(p)) return 0;
+  const n = lenOf(p);
+  const m = lenOf(s);
+  return mkBool(n <= m && bytesCmp(strPtr(s) + m - n, n, strPtr(p), n) == 0);
+}
+
+/** ASCII-only case mapping (documented gap: non-ASCII letters are left unchanged). */
+function mapCase(v: usize, upper: bool): usize {
+  if (!isStr(v)) return 0;
+  const n = lenOf(v);
+  const p = strPtr(v);
+  const b = alloc(n);
+  for (let i: u32 = 0; i < n; i++) {
+    let c = load<u8>(p + i);
+    if (upper) { if (c >= 0x61 && c <= 0x7a) c -= 32; }
+    else if (c >= 0x41 && c <= 0x5a) c += 32;
+    store<u8>(b + i, c);
+  }
+  return mkStr(b, n);
+}
+
+export function bi_lower(v: usize): usize { return mapCase(v, false); }
+export function bi_upper(v: usize): usize { return mapCase(v, true); }
+
+let runeLen: u32 = 0;
+
+/** Decodes the code point at p (n bytes available); sets runeLen. Invalid bytes -> U+FFFD. */
+function decodeRune(p: usize, n: u32): u32 {
+  const c = <u32>load<u8>(p);
+  if (c < 0x80) { runeLen = 1; return c; }
+  if (c >= 0xc0 && c < 0xe0 && n >= 2) { runeLen = 2; return ((c & 0x1f) << 6) | (load<u8>(p + 1) & 0x3f); }
+  if (c >= 0xe0 && c < 0xf0 && n >= 3) {
+    runeLen = 3;
+    return ((c & 0x0f) << 12) | ((<u32>load<u8>(p + 1) & 0x3f) << 6) | (load<u8>(p + 2) & 0x3f);
+  }
+  if (c >= 0xf0 && n >= 4) {
+    runeLen = 4;
+    return ((c & 0x07) << 18) | ((<u32>load<u8>(p + 1) & 0x3f) << 12) |
+      ((<u32>load<u8>(p + 2) & 0x3f) << 6) | (load<u8>(p + 3) & 0x3f);
+  }
+  runeLen = 1;
+  return 0xfffd;
+}
+
+/** Start offset of the last code point of the n bytes at p. */
+function lastRuneStart(p: usize, n: u32): u32 {
+  let i = n - 1;
+  while (i > 0 && (load<u8>(p + i) & 0xc0) == 0x80 && n - i < 4) i--;
+  return i;
+}
+
+function inCutset(cp: u32, cut: usize): bool {
+  const p = strPtr(cut);
+  const n = lenOf(cut);
+  let i: u32 = 0;
+  while (i < n) {
+    const c = decodeRune(p + i, n - i);
+    if (c == cp) return true;
+    i += runeLen;
+  }
+  return false;
+}
+
+function isSpace(cp: u32): bool {
+  if (cp == 0x20 || (cp >= 0x09 && cp <= 0x0d)) return true;
+  if (cp < 0x85) return false;
+  return cp == 0x85 || cp == 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) ||
+    cp == 0x2028 || cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x3000;
+}
+
+/** Trims code points matching (cut != 0: in the cutset; cut == 0: white space). */
+function trimImpl(s: usize, cut: usize, left: bool, right: bool): usize {
+  const p = strPtr(s);
+  let start: u32 = 0;
+  let end = lenOf(s);
+  if (left) {
+    while (start < end) {
+      const cp = decodeRune(p + start, end - start);
+      if (!(cut != 0 ? inCutset(cp, cut) : isSpace(cp))) break;
+      start += runeLen;
+    }
+  }
+  if (right) {
+    while (end > start) {
+      const i = lastRuneStart(p + start, end - start) + start;
+      const cp = decodeRune(p + i, end - i);
+      if (!(cut != 0 ? inCutset(cp, cut) : isSpace(cp))) break;
+      end = i;
+    }
+  }
+  if (start == 0 && end == lenOf(s)) return s;
+  return mkStr(p + start, end - start);
+}
+
+export function bi_trim(s: usize, cut: usize): usize {
+  if (!isStr(s) || !isStr(cut)) return 0;
+  return trimImpl(s, cut, true, true);
+}
+
+export function bi_trim_left(s: usize, cut: usize): usize {
+  if (!isStr(s) || !isStr(cut)) return 0;
+  return trimImpl(s, cut, true, false);
+}
+
+export function bi_trim_right(s: usize, cut: usize): usize {
+  if (!isStr(s) || !isStr(cut)) return 0;
+  return trimImpl(s, cut, false, true);
+}
+
+export function bi_trim_space(s: usize): usize {
+  if (!isStr(s)) return 0;
+  return trimImpl(s, 0, true, true);
+}
+
+export function bi_trim_prefix(s: usize, pre: usize): usize {
+  if (!isStr(s) || !isStr(pre)) return 0;
+  const n = lenOf(pre);
+  if (n <= lenOf(s) && bytesCmp(strPtr(s), n, strPtr(pre), n) == 0) return mkStr(strPtr(s) + n, lenOf(s) - n);
+  return s;
+}
+
+export function bi_trim_suffix(s: usize, suf: usize): usize {
+  if (!isStr(s) || !isStr(suf)) return 0;
+  const n = lenOf(suf);
+  const m = lenOf(s);
+  if (n <= m && bytesCmp(strPtr(s) + m - n, n, strPtr(suf), n) == 0) return mkStr(strPtr(s), m - n);
+  return s;
+}
+
+export function bi_split(s: usize, d: usize): usize {
+  if (!isStr(s) || !isStr(d)) return 0;
+  const p = strPtr(s);
+  const n = lenOf(s);
+  const dn = lenOf(d);
+  const r = mkArray(4);
+  if (dn == 0) {
+    let i: u32 = 0;
+    while (i < n) {
+      decodeRune(p + i, n - i);
+      arrayPush(r, mkStr(p + i, runeLen));
+      i += runeLen;
+    }
+    return r;
+  }
+  let from: u32 = 0;
+  while (true) {
+    const at = findBytes(p, n, strPtr(d), dn, from);
+    if (at < 0) break;
+    arrayPush(r, mkStr(p + from, <u32>at - from));
+    from = <u32>at + dn;
+  }
+  arrayPush(r, mkStr(p + from, n - from));
+  return r;
+}
+
+export function bi_replace(s: usize, old: usize, nw: usize): usize {
+  if (!isStr(s) || !isStr(old) || !isStr(nw)) return 0;
+  const p = strPtr(s);
+  const n = lenOf(s);
+  const on = lenOf(old);
+  const nn = lenOf(nw);
+  // Worst case size: every rune boundary gets `new` (empty `old`), or every match replaced.
+  const cap = <usize>n + <usize>(n + 1) * nn;
+  const b = alloc(cap);
+  let q = b;
+  if (on == 0) {
+    let i: u32 = 0;
+    memory.copy(q, strPtr(nw), nn); q += nn;
+    while (i < n) {
+      decodeRune(p + i, n - i);
+      memory.copy(q, p + i, runeLen); q += runeLen;
+      i += runeLen;
+      memory.copy(q, strPtr(nw), nn); q += nn;
+    }
+    return mkStr(b, <u32>(q - b));
+  }
+  let from: u32 = 0;
+  while (true) {
+    const at = findBytes(p, n, strPtr(old), on, from);
+    if (at < 0) break;
+    memory.copy(q, p + from, <u32>at - from); q += <u32>at - from;
+    memory.copy(q, strPtr(nw), nn); q += nn;
+    from = <u32>at + on;
+  }
+  memory.copy(q, p + from, n - from); q += n - from;
+  return mkStr(b, <u32>(q - b));
+}
+
+/** Byte offset of code point index `idx` (clamped to n). */
+function runeOffset(p: usize, n: u32, idx: u32): u32 {
+  let i: u32 = 0;
+  let c: u32 = 0;
+  while (i < n && c < idx) {
+    decodeRune(p + i, n - i);
+    i += runeLen;
+    c++;
+  }
+  return i;
+}
+
+export function bi_substring(s: usize, start: usize, len: usize): usize {
+  if (!isStr(s) || !isNum(start) || !isNum(len)) return 0;
+  const st = numOf(start);
+  const ln = numOf(len);
+  if (!isInt(st) || !isInt(ln) || st < 0) return 0;
+  const p = strPtr(s);
+  const n = lenOf(s);
+  if (st >= 4294967295) return EMPTY_STR;
+  const a = runeOffset(p, n, <u32>st);
+  if (a >= n) return EMPTY_STR;
+  if (ln < 0) return mkStr(p + a, n - a);
+  const b = ln >= 4294967295 ? n : a + runeOffset(p + a, n - a, <u32>ln);
+  return mkStr(p + a, b - a);
+}
+
+export function bi_indexof(s: usize, sub: usize): usize {
+  if (!isStr(s) || !isStr(sub)) return 0;
+  const at = findBytes(strPtr(s), lenOf(s), strPtr(sub), lenOf(sub), 0);
+  if (at < 0) return mkNum(-1);
+  return mkNum(<f64>runeCount(strPtr(s), <u32>at));
+}
+
+// ---- objects and arrays -------------------------------------------------------------------------
+
+function dotAny(src: usize, key: usize): usize {
+  const k = kindOf(src);
+  if (k == K_OBJ) return objGet(src, key);
+  if (k == K_SET) return setHas(src, key) ? key : 0;
+  if (k == K_ARR && isNum(key)) {
+    const x = numOf(key);
+    if (x >= 0 && x < <f64>lenOf(src) && floor(x) == x) return load<u32>(elems(src) + (<usize>(<u32>x) << 2));
+  }
+  return 0;
+}
+
+export function bi_object_get(obj: usize, key: usize, dflt: usize): usize {
+  if (kindOf(obj) != K_OBJ) return 0;
+  if (kindOf(key) == K_ARR) {
+    let cur = obj;
+    const n = lenOf(key);
+    for (let i: u32 = 0; i < n; i++) {
+      cur = dotAny(cur, load<u32>(elems(key) + (<usize>i << 2)));
+      if (cur == 0) return dflt;
+    }
+    return cur;
+  }
+  const v = objGet(obj, key);
+  return v == 0 ? dflt : v;
+}
+
+export function bi_object_keys(obj: usize): usize {
+  if (kindOf(obj) != K_OBJ) return 0;
+  const n = lenOf(obj);
+  const r = mkSet(n);
+  memory.copy(elems(r), objKeys(obj), <usize>n << 2);
+  store<u32>(r, n, 4);
+  return r;
+}
+
+export function bi_object_union(a: usize, b: usize): usize {
+  if (kindOf(a) != K_OBJ || kindOf(b) != K_OBJ) return 0;
+  return objMerge(a, b, true);
+}
+
+export function bi_object_remove(obj: usize, keys: usize): usize {
+  if (kindOf(obj) != K_OBJ) return 0;
+  const kk = kindOf(keys);
+  if (kk != K_ARR && kk != K_SET && kk != K_OBJ) return 0;
+  const r = mkObject(lenOf(obj));
+  const n = lenOf(obj);
+  for (let i: u32 = 0; i < n; i++) {
+    const k = load<u32>(objKeys(obj) + (<usize>i << 2));
+    let drop = false;
+    if (kk == K_OBJ) drop = objGet(keys, k) != 0;
+    else if (kk == K_SET) drop = setHas(keys, k);
+    else {
+      const m = lenOf(keys);
+      for (let j: u32 = 0; j < m && !drop; j++) drop = equal(load<u32>(elems(keys) + (<usize>j << 2)), k);
+    }
+    if (!drop) {
+      const len = lenOf(r);
+      store<u32>(objKeys(r) + (<usize>len << 2), k);
+      store<u32>(objVals(r) + (<usize>len << 2), valAt(obj, i));
+      store<u32>(r, len + 1, 4);
+    }
+  }
+  return r;
+}
+
+export function bi_array_concat(a: usize, b: usize): usize {
+  if (kindOf(a) != K_ARR || kindOf(b) != K_ARR) return 0;
+  const la = lenOf(a);
+  const lb = lenOf(b);
+  const r = mkArray(la + lb);
+  memory.copy(elems(r), elems(a), <usize>la << 2);
+  memory.copy(elems(r) + (<usize>la << 2), elems(b), <usize>lb << 2);
+  store<u32>(r, la + lb, 4);
+  return r;
+}
+
+export function bi_array_slice(a: usize, start: usize, stop: usize): usize {
+  if (kindOf(a) != K_ARR || !isNum(start) || !isNum(stop)) return 0;
+  let s = numOf(start);
+  let e = numOf(stop);
+  if (!isInt(s) || !isInt(e)) return 0;
+  const n = <f64>lenOf(a);
+  if (s < 0) s = 0;
+  if (e > n) e = n;
+  if (s >= e) return mkArray(0);
+  const cnt = <u32>(e - s);
+  const r = mkArray(cnt);
+  memory.copy(elems(r), elems(a) + (<usize>(<u32>s) << 2), <usize>cnt << 2);
+  store<u32>(r, cnt, 4);
+  return r;
+}
+
+// ---- sets -----------------------------------------------------------------------------------------
+
+export function bi_union(sets: usize): usize {
+  if (!isSet(sets)) return 0;
+  const r = mkSet(4);
+  const n = lenOf(sets);
+  for (let i: u32 = 0; i < n; i++) {
+    const s = load<u32>(elems(sets) + (<usize>i << 2));
+    if (!isSet(s)) return 0;
+    const m = lenOf(s);
+    for (let j: u32 = 0; j < m; j++) setInsert(r, load<u32>(elems(s) + (<usize>j << 2)));
+  }
+  return r;
+}
+
+export function bi_intersection(sets: usize): usize {
+  if (!isSet(sets)) return 0;
+  const n = lenOf(sets);
+  if (n == 0) return mkSet(0);
+  for (let i: u32 = 0; i < n; i++) if (!isSet(load<u32>(elems(sets) + (<usize>i << 2)))) return 0;
+  let r = setCopy(load<u32>(elems(sets)));
+  for (let i: u32 = 1; i < n; i++) r = bi_and(r, load<u32>(elems(sets) + (<usize>i << 2)));
+  return r;
+}
+
+// ---- types ------------------------------------------------------------------------------------
+
+export function bi_is_null(v: usize): usize { return mkBool(kindOf(v) == K_NULL); }
+export function bi_is_boolean(v: usize): usize { return mkBool(kindOf(v) == K_BOOL); }
+export function bi_is_number(v: usize): usize { return mkBool(kindOf(v) == K_NUM); }
+export function bi_is_string(v: usize): usize { return mkBool(kindOf(v) == K_STR); }
+export function bi_is_array(v: usize): usize { return mkBool(kindOf(v) == K_ARR); }
+export function bi_is_object(v: usize): usize { return mkBool(kindOf(v) == K_OBJ); }
+export function bi_is_set(v: usize): usize { return mkBool(kindOf(v) == K_SET); }
+
+export function bi_type_name(v: usize): usize {
+  switch (kindOf(v)) {
+    case K_NULL: return mkStrLit("null");
+    case K_BOOL: return mkStrLit("boolean");
+    case K_NUM: return mkStrLit("number");
+    case K_STR: return mkStrLit("string");
+    case K_ARR: return mkStrLit("array");
+    case K_OBJ: return mkStrLit("object");
+    case K_SET: return mkStrLit("set");
+  }
+  return 0;
+}
+
+// ---- encoding ---------------------------------------------------------------------------------
+
+export function bi_json_marshal(v: usize): usize {
+  return dumpJsonString(v);
+}
+
+export function bi_json_unmarshal(s: usize): usize {
+  if (!isStr(s)) return 0;
+  return parseJson(strPtr(s), lenOf(s));
+}

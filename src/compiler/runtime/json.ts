@@ -1,0 +1,459 @@
+// JSON text <-> values. Parsing is zero-copy for strings without escapes (the string points
+// into the source text, which the SDK keeps alive for as long as the value is used).
+
+import { alloc, extendLast } from "./memory";
+import {
+  K_NULL, K_BOOL, K_NUM, K_STR, K_ARR, K_OBJ, K_SET, NULL_V, TRUE_V, FALSE_V,
+  kindOf, lenOf, numOf, strPtr, elems, objKeys, objVals,
+  mkNum, mkStr, mkArray, mkObject, arrayPush, objInsert,
+} from "./value";
+import { dtoa_buffered } from "util/number";
+
+let pp: usize = 0;
+let pend: usize = 0;
+let perr: bool = false;
+let depth: i32 = 0;
+
+const MAX_DEPTH: i32 = 1000;
+
+// @ts-ignore: decorator
+@inline function isWs(c: u32): bool {
+  return c == 0x20 || c == 0x0a || c == 0x0d || c == 0x09;
+}
+
+function skipWs(): void {
+  while (pp < pend && isWs(load<u8>(pp))) pp++;
+}
+
+/** Parses `len` bytes of JSON text at `p`; returns 0 when malformed. */
+export function parseJson(p: usize, len: usize): usize {
+  pp = p;
+  pend = p + len;
+  perr = false;
+  depth = 0;
+  skipWs();
+  const v = parseValue();
+  if (perr || v == 0) return 0;
+  skipWs();
+  if (pp != pend) return 0;
+  return v;
+}
+
+function matchWord(w: u64, n: usize): bool {
+  // w holds the expected bytes little endian
+  if (pp + n > pend) return false;
+  for (let i: usize = 0; i < n; i++) {
+    if (<u64>load<u8>(pp + i) != ((w >> (i << 3)) & 0xff)) return false;
+  }
+  pp += n;
+  return true;
+}
+
+function parseValue(): usize {
+  if (pp >= pend) { perr = true; return 0; }
+  const c = <u32>load<u8>(pp);
+  if (c == 0x22) return parseString();
+  if (c == 0x7b) return parseObject();
+  if (c == 0x5b) return parseArray();
+  if (c == 0x74) { if (matchWord(0x65757274, 4)) return TRUE_V; perr = true; return 0; }
+  if (c == 0x66) { if (matchWord(0x65736c6166, 5)) return FALSE_V; perr = true; return 0; }
+  if (c == 0x6e) { if (matchWord(0x6c6c756e, 4)) return NULL_V; perr = true; return 0; }
+  if (c == 0x2d || (c >= 0x30 && c <= 0x39)) return parseNumber();
+  perr = true;
+  return 0;
+}
+
+function parseArray(): usize {
+  if (++depth > MAX_DEPTH) { perr = true; return 0; }
+  pp++;
+  const arr = mkArray(8);
+  skipWs();
+  if (pp < pend && load<u8>(pp) == 0x5d) { pp++; depth--; return arr; }
+  while (true) {
+    skipWs();
+    const v = parseValue();
+    if (v == 0) { perr = true; return 0; }
+    arrayPush(arr, v);
+    skipWs();
+    if (pp >= pend) { perr = true; return 0; }
+    const c = load<u8>(pp++);
+    if (c == 0x5d) break;
+    if (c != 0x2c) { perr = true; return 0; }
+  }
+  depth--;
+  return arr;
+}
+
+function parseObject(): usize {
+  if (++depth > MAX_DEPTH) { perr = true; return 0; }
+  pp++;
+  const obj = mkObject(8);
+  skipWs();
+  if (pp < pend && load<u8>(pp) == 0x7d) { pp++; depth--; return obj; }
+  while (true) {
+    skipWs();
+    if (pp >= pend || load<u8>(pp) != 0x22) { perr = true; return 0; }
+    const k = parseString();
+    if (k == 0) { perr = true; return 0; }
+    skipWs();
+    if (pp >= pend || load<u8>(pp) != 0x3a) { perr = true; return 0; }
+    pp++;
+    skipWs();
+    const v = parseValue();
+    if (v == 0) { perr = true; return 0; }
+    objInsert(obj, k, v, false);
+    skipWs();
+    if (pp >= pend) { perr = true; return 0; }
+    const c = load<u8>(pp++);
+    if (c == 0x7d) break;
+    if (c != 0x2c) { perr = true; return 0; }
+  }
+  depth--;
+  return obj;
+}
+
+function hex4(p: usize): i32 {
+  let r: i32 = 0;
+  for (let i: usize = 0; i < 4; i++) {
+    const c = <i32>load<u8>(p + i);
+    let d: i32;
+    if (c >= 0x30 && c <= 0x39) d = c - 0x30;
+    else if (c >= 0x61 && c <= 0x66) d = c - 0x61 + 10;
+    else if (c >= 0x41 && c <= 0x46) d = c - 0x41 + 10;
+    else return -1;
+    r = (r << 4) | d;
+  }
+  return r;
+}
+
+/** Writes code point `cp` as UTF-8 at `q`; returns the number of bytes. */
+export function putUtf8(q: usize, cp: u32): usize {
+  if (cp < 0x80) { store<u8>(q, <u8>cp); return 1; }
+  if (cp < 0x800) {
+    store<u8>(q, <u8>(0xc0 | (cp >> 6)));
+    store<u8>(q + 1, <u8>(0x80 | (cp & 0x3f)));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    store<u8>(q, <u8>(0xe0 | (cp >> 12)));
+    store<u8>(q + 1, <u8>(0x80 | ((cp >> 6) & 0x3f)));
+    store<u8>(q + 2, <u8>(0x80 | (cp & 0x3f)));
+    return 3;
+  }
+  store<u8>(q, <u8>(0xf0 | (cp >> 18)));
+  store<u8>(q + 1, <u8>(0x80 | ((cp >> 12) & 0x3f)));
+  store<u8>(q + 2, <u8>(0x80 | ((cp >> 6) & 0x3f)));
+  store<u8>(q + 3, <u8>(0x80 | (cp & 0x3f)));
+  return 4;
+}
+
+function parseString(): usize {
+  pp++;
+  const start = pp;
+  let escaped = false;
+  while (true) {
+    if (pp >= pend) { perr = true; return 0; }
+    const c = load<u8>(pp);
+    if (c == 0x22) break;
+    if (c < 0x20) { perr = true; return 0; }
+    if (c == 0x5c) { escaped = true; pp += 2; continue; }
+    pp++;
+  }
+  if (pp > pend) { perr = true; return 0; }
+  const end = pp;
+  pp++;
+  if (!escaped) return mkStr(start, <u32>(end - start));
+  const buf = alloc(end - start);
+  let q = buf;
+  let s = start;
+  while (s < end) {
+    const c = load<u8>(s);
+    if (c != 0x5c) { store<u8>(q++, c); s++; continue; }
+    const e = load<u8>(s + 1);
+    s += 2;
+    switch (e) {
+      case 0x22: store<u8>(q++, 0x22); break;
+      case 0x5c: store<u8>(q++, 0x5c); break;
+      case 0x2f: store<u8>(q++, 0x2f); break;
+      case 0x62: store<u8>(q++, 0x08); break;
+      case 0x66: store<u8>(q++, 0x0c); break;
+      case 0x6e: store<u8>(q++, 0x0a); break;
+      case 0x72: store<u8>(q++, 0x0d); break;
+      case 0x74: store<u8>(q++, 0x09); break;
+      case 0x75: {
+        if (s + 4 > end) { perr = true; return 0; }
+        let cp = hex4(s);
+        if (cp < 0) { perr = true; return 0; }
+        s += 4;
+        if (cp >= 0xd800 && cp < 0xdc00) {
+          if (s + 6 <= end && load<u8>(s) == 0x5c && load<u8>(s + 1) == 0x75) {
+            const lo = hex4(s + 2);
+            if (lo >= 0xdc00 && lo < 0xe000) {
+              cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+              s += 6;
+            } else cp = 0xfffd;
+          } else cp = 0xfffd;
+        } else if (cp >= 0xdc00 && cp < 0xe000) cp = 0xfffd;
+        q += putUtf8(q, <u32>cp);
+        break;
+      }
+      default: perr = true; return 0;
+    }
+  }
+  return mkStr(buf, <u32>(q - buf));
+}
+
+const POW10: StaticArray<f64> = [
+  1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+function scale(m: f64, e: i32): f64 {
+  if (e == 0) return m;
+  if (e > 0) {
+    while (e > 22) { m *= 1e22; e -= 22; }
+    return m * unchecked(POW10[e]);
+  }
+  e = -e;
+  while (e > 22) { m /= 1e22; e -= 22; }
+  return m / unchecked(POW10[e]);
+}
+
+/**
+ * Parses a JSON number at [p, end); returns the number of bytes consumed (0 if none) and
+ * leaves the value in `lastNumber`. Exact for up to 19 significant digits and decimal
+ * exponents within ±22 of them (Clinger's fast path); otherwise the nearest f64 within a few ulps.
+ */
+export let lastNumber: f64 = 0;
+
+export function scanNumber(p: usize, end: usize): usize {
+  let s = p;
+  let neg = false;
+  if (s < end && load<u8>(s) == 0x2d) { neg = true; s++; }
+  if (s >= end) return 0;
+  let c = load<u8>(s);
+  if (c < 0x30 || c > 0x39) return 0;
+  let mant: u64 = 0;
+  let digits: i32 = 0;
+  let exp: i32 = 0;
+  if (c == 0x30) {
+    s++;
+  } else {
+    while (s < end) {
+      c = load<u8>(s);
+      if (c < 0x30 || c > 0x39) break;
+      if (digits < 19) { mant = mant * 10 + <u64>(c - 0x30); digits++; } else exp++;
+      s++;
+    }
+  }
+  if (s < end && load<u8>(s) == 0x2e) {
+    s++;
+    const fs = s;
+    while (s < end) {
+      c = load<u8>(s);
+      if (c < 0x30 || c > 0x39) break;
+      if (digits < 19) {
+        if (mant != 0 || c != 0x30) { mant = mant * 10 + <u64>(c - 0x30); digits++; }
+        exp--;
+      }
+      s++;
+    }
+    if (s == fs) return 0;
+  }
+  if (s < end && (load<u8>(s) | 0x20) == 0x65) {
+    s++;
+    let eneg = false;
+    if (s < end && (load<u8>(s) == 0x2b || load<u8>(s) == 0x2d)) { eneg = load<u8>(s) == 0x2d; s++; }
+    const es = s;
+    let ev: i32 = 0;
+    while (s < end) {
+      c = load<u8>(s);
+      if (c < 0x30 || c > 0x39) break;
+      if (ev < 100000) ev = ev * 10 + <i32>(c - 0x30);
+      s++;
+    }
+    if (s == es) return 0;
+    exp += eneg ? -ev : ev;
+  }
+  let x = scale(<f64>mant, exp);
+  lastNumber = neg ? -x : x;
+  return s - p;
+}
+
+function parseNumber(): usize {
+  const n = scanNumber(pp, pend);
+  if (n == 0) { perr = true; return 0; }
+  pp += n;
+  return mkNum(lastNumber);
+}
+
+// ---- dump -----------------------------------------------------------------------------------
+
+let out: usize = 0;
+let outLen: usize = 0;
+let outCap: usize = 0;
+
+function ensure(n: usize): void {
+  if (outLen + n <= outCap) return;
+  let ncap = outCap * 2;
+  if (ncap < outLen + n) ncap = outLen + n + 64;
+  if (extendLast(out, outCap, ncap)) { outCap = ncap; return; }
+  const nb = alloc(ncap);
+  memory.copy(nb, out, outLen);
+  out = nb;
+  outCap = ncap;
+}
+
+// @ts-ignore: decorator
+@inline function putByte(b: u32): void {
+  ensure(1);
+  store<u8>(out + outLen, <u8>b);
+  outLen++;
+}
+
+function putAscii(s: string): void {
+  const n = <usize>s.length;
+  ensure(n);
+  for (let i: usize = 0; i < n; i++) store<u8>(out + outLen + i, <u8>s.charCodeAt(<i32>i));
+  outLen += n;
+}
+
+function putBytes(p: usize, n: usize): void {
+  ensure(n);
+  memory.copy(out + outLen, p, n);
+  outLen += n;
+}
+
+const dbuf: usize = memory.data(80, 8);
+
+/** Writes a number the way OPA prints it: integers without a decimal point. */
+export function writeNumber(x: f64): void {
+  if (!isFinite(x)) { putAscii("null"); return; }
+  if (x == 0) { putByte(0x30); return; }
+  if (floor(x) == x && abs(x) < 9.0e18) {
+    let v = <i64>x;
+    ensure(21);
+    if (v < 0) { store<u8>(out + outLen, 0x2d); outLen++; v = -v; }
+    let tmp = dbuf + 40;
+    let n: usize = 0;
+    while (v > 0) { store<u8>(tmp + n, <u8>(0x30 + <i32>(v % 10))); v /= 10; n++; }
+    for (let i: usize = 0; i < n; i++) store<u8>(out + outLen + i, load<u8>(tmp + n - 1 - i));
+    outLen += n;
+    return;
+  }
+  const n = <usize>dtoa_buffered(dbuf, x);
+  ensure(n);
+  for (let i: usize = 0; i < n; i++) store<u8>(out + outLen + i, <u8>load<u16>(dbuf + (i << 1)));
+  outLen += n;
+}
+
+const HEX: usize = memory.data<u8>([48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 97, 98, 99, 100, 101, 102]);
+
+function writeStringBytes(p: usize, n: usize): void {
+  ensure(n + 2);
+  store<u8>(out + outLen, 0x22);
+  outLen++;
+  let runStart = p;
+  const end = p + n;
+  let s = p;
+  while (s < end) {
+    const c = <u32>load<u8>(s);
+    if (c >= 0x20 && c != 0x22 && c != 0x5c) { s++; continue; }
+    putBytes(runStart, s - runStart);
+    if (c == 0x22) putAscii("\\\"");
+    else if (c == 0x5c) putAscii("\\\\");
+    else if (c == 0x0a) putAscii("\\n");
+    else if (c == 0x0d) putAscii("\\r");
+    else if (c == 0x09) putAscii("\\t");
+    else {
+      putAscii("\\u00");
+      putByte(load<u8>(HEX + (c >> 4)));
+      putByte(load<u8>(HEX + (c & 15)));
+    }
+    s++;
+    runStart = s;
+  }
+  putBytes(runStart, end - runStart);
+  putByte(0x22);
+}
+
+function writeValue(v: usize): void {
+  switch (kindOf(v)) {
+    case K_NULL: putAscii("null"); return;
+    case K_BOOL: if (load<u32>(v, 4) != 0) putAscii("true"); else putAscii("false"); return;
+    case K_NUM: writeNumber(numOf(v)); return;
+    case K_STR: writeStringBytes(strPtr(v), lenOf(v)); return;
+    case K_ARR:
+    case K_SET: {
+      putByte(0x5b);
+      const n = lenOf(v);
+      const e = elems(v);
+      for (let i: u32 = 0; i < n; i++) {
+        if (i > 0) putByte(0x2c);
+        writeValue(load<u32>(e + (<usize>i << 2)));
+      }
+      putByte(0x5d);
+      return;
+    }
+    case K_OBJ: {
+      putByte(0x7b);
+      const n = lenOf(v);
+      for (let i: u32 = 0; i < n; i++) {
+        if (i > 0) putByte(0x2c);
+        const k = load<u32>(objKeys(v) + (<usize>i << 2));
+        if (kindOf(k) == K_STR) {
+          writeStringBytes(strPtr(k), lenOf(k));
+        } else {
+          // Non-string keys become their JSON text, as in OPA.
+          const start = outLen;
+          writeValue(k);
+          const len = outLen - start;
+          const tmp = alloc(len);
+          memory.copy(tmp, out + start, len);
+          outLen = start;
+          writeStringBytes(tmp, len);
+        }
+        putByte(0x3a);
+        writeValue(load<u32>(objVals(v) + (<usize>i << 2)));
+      }
+      putByte(0x7d);
+      return;
+    }
+  }
+  putAscii("null");
+}
+
+function beginOut(): void {
+  outCap = 256;
+  out = alloc(outCap);
+  outLen = 0;
+}
+
+/** Dumps a value as NUL-terminated JSON; returns the text's address. */
+export function dumpJson(v: usize): usize {
+  beginOut();
+  writeValue(v);
+  putByte(0);
+  return out;
+}
+
+/** Dumps a value as JSON without the NUL; returns the string value. */
+export function dumpJsonString(v: usize): usize {
+  beginOut();
+  writeValue(v);
+  return mkStr(out, <u32>outLen);
+}
+
+/** `[{"result": v}]`, or `[]` when v is undefined (0). */
+export function dumpResultSet(v: usize): usize {
+  beginOut();
+  if (v == 0) {
+    putAscii("[]");
+  } else {
+    putAscii("[{\"result\":");
+    writeValue(v);
+    putAscii("}]");
+  }
+  putByte(0);
+  return out;
+}

@@ -1,0 +1,55 @@
+// Hand-written IR helpers for the back-end tests (no front end involved).
+import opa from "@open-policy-agent/opa-wasm";
+import { generateWasm } from "../../src/compiler/codegen.ts";
+import { hostBuiltins } from "../../src/compiler/host-builtins.ts";
+import type { Func, Policy, Stmt } from "../../src/compiler/ir.ts";
+
+export type LoadedPolicy = Awaited<ReturnType<typeof opa.loadPolicy>>;
+
+/** A memoized 2-parameter rule function. */
+export function rule(name: string, locals: number, result: number, body: Stmt[], memoize = true): Func {
+  return { name, params: 2, locals, result, body, memoize };
+}
+
+export function policyOf(funcs: Func[], entrypoints: Record<string, string>, hostBuiltinNames: string[] = []): Policy {
+  return {
+    funcs,
+    plans: Object.entries(entrypoints).map(([name, func]) => ({ name, func })),
+    hostBuiltins: hostBuiltinNames,
+  };
+}
+
+export async function load(policy: Policy, memory: WebAssembly.MemoryDescriptor = { initial: 5 }): Promise<LoadedPolicy> {
+  return opa.loadPolicy(generateWasm(policy), memory, hostBuiltins);
+}
+
+/** Evaluates one entrypoint; returns the result value or undefined for an empty result set. */
+export function result(p: LoadedPolicy, input: unknown, entrypoint: string | number = 0): unknown {
+  const rs = p.evaluate(input, entrypoint) as Array<{ result: unknown }>;
+  if (rs.length === 0) return undefined;
+  return rs[0]!.result;
+}
+
+/**
+ * A policy whose single entrypoint `t/out` evaluates one builtin on constant JSON arguments
+ * (or on input fields when an argument is `"$input.<field>"`).
+ */
+export function builtinPolicy(name: string, args: string[], hostBuiltinNames: string[] = []): Policy {
+  const body: Stmt[] = [];
+  const argLocals: number[] = [];
+  let next = 2;
+  for (const a of args) {
+    const l = next++;
+    if (a.startsWith("$input.")) {
+      const k = next++;
+      body.push({ op: "const", target: k, json: JSON.stringify(a.slice(7)) });
+      body.push({ op: "dot", target: l, source: 0, key: k });
+    } else {
+      body.push({ op: "const", target: l, json: a });
+    }
+    argLocals.push(l);
+  }
+  const out = next++;
+  body.push({ op: "builtin", target: out, name, args: argLocals });
+  return policyOf([rule("out", next, out, body)], { "t/out": "out" }, hostBuiltinNames);
+}
