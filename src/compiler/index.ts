@@ -1,0 +1,149 @@
+/**
+ * Arbiter's Rego compiler: Rego v1 sources -> an OPA wasm ABI module that
+ * `@open-policy-agent/opa-wasm` loads exactly like one built by `opa build -t wasm`.
+ *
+ * Pipeline: lexer -> parser -> checker (names, arity, scopes) -> planner (IR, `ir.ts`) ->
+ * codegen (wasm). Anything outside the supported subset fails the build with
+ * `file:line:col: message`; the compiler never guesses.
+ */
+import { loadPolicy } from "@open-policy-agent/opa-wasm";
+import type { Module } from "./ast.ts";
+import { isHostBuiltin } from "./builtins.ts";
+import { generateWasm } from "./codegen.ts";
+import { type Diagnostic, RegoCompileError } from "./diagnostics.ts";
+import type { Policy } from "./ir.ts";
+import { parseModule } from "./parser.ts";
+import { DEFAULT_ENTRYPOINTS, planModules } from "./planner.ts";
+
+export { RegoCompileError } from "./diagnostics.ts";
+export type { Diagnostic } from "./diagnostics.ts";
+export type { Policy } from "./ir.ts";
+export { DEFAULT_ENTRYPOINTS } from "./planner.ts";
+export { readBundle, writeBundle, buildBundle } from "./bundle.ts";
+export type { Bundle, BuildBundleOptions, LoadedBundle, BundleManifest } from "./bundle.ts";
+
+/** One Rego module; `path` is used in error positions. */
+export interface PolicySource {
+  readonly path: string;
+  readonly text: string;
+}
+
+export interface CompileOptions {
+  /**
+   * Entrypoints as slash paths (`arbiter/decide`, `arbiter/decide/allow`). A package path
+   * evaluates to the package document. Default: those of `arbiter/decide`, `arbiter/route`,
+   * `arbiter/guard_memory` and `arbiter/finalize` whose package exists.
+   */
+  readonly entrypoints?: readonly string[];
+}
+
+export interface CompileResult {
+  readonly wasm: Uint8Array;
+  /** Entrypoint names in id order (id = index). */
+  readonly entrypoints: string[];
+  /** Builtins the module imports from the host, in id order. */
+  readonly hostBuiltins: string[];
+  readonly ir: Policy;
+}
+
+/** Parses, checks and plans the sources into IR. Throws `RegoCompileError`. */
+export function planPolicy(sources: readonly PolicySource[], options: CompileOptions = {}): Policy {
+  const diags: Diagnostic[] = [];
+  const modules: Module[] = [];
+  const seen = new Set<string>();
+  for (const src of sources) {
+    if (seen.has(src.path)) {
+      diags.push({ file: src.path, line: 1, col: 1, message: `duplicate module path ${src.path}` });
+      continue;
+    }
+    seen.add(src.path);
+    try {
+      const { module, diagnostics } = parseModule(src.path, src.text);
+      diags.push(...diagnostics);
+      modules.push(module);
+    } catch (e) {
+      if (!(e instanceof RegoCompileError)) throw e;
+      diags.push(...e.diagnostics);
+    }
+  }
+  if (diags.length > 0) throw new RegoCompileError(diags);
+  const policy = planModules(modules, options.entrypoints, diags);
+  if (diags.length > 0) throw new RegoCompileError(diags);
+  const used = new Set<string>();
+  for (const f of policy.funcs) collectBuiltins(f.body, used);
+  return { ...policy, hostBuiltins: [...used].filter(isHostBuiltin).sort() };
+}
+
+function collectBuiltins(block: Policy["funcs"][number]["body"], out: Set<string>): void {
+  for (const s of block) {
+    switch (s.op) {
+      case "builtin":
+        out.add(s.name);
+        break;
+      case "block":
+        for (const b of s.blocks) collectBuiltins(b, out);
+        break;
+      case "scan":
+      case "not":
+        collectBuiltins(s.body, out);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+/** Compiles Rego sources to a wasm module. Throws `RegoCompileError` on any problem in the sources. */
+export function compile(sources: readonly PolicySource[], options: CompileOptions = {}): CompileResult {
+  const ir = planPolicy(sources, options);
+  const wasm = generateWasm(ir);
+  return { wasm, entrypoints: ir.plans.map((p) => p.name), hostBuiltins: [...ir.hostBuiltins], ir };
+}
+
+export { DEFAULT_ENTRYPOINTS as defaultEntrypoints };
+
+/** The loaded policy as the SDK returns it. */
+export type LoadedPolicy = Awaited<ReturnType<typeof loadPolicy>>;
+
+/**
+ * Loads a compiled module through `@open-policy-agent/opa-wasm` with Arbiter's host builtins,
+ * then sets `data` when given. The SDK throws bare strings; they are wrapped into `Error`s.
+ */
+export async function loadCompiledPolicy(wasm: Uint8Array, data?: unknown): Promise<LoadedPolicy> {
+  let policy: LoadedPolicy;
+  try {
+    policy = await loadPolicy(wasm, undefined, hostBuiltinTable());
+  } catch (e) {
+    throw toError(e, "loading the policy module failed");
+  }
+  if (data !== undefined) {
+    try {
+      policy.setData(data as object);
+    } catch (e) {
+      throw toError(e, "setting policy data failed");
+    }
+  }
+  return wrapEvaluate(policy);
+}
+
+function hostBuiltinTable(): Record<string, (...args: unknown[]) => unknown> {
+  return {};
+}
+
+/** Wraps `evaluate` so an `opa_abort` (a thrown string) surfaces as an Error. */
+function wrapEvaluate(policy: LoadedPolicy): LoadedPolicy {
+  const evaluate = policy.evaluate.bind(policy);
+  policy.evaluate = ((input?: unknown, entrypoint?: string | number) => {
+    try {
+      return evaluate(input as never, entrypoint as never);
+    } catch (e) {
+      throw toError(e, "policy evaluation failed");
+    }
+  }) as LoadedPolicy["evaluate"];
+  return policy;
+}
+
+function toError(e: unknown, context: string): Error {
+  if (e instanceof Error) return e;
+  return new Error(typeof e === "string" ? e : `${context}: ${String(e)}`);
+}

@@ -1,0 +1,156 @@
+/**
+ * Rego lexer. Newlines are not tokens: each token records whether whitespace or a newline came
+ * before it, which is what the parser needs to separate body literals and to tell `a[0]` (a
+ * reference) from `a [0]` (two terms).
+ */
+import { diagnostic, RegoCompileError } from "./diagnostics.ts";
+
+export type TokenKind = "ident" | "number" | "string" | "punct" | "eof";
+
+export interface Token {
+  readonly kind: TokenKind;
+  /** Source text for ident/number/punct; the decoded value for strings. */
+  readonly text: string;
+  readonly line: number;
+  readonly col: number;
+  readonly spaceBefore: boolean;
+  readonly newlineBefore: boolean;
+  /** For strings: true when written as a raw (backtick) string. */
+  readonly raw?: boolean;
+}
+
+const PUNCT2 = [":=", "==", "!=", "<=", ">="];
+const PUNCT1 = "<>=+-*/%|&()[]{},;.:";
+
+export function describeToken(t: Token): string {
+  switch (t.kind) {
+    case "eof":
+      return "end of file";
+    case "string":
+      return "string";
+    case "number":
+      return `number ${t.text}`;
+    case "ident":
+      return `"${t.text}"`;
+    default:
+      return `"${t.text}"`;
+  }
+}
+
+export function tokenize(file: string, src: string): Token[] {
+  const out: Token[] = [];
+  let i = 0;
+  let line = 1;
+  let col = 1;
+  let space = false;
+  let newline = false;
+  const fail = (msg: string, l = line, c = col): never => {
+    throw new RegoCompileError([diagnostic(file, l, c, msg)]);
+  };
+  const advance = (n: number) => {
+    for (let k = 0; k < n; k++) {
+      if (src[i] === "\n") {
+        line++;
+        col = 1;
+      } else {
+        col++;
+      }
+      i++;
+    }
+  };
+  while (i < src.length) {
+    const ch = src[i]!;
+    if (ch === "\n") {
+      newline = true;
+      space = true;
+      advance(1);
+      continue;
+    }
+    if (ch === " " || ch === "\t" || ch === "\r") {
+      space = true;
+      advance(1);
+      continue;
+    }
+    if (ch === "#") {
+      while (i < src.length && src[i] !== "\n") advance(1);
+      continue;
+    }
+    const startLine = line;
+    const startCol = col;
+    const push = (kind: TokenKind, text: string, raw?: boolean) => {
+      out.push({ kind, text, line: startLine, col: startCol, spaceBefore: space, newlineBefore: newline, raw });
+      space = false;
+      newline = false;
+    };
+    if (/[A-Za-z_]/.test(ch)) {
+      let j = i;
+      while (j < src.length && /[A-Za-z0-9_]/.test(src[j]!)) j++;
+      const text = src.slice(i, j);
+      advance(j - i);
+      push("ident", text);
+      continue;
+    }
+    if (/[0-9]/.test(ch)) {
+      const m = /^(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(src.slice(i, i + 400));
+      if (!m) fail(`invalid number`);
+      const text = m![0];
+      if (/^[A-Za-z0-9_.]/.test(src[i + text.length] ?? "")) fail(`invalid number "${src.slice(i, i + text.length + 1)}"`);
+      advance(text.length);
+      push("number", text);
+      continue;
+    }
+    if (ch === '"') {
+      let j = i + 1;
+      let value = "";
+      for (;;) {
+        if (j >= src.length || src[j] === "\n") fail("unterminated string");
+        const c = src[j]!;
+        if (c === '"') break;
+        if (c === "\\") {
+          const e = src[j + 1];
+          const simple: Record<string, string> = { '"': '"', "\\": "\\", "/": "/", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t" };
+          if (e !== undefined && e in simple) {
+            value += simple[e];
+            j += 2;
+            continue;
+          }
+          if (e === "u") {
+            const hex = src.slice(j + 2, j + 6);
+            if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail("invalid escape in string", line, col + (j - i));
+            value += String.fromCharCode(parseInt(hex, 16));
+            j += 6;
+            continue;
+          }
+          fail(`invalid escape "\\${e ?? ""}" in string`, line, col + (j - i));
+        }
+        value += c;
+        j++;
+      }
+      advance(j + 1 - i);
+      push("string", value);
+      continue;
+    }
+    if (ch === "`") {
+      const j = src.indexOf("`", i + 1);
+      if (j < 0) fail("unterminated raw string");
+      const value = src.slice(i + 1, j);
+      advance(j + 1 - i);
+      push("string", value, true);
+      continue;
+    }
+    const two = src.slice(i, i + 2);
+    if (PUNCT2.includes(two)) {
+      advance(2);
+      push("punct", two);
+      continue;
+    }
+    if (PUNCT1.includes(ch)) {
+      advance(1);
+      push("punct", ch);
+      continue;
+    }
+    fail(`unexpected character "${ch}"`);
+  }
+  out.push({ kind: "eof", text: "", line, col, spaceBefore: space, newlineBefore: true });
+  return out;
+}

@@ -1,0 +1,560 @@
+/**
+ * Recursive-descent parser for Rego v1 (the syntax OPA 1.x accepts by default). Operator
+ * precedence follows OPA's parser: `in` < relations (`==` ...) < `|` < `&` < `+ -` < `* / %`.
+ * Like OPA, binary operators are parsed greedily across newlines, while references and calls
+ * must follow their operand without whitespace (`a[0]`, `f(x)`).
+ *
+ * Constructs that parse but are outside the supported subset (`with`, multi-part rule heads)
+ * are recorded as diagnostics and parsing continues, so one run reports all of them.
+ */
+import type { Body, ElseClause, Import, Literal, Loc, Module, Rule, Term } from "./ast.ts";
+import { type Diagnostic, diagnostic, RegoCompileError } from "./diagnostics.ts";
+import { describeToken, type Token, tokenize } from "./lexer.ts";
+
+const KEYWORDS = new Set([
+  "package", "import", "as", "default", "else", "if", "contains", "some", "in", "every", "not", "with",
+]);
+
+class ParseFailure extends Error {}
+
+const RELATIONS: Record<string, string> = { "==": "equal", "!=": "neq", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte" };
+
+export function parseModule(file: string, text: string): { module: Module; diagnostics: Diagnostic[] } {
+  const p = new Parser(file, tokenize(file, text));
+  try {
+    const module = p.module();
+    return { module, diagnostics: p.diagnostics };
+  } catch (e) {
+    if (e instanceof ParseFailure) throw new RegoCompileError(p.diagnostics);
+    throw e;
+  }
+}
+
+class Parser {
+  readonly diagnostics: Diagnostic[] = [];
+  #pos = 0;
+  readonly #file: string;
+  readonly #toks: Token[];
+
+  constructor(file: string, toks: Token[]) {
+    this.#file = file;
+    this.#toks = toks;
+  }
+
+  get tok(): Token {
+    return this.#toks[this.#pos]!;
+  }
+  peek(n = 1): Token {
+    return this.#toks[Math.min(this.#pos + n, this.#toks.length - 1)]!;
+  }
+  next(): Token {
+    const t = this.tok;
+    if (t.kind !== "eof") this.#pos++;
+    return t;
+  }
+  loc(t: Token = this.tok): Loc {
+    return { file: this.#file, line: t.line, col: t.col };
+  }
+  is(text: string, t: Token = this.tok): boolean {
+    return (t.kind === "punct" || t.kind === "ident") && t.text === text;
+  }
+  fail(expected: string, t: Token = this.tok): never {
+    this.diagnostics.push(diagnostic(this.#file, t.line, t.col, `unexpected token ${describeToken(t)}: expected ${expected}`));
+    throw new ParseFailure();
+  }
+  error(loc: Loc, message: string): never {
+    this.diagnostics.push(diagnostic(loc.file, loc.line, loc.col, message));
+    throw new ParseFailure();
+  }
+  report(loc: Loc, message: string): void {
+    this.diagnostics.push(diagnostic(loc.file, loc.line, loc.col, message));
+  }
+  expect(text: string, expected = `"${text}"`): Token {
+    if (!this.is(text)) this.fail(expected);
+    return this.next();
+  }
+  ident(expected = "a name"): Token {
+    if (this.tok.kind !== "ident" || KEYWORDS.has(this.tok.text)) this.fail(expected);
+    return this.next();
+  }
+
+  module(): Module {
+    const pkgTok = this.tok;
+    if (!this.is("package")) this.fail(`"package"`);
+    this.next();
+    const pkg = this.dottedPath("a package name");
+    if (pkg[0] === "data") pkg.shift();
+    if (pkg.length === 0) this.fail("a package name", pkgTok);
+    const imports: Import[] = [];
+    while (this.is("import")) {
+      const imp = this.importDecl();
+      if (imp) imports.push(imp);
+    }
+    const rules: Rule[] = [];
+    while (this.tok.kind !== "eof") {
+      if (this.is("import")) this.error(this.loc(), "unexpected token \"import\": imports must come before rules");
+      if (this.is("package")) this.error(this.loc(), "unexpected token \"package\": one package per file");
+      rules.push(this.rule());
+    }
+    return { file: this.#file, pkg, pkgLoc: this.loc(pkgTok), imports, rules };
+  }
+
+  dottedPath(expected: string): string[] {
+    const parts = [this.ident(expected).text];
+    for (;;) {
+      if (this.is(".") && !this.tok.spaceBefore) {
+        this.next();
+        parts.push(this.ident(expected).text);
+      } else if (this.is("[") && !this.tok.spaceBefore && this.peek().kind === "string" && this.is("]", this.peek(2))) {
+        this.next();
+        parts.push(this.next().text);
+        this.next();
+      } else {
+        return parts;
+      }
+    }
+  }
+
+  importDecl(): Import | undefined {
+    const start = this.next();
+    const loc = this.loc(start);
+    const path = this.dottedPath("an import path");
+    let alias = path[path.length - 1]!;
+    if (this.is("as")) {
+      this.next();
+      alias = this.ident("an import alias").text;
+    }
+    const root = path[0];
+    if (root === "rego" || root === "future") {
+      const ok = root === "rego" ? path.length === 2 && path[1] === "v1" : path[1] === "keywords";
+      if (!ok) this.report(loc, `unsupported: import ${path.join(".")}`);
+      return undefined;
+    }
+    if (root !== "input" && root !== "data") {
+      this.report(loc, `unsupported: import path ${path.join(".")} (must begin with input, data, rego or future)`);
+      return undefined;
+    }
+    if (root === "data" && path.length === 1 && alias === "data") return undefined;
+    if (root === "input" && path.length === 1 && alias === "input") return undefined;
+    return { path, alias, loc };
+  }
+
+  rule(): Rule {
+    const loc = this.loc();
+    let isDefault = false;
+    if (this.is("default")) {
+      this.next();
+      isDefault = true;
+    }
+    const nameTok = this.ident("a rule name");
+    const name = nameTok.text;
+    let kind: Rule["kind"] = "complete";
+    let args: Term[] = [];
+    let key: Term | undefined;
+    let value: Term | undefined;
+    if (this.is(".") && !this.tok.spaceBefore) {
+      this.error(this.loc(), "unsupported: rule head with a multi-part reference");
+    }
+    if (this.is("(") && !this.tok.spaceBefore) {
+      this.next();
+      kind = "function";
+      args = this.termList(")");
+      this.expect(")");
+    } else if (this.is("[") && !this.tok.spaceBefore) {
+      const bracket = this.next();
+      key = this.termIn();
+      this.expect("]");
+      if (!this.is(":=") && !this.is("=")) {
+        this.error(this.loc(bracket), `unsupported: rule head ${name}[...] without a value (use "contains" for partial sets)`);
+      }
+      kind = "object";
+    } else if (this.is("contains")) {
+      this.next();
+      kind = "set";
+      key = this.termIn();
+    }
+    if (kind !== "set" && (this.is(":=") || this.is("="))) {
+      this.next();
+      value = this.termIn();
+    }
+    if (isDefault) {
+      if (kind === "set" || kind === "object") this.error(loc, "unsupported: default on a partial rule");
+      if (value === undefined) this.fail(`":=" after the name of a default rule`);
+      if (this.is("if")) this.error(this.loc(), "default rules must not have a body");
+      return { loc, name, kind, isDefault, args, key, value, body: [], elses: [] };
+    }
+    if (kind === "complete" && value === undefined && !this.is("if")) {
+      if (this.is("{")) this.error(this.loc(), "`if` keyword is required before rule body");
+      this.fail(`"if", ":=" or "contains"`);
+    }
+    let body: Body = [];
+    if (this.is("if")) {
+      this.next();
+      body = this.ruleBody();
+    } else if (this.is("{")) {
+      this.error(this.loc(), "`if` keyword is required before rule body");
+    }
+    const elses: ElseClause[] = [];
+    while (this.is("else")) {
+      const elseTok = this.next();
+      if (kind === "set" || kind === "object") this.error(this.loc(elseTok), "else keyword cannot be used on partial rules");
+      let elseValue: Term | undefined;
+      if (this.is(":=") || this.is("=")) {
+        this.next();
+        elseValue = this.termIn();
+      }
+      let elseBody: Body = [];
+      if (this.is("if")) {
+        this.next();
+        elseBody = this.ruleBody();
+      } else if (this.is("{")) {
+        this.error(this.loc(), "`if` keyword is required before rule body");
+      }
+      elses.push({ value: elseValue, body: elseBody, loc: this.loc(elseTok) });
+    }
+    if (this.tok.kind !== "eof" && !this.tok.newlineBefore) {
+      this.fail("a new line after the rule");
+    }
+    return { loc, name, kind, isDefault, args, key, value, body, elses };
+  }
+
+  ruleBody(): Body {
+    if (this.is("{")) {
+      this.next();
+      const body = this.query("}");
+      this.expect("}");
+      return body;
+    }
+    return [this.literal()];
+  }
+
+  /** Literals separated by `;` or newlines, up to (not including) `close`. */
+  query(close: string): Literal[] {
+    const lits: Literal[] = [];
+    while (!this.is(close)) {
+      if (this.tok.kind === "eof") this.fail(`"${close}"`);
+      lits.push(this.literal());
+      if (this.is(";")) {
+        this.next();
+        continue;
+      }
+      if (this.is(close) || this.tok.newlineBefore) continue;
+      this.fail(`";", a new line or "${close}"`);
+    }
+    if (lits.length === 0) this.fail("a body expression");
+    return lits;
+  }
+
+  literal(): Literal {
+    const loc = this.loc();
+    if (this.is("some")) {
+      this.next();
+      const first = this.termRelation();
+      const terms = [first];
+      while (this.is(",")) {
+        this.next();
+        terms.push(this.termRelation());
+      }
+      if (this.is("in")) {
+        this.next();
+        if (terms.length > 2) this.fail(`"in" after at most two variables`);
+        const collection = this.termRelation();
+        const lit: Literal =
+          terms.length === 2
+            ? { kind: "someIn", key: terms[0], value: terms[1]!, collection, loc }
+            : { kind: "someIn", key: undefined, value: terms[0]!, collection, loc };
+        this.withModifiers();
+        return lit;
+      }
+      for (const t of terms) if (t.type !== "var") this.error(t.loc, "unsupported: some declaration of a non-variable");
+      return { kind: "some", vars: terms, loc };
+    }
+    if (this.is("every")) {
+      this.next();
+      const first = this.termVar();
+      let key: Term | undefined;
+      let value = first;
+      if (this.is(",")) {
+        this.next();
+        key = first;
+        value = this.termVar();
+      }
+      this.expect("in");
+      const domain = this.termRelation();
+      this.expect("{");
+      const body = this.query("}");
+      this.expect("}");
+      this.withModifiers();
+      return { kind: "every", key, value, domain, body, loc };
+    }
+    let negated = false;
+    if (this.is("not")) {
+      this.next();
+      negated = true;
+    }
+    let term = this.termIn();
+    if (this.is(",") && !negated) {
+      // `k, v in xs` as an expression
+      this.next();
+      const v = this.termRelation();
+      this.expect("in", `"in"`);
+      const coll = this.termRelation();
+      term = { type: "call", name: "internal.member_3", args: [term, v, coll], loc: term.loc };
+    }
+    if (this.is(":=") || this.is("=")) {
+      const op = this.next();
+      const rhs = this.termIn();
+      term = { type: "call", name: op.text === ":=" ? "assign" : "eq", args: [term, rhs], loc: this.loc(op) };
+    }
+    this.withModifiers();
+    return { kind: "expr", negated, term, loc };
+  }
+
+  termVar(): Term {
+    const t = this.ident("a variable");
+    return { type: "var", name: t.text, orig: t.text, loc: this.loc(t) };
+  }
+
+  withModifiers(): void {
+    while (this.is("with")) {
+      this.report(this.loc(), `unsupported: the "with" keyword`);
+      this.next();
+      this.termRelation();
+      this.expect("as");
+      this.termRelation();
+    }
+  }
+
+  termList(close: string): Term[] {
+    const items: Term[] = [];
+    while (!this.is(close)) {
+      items.push(this.termIn());
+      if (!this.is(",")) break;
+      this.next();
+    }
+    return items;
+  }
+
+  termIn(): Term {
+    let t = this.termRelation();
+    while (this.is("in")) {
+      this.next();
+      const rhs = this.termRelation();
+      t = { type: "call", name: "internal.member_2", args: [t, rhs], loc: t.loc };
+    }
+    return t;
+  }
+
+  termRelation(noOr = false): Term {
+    let t = this.termOr(noOr);
+    while (this.tok.kind === "punct" && this.tok.text in RELATIONS) {
+      const op = this.next();
+      const rhs = this.termOr(noOr);
+      t = { type: "call", name: RELATIONS[op.text]!, args: [t, rhs], loc: t.loc };
+    }
+    return t;
+  }
+
+  termOr(noOr: boolean): Term {
+    let t = this.termAnd();
+    while (!noOr && this.is("|")) {
+      this.next();
+      t = { type: "call", name: "or", args: [t, this.termAnd()], loc: t.loc };
+    }
+    return t;
+  }
+
+  termAnd(): Term {
+    let t = this.termArith();
+    while (this.is("&")) {
+      this.next();
+      t = { type: "call", name: "and", args: [t, this.termArith()], loc: t.loc };
+    }
+    return t;
+  }
+
+  termArith(): Term {
+    let t = this.termFactor();
+    while (this.is("+") || this.is("-")) {
+      const op = this.next();
+      t = { type: "call", name: op.text === "+" ? "plus" : "minus", args: [t, this.termFactor()], loc: t.loc };
+    }
+    return t;
+  }
+
+  termFactor(): Term {
+    let t = this.unary();
+    while (this.is("*") || this.is("/") || this.is("%")) {
+      const op = this.next();
+      const name = op.text === "*" ? "mul" : op.text === "/" ? "div" : "rem";
+      t = { type: "call", name, args: [t, this.unary()], loc: t.loc };
+    }
+    return t;
+  }
+
+  unary(): Term {
+    if (this.is("-")) {
+      const minus = this.next();
+      if (this.tok.kind === "number" && !this.tok.spaceBefore) {
+        const n = this.next();
+        return this.postfix({ type: "number", text: n.text === "0" ? "0" : `-${n.text}`, loc: this.loc(minus) });
+      }
+      const operand = this.unary();
+      return { type: "call", name: "minus", args: [{ type: "number", text: "0", loc: this.loc(minus) }, operand], loc: this.loc(minus) };
+    }
+    return this.primary();
+  }
+
+  primary(): Term {
+    const t = this.tok;
+    const loc = this.loc(t);
+    if (t.kind === "number") {
+      this.next();
+      return this.postfix({ type: "number", text: t.text, loc });
+    }
+    if (t.kind === "string") {
+      this.next();
+      return this.postfix({ type: "string", value: t.text, loc });
+    }
+    if (t.kind === "ident") {
+      if (t.text === "true" || t.text === "false") {
+        this.next();
+        return { type: "boolean", value: t.text === "true", loc };
+      }
+      if (t.text === "null") {
+        this.next();
+        return { type: "null", loc };
+      }
+      if (KEYWORDS.has(t.text)) this.fail("a term");
+      this.next();
+      // A dotted name directly followed by "(" is a call: regex.match(...), data.lib.f(...).
+      let i = 0;
+      const parts = [t.text];
+      while (this.is(".", this.peek(i)) && this.peek(i + 1).kind === "ident" && !this.peek(i + 1).spaceBefore) i += 2;
+      const callTok = this.peek(i);
+      if (this.is("(", callTok) && !callTok.spaceBefore) {
+        for (let k = 0; k < i; k += 2) {
+          this.next();
+          parts.push(this.next().text);
+        }
+        this.next();
+        const name = parts.join(".");
+        const args = this.termList(")");
+        this.expect(")", `")" or ","`);
+        if (name === "set" && args.length === 0) return this.postfix({ type: "set", items: [], loc });
+        return this.postfix({ type: "call", name, args, loc });
+      }
+      return this.postfix({ type: "var", name: t.text, orig: t.text, loc });
+    }
+    if (this.is("(")) {
+      this.next();
+      const inner = this.termIn();
+      this.expect(")");
+      return this.postfix(inner);
+    }
+    if (this.is("[")) {
+      this.next();
+      if (this.is("]")) {
+        this.next();
+        return this.postfix({ type: "array", items: [], loc });
+      }
+      const first = this.termRelation(true);
+      if (this.is("|")) {
+        this.next();
+        const body = this.query("]");
+        this.expect("]");
+        return { type: "arrayCompr", head: first, body, loc };
+      }
+      const items = [this.continueIn(first)];
+      while (this.is(",")) {
+        this.next();
+        if (this.is("]")) break;
+        items.push(this.termIn());
+      }
+      this.expect("]", `"]" or ","`);
+      return this.postfix({ type: "array", items, loc });
+    }
+    if (this.is("{")) {
+      this.next();
+      if (this.is("}")) {
+        this.next();
+        return this.postfix({ type: "object", pairs: [], loc });
+      }
+      const first = this.termRelation(true);
+      if (this.is(":")) {
+        this.next();
+        const v = this.termRelation(true);
+        if (this.is("|")) {
+          this.next();
+          const body = this.query("}");
+          this.expect("}");
+          return { type: "objectCompr", key: first, value: v, body, loc };
+        }
+        const pairs: [Term, Term][] = [[first, this.continueIn(v)]];
+        while (this.is(",")) {
+          this.next();
+          if (this.is("}")) break;
+          const k = this.termIn();
+          this.expect(":");
+          pairs.push([k, this.termIn()]);
+        }
+        this.expect("}", `"}" or ","`);
+        return this.postfix({ type: "object", pairs, loc });
+      }
+      if (this.is("|")) {
+        this.next();
+        const body = this.query("}");
+        this.expect("}");
+        return { type: "setCompr", head: first, body, loc };
+      }
+      const items = [this.continueIn(first)];
+      while (this.is(",")) {
+        this.next();
+        if (this.is("}")) break;
+        items.push(this.termIn());
+      }
+      this.expect("}", `"}" or ","`);
+      return this.postfix({ type: "set", items, loc });
+    }
+    return this.fail("a term");
+  }
+
+  /** After a term parsed without `|` (to detect comprehensions), finish `| ...` and `in`. */
+  continueIn(t: Term): Term {
+    while (this.is("|")) {
+      this.next();
+      t = { type: "call", name: "or", args: [t, this.termAnd()], loc: t.loc };
+    }
+    while (this.tok.kind === "punct" && this.tok.text in RELATIONS) {
+      const op = this.next();
+      t = { type: "call", name: RELATIONS[op.text]!, args: [t, this.termOr(false)], loc: t.loc };
+    }
+    while (this.is("in")) {
+      this.next();
+      t = { type: "call", name: "internal.member_2", args: [t, this.termRelation()], loc: t.loc };
+    }
+    return t;
+  }
+
+  postfix(head: Term): Term {
+    const path: Term[] = [];
+    for (;;) {
+      if (this.is(".") && !this.tok.spaceBefore) {
+        this.next();
+        const k = this.tok;
+        if (k.kind !== "ident") this.fail("a name after \".\"");
+        this.next();
+        path.push({ type: "string", value: k.text, loc: this.loc(k) });
+      } else if (this.is("[") && !this.tok.spaceBefore) {
+        this.next();
+        path.push(this.termIn());
+        this.expect("]");
+      } else {
+        break;
+      }
+    }
+    if (path.length === 0) return head;
+    if (head.type === "ref") return { type: "ref", head: head.head, path: [...head.path, ...path], loc: head.loc };
+    return { type: "ref", head, path, loc: head.loc };
+  }
+}
