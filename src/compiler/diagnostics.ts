@@ -11,7 +11,8 @@ export function diagnostic(file: string, line: number, col: number, message: str
 }
 
 export function formatDiagnostic(d: Diagnostic): string {
-  return `${d.file}:${d.line}:${d.col}: ${d.message}`;
+  // Problems with no source position (a bad entrypoint) carry an empty file name.
+  return d.file === "" ? d.message : `${d.file}:${d.line}:${d.col}: ${d.message}`;
 }
 
 /** Thrown by `compile` and `planPolicy`: the diagnostics sorted by file and position. */

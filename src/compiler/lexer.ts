@@ -130,6 +130,7 @@ export function tokenize(file: string, src: string): Token[] {
       push("string", value);
       continue;
     }
+    if (ch === "$" && src[i + 1] === '"') fail("unsupported: string interpolation");
     if (ch === "`") {
       const j = src.indexOf("`", i + 1);
       if (j < 0) fail("unterminated raw string");

@@ -59,7 +59,8 @@ class Parser {
     return (t.kind === "punct" || t.kind === "ident") && t.text === text;
   }
   fail(expected: string, t: Token = this.tok): never {
-    this.diagnostics.push(diagnostic(this.#file, t.line, t.col, `unexpected token ${describeToken(t)}: expected ${expected}`));
+    const what = t.kind === "eof" ? "end of file" : `token ${describeToken(t)}`;
+    this.diagnostics.push(diagnostic(this.#file, t.line, t.col, `unexpected ${what}: expected ${expected}`));
     throw new ParseFailure();
   }
   error(loc: Loc, message: string): never {
@@ -116,8 +117,8 @@ class Parser {
   }
 
   importDecl(): Import | undefined {
-    const start = this.next();
-    const loc = this.loc(start);
+    this.next();
+    const loc = this.loc();
     const path = this.dottedPath("an import path");
     let alias = path[path.length - 1]!;
     if (this.is("as")) {
@@ -425,7 +426,8 @@ class Parser {
         this.next();
         return { type: "null", loc };
       }
-      if (KEYWORDS.has(t.text)) this.fail("a term");
+      const isCall = this.is("(", this.peek()) && !this.peek().spaceBefore;
+      if (KEYWORDS.has(t.text) && !(t.text === "contains" && isCall)) this.fail("a term");
       this.next();
       // A dotted name directly followed by "(" is a call: regex.match(...), data.lib.f(...).
       let i = 0;
@@ -440,7 +442,7 @@ class Parser {
         this.next();
         const name = parts.join(".");
         const args = this.termList(")");
-        this.expect(")", `")" or ","`);
+        this.expect(")", `"," or ")"`);
         if (name === "set" && args.length === 0) return this.postfix({ type: "set", items: [], loc });
         return this.postfix({ type: "call", name, args, loc });
       }
@@ -471,7 +473,7 @@ class Parser {
         if (this.is("]")) break;
         items.push(this.termIn());
       }
-      this.expect("]", `"]" or ","`);
+      this.expect("]", `"," or "]"`);
       return this.postfix({ type: "array", items, loc });
     }
     if (this.is("{")) {
@@ -498,7 +500,7 @@ class Parser {
           this.expect(":");
           pairs.push([k, this.termIn()]);
         }
-        this.expect("}", `"}" or ","`);
+        this.expect("}", `"," or "}"`);
         return this.postfix({ type: "object", pairs, loc });
       }
       if (this.is("|")) {
@@ -513,7 +515,7 @@ class Parser {
         if (this.is("}")) break;
         items.push(this.termIn());
       }
-      this.expect("}", `"}" or ","`);
+      this.expect("}", `"," or "}"`);
       return this.postfix({ type: "set", items, loc });
     }
     return this.fail("a term");

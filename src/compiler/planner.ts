@@ -81,7 +81,7 @@ class PolicyPlanner {
           this.#groups.push(node.group);
           this.#nodeLoc.set(dataName(path), rule.loc);
         } else if (node.group.kind !== rule.kind || node.group.arity !== arity) {
-          this.#error(rule.loc, `conflicting rules ${dataName(path)} found`);
+          this.#error(node.group.rules[0]!.rule.loc, `conflicting rules ${dataName(path)} found`);
           continue;
         }
         node.group.rules.push({ rule, module: m });
@@ -136,7 +136,7 @@ class PolicyPlanner {
       eps = DEFAULT_ENTRYPOINTS.filter((e) => this.#find(e.split("/"))?.isPackage);
       if (eps.length === 0) {
         this.#diags.push({
-          file: "<entrypoints>",
+          file: "",
           line: 0,
           col: 0,
           message: `no entrypoint given and none of the default packages (${DEFAULT_ENTRYPOINTS.join(", ")}) is defined`,
@@ -151,7 +151,7 @@ class PolicyPlanner {
       const path = ep.split("/").filter((s) => s !== "");
       if (path[0] === "data") path.shift();
       const node = path.length === 0 ? this.#root : this.#find(path);
-      const bad = (msg: string) => this.#diags.push({ file: "<entrypoints>", line: 0, col: 0, message: `entrypoint "${ep}" ${msg}` });
+      const bad = (msg: string) => this.#diags.push({ file: "", line: 0, col: 0, message: `entrypoint "${ep}" ${msg}` });
       if (!node || (node.children.size === 0 && !node.group)) {
         bad("does not refer to a rule or package");
         continue;
