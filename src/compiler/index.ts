@@ -10,6 +10,7 @@ import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import type { Module } from "./ast.ts";
 import { isHostBuiltin } from "./builtins.ts";
 import { generateWasm } from "./codegen.ts";
+import { hostBuiltins } from "./host-builtins.ts";
 import { type Diagnostic, RegoCompileError } from "./diagnostics.ts";
 import type { Policy } from "./ir.ts";
 import { parseModule } from "./parser.ts";
@@ -20,6 +21,7 @@ export type { Diagnostic } from "./diagnostics.ts";
 export type { Policy } from "./ir.ts";
 export { DEFAULT_ENTRYPOINTS } from "./planner.ts";
 export { readBundle, writeBundle, buildBundle } from "./bundle.ts";
+export { hostBuiltins } from "./host-builtins.ts";
 export type { Bundle, BuildBundleOptions, LoadedBundle, BundleManifest } from "./bundle.ts";
 
 /** One Rego module; `path` is used in error positions. */
@@ -112,7 +114,7 @@ export type LoadedPolicy = Awaited<ReturnType<typeof loadPolicy>>;
 export async function loadCompiledPolicy(wasm: Uint8Array, data?: unknown): Promise<LoadedPolicy> {
   let policy: LoadedPolicy;
   try {
-    policy = await loadPolicy(wasm, undefined, hostBuiltinTable());
+    policy = await loadPolicy(wasm, undefined, hostBuiltins as Record<string, (...args: unknown[]) => unknown>);
   } catch (e) {
     throw toError(e, "loading the policy module failed");
   }
@@ -124,10 +126,6 @@ export async function loadCompiledPolicy(wasm: Uint8Array, data?: unknown): Prom
     }
   }
   return wrapEvaluate(policy);
-}
-
-function hostBuiltinTable(): Record<string, (...args: unknown[]) => unknown> {
-  return {};
 }
 
 /** Wraps `evaluate` so an `opa_abort` (a thrown string) surfaces as an Error. */
@@ -145,5 +143,12 @@ function wrapEvaluate(policy: LoadedPolicy): LoadedPolicy {
 
 function toError(e: unknown, context: string): Error {
   if (e instanceof Error) return e;
-  return new Error(typeof e === "string" ? e : `${context}: ${String(e)}`);
+  if (typeof e === "string") return new Error(e);
+  let detail: string;
+  try {
+    detail = JSON.stringify(e) ?? String(e);
+  } catch {
+    detail = String(e);
+  }
+  return new Error(`${context}: ${detail}`, { cause: e });
 }
