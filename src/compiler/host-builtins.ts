@@ -1,5 +1,250 @@
 /**
  * Builtins supplied by the host (JavaScript) through the ABI's `opa_builtinN` imports, in the
- * shape `loadPolicy(wasm, memory, customBuiltins)` expects. Placeholder until filled in.
+ * shape `loadPolicy(wasm, memory, customBuiltins)` expects: JSON-shaped values in, a JSON-shaped
+ * value out, `undefined` for "undefined" (OPA's non-strict mode turns errors into undefined).
+ *
+ * Sets arrive as JSON arrays (the SDK dumps arguments with `opa_json_dump`), which is why every
+ * set-typed builtin is native (see NATIVE_BUILTINS in builtins.ts).
+ *
+ * `sprintf`, `json.is_valid`, `regex.split` and `yaml.*` are implemented by the SDK itself and
+ * take precedence over this map (`_builtinCall` looks in its own table first), so `sprintf`
+ * follows sprintf-js rather than Go's fmt: `%s`, `%d`, `%v`, `%f`, `%x` agree on strings and
+ * numbers; composite values print differently (documented gap).
+ *
+ * Known differences from OPA:
+ * - `regex.match` uses JavaScript RegExp (with the `u` flag when the pattern allows it) after
+ *   rewriting RE2's `(?P<name>` groups and a leading `(?flags)` group; RE2-only syntax such as
+ *   `\C` or possessive differences is not translated. Invalid patterns give undefined.
+ * - `time.now_ns` returns one value per synchronous turn of the event loop (the value is cached
+ *   until the next microtask), so all calls within one evaluation agree, as in OPA; its
+ *   resolution is a millisecond and values above 2^53 lose their last bits (numbers are f64).
+ * - `time.parse_rfc3339_ns` has the same f64 precision limit.
  */
-export const hostBuiltins: Record<string, (...args: any[]) => unknown> = {};
+import { createHash } from "node:crypto";
+
+type Builtin = (...args: any[]) => unknown;
+
+/** Compiled patterns, bounded: cleared wholesale when full (patterns are policy constants). */
+const MAX_CACHED_PATTERNS = 1000;
+const regexCache = new Map<string, RegExp | null>();
+const globCache = new Map<string, RegExp | null>();
+
+function cached(cache: Map<string, RegExp | null>, key: string, build: () => RegExp | null): RegExp | null {
+  let re = cache.get(key);
+  if (re === undefined) {
+    if (cache.size >= MAX_CACHED_PATTERNS) cache.clear();
+    re = build();
+    cache.set(key, re);
+  }
+  return re;
+}
+
+/** Translates the RE2 syntax JavaScript lacks; returns null when the pattern is invalid. */
+export function compileRe2(pattern: string): RegExp | null {
+  let src = pattern.replace(/\(\?P</g, "(?<");
+  let flags = "";
+  const lead = /^\(\?([imsU]+)\)/.exec(src);
+  if (lead) {
+    src = src.slice(lead[0].length);
+    for (const f of lead[1]!) if (f !== "U" && !flags.includes(f)) flags += f;
+  }
+  for (const extra of ["u", ""]) {
+    try {
+      return new RegExp(src, flags + extra);
+    } catch {
+      // try again without the unicode flag (it rejects some escapes RE2 accepts)
+    }
+  }
+  return null;
+}
+
+function regexMatch(pattern: unknown, value: unknown): boolean | undefined {
+  if (typeof pattern !== "string" || typeof value !== "string") return undefined;
+  const re = cached(regexCache, pattern, () => compileRe2(pattern));
+  if (re === null) return undefined;
+  return re.test(value);
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&");
+}
+
+function escapeClass(s: string): string {
+  return s.replace(/[\\\]^-]/g, "\\$&");
+}
+
+/**
+ * gobwas/glob semantics as OPA uses them: `*` matches any run of characters except the
+ * delimiters, `**` any run, `?` one non-delimiter character, `[abc]`, `[!abc]`, `[a-z]`,
+ * `{a,b}` alternatives, `\` escapes.
+ */
+export function compileGlob(pattern: string, delimiters: readonly string[]): RegExp | null {
+  const notDelim = delimiters.length === 0 ? "[\\s\\S]" : `[^${delimiters.map(escapeClass).join("")}]`;
+  let out = "";
+  let depth = 0;
+  const chars = [...pattern];
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i]!;
+    if (c === "\\") {
+      i++;
+      if (i >= chars.length) return null;
+      out += escapeRe(chars[i]!);
+    } else if (c === "*") {
+      if (chars[i + 1] === "*") {
+        out += "[\\s\\S]*";
+        i++;
+      } else {
+        out += `${notDelim}*`;
+      }
+    } else if (c === "?") {
+      out += notDelim;
+    } else if (c === "[") {
+      const end = chars.indexOf("]", i + 1);
+      if (end < 0) return null;
+      let body = chars.slice(i + 1, end).join("");
+      let negate = false;
+      if (body.startsWith("!")) {
+        negate = true;
+        body = body.slice(1);
+      }
+      if (body === "") return null;
+      out += `[${negate ? "^" : ""}${body.replace(/[\\\]^]/g, "\\$&")}]`;
+      i = end;
+    } else if (c === "{") {
+      depth++;
+      out += "(?:";
+    } else if (c === "}" && depth > 0) {
+      depth--;
+      out += ")";
+    } else if (c === "," && depth > 0) {
+      out += "|";
+    } else {
+      out += escapeRe(c);
+    }
+  }
+  if (depth !== 0) return null;
+  try {
+    return new RegExp(`^${out}$`, "u");
+  } catch {
+    return null;
+  }
+}
+
+function globMatch(pattern: unknown, delimiters: unknown, value: unknown): boolean | undefined {
+  if (typeof pattern !== "string" || typeof value !== "string") return undefined;
+  let delims: string[];
+  if (delimiters === null) {
+    delims = [];
+  } else if (Array.isArray(delimiters) && delimiters.every((d) => typeof d === "string")) {
+    delims = delimiters.length === 0 ? ["."] : (delimiters as string[]);
+  } else {
+    return undefined;
+  }
+  const re = cached(globCache, `${JSON.stringify(delims)}\u0000${pattern}`, () => compileGlob(pattern, delims));
+  if (re === null) return undefined;
+  return re.test(value);
+}
+
+function formatInt(n: unknown, base: unknown): string | undefined {
+  if (typeof n !== "number" || !Number.isFinite(n)) return undefined;
+  if (base !== 2 && base !== 8 && base !== 10 && base !== 16) return undefined;
+  const i = Math.trunc(n);
+  if (Number.isSafeInteger(i)) return i.toString(base);
+  return BigInt(i).toString(base);
+}
+
+function replaceN(patterns: unknown, value: unknown): string | undefined {
+  if (typeof value !== "string" || patterns === null || typeof patterns !== "object" || Array.isArray(patterns)) {
+    return undefined;
+  }
+  const pairs = Object.entries(patterns as Record<string, unknown>);
+  if (!pairs.every(([, v]) => typeof v === "string")) return undefined;
+  // Keys in sorted order, the first one matching at a position wins (Go's strings.NewReplacer
+  // with OPA's argument order).
+  pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  let out = "";
+  let i = 0;
+  outer: while (i < value.length) {
+    for (const [old, nw] of pairs) {
+      if (old !== "" && value.startsWith(old, i)) {
+        out += nw as string;
+        i += old.length;
+        continue outer;
+      }
+    }
+    out += value[i];
+    i++;
+  }
+  return out;
+}
+
+let nowNs: number | undefined;
+
+function timeNowNs(): number {
+  if (nowNs === undefined) {
+    nowNs = Date.now() * 1e6;
+    queueMicrotask(() => {
+      nowNs = undefined;
+    });
+  }
+  return nowNs;
+}
+
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+function parseRfc3339Ns(s: unknown): number | undefined {
+  if (typeof s !== "string") return undefined;
+  const m = RFC3339.exec(s);
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, sec, frac, zone] = m;
+  const month = Number(mo);
+  const day = Number(d);
+  if (month < 1 || month > 12 || day < 1 || day > 31 || Number(h) > 23 || Number(mi) > 59 || Number(sec) > 59) {
+    return undefined;
+  }
+  let ms = Date.UTC(Number(y), month - 1, day, Number(h), Number(mi), Number(sec));
+  if (new Date(ms).getUTCDate() !== day) return undefined;
+  if (zone !== "Z" && zone !== "z") {
+    const sign = zone!.startsWith("-") ? -1 : 1;
+    ms -= sign * (Number(zone!.slice(1, 3)) * 60 + Number(zone!.slice(4, 6))) * 60_000;
+  }
+  const fracNs = frac ? Number((frac.slice(1) + "000000000").slice(0, 9)) : 0;
+  return ms * 1e6 + fracNs;
+}
+
+const UNITS: Record<string, number> = {
+  "": 1,
+  k: 1e3, kb: 1e3, ki: 1024, kib: 1024,
+  m: 1e6, mb: 1e6, mi: 1024 ** 2, mib: 1024 ** 2,
+  g: 1e9, gb: 1e9, gi: 1024 ** 3, gib: 1024 ** 3,
+  t: 1e12, tb: 1e12, ti: 1024 ** 4, tib: 1024 ** 4,
+  p: 1e15, pb: 1e15, pi: 1024 ** 5, pib: 1024 ** 5,
+  e: 1e18, eb: 1e18, ei: 1024 ** 6, eib: 1024 ** 6,
+};
+
+function parseBytes(s: unknown): number | undefined {
+  if (typeof s !== "string") return undefined;
+  const m = /^(\d+(?:\.\d*)?|\.\d+)([a-z]*)$/.exec(s.trim().replace(/"/g, "").toLowerCase());
+  if (!m) return undefined;
+  const mult = UNITS[m[2]!];
+  if (mult === undefined) return undefined;
+  return Math.trunc(Number(m[1]) * mult);
+}
+
+function base64Decode(s: unknown): string | undefined {
+  if (typeof s !== "string" || s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) return undefined;
+  return Buffer.from(s, "base64").toString("utf8");
+}
+
+export const hostBuiltins: Record<string, Builtin> = {
+  "regex.match": regexMatch,
+  "glob.match": globMatch,
+  format_int: formatInt,
+  "strings.replace_n": replaceN,
+  "time.now_ns": timeNowNs,
+  "time.parse_rfc3339_ns": parseRfc3339Ns,
+  "crypto.sha256": (s: unknown) => (typeof s === "string" ? createHash("sha256").update(s, "utf8").digest("hex") : undefined),
+  "units.parse_bytes": parseBytes,
+  "base64.encode": (s: unknown) => (typeof s === "string" ? Buffer.from(s, "utf8").toString("base64") : undefined),
+  "base64.decode": base64Decode,
+};

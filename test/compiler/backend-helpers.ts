@@ -53,3 +53,38 @@ export function builtinPolicy(name: string, args: string[], hostBuiltinNames: st
   body.push({ op: "builtin", target: out, name, args: argLocals });
   return policyOf([rule("out", next, out, body)], { "t/out": "out" }, hostBuiltinNames);
 }
+
+export interface BuiltinCase {
+  /** Builtin name as in the IR. */
+  readonly name: string;
+  /** JSON texts of the arguments. */
+  readonly args: readonly string[];
+  /** The expected result, or undefined when the builtin must be undefined. */
+  readonly want: unknown;
+}
+
+/** One policy with an entrypoint `c<i>` per case, so a whole table compiles once. */
+export function casesPolicy(cases: readonly BuiltinCase[], hostBuiltinNames: string[] = []): Policy {
+  const funcs = cases.map((c, i) => {
+    const one = builtinPolicy(c.name, [...c.args]).funcs[0]!;
+    return { ...one, name: `c${i}` };
+  });
+  return policyOf(funcs, Object.fromEntries(cases.map((_, i) => [`c${i}`, `c${i}`])), hostBuiltinNames);
+}
+
+/** Runs every case; returns the ones that did not produce the expected result. */
+export function failures(p: LoadedPolicy, cases: readonly BuiltinCase[]): string[] {
+  const bad: string[] = [];
+  cases.forEach((c, i) => {
+    let got: unknown;
+    try {
+      got = result(p, {}, `c${i}`);
+    } catch (e) {
+      got = `threw ${String(e)}`;
+    }
+    if (JSON.stringify(got) !== JSON.stringify(c.want)) {
+      bad.push(`${c.name}(${c.args.join(", ")}) = ${JSON.stringify(got)}, want ${JSON.stringify(c.want)}`);
+    }
+  });
+  return bad;
+}
