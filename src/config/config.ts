@@ -1,0 +1,231 @@
+/**
+ * Configuration: the `ARBITER_*` environment (docs/architecture.md), read once into a frozen,
+ * typed object. An optional `ARBITER_CONFIG` file (YAML or JSON) supplies the same settings;
+ * the environment wins over it. Keys in the file are the variable names (`ARBITER_GRPC_LISTEN`)
+ * or the same without the prefix, in any case (`grpc_listen`).
+ *
+ * Every invalid value fails start-up with a `ConfigError` naming the variable and the expected
+ * form, e.g. `ARBITER_SHUTDOWN_TIMEOUT_MS: expected an integer from 0 to 600000, got "soon"`.
+ */
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { isIP } from "node:net";
+import YAML from "yaml";
+
+export type ListenTarget =
+  | { readonly kind: "tcp"; readonly host: string; readonly port: number }
+  | { readonly kind: "unix"; readonly path: string };
+
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+
+export interface Config {
+  readonly grpcListen: ListenTarget;
+  readonly adminListen: ListenTarget;
+  /** Bundle source: `.tar.gz`, bundle directory, directory of `.rego` sources, or http(s) URL. */
+  readonly bundle: string;
+  readonly bundlePollSeconds: number;
+  /** Paths of the PEM files; undefined when TLS is off. */
+  readonly tls: { readonly certPath: string; readonly keyPath: string; readonly clientCaPath?: string } | undefined;
+  readonly dataDir: string;
+  /** Audit database; undefined means embedded Postgres under `dataDir`. */
+  readonly databaseUrl: string | undefined;
+  readonly audit: {
+    readonly enabled: boolean;
+    readonly durability: "async" | "sync";
+    readonly overflow: "fail_closed" | "drop";
+    readonly spoolMaxBytes: number;
+  };
+  readonly cache: { readonly maxEntries: number; readonly maxBytes: number; readonly ttlMs: number };
+  readonly instanceId: string;
+  readonly logLevel: LogLevel;
+  readonly shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const VARS = [
+  "ARBITER_GRPC_LISTEN",
+  "ARBITER_ADMIN_LISTEN",
+  "ARBITER_BUNDLE",
+  "ARBITER_BUNDLE_POLL_SECONDS",
+  "ARBITER_TLS_CERT",
+  "ARBITER_TLS_KEY",
+  "ARBITER_TLS_CLIENT_CA",
+  "ARBITER_DATA_DIR",
+  "ARBITER_DATABASE_URL",
+  "ARBITER_AUDIT",
+  "ARBITER_AUDIT_DURABILITY",
+  "ARBITER_AUDIT_OVERFLOW",
+  "ARBITER_AUDIT_SPOOL_MAX_BYTES",
+  "ARBITER_CACHE_MAX_ENTRIES",
+  "ARBITER_CACHE_MAX_BYTES",
+  "ARBITER_CACHE_TTL_MS",
+  "ARBITER_INSTANCE_ID",
+  "ARBITER_LOG_LEVEL",
+  "ARBITER_SHUTDOWN_TIMEOUT_MS",
+] as const;
+type Var = (typeof VARS)[number];
+
+/** Parses `host:port`, `[v6]:port` or `unix:/absolute/or/relative/path`. */
+export function parseListen(name: string, value: string): ListenTarget {
+  const expected = `${name}: expected host:port, [ipv6]:port or unix:/path, got "${value}"`;
+  if (value.startsWith("unix:")) {
+    const path = value.slice(5);
+    if (path === "") throw new ConfigError(expected);
+    return { kind: "unix", path };
+  }
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(value);
+  if (!m) throw new ConfigError(expected);
+  const host = m[1] ?? m[2]!;
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(`${name}: port must be 0-65535, got "${value}"`);
+  if (m[1] !== undefined && isIP(host) !== 6) throw new ConfigError(expected);
+  return { kind: "tcp", host, port };
+}
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  if (host === "localhost" || host === "::1") return true;
+  return isIP(host) === 4 && host.startsWith("127.");
+}
+
+function int(name: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new ConfigError(`${name}: expected an integer from ${min} to ${max}, got "${value}"`);
+  }
+  return Number(value);
+}
+
+function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(`${name}: expected one of ${allowed.join(", ")}, got "${value}"`);
+  }
+  return value as T;
+}
+
+/** Reads the optional config file into a map of ARBITER_* names to strings. */
+function readConfigFile(path: string): Partial<Record<Var, string>> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`ARBITER_CONFIG: cannot read "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text); // JSON is YAML
+  } catch (err) {
+    throw new ConfigError(`ARBITER_CONFIG: "${path}" is not valid YAML or JSON: ${(err as Error).message.split("\n")[0]}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== "object" || Array.isArray(doc)) {
+    throw new ConfigError(`ARBITER_CONFIG: "${path}" must hold a mapping of setting names to values`);
+  }
+  const out: Partial<Record<Var, string>> = {};
+  for (const [k, v] of Object.entries(doc)) {
+    const name = (k.toUpperCase().startsWith("ARBITER_") ? k.toUpperCase() : `ARBITER_${k.toUpperCase()}`) as Var;
+    if (!(VARS as readonly string[]).includes(name) || name === ("ARBITER_CONFIG" as Var)) {
+      throw new ConfigError(`ARBITER_CONFIG: unknown setting "${k}" in "${path}"; known: ${VARS.join(", ")}`);
+    }
+    if (v === null || typeof v === "object") {
+      throw new ConfigError(`ARBITER_CONFIG: setting "${k}" in "${path}" must be a string, number or boolean`);
+    }
+    out[name] = typeof v === "boolean" ? (v ? "on" : "off") : String(v);
+  }
+  return out;
+}
+
+/** Builds the frozen configuration from `env` (default `process.env`). Throws `ConfigError`. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const file = env.ARBITER_CONFIG ? readConfigFile(env.ARBITER_CONFIG) : {};
+  const get = (name: Var, dflt: string): string => {
+    const v = env[name];
+    if (v !== undefined && v !== "") return v;
+    return file[name] ?? dflt;
+  };
+  const opt = (name: Var): string | undefined => {
+    const v = env[name];
+    if (v !== undefined && v !== "") return v;
+    return file[name];
+  };
+
+  const grpcListen = parseListen("ARBITER_GRPC_LISTEN", get("ARBITER_GRPC_LISTEN", "127.0.0.1:50051"));
+  const adminListen = parseListen("ARBITER_ADMIN_LISTEN", get("ARBITER_ADMIN_LISTEN", "127.0.0.1:9090"));
+
+  const cert = opt("ARBITER_TLS_CERT");
+  const key = opt("ARBITER_TLS_KEY");
+  const clientCa = opt("ARBITER_TLS_CLIENT_CA");
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new ConfigError("ARBITER_TLS_CERT and ARBITER_TLS_KEY: set both (PEM file paths) or neither");
+  }
+  if (clientCa !== undefined && cert === undefined) {
+    throw new ConfigError("ARBITER_TLS_CLIENT_CA: mTLS needs ARBITER_TLS_CERT and ARBITER_TLS_KEY as well");
+  }
+  const tls = cert !== undefined && key !== undefined
+    ? clientCa !== undefined ? { certPath: cert, keyPath: key, clientCaPath: clientCa } : { certPath: cert, keyPath: key }
+    : undefined;
+  if (grpcListen.kind === "tcp" && !isLoopback(grpcListen.host) && tls === undefined) {
+    throw new ConfigError(
+      `ARBITER_GRPC_LISTEN: refusing to listen on non-loopback address "${grpcListen.host}" without TLS; ` +
+        "set ARBITER_TLS_CERT and ARBITER_TLS_KEY, or bind 127.0.0.1 or a unix: socket",
+    );
+  }
+
+  const databaseUrl = opt("ARBITER_DATABASE_URL");
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError("ARBITER_DATABASE_URL: expected postgres://user:password@host:port/db");
+  }
+
+  const logLevel = oneOf("ARBITER_LOG_LEVEL", get("ARBITER_LOG_LEVEL", "info"), [
+    "fatal", "error", "warn", "info", "debug", "trace", "silent",
+  ] as const);
+
+  const config: Config = {
+    grpcListen,
+    adminListen,
+    bundle: get("ARBITER_BUNDLE", "./policies"),
+    bundlePollSeconds: int("ARBITER_BUNDLE_POLL_SECONDS", get("ARBITER_BUNDLE_POLL_SECONDS", "10"), 1, 86_400),
+    tls,
+    dataDir: get("ARBITER_DATA_DIR", "./.arbiter"),
+    databaseUrl,
+    audit: {
+      enabled: oneOf("ARBITER_AUDIT", get("ARBITER_AUDIT", "on"), ["on", "off"] as const) === "on",
+      durability: oneOf("ARBITER_AUDIT_DURABILITY", get("ARBITER_AUDIT_DURABILITY", "async"), ["async", "sync"] as const),
+      overflow: oneOf("ARBITER_AUDIT_OVERFLOW", get("ARBITER_AUDIT_OVERFLOW", "fail_closed"), ["fail_closed", "drop"] as const),
+      spoolMaxBytes: int("ARBITER_AUDIT_SPOOL_MAX_BYTES", get("ARBITER_AUDIT_SPOOL_MAX_BYTES", "268435456"), 1_048_576, 2 ** 40),
+    },
+    cache: {
+      maxEntries: int("ARBITER_CACHE_MAX_ENTRIES", get("ARBITER_CACHE_MAX_ENTRIES", "10000"), 0, 10_000_000),
+      maxBytes: int("ARBITER_CACHE_MAX_BYTES", get("ARBITER_CACHE_MAX_BYTES", "33554432"), 0, 2 ** 34),
+      ttlMs: int("ARBITER_CACHE_TTL_MS", get("ARBITER_CACHE_TTL_MS", "60000"), 0, 86_400_000),
+    },
+    instanceId: get("ARBITER_INSTANCE_ID", `${hostname()}-${process.pid}`),
+    logLevel,
+    shutdownTimeoutMs: int("ARBITER_SHUTDOWN_TIMEOUT_MS", get("ARBITER_SHUTDOWN_TIMEOUT_MS", "10000"), 0, 600_000),
+  };
+  return deepFreeze(config);
+}
+
+/** The configuration as it may be logged: the database password is masked. */
+export function redactConfig(c: Config): Record<string, unknown> {
+  return {
+    ...c,
+    databaseUrl: c.databaseUrl === undefined ? undefined : c.databaseUrl.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@"),
+  };
+}
+
+/** `host:port` / `unix:/path` form of a listen target. */
+export function formatListen(t: ListenTarget): string {
+  if (t.kind === "unix") return `unix:${t.path}`;
+  return t.host.includes(":") ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === "object") {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

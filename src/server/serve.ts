@@ -1,0 +1,209 @@
+/**
+ * `arbiter serve`: wires configuration, logging, metrics, the engine host, the audit pipeline,
+ * the decision core, the gRPC/Connect transport and the admin listener into one process, and
+ * owns the one shutdown path (SIGTERM/SIGINT):
+ *   health NOT_SERVING + readiness false -> stop accepting -> drain in-flight calls within
+ *   ARBITER_SHUTDOWN_TIMEOUT_MS -> close the audit sink (flush) -> stop Postgres -> exit 0.
+ */
+import { join } from "node:path";
+import { readFileSync } from "node:fs";
+import { collectDefaultMetrics, Registry } from "prom-client";
+import type { DestinationStream, Logger } from "pino";
+import { createAuditPipeline, startEmbeddedPostgres, type AuditPipeline, type EmbeddedPostgres } from "../audit/index.ts";
+import { ConfigError, formatListen, loadConfig, redactConfig, type Config } from "../config/config.ts";
+import { createApprovalStore } from "../decision/approval-store.ts";
+import { createDecisionService, DECISION_ENTRYPOINTS } from "../decision/decision-service.ts";
+import type { DecisionService } from "../decision/types.ts";
+import { createUsageStore } from "../decision/usage-store.ts";
+import { createEngineHost, type EngineHost } from "../engine/index.ts";
+import { componentLogger, createLogger } from "../log.ts";
+import { HealthState } from "../transport/health.ts";
+import { createTransportServer, type TransportServer } from "../transport/server.ts";
+import { createAdminServer, type AdminServer } from "./admin.ts";
+
+/** Name under which per-service health is reported (besides the overall ""). */
+export const POLICY_SERVICE_NAME = "arbiter.v1.PolicyService";
+
+export interface StartOptions {
+  /** Log destination (tests capture it); default stdout. */
+  readonly logDestination?: DestinationStream;
+  /**
+   * Wraps the decision service before the transport sees it. For tests that need a slow or
+   * observing service around the real one; never set by `arbiter serve`.
+   */
+  readonly wrapService?: (service: DecisionService) => DecisionService;
+}
+
+export interface RunningServer {
+  /** Bound gRPC/Connect address (`host:port` or `unix:/path`). */
+  readonly address: string;
+  readonly adminAddress: string;
+  readonly engine: EngineHost;
+  readonly health: HealthState;
+  readonly transport: TransportServer;
+  readonly logger: Logger;
+  /** The shutdown path; idempotent. Resolves once everything is closed. */
+  close(): Promise<{ forced: boolean }>;
+}
+
+export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
+  const startedAt = Date.now();
+  const root = createLogger({ level: config.logLevel, ...(options.logDestination ? { destination: options.logDestination } : {}) });
+  const log = componentLogger(root, "server");
+  log.info({ config: redactConfig(config) }, "starting");
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  const health = new HealthState();
+  health.set("", "NOT_SERVING");
+  health.set(POLICY_SERVICE_NAME, "NOT_SERVING");
+  let accepting = true;
+
+  const cleanups: Array<() => Promise<unknown>> = [];
+  try {
+    const engine = createEngineHost({
+      source: config.bundle,
+      requiredEntrypoints: DECISION_ENTRYPOINTS,
+      pollIntervalMs: config.bundlePollSeconds * 1000,
+      logger: componentLogger(root, "engine"),
+      registry,
+    });
+    cleanups.push(() => engine.close());
+    engine.onChange((status) => {
+      // A failed reload keeps the previous bundle serving, so readiness follows `ready` only.
+      if (accepting) health.setAll(status.ready ? "SERVING" : "NOT_SERVING");
+    });
+
+    let audit: AuditPipeline | undefined;
+    let pg: EmbeddedPostgres | undefined;
+    if (config.audit.enabled) {
+      let databaseUrl = config.databaseUrl;
+      if (databaseUrl === undefined) {
+        pg = await startEmbeddedPostgres({ dataDir: join(config.dataDir, "postgres"), logger: componentLogger(root, "postgres") });
+        const stopPg = pg;
+        cleanups.push(() => stopPg.stop());
+        databaseUrl = pg.url;
+      }
+      audit = createAuditPipeline({
+        databaseUrl,
+        spoolDir: join(config.dataDir, "spool"),
+        instanceId: config.instanceId,
+        durability: config.audit.durability,
+        overflow: config.audit.overflow,
+        spoolMaxBytes: config.audit.spoolMaxBytes,
+        registry,
+        logger: componentLogger(root, "audit"),
+      });
+      await audit.start();
+      const a = audit;
+      cleanups.push(() => a.close());
+    }
+
+    const core = createDecisionService({
+      engine,
+      ...(audit ? { audit } : {}),
+      logger: componentLogger(root, "decision"),
+      registry,
+      cache: { maxEntries: config.cache.maxEntries, maxBytes: config.cache.maxBytes, ttlMs: config.cache.ttlMs },
+      instanceId: config.instanceId,
+      usage: createUsageStore(),
+      approvals: createApprovalStore(),
+    });
+    const service = options.wrapService ? options.wrapService(core) : core;
+
+    await engine.start();
+    const st = engine.status();
+    if (!st.ready) log.warn({ source: config.bundle, error: st.lastError }, "no valid bundle yet: answering fail-closed");
+
+    const transport = createTransportServer({
+      service,
+      health,
+      logger: componentLogger(root, "transport"),
+      registry,
+      ...(config.tls
+        ? {
+            tls: {
+              cert: readFileSync(config.tls.certPath),
+              key: readFileSync(config.tls.keyPath),
+              ...(config.tls.clientCaPath ? { clientCa: readFileSync(config.tls.clientCaPath) } : {}),
+            },
+          }
+        : {}),
+    });
+    const address = await transport.listen(config.grpcListen);
+    cleanups.push(() => transport.close(0));
+
+    const admin: AdminServer = createAdminServer({
+      registry,
+      engineStatus: () => engine.status(),
+      accepting: () => accepting,
+      startedAt,
+      statusExtra: () => ({
+        inFlight: transport.inFlight(),
+        audit: audit ? audit.stats() : { enabled: false },
+      }),
+    });
+    const adminAddress = await admin.listen(config.adminListen);
+    log.info({ grpc: address, admin: adminAddress, revision: st.revision }, "serving");
+
+    let closing: Promise<{ forced: boolean }> | undefined;
+    const close = (): Promise<{ forced: boolean }> => {
+      closing ??= (async () => {
+        log.info({ inFlight: transport.inFlight(), timeoutMs: config.shutdownTimeoutMs }, "shutting down");
+        accepting = false;
+        health.setAll("NOT_SERVING");
+        const { forced } = await transport.close(config.shutdownTimeoutMs);
+        if (forced) log.warn({ timeoutMs: config.shutdownTimeoutMs }, "shutdown deadline cut in-flight calls off");
+        await engine.close();
+        if (audit) await audit.close().catch((err: Error) => log.error({ err: err.message }, "audit close failed"));
+        if (pg) await pg.stop().catch((err: Error) => log.error({ err: err.message }, "postgres stop failed"));
+        await admin.close();
+        log.info({ forced }, "stopped");
+        await new Promise<void>((resolve) => root.flush(() => resolve()));
+        return { forced };
+      })();
+      return closing;
+    };
+    return { address, adminAddress, engine, health, transport, logger: root, close };
+  } catch (err) {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+    throw err;
+  }
+}
+
+/** `arbiter serve`: runs until SIGTERM/SIGINT. Exit code 0 on a clean stop, 2 on bad config. */
+export async function runServe(args: string[]): Promise<number> {
+  if (args.includes("-h") || args.includes("--help")) {
+    process.stdout.write("usage: arbiter serve\n\nConfiguration comes from ARBITER_* variables (docs/architecture.md).\n");
+    return 0;
+  }
+  if (args.length > 0) {
+    process.stderr.write(`arbiter serve: unexpected argument "${args[0]}"; configuration comes from ARBITER_* variables\n`);
+    return 2;
+  }
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`arbiter serve: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  let server: RunningServer;
+  try {
+    server = await startServer(config);
+  } catch (err) {
+    process.stderr.write(`arbiter serve: start-up failed on ${formatListen(config.grpcListen)}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+  server.logger.info({ signal }, "signal received");
+  await server.close();
+  return 0;
+}

@@ -1,0 +1,350 @@
+/**
+ * The gRPC port: one listener (TCP or Unix socket, optionally TLS) serving
+ * - gRPC over HTTP/2 (`content-type: application/grpc*`) through the hand-written fast path,
+ * - Connect unary JSON/proto over HTTP/2 (h2c) and HTTP/1.1 on the same port.
+ *
+ * Plaintext connections are told apart by their first bytes: the HTTP/2 connection preface
+ * starts with "PRI "; anything else goes to a `node:http` server. (`http2.createServer`'s
+ * `allowHTTP1` only works with TLS, where ALPN decides; with TLS we use ALPN.)
+ */
+import { chmod, rm, stat } from "node:fs/promises";
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import tls from "node:tls";
+import type { DescFile } from "@bufbuild/protobuf";
+import type { Logger } from "pino";
+import type { Registry } from "prom-client";
+import { file_arbiter_v1_arbiter, PolicyService } from "../../gen/arbiter/v1/arbiter_pb.ts";
+import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.ts";
+import { file_grpc_reflection_v1_reflection } from "../../gen/grpc/reflection/v1/reflection_pb.ts";
+import { file_grpc_reflection_v1alpha_reflection } from "../../gen/grpc/reflection/v1alpha/reflection_pb.ts";
+import type { ListenTarget } from "../config/config.ts";
+import type { DecisionService } from "../decision/types.ts";
+import { createConnectHandler, type ConnectResponse } from "./connect-handler.ts";
+import { createGrpcHandler, type CallTracker } from "./grpc-handler.ts";
+import { HEALTH_SERVICE, healthCheckMethod, type HealthState } from "./health.ts";
+import { policyMethods, type UnaryMethod } from "./methods.ts";
+import { createRequestMetrics } from "./metrics.ts";
+import { createReflector, REFLECTION_V1, REFLECTION_V1ALPHA } from "./reflection.ts";
+import { createRequestValidator } from "./validate.ts";
+
+export interface TlsOptions {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  /** When set, clients must present a certificate signed by this CA (mTLS). */
+  readonly clientCa?: Buffer;
+}
+
+export interface TransportServerOptions {
+  readonly service: DecisionService;
+  readonly health: HealthState;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  /** Largest request message accepted, bytes. Default 4 MiB (gRPC's customary limit). */
+  readonly maxMessageBytes?: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. Default 1000. */
+  readonly maxConcurrentStreams?: number;
+  readonly tls?: TlsOptions;
+}
+
+export interface TransportServer {
+  /** Starts listening; resolves with the bound address (`host:port` or `unix:/path`). */
+  listen(target: ListenTarget): Promise<string>;
+  /** Bound TCP port (after listen), undefined for a Unix socket. */
+  readonly port: number | undefined;
+  /** Calls and streams in progress. */
+  inFlight(): number;
+  /**
+   * Graceful stop: no new connections, GOAWAY to HTTP/2 peers, long-lived streams ended, then
+   * waits up to `timeoutMs` for in-flight calls before destroying what is left.
+   * Resolves `{ forced }`: true when the deadline cut calls off.
+   */
+  close(timeoutMs: number): Promise<{ forced: boolean }>;
+}
+
+const DEFAULT_MAX_MESSAGE = 4 * 1024 * 1024;
+
+/** Files served by reflection (their dependencies follow automatically). */
+const REFLECTED_FILES: DescFile[] = [
+  file_arbiter_v1_arbiter,
+  file_grpc_health_v1_health,
+  file_grpc_reflection_v1_reflection,
+  file_grpc_reflection_v1alpha_reflection,
+];
+
+export function createTransportServer(options: TransportServerOptions): TransportServer {
+  const logger = options.logger;
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE;
+  const metrics = createRequestMetrics(options.registry);
+  const validator = createRequestValidator();
+  const unary = new Map<string, UnaryMethod>();
+  for (const m of policyMethods(options.service, validator)) unary.set(m.path, m);
+  const check = healthCheckMethod(options.health);
+  unary.set(check.path, check);
+
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+  const streams = new Set<() => void>();
+  const tracker: CallTracker = {
+    begin() {
+      inFlight++;
+    },
+    end() {
+      inFlight--;
+      if (inFlight === 0) drained?.();
+    },
+    addStream(terminate) {
+      streams.add(terminate);
+      return () => streams.delete(terminate);
+    },
+  };
+
+  const services = [PolicyService.typeName, HEALTH_SERVICE, REFLECTION_V1, REFLECTION_V1ALPHA];
+  const onGrpc = createGrpcHandler({
+    unary,
+    health: options.health,
+    reflector: createReflector(REFLECTED_FILES, services),
+    reflectionPaths: new Set([`/${REFLECTION_V1}/ServerReflectionInfo`, `/${REFLECTION_V1ALPHA}/ServerReflectionInfo`]),
+    watchPath: `/${HEALTH_SERVICE}/Watch`,
+    maxMessageBytes,
+    metrics,
+    tracker,
+    logger,
+  });
+  const onConnect = createConnectHandler({ unary, metrics, tracker, logger });
+
+  let closing = false;
+
+  // ---- HTTP/2 ----
+  const h2 = http2.createServer({
+    settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? 1000 },
+    maxSessionMemory: 32,
+  });
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (s) => {
+    sessions.add(s);
+    s.once("close", () => sessions.delete(s));
+    s.on("error", (err) => logger.debug({ err: err.message }, "http2 session error"));
+    if (closing) s.close();
+  });
+  h2.on("sessionError", (err) => logger.debug({ err: err.message }, "http2 session error"));
+  h2.on("stream", (stream, headers) => {
+    const ct = headers["content-type"];
+    if (typeof ct === "string" && ct.startsWith("application/grpc")) {
+      if (ct === "application/grpc" || ct.startsWith("application/grpc+proto") || ct.startsWith("application/grpc;")) {
+        onGrpc(stream, headers);
+      } else {
+        stream.on("error", () => {});
+        stream.respond({ ":status": 415, "content-type": "text/plain" });
+        stream.end(`content-type "${ct}" not supported; use application/grpc+proto`);
+      }
+      return;
+    }
+    // Connect unary over h2c.
+    stream.on("error", () => {});
+    const controller = new AbortController();
+    stream.once("close", () => controller.abort());
+    readBody(stream, maxMessageBytes).then(
+      (body) =>
+        onConnect({
+          method: String(headers[":method"]),
+          path: String(headers[":path"]),
+          contentType: String(headers["content-type"] ?? ""),
+          headers,
+          body,
+          signal: controller.signal,
+        }),
+      (): ConnectResponse => tooLarge(maxMessageBytes),
+    ).then((res) => {
+      if (stream.destroyed || stream.closed) return;
+      stream.respond({ ":status": res.status, "content-type": res.contentType });
+      stream.end(res.body);
+    }, (err: unknown) => {
+      logger.error({ err: (err as Error).message }, "connect handler failed");
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    });
+  });
+
+  // ---- HTTP/1.1 (Connect only) ----
+  const h1 = http.createServer({ keepAliveTimeout: 5000, headersTimeout: 10_000, requestTimeout: 60_000 });
+  h1.on("request", (req, res) => {
+    const ct = String(req.headers["content-type"] ?? "");
+    if (ct.startsWith("application/grpc")) {
+      res.writeHead(505, { "content-type": "text/plain" }).end("gRPC requires HTTP/2\n");
+      return;
+    }
+    const controller = new AbortController();
+    res.once("close", () => {
+      if (!res.writableFinished) controller.abort();
+    });
+    readBody(req, maxMessageBytes).then(
+      (body) =>
+        onConnect({
+          method: req.method ?? "GET",
+          path: (req.url ?? "/").split("?")[0]!,
+          contentType: ct,
+          headers: req.headers,
+          body,
+          signal: controller.signal,
+        }),
+      (): ConnectResponse => tooLarge(maxMessageBytes),
+    ).then((r) => {
+      if (res.destroyed) return;
+      const headers: Record<string, string> = { "content-type": r.contentType };
+      if (closing) headers.connection = "close";
+      res.writeHead(r.status, headers).end(r.body);
+    }, (err: unknown) => {
+      logger.error({ err: (err as Error).message }, "connect handler failed");
+      res.destroy();
+    });
+  });
+  h1.on("clientError", (_err, socket) => {
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
+    else socket.destroy();
+  });
+
+  // ---- socket dispatch ----
+  const sockets = new Set<net.Socket>();
+  const dispatchPlain = (socket: net.Socket): void => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.on("error", () => {});
+    socket.once("data", (chunk: Buffer) => {
+      socket.pause();
+      if (chunk.length >= 3 && chunk[0] === 0x50 && chunk[1] === 0x52 && chunk[2] === 0x49) {
+        // "PRI": the HTTP/2 preface. Node's Http2Session reads what was unshifted.
+        socket.unshift(chunk);
+        h2.emit("connection", socket);
+      } else {
+        // node:http consumes the socket handle natively; hand it the first chunk by hand.
+        h1.emit("connection", socket);
+        socket.emit("data", chunk);
+        socket.resume();
+      }
+    });
+  };
+
+  let listener: net.Server;
+  if (options.tls) {
+    const t = options.tls;
+    listener = tls.createServer(
+      {
+        cert: t.cert,
+        key: t.key,
+        ALPNProtocols: ["h2", "http/1.1"],
+        ...(t.clientCa ? { ca: t.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
+      },
+      (socket) => {
+        sockets.add(socket);
+        socket.once("close", () => sockets.delete(socket));
+        socket.on("error", () => {});
+        if (socket.alpnProtocol === "h2") h2.emit("connection", socket);
+        else h1.emit("connection", socket);
+      },
+    );
+    listener.on("tlsClientError", (err) => logger.debug({ err: err.message }, "TLS handshake failed"));
+  } else {
+    listener = net.createServer(dispatchPlain);
+  }
+  listener.on("error", (err) => logger.error({ err: err.message }, "listener error"));
+
+  let boundPort: number | undefined;
+  let unixPath: string | undefined;
+
+  return {
+    get port() {
+      return boundPort;
+    },
+    inFlight: () => inFlight,
+
+    async listen(target) {
+      if (target.kind === "unix") {
+        await removeStaleSocket(target.path);
+        await listenOn(listener, { path: target.path });
+        await chmod(target.path, 0o660);
+        unixPath = target.path;
+        return `unix:${target.path}`;
+      }
+      await listenOn(listener, { host: target.host, port: target.port });
+      const addr = listener.address() as net.AddressInfo;
+      boundPort = addr.port;
+      return addr.family === "IPv6" ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`;
+    },
+
+    async close(timeoutMs) {
+      closing = true;
+      const listenerClosed = new Promise<void>((resolve) => listener.close(() => resolve()));
+      for (const s of sessions) s.close();
+      for (const terminate of [...streams]) terminate();
+      streams.clear();
+      h1.closeIdleConnections();
+      let forced = false;
+      if (inFlight > 0) {
+        const done = new Promise<void>((resolve) => (drained = resolve));
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), timeoutMs);
+        });
+        forced = await Promise.race([done.then(() => false), timeout]);
+        clearTimeout(timer);
+      }
+      // Whatever remains (idle keep-alive sockets, calls cut off by the deadline) goes now.
+      for (const s of sessions) s.destroy();
+      h1.closeAllConnections();
+      for (const s of sockets) s.destroy();
+      await listenerClosed;
+      if (unixPath !== undefined) await rm(unixPath, { force: true });
+      return { forced };
+    },
+  };
+}
+
+function tooLarge(max: number): ConnectResponse {
+  return {
+    status: 429,
+    contentType: "application/json",
+    body: JSON.stringify({ code: "resource_exhausted", message: `request exceeds the limit of ${max} bytes` }),
+  };
+}
+
+function readBody(stream: NodeJS.ReadableStream, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    stream.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > max) {
+        reject(new Error("body too large"));
+        stream.removeAllListeners("data");
+        stream.resume();
+        return;
+      }
+      chunks.push(c);
+    });
+    stream.once("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    stream.once("error", reject);
+  });
+}
+
+function listenOn(server: net.Server, opts: net.ListenOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once("error", onError);
+    server.listen(opts, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+}
+
+/** A socket file left by a crashed run would make listen() fail with EADDRINUSE. */
+async function removeStaleSocket(path: string): Promise<void> {
+  try {
+    const st = await stat(path);
+    if (!st.isSocket()) throw new Error(`ARBITER_GRPC_LISTEN: ${path} exists and is not a socket`);
+    await rm(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+}
