@@ -1,0 +1,12 @@
+/** Public surface of the policy engine host. */
+export { createEngineHost } from "./engine-host.ts";
+export { checkArbiterConfig, defaultSmokeInput } from "./validate.ts";
+export type {
+  ActivePolicy,
+  DataValidator,
+  EngineHost,
+  EngineHostOptions,
+  EngineListener,
+  EngineStatus,
+  LoadResult,
+} from "./types.ts";
