@@ -1,0 +1,62 @@
+/**
+ * Canonical JSON (object keys sorted by UTF-16 code unit, no whitespace) and SHA-256 helpers.
+ * The same canonical form keys the decision cache, fills the audit record's `input_sha256`, and
+ * binds an approval to one Decide request.
+ */
+import { createHash } from "node:crypto";
+import type { DecideRequest } from "./types.ts";
+
+/** Canonical JSON text of a JSON value; `undefined` members are dropped like JSON.stringify. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== "object") {
+    const text = JSON.stringify(value);
+    return text === undefined ? "null" : text;
+  }
+  if (Array.isArray(value)) {
+    let out = "[";
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ",";
+      out += canonicalJson(value[i]);
+    }
+    return out + "]";
+  }
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).sort();
+  let out = "{";
+  let first = true;
+  for (const key of keys) {
+    const v = obj[key];
+    if (v === undefined) continue;
+    if (!first) out += ",";
+    first = false;
+    out += JSON.stringify(key) + ":" + canonicalJson(v);
+  }
+  return out + "}";
+}
+
+export function sha256Hex(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/**
+ * The digest an approval is bound to: SHA-256 of the canonical
+ * `{tenant_id, subject, action, resource, context}` of a Decide request, with the values of the
+ * Decide input (docs/input-schema.md; `resource.tenant_id` resolved to the request's tenant when
+ * empty). The request id, the clock and the approval token itself are not part of it.
+ */
+export function decideApprovalDigest(req: DecideRequest): string {
+  return sha256Hex(
+    canonicalJson({
+      tenant_id: req.tenantId,
+      subject: { id: req.subject.id, roles: req.subject.roles, attributes: req.subject.attributes },
+      action: req.action,
+      resource: {
+        type: req.resource.type,
+        id: req.resource.id,
+        tenant_id: req.resource.tenantId === "" ? req.tenantId : req.resource.tenantId,
+        attributes: req.resource.attributes,
+      },
+      context: req.context,
+    }),
+  );
+}

@@ -1,0 +1,68 @@
+/**
+ * The decision cache: policy results (already parsed and typed) keyed by
+ * `revision \0 entrypoint \0 SHA-256(canonical input without now and request_id)`. Bounded by
+ * entries and by bytes (an estimate: key length + JSON length of the value), with a TTL.
+ * The revision in the key already makes a stale hit across a swap impossible; `clear()` on swap
+ * frees the memory at once.
+ */
+import { LRUCache } from "lru-cache";
+import { canonicalJson, sha256Hex } from "./canonical.ts";
+
+export interface DecisionCacheOptions {
+  /** Maximum entries (`ARBITER_CACHE_MAX_ENTRIES`, default 10000). */
+  readonly maxEntries: number;
+  /** Maximum estimated bytes (`ARBITER_CACHE_MAX_BYTES`, default 32 MiB). */
+  readonly maxBytes: number;
+  /** Time to live of an entry in ms (`ARBITER_CACHE_TTL_MS`, default 60000). */
+  readonly ttlMs: number;
+}
+
+export const DEFAULT_CACHE: DecisionCacheOptions = { maxEntries: 10_000, maxBytes: 32 * 1024 * 1024, ttlMs: 60_000 };
+
+export function validateCacheOptions(o: DecisionCacheOptions): void {
+  const check = (name: string, env: string, v: number): void => {
+    if (!Number.isInteger(v) || v <= 0) throw new Error(`${env} (cache.${name}): expected a positive integer, got ${v}`);
+  };
+  check("maxEntries", "ARBITER_CACHE_MAX_ENTRIES", o.maxEntries);
+  check("maxBytes", "ARBITER_CACHE_MAX_BYTES", o.maxBytes);
+  check("ttlMs", "ARBITER_CACHE_TTL_MS", o.ttlMs);
+}
+
+/** Fields of every input that never take part in the key (see docs/input-schema.md, Caching). */
+const EXCLUDED = new Set(["now", "request_id"]);
+
+export function cacheKey(revision: string, entrypoint: string, input: Record<string, unknown>): string {
+  const keyed: Record<string, unknown> = {};
+  for (const k of Object.keys(input)) if (!EXCLUDED.has(k)) keyed[k] = input[k];
+  return `${revision}\0${entrypoint}\0${sha256Hex(canonicalJson(keyed))}`;
+}
+
+export class DecisionCache {
+  readonly #lru: LRUCache<string, { readonly value: object; readonly size: number }>;
+
+  constructor(options: DecisionCacheOptions) {
+    validateCacheOptions(options);
+    this.#lru = new LRUCache({
+      max: options.maxEntries,
+      maxSize: options.maxBytes,
+      ttl: options.ttlMs,
+      sizeCalculation: (entry, key) => entry.size + key.length,
+    });
+  }
+
+  get(key: string): object | undefined {
+    return this.#lru.get(key)?.value;
+  }
+
+  set(key: string, value: object): void {
+    this.#lru.set(key, { value, size: JSON.stringify(value).length });
+  }
+
+  clear(): void {
+    this.#lru.clear();
+  }
+
+  get size(): number {
+    return this.#lru.size;
+  }
+}
