@@ -64,6 +64,9 @@ const native: BuiltinCase[] = [
   c("type_name", ["null"], "null"), c("type_name", ["1.5"], "number"), c("type_name", ['{"a":1}'], "object"),
   // encoding
   c("json.marshal", ['{"b":[1,2.5,"x\\"y"],"a":null}'], '{"a":null,"b":[1,2.5,"x\\"y"]}'),
+  c("json.marshal", ["[2.0, 3.50, 1e21, -0, 1.5e-7, 123456789012, 0.1, 1e300, -4.25e-300]"],
+    "[2,3.5,1e+21,0,1.5e-7,123456789012,0.1,1e+300,-4.25e-300]"),
+  c("json.marshal", ['{"b":{"z":1,"a":2},"a":[]}'], '{"a":[],"b":{"a":2,"z":1}}'),
   c("json.unmarshal", ['"{\\"a\\": [1, true]}"'], { a: [1, true] }), c("json.unmarshal", ['"{bad"'], U),
 ];
 
