@@ -1,0 +1,237 @@
+/**
+ * `arbiter build`, `arbiter eval` and `arbiter test`: the compiler's command line.
+ * Each returns the process exit code; output goes to stdout, problems to stderr.
+ */
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { buildBundle, BundleError, readBundle, writeBundle } from "./bundle.ts";
+import { loadPolicyTree, PolicyLoadError } from "./data.ts";
+import { RegoCompileError } from "./diagnostics.ts";
+import { compile, loadCompiledPolicy } from "./index.ts";
+import { parseModule } from "./parser.ts";
+
+interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+const stdio: Io = {
+  out: (s) => process.stdout.write(s),
+  err: (s) => process.stderr.write(s),
+};
+
+class UsageError extends Error {}
+
+/** Minimal flag parser: `flags` maps each flag (and alias) to its canonical name; all take a value. */
+function parseArgs(args: readonly string[], flags: Record<string, string>): { opts: Map<string, string[]>; rest: string[] } {
+  const opts = new Map<string, string[]>();
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--") {
+      rest.push(...args.slice(i + 1));
+      break;
+    }
+    if (a.startsWith("-") && a !== "-") {
+      const eq = a.indexOf("=");
+      const flag = eq > 0 ? a.slice(0, eq) : a;
+      const name = flags[flag];
+      if (!name) throw new UsageError(`unknown flag ${flag}`);
+      let value: string | undefined = eq > 0 ? a.slice(eq + 1) : args[++i];
+      if (value === undefined) throw new UsageError(`flag ${flag} needs a value`);
+      opts.set(name, [...(opts.get(name) ?? []), value]);
+      continue;
+    }
+    rest.push(a);
+  }
+  return { opts, rest };
+}
+
+function report(io: Io, command: string, e: unknown): number {
+  if (e instanceof RegoCompileError) {
+    io.err(`${e.message}\n`);
+    return 1;
+  }
+  if (e instanceof UsageError || e instanceof BundleError || e instanceof PolicyLoadError) {
+    io.err(`arbiter ${command}: ${e.message}\n`);
+    return e instanceof UsageError ? 2 : 1;
+  }
+  io.err(`arbiter ${command}: ${e instanceof Error ? e.message : String(e)}\n`);
+  return 1;
+}
+
+const BUILD_USAGE = "usage: arbiter build [-e ENTRYPOINT]... [-o bundle.tar.gz] [--revision R] DIR...\n";
+
+/** `arbiter build`: compile policy directories into an OPA wasm bundle. */
+export async function runBuild(args: string[], io: Io = stdio): Promise<number> {
+  try {
+    if (args.includes("-h") || args.includes("--help")) {
+      io.out(BUILD_USAGE);
+      return 0;
+    }
+    const { opts, rest } = parseArgs(args, {
+      "-e": "entrypoint", "--entrypoint": "entrypoint", "-o": "output", "--output": "output", "--revision": "revision",
+    });
+    if (rest.length === 0) throw new UsageError(`no policy directory given\n${BUILD_USAGE}`);
+    const out = opts.get("output")?.at(-1) ?? "bundle.tar.gz";
+    const bundle = buildBundle(rest, {
+      entrypoints: opts.get("entrypoint")?.map(normalizeEntrypoint),
+      revision: opts.get("revision")?.at(-1),
+    });
+    await writeBundle(bundle, out);
+    const eps = bundle.manifest.wasm.map((w) => w.entrypoint).join(", ");
+    io.out(`wrote ${out} (revision ${bundle.manifest.revision}; entrypoints: ${eps})\n`);
+    return 0;
+  } catch (e) {
+    return report(io, "build", e);
+  }
+}
+
+/** Accepts `a/b`, `/a/b` and `data.a.b`. */
+function normalizeEntrypoint(ep: string): string {
+  if (ep.startsWith("data.")) return ep.slice(5).split(".").join("/");
+  return ep.replace(/^\/+/, "");
+}
+
+function readJsonFile(path: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    throw new UsageError(`${what} ${path}: cannot read file`);
+  }
+  try {
+    return path.endsWith(".yaml") || path.endsWith(".yml") ? parseYaml(text) : JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`${what} ${path}: malformed: ${(e as Error).message}`);
+  }
+}
+
+const EVAL_USAGE = "usage: arbiter eval -b BUNDLE -e ENTRYPOINT [-i input.json] [-d data.json]...\n";
+
+/** `arbiter eval`: evaluate one entrypoint of a bundle and print the result set. */
+export async function runEval(args: string[], io: Io = stdio): Promise<number> {
+  try {
+    if (args.includes("-h") || args.includes("--help")) {
+      io.out(EVAL_USAGE);
+      return 0;
+    }
+    const { opts, rest } = parseArgs(args, {
+      "-b": "bundle", "--bundle": "bundle", "-e": "entrypoint", "--entrypoint": "entrypoint",
+      "-i": "input", "--input": "input", "-d": "data", "--data": "data",
+    });
+    if (rest.length > 0) throw new UsageError(`unexpected argument ${rest[0]}\n${EVAL_USAGE}`);
+    const bundlePath = opts.get("bundle")?.at(-1);
+    const entry = opts.get("entrypoint")?.at(-1);
+    if (!bundlePath) throw new UsageError(`-b BUNDLE is required\n${EVAL_USAGE}`);
+    if (!entry) throw new UsageError(`-e ENTRYPOINT is required\n${EVAL_USAGE}`);
+    const entrypoint = normalizeEntrypoint(entry);
+    const bundle = await readBundle(bundlePath);
+    const data = bundle.data;
+    for (const d of opts.get("data") ?? []) mergeOver(data, readJsonFile(d, "data file"), d);
+    const inputPath = opts.get("input")?.at(-1);
+    const input = inputPath === undefined ? undefined : readJsonFile(inputPath, "input file");
+    const policy = await loadCompiledPolicy(bundle.wasm, data);
+    const known = Object.keys(policy.entrypoints);
+    if (!known.includes(entrypoint)) {
+      throw new UsageError(`entrypoint "${entrypoint}" is not in the bundle (it has: ${known.join(", ") || "none"})`);
+    }
+    const rs = policy.evaluate(input as never, entrypoint);
+    io.out(`${JSON.stringify(rs, null, 2)}\n`);
+    return 0;
+  } catch (e) {
+    return report(io, "eval", e);
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** `-d` data wins over bundle data: objects merge recursively, anything else replaces. */
+function mergeOver(target: Record<string, unknown>, doc: unknown, file: string): void {
+  if (!isObject(doc)) throw new UsageError(`data file ${file}: must hold a JSON object`);
+  for (const [k, v] of Object.entries(doc)) {
+    const cur = Object.hasOwn(target, k) ? target[k] : undefined;
+    if (isObject(cur) && isObject(v)) mergeOver(cur, v, file);
+    else Object.defineProperty(target, k, { value: v, enumerable: true, writable: true, configurable: true });
+  }
+}
+
+interface TestRule {
+  readonly entrypoint: string;
+  readonly name: string;
+  readonly file: string;
+  readonly line: number;
+}
+
+/**
+ * `arbiter test`: compiles the policies with their `*_test.rego` files once, with every `test_*`
+ * rule as an entrypoint, and evaluates each with no input. Exit 0 when all pass, 1 on a
+ * failure or evaluation error, 2 when the policies do not compile.
+ */
+export async function runTest(args: string[], io: Io = stdio): Promise<number> {
+  let tree;
+  let sources: { path: string; text: string }[];
+  try {
+    if (args.includes("-h") || args.includes("--help")) {
+      io.out("usage: arbiter test DIR...\n");
+      return 0;
+    }
+    const { rest } = parseArgs(args, {});
+    if (rest.length === 0) throw new UsageError("no policy directory given\nusage: arbiter test DIR...");
+    tree = loadPolicyTree(rest);
+    sources = [...tree.rego, ...tree.tests].map((f) => ({ path: f.path, text: f.text }));
+  } catch (e) {
+    return report(io, "test", e);
+  }
+  const tests: TestRule[] = [];
+  try {
+    for (const src of sources) {
+      const { module } = parseModule(src.path, src.text);
+      const seen = new Set<string>();
+      for (const r of module.rules) {
+        if (!r.name.startsWith("test_") || r.kind !== "complete" || seen.has(r.name)) continue;
+        seen.add(r.name);
+        tests.push({ entrypoint: [...module.pkg, r.name].join("/"), name: ["data", ...module.pkg, r.name].join("."), file: src.path, line: r.loc.line });
+      }
+    }
+  } catch (e) {
+    io.err(`${(e as Error).message}\n`);
+    return 2;
+  }
+  if (tests.length === 0) {
+    io.err(`arbiter test: no test rules (test_*) found in ${args.join(" ")}\n`);
+    return 1;
+  }
+  let compiled;
+  try {
+    compiled = compile(sources, { entrypoints: [...new Set(tests.map((t) => t.entrypoint))] });
+  } catch (e) {
+    if (e instanceof RegoCompileError) {
+      io.err(`${e.message}\n`);
+      return 2;
+    }
+    return report(io, "test", e);
+  }
+  let passed = 0;
+  let failed = 0;
+  let policy: Awaited<ReturnType<typeof loadCompiledPolicy>> | undefined;
+  for (const t of tests) {
+    try {
+      policy ??= await loadCompiledPolicy(compiled.wasm, tree.data);
+      const rs = policy.evaluate(undefined as never, t.entrypoint) as { result: unknown }[];
+      if (rs.length === 1 && rs[0]!.result === true) {
+        passed++;
+      } else {
+        failed++;
+        io.out(`FAIL ${t.file}:${t.line}: ${t.name}\n`);
+      }
+    } catch (e) {
+      failed++;
+      // A fresh instance after an abort: a failed evaluation must leave nothing behind.
+      policy = undefined;
+      io.out(`ERROR ${t.file}:${t.line}: ${t.name}: ${e instanceof Error ? e.message : String(e)}\n`);
+    }
+  }
+  io.out(`${passed} passed, ${failed} failed\n`);
+  return failed > 0 ? 1 : 0;
+}
