@@ -72,3 +72,120 @@ describe("audit pipeline", () => {
     expect(text).toMatch(/^arbiter_audit_write_lag_seconds 0$/m);
   });
 });
+
+describe("audit pipeline: append contract", () => {
+  it("rejects bad events with a message naming the field, and appends before start or after close", async () => {
+    const { pipeline } = await setup();
+    await expect(pipeline.append(makeEvent(1))).rejects.toThrow("audit pipeline is not started");
+    expect(pipeline.accepting()).toBe(false);
+    await pipeline.start();
+    expect(pipeline.accepting()).toBe(true);
+    await expect(pipeline.append(makeEvent(1, { decisionId: "ABC" }))).rejects.toThrow(
+      "audit event: decisionId must be a lowercase UUID",
+    );
+    await expect(pipeline.append(makeEvent(1, { inputSha256: "xyz" }))).rejects.toThrow(
+      "audit event: inputSha256 must be 64 lowercase hex characters",
+    );
+    await expect(pipeline.append(makeEvent(1, { tenantId: "a\u0000b" }))).rejects.toThrow(
+      "audit event: tenantId contains NUL or an unpaired surrogate",
+    );
+    await expect(pipeline.append(makeEvent(1, { reasons: ["ok", "\ud800"] }))).rejects.toThrow(
+      "audit event: reasons[] contains NUL or an unpaired surrogate",
+    );
+    await expect(pipeline.append(makeEvent(1, { timestampMs: 1.5 }))).rejects.toThrow(
+      "audit event: timestampMs must be a non-negative integer",
+    );
+    await expect(pipeline.append(makeEvent(1, { rpc: "Nope" as never }))).rejects.toThrow(
+      "audit event: rpc must be one of Decide, Route, GuardMemory, Finalize, RecordUsage, CreateApproval",
+    );
+    await pipeline.close();
+    expect(pipeline.accepting()).toBe(false);
+    await expect(pipeline.append(makeEvent(1))).rejects.toThrow("audit pipeline is closed");
+    expect(pipeline.stats().lastSeq).toBe(0);
+  });
+
+  it("validates options with messages naming the variable", () => {
+    const base = { databaseUrl: "postgres://x", spoolDir: "/tmp/x" };
+    expect(() => createAuditPipeline({ ...base, durability: "eventually" as never })).toThrow(
+      'ARBITER_AUDIT_DURABILITY must be "async" or "sync", got "eventually"',
+    );
+    expect(() => createAuditPipeline({ ...base, overflow: "block" as never })).toThrow(
+      'ARBITER_AUDIT_OVERFLOW must be "fail_closed" or "drop", got "block"',
+    );
+    expect(() => createAuditPipeline({ ...base, spoolMaxBytes: 10 })).toThrow(
+      "ARBITER_AUDIT_SPOOL_MAX_BYTES must be an integer of at least 4096, got 10",
+    );
+    expect(() => createAuditPipeline({ ...base, instanceId: "has space" })).toThrow(
+      'ARBITER_INSTANCE_ID must be 1-128 characters of letters, digits and . _ : @ -, got "has space"',
+    );
+  });
+
+  it("sync: append resolves once the record is fsynced in the spool, with one fsync per group", async () => {
+    const { pipeline, spoolDir, databaseUrl } = await setup({ durability: "sync" });
+    await pipeline.start();
+    const first = makeEvent(0);
+    await pipeline.append(first);
+    // Acknowledged means on disk in the spool, whatever Postgres is doing.
+    const { decodeFrames } = await import("../../src/audit/spool.ts");
+    const segs = (await readdir(spoolDir)).filter((f) => f.endsWith(".seg"));
+    const onDisk = (await Promise.all(segs.map((f) => readFile(join(spoolDir, f)))))
+      .flatMap((b) => decodeFrames(b).payloads.map((p) => JSON.parse(p.toString()).decision_id as string));
+    expect(onDisk).toContain(first.decisionId);
+
+    const before = pipeline.stats().spoolFsyncs;
+    const events = Array.from({ length: 500 }, (_, i) => makeEvent(i + 1));
+    await Promise.all(events.map((e) => pipeline.append(e)));
+    const fsyncs = pipeline.stats().spoolFsyncs - before;
+    // 500 concurrent appends share a handful of group commits (at most 512 records per group).
+    expect(fsyncs).toBeGreaterThanOrEqual(1);
+    expect(fsyncs).toBeLessThanOrEqual(5);
+
+    const ac = new AbortController();
+    ac.abort(new Error("deadline exceeded"));
+    await expect(pipeline.append(makeEvent(999), ac.signal)).rejects.toThrow("deadline exceeded");
+
+    await pipeline.flush(30_000);
+    await pipeline.close();
+    const [row] = await query<{ n: string }>(databaseUrl, "SELECT count(*) AS n FROM audit_records");
+    expect(row!.n).toBe("501");
+  });
+
+  it("continues the chain across restarts, from the spool or from the database", async () => {
+    const databaseUrl = await pgt.createTestDatabase();
+    const spoolA = await mkdtemp(join(tmp, "spool-"));
+    const spoolB = await mkdtemp(join(tmp, "spool-"));
+    const run = async (spoolDir: string, n: number, flush: boolean) => {
+      const p = createAuditPipeline({ databaseUrl, spoolDir, instanceId: "restart-1", closeTimeoutMs: flush ? 5000 : 1 });
+      await p.start();
+      const seq0 = p.stats().lastSeq;
+      for (let i = 0; i < n; i++) await p.append(makeEvent(i));
+      if (flush) await p.flush(30_000);
+      await p.close();
+      return seq0;
+    };
+    expect(await run(spoolA, 100, true)).toBe(0);
+    // Same spool: head from the database (the spool was emptied).
+    expect(await run(spoolA, 50, true)).toBe(100);
+    // A fresh spool directory (another volume): head from the database.
+    expect(await run(spoolB, 25, true)).toBe(150);
+    const result = await withClient(databaseUrl, (c) => verifyChains(c));
+    expect(result.breaks).toEqual([]);
+    expect(result.instances).toMatchObject([{ instanceId: "restart-1", records: 175, firstSeq: 1, lastSeq: 175 }]);
+  });
+
+  it("creates a missing daily partition for an old record and stores it", async () => {
+    const { pipeline, databaseUrl } = await setup();
+    await pipeline.start();
+    const old = Date.UTC(2024, 1, 29, 12, 0, 0);
+    await pipeline.append(makeEvent(1, { timestampMs: old }));
+    await pipeline.append(makeEvent(2));
+    await pipeline.flush(30_000);
+    await pipeline.close();
+    const rows = await query<{ part: string; ts_ms: string }>(
+      databaseUrl,
+      "SELECT tableoid::regclass::text AS part, (extract(epoch FROM ts) * 1000)::bigint AS ts_ms FROM audit_records ORDER BY seq",
+    );
+    expect(rows[0]).toEqual({ part: "audit_records_p20240229", ts_ms: String(old) });
+    expect(rows).toHaveLength(2);
+  });
+});

@@ -1,0 +1,133 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Spool, SpoolInUseError, decodeFrames, encodeFrames } from "../../src/audit/spool.ts";
+import { chainRecord, GENESIS_HASH } from "../../src/audit/record.ts";
+import { makeEvent } from "./helpers.ts";
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "arbiter-spool-"));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function chained(n: number, instanceId = "i-1"): { payloads: string[]; hashes: string[] } {
+  let prev = GENESIS_HASH;
+  const payloads: string[] = [];
+  const hashes: string[] = [];
+  for (let i = 1; i <= n; i++) {
+    const c = chainRecord(makeEvent(i), instanceId, i, prev);
+    payloads.push(c.payload);
+    hashes.push(c.hash);
+    prev = c.hash;
+  }
+  return { payloads, hashes };
+}
+
+async function segmentFiles(): Promise<string[]> {
+  return (await readdir(dir)).filter((f) => f.endsWith(".seg")).sort();
+}
+
+describe("spool frames", () => {
+  it("round-trips payloads and stops at a cut or corrupt frame", () => {
+    const buf = encodeFrames(["{\"a\":1}", "{\"b\":\"é\"}"]);
+    expect(decodeFrames(buf)).toMatchObject({ consumed: buf.length, invalid: false });
+    expect(decodeFrames(buf).payloads.map((p) => p.toString())).toEqual(["{\"a\":1}", "{\"b\":\"é\"}"]);
+    const cut = decodeFrames(buf.subarray(0, buf.length - 3));
+    expect(cut.payloads.length).toBe(1);
+    expect(cut.invalid).toBe(false);
+    const bad = Buffer.from(buf);
+    bad[bad.length - 2] ^= 0xff;
+    const corrupt = decodeFrames(bad);
+    expect(corrupt.payloads.length).toBe(1);
+    expect(corrupt.invalid).toBe(true);
+  });
+});
+
+describe("spool", () => {
+  it("truncates a torn final record on open and reports the chain head before it", async () => {
+    const { payloads, hashes } = chained(10);
+    const s1 = new Spool({ dir, segmentMaxBytes: 1 << 20 });
+    await s1.open();
+    await s1.write(encodeFrames(payloads));
+    await s1.close();
+    const [seg] = await segmentFiles();
+    const goodSize = (await stat(join(dir, seg!))).size;
+    // A crash in the middle of the 11th record: its header and half its payload reached disk.
+    const torn = encodeFrames([chained(11).payloads[10]!]);
+    await appendFile(join(dir, seg!), torn.subarray(0, 8 + 40));
+
+    const s2 = new Spool({ dir, segmentMaxBytes: 1 << 20 });
+    const opened = await s2.open();
+    expect(opened.truncatedBytes).toBe(48);
+    expect(opened.heads.get("i-1")).toEqual({ seq: 10, hash: hashes[9] });
+    expect((await stat(join(dir, seg!))).size).toBe(goodSize);
+    const read = await s2.read(s2.start, 100);
+    expect(read.payloads.map((p) => p.toString())).toEqual(payloads);
+    await s2.close();
+  });
+
+  it("truncates at a record whose CRC does not match, never replaying garbage", async () => {
+    const { payloads, hashes } = chained(5);
+    const s1 = new Spool({ dir, segmentMaxBytes: 1 << 20 });
+    await s1.open();
+    await s1.write(encodeFrames(payloads));
+    await s1.close();
+    const [seg] = await segmentFiles();
+    const path = join(dir, seg!);
+    const data = await readFile(path);
+    data[data.length - 10] ^= 0x01; // flip a bit inside the last record's payload
+    await writeFile(path, data);
+    const s2 = new Spool({ dir, segmentMaxBytes: 1 << 20 });
+    const opened = await s2.open();
+    expect(opened.heads.get("i-1")).toEqual({ seq: 4, hash: hashes[3] });
+    const read = await s2.read(s2.start, 100);
+    expect(read.payloads.map((p) => p.toString())).toEqual(payloads.slice(0, 4));
+    await s2.close();
+  });
+
+  it("rotates segments by size, reads across them and deletes only fully consumed sealed ones", async () => {
+    const { payloads } = chained(40);
+    const s = new Spool({ dir, segmentMaxBytes: 4096 });
+    await s.open();
+    for (const p of payloads) await s.write(encodeFrames([p]));
+    expect(s.segmentCount).toBeGreaterThan(3);
+    const total = s.bytes;
+    let cursor = s.start;
+    const seen: string[] = [];
+    const read1 = await s.read(cursor, 3);
+    seen.push(...read1.payloads.map((p) => p.toString()));
+    cursor = read1.next;
+    // Nothing released while the first segment still has unread records.
+    expect(await s.release(cursor)).toBe(0);
+    expect(s.bytes).toBe(total);
+    while (!s.caughtUp(cursor)) {
+      const r = await s.read(cursor, 7);
+      seen.push(...r.payloads.map((p) => p.toString()));
+      cursor = r.next;
+      await s.release(cursor);
+    }
+    expect(seen).toEqual(payloads);
+    // Only the active segment is left.
+    expect(s.segmentCount).toBe(1);
+    expect(await segmentFiles()).toHaveLength(1);
+    await s.close();
+  });
+
+  it("refuses a spool held by a live process and takes over one left by a dead process", async () => {
+    const s1 = new Spool({ dir, segmentMaxBytes: 4096 });
+    await s1.open();
+    await writeFile(join(dir, "LOCK"), "1"); // pid 1 is alive
+    const s2 = new Spool({ dir, segmentMaxBytes: 4096 });
+    await expect(s2.open()).rejects.toThrow(new SpoolInUseError(`audit spool ${dir} is in use by process 1`));
+    await writeFile(join(dir, "LOCK"), "2147483646"); // no such process
+    const s3 = new Spool({ dir, segmentMaxBytes: 4096 });
+    await expect(s3.open()).resolves.toMatchObject({ truncatedBytes: 0 });
+    expect((await readFile(join(dir, "LOCK"), "utf8")).trim()).toBe(String(process.pid));
+    await s3.close();
+    await s1.close();
+  });
+});
