@@ -21,6 +21,12 @@ export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" |
 export interface Config {
   readonly grpcListen: ListenTarget;
   readonly adminListen: ListenTarget;
+  /**
+   * Optional plaintext TCP listener serving only `grpc.health.v1.Health` (`ARBITER_HEALTH_LISTEN`),
+   * for the kubelet's native gRPC probe, which dials the pod IP without TLS and so reaches neither
+   * a Unix socket nor a TLS port (deploy/README.md). Undefined: no such listener.
+   */
+  readonly healthListen?: ListenTarget;
   /** Bundle source: `.tar.gz`, bundle directory, directory of `.rego` sources, or http(s) URL. */
   readonly bundle: string;
   readonly bundlePollSeconds: number;
@@ -48,6 +54,7 @@ export class ConfigError extends Error {
 const VARS = [
   "ARBITER_GRPC_LISTEN",
   "ARBITER_ADMIN_LISTEN",
+  "ARBITER_HEALTH_LISTEN",
   "ARBITER_BUNDLE",
   "ARBITER_BUNDLE_POLL_SECONDS",
   "ARBITER_TLS_CERT",
@@ -153,6 +160,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   const grpcListen = parseListen("ARBITER_GRPC_LISTEN", get("ARBITER_GRPC_LISTEN", "127.0.0.1:50051"));
   const adminListen = parseListen("ARBITER_ADMIN_LISTEN", get("ARBITER_ADMIN_LISTEN", "127.0.0.1:9090"));
+  const healthRaw = opt("ARBITER_HEALTH_LISTEN");
+  const healthListen = healthRaw === undefined ? undefined : parseListen("ARBITER_HEALTH_LISTEN", healthRaw);
 
   const cert = opt("ARBITER_TLS_CERT");
   const key = opt("ARBITER_TLS_KEY");
@@ -185,6 +194,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const config: Config = {
     grpcListen,
     adminListen,
+    ...(healthListen ? { healthListen } : {}),
     bundle: get("ARBITER_BUNDLE", "./policies"),
     bundlePollSeconds: int("ARBITER_BUNDLE_POLL_SECONDS", get("ARBITER_BUNDLE_POLL_SECONDS", "10"), 1, 86_400),
     tls,

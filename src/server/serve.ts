@@ -134,6 +134,22 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const address = await transport.listen(config.grpcListen);
     cleanups.push(() => transport.close(0));
 
+    // Plaintext health-only listener for the kubelet's native gRPC probe (ARBITER_HEALTH_LISTEN);
+    // its own registry keeps probe calls out of the request metrics.
+    let healthTransport: TransportServer | undefined;
+    if (config.healthListen) {
+      const ht = createTransportServer({
+        service,
+        health,
+        logger: componentLogger(root, "health"),
+        registry: new Registry(),
+        healthOnly: true,
+      });
+      healthTransport = ht;
+      await ht.listen(config.healthListen);
+      cleanups.push(() => ht.close(0));
+    }
+
     const admin: AdminServer = createAdminServer({
       registry,
       engineStatus: () => engine.status(),
@@ -154,6 +170,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         accepting = false;
         health.setAll("NOT_SERVING");
         const { forced } = await transport.close(config.shutdownTimeoutMs);
+        await healthTransport?.close(0);
         if (forced) log.warn({ timeoutMs: config.shutdownTimeoutMs }, "shutdown deadline cut in-flight calls off");
         await engine.close();
         if (audit) await audit.close().catch((err: Error) => log.error({ err: err.message }, "audit close failed"));

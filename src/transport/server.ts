@@ -46,6 +46,8 @@ export interface TransportServerOptions {
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. Default 1000. */
   readonly maxConcurrentStreams?: number;
   readonly tls?: TlsOptions;
+  /** Serve only grpc.health.v1.Health (and reflection): the plaintext probe listener. */
+  readonly healthOnly?: boolean;
 }
 
 export interface TransportServer {
@@ -79,7 +81,7 @@ export function createTransportServer(options: TransportServerOptions): Transpor
   const metrics = createRequestMetrics(options.registry);
   const validator = createRequestValidator();
   const unary = new Map<string, UnaryMethod>();
-  for (const m of policyMethods(options.service, validator)) unary.set(m.path, m);
+  if (!options.healthOnly) for (const m of policyMethods(options.service, validator)) unary.set(m.path, m);
   const check = healthCheckMethod(options.health);
   unary.set(check.path, check);
 
