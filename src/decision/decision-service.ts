@@ -102,6 +102,21 @@ function invalidArgument(field: string, problem: string): DecisionError {
   return new DecisionError("invalid_argument", `${field}: ${problem}`);
 }
 
+/**
+ * Runs a store call; the stores' argument errors (`UsageStoreError`, `ApprovalStoreError`: their
+ * messages name the argument and the expected form) become INVALID_ARGUMENT.
+ */
+async function storeCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof Error && (err.name === "UsageStoreError" || err.name === "ApprovalStoreError")) {
+      throw new DecisionError("invalid_argument", err.message, { cause: err });
+    }
+    throw err;
+  }
+}
+
 function requireTenant(tenantId: string): void {
   if (typeof tenantId !== "string" || tenantId === "") throw invalidArgument("tenant_id", "must not be empty");
 }
@@ -287,7 +302,7 @@ class Service implements DecisionService {
       const consumed = await this.#approvals.consume({ tenantId: req.tenantId, token: req.approvalToken, nowMs }, ctx.signal);
       if (!consumed) {
         allow = false;
-        reasons = [...reasons, "approval_used"];
+        reasons = [...reasons, "approval_replayed"];
       }
     }
     const decisionId = uuidv7(nowMs);
@@ -525,7 +540,7 @@ class Service implements DecisionService {
     if (typeof req.unit !== "string" || req.unit === "") throw invalidArgument("unit", "must not be empty");
     ctx.signal.throwIfAborted();
     const nowMs = this.#clock();
-    const state = await this.#usage.record({ tenantId: req.tenantId, unit: req.unit, amount: req.amount, nowMs }, ctx.signal);
+    const state = await storeCall(() => this.#usage!.record({ tenantId: req.tenantId, unit: req.unit, amount: req.amount, nowMs }, ctx.signal));
     const revision = this.#engine.active()?.revision ?? "";
     const decisionId = uuidv7(nowMs);
     const input = { tenant_id: req.tenantId, request_id: req.requestId, unit: req.unit, amount: req.amount };
@@ -567,9 +582,8 @@ class Service implements DecisionService {
     if (this.#audit !== undefined && !this.#audit.accepting()) {
       throw new DecisionError("unavailable", "CreateApproval: the audit trail is not accepting records");
     }
-    const created = await this.#approvals.create(
-      { tenantId: req.tenantId, digest, approver: req.approver, ttlSeconds: req.ttlSeconds, nowMs },
-      ctx.signal,
+    const created = await storeCall(() =>
+      this.#approvals!.create({ tenantId: req.tenantId, digest, approver: req.approver, ttlSeconds: req.ttlSeconds, nowMs }, ctx.signal),
     );
     const revision = this.#engine.active()?.revision ?? "";
     const decisionId = uuidv7(nowMs);

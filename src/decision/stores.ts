@@ -17,7 +17,7 @@ export interface UsageStore {
 /** Result of checking an approval token against one Decide request. */
 export interface ApprovalCheck {
   readonly valid: boolean;
-  /** `""` when valid, else `approval_not_found`, `approval_expired`, `approval_used` or `approval_mismatch`. */
+  /** `""` when valid, else the store's snake_case reason code (passed to the policy as `input.approval.reason`). */
   readonly reason: string;
 }
 
