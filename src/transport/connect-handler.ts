@@ -54,7 +54,11 @@ export function createConnectHandler(opts: ConnectHandlerOptions) {
 
   return async function handleConnect(req: ConnectRequest): Promise<ConnectResponse> {
     const method = unary.get(req.path);
-    if (!method) return errorResponse(new RpcError(Code.UNIMPLEMENTED, `unknown procedure ${req.path}`));
+    if (!method) {
+      // Connect spec: an unknown procedure is HTTP 404 with code unimplemented.
+      const body = JSON.stringify({ code: "unimplemented", message: `unknown procedure ${req.path}` });
+      return { status: 404, contentType: "application/json", body };
+    }
     if (req.method !== "POST") {
       return { status: 405, contentType: "application/json", body: JSON.stringify({ code: "unimplemented", message: `HTTP method ${req.method} not allowed; use POST` }) };
     }
