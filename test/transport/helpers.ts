@@ -24,7 +24,7 @@ export function testConfig(env: Record<string, string>): Config {
     ARBITER_GRPC_LISTEN: "127.0.0.1:0",
     ARBITER_ADMIN_LISTEN: "127.0.0.1:0",
     ARBITER_AUDIT: "off",
-    ARBITER_LOG_LEVEL: "warn",
+    ARBITER_LOG_LEVEL: "silent",
     ARBITER_DATA_DIR: mkdtempSync(join(tmpdir(), "arbiter-data-")),
     ...env,
   });
