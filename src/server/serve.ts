@@ -15,6 +15,7 @@ import { createApprovalStore } from "../decision/approval-store.ts";
 import { createDecisionService, DECISION_ENTRYPOINTS } from "../decision/decision-service.ts";
 import type { DecisionService } from "../decision/types.ts";
 import { createUsageStore } from "../decision/usage-store.ts";
+import { validatePackData } from "../decision/pack-validation.ts";
 import { createEngineHost, type EngineHost } from "../engine/index.ts";
 import { componentLogger, createLogger } from "../log.ts";
 import { HealthState } from "../transport/health.ts";
@@ -65,6 +66,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const engine = createEngineHost({
       source: config.bundle,
       requiredEntrypoints: DECISION_ENTRYPOINTS,
+      // The default pack's data checks (a bundle without data.arbiter.config is not checked).
+      validateData: validatePackData,
       pollIntervalMs: config.bundlePollSeconds * 1000,
       logger: componentLogger(root, "engine"),
       registry,
