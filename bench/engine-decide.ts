@@ -44,7 +44,7 @@ const ctx = (): CallContext => ({ signal: new AbortController().signal, startedA
 const decide = (i: number, extra: Record<string, unknown> = {}): DecideRequest => ({
   tenantId: "acme",
   requestId: `r${i}`,
-  subject: { id: `user-${i % 10}`, roles: i % 3 === 0 ? ["admin"] : ["viewer"], attributes: { dept: "eng" } },
+  subject: { id: `user-${i}`, roles: i % 3 === 0 ? ["admin"] : ["viewer"], attributes: { dept: "eng" } },
   action: i % 2 === 0 ? "read" : "write",
   resource: { type: "doc", id: `doc-${i % 5}`, tenantId: "", attributes: { owner: "x" } },
   context: { ...extra },
