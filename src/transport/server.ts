@@ -340,13 +340,26 @@ function listenOn(server: net.Server, opts: net.ListenOptions): Promise<void> {
   });
 }
 
-/** A socket file left by a crashed run would make listen() fail with EADDRINUSE. */
+/**
+ * A socket file left by a crashed run would make listen() fail with EADDRINUSE: remove it, but
+ * only when nothing answers on it (a live server keeps its socket).
+ */
 async function removeStaleSocket(path: string): Promise<void> {
   try {
     const st = await stat(path);
     if (!st.isSocket()) throw new Error(`ARBITER_GRPC_LISTEN: ${path} exists and is not a socket`);
-    await rm(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
   }
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(path);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => resolve(false));
+  });
+  if (live) throw new Error(`ARBITER_GRPC_LISTEN: unix:${path} is in use by a running server`);
+  await rm(path, { force: true });
 }
