@@ -1,0 +1,227 @@
+/**
+ * Latency gate: `npm run bench:gate [-- options]`.
+ *
+ * Starts a fresh sidecar (`node bin/arbiter.js serve`, loopback TCP, audit off), drives each
+ * PolicyService RPC over gRPC at a fixed offered rate (open model, see load.ts), prints a table,
+ * writes a ghz-shaped report and exits 1 when a budget of k6/thresholds.json is broken.
+ *
+ * Options (environment in brackets):
+ *   --thresholds FILE  budgets and default rate/duration [GATE_THRESHOLDS] (k6/thresholds.json)
+ *   --payloads FILE    requests per RPC in proto JSON (k6/payloads.json)
+ *   --rate N           offered calls/s for every RPC [GATE_RATE]
+ *   --duration S       seconds per RPC [GATE_DURATION_S]
+ *   --warmup S         warm-up seconds over all RPCs, not measured [GATE_WARMUP_S]
+ *   --rpcs A,B         subset of RPCs [GATE_RPCS]
+ *   --bundle PATH      ARBITER_BUNDLE of the sidecar (policies)
+ *   --audit off|embedded  audit of the sidecar (off: the gate measures the decision path)
+ *   --out FILE         report (bench/out/gate-report.json)
+ * Exit: 0 all budgets met, 1 a budget broken or the sidecar failed, 2 bad options.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import type { JsonValue } from "@bufbuild/protobuf";
+import { ghzReport, GHZ_PERCENTILES, type GhzReport } from "../../k6/lib/ghz.js";
+import { createClient, encodePayloads, run, type RunResult } from "./load.ts";
+import { startSidecar } from "./sidecar.ts";
+import { readThresholds, RPCS, ThresholdsError, violations, type RpcName, type Thresholds } from "./thresholds.ts";
+
+const repo = resolve(import.meta.dirname, "../..");
+
+class UsageError extends Error {}
+
+interface Options {
+  thresholdsFile: string;
+  payloadsFile: string;
+  rate?: number;
+  durationS?: number;
+  warmupS?: number;
+  rpcs: RpcName[];
+  bundle: string;
+  audit: "off" | "embedded";
+  out: string;
+}
+
+function positive(name: string, v: string | undefined): number | undefined {
+  if (v === undefined || v === "") return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${name}: expected a positive number, got "${v}"`);
+  return n;
+}
+
+function parseOptions(argv: string[]): Options {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        thresholds: { type: "string" },
+        payloads: { type: "string" },
+        rate: { type: "string" },
+        duration: { type: "string" },
+        warmup: { type: "string" },
+        rpcs: { type: "string" },
+        bundle: { type: "string" },
+        audit: { type: "string" },
+        out: { type: "string" },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const v = parsed.values;
+  const env = process.env;
+  const rpcList = (v.rpcs ?? env.GATE_RPCS ?? RPCS.join(",")).split(",").map((s) => s.trim()).filter(Boolean);
+  for (const r of rpcList) {
+    if (!(RPCS as readonly string[]).includes(r)) throw new UsageError(`--rpcs: unknown RPC "${r}"; expected ${RPCS.join(", ")}`);
+  }
+  const audit = v.audit ?? "off";
+  if (audit !== "off" && audit !== "embedded") throw new UsageError(`--audit: expected off or embedded, got "${audit}"`);
+  const warmup = v.warmup ?? env.GATE_WARMUP_S;
+  const o: Options = {
+    thresholdsFile: resolve(v.thresholds ?? env.GATE_THRESHOLDS ?? join(repo, "k6/thresholds.json")),
+    payloadsFile: resolve(v.payloads ?? join(repo, "k6/payloads.json")),
+    rpcs: rpcList as RpcName[],
+    bundle: v.bundle ?? join(repo, "policies"),
+    audit,
+    out: resolve(v.out ?? join(repo, "bench/out/gate-report.json")),
+  };
+  const rate = positive("--rate", v.rate ?? env.GATE_RATE);
+  const durationS = positive("--duration", v.duration ?? env.GATE_DURATION_S);
+  if (rate !== undefined) o.rate = rate;
+  if (durationS !== undefined) o.durationS = durationS;
+  if (warmup !== undefined && warmup !== "") {
+    const w = Number(warmup);
+    if (!Number.isFinite(w) || w < 0) throw new UsageError(`--warmup: expected a number of seconds >= 0, got "${warmup}"`);
+    o.warmupS = w;
+  }
+  return o;
+}
+
+const ms = (us: number) => us / 1000;
+
+/** Percentile in ms. HDR reports a bucket's highest equivalent value, which can exceed the
+ * recorded maximum; clamp so p99 <= max as in ghz's reports. */
+function pct(h: { getValueAtPercentile(p: number): number; maxValue: number }, p: number): number {
+  return ms(Math.min(h.getValueAtPercentile(p), h.maxValue));
+}
+
+function row(cells: (string | number)[], widths: number[]): string {
+  return cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]!) : String(c).padStart(widths[i]!))).join("  ");
+}
+
+function toReport(r: RunResult, target: string): GhzReport {
+  const h = r.histogram;
+  const percentilesMs: Record<string, number> = {};
+  for (const p of GHZ_PERCENTILES) percentilesMs[String(p)] = pct(h, p);
+  return ghzReport({
+    name: `arbiter.v1.PolicyService.${r.rpc}`,
+    date: r.startedAt.toISOString(),
+    options: { target, rate: r.offeredRate, duration_s: r.durationS, tool: "arbiter-gate", model: "open" },
+    count: r.count,
+    totalMs: r.wallMs,
+    averageMs: ms(h.mean),
+    fastestMs: ms(h.minNonZeroValue),
+    slowestMs: ms(h.maxValue),
+    percentilesMs,
+    statusCodes: r.statusCodes,
+    errors: r.errorMessages,
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  let opts: Options;
+  let thresholds: Thresholds;
+  let payloads: Record<RpcName, Buffer[]>;
+  try {
+    opts = parseOptions(argv);
+    thresholds = readThresholds(opts.thresholdsFile);
+    const json = JSON.parse(readFileSync(opts.payloadsFile, "utf8")) as Record<string, JsonValue[]>;
+    payloads = {} as Record<RpcName, Buffer[]>;
+    for (const rpc of opts.rpcs) payloads[rpc] = encodePayloads(rpc, json[rpc] ?? []);
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof ThresholdsError || err instanceof SyntaxError || err instanceof Error) {
+      process.stderr.write(`bench:gate: ${(err as Error).message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+
+  mkdirSync(dirname(opts.out), { recursive: true });
+  const logFile = join(dirname(opts.out), "gate-sidecar.log");
+  process.stdout.write(`bench:gate: starting the sidecar (bundle ${opts.bundle}, audit ${opts.audit}); log ${logFile}\n`);
+  let sidecar;
+  try {
+    sidecar = await startSidecar({ repo, bundle: opts.bundle, audit: opts.audit, logFile, readyTimeoutMs: 180_000 });
+  } catch (err) {
+    process.stderr.write(`bench:gate: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const client = createClient(sidecar.target);
+  const results: RunResult[] = [];
+  try {
+    const warmupS = opts.warmupS ?? thresholds.warmupS;
+    if (warmupS > 0) {
+      // Warms the JIT, the connection and the decision cache across all RPCs; not measured.
+      const per = warmupS / opts.rpcs.length;
+      for (const rpc of opts.rpcs) await run(client, rpc, payloads[rpc], opts.rate ?? thresholds.rpcs[rpc].rate, per);
+    }
+    for (const rpc of opts.rpcs) {
+      const b = thresholds.rpcs[rpc];
+      const rate = opts.rate ?? b.rate;
+      const durationS = opts.durationS ?? b.durationS;
+      process.stdout.write(`bench:gate: ${rpc} at ${rate}/s for ${durationS} s\n`);
+      results.push(await run(client, rpc, payloads[rpc], rate, durationS));
+    }
+  } finally {
+    client.close();
+    const code = await sidecar.stop();
+    if (code !== 0) process.stderr.write(`bench:gate: warning: the sidecar exited with ${code} after SIGTERM\n`);
+  }
+
+  const widths = [14, 8, 9, 9, 9, 9, 9, 7];
+  const lines = [row(["rpc", "calls", "rps", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors"], widths)];
+  const reports: Record<string, GhzReport> = {};
+  const failures: string[] = [];
+  for (const r of results) {
+    const h = r.histogram;
+    const rps = r.wallMs > 0 ? r.count / (r.wallMs / 1000) : 0;
+    lines.push(row([
+      r.rpc,
+      r.count,
+      rps.toFixed(1),
+      pct(h, 50).toFixed(3),
+      pct(h, 95).toFixed(3),
+      pct(h, 99).toFixed(3),
+      ms(h.maxValue).toFixed(3),
+      r.errors,
+    ], widths));
+    reports[r.rpc] = toReport(r, sidecar.target);
+    failures.push(...violations({
+      rpc: r.rpc,
+      count: r.count,
+      errors: r.errors,
+      p95Ms: pct(h, 95),
+      p99Ms: pct(h, 99),
+    }, thresholds.rpcs[r.rpc]));
+    for (const [msg, n] of Object.entries(r.errorMessages)) lines.push(`  ${r.rpc}: ${n} x ${msg}`);
+  }
+  process.stdout.write(`\n${lines.join("\n")}\n\n`);
+  writeFileSync(opts.out, JSON.stringify({
+    tool: "arbiter-gate",
+    date: new Date().toISOString(),
+    thresholds: opts.thresholdsFile,
+    reports,
+  }, null, 2) + "\n");
+  process.stdout.write(`bench:gate: ghz-shaped report written to ${opts.out}\n`);
+  if (failures.length > 0) {
+    for (const f of failures) process.stderr.write(`bench:gate: FAIL ${f}\n`);
+    return 1;
+  }
+  process.stdout.write(`bench:gate: all budgets of ${opts.thresholdsFile} met\n`);
+  return 0;
+}
+
+process.exitCode = await main(process.argv.slice(2));

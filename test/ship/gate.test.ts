@@ -1,0 +1,136 @@
+/**
+ * The latency gate end to end: `bench/gate/run.ts` against a real sidecar it starts itself. It
+ * must fail with a line naming the RPC, the metric, the measured value and the budget when a
+ * budget is below what was measured, and pass with generous budgets.
+ */
+import { describe, expect, it, beforeAll, afterAll } from "vitest";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseThresholds, violations } from "../../bench/gate/thresholds.ts";
+
+const repo = resolve(import.meta.dirname, "../..");
+const base = JSON.parse(readFileSync(join(repo, "k6/thresholds.json"), "utf8")) as Record<string, unknown>;
+
+function withBudgets(p95: number, p99: number, errorRate = 0): string {
+  const doc: Record<string, unknown> = { ...base };
+  for (const rpc of ["Decide", "Route", "GuardMemory", "Finalize", "RecordUsage", "CreateApproval"]) {
+    doc[rpc] = { p95_ms: p95, p99_ms: p99, max_error_rate: errorRate };
+  }
+  return JSON.stringify(doc);
+}
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function gate(args: string[], timeoutMs = 150_000): Promise<Run> {
+  return new Promise((resolvePromise, reject) => {
+    const env = { ...process.env };
+    for (const k of Object.keys(env)) if (k.startsWith("GATE_")) delete env[k];
+    const child = spawn(process.execPath, ["--import", "tsx", join(repo, "bench/gate/run.ts"), ...args], {
+      cwd: repo,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`gate timed out\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code, stdout, stderr });
+    });
+  });
+}
+
+describe("thresholds file", () => {
+  it("reads k6/thresholds.json with per-RPC overrides", () => {
+    const t = parseThresholds("k6/thresholds.json", readFileSync(join(repo, "k6/thresholds.json"), "utf8"));
+    expect(t.rpcs.Decide).toEqual({ p95Ms: 5, p99Ms: 10, maxErrorRate: 0.001, rate: 200, durationS: 20 });
+    expect(t.rpcs.RecordUsage.durationS).toBe(10);
+    expect(t.warmupS).toBe(2);
+  });
+
+  it("names the bad field", () => {
+    const doc = JSON.parse(withBudgets(5, 10)) as Record<string, Record<string, unknown>>;
+    doc.Route!.p99_ms = "fast";
+    expect(() => parseThresholds("t.json", JSON.stringify(doc))).toThrow(
+      't.json: Route.p99_ms: expected a number from 0 to 60000, got "fast"',
+    );
+    expect(() => parseThresholds("t.json", JSON.stringify({ ...base, Decied: {} }))).toThrow(
+      't.json: unknown key "Decied"; expected rate, duration_s, warmup_s or an RPC (Decide, Route, GuardMemory, Finalize, RecordUsage, CreateApproval)',
+    );
+    const { Finalize: _dropped, ...rest } = JSON.parse(withBudgets(5, 10)) as Record<string, unknown>;
+    expect(() => parseThresholds("t.json", JSON.stringify(rest))).toThrow(
+      "t.json: Finalize: expected an object with p95_ms, p99_ms and max_error_rate",
+    );
+  });
+
+  it("words each broken budget", () => {
+    const budget = { p95Ms: 5, p99Ms: 10, maxErrorRate: 0.001, rate: 1, durationS: 1 };
+    expect(violations({ rpc: "Decide", count: 1000, errors: 2, p95Ms: 4, p99Ms: 12.5 }, budget)).toEqual([
+      "Decide p99: measured 12.500 ms > budget 10 ms",
+      "Decide error rate: measured 0.0020 (2/1000) > budget 0.001",
+    ]);
+    expect(violations({ rpc: "Route", count: 0, errors: 0, p95Ms: 0, p99Ms: 0 }, budget)).toEqual(["Route: no call completed"]);
+    expect(violations({ rpc: "Route", count: 10, errors: 0, p95Ms: 5, p99Ms: 10 }, budget)).toEqual([]);
+  });
+});
+
+describe("bench:gate against a real sidecar", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "arbiter-gate-test-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("rejects bad options before starting anything", async () => {
+    const r = await gate(["--rpcs", "Decide,Nope"], 60_000);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('bench:gate: --rpcs: unknown RPC "Nope"; expected Decide, Route, GuardMemory, Finalize, RecordUsage, CreateApproval\n');
+  });
+
+  it("fails when a budget is below the measured p99, naming RPC, metric, measurement and budget", async () => {
+    const file = join(dir, "impossible.json");
+    writeFileSync(file, withBudgets(10_000, 0.001));
+    const out = join(dir, "fail-report.json");
+    const r = await gate(["--thresholds", file, "--rpcs", "Decide", "--rate", "50", "--duration", "2", "--warmup", "0", "--out", out]);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^bench:gate: FAIL Decide p99: measured \d+\.\d{3} ms > budget 0\.001 ms$/m);
+    expect(r.stderr).not.toMatch(/p95/);
+    expect(r.stdout).toMatch(/^Decide\s+100\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+0$/m);
+  });
+
+  it("passes with generous budgets and writes a ghz-shaped report for every RPC", async () => {
+    const file = join(dir, "generous.json");
+    writeFileSync(file, withBudgets(5_000, 10_000));
+    const out = join(dir, "pass-report.json");
+    const r = await gate(["--thresholds", file, "--rate", "40", "--duration", "1", "--warmup", "0.5", "--out", out]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain(`bench:gate: all budgets of ${file} met`);
+    const report = JSON.parse(readFileSync(out, "utf8")) as { tool: string; reports: Record<string, Record<string, unknown>> };
+    expect(report.tool).toBe("arbiter-gate");
+    expect(Object.keys(report.reports)).toEqual(["Decide", "Route", "GuardMemory", "Finalize", "RecordUsage", "CreateApproval"]);
+    for (const [rpc, g] of Object.entries(report.reports)) {
+      expect(g.name).toBe(`arbiter.v1.PolicyService.${rpc}`);
+      expect(g.count).toBe(40);
+      expect(g.statusCodeDistribution).toEqual({ OK: 40 });
+      const dist = g.latencyDistribution as { percentage: number; latency: number }[];
+      expect(dist.map((d) => d.percentage)).toEqual([10, 25, 50, 75, 90, 95, 99]);
+      // Nanoseconds, ordered: fastest <= p10 <= ... <= p99 <= slowest.
+      const lat = [g.fastest as number, ...dist.map((d) => d.latency), g.slowest as number];
+      for (const v of lat) expect(Number.isInteger(v)).toBe(true);
+      expect([...lat].sort((a, b) => a - b)).toEqual(lat);
+      expect(g.rps as number).toBeGreaterThan(20);
+      expect(g.total as number).toBeGreaterThan(900_000_000);
+    }
+  });
+});
