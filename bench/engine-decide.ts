@@ -12,7 +12,7 @@ import { rm } from "node:fs/promises";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { createDecisionService, DECISION_ENTRYPOINTS } from "../src/decision/decision-service.ts";
-import type { CallContext, DecideRequest } from "../src/decision/types.ts";
+import type { CallContext, DecideRequest, JsonObject } from "../src/decision/types.ts";
 import { createEngineHost } from "../src/engine/index.ts";
 import { tempDir, writeBundleDir } from "../test/engine/fixtures.ts";
 
@@ -41,7 +41,7 @@ if (!active) throw new Error(`bundle did not load: ${engine.status().lastError}`
 const service = createDecisionService({ engine, logger, registry, instanceId: "bench" });
 const ctx = (): CallContext => ({ signal: new AbortController().signal, startedAt: performance.now() });
 
-const decide = (i: number, extra: Record<string, unknown> = {}): DecideRequest => ({
+const decide = (i: number, extra: JsonObject = {}): DecideRequest => ({
   tenantId: "acme",
   requestId: `r${i}`,
   subject: { id: `user-${i}`, roles: i % 3 === 0 ? ["admin"] : ["viewer"], attributes: { dept: "eng" } },

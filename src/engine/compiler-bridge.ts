@@ -1,33 +1,51 @@
 /**
- * The engine's only door into `src/compiler/`: host builtins for the SDK, and in-process
- * compilation of a directory of `.rego` sources.
+ * The engine's only door into `src/compiler/`: bundle reading (the same reader `arbiter eval`
+ * uses, for bundles from `arbiter build` and `opa build -t wasm` alike), in-process builds of
+ * Rego source directories (the same as `arbiter build`), and the host builtins for the SDK.
  */
-import { compile } from "../compiler/index.ts";
-// Not yet re-exported by src/compiler/index.ts; the engine reads the table where it lives.
-import { hostBuiltins } from "../compiler/host-builtins.ts";
+import { buildBundle, hostBuiltins, readBundle } from "../compiler/index.ts";
 import { BundleError, describe } from "./errors.ts";
-import type { BundleFiles } from "./bundle-reader.ts";
+import type { BundleParts } from "./bundle-files.ts";
 
 /** Host builtins (name -> JS implementation) passed to the SDK's `loadPolicy`. */
 export function hostBuiltinMap(): Record<string, (...args: unknown[]) => unknown> {
-  return hostBuiltins as unknown as Record<string, (...args: unknown[]) => unknown>;
+  return hostBuiltins as Record<string, (...args: unknown[]) => unknown>;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Parses a bundle (`.tar.gz` bytes, or a bundle directory path) with the compiler's reader. */
+export async function readBundleParts(source: Uint8Array | string, digest: string): Promise<BundleParts> {
+  let loaded;
+  try {
+    loaded = await readBundle(source);
+  } catch (err) {
+    throw new BundleError(describe(err), { cause: err });
+  }
+  if (!isObject(loaded.data)) throw new BundleError("bundle data must be a JSON object");
+  return { manifest: loaded.manifest, wasm: loaded.wasm, data: loaded.data, digest };
 }
 
 /**
- * Compiles the `.rego` files among `files` (test files excluded) for `entrypoints`; returns the
- * wasm bytes. Throws a `BundleError` carrying the compiler's diagnostics.
+ * Builds a directory of `.rego` sources (and `data.json`/`data.yaml` files) exactly as
+ * `arbiter build` does, for `entrypoints`. Throws a `BundleError` with the compiler's diagnostics.
  */
-export async function compileSources(files: BundleFiles, entrypoints: readonly string[]): Promise<Uint8Array> {
-  const sources = [...files.keys()]
-    .filter((p) => p.endsWith(".rego") && !p.endsWith("_test.rego"))
-    .sort()
-    .map((path) => ({ path, text: Buffer.from(files.get(path)!).toString("utf8") }));
-  if (sources.length === 0) throw new BundleError("bundle: no .rego sources to compile");
+export function buildFromSources(dir: string, entrypoints: readonly string[], digest: string): BundleParts {
+  let bundle;
   try {
-    // compile() is synchronous (CPU-bound); it runs on reloads only, never per request.
-    const out = compile(sources, { entrypoints: [...entrypoints] });
-    return out.wasm;
+    // Synchronous and CPU-bound; it runs on reloads only, never per request.
+    bundle = buildBundle([dir], { entrypoints: [...entrypoints] });
   } catch (err) {
     throw new BundleError(`bundle: compiling Rego failed: ${describe(err)}`, { cause: err });
   }
+  const wasm = bundle.files.get("/policy.wasm");
+  const dataBytes = bundle.files.get("/data.json");
+  if (!wasm || !dataBytes) throw new BundleError("bundle: the build produced no policy.wasm or data.json");
+  const data = JSON.parse(Buffer.from(dataBytes).toString("utf8")) as unknown;
+  if (!isObject(data)) throw new BundleError("bundle data must be a JSON object");
+  // The manifest's own revision is a content hash of the build; keep "" so the engine derives
+  // its `sha256:` revision from the source digest (stable across identical sources).
+  return { manifest: { ...bundle.manifest, revision: "" }, wasm, data, digest };
 }

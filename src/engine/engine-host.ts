@@ -10,16 +10,12 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import type { Logger } from "pino";
 import {
   DEFAULT_MAX_BUNDLE_BYTES,
-  assembleData,
-  bundleFromFiles,
+  digestBytes,
   digestFiles,
-  parseManifest,
-  readArchiveFiles,
   readDirectoryFiles,
-  type BundleManifest,
   type BundleParts,
-} from "./bundle-reader.ts";
-import { compileSources, hostBuiltinMap } from "./compiler-bridge.ts";
+} from "./bundle-files.ts";
+import { buildFromSources, hostBuiltinMap, readBundleParts } from "./compiler-bridge.ts";
 import { BundleError, describe, wrapError } from "./errors.ts";
 import { fetchBundle } from "./http-fetch.ts";
 import { checkArbiterConfig, deepFreeze, defaultSmokeInput } from "./validate.ts";
@@ -262,7 +258,12 @@ class Host implements EngineHost {
       });
       if (fetched.status === 304) return "unchanged";
       etag = fetched.etag;
-      parts = bundleFromFiles(await readArchiveFiles(fetched.bytes, maxBytes));
+      const digest = digestBytes(fetched.bytes);
+      if (this.#active && digest === this.#active.digest) {
+        if (etag !== undefined) this.#etag = etag;
+        return "unchanged";
+      }
+      parts = await readBundleParts(fetched.bytes, digest);
     } else {
       const read = await this.#readLocal(source, maxBytes);
       if (read === "unchanged") return "unchanged";
@@ -291,9 +292,11 @@ class Host implements EngineHost {
       throw new BundleError(`bundle: cannot read ${source}: ${(err as NodeJS.ErrnoException).code ?? describe(err)}`, { cause: err });
     }
     if (info.isFile()) {
+      if (info.size > maxBytes) throw new BundleError(`bundle: ${source} is larger than ${maxBytes} bytes`);
       const bytes = await readFile(source);
-      if (bytes.length > maxBytes) throw new BundleError(`bundle: ${source} is larger than ${maxBytes} bytes`);
-      return bundleFromFiles(await readArchiveFiles(bytes, maxBytes));
+      const digest = digestBytes(bytes);
+      if (this.#active && digest === this.#active.digest) return "unchanged";
+      return readBundleParts(bytes, digest);
     }
     if (!info.isDirectory()) throw new BundleError(`bundle: ${source} is neither a file nor a directory`);
     // Kubernetes ConfigMap layout: read through the resolved `..data` target so one reload sees
@@ -305,18 +308,14 @@ class Host implements EngineHost {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     }
     const files = await readDirectoryFiles(dir, maxBytes);
-    const hasRego = [...files.keys()].some((p) => p.endsWith(".rego"));
-    const manifest: BundleManifest = parseManifest(files);
-    // A built bundle may ship its Rego sources too: the wasm is what runs.
-    if (files.has("policy.wasm") || manifest.wasm.length > 0 || (files.has(".manifest") && !hasRego)) {
-      return bundleFromFiles(files);
-    }
-    if (!hasRego) throw new BundleError(`bundle: ${source} has no .manifest, policy.wasm or .rego files`);
     const digest = digestFiles(files);
     if (this.#active && this.#active.digest === digest) return "unchanged";
-    const data = assembleData(files);
-    const wasm = await compileSources(files, this.#options.requiredEntrypoints);
-    return { manifest, wasm, data, digest };
+    // A built bundle may ship its Rego sources too: the wasm is what runs.
+    if (files.has("policy.wasm") || files.has(".manifest")) return readBundleParts(dir, digest);
+    if (![...files.keys()].some((p) => p.endsWith(".rego"))) {
+      throw new BundleError(`bundle: ${source} has no .manifest, policy.wasm or .rego files`);
+    }
+    return buildFromSources(dir, this.#options.requiredEntrypoints, digest);
   }
 
   async #instantiate(parts: BundleParts): Promise<Snapshot> {
