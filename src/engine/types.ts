@@ -65,7 +65,10 @@ export interface EngineStatus {
   readonly source: string;
   /** Wall-clock ms of the active bundle's swap, 0 when none. */
   readonly loadedAt: number;
-  /** Message of the last failed load attempt; cleared by the next successful one. */
+  /**
+   * Message of the last failed load attempt; cleared by the next attempt that ends `ok` or
+   * `unchanged` (the source is good again).
+   */
   readonly lastError: string | undefined;
   readonly lastErrorAt: number | undefined;
   readonly reloads: { readonly ok: number; readonly failed: number; readonly unchanged: number };
@@ -81,7 +84,10 @@ export interface EngineHost {
   /** The current snapshot, or undefined when no bundle was ever loaded. */
   active(): ActivePolicy | undefined;
   status(): EngineStatus;
-  /** Called after every load attempt (ok, failed or unchanged). Returns an unsubscribe function. */
+  /**
+   * Called after every load attempt (ok, failed or unchanged; an HTTP 304 is `unchanged`), after the
+   * swap for `ok`. Returns an unsubscribe function.
+   */
   onChange(listener: EngineListener): () => void;
   /** Loads the source now (serialized with watch/poll reloads). Resolves when done, never rejects. */
   reload(): Promise<void>;
