@@ -36,6 +36,7 @@ export interface EmbeddedPostgres {
 
 const USER = "postgres";
 const PASSWORD_FILE = "arbiter-embedded.password";
+const START_TIMEOUT_MS = 60_000;
 
 /** A free TCP port on 127.0.0.1 (bind to port 0, read it back, release it). */
 export async function freePort(): Promise<number> {
@@ -143,7 +144,20 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     }
   }
   try {
-    await pgInstance.start();
+    // The package waits for a log line with no deadline of its own.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      pgInstance.start(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => {
+          // Still running but never ready: stop it (its stop() waits for the exit event, which
+          // only comes from a live process, so it is not awaited on the other failure path).
+          void pgInstance.stop().catch(() => undefined);
+          reject(new Error(`no "ready" after ${START_TIMEOUT_MS} ms`));
+        }, START_TIMEOUT_MS);
+        timer.unref();
+      }),
+    ]).finally(() => clearTimeout(timer));
   } catch (err) {
     throw new Error(
       `embedded Postgres did not start on 127.0.0.1:${port} with data in ${dataDir}: ${stderrTail.join("").trim().slice(-800)}`,

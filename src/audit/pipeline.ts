@@ -574,6 +574,16 @@ class Pipeline implements AuditPipeline {
   async #runShipper(): Promise<void> {
     let backoff = 50;
     while (!this.#stopShipping) {
+      if (Date.now() - this.#lastPartitionCheck >= PARTITION_CHECK_MS) {
+        // Days ahead are created even when idle; on failure, retried at the next check.
+        this.#lastPartitionCheck = Date.now();
+        try {
+          await ensurePartitions(await this.#connect(), partitionWindow(Date.now(), this.#o.partitionAheadDays));
+        } catch (err) {
+          this.#warnLimited("partitions", { err: (err as Error).message }, "audit: creating partitions ahead failed");
+          await this.#dropClient();
+        }
+      }
       if (this.#spool.caughtUp(this.#cursor)) {
         this.#oldestUnwrittenMs = 0;
         await this.#shipWake.wait(1000);
@@ -581,10 +591,6 @@ class Pipeline implements AuditPipeline {
       }
       try {
         const client = await this.#connect();
-        if (Date.now() - this.#lastPartitionCheck >= PARTITION_CHECK_MS) {
-          await ensurePartitions(client, partitionWindow(Date.now(), this.#o.partitionAheadDays));
-          this.#lastPartitionCheck = Date.now();
-        }
         // Records are a few hundred bytes; read about what one batch needs, not the whole segment.
         const readBytes = this.#o.batchMaxRecords * 1024 + 65_536;
         let batch = await this.#spool.read(this.#cursor, this.#o.batchMaxRecords, readBytes);

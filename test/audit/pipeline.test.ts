@@ -39,6 +39,9 @@ describe("audit pipeline", () => {
     await Promise.all(
       Array.from({ length: producers }, async (_, p) => {
         for (let i = 0; i < perProducer; i++) {
+          // Like the decision core, look before appending; it would answer fail-closed, here
+          // the producer waits for room so that all 100,000 go in.
+          while (!pipeline.accepting()) await new Promise((r) => setTimeout(r, 1));
           const ev = makeEvent(p * perProducer + i);
           ids.push(ev.decisionId);
           await pipeline.append(ev);
@@ -70,6 +73,11 @@ describe("audit pipeline", () => {
     expect(text).toMatch(/^arbiter_audit_records_written_total 100000$/m);
     expect(text).toMatch(/^arbiter_audit_queue_depth 0$/m);
     expect(text).toMatch(/^arbiter_audit_write_lag_seconds 0$/m);
+    expect(text).toMatch(/^arbiter_audit_records_dropped_total 0$/m);
+    expect(text).toMatch(/^arbiter_audit_batches_failed_total 0$/m);
+    // After close only an empty active segment could remain, and close removes it.
+    expect(text).toMatch(/^arbiter_audit_spool_segments 0$/m);
+    expect(text).toMatch(/^arbiter_audit_spool_bytes 0$/m);
   });
 });
 
