@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import type { DestinationStream, Logger } from "pino";
-import { createAuditPipeline, startEmbeddedPostgres, type AuditPipeline, type EmbeddedPostgres } from "../audit/index.ts";
+import type { AuditPipeline, EmbeddedPostgres } from "../audit/index.ts";
 import { ConfigError, formatListen, loadConfig, redactConfig, type Config } from "../config/config.ts";
 import { createApprovalStore } from "../decision/approval-store.ts";
 import { createDecisionService, DECISION_ENTRYPOINTS } from "../decision/decision-service.ts";
@@ -49,6 +49,16 @@ export interface RunningServer {
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const startedAt = Date.now();
+  // The engine pulls in the compiler (binaryen, several MB of JS): loaded here, after the
+  // configuration was checked, so a bad setting fails fast.
+  const [{ createAuditPipeline, startEmbeddedPostgres }, { createDecisionService, DECISION_ENTRYPOINTS }, { createApprovalStore }, { createUsageStore }, { createEngineHost }] =
+    await Promise.all([
+      import("../audit/index.ts"),
+      import("../decision/decision-service.ts"),
+      import("../decision/approval-store.ts"),
+      import("../decision/usage-store.ts"),
+      import("../engine/index.ts"),
+    ]);
   const root = createLogger({ level: config.logLevel, ...(options.logDestination ? { destination: options.logDestination } : {}) });
   const log = componentLogger(root, "server");
   log.info({ config: redactConfig(config) }, "starting");

@@ -281,17 +281,18 @@ export function createTransportServer(options: TransportServerOptions): Transpor
       for (const terminate of [...streams]) terminate();
       streams.clear();
       h1.closeIdleConnections();
+      const deadline = performance.now() + timeoutMs;
       let forced = false;
       if (inFlight > 0) {
         const done = new Promise<void>((resolve) => (drained = resolve));
-        let timer: NodeJS.Timeout | undefined;
-        const timeout = new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(true), timeoutMs);
-        });
-        forced = await Promise.race([done.then(() => false), timeout]);
-        clearTimeout(timer);
+        forced = !(await settleBy(done, deadline));
       }
-      // Whatever remains (idle keep-alive sockets, calls cut off by the deadline) goes now.
+      // Answers just written still have to leave: let HTTP/2 sessions (GOAWAY sent) close on
+      // their own, briefly, before tearing down what is left.
+      if (sessions.size > 0) {
+        const allClosed = Promise.all([...sessions].map((s) => new Promise((r) => s.once("close", r))));
+        await settleBy(allClosed, Math.min(deadline, performance.now() + 1000));
+      }
       for (const s of sessions) s.destroy();
       h1.closeAllConnections();
       for (const s of sockets) s.destroy();
@@ -300,6 +301,19 @@ export function createTransportServer(options: TransportServerOptions): Transpor
       return { forced };
     },
   };
+}
+
+/** True when `p` settles before the `performance.now()` deadline. */
+async function settleBy(p: Promise<unknown>, deadline: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
+  });
+  try {
+    return await Promise.race([p.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function tooLarge(max: number): ConnectResponse {
