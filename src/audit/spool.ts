@@ -270,10 +270,16 @@ export class Spool {
     }
     const { seg, fh } = this.#active;
     let written = 0;
-    while (written < frames.length) {
-      // Positional writes: after a failed write the next one overwrites the partial bytes.
-      const { bytesWritten } = await fh.write(frames, written, frames.length - written, seg.size + written);
-      written += bytesWritten;
+    try {
+      while (written < frames.length) {
+        const { bytesWritten } = await fh.write(frames, written, frames.length - written, seg.size + written);
+        written += bytesWritten;
+      }
+    } catch (err) {
+      // Cut what part of the group did reach the file: the caller reuses these sequence
+      // numbers, and stale whole frames left past the end would be replayed after a restart.
+      await fh.truncate(seg.size).catch(() => undefined);
+      throw err;
     }
     seg.size += frames.length;
     this.#dirty = true;
