@@ -6,7 +6,7 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { canonicalJson, decideApprovalDigest, sha256Hex } from "../../src/decision/canonical.ts";
+import { canonicalJson, sha256Hex } from "../../src/decision/canonical.ts";
 import { createApprovalStore } from "../../src/decision/approval-store.ts";
 import { createDecisionService } from "../../src/decision/decision-service.ts";
 import { isUuidv7 } from "../../src/decision/ids.ts";
@@ -204,12 +204,29 @@ describe("answers from the policy", () => {
     expect(ev).toMatchObject({ rpc: "CreateApproval", principal: "carol", outcome: "created" });
     expect(JSON.stringify(ev)).not.toContain(created.token);
 
-    // The fixture policy denies bob's delete but echoes the approval fact.
-    const first = await h.service.decide({ ...req, approvalToken: created.token }, ctx());
-    expect(first.reasons).toEqual(["rev_r1"]);
-    expect(decideApprovalDigest(req)).toMatch(/^[0-9a-f]{64}$/);
+    // Without the token bob's delete is denied; the fixture policy allows on a valid approval
+    // and echoes the approval fact's reason otherwise.
+    expect(await h.service.decide(req, ctx())).toMatchObject({ allow: false, reasons: ["approval_missing", "rev_r1"] });
     const other = await h.service.decide({ ...req, action: "drop", approvalToken: created.token }, ctx());
-    expect(other.reasons).toEqual(["approval_wrong_action", "rev_r1"]);
+    expect(other).toMatchObject({ allow: false, reasons: ["approval_wrong_action", "rev_r1"] });
+    const first = await h.service.decide({ ...req, approvalToken: created.token }, ctx());
+    expect(first).toMatchObject({ allow: true, riskTier: 3, requiresApproval: true, reasons: ["rev_r1"] });
+    const replay = await h.service.decide({ ...req, approvalToken: created.token }, ctx());
+    expect(replay).toMatchObject({ allow: false, reasons: ["approval_replayed", "rev_r1"] });
+  });
+
+  it("Decide: one approval token raced by 20 concurrent calls allows exactly once", async () => {
+    const approvals = createApprovalStore();
+    const h = await start({ revision: "r1" }, { approvals });
+    const req = decideReq({ action: "delete", subject: { id: "bob", roles: [], attributes: {} } });
+    const { token } = await h.service.createApproval({ tenantId: "acme", requestId: "a1", decide: req, approver: "carol", ttlSeconds: 60 }, ctx());
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => h.service.decide({ ...req, requestId: `x${i}`, approvalToken: token }, ctx())));
+    expect(results.filter((r) => r.allow)).toHaveLength(1);
+    for (const r of results.filter((x) => !x.allow)) {
+      // Either it checked after the winner consumed the token, or it lost the consume race.
+      expect(r.reasons.filter((x) => x !== "rev_r1")).toEqual(["approval_replayed"]);
+    }
+    expect(h.sink.events.filter((e) => e.rpc === "Decide" && e.outcome === "allow")).toHaveLength(1);
   });
 });
 
@@ -426,6 +443,31 @@ describe("errors", () => {
     await expect(h.service.decide(decideReq(), ctx(ac.signal))).rejects.toBe(reason);
     await expect(h.service.guardMemory(guardReq(), ctx(ac.signal))).rejects.toBe(reason);
     expect(h.sink.events).toHaveLength(0);
+  });
+
+  it("a call aborted while its audit record is pending rejects and gives GuardMemory quota back", async () => {
+    const h = await start({ revision: "q", data: { test: { marker: "q", quota: 1 } } });
+    // A sync-durability sink: append waits for the fsync, or rejects when the call's signal aborts.
+    const pending: (() => void)[] = [];
+    h.sink.append = (event, signal) =>
+      new Promise<void>((resolve, reject) => {
+        pending.push(() => {
+          h.sink.events.push(event);
+          resolve();
+        });
+        signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+      });
+    const ac = new AbortController();
+    const call = h.service.guardMemory(guardReq(), ctx(ac.signal));
+    await new Promise((r) => setTimeout(r, 10));
+    const reason = new Error("deadline exceeded");
+    ac.abort(reason);
+    await expect(call).rejects.toBe(reason);
+    // The aborted write's quota was given back: the next write (quota 1) is allowed.
+    const next = h.service.guardMemory(guardReq(), ctx());
+    await new Promise((r) => setTimeout(r, 10));
+    pending.at(-1)!();
+    expect(await next).toMatchObject({ allow: true, reasons: ["writes_0"] });
   });
 
   it("validates options with exact messages", () => {

@@ -25,6 +25,7 @@ allow if {
   role == "admin"
 }
 allow if input.action == "read"
+allow if input.approval.valid
 
 reasons contains concat("", ["rev_", data.test.marker])
 reasons contains "role_admin" if {
