@@ -154,6 +154,12 @@ test_wrong_tenant_and_wrong_action_approvals_denied if {
 	"approval_wrong_action" in r2.reasons
 }
 
+test_unknown_approval_token_denied if {
+	r := run({"action": "drop", "resource": {"type": "database"}, "approval": {"present": true, "valid": false, "reason": "approval_unknown"}})
+	r.allow == false
+	r.reasons == {"destructive_action", "approval_required", "approval_unknown", "role_permitted"}
+}
+
 test_missing_approval_reason_not_repeated if {
 	r := run({"action": "delete"})
 	not "approval_missing" in r.reasons
