@@ -23,7 +23,7 @@ const policy = policyOf([
 describe("ABI through @open-policy-agent/opa-wasm", () => {
   it("exposes ABI 1.2, the entrypoints and an empty builtin map", async () => {
     const wasm = generateWasm(policy);
-    const mod = await WebAssembly.compile(wasm);
+    const mod = await WebAssembly.compile(new Uint8Array(wasm));
     const exports = WebAssembly.Module.exports(mod).map((e) => e.name).sort();
     expect(exports).toEqual([
       "builtins", "entrypoints", "eval", "memory", "opa_eval", "opa_eval_ctx_get_result",

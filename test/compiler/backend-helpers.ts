@@ -1,10 +1,10 @@
 // Hand-written IR helpers for the back-end tests (no front end involved).
-import opa from "@open-policy-agent/opa-wasm";
+import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import { generateWasm } from "../../src/compiler/codegen.ts";
 import { hostBuiltins } from "../../src/compiler/host-builtins.ts";
 import type { Func, Policy, Stmt } from "../../src/compiler/ir.ts";
 
-export type LoadedPolicy = Awaited<ReturnType<typeof opa.loadPolicy>>;
+export type LoadedPolicy = Awaited<ReturnType<typeof loadPolicy>>;
 
 /** A memoized 2-parameter rule function. */
 export function rule(name: string, locals: number, result: number, body: Stmt[], memoize = true): Func {
@@ -20,7 +20,7 @@ export function policyOf(funcs: Func[], entrypoints: Record<string, string>, hos
 }
 
 export async function load(policy: Policy, memory: WebAssembly.MemoryDescriptor = { initial: 5 }): Promise<LoadedPolicy> {
-  return opa.loadPolicy(generateWasm(policy), memory, hostBuiltins);
+  return loadPolicy(generateWasm(policy), memory, hostBuiltins);
 }
 
 /** Evaluates one entrypoint; returns the result value or undefined for an empty result set. */

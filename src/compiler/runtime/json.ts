@@ -8,6 +8,7 @@ import {
   mkNum, mkStr, mkArray, mkObject, arrayPush, objInsert,
 } from "./value";
 import { dtoa_buffered } from "util/number";
+import { POW10_128 } from "./pow10-table";
 
 let pp: usize = 0;
 let pend: usize = 0;
@@ -225,6 +226,82 @@ function scale(m: f64, e: i32): f64 {
   return m / unchecked(POW10[e]);
 }
 
+
+let mulHi: u64 = 0;
+
+/** Low 64 bits of a * b; the high 64 bits go to `mulHi`. */
+function mul64(a: u64, b: u64): u64 {
+  const aLo = a & 0xffffffff;
+  const aHi = a >> 32;
+  const bLo = b & 0xffffffff;
+  const bHi = b >> 32;
+  const p0 = aLo * bLo;
+  const p1 = aLo * bHi;
+  const p2 = aHi * bLo;
+  const p3 = aHi * bHi;
+  const mid = (p0 >> 32) + (p1 & 0xffffffff) + (p2 & 0xffffffff);
+  mulHi = p3 + (p1 >> 32) + (p2 >> 32) + (mid >> 32);
+  return (mid << 32) | (p0 & 0xffffffff);
+}
+
+let elOk: bool = false;
+
+/**
+ * Eisel-Lemire: the correctly rounded f64 nearest man * 10^exp10, or elOk = false when the
+ * 128-bit approximation cannot decide (then the caller falls back).
+ */
+function eiselLemire(man: u64, exp10: i32): f64 {
+  elOk = true;
+  if (man == 0) return 0;
+  if (exp10 < -348 || exp10 > 347) { elOk = false; return 0; }
+  const lz = clz<u64>(man);
+  man <<= lz;
+  // Computed in i32 on purpose: in a u64 context AssemblyScript would shift logically.
+  const approx: i32 = ((217706 * exp10) >> 16) + 64 + 1023;
+  let retExp2: u64 = <u64>approx - lz;
+  const row = <i32>(exp10 + 348) << 1;
+  let xLo = mul64(man, unchecked(POW10_128[row + 1]));
+  let xHi = mulHi;
+  if ((xHi & 0x1ff) == 0x1ff && xLo + man < man) {
+    const yLo = mul64(man, unchecked(POW10_128[row]));
+    const yHi = mulHi;
+    let mergedHi = xHi;
+    const mergedLo = xLo + yHi;
+    if (mergedLo < xLo) mergedHi++;
+    if ((mergedHi & 0x1ff) == 0x1ff && mergedLo + 1 == 0 && yLo + man < man) { elOk = false; return 0; }
+    xHi = mergedHi;
+    xLo = mergedLo;
+  }
+  const msb = xHi >> 63;
+  let retMantissa = xHi >> (msb + 9);
+  retExp2 -= 1 ^ msb;
+  if (xLo == 0 && (xHi & 0x1ff) == 0 && (retMantissa & 3) == 1) { elOk = false; return 0; }
+  retMantissa += retMantissa & 1;
+  retMantissa >>= 1;
+  if ((retMantissa >> 53) > 0) { retMantissa >>= 1; retExp2 += 1; }
+  if (retExp2 - 1 >= 0x7ff - 1) { elOk = false; return 0; }
+  return reinterpret<f64>((retExp2 << 52) | (retMantissa & 0x000fffffffffffff));
+}
+
+/** man * 10^exp10, correctly rounded except in rare cases Eisel-Lemire cannot decide. */
+function toF64(man: u64, exp10: i32, truncated: bool): f64 {
+  if (!truncated && man <= (<u64>1 << 53) && exp10 >= -22 && exp10 <= 22) return scale(<f64>man, exp10);
+  const x = eiselLemire(man, exp10);
+  if (elOk) {
+    if (!truncated) return x;
+    const y = eiselLemire(man + 1, exp10);
+    if (elOk && y == x) return x;
+  }
+  if (exp10 < 0 && exp10 >= -19) {
+    // Integer and fractional parts separately: exact whenever both parts and their sum are
+    // representable (e.g. 3954479978528120.5, where the product path would round twice).
+    const p = <u64>unchecked(POW10[-exp10]);
+    const q = man / p;
+    if (q <= (<u64>1 << 53)) return <f64>q + <f64>(man % p) / unchecked(POW10[-exp10]);
+  }
+  return scale(<f64>man, exp10);
+}
+
 /**
  * Parses a JSON number at [p, end); returns the number of bytes consumed (0 if none) and
  * leaves the value in `lastNumber`. Exact for up to 19 significant digits and decimal
@@ -242,13 +319,14 @@ export function scanNumber(p: usize, end: usize): usize {
   let mant: u64 = 0;
   let digits: i32 = 0;
   let exp: i32 = 0;
+  let truncated = false;
   if (c == 0x30) {
     s++;
   } else {
     while (s < end) {
       c = load<u8>(s);
       if (c < 0x30 || c > 0x39) break;
-      if (digits < 19) { mant = mant * 10 + <u64>(c - 0x30); digits++; } else exp++;
+      if (digits < 19) { mant = mant * 10 + <u64>(c - 0x30); digits++; } else { exp++; if (c != 0x30) truncated = true; }
       s++;
     }
   }
@@ -261,7 +339,7 @@ export function scanNumber(p: usize, end: usize): usize {
       if (digits < 19) {
         if (mant != 0 || c != 0x30) { mant = mant * 10 + <u64>(c - 0x30); digits++; }
         exp--;
-      }
+      } else if (c != 0x30) truncated = true;
       s++;
     }
     if (s == fs) return 0;
@@ -281,7 +359,7 @@ export function scanNumber(p: usize, end: usize): usize {
     if (s == es) return 0;
     exp += eneg ? -ev : ev;
   }
-  let x = scale(<f64>mant, exp);
+  const x = toF64(mant, exp, truncated);
   lastNumber = neg ? -x : x;
   return s - p;
 }
