@@ -47,8 +47,10 @@ cp "$work/context/package.json" "$work/context/package-lock.json" "$work/build/"
 cp -R "$work/context/." "$work/build/"
 (cd "$work/build" && node bin/arbiter.js build -o "$work/bundle/bundle.tar.gz" policies)
 [[ -s "$work/bundle/bundle.tar.gz" ]] || fail "bundle build produced no file"
-tar -tzf "$work/bundle/bundle.tar.gz" | grep -qx -e '/\?policy.wasm' -e '\./policy.wasm' \
-  || fail "bundle lacks policy.wasm: $(tar -tzf "$work/bundle/bundle.tar.gz" | tr '\n' ' ')"
+members=$(tar -tzf "$work/bundle/bundle.tar.gz" 2>/dev/null)
+for m in policy.wasm data.json .manifest; do
+  grep -qx -e "/\?$m" -e "\./$m" <<<"$members" || fail "bundle lacks $m: $(tr '\n' ' ' <<<"$members")"
+done
 ls -l "$work/bundle/bundle.tar.gz"
 
 step "stage deps: npm ci --omit=dev in a fresh dir"
@@ -95,13 +97,17 @@ admin_port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1"
 server_pid=$!
 
 step "health probe: node deploy/healthcheck.mjs (grpc.health.v1.Health/Check)"
-deadline=$((SECONDS + 60))
-until (cd "$app" && "${run_as[@]}" node deploy/healthcheck.mjs --target "unix:$socket" \
-    --service arbiter.v1.PolicyService --timeout-ms 2000); do
+probe() {
+  (cd "$app" && "${run_as[@]}" node deploy/healthcheck.mjs --target "unix:$socket" \
+    --service arbiter.v1.PolicyService --timeout-ms 2000)
+}
+deadline=$((SECONDS + 120))
+until probe >/dev/null 2>&1; do
   kill -0 "$server_pid" 2>/dev/null || fail "the sidecar exited before it became healthy"
-  (( SECONDS < deadline )) || fail "not SERVING within 60 s"
+  (( SECONDS < deadline )) || { probe || true; fail "not SERVING within 120 s"; }
   sleep 1
 done
+probe
 curl -sS --fail "http://127.0.0.1:$admin_port/readyz" >/dev/null || fail "admin /readyz not ready"
 
 step "one decision over the socket (Connect JSON)"
