@@ -27,7 +27,7 @@ export class RecordingSink implements AuditSink {
     return this.open;
   }
 
-  async append(event: AuditEvent): Promise<void> {
+  async append(event: AuditEvent, _signal?: AbortSignal): Promise<void> {
     await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.rejectNext > 0) {
       this.rejectNext--;
