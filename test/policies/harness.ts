@@ -96,8 +96,9 @@ export async function startSidecar(dir?: string): Promise<Sidecar> {
     await server.close();
     throw new Error(`sidecar: the pack did not load: ${server.engine.status().lastError}`);
   }
-  const definition: grpc.ServiceDefinition = {};
-  for (const [name, [req, res]] of Object.entries(METHODS)) definition[name] = method(name, req, res);
+  const definition: grpc.ServiceDefinition = Object.fromEntries(
+    Object.entries(METHODS).map(([name, [req, res]]) => [name, method(name, req, res)]),
+  );
   const Client = grpc.makeGenericClientConstructor(definition, "PolicyService");
   const client = new Client(server.address, grpc.credentials.createInsecure()) as unknown as Record<
     string,
