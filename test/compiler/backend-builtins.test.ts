@@ -40,7 +40,7 @@ const native: BuiltinCase[] = [
   c("startswith", ['"abc"', '"ab"'], true), c("startswith", ['"abc"', '"abcd"'], false),
   c("endswith", ['"abc"', '"bc"'], true), c("endswith", ['"abc"', '"a"'], false),
   c("lower", ['"AbC-Ü"'], "abc-ü"), c("upper", ['"abc"'], "ABC"), c("upper", ['"héllo ß ǆ ı ſ"'], "HÉLLO ß Ǆ I S"),
-  c("lower", ['"ÀÉÎ ΣΑΣ ДОМ Ǆ"'], "àéî σασ дом ǆ"), c("upper", ['"straße ȿ"'], "STRASSE Ȿ".replace("SS", "ß")),
+  c("lower", ['"ÀÉÎ ΣΑΣ ДОМ Ǆ"'], "àéî σασ дом ǆ"), c("upper", ['"straße ȿ"'], "STRAßE Ȿ"),
   c("trim", ['"xxhixx"', '"x"'], "hi"), c("trim", ['"éaé"', '"é"'], "a"), c("trim_left", ['"xxhix"', '"x"'], "hix"),
   c("trim_right", ['"xhixx"', '"x"'], "xhi"), c("trim_space", ['" \\t hi \\n"'], "hi"),
   c("trim_prefix", ['"prefix-x"', '"prefix-"'], "x"), c("trim_prefix", ['"x"', '"y"'], "x"),

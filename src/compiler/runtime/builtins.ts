@@ -9,6 +9,7 @@ import {
   mkBool, mkNum, mkStr, mkStrCopy, mkStrLit, mkArray, mkObject, mkSet, arrayPush, setInsert,
   setHas, objGet, objInsert, objMerge, objCopy, setCopy, compare, equal, bytesCmp, search,
 } from "./value";
+import { UPPER_RUNS, LOWER_RUNS } from "./case-table";
 import { parseJson, dumpJsonString, scanNumber, lastNumber, putUtf8 } from "./json";
 
 // @ts-ignore: decorator
@@ -282,19 +283,56 @@ export function bi_endswith(s: usize, p: usize): usize {
   return mkBool(n <= m && bytesCmp(strPtr(s) + m - n, n, strPtr(p), n) == 0);
 }
 
-/** ASCII-only case mapping (documented gap: non-ASCII letters are left unchanged). */
+/** Maps a code point above ASCII through a run table of case-table.ts. */
+function mapRune(cp: u32, runs: StaticArray<i32>): u32 {
+  let lo: i32 = 0;
+  let hi: i32 = runs.length / 4 - 1;
+  let found: i32 = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (<u32>unchecked(runs[mid << 2]) <= cp) { found = mid; lo = mid + 1; } else hi = mid - 1;
+  }
+  if (found < 0) return cp;
+  const base = found << 2;
+  const first = <u32>unchecked(runs[base]);
+  if (cp > <u32>unchecked(runs[base + 1])) return cp;
+  if ((cp - first) % <u32>unchecked(runs[base + 3]) != 0) return cp;
+  return <u32>(<i32>cp + unchecked(runs[base + 2]));
+}
+
+/** Go's strings.ToUpper/ToLower with simple (one-to-one) Unicode case mappings. */
 function mapCase(v: usize, upper: bool): usize {
   if (!isStr(v)) return 0;
   const n = lenOf(v);
   const p = strPtr(v);
-  const b = alloc(n);
-  for (let i: u32 = 0; i < n; i++) {
-    let c = load<u8>(p + i);
-    if (upper) { if (c >= 0x61 && c <= 0x7a) c -= 32; }
-    else if (c >= 0x41 && c <= 0x5a) c += 32;
-    store<u8>(b + i, c);
+  let ascii = true;
+  for (let i: u32 = 0; i < n; i++) if (load<u8>(p + i) >= 0x80) { ascii = false; break; }
+  if (ascii) {
+    const b = alloc(n);
+    for (let i: u32 = 0; i < n; i++) {
+      let c = load<u8>(p + i);
+      if (upper) { if (c >= 0x61 && c <= 0x7a) c -= 32; }
+      else if (c >= 0x41 && c <= 0x5a) c += 32;
+      store<u8>(b + i, c);
+    }
+    return mkStr(b, n);
   }
-  return mkStr(b, n);
+  // A mapped code point never needs more than twice its UTF-8 length.
+  const b = alloc(<usize>n * 2 + 4);
+  let q = b;
+  let i: u32 = 0;
+  while (i < n) {
+    let cp = decodeRune(p + i, n - i);
+    i += runeLen;
+    if (cp < 0x80) {
+      if (upper) { if (cp >= 0x61 && cp <= 0x7a) cp -= 32; }
+      else if (cp >= 0x41 && cp <= 0x5a) cp += 32;
+    } else {
+      cp = mapRune(cp, upper ? UPPER_RUNS : LOWER_RUNS);
+    }
+    q += putUtf8(q, cp);
+  }
+  return mkStr(b, <u32>(q - b));
 }
 
 export function bi_lower(v: usize): usize { return mapCase(v, false); }
