@@ -104,6 +104,7 @@ class Host implements EngineHost {
   #queue: Promise<void> = Promise.resolve();
   #queued: Promise<void> | undefined;
   #watcher: SourceWatcher | undefined;
+  #watchingFile = false;
   #pollTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -164,13 +165,25 @@ class Host implements EngineHost {
       return;
     }
     if (this.#options.watch === false) return;
-    let isFile = false;
+    await this.#ensureWatcher();
+  }
+
+  /**
+   * Watches the source as what it is now: a file (or a missing path, watched in its parent so its
+   * creation is noticed) or a directory. Called after start and after each load, so a source
+   * that appears later as a directory gets a directory watch.
+   */
+  async #ensureWatcher(): Promise<void> {
+    if (this.#closed || this.#kind === "http" || this.#options.watch === false) return;
+    let isFile = true;
     try {
-      isFile = (await stat(this.#options.source)).isFile();
+      isFile = !(await stat(this.#options.source)).isDirectory();
     } catch {
-      // Missing source: watch it as a file in its directory so its creation is noticed.
-      isFile = true;
+      // Missing source: keep the file-style watch on its parent directory.
     }
+    if (this.#closed || (this.#watcher !== undefined && this.#watchingFile === isFile)) return;
+    this.#watcher?.close();
+    this.#watchingFile = isFile;
     this.#watcher = watchSource({
       path: this.#options.source,
       isFile,
@@ -187,6 +200,7 @@ class Host implements EngineHost {
       this.#queued = undefined;
       if (this.#closed) return;
       await this.#attempt();
+      if (this.#watcher !== undefined) await this.#ensureWatcher();
     });
     this.#queued = run;
     this.#queue = run;

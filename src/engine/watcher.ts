@@ -24,6 +24,9 @@ export interface WatchOptions {
   readonly logger: Logger;
 }
 
+/** Longest debounce, in quiet periods, from the first event of a burst to the reload. */
+const MAX_WAIT_FACTOR = 10;
+
 /** Delay before re-establishing a watch that failed (e.g. its directory was replaced). */
 const REWATCH_MS = 1000;
 
@@ -36,12 +39,18 @@ export function watchSource(options: WatchOptions): SourceWatcher {
   let watcher: FSWatcher | undefined;
   let closed = false;
 
+  // Debounce, but never postpone a reload by more than MAX_WAIT_FACTOR quiet periods: a writer
+  // that never stops must not keep the new bundle out forever.
+  let firstEventAt = 0;
   const fire = (): void => {
+    const now = Date.now();
     if (timer) clearTimeout(timer);
+    else firstEventAt = now;
+    const wait = Math.max(0, Math.min(debounceMs, firstEventAt + debounceMs * MAX_WAIT_FACTOR - now));
     timer = setTimeout(() => {
       timer = undefined;
       if (!closed) onChange();
-    }, debounceMs);
+    }, wait);
     timer.unref();
   };
 

@@ -311,6 +311,25 @@ describe("hot reload", () => {
     expect(markerOf(engine)).toBe("rev_two");
   });
 
+  it("notices a source directory that appears later, then watches inside it", async () => {
+    const parent = await dir("later");
+    const source = join(parent, "bundle");
+    const { engine } = host({ source });
+    await engine.start();
+    expect(engine.status().ready).toBe(false);
+
+    const staging = join(parent, "staging");
+    await writeBundleDir(staging, { revision: "l1" });
+    const { rename } = await import("node:fs/promises");
+    await rename(staging, source);
+    await waitFor(() => engine.status().revision === "l1", 5000, "revision l1");
+
+    await writeFile(join(source, "data.json"), JSON.stringify(dataFor("l2")));
+    await writeFile(join(source, ".manifest"), JSON.stringify({ revision: "l2" }));
+    await waitFor(() => engine.status().revision === "l2", 5000, "revision l2");
+    expect(markerOf(engine)).toBe("rev_l2");
+  });
+
   it("follows a Kubernetes ConfigMap ..data symlink swap", async () => {
     const d = await dir("configmap");
     await writeConfigMapGeneration(d, "2026_11_22_03_00_00.000000001", { revision: "cm1" });
