@@ -1,41 +1,72 @@
 /**
- * 1,000,000 evaluations of the 20-rule benchmark policy on one instance. Prints the WebAssembly
- * memory size and the process RSS after 10,000 evaluations, every 100,000, and at the end, and
- * says whether either grew. Prints figures only.
+ * 1,000,000 evaluations of the 20-rule benchmark policy (`bench/fixtures/eval`) on one instance.
+ * Prints the WebAssembly memory size and the process RSS after 10,000 evaluations, every 100,000,
+ * and at the end, and says whether either grew. Prints figures only.
+ *
+ * The policy is compiled here, then evaluated in a fresh child process that loads only the SDK
+ * and the host builtins, as the sidecar does: the compiler's own heap (binaryen) would otherwise
+ * dominate the RSS figure.
  *
  *   npm run bench:compiler:memory
  */
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { compile, loadCompiledPolicy } from "../src/compiler/index.ts";
+import { fileURLToPath } from "node:url";
 import { fixturesDir, readJson } from "./fixtures/sources.ts";
 
 const TOTAL = 1_000_000;
-const input = readJson(join(fixturesDir, "eval", "input.json")) as Record<string, unknown>;
-const text = readFileSync(join(fixturesDir, "eval", "policy.rego"), "utf8");
-const { wasm } = compile([{ path: "policy.rego", text }], { entrypoints: ["bench/eval"] });
-const policy = await loadCompiledPolicy(wasm, {});
-const mem = (policy as unknown as { mem: WebAssembly.Memory }).mem;
+const ENTRYPOINT = "bench/eval";
 
-const mib = (n: number): string => `${(n / 1048576).toFixed(2)} MiB`;
-let at10k = { wasm: 0, rss: 0 };
-const t0 = performance.now();
-for (let i = 1; i <= TOTAL; i++) {
-  // Vary the input a little so the evaluation is not the same bytes every time.
-  input.request_id = `req-${i}`;
-  const rs = policy.evaluate(input, "bench/eval") as unknown[];
-  if (rs.length !== 1) throw new Error(`evaluation ${i} returned ${JSON.stringify(rs)}`);
-  if (i === 10_000 || i % 100_000 === 0) {
-    const now = { wasm: mem.buffer.byteLength, rss: process.memoryUsage().rss };
-    if (i === 10_000) at10k = now;
-    console.log(`${String(i).padStart(9)} evaluations: wasm memory ${now.wasm} bytes (${mib(now.wasm)}), rss ${mib(now.rss)}, ` +
-      `${((performance.now() - t0) / 1000).toFixed(1)} s`);
+async function run(wasmPath: string): Promise<void> {
+  const { loadPolicy } = await import("@open-policy-agent/opa-wasm");
+  const { hostBuiltins } = await import("../src/compiler/host-builtins.ts");
+  const input = readJson(join(fixturesDir, "eval", "input.json")) as Record<string, unknown>;
+  const policy = await loadPolicy(readFileSync(wasmPath), undefined, hostBuiltins as Record<string, (...a: unknown[]) => unknown>);
+  policy.setData({});
+  const mem = policy.mem;
+  const mib = (n: number): string => `${(n / 1048576).toFixed(2)} MiB`;
+  console.log(`after load: wasm memory ${mem.buffer.byteLength} bytes, rss ${mib(process.memoryUsage().rss)}`);
+  let at10k = { wasm: 0, rss: 0 };
+  const t0 = performance.now();
+  for (let i = 1; i <= TOTAL; i++) {
+    // Vary the input a little so the evaluation is not the same bytes every time.
+    input.request_id = `req-${i}`;
+    const rs = policy.evaluate(input, ENTRYPOINT) as unknown[];
+    if (rs.length !== 1) throw new Error(`evaluation ${i} returned ${JSON.stringify(rs)}`);
+    if (i === 10_000 || i % 100_000 === 0) {
+      const now = { wasm: mem.buffer.byteLength, rss: process.memoryUsage().rss };
+      if (i === 10_000) at10k = now;
+      console.log(`${String(i).padStart(9)} evaluations: wasm memory ${now.wasm} bytes (${mib(now.wasm)}), ` +
+        `rss ${mib(now.rss)}, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    }
+  }
+  const end = { wasm: mem.buffer.byteLength, rss: process.memoryUsage().rss };
+  const rssDelta = end.rss - at10k.rss;
+  console.log(`wasm memory ${end.wasm > at10k.wasm ? "GREW" : "did not grow"} between 10,000 and ${TOTAL} ` +
+    `evaluations (${at10k.wasm} -> ${end.wasm} bytes)`);
+  console.log(`rss ${rssDelta > 8 * 1048576 ? "GREW" : "stayed flat (within 8 MiB)"} between 10,000 and ${TOTAL} ` +
+    `evaluations (${mib(at10k.rss)} -> ${mib(end.rss)}, delta ${mib(rssDelta)})`);
+}
+
+const runAt = process.argv.indexOf("--run");
+if (runAt >= 0) {
+  await run(process.argv[runAt + 1]!);
+} else {
+  const { compile } = await import("../src/compiler/index.ts");
+  const text = readFileSync(join(fixturesDir, "eval", "policy.rego"), "utf8");
+  const { wasm } = compile([{ path: "policy.rego", text }], { entrypoints: [ENTRYPOINT] });
+  const dir = mkdtempSync(join(tmpdir(), "arbiter-bench-memory-"));
+  try {
+    const wasmPath = join(dir, "policy.wasm");
+    writeFileSync(wasmPath, wasm);
+    console.log(`compiled ${wasm.byteLength} bytes; evaluating ${TOTAL} times in a fresh process`);
+    const child = spawnSync(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--run", wasmPath], {
+      stdio: "inherit",
+    });
+    if (child.status !== 0) console.log(`evaluation process failed (exit ${child.status})`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
-const end = { wasm: mem.buffer.byteLength, rss: process.memoryUsage().rss };
-const wasmGrew = end.wasm > at10k.wasm;
-const rssDelta = end.rss - at10k.rss;
-console.log(`wasm memory ${wasmGrew ? "GREW" : "did not grow"} between 10,000 and ${TOTAL} evaluations ` +
-  `(${at10k.wasm} -> ${end.wasm} bytes)`);
-console.log(`rss ${rssDelta > 8 * 1048576 ? "GREW" : "stayed flat (within 8 MiB)"} between 10,000 and ${TOTAL} evaluations ` +
-  `(${mib(at10k.rss)} -> ${mib(end.rss)}, delta ${mib(rssDelta)})`);
