@@ -11,13 +11,15 @@
  *      so queueing is not hidden) -> p50, p99, max
  * With --h2load (Debian nghttp2-client) the closed loop is also driven by h2load, whose C client
  * costs less CPU than the Node driver (the driver shares the machine's 2 cores with the target).
- * Prints one table per socket kind with the ratio of each target's throughput to raw node:http2.
+ * Prints one table per socket kind with the ratio of each target's throughput to raw node:http2,
+ * and the target's CPU time per request (from /proc; meaningful even on a loaded machine, where
+ * throughput numbers are not).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { writeFileSync, mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import http2 from "node:http2";
 import net from "node:net";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -123,6 +125,17 @@ interface Result {
   errors: number;
 }
 
+/** CPU time (user + system) of a process in ms, from /proc (Linux); NaN elsewhere. */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, USER_HZ = 100
+  } catch {
+    return NaN;
+  }
+}
+
 async function closedLoop(address: string, seconds: number): Promise<Result> {
   const session = await connect(address);
   const lat: number[] = [];
@@ -198,7 +211,7 @@ function h2load(address: string, seconds: number): number | undefined {
 const f = (n: number): string => (Number.isFinite(n) ? n.toFixed(3) : "-");
 
 console.log(
-  `transport-compare: Node ${process.version}, ${CONCURRENCY} streams closed loop for ${SECONDS}s, open loop ${RATE} req/s for ${SECONDS}s`,
+  `transport-compare: Node ${process.version}, ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}, ${CONCURRENCY} streams closed loop for ${SECONDS}s, open loop ${RATE} req/s for ${SECONDS}s`,
 );
 for (const sock of SOCKETS) {
   const rows: Array<Record<string, string>> = [];
@@ -210,7 +223,9 @@ for (const sock of SOCKETS) {
     const started = await startTarget(kind, listen);
     try {
       await closedLoop(started.address, 1); // warm-up (JIT, caches)
+      const cpu0 = cpuMs(started.child.pid);
       const closed = await closedLoop(started.address, SECONDS);
+      const cpuPerReq = ((cpuMs(started.child.pid) - cpu0) * 1000) / (closed.rps * SECONDS);
       const open = await openLoop(started.address, RATE, SECONDS);
       const h2 = USE_H2LOAD ? h2load(started.address, SECONDS) : undefined;
       if (kind === "raw") {
@@ -221,6 +236,7 @@ for (const sock of SOCKETS) {
         target: kind,
         rps: closed.rps.toFixed(0),
         "vs raw": Number.isFinite(rawRps) ? `${((closed.rps / rawRps) * 100).toFixed(0)}%` : "-",
+        "server CPU us/req": Number.isFinite(cpuPerReq) ? cpuPerReq.toFixed(0) : "-",
         "p50 ms": f(closed.p50),
         "p99 ms": f(closed.p99),
         [`@${RATE}/s p50 ms`]: f(open.p50),

@@ -71,6 +71,7 @@ async function start(): Promise<{ address: string; stop: () => Promise<void> }> 
       const reply = frame(FIXED_BYTES);
       const server = http2.createServer();
       server.on("stream", (stream) => {
+        stream.on("error", () => {});
         stream.on("data", () => {});
         stream.on("end", () => {
           stream.respond({ ":status": 200, "content-type": "application/grpc+proto" }, { waitForTrailers: true });

@@ -1,7 +1,7 @@
 /**
  * The one place protobuf messages become decision-core types and back. Requests gain a
- * generated UUIDv7 `requestId` when the caller sent none; responses are built with `create` so
- * the wire encoders see complete messages.
+ * generated UUIDv7 `requestId` when the caller sent none; responses are complete plain message
+ * objects (every field set), which the protobuf-es encoders accept as they are.
  */
 import { create, type JsonObject as PbJsonObject } from "@bufbuild/protobuf";
 import * as pb from "../../gen/arbiter/v1/arbiter_pb.ts";
@@ -30,8 +30,9 @@ const obj = (o: PbJsonObject | undefined): t.JsonObject => (o ?? {}) as t.JsonOb
 // ---- requests ------------------------------------------------------------------------------
 
 export function decideFromPb(m: pb.DecideRequest, extra: ConvertMeta = {}): t.DecideRequest {
-  return {
-    ...meta(m, extra),
+  const out: { -readonly [K in keyof t.DecideRequest]: t.DecideRequest[K] } = {
+    tenantId: m.tenantId,
+    requestId: m.requestId === "" ? uuidv7() : m.requestId,
     subject: {
       id: m.subject?.id ?? "",
       roles: m.subject?.roles ?? [],
@@ -47,6 +48,8 @@ export function decideFromPb(m: pb.DecideRequest, extra: ConvertMeta = {}): t.De
     context: obj(m.context),
     approvalToken: m.approvalToken,
   };
+  if (extra.traceId !== undefined) out.traceId = extra.traceId;
+  return out;
 }
 
 export function routeFromPb(m: pb.RouteRequest, extra: ConvertMeta = {}): t.RouteRequest {
@@ -114,39 +117,50 @@ export function createApprovalFromPb(
 
 // ---- responses -----------------------------------------------------------------------------
 
-function respMeta(r: t.ResponseMeta) {
+// Responses are built as plain message objects (`$typeName` + every field): protobuf-es v2
+// messages are plain objects, and `create()` walks the schema on every call, which showed up as
+// the largest single cost of a Decide in the transport benchmark.
+
+export function decideToPb(r: t.DecideResponse): pb.DecideResponse {
   return {
+    $typeName: "arbiter.v1.DecideResponse",
     decisionId: r.decisionId,
     requestId: r.requestId,
     bundleRevision: r.bundleRevision,
-    reasons: [...r.reasons],
-  };
-}
-
-export function decideToPb(r: t.DecideResponse): pb.DecideResponse {
-  return create(pb.DecideResponseSchema, {
-    ...respMeta(r),
+    reasons: r.reasons as string[],
     allow: r.allow,
     riskTier: r.riskTier,
     requiresApproval: r.requiresApproval,
     obligations: {
-      redactFields: [...r.obligations.redactFields],
-      allowFields: [...r.obligations.allowFields],
+      $typeName: "arbiter.v1.Obligations",
+      redactFields: r.obligations.redactFields as string[],
+      allowFields: r.obligations.allowFields as string[],
     },
-  });
+  };
 }
 
 export function routeToPb(r: t.RouteResponse): pb.RouteResponse {
-  return create(pb.RouteResponseSchema, {
-    ...respMeta(r),
+  return {
+    $typeName: "arbiter.v1.RouteResponse",
+    decisionId: r.decisionId,
+    requestId: r.requestId,
+    bundleRevision: r.bundleRevision,
+    reasons: r.reasons as string[],
     provider: r.provider,
     model: r.model,
-    fallbacks: r.fallbacks.map((f) => ({ provider: f.provider, model: f.model })),
-  });
+    fallbacks: r.fallbacks.map((f) => ({ $typeName: "arbiter.v1.Fallback", provider: f.provider, model: f.model })),
+  };
 }
 
 export function guardMemoryToPb(r: t.GuardMemoryResponse): pb.GuardMemoryResponse {
-  return create(pb.GuardMemoryResponseSchema, { ...respMeta(r), allow: r.allow });
+  return {
+    $typeName: "arbiter.v1.GuardMemoryResponse",
+    decisionId: r.decisionId,
+    requestId: r.requestId,
+    bundleRevision: r.bundleRevision,
+    reasons: r.reasons as string[],
+    allow: r.allow,
+  };
 }
 
 const MODES: Record<t.TerminalMode, pb.TerminalMode> = {
@@ -157,26 +171,38 @@ const MODES: Record<t.TerminalMode, pb.TerminalMode> = {
 };
 
 export function finalizeToPb(r: t.FinalizeResponse): pb.FinalizeResponse {
-  return create(pb.FinalizeResponseSchema, {
-    ...respMeta(r),
+  return {
+    $typeName: "arbiter.v1.FinalizeResponse",
+    decisionId: r.decisionId,
+    requestId: r.requestId,
+    bundleRevision: r.bundleRevision,
+    reasons: r.reasons as string[],
     mode: MODES[r.mode] ?? pb.TerminalMode.UNSPECIFIED,
     coverage: r.coverage,
-    unsupportedClaimIds: [...r.unsupportedClaimIds],
-  });
+    unsupportedClaimIds: r.unsupportedClaimIds as string[],
+  };
 }
 
 export function recordUsageToPb(r: t.RecordUsageResponse): pb.RecordUsageResponse {
-  return create(pb.RecordUsageResponseSchema, {
-    ...respMeta(r),
+  return {
+    $typeName: "arbiter.v1.RecordUsageResponse",
+    decisionId: r.decisionId,
+    requestId: r.requestId,
+    bundleRevision: r.bundleRevision,
+    reasons: r.reasons as string[],
     windowSpend: r.windowSpend,
     windowResetsAt: r.windowResetsAt,
-  });
+  };
 }
 
 export function createApprovalToPb(r: t.CreateApprovalResponse): pb.CreateApprovalResponse {
-  return create(pb.CreateApprovalResponseSchema, {
-    ...respMeta(r),
+  return {
+    $typeName: "arbiter.v1.CreateApprovalResponse",
+    decisionId: r.decisionId,
+    requestId: r.requestId,
+    bundleRevision: r.bundleRevision,
+    reasons: r.reasons as string[],
     token: r.token,
     expiresAt: r.expiresAt,
-  });
+  };
 }
