@@ -93,6 +93,15 @@ const host: BuiltinCase[] = [
   c("units.parse_bytes", ['"1x"'], U),
   c("base64.encode", ['"héllo"'], "aMOpbGxv"), c("base64.decode", ['"aMOpbGxv"'], "héllo"), c("base64.decode", ['"a"'], U),
   c("sprintf", ['"%s has %d items"', '["cart", 3]'], "cart has 3 items"),
+  c("sprintf", ['"%v / %v / %.2f"', '["x", 1.5, 3.14159]'], "x / 1.5 / 3.14"),
+  c("sprintf", ['"%d%% done, id %03d, %-4s|%5s|%x|%X|%o|%b"', '[50, 7, "ab", "cd", 255, 255, 8, 5]'],
+    "50% done, id 007, ab  |   cd|ff|FF|10|101"),
+  c("sprintf", ['"%v %v %v %v"', '[["a", 1], {"k": true, "a": null}, true, null]'], '["a", 1] {"a": null, "k": true} true null'),
+  c("sprintf", ['"%d %s %t"', '[1.5, 2, true]'], "%!d(float64=1.5) %!s(int=2) %!t(string=true)"),
+  c("sprintf", ['"%s %s"', '["a"]'], "a %!s(MISSING)"), c("sprintf", ['"%s"', '["a", 1]'], "a%!(EXTRA int=1)"),
+  c("sprintf", ['"%v %v %v %e %g %+d %q %.3s %8.3f"', '[1234567.5, 0.00001, 100000.5, 1.5, 0.5, 3, "q\\"", "abcdef", 3.14159]'],
+    '1.2345675e+06 1e-05 100000.5 1.500000e+00 0.5 +3 "q\\"" abc    3.142'),
+  c("sprintf", ["1", "[]"], U),
 ];
 
 describe("builtins", () => {
