@@ -180,6 +180,30 @@ describe("approvals through the sidecar", () => {
     expect(res2.reasons).toEqual(["approval_valid", "cross_tenant", "destructive_action", "role_permitted"]);
   });
 
+  it("20 concurrent uses of one token allow exactly once", async () => {
+    const { token } = await approve(deleteService);
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => sidecar.call("Decide", { ...deleteService, approvalToken: token })),
+    );
+    expect(results.filter((r) => r.allow)).toHaveLength(1);
+    for (const r of results.filter((x) => !x.allow)) {
+      // checked before the winner consumed it (approval_used, from the decision core) or after (approval_replayed)
+      expect(r.reasons.some((c) => c === "approval_used" || c === "approval_replayed")).toBe(true);
+    }
+  });
+
+  it.each([
+    ["a TTL of 0", { ttlSeconds: 0 }, "ttl_seconds"],
+    ["a TTL over a day", { ttlSeconds: 86_401 }, "ttl_seconds"],
+    ["a Decide request of another tenant", { tenantId: "globex" }, "decide.tenant_id must equal tenant_id"],
+  ])("CreateApproval rejects %s with INVALID_ARGUMENT", async (_name, change, field) => {
+    const err = await sidecar
+      .call("CreateApproval", { tenantId: "acme", decide: deleteService, approver: "alice", ttlSeconds: 60, ...change })
+      .then(() => undefined, (e: { code: number; details: string }) => e);
+    expect(err?.code).toBe(3); // INVALID_ARGUMENT
+    expect(err?.details).toContain(field);
+  });
+
   it("a production write is allowed with its approval", async () => {
     const prod = decideRequest({ roles: ["engineer"], action: "deploy", type: "service", attributes: { environment: "production" } });
     const denied = await sidecar.call("Decide", prod);

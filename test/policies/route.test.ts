@@ -132,4 +132,17 @@ describe("Route through the sidecar", () => {
     await sidecar.call("RecordUsage", { tenantId: "token-co", unit: "tokens", amount: 5001 });
     expect((await route({ messages: [long(2000)], tenant: "token-co" })).reasons).toEqual(["budget_exceeded"]);
   });
+
+  it.each([
+    ["a negative amount", { amount: -1 }, "amount"],
+    ["a non-finite amount", { amount: Number.POSITIVE_INFINITY }, "amount"],
+    ["an empty unit", { unit: "" }, "unit"],
+  ])("RecordUsage rejects %s with INVALID_ARGUMENT and records nothing", async (_name, change, field) => {
+    const err = await sidecar
+      .call("RecordUsage", { tenantId: "invalid-co", unit: "usd", amount: 1, ...change })
+      .then(() => undefined, (e: { code: number; details: string }) => e);
+    expect(err?.code).toBe(3); // INVALID_ARGUMENT
+    expect(err?.details).toContain(field);
+    expect((await sidecar.call("RecordUsage", { tenantId: "invalid-co", unit: "usd", amount: 0 })).windowSpend).toBe(0);
+  });
 });
