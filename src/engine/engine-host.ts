@@ -51,6 +51,19 @@ function classify(source: string): SourceKind | undefined {
   return undefined;
 }
 
+/** `https://user:secret@host/b.tar.gz` -> `https://***:***@host/b.tar.gz`. */
+function maskCredentials(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username === "" && u.password === "") return url;
+    if (u.username !== "") u.username = "***";
+    if (u.password !== "") u.password = "***";
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
 function validateOptions(options: EngineHostOptions): void {
   if (typeof options.source !== "string" || options.source.trim() === "") {
     throw new Error("ARBITER_BUNDLE: expected a bundle .tar.gz, a directory or an http(s):// URL, got an empty value");
@@ -90,6 +103,8 @@ class Host implements EngineHost {
   readonly #options: EngineHostOptions;
   readonly #log: Logger;
   readonly #kind: SourceKind | undefined;
+  /** The source as shown in status, logs and errors: URL credentials masked. */
+  readonly #display: string;
   readonly #memory: { initial: number; maximum: number };
   readonly #listeners = new Set<EngineListener>();
   readonly #reloads: Counter<"result">;
@@ -112,6 +127,7 @@ class Host implements EngineHost {
     this.#options = options;
     this.#log = options.logger.child({ component: "engine" });
     this.#kind = classify(options.source);
+    this.#display = this.#kind === "http" ? maskCredentials(options.source) : options.source;
     this.#memory = { ...(options.memory ?? DEFAULTS.memory) };
     const registry = options.registry;
     this.#reloads = metric(registry, "arbiter_bundle_reloads_total", () => new Counter({
@@ -142,7 +158,7 @@ class Host implements EngineHost {
     return {
       ready: a !== undefined,
       revision: a?.revision ?? "",
-      source: this.#options.source,
+      source: this.#display,
       loadedAt: a?.loadedAt ?? 0,
       lastError: this.#lastError,
       lastErrorAt: this.#lastErrorAt,
@@ -233,7 +249,7 @@ class Host implements EngineHost {
       const message = err instanceof BundleError ? err.message : describe(err);
       this.#lastError = message;
       this.#lastErrorAt = Date.now();
-      this.#log.error({ err, source: this.#options.source, revision: this.#active?.revision ?? "" }, `bundle load failed, keeping the active bundle: ${message}`);
+      this.#log.error({ err, source: this.#display, revision: this.#active?.revision ?? "" }, `bundle load failed, keeping the active bundle: ${message}`);
     }
     this.#counts[result]++;
     this.#reloads.inc({ result });
@@ -242,9 +258,9 @@ class Host implements EngineHost {
       this.#lastErrorAt = undefined;
     }
     if (result === "unchanged") {
-      this.#log.debug({ source: this.#options.source, revision: this.#active?.revision }, "bundle unchanged");
+      this.#log.debug({ source: this.#display, revision: this.#active?.revision }, "bundle unchanged");
     } else if (result === "ok") {
-      this.#log.info({ source: this.#options.source, revision: this.#active?.revision, ms: Math.round(performance.now() - started) }, "bundle activated");
+      this.#log.info({ source: this.#display, revision: this.#active?.revision, ms: Math.round(performance.now() - started) }, "bundle activated");
     }
     const status = this.status();
     for (const listener of [...this.#listeners]) {
@@ -269,6 +285,7 @@ class Host implements EngineHost {
         timeoutMs: this.#options.http?.timeoutMs ?? DEFAULTS.timeoutMs,
         maxBytes,
         signal: this.#abort.signal,
+        label: this.#display,
       });
       if (fetched.status === 304) return "unchanged";
       etag = fetched.etag;
@@ -379,7 +396,7 @@ class Host implements EngineHost {
     const snapshot: Snapshot = Object.freeze({
       revision,
       loadedAt: Date.now(),
-      source: this.#options.source,
+      source: this.#display,
       data,
       entrypoints: Object.freeze(moduleEntrypoints),
       digest: parts.digest,

@@ -12,22 +12,36 @@ export interface FetchBundleOptions {
   readonly etag: string | undefined;
   readonly timeoutMs: number;
   readonly maxBytes: number;
+  /** How the URL appears in error messages (credentials masked). Default: the URL. */
+  readonly label?: string;
   /** Aborts the download early (host closing). */
   readonly signal?: AbortSignal;
 }
 
 /** Downloads `url`; throws a `BundleError` with the URL and the reason on any failure. */
 export async function fetchBundle(url: string, options: FetchBundleOptions): Promise<FetchOutcome> {
+  const shown = options.label ?? url;
   const timeout = AbortSignal.timeout(options.timeoutMs);
   const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
   const headers: Record<string, string> = { accept: "application/gzip, application/octet-stream" };
   if (options.etag !== undefined) headers["if-none-match"] = options.etag;
+  // fetch() refuses URLs with credentials; `https://user:pass@host/...` becomes Basic auth.
+  let target = url;
+  const parsed = new URL(url);
+  if (parsed.username !== "" || parsed.password !== "") {
+    const user = decodeURIComponent(parsed.username);
+    const pass = decodeURIComponent(parsed.password);
+    headers.authorization = `Basic ${Buffer.from(`${user}:${pass}`).toString("base64")}`;
+    parsed.username = "";
+    parsed.password = "";
+    target = parsed.toString();
+  }
   let response: Response;
   try {
-    response = await fetch(url, { headers, signal, redirect: "follow" });
+    response = await fetch(target, { headers, signal, redirect: "follow" });
   } catch (err) {
-    if (timeout.aborted) throw new BundleError(`bundle: GET ${url} timed out after ${options.timeoutMs} ms`, { cause: err });
-    throw new BundleError(`bundle: GET ${url} failed: ${describe(err)}`, { cause: err });
+    if (timeout.aborted) throw new BundleError(`bundle: GET ${shown} timed out after ${options.timeoutMs} ms`, { cause: err });
+    throw new BundleError(`bundle: GET ${shown} failed: ${describe(err)}`, { cause: err });
   }
   if (response.status === 304) {
     await response.body?.cancel();
@@ -35,12 +49,12 @@ export async function fetchBundle(url: string, options: FetchBundleOptions): Pro
   }
   if (response.status !== 200) {
     await response.body?.cancel();
-    throw new BundleError(`bundle: GET ${url} answered HTTP ${response.status}`);
+    throw new BundleError(`bundle: GET ${shown} answered HTTP ${response.status}`);
   }
   const declared = Number(response.headers.get("content-length") ?? Number.NaN);
   if (Number.isFinite(declared) && declared > options.maxBytes) {
     await response.body?.cancel();
-    throw new BundleError(`bundle: GET ${url} body of ${declared} bytes exceeds the limit of ${options.maxBytes}`);
+    throw new BundleError(`bundle: GET ${shown} body of ${declared} bytes exceeds the limit of ${options.maxBytes}`);
   }
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -50,15 +64,15 @@ export async function fetchBundle(url: string, options: FetchBundleOptions): Pro
         total += chunk.byteLength;
         if (total > options.maxBytes) {
           await response.body.cancel().catch(() => undefined); // already failing; the size error is the one to report
-          throw new BundleError(`bundle: GET ${url} body exceeds the limit of ${options.maxBytes} bytes`);
+          throw new BundleError(`bundle: GET ${shown} body exceeds the limit of ${options.maxBytes} bytes`);
         }
         chunks.push(chunk);
       }
     }
   } catch (err) {
     if (err instanceof BundleError) throw err;
-    if (timeout.aborted) throw new BundleError(`bundle: GET ${url} timed out after ${options.timeoutMs} ms`, { cause: err });
-    throw new BundleError(`bundle: GET ${url} body failed: ${describe(err)}`, { cause: err });
+    if (timeout.aborted) throw new BundleError(`bundle: GET ${shown} timed out after ${options.timeoutMs} ms`, { cause: err });
+    throw new BundleError(`bundle: GET ${shown} body failed: ${describe(err)}`, { cause: err });
   }
   return { status: 200, bytes: Buffer.concat(chunks), etag: response.headers.get("etag") ?? undefined };
 }

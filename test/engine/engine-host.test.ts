@@ -388,8 +388,10 @@ describe("HTTP bundle polling", () => {
     const body = await bundleTarGz({ revision: "p1" });
     let mode: "ok" | "chunked" | "slow" | "500" = "ok";
     let hits = 0;
+    let lastAuth: string | undefined;
     const server = createServer((req, res) => {
       hits++;
+      lastAuth = req.headers.authorization;
       if (mode === "500") {
         res.writeHead(500);
         res.end("boom");
@@ -423,6 +425,15 @@ describe("HTTP bundle polling", () => {
     const failing = host({ source: url, pollIntervalMs: 60_000 }).engine;
     await failing.start();
     expect(failing.status().lastError).toBe(`bundle: GET ${url} answered HTTP 500`);
+
+    // Credentials in the URL go out as Basic auth and never show in status or errors.
+    const withCreds = url.replace("http://", "http://bundle-reader:s3cret@");
+    const masked = url.replace("http://", "http://***:***@");
+    const authed = host({ source: withCreds, pollIntervalMs: 60_000 }).engine;
+    await authed.start();
+    expect(lastAuth).toBe(`Basic ${Buffer.from("bundle-reader:s3cret").toString("base64")}`);
+    expect(authed.status().source).toBe(masked);
+    expect(authed.status().lastError).toBe(`bundle: GET ${masked} answered HTTP 500`);
 
     mode = "slow";
     const slow = host({ source: url, pollIntervalMs: 60_000, http: { timeoutMs: 200 } }).engine;
