@@ -61,3 +61,11 @@ export const NATIVE_BUILTINS: ReadonlySet<string> = new Set([
 export function isHostBuiltin(name: string): boolean {
   return BUILTIN_ARITY.has(name) && !NATIVE_BUILTINS.has(name);
 }
+
+/**
+ * Host builtins imported under another name than their Rego name. The SDK resolves a host
+ * builtin in its own table before `customBuiltins`, and its `sprintf` is sprintf-js; importing
+ * OPA's `sprintf` as `arbiter.sprintf` routes it to the Go-fmt implementation in
+ * host-sprintf.ts instead.
+ */
+export const HOST_IMPORT_NAMES: ReadonlyMap<string, string> = new Map([["sprintf", "arbiter.sprintf"]]);

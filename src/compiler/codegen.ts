@@ -11,7 +11,7 @@
 import { readFileSync } from "node:fs";
 import binaryen from "binaryen";
 import type { Block, Func, Local, Policy, Stmt, ValueKind } from "./ir.ts";
-import { BUILTIN_ARITY, NATIVE_BUILTINS } from "./builtins.ts";
+import { BUILTIN_ARITY, HOST_IMPORT_NAMES, NATIVE_BUILTINS } from "./builtins.ts";
 
 const RUNTIME_URL = new URL("../../gen/compiler/runtime.wasm", import.meta.url);
 let runtimeBytes: Uint8Array | undefined;
@@ -105,7 +105,7 @@ class Generator {
     const entrypoints: Record<string, number> = {};
     this.#policy.plans.forEach((p, i) => { entrypoints[p.name] = i; });
     const builtins: Record<string, number> = {};
-    for (const [name, id] of this.#hostIds) builtins[name] = id;
+    for (const [name, id] of this.#hostIds) builtins[HOST_IMPORT_NAMES.get(name) ?? name] = id;
     this.#exportValueFn("entrypoints", JSON.stringify(entrypoints));
     this.#exportValueFn("builtins", JSON.stringify(builtins));
     this.#genEval();

@@ -7,9 +7,9 @@
  * set-typed builtin is native (see NATIVE_BUILTINS in builtins.ts).
  *
  * `sprintf`, `json.is_valid`, `regex.split` and `yaml.*` are implemented by the SDK itself and
- * take precedence over this map (`_builtinCall` looks in its own table first), so `sprintf`
- * follows sprintf-js rather than Go's fmt: `%s`, `%d`, `%v`, `%f`, `%x` agree on strings and
- * numbers; composite values print differently (documented gap).
+ * take precedence over this map (`_builtinCall` looks in its own table first). The SDK's
+ * `sprintf` is sprintf-js, so the code generator imports OPA's `sprintf` as `arbiter.sprintf`
+ * (HOST_IMPORT_NAMES in builtins.ts), implemented here with Go fmt semantics.
  *
  * Known differences from OPA:
  * - `regex.match` uses JavaScript RegExp (with the `u` flag when the pattern allows it) after
@@ -21,6 +21,7 @@
  * - `time.parse_rfc3339_ns` has the same f64 precision limit.
  */
 import { createHash } from "node:crypto";
+import { goSprintf } from "./host-sprintf.ts";
 
 type Builtin = (...args: any[]) => unknown;
 
@@ -237,6 +238,7 @@ function base64Decode(s: unknown): string | undefined {
 }
 
 export const hostBuiltins: Record<string, Builtin> = {
+  "arbiter.sprintf": goSprintf,
   "regex.match": regexMatch,
   "glob.match": globMatch,
   format_int: formatInt,
