@@ -17,7 +17,7 @@ function documentedCodes(): string[] {
   const doc = readFileSync(join(root, "docs/policies.md"), "utf8");
   const table = doc.split("## Every reason code")[1]!.split("\n## ")[0]!;
   const codes = [...table.matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1]!);
-  return codes.filter((c) => !["approvals_unavailable", "approval_used"].includes(c));
+  return codes.filter((c) => !["approvals_unavailable"].includes(c));
 }
 
 const read = (dir: string, suffix: string) =>
