@@ -230,6 +230,13 @@ test_bulk_array_of_100_ids_not_bulk if {
 	r.risk_tier == 1
 }
 
+test_bulk_count_as_numeric_string if {
+	r := run({"action": "update", "context": {"record_count": "250"}})
+	"bulk_operation" in r.reasons
+	r2 := run({"action": "update", "context": {"record_count": "many"}})
+	r2.risk_tier == 1
+}
+
 test_bulk_read_stays_tier_0 if {
 	r := run({"action": "read", "context": {"record_count": 5000}})
 	r.risk_tier == 0

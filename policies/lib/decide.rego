@@ -115,8 +115,8 @@ triggers("destructive_action", inp, cfg) if {
 	token in cfg.risk.destructive_verbs
 }
 
-# A non-read action over more than bulk_threshold records: a number, or an array whose length
-# counts, under one of bulk_count_keys in the context or the resource attributes.
+# A non-read action over more than bulk_threshold records: a number (or numeric string), or an
+# array whose length counts, under one of bulk_count_keys in the context or the resource attributes.
 triggers("bulk_operation", inp, cfg) if {
 	not read_action(inp.action, cfg)
 	some key in cfg.risk.bulk_count_keys
@@ -152,6 +152,9 @@ triggers("critical_finance_record", inp, cfg) if {
 record_count(v) := v if is_number(v)
 
 record_count(v) := count(v) if is_array(v)
+
+# A count sent as a numeric string ("250") counts too, so the trigger cannot be dodged by quoting.
+record_count(v) := to_number(v) if is_string(v)
 
 # Tier 2 and above needs an approval; an unknown action is denied whatever the approval says.
 requires_approval(inp, cfg, tier) := true if {
