@@ -2,7 +2,7 @@
  * Pack data validation at load, end to end: a sidecar serving a copy of the pack is handed bad
  * data; the reload is rejected with the data path named and the previous bundle keeps deciding.
  */
-import { writeFile } from "node:fs/promises";
+import { rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { MemoryOperation } from "../../gen/arbiter/v1/arbiter_pb.ts";
@@ -19,7 +19,10 @@ afterAll(async () => {
 async function writeData(edit: (config: any) => void): Promise<void> {
   const data = await shippedData();
   edit(data.arbiter.config);
-  await writeFile(join(sidecar.dir, "data.json"), JSON.stringify(data));
+  // Write then rename, so the sidecar's directory watcher never reads a half-written file.
+  const tmp = join(sidecar.dir, "..", `data-${process.pid}.json.tmp`);
+  await writeFile(tmp, JSON.stringify(data));
+  await rename(tmp, join(sidecar.dir, "data.json"));
   await sidecar.server.engine.reload();
 }
 
