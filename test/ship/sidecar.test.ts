@@ -1,0 +1,180 @@
+/**
+ * The sidecar as the deployment runs it: policy RPCs on a Unix socket, the plaintext health-only
+ * listener (ARBITER_HEALTH_LISTEN) the kubelet's gRPC probe dials, the container probe script
+ * deploy/healthcheck.mjs, and the build-context copy of .ci/docker-steps.sh (deploy/context.mjs).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import grpc from "@grpc/grpc-js";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { DecideRequestSchema } from "../../gen/arbiter/v1/arbiter_pb.ts";
+import { freePort } from "../../bench/gate/sidecar.ts";
+import { listFiles } from "./helm-lite.ts";
+
+const repo = resolve(import.meta.dirname, "../..");
+const probeScript = join(repo, "deploy/healthcheck.mjs");
+
+function probe(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
+  const base = { ...process.env };
+  for (const k of Object.keys(base)) if (k.startsWith("ARBITER_")) delete base[k];
+  const r = spawnSync(process.execPath, [probeScript, ...args], { env: { ...base, ...env }, encoding: "utf8", timeout: 20_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe("sidecar with a Unix socket and a health-only listener", () => {
+  let dir: string;
+  let socket: string;
+  let healthPort: number;
+  let child: ChildProcess;
+  let exit: Promise<number | null>;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "arbiter-ship-"));
+    socket = join(dir, "arbiter.sock");
+    healthPort = await freePort();
+    const adminPort = await freePort();
+    const env = { ...process.env };
+    for (const k of Object.keys(env)) if (k.startsWith("ARBITER_")) delete env[k];
+    child = spawn(process.execPath, [join(repo, "bin/arbiter.js"), "serve"], {
+      cwd: repo,
+      env: {
+        ...env,
+        ARBITER_GRPC_LISTEN: `unix:${socket}`,
+        ARBITER_HEALTH_LISTEN: `0.0.0.0:${healthPort}`,
+        ARBITER_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
+        ARBITER_BUNDLE: join(repo, "policies"),
+        ARBITER_DATA_DIR: join(dir, "data"),
+        ARBITER_AUDIT: "off",
+        ARBITER_LOG_LEVEL: "warn",
+      },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    exit = new Promise((r) => child.once("exit", (code) => r(code)));
+    const deadline = Date.now() + 110_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`sidecar exited ${child.exitCode}: ${stderr}`);
+      const ok = await fetch(`http://127.0.0.1:${adminPort}/readyz`).then((r) => r.status === 200, () => false);
+      if (ok) break;
+      if (Date.now() > deadline) throw new Error(`sidecar not ready: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("the probe reports SERVING on the health listener", () => {
+    const r = probe(["--target", `127.0.0.1:${healthPort}`, "--service", "arbiter.v1.PolicyService"]);
+    expect(r).toEqual({
+      code: 0,
+      stdout: `healthcheck: 127.0.0.1:${healthPort} service="arbiter.v1.PolicyService" SERVING\n`,
+      stderr: "",
+    });
+  });
+
+  it("the probe derives its target from ARBITER_HEALTH_LISTEN, dialling a wildcard bind on loopback", () => {
+    const r = probe([], { ARBITER_HEALTH_LISTEN: `0.0.0.0:${healthPort}`, ARBITER_GRPC_LISTEN: "127.0.0.1:1" });
+    expect(r.stdout).toBe(`healthcheck: 127.0.0.1:${healthPort} service="" SERVING\n`);
+    expect(r.code).toBe(0);
+  });
+
+  it("the probe works over the Unix socket too", () => {
+    const r = probe(["--service", "arbiter.v1.PolicyService"], { ARBITER_GRPC_LISTEN: `unix:${socket}` });
+    expect(r.stdout).toBe(`healthcheck: unix:${socket} service="arbiter.v1.PolicyService" SERVING\n`);
+    expect(r.code).toBe(0);
+  });
+
+  it("the probe fails for an unknown service, a dead target and a bad flag", () => {
+    const unknown = probe(["--target", `127.0.0.1:${healthPort}`, "--service", "no.such.Service"]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toBe(
+      `healthcheck: 127.0.0.1:${healthPort} service="no.such.Service" NOT_FOUND: unknown service "no.such.Service"\n`,
+    );
+    const dead = probe(["--target", "unix:/nonexistent/arbiter.sock", "--timeout-ms", "500"]);
+    expect(dead.code).toBe(1);
+    expect(dead.stderr).toMatch(/^healthcheck: unix:\/nonexistent\/arbiter\.sock service="" (UNAVAILABLE|DEADLINE_EXCEEDED): /);
+    expect(probe(["--nope", "x"])).toEqual({ code: 2, stdout: "", stderr: 'healthcheck: unknown option "--nope"\n' });
+    expect(probe(["--timeout-ms", "soon"]).stderr).toBe('healthcheck: --timeout-ms must be a positive integer, got "soon"\n');
+    expect(probe([], { ARBITER_GRPC_LISTEN: "nonsense" }).stderr).toBe(
+      'healthcheck: cannot derive a probe target from "nonsense" (expected host:port or unix:/path)\n',
+    );
+  });
+
+  it("the health listener does not serve the policy RPCs", async () => {
+    const client = new grpc.Client(`127.0.0.1:${healthPort}`, grpc.credentials.createInsecure());
+    const req = create(DecideRequestSchema, {
+      tenantId: "acme",
+      action: "read",
+      subject: { id: "u1", roles: ["viewer"] },
+      resource: { type: "document", id: "d1" },
+    });
+    const err = await new Promise<grpc.ServiceError | null>((r) =>
+      client.makeUnaryRequest(
+        "/arbiter.v1.PolicyService/Decide",
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        Buffer.from(toBinary(DecideRequestSchema, req)),
+        new grpc.Metadata(),
+        { deadline: Date.now() + 5000 },
+        (e) => r(e),
+      ),
+    );
+    client.close();
+    expect(err?.code).toBe(grpc.status.UNIMPLEMENTED);
+  });
+
+  it("stops on SIGTERM with status 0 and removes its socket", async () => {
+    expect(existsSync(socket)).toBe(true);
+    child.kill("SIGTERM");
+    expect(await exit).toBe(0);
+    expect(existsSync(socket)).toBe(false);
+    const after = probe(["--target", `127.0.0.1:${healthPort}`, "--timeout-ms", "500"]);
+    expect(after.code).toBe(1);
+  });
+});
+
+describe("deploy/context.mjs (the .dockerignore copy of docker-steps)", () => {
+  it("applies exclusions, exceptions and last-match-wins like Docker", async () => {
+    const { copyContext } = await import("../../deploy/context.mjs");
+    const src = mkdtempSync(join(tmpdir(), "ctx-src-"));
+    const dest = mkdtempSync(join(tmpdir(), "ctx-dest-"));
+    try {
+      const files = [
+        "package.json",
+        "README.md",
+        "src/a.ts",
+        "src/a.test.ts",
+        "src/deep/node_modules/x.js",
+        "docs/x.md",
+        "deploy/healthcheck.mjs",
+        "deploy/Dockerfile",
+        "node_modules/pkg/index.js",
+      ];
+      for (const f of files) {
+        mkdirSync(join(src, f, ".."), { recursive: true });
+        writeFileSync(join(src, f), f);
+      }
+      writeFileSync(join(src, ".dockerignore"), [
+        "# comment",
+        "**",
+        "!package.json",
+        "!src/",
+        "!/deploy/healthcheck.mjs",
+        "**/node_modules",
+        "**/*.test.ts",
+      ].join("\n"));
+      expect(copyContext(src, dest)).toBe(3);
+      expect(listFiles(dest, () => true)).toEqual(["deploy/healthcheck.mjs", "package.json", "src/a.ts"]);
+    } finally {
+      rmSync(src, { recursive: true, force: true });
+      rmSync(dest, { recursive: true, force: true });
+    }
+  });
+});
