@@ -193,6 +193,7 @@ class Pipeline implements AuditPipeline {
   #failed = 0;
   #oldestUnwrittenMs = 0;
   #lastFsync = 0;
+  #lastInsertAt = 0;
   #lastPartitionCheck = 0;
   #spoolWake = new Signal();
   #shipWake = new Signal();
@@ -594,8 +595,17 @@ class Pipeline implements AuditPipeline {
         // Records are a few hundred bytes; read about what one batch needs, not the whole segment.
         const readBytes = this.#o.batchMaxRecords * 1024 + 65_536;
         let batch = await this.#spool.read(this.#cursor, this.#o.batchMaxRecords, readBytes);
-        if (batch.payloads.length < this.#o.batchMaxRecords && !this.#closing && !this.#stopShipping) {
-          await this.#shipWake.wait(this.#o.batchMaxDelayMs);
+        // Batch by count and time: a short batch waits until batchMaxDelayMs has passed since
+        // the previous insert. Under load the previous insert took at least that long, so
+        // records gathered meanwhile go at once.
+        const sinceLast = Date.now() - this.#lastInsertAt;
+        if (
+          batch.payloads.length < this.#o.batchMaxRecords &&
+          sinceLast < this.#o.batchMaxDelayMs &&
+          !this.#closing &&
+          !this.#stopShipping
+        ) {
+          await sleep(this.#o.batchMaxDelayMs - sinceLast);
           batch = await this.#spool.read(this.#cursor, this.#o.batchMaxRecords, readBytes);
         }
         if (batch.payloads.length === 0) {
@@ -606,6 +616,7 @@ class Pipeline implements AuditPipeline {
         }
         this.#oldestUnwrittenMs = (JSON.parse(batch.payloads[0]!.toString("utf8")) as { ts_ms: number }).ts_ms;
         const inserted = await this.#insert(client, batch.payloads);
+        this.#lastInsertAt = Date.now();
         this.#cursor = batch.next;
         this.#written += inserted;
         this.metrics.recordsWritten.inc(inserted);

@@ -171,9 +171,11 @@ export class Spool {
 
   /** True when `cursor` is at the end of everything written so far. */
   caughtUp(cursor: SpoolCursor): boolean {
-    const last = this.#segments[this.#segments.length - 1];
-    if (!last) return true;
-    return cursor.segmentId > last.id || (cursor.segmentId === last.id && cursor.offset >= last.size);
+    for (const s of this.#segments) {
+      if (s.id < cursor.segmentId) continue;
+      if (s.id === cursor.segmentId ? cursor.offset < s.size : s.size > 0) return false;
+    }
+    return true;
   }
 
   async open(): Promise<SpoolOpenResult> {

@@ -148,14 +148,29 @@ describe("audit pipeline: append contract", () => {
     expect(fsyncs).toBeGreaterThanOrEqual(1);
     expect(fsyncs).toBeLessThanOrEqual(5);
 
+    // Cancellation before the call: rejected at once, nothing queued.
     const ac = new AbortController();
     ac.abort(new Error("deadline exceeded"));
+    const seqBefore = pipeline.stats().lastSeq;
     await expect(pipeline.append(makeEvent(999), ac.signal)).rejects.toThrow("deadline exceeded");
+    // During: the append is waiting for its group commit when the signal fires.
+    const during = new AbortController();
+    const waiting = pipeline.append(makeEvent(1000), during.signal);
+    during.abort(new Error("client cancelled"));
+    await expect(waiting).rejects.toThrow("client cancelled");
+    // After: aborting once the append resolved changes nothing.
+    const after = new AbortController();
+    await expect(pipeline.append(makeEvent(1001), after.signal)).resolves.toBeUndefined();
+    after.abort(new Error("too late"));
+    await pipeline.flush(30_000);
+    // The cancelled-during record had already been queued, so it is still audited; the
+    // one cancelled before was never queued.
+    expect(pipeline.stats().lastSeq).toBe(seqBefore + 2);
 
     await pipeline.flush(30_000);
     await pipeline.close();
     const [row] = await query<{ n: string }>(databaseUrl, "SELECT count(*) AS n FROM audit_records");
-    expect(row!.n).toBe("501");
+    expect(row!.n).toBe("503");
   });
 
   it("continues the chain across restarts, from the spool or from the database", async () => {
