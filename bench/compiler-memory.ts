@@ -27,8 +27,11 @@ async function run(wasmPath: string): Promise<void> {
   policy.setData({});
   const mem = policy.mem;
   const mib = (n: number): string => `${(n / 1048576).toFixed(2)} MiB`;
+  (globalThis as { gc?: () => void }).gc?.();
   console.log(`after load: wasm memory ${mem.buffer.byteLength} bytes, rss ${mib(process.memoryUsage().rss)}`);
-  let at10k = { wasm: 0, rss: 0 };
+  type Sample = { wasm: number; rss: number; heap: number };
+  let at10k: Sample = { wasm: 0, rss: 0, heap: 0 };
+  let atHalf: Sample = at10k;
   const t0 = performance.now();
   for (let i = 1; i <= TOTAL; i++) {
     // Vary the input a little so the evaluation is not the same bytes every time.
@@ -36,18 +39,28 @@ async function run(wasmPath: string): Promise<void> {
     const rs = policy.evaluate(input, ENTRYPOINT) as unknown[];
     if (rs.length !== 1) throw new Error(`evaluation ${i} returned ${JSON.stringify(rs)}`);
     if (i === 10_000 || i % 100_000 === 0) {
-      const now = { wasm: mem.buffer.byteLength, rss: process.memoryUsage().rss };
+      // Collect first (the child runs with --expose-gc) so the figures show what is retained.
+      (globalThis as { gc?: () => void }).gc?.();
+      const usage = process.memoryUsage();
+      const now = { wasm: mem.buffer.byteLength, rss: usage.rss, heap: usage.heapUsed };
       if (i === 10_000) at10k = now;
+      if (i === TOTAL / 2) atHalf = now;
+      // heapUsed tells garbage not yet collected apart from memory the process keeps.
       console.log(`${String(i).padStart(9)} evaluations: wasm memory ${now.wasm} bytes (${mib(now.wasm)}), ` +
-        `rss ${mib(now.rss)}, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        `rss ${mib(now.rss)}, js heap used ${mib(usage.heapUsed)}, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
   }
-  const end = { wasm: mem.buffer.byteLength, rss: process.memoryUsage().rss };
-  const rssDelta = end.rss - at10k.rss;
+  (globalThis as { gc?: () => void }).gc?.();
+  const usage = process.memoryUsage();
+  const end: Sample = { wasm: mem.buffer.byteLength, rss: usage.rss, heap: usage.heapUsed };
+  const flat = 8 * 1048576;
   console.log(`wasm memory ${end.wasm > at10k.wasm ? "GREW" : "did not grow"} between 10,000 and ${TOTAL} ` +
     `evaluations (${at10k.wasm} -> ${end.wasm} bytes)`);
-  console.log(`rss ${rssDelta > 8 * 1048576 ? "GREW" : "stayed flat (within 8 MiB)"} between 10,000 and ${TOTAL} ` +
-    `evaluations (${mib(at10k.rss)} -> ${mib(end.rss)}, delta ${mib(rssDelta)})`);
+  console.log(`js heap retained after GC ${end.heap - at10k.heap > flat ? "GREW" : "stayed flat (within 8 MiB)"} ` +
+    `(${mib(at10k.heap)} -> ${mib(end.heap)})`);
+  console.log(`rss ${end.rss - at10k.rss > flat ? "grew" : "stayed flat (within 8 MiB)"} between 10,000 and ${TOTAL} ` +
+    `(${mib(at10k.rss)} -> ${mib(end.rss)}); over the second half it ` +
+    `${end.rss - atHalf.rss > flat ? "STILL GREW" : "stayed flat (within 8 MiB)"} (${mib(atHalf.rss)} -> ${mib(end.rss)})`);
 }
 
 const runAt = process.argv.indexOf("--run");
@@ -62,7 +75,7 @@ if (runAt >= 0) {
     const wasmPath = join(dir, "policy.wasm");
     writeFileSync(wasmPath, wasm);
     console.log(`compiled ${wasm.byteLength} bytes; evaluating ${TOTAL} times in a fresh process`);
-    const child = spawnSync(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--run", wasmPath], {
+    const child = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", fileURLToPath(import.meta.url), "--run", wasmPath], {
       stdio: "inherit",
     });
     if (child.status !== 0) console.log(`evaluation process failed (exit ${child.status})`);
