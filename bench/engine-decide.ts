@@ -1,9 +1,10 @@
 /**
  * Engine and decision-core latency, and the decision cache hit rate on repeated inputs.
  *
- *   npx tsx bench/engine-decide.ts [iterations]
+ *   npx tsx bench/engine-decide.ts [iterations] [--source DIR_OR_BUNDLE]
  *
- * Loads the test fixture policy set (compiled by the project's compiler) through the engine host,
+ * Loads the test fixture policy set (compiled by the project's compiler), or `--source` (e.g.
+ * `policies`, the default pack, compiled in-process) through the engine host,
  * then measures: raw `ActivePolicy.evaluate` per entrypoint, `DecisionService` calls with a
  * workload of 100 distinct inputs repeated (cache hit rate and latency), and uncached calls
  * (`cacheable: false`, GuardMemory). No audit sink: this measures the core, not the pipeline.
@@ -16,7 +17,10 @@ import type { CallContext, DecideRequest, JsonObject } from "../src/decision/typ
 import { createEngineHost } from "../src/engine/index.ts";
 import { tempDir, writeBundleDir } from "../test/engine/fixtures.ts";
 
-const N = Number(process.argv[2] ?? 20_000);
+const args = process.argv.slice(2);
+const sourceAt = args.indexOf("--source");
+const source = sourceAt >= 0 ? args.splice(sourceAt, 2)[1] : undefined;
+const N = Number(args[0] ?? 20_000);
 const logger = pino({ level: "silent" });
 
 function summarize(name: string, samples: number[]): void {
@@ -27,14 +31,16 @@ function summarize(name: string, samples: number[]): void {
 }
 
 async function counter(registry: Registry, name: string): Promise<number> {
-  const m = await registry.getSingleMetric(name)!.get();
+  const metric = registry.getSingleMetric(name);
+  if (!metric) return 0;
+  const m = await metric.get();
   return m.values.reduce((a, v) => a + v.value, 0);
 }
 
 const dir = await tempDir("bench");
 await writeBundleDir(dir, { revision: "bench" });
 const registry = new Registry();
-const engine = createEngineHost({ source: dir, requiredEntrypoints: DECISION_ENTRYPOINTS, watch: false, logger, registry });
+const engine = createEngineHost({ source: source ?? dir, requiredEntrypoints: DECISION_ENTRYPOINTS, watch: false, logger, registry });
 await engine.start();
 const active = engine.active();
 if (!active) throw new Error(`bundle did not load: ${engine.status().lastError}`);
@@ -51,7 +57,7 @@ const decide = (i: number, extra: JsonObject = {}): DecideRequest => ({
   approvalToken: "",
 });
 
-console.log(`node ${process.version}, ${N} iterations per row\n`);
+console.log(`node ${process.version}, ${N} iterations per row, policy: ${source ?? "test fixture"} (revision ${active.revision})\n`);
 
 // Raw engine evaluation (the SDK call on the active snapshot, no facts, no cache).
 const rawInput = {
@@ -93,8 +99,8 @@ for (let i = 0; i < 2000; i++) active.evaluate("arbiter/decide", rawInput);
   console.log(`  cache hit rate on repeated inputs (cold start included): ${((hits / (hits + misses)) * 100).toFixed(2)}% (${hits} hits, ${misses} misses)`);
 }
 
-// Decide with cacheable: false (every call evaluates).
-{
+// Decide with cacheable: false (every call evaluates; the fixture policy honours context.volatile).
+if (source === undefined) {
   const s: number[] = [];
   for (let i = 0; i < N; i++) {
     const t = performance.now();
@@ -132,5 +138,6 @@ for (let i = 0; i < 2000; i++) active.evaluate("arbiter/decide", rawInput);
   summarize("service.guardMemory WRITE (never cached)", guard);
 }
 
+console.log(`\nfail-closed answers during the run: ${await counter(registry, "arbiter_fail_closed_total")}`);
 await engine.close();
 await rm(dir, { recursive: true, force: true });
