@@ -7,9 +7,10 @@
  * Every message names the data path, e.g.
  * `data.arbiter.config.guard_memory.deny_patterns[2]: invalid regular expression: Unterminated group`.
  *
- * A bundle without `data.arbiter.config` at all is not the default pack and is not checked here.
- * When it is present, all four sections and every key of each section are required, and unknown
- * keys are errors (they are almost always misspellings of a real key).
+ * A bundle without `data.arbiter.config`, or whose config holds only the keys Arbiter reads itself
+ * (`route.local_provider`, `route.local_model`), is not the default pack and is not checked here
+ * (the engine checks those keys). Otherwise all four sections and every key of each section are
+ * required, and unknown keys are errors (they are almost always misspellings of a real key).
  */
 import { compileRe2 } from "../compiler/host-builtins.ts";
 
@@ -85,6 +86,7 @@ const ROOT = "data.arbiter.config";
 /** Checks the pack's data; returns one message per problem (empty when the data is fine). */
 export function validatePackData(data: unknown): string[] {
   if (!isObject(data) || !isObject(data.arbiter) || data.arbiter.config === undefined) return [];
+  if (!looksLikePackData(data.arbiter.config)) return [];
   const c = new Checker();
   const config = c.object(ROOT, data.arbiter.config, ["decide", "route", "guard_memory", "finalize"]);
   if (config) {
@@ -94,6 +96,21 @@ export function validatePackData(data: unknown): string[] {
     if ("finalize" in config) checkFinalize(c, config.finalize);
   }
   return c.errors;
+}
+
+/** Keys of data.arbiter.config.route that Arbiter itself reads (docs/input-schema.md). */
+const ENGINE_ROUTE_KEYS = new Set(["local_provider", "local_model"]);
+
+/**
+ * A custom bundle may set only the keys Arbiter reads itself (route.local_provider,
+ * route.local_model); anything more under data.arbiter.config means the default pack's data.
+ */
+function looksLikePackData(config: unknown): boolean {
+  if (!isObject(config)) return true;
+  if (Object.keys(config).some((k) => k !== "route")) return true;
+  const route = config.route;
+  if (route === undefined) return false;
+  return !isObject(route) || Object.keys(route).some((k) => !ENGINE_ROUTE_KEYS.has(k));
 }
 
 function checkDecide(c: Checker, v: unknown): void {

@@ -20,9 +20,25 @@ describe("validatePackData", () => {
     expect(validatePackData(shipped)).toEqual([]);
   });
 
-  it("leaves bundles without data.arbiter.config alone", () => {
+  it("leaves bundles that are not the default pack alone", () => {
     expect(validatePackData({})).toEqual([]);
     expect(validatePackData({ arbiter: {} })).toEqual([]);
+    // a custom bundle setting only the keys Arbiter reads itself
+    expect(validatePackData({ arbiter: { config: { route: { local_provider: "ollama", local_model: "llama3" } } } })).toEqual([]);
+    expect(validatePackData({ arbiter: { config: {} } })).toEqual([]);
+    // one pack key is enough to check the whole pack
+    expect(validatePackData({ arbiter: { config: { route: { local_provider: "ollama", threshold_chars: 5 } } } })).toEqual([
+      "data.arbiter.config.decide: missing",
+      "data.arbiter.config.guard_memory: missing",
+      "data.arbiter.config.finalize: missing",
+      "data.arbiter.config.route.sensitive_keywords: missing",
+      "data.arbiter.config.route.sensitive_classifications: missing",
+      "data.arbiter.config.route.local_model: missing",
+      "data.arbiter.config.route.default_provider: missing",
+      "data.arbiter.config.route.providers: missing",
+      "data.arbiter.config.route.budgets: missing",
+      "data.arbiter.config.route.default_budget: missing",
+    ]);
   });
 
   it("names the deny pattern that is not a valid regular expression", () => {
