@@ -325,6 +325,32 @@ describe("decision cache", () => {
     expect([await hits(), await misses()]).toEqual([1, 5]);
   });
 
+  it("is bounded by entries and by bytes, and entries expire after the TTL", async () => {
+    const h = await start({ revision: "r1" }, { cache: { maxEntries: 2 } });
+    const hits = () => counter(h.registry, "arbiter_decision_cache_hits_total");
+    const route = (c: string) => h.service.route(routeReq({ messages: [{ role: "user", content: c }] }), ctx());
+    await route("a");
+    await route("b");
+    await route("c"); // evicts "a" (least recently used)
+    await route("c");
+    expect(await hits()).toBe(1);
+    await route("a");
+    expect(await hits()).toBe(1);
+
+    // A byte bound smaller than one entry caches nothing.
+    const small = await start({ revision: "r1" }, { cache: { maxBytes: 50 } });
+    await small.service.route(routeReq(), ctx());
+    await small.service.route(routeReq(), ctx());
+    expect(await counter(small.registry, "arbiter_decision_cache_hits_total")).toBe(0);
+
+    const ttl = await start({ revision: "r1" }, { cache: { ttlMs: 50 } });
+    await ttl.service.route(routeReq(), ctx());
+    await new Promise((r) => setTimeout(r, 120));
+    await ttl.service.route(routeReq(), ctx());
+    expect(await counter(ttl.registry, "arbiter_decision_cache_hits_total")).toBe(0);
+    expect(await counter(ttl.registry, "arbiter_decision_cache_misses_total")).toBe(2);
+  });
+
   it("a swap empties the cache and the new revision answers", async () => {
     const h = await start({ revision: "r1" });
     const hits = () => counter(h.registry, "arbiter_decision_cache_hits_total");
