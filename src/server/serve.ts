@@ -79,7 +79,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       // The default pack's data checks (a bundle without data.arbiter.config is not checked).
       validateData: validatePackData,
       pollIntervalMs: config.bundlePollSeconds * 1000,
-      logger: componentLogger(root, "engine"),
+      logger: root, // the engine names its own child logger (component "engine")
       registry,
     });
     cleanups.push(() => engine.close());
@@ -93,7 +93,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     if (config.audit.enabled) {
       let databaseUrl = config.databaseUrl;
       if (databaseUrl === undefined) {
-        pg = await startEmbeddedPostgres({ dataDir: join(config.dataDir, "postgres"), logger: componentLogger(root, "postgres") });
+        pg = await startEmbeddedPostgres({ dataDir: join(config.dataDir, "postgres"), logger: root });
         const stopPg = pg;
         cleanups.push(() => stopPg.stop());
         databaseUrl = pg.url;
@@ -116,7 +116,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const core = createDecisionService({
       engine,
       ...(audit ? { audit } : {}),
-      logger: componentLogger(root, "decision"),
+      logger: root, // the decision core names its own child logger (component "decision")
       registry,
       cache: { maxEntries: config.cache.maxEntries, maxBytes: config.cache.maxBytes, ttlMs: config.cache.ttlMs },
       instanceId: config.instanceId,

@@ -76,7 +76,7 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
       const cause = err.cause instanceof Error ? { message: err.cause.message, stack: err.cause.stack } : String(err.cause);
       logger.error({ method: path, code: Code[err.code], cause }, "call failed");
     } else {
-      logger.debug({ method: path, code: Code[err.code], msg: err.message }, "call failed");
+      logger.debug({ method: path, code: Code[err.code], detail: err.message }, "call failed");
     }
   }
 

@@ -66,6 +66,8 @@ export interface TransportServer {
 }
 
 const DEFAULT_MAX_MESSAGE = 4 * 1024 * 1024;
+/** How long a new plaintext connection may stay silent before its first bytes. */
+const PREFACE_TIMEOUT_MS = 10_000;
 
 /** Files served by reflection (their dependencies follow automatically). */
 const REFLECTED_FILES: DescFile[] = [
@@ -212,7 +214,11 @@ export function createTransportServer(options: TransportServerOptions): Transpor
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", () => {});
+    // A peer that connects and says nothing must not hold a socket forever.
+    const silent = setTimeout(() => socket.destroy(), PREFACE_TIMEOUT_MS);
+    silent.unref();
     socket.once("data", (chunk: Buffer) => {
+      clearTimeout(silent);
       socket.pause();
       if (chunk.length >= 3 && chunk[0] === 0x50 && chunk[1] === 0x52 && chunk[2] === 0x49) {
         // "PRI": the HTTP/2 preface. Node's Http2Session reads what was unshifted.
