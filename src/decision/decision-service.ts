@@ -282,11 +282,18 @@ class Service implements DecisionService {
     if (req.approvalToken === "") approval = { present: false, valid: false, reason: "approval_missing" };
     else if (this.#approvals === undefined) approval = { present: true, valid: false, reason: "approvals_unavailable" };
     else {
-      const check = await this.#approvals.check(
-        { tenantId: req.tenantId, token: req.approvalToken, digest: decideApprovalDigest(req), nowMs: this.#clock() },
-        ctx.signal,
-      );
-      approval = { present: true, valid: check.valid, reason: check.valid ? "" : check.reason };
+      try {
+        const check = await this.#approvals.check(
+          { tenantId: req.tenantId, token: req.approvalToken, digest: decideApprovalDigest(req), nowMs: this.#clock() },
+          ctx.signal,
+        );
+        approval = { present: true, valid: check.valid, reason: check.valid ? "" : check.reason };
+      } catch (err) {
+        ctx.signal.throwIfAborted();
+        // A store that cannot answer never validates a token: the policy sees an invalid approval.
+        this.#log.error({ err, requestId: req.requestId }, "approval check failed");
+        approval = { present: true, valid: false, reason: "approvals_unavailable" };
+      }
       ctx.signal.throwIfAborted();
     }
     const nowMs = this.#clock();
@@ -299,10 +306,17 @@ class Service implements DecisionService {
     let { allow, reasons } = outcome.value;
     const r = outcome.value;
     if (allow && r.requiresApproval && approval.valid && this.#approvals !== undefined) {
-      const consumed = await this.#approvals.consume({ tenantId: req.tenantId, token: req.approvalToken, nowMs }, ctx.signal);
-      if (!consumed) {
+      let consumed: boolean | "error";
+      try {
+        consumed = await this.#approvals.consume({ tenantId: req.tenantId, token: req.approvalToken, nowMs }, ctx.signal);
+      } catch (err) {
+        ctx.signal.throwIfAborted();
+        this.#log.error({ err, requestId: req.requestId }, "approval consume failed");
+        consumed = "error";
+      }
+      if (consumed !== true) {
         allow = false;
-        reasons = [...reasons, "approval_replayed"];
+        reasons = [...reasons, consumed === false ? "approval_replayed" : "approvals_unavailable"];
       }
     }
     const decisionId = uuidv7(nowMs);
@@ -381,10 +395,24 @@ class Service implements DecisionService {
   async route(req: RouteRequest, ctx: CallContext): Promise<RouteResponse> {
     requireTenant(req.tenantId);
     ctx.signal.throwIfAborted();
-    const spend = this.#usage ? await this.#usage.spend(req.tenantId, this.#clock(), ctx.signal) : {};
+    let spend: Readonly<Record<string, number>> = {};
+    let spendFailed = false;
+    if (this.#usage) {
+      try {
+        spend = await this.#usage.spend(req.tenantId, this.#clock(), ctx.signal);
+      } catch (err) {
+        ctx.signal.throwIfAborted();
+        this.#log.error({ err, requestId: req.requestId }, "usage store read failed");
+        spendFailed = true;
+      }
+    }
     ctx.signal.throwIfAborted();
     const nowMs = this.#clock();
     const input = routeInput(req, nowFact(nowMs), spend);
+    if (spendFailed) {
+      // Without the spend the budget rule cannot be applied: route locally.
+      return this.#routeFailClosed(req, ctx, { ok: false, reason: "usage_unavailable", detail: "usage store read failed" }, this.#engine.active(), nowMs, input);
+    }
     // ---- synchronous from here to the result ----
     const active = this.#engine.active();
     const revision = active?.revision ?? "";

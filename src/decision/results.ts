@@ -9,7 +9,8 @@ export type FailClosedReason =
   | "policy_error"
   | "policy_undefined"
   | "policy_invalid_result"
-  | "audit_unavailable";
+  | "audit_unavailable"
+  | "usage_unavailable";
 
 export interface Rejected {
   readonly ok: false;

@@ -272,6 +272,35 @@ describe("fail-closed answers", () => {
     expect(r).toMatchObject({ provider: "ollama", model: "llama3", reasons: ["policy_undefined"], fallbacks: [] });
   });
 
+  it("a failing usage or approval store fails closed instead of erroring", async () => {
+    const broken = new Error("store down");
+    const usage = {
+      async spend(): Promise<Record<string, number>> {
+        throw broken;
+      },
+      async record(): Promise<{ windowSpend: number; windowResetsAtMs: number }> {
+        throw broken;
+      },
+    };
+    const approvals = {
+      async check(): Promise<{ valid: boolean; reason: string }> {
+        throw broken;
+      },
+      async consume(): Promise<boolean> {
+        throw broken;
+      },
+      async create(): Promise<{ token: string; expiresAtMs: number }> {
+        throw broken;
+      },
+    };
+    const h = await start({ revision: "r1" }, { usage, approvals });
+    const r = await h.service.route(routeReq(), ctx());
+    expect(r).toMatchObject({ provider: "local", reasons: ["usage_unavailable"], bundleRevision: "r1" });
+    expect(await counter(h.registry, "arbiter_fail_closed_total", { rpc: "Route", reason: "usage_unavailable" })).toBe(1);
+    const d = await h.service.decide(decideReq({ action: "delete", subject: { id: "bob", roles: [], attributes: {} }, approvalToken: "tok" }), ctx());
+    expect(d).toMatchObject({ allow: false, reasons: ["approvals_unavailable", "rev_r1"] });
+  });
+
   it("audit_unavailable: not accepting, or append rejected; GuardMemory quota is given back", async () => {
     const h = await start({ revision: "r1" });
     h.sink.open = false;
