@@ -112,6 +112,29 @@ function row(cells: (string | number)[], widths: number[]): string {
   return cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]!) : String(c).padStart(widths[i]!))).join("  ");
 }
 
+interface ServerTotals {
+  sum: number;
+  count: number;
+}
+
+/**
+ * Server-side time per RPC from the sidecar's own histogram (`arbiter_request_duration_seconds`
+ * sum and count over all outcomes). Set against the client-side percentiles it tells a slow
+ * sidecar from a busy machine or a slow client.
+ */
+async function serverTotals(adminUrl: string): Promise<Map<string, ServerTotals>> {
+  const out = new Map<string, ServerTotals>();
+  const text = await fetch(`${adminUrl}/metrics`, { signal: AbortSignal.timeout(5000) }).then((r) => r.text());
+  for (const m of text.matchAll(/^arbiter_request_duration_seconds_(sum|count)\{([^}]*)\} (\S+)$/gm)) {
+    const rpc = /(?:^|,)rpc="([^"]*)"/.exec(m[2]!)?.[1];
+    if (rpc === undefined) continue;
+    const t = out.get(rpc) ?? { sum: 0, count: 0 };
+    t[m[1] as "sum" | "count"] += Number(m[3]);
+    out.set(rpc, t);
+  }
+  return out;
+}
+
 function toReport(r: RunResult, target: string): GhzReport {
   const h = r.histogram;
   const percentilesMs: Record<string, number> = {};
@@ -161,6 +184,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const client = createClient(sidecar.target);
   const results: RunResult[] = [];
+  const serverMeanMs = new Map<string, number>();
   try {
     const warmupS = opts.warmupS ?? thresholds.warmupS;
     if (warmupS > 0) {
@@ -173,7 +197,12 @@ async function main(argv: string[]): Promise<number> {
       const rate = opts.rate ?? b.rate;
       const durationS = opts.durationS ?? b.durationS;
       process.stdout.write(`bench:gate: ${rpc} at ${rate}/s for ${durationS} s\n`);
+      const before = await serverTotals(sidecar.adminUrl).catch(() => undefined);
       results.push(await run(client, rpc, payloads[rpc], rate, durationS));
+      const after = await serverTotals(sidecar.adminUrl).catch(() => undefined);
+      const end = after?.get(rpc);
+      const start = before?.get(rpc) ?? { sum: 0, count: 0 };
+      if (end && end.count > start.count) serverMeanMs.set(rpc, ((end.sum - start.sum) / (end.count - start.count)) * 1000);
     }
   } finally {
     client.close();
@@ -181,8 +210,8 @@ async function main(argv: string[]): Promise<number> {
     if (code !== 0) process.stderr.write(`bench:gate: warning: the sidecar exited with ${code} after SIGTERM\n`);
   }
 
-  const widths = [14, 8, 9, 9, 9, 9, 9, 7];
-  const lines = [row(["rpc", "calls", "rps", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors"], widths)];
+  const widths = [14, 8, 9, 9, 9, 9, 9, 7, 12];
+  const lines = [row(["rpc", "calls", "rps", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "srv mean ms"], widths)];
   const reports: Record<string, GhzReport> = {};
   const failures: string[] = [];
   for (const r of results) {
@@ -197,6 +226,7 @@ async function main(argv: string[]): Promise<number> {
       pct(h, 99).toFixed(3),
       ms(h.maxValue).toFixed(3),
       r.errors,
+      serverMeanMs.has(r.rpc) ? serverMeanMs.get(r.rpc)!.toFixed(3) : "-",
     ], widths));
     reports[r.rpc] = toReport(r, sidecar.target);
     failures.push(...violations({
@@ -213,6 +243,8 @@ async function main(argv: string[]): Promise<number> {
     tool: "arbiter-gate",
     date: new Date().toISOString(),
     thresholds: opts.thresholdsFile,
+    // Mean server-side time per call (the sidecar's own histogram), ms.
+    serverMeanMs: Object.fromEntries(serverMeanMs),
     reports,
   }, null, 2) + "\n");
   process.stdout.write(`bench:gate: ghz-shaped report written to ${opts.out}\n`);
