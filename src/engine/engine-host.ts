@@ -245,6 +245,8 @@ class Host implements EngineHost {
     try {
       result = await this.#load();
     } catch (err) {
+      // Closing aborts an HTTP download in flight: not a failed bundle, nothing to report.
+      if (this.#closed) return;
       result = "failed";
       const message = err instanceof BundleError ? err.message : describe(err);
       this.#lastError = message;
