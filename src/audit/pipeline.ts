@@ -15,7 +15,7 @@ import type { Registry } from "prom-client";
 import { hostname } from "node:os";
 import type { AuditEvent, AuditSink } from "./types.ts";
 import { AuditEventError, GENESIS_HASH, chainRecord, validateEvent } from "./record.ts";
-import { Spool, encodeFrames, type SpoolCursor } from "./spool.ts";
+import { FRAME_HEADER_BYTES, MAX_FRAME_PAYLOAD, Spool, encodeFrames, type SpoolCursor } from "./spool.ts";
 import { dayOf, ensurePartitions, partitionWindow, runMigrations } from "./schema.ts";
 import { createAuditMetrics, type AuditMetrics } from "./metrics.ts";
 
@@ -593,7 +593,7 @@ class Pipeline implements AuditPipeline {
       try {
         const client = await this.#connect();
         // Records are a few hundred bytes; read about what one batch needs, not the whole segment.
-        const readBytes = this.#o.batchMaxRecords * 1024 + 65_536;
+        const readBytes = Math.max(this.#o.batchMaxRecords * 1024 + 65_536, MAX_FRAME_PAYLOAD + FRAME_HEADER_BYTES);
         let batch = await this.#spool.read(this.#cursor, this.#o.batchMaxRecords, readBytes);
         // Batch by count and time: a short batch waits until batchMaxDelayMs has passed since
         // the previous insert. Under load the previous insert took at least that long, so

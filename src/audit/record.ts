@@ -48,9 +48,12 @@ const RPCS: ReadonlySet<AuditRpc> = new Set<AuditRpc>([
 ]);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
-/** Generous bound on one text field, so one bad caller cannot fill the spool with one record. */
-const MAX_TEXT = 4096;
-const MAX_REASONS = 64;
+/**
+ * Bounds on one record. With JSON escaping at worst 6 bytes per UTF-16 unit, (7 fields + 32
+ * reasons) x 1024 units stays far below the spool's 1 MiB frame limit.
+ */
+const MAX_TEXT = 1024;
+const MAX_REASONS = 32;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Thrown by `append` for an event that could never be stored faithfully. */

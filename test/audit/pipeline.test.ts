@@ -100,6 +100,12 @@ describe("audit pipeline: append contract", () => {
     await expect(pipeline.append(makeEvent(1, { reasons: ["ok", "\ud800"] }))).rejects.toThrow(
       "audit event: reasons[] contains NUL or an unpaired surrogate",
     );
+    await expect(pipeline.append(makeEvent(1, { principal: "p".repeat(1025) }))).rejects.toThrow(
+      "audit event: principal is longer than 1024 characters",
+    );
+    await expect(pipeline.append(makeEvent(1, { reasons: Array.from({ length: 33 }, () => "r") }))).rejects.toThrow(
+      "audit event: reasons must be an array of at most 32 strings",
+    );
     await expect(pipeline.append(makeEvent(1, { timestampMs: 1.5 }))).rejects.toThrow(
       "audit event: timestampMs must be a non-negative integer",
     );
