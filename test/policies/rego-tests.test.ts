@@ -3,11 +3,13 @@
  * codes documented in docs/policies.md are each reached by those tests and by the end-to-end tests.
  */
 import { execFile } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { startSidecar } from "./harness.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const run = promisify(execFile);
@@ -46,4 +48,25 @@ describe("policy pack tests", () => {
     expect(codes.filter((c) => !rego.includes(`"${c}"`))).toEqual([]);
     expect(codes.filter((c) => !e2e.includes(`"${c}"`))).toEqual([]);
   });
+
+  it("arbiter build -o bundle.tar.gz policies gives a bundle the sidecar serves", async () => {
+    const out = mkdtempSync(join(tmpdir(), "arbiter-build-"));
+    try {
+      const bundle = join(out, "bundle.tar.gz");
+      const { stdout } = await run(process.execPath, [join(root, "bin/arbiter.js"), "build", "-o", bundle, join(root, "policies")], {
+        cwd: root,
+        timeout: 120_000,
+      });
+      expect(stdout).toContain("entrypoints: arbiter/decide, arbiter/route, arbiter/guard_memory, arbiter/finalize");
+      const sidecar = await startSidecar(bundle);
+      try {
+        const res = await sidecar.call("Route", { tenantId: "acme", messages: [{ role: "user", content: "my password" }] });
+        expect([res.provider, res.reasons]).toEqual(["local", ["sensitivity_keyword"]]);
+      } finally {
+        await sidecar.close();
+      }
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 150_000);
 });
