@@ -3,22 +3,23 @@
  *
  * The runtime (`src/compiler/runtime/`, AssemblyScript, built into
  * `gen/compiler/runtime.wasm` by `npm run gen:runtime`) implements values, JSON and the native
- * builtins. This module reads it with binaryen, adds one wasm function per IR function, the
- * entrypoint dispatch (`opa_eval` and the slow-path `eval`), `builtins()`/`entrypoints()`, a start
- * function that materializes every `const` before the SDK records its base heap pointer, and
- * drops the runtime's helper exports.
+ * builtins. This module appends to it one wasm function per IR function, the entrypoint
+ * dispatch (`opa_eval` and the slow-path `eval`), `builtins()`/`entrypoints()`, and a start
+ * function that materializes every `const` before the SDK records its base heap pointer; the
+ * runtime's helper exports (`rt_*`, `bi_*`) are dropped. The binary is written directly
+ * (wasm-module.ts): IR blocks map one to one onto wasm `block`/`br`/`loop`.
  */
 import { readFileSync } from "node:fs";
-import binaryen from "binaryen";
-import type { Block, Func, Local, Policy, Stmt, ValueKind } from "./ir.ts";
 import { BUILTIN_ARITY, HOST_IMPORT_NAMES, NATIVE_BUILTINS } from "./builtins.ts";
+import type { Block, Func, Local, Policy, Stmt, ValueKind } from "./ir.ts";
+import { Bytes, type NewFunction, Op, RuntimeModule, writeModule } from "./wasm-module.ts";
 
 const RUNTIME_URL = new URL("../../gen/compiler/runtime.wasm", import.meta.url);
-let runtimeBytes: Uint8Array | undefined;
+let runtime: RuntimeModule | undefined;
 
-function loadRuntime(): Uint8Array {
-  runtimeBytes ??= new Uint8Array(readFileSync(RUNTIME_URL));
-  return runtimeBytes;
+function loadRuntime(): RuntimeModule {
+  runtime ??= new RuntimeModule(new Uint8Array(readFileSync(RUNTIME_URL)));
+  return runtime;
 }
 
 /** Value kinds as numbered by the runtime (`value.ts`). */
@@ -26,102 +27,113 @@ const KIND_CODE: Record<ValueKind, number> = {
   null: 1, boolean: 2, number: 3, string: 4, array: 5, object: 6, set: 7,
 };
 
-/** Exports of the module as the SDK sees it; every other runtime export is removed. */
-const ABI_EXPORTS = new Set([
+/** Runtime exports kept in the output module (the OPA ABI). */
+const ABI_EXPORTS = [
   "opa_wasm_abi_version", "opa_wasm_abi_minor_version", "opa_malloc", "opa_free",
   "opa_heap_ptr_get", "opa_heap_ptr_set", "opa_json_parse", "opa_value_parse", "opa_json_dump",
   "opa_value_dump", "memory",
-]);
+];
 
 /** Error in the IR handed to the code generator (a front-end bug, not a user error). */
 export class CodegenError extends Error {
   override name = "CodegenError";
 }
 
-const i32 = binaryen.i32;
-const FUNC_PREFIX = "rego:";
-
 /** Generates the wasm module for a policy. Synchronous; throws `CodegenError` on invalid IR. */
 export function generateWasm(policy: Policy): Uint8Array {
-  const mod = binaryen.readBinary(loadRuntime());
-  try {
-    mod.setFeatures(binaryen.Features.MVP | binaryen.Features.MutableGlobals |
-      binaryen.Features.BulkMemory | binaryen.Features.BulkMemoryOpt | binaryen.Features.SignExt | binaryen.Features.NontrappingFPToInt);
-    new Generator(mod, policy).run();
-    if (!mod.validate()) throw new CodegenError("generated module failed validation");
-    return mod.emitBinary();
-  } finally {
-    mod.dispose();
-  }
+  const wasm = new Generator(loadRuntime(), policy).run();
+  if (!WebAssembly.validate(wasm)) throw new CodegenError("generated module failed validation");
+  return wasm;
+}
+
+interface PendingFunc {
+  readonly index: number;
+  params: number;
+  results: number;
+  locals: number;
+  code?: Uint8Array;
 }
 
 class Generator {
-  readonly #m: binaryen.Module;
+  readonly #rt: RuntimeModule;
   readonly #policy: Policy;
-  /** runtime export name -> internal function name */
-  readonly #rt = new Map<string, string>();
-  readonly #rtParams = new Map<string, number>();
-  readonly #funcs = new Map<string, Func>();
-  /** const JSON text -> global name */
-  readonly #consts = new Map<string, string>();
+  readonly #funcs = new Map<string, { ir: Func; index: number }>();
+  readonly #pending: PendingFunc[] = [];
+  /** const JSON text -> global index */
+  readonly #consts = new Map<string, number>();
+  #globals = 0;
   readonly #hostIds = new Map<string, number>();
-  readonly #hostImports = new Set<number>();
-  readonly #memo: string[] = [];
-  #labelSeq = 0;
+  readonly #memo: number[] = [];
 
-  constructor(m: binaryen.Module, policy: Policy) {
-    this.#m = m;
+  constructor(rt: RuntimeModule, policy: Policy) {
+    this.#rt = rt;
     this.#policy = policy;
   }
 
-  run(): void {
-    const m = this.#m;
-    const exported: string[] = [];
-    for (let i = 0; i < m.getNumExports(); i++) {
-      const info = binaryen.getExportInfo(m.getExportByIndex(i));
-      exported.push(info.name);
-      if (info.kind === binaryen.ExternalFunction) {
-        this.#rt.set(info.name, info.value);
-        this.#rtParams.set(info.name, binaryen.expandType(binaryen.getFunctionInfo(m.getFunction(info.value)).params).length);
-      }
-    }
-    for (const name of exported) if (!ABI_EXPORTS.has(name)) m.removeExport(name);
+  #newFunc(params: number, results: number): PendingFunc {
+    const f: PendingFunc = { index: this.#rt.funcTypes.length + this.#pending.length, params, results, locals: 0 };
+    this.#pending.push(f);
+    return f;
+  }
 
-    this.#policy.hostBuiltins.forEach((name, id) => {
+  #newGlobal(): number {
+    return this.#rt.globalCount + this.#globals++;
+  }
+
+  run(): Uint8Array {
+    const policy = this.#policy;
+    policy.hostBuiltins.forEach((name, id) => {
       if (!this.#hostIds.has(name)) this.#hostIds.set(name, id);
     });
-    for (const f of this.#policy.funcs) {
+    for (const f of policy.funcs) {
       if (this.#funcs.has(f.name)) throw new CodegenError(`duplicate function ${f.name}`);
-      if (f.params < 0 || f.locals < f.params) throw new CodegenError(`function ${f.name}: bad params/locals`);
-      this.#funcs.set(f.name, f);
+      if (!Number.isInteger(f.params) || f.params < 0 || !Number.isInteger(f.locals) || f.locals < f.params) {
+        throw new CodegenError(`function ${f.name}: bad params/locals`);
+      }
+      this.#funcs.set(f.name, { ir: f, index: this.#newFunc(f.params, 1).index });
     }
-    for (const p of this.#policy.plans) {
+    for (const p of policy.plans) {
       const f = this.#funcs.get(p.func);
       if (!f) throw new CodegenError(`plan ${p.name}: unknown function ${p.func}`);
-      if (f.params !== 2) throw new CodegenError(`plan ${p.name}: function ${p.func} must take 2 parameters`);
+      if (f.ir.params !== 2) throw new CodegenError(`plan ${p.name}: function ${p.func} must take 2 parameters`);
     }
-    for (const f of this.#policy.funcs) this.#genFunc(f);
+    for (const f of policy.funcs) this.#genFunc(f);
 
     const entrypoints: Record<string, number> = {};
-    this.#policy.plans.forEach((p, i) => { entrypoints[p.name] = i; });
+    policy.plans.forEach((p, i) => {
+      entrypoints[p.name] = i;
+    });
+    const exports = new Map<string, { kind: number; index: number }>();
+    for (const name of ABI_EXPORTS) {
+      const e = this.#rt.exports.get(name);
+      if (e) exports.set(name, e);
+    }
+    const fnExport = (name: string, f: PendingFunc) => exports.set(name, { kind: 0, index: f.index });
+    fnExport("entrypoints", this.#valueFn(JSON.stringify(entrypoints)));
+    this.#genEval(fnExport);
+    // builtins() last: generating code may have added host builtins
     const builtins: Record<string, number> = {};
     for (const [name, id] of this.#hostIds) builtins[HOST_IMPORT_NAMES.get(name) ?? name] = id;
-    this.#exportValueFn("entrypoints", JSON.stringify(entrypoints));
-    this.#exportValueFn("builtins", JSON.stringify(builtins));
-    this.#genEval();
-    this.#genStart();
-    m.runPasses(["remove-unused-module-elements"]);
+    fnExport("builtins", this.#valueFn(JSON.stringify(builtins)));
+    const start = this.#genStart();
+    return writeModule(this.#rt, {
+      functions: this.#pending.map((f): NewFunction => ({ params: f.params, results: f.results, locals: f.locals, code: f.code! })),
+      globals: this.#globals,
+      exports,
+      start: start.index,
+    });
   }
 
-  // ---- helpers ------------------------------------------------------------------------------
+  // ---- helpers used by FuncGen -----------------------------------------------------------------
 
-  #rtCall(name: string, args: binaryen.ExpressionRef[], result: binaryen.Type = i32): binaryen.ExpressionRef {
-    const internal = this.#rt.get(name);
-    if (internal === undefined) throw new CodegenError(`runtime function ${name} is missing (rebuild with npm run gen:runtime)`);
-    return this.#m.call(internal, args, result);
+  runtimeFunc(name: string, params: number): number {
+    const index = this.#rt.func(name);
+    if (index === undefined) throw new CodegenError(`runtime function ${name} is missing (rebuild with npm run gen:runtime)`);
+    if (this.#rt.funcType(index).params !== params) throw new CodegenError(`runtime function ${name} takes ${this.#rt.funcType(index).params} arguments, not ${params}`);
+    return index;
   }
 
-  #constGlobal(json: string): string {
+  constGlobal(json: string): number {
     let g = this.#consts.get(json);
     if (g === undefined) {
       try {
@@ -129,219 +141,231 @@ class Generator {
       } catch {
         throw new CodegenError(`const is not valid JSON: ${json.slice(0, 80)}`);
       }
-      g = `const:${this.#consts.size}`;
-      this.#m.addGlobal(g, i32, true, this.#m.i32.const(0));
+      g = this.#newGlobal();
       this.#consts.set(json, g);
     }
     return g;
   }
 
-  #exportValueFn(name: string, json: string): void {
-    const g = this.#constGlobal(json);
-    this.#m.addFunction(name, binaryen.none, i32, [], this.#m.global.get(g, i32));
-    this.#m.addFunctionExport(name, name);
-  }
-
-  #label(prefix: string): string {
-    return `${prefix}${this.#labelSeq++}`;
-  }
-
-  // ---- functions ----------------------------------------------------------------------------
-
-  #genFunc(f: Func): void {
-    const m = this.#m;
-    const fg = new FuncGen(this, f);
-    const body = fg.body();
-    const vars: binaryen.Type[] = new Array(f.locals - f.params + fg.extraLocals).fill(i32);
-    let result: binaryen.ExpressionRef;
-    const get = (l: Local) => m.local.get(l, i32);
-    if (f.memoize) {
-      if (f.params !== 2) throw new CodegenError(`function ${f.name}: memoize requires 2 parameters`);
-      const state = `memo_state:${this.#memo.length}`;
-      const value = `memo_value:${this.#memo.length}`;
-      this.#memo.push(state);
-      m.addGlobal(state, i32, true, m.i32.const(0));
-      m.addGlobal(value, i32, true, m.i32.const(0));
-      result = m.block(null, [
-        m.if(m.global.get(state, i32), m.return(m.global.get(value, i32))),
-        body,
-        m.global.set(value, get(f.result)),
-        m.global.set(state, m.i32.const(1)),
-        get(f.result),
-      ], i32);
-    } else {
-      result = m.block(null, [body, get(f.result)], i32);
-    }
-    m.addFunction(FUNC_PREFIX + f.name, binaryen.createType(new Array(f.params).fill(i32)), i32, vars, result);
-  }
-
-  /** Used by FuncGen. */
-  callRuntime(name: string, args: binaryen.ExpressionRef[], result: binaryen.Type = i32): binaryen.ExpressionRef {
-    return this.#rtCall(name, args, result);
-  }
-
-  constRef(json: string): binaryen.ExpressionRef {
-    return this.#m.global.get(this.#constGlobal(json), i32);
-  }
-
-  newLabel(prefix: string): string {
-    return this.#label(prefix);
-  }
-
-  get module(): binaryen.Module {
-    return this.#m;
-  }
-
-  funcByName(name: string): Func | undefined {
+  funcByName(name: string): { ir: Func; index: number } | undefined {
     return this.#funcs.get(name);
   }
 
-  /** Expression calling builtin `name`; returns an i32 value address (0 = undefined). */
-  builtinCall(name: string, args: binaryen.ExpressionRef[]): binaryen.ExpressionRef {
+  /** Function index to call for builtin `name` and whether it is a host builtin (with its id). */
+  builtin(name: string, argc: number): { index: number; hostId?: number } {
     const arity = BUILTIN_ARITY.get(name);
     if (arity === undefined) throw new CodegenError(`unknown builtin ${name}`);
-    if (arity !== args.length) throw new CodegenError(`builtin ${name} takes ${arity} arguments, got ${args.length}`);
-    if (NATIVE_BUILTINS.has(name)) {
-      const rtName = "bi_" + name.replace(/\./g, "_");
-      if (this.#rtParams.get(rtName) !== args.length) throw new CodegenError(`runtime builtin ${rtName} is missing or has another arity`);
-      return this.#rtCall(rtName, args);
-    }
+    if (arity !== argc) throw new CodegenError(`builtin ${name} takes ${arity} arguments, got ${argc}`);
+    if (NATIVE_BUILTINS.has(name)) return { index: this.runtimeFunc("bi_" + name.replace(/\./g, "_"), argc) };
     let id = this.#hostIds.get(name);
     if (id === undefined) {
       id = Math.max(-1, ...this.#hostIds.values()) + 1;
       this.#hostIds.set(name, id);
     }
-    if (args.length > 4) throw new CodegenError(`host builtin ${name}: at most 4 arguments`);
-    const imp = `opa_builtin${args.length}`;
-    if (!this.#hostImports.has(args.length)) {
-      this.#hostImports.add(args.length);
-      this.#m.addFunctionImport(imp, "env", imp, binaryen.createType(new Array(args.length + 2).fill(i32)), i32);
-    }
-    return this.#m.call(imp, [this.#m.i32.const(id), this.#m.i32.const(0), ...args], i32);
+    if (argc > 4) throw new CodegenError(`host builtin ${name}: at most 4 arguments`);
+    const index = this.#rt.importedFunc(`opa_builtin${argc}`);
+    if (index === undefined) throw new CodegenError(`runtime.wasm lacks the import opa_builtin${argc}`);
+    return { index, hostId: id };
   }
 
-  // ---- entry points -------------------------------------------------------------------------
+  // ---- functions ----------------------------------------------------------------------------
 
-  /** Resets the memo caches and dispatches on the entrypoint id; leaves the result in local `res`. */
-  #dispatch(ep: binaryen.ExpressionRef, input: binaryen.ExpressionRef, data: binaryen.ExpressionRef,
-    res: number): binaryen.ExpressionRef[] {
-    const m = this.#m;
-    const out: binaryen.ExpressionRef[] = this.#memo.map((g) => m.global.set(g, m.i32.const(0)));
-    let chain: binaryen.ExpressionRef = m.block(null, [
-      this.#rtCall("rt_abort_value", [this.constRef(JSON.stringify("invalid entrypoint id"))], binaryen.none),
-      m.unreachable(),
-    ]);
-    for (let i = this.#policy.plans.length - 1; i >= 0; i--) {
-      const plan = this.#policy.plans[i]!;
-      chain = m.if(
-        m.i32.eq(ep, m.i32.const(i)),
-        m.local.set(res, m.call(FUNC_PREFIX + plan.func, [input, data], i32)),
-        chain,
-      );
+  #genFunc(f: Func): void {
+    const { index } = this.#funcs.get(f.name)!;
+    const pending = this.#pending.find((p) => p.index === index)!;
+    const fg = new FuncGen(this, f);
+    const e = fg.e;
+    if (f.memoize) {
+      if (f.params !== 2) throw new CodegenError(`function ${f.name}: memoize requires 2 parameters`);
+      const state = this.#newGlobal();
+      const value = this.#newGlobal();
+      this.#memo.push(state);
+      e.op(Op.globalGet).u32(state).op(Op.if).byte(Op.void)
+        .op(Op.globalGet).u32(value).op(Op.return)
+        .op(Op.end);
+      fg.body();
+      e.op(Op.localGet).u32(fg.local(f.result)).op(Op.globalSet).u32(value);
+      e.op(Op.i32Const).s32(1).op(Op.globalSet).u32(state);
+    } else {
+      fg.body();
     }
-    out.push(chain);
-    return out;
+    e.op(Op.localGet).u32(fg.local(f.result));
+    pending.locals = f.locals - f.params + fg.extraLocals;
+    pending.code = e.bytes();
   }
 
-  #genEval(): void {
-    const m = this.#m;
-    const get = (i: number) => m.local.get(i, i32);
+  #valueFn(json: string): PendingFunc {
+    const f = this.#newFunc(0, 1);
+    f.code = new Emitter().op(Op.globalGet).u32(this.constGlobal(json)).bytes();
+    return f;
+  }
+
+  #abortInvalidEntrypoint(e: Emitter): void {
+    e.op(Op.globalGet).u32(this.constGlobal(JSON.stringify("invalid entrypoint id")))
+      .op(Op.call).u32(this.runtimeFunc("rt_abort_value", 1)).op(Op.unreachable);
+  }
+
+  /**
+   * Resets the memo caches and calls the plan function of entrypoint `ep` (a local) with the
+   * input and data locals; leaves the result address on the stack.
+   */
+  #dispatch(e: Emitter, ep: number, input: number, data: number, res: number): void {
+    for (const g of this.#memo) e.op(Op.i32Const).s32(0).op(Op.globalSet).u32(g);
+    const plans = this.#policy.plans;
+    // block $done { block $bad { ...if (ep == i) { res = call; br $done } } abort }
+    e.op(Op.block).byte(Op.void);
+    e.op(Op.block).byte(Op.void);
+    plans.forEach((p, i) => {
+      e.op(Op.localGet).u32(ep).op(Op.i32Const).s32(i).op(Op.i32Eq).op(Op.if).byte(Op.void);
+      e.op(Op.localGet).u32(input).op(Op.localGet).u32(data)
+        .op(Op.call).u32(this.#funcs.get(p.func)!.index).op(Op.localSet).u32(res);
+      e.op(Op.br).u32(2).op(Op.end);
+    });
+    e.op(Op.end);
+    this.#abortInvalidEntrypoint(e);
+    e.op(Op.end);
+    e.op(Op.localGet).u32(res);
+  }
+
+  #genEval(fnExport: (name: string, f: PendingFunc) => void): void {
     // opa_eval(reserved, entrypoint, data, inputAddr, inputLen, heapPtr, format)
+    const evalFn = this.#newFunc(7, 1);
     const INPUT = 7;
     const RES = 8;
-    m.addFunction("opa_eval", binaryen.createType(new Array(7).fill(i32)), i32, [i32, i32], m.block(null, [
-      m.local.set(INPUT, this.#rtCall("rt_eval_begin", [get(3), get(4), get(5)])),
-      ...this.#dispatch(get(1), get(INPUT), get(2), RES),
-      this.#rtCall("rt_result_set", [get(RES)]),
-    ], i32));
-    m.addFunctionExport("opa_eval", "opa_eval");
+    const e = new Emitter();
+    e.op(Op.localGet).u32(3).op(Op.localGet).u32(4).op(Op.localGet).u32(5)
+      .op(Op.call).u32(this.runtimeFunc("rt_eval_begin", 3)).op(Op.localSet).u32(INPUT);
+    e.op(Op.i32Const).s32(0).op(Op.localSet).u32(RES);
+    this.#dispatch(e, 1, INPUT, 2, RES);
+    e.op(Op.call).u32(this.runtimeFunc("rt_result_set", 1));
+    evalFn.locals = 2;
+    evalFn.code = e.bytes();
+    fnExport("opa_eval", evalFn);
 
     // Slow path (ABI < 1.2): ctx = [input@0, data@4, entrypoint@8, result@12].
-    m.addFunction("opa_eval_ctx_new", binaryen.none, i32, [i32], m.block(null, [
-      m.local.set(0, this.#rtCall("opa_malloc", [m.i32.const(16)])),
-      m.i32.store(0, 4, get(0), m.i32.const(0)),
-      m.i32.store(4, 4, get(0), m.i32.const(0)),
-      m.i32.store(8, 4, get(0), m.i32.const(0)),
-      m.i32.store(12, 4, get(0), m.i32.const(0)),
-      get(0),
-    ], i32));
-    const setter = (name: string, offset: number) => {
-      m.addFunction(name, binaryen.createType([i32, i32]), binaryen.none, [],
-        m.i32.store(offset, 4, get(0), get(1)));
-      m.addFunctionExport(name, name);
+    const ctxNew = this.#newFunc(0, 1);
+    ctxNew.locals = 1;
+    const c = new Emitter();
+    c.op(Op.i32Const).s32(16).op(Op.call).u32(this.runtimeFunc("opa_malloc", 1)).op(Op.localSet).u32(0);
+    for (const off of [0, 4, 8, 12]) c.op(Op.localGet).u32(0).op(Op.i32Const).s32(0).op(Op.i32Store).u32(2).u32(off);
+    c.op(Op.localGet).u32(0);
+    ctxNew.code = c.bytes();
+    fnExport("opa_eval_ctx_new", ctxNew);
+    const setter = (name: string, off: number) => {
+      const f = this.#newFunc(2, 0);
+      f.code = new Emitter().op(Op.localGet).u32(0).op(Op.localGet).u32(1).op(Op.i32Store).u32(2).u32(off).bytes();
+      fnExport(name, f);
     };
-    m.addFunctionExport("opa_eval_ctx_new", "opa_eval_ctx_new");
     setter("opa_eval_ctx_set_input", 0);
     setter("opa_eval_ctx_set_data", 4);
     setter("opa_eval_ctx_set_entrypoint", 8);
-    const RES1 = 1;
-    const SET = 2;
-    m.addFunction("eval", binaryen.createType([i32]), i32, [i32, i32, i32], m.block(null, [
-      ...this.#dispatch(m.i32.load(8, 4, get(0)), m.i32.load(0, 4, get(0)), m.i32.load(4, 4, get(0)), RES1),
-      // The result set as a value: [] or [{"result": v}].
-      m.local.set(SET, this.#rtCall("rt_make_array", [m.i32.const(1)])),
-      m.if(get(RES1), m.block(null, [
-        m.local.set(3, this.#rtCall("rt_make_object", [])),
-        m.drop(this.#rtCall("rt_object_insert", [get(3), this.constRef(JSON.stringify("result")), get(RES1)])),
-        m.drop(this.#rtCall("rt_array_append", [get(SET), get(3)])),
-      ])),
-      m.i32.store(12, 4, get(0), get(SET)),
-      m.i32.const(0),
-    ], i32));
-    m.addFunctionExport("eval", "eval");
-    m.addFunction("opa_eval_ctx_get_result", binaryen.createType([i32]), i32, [], m.i32.load(12, 4, get(0)));
-    m.addFunctionExport("opa_eval_ctx_get_result", "opa_eval_ctx_get_result");
+
+    const ev = this.#newFunc(1, 1);
+    // locals: 1 ep, 2 input, 3 data, 4 res, 5 set, 6 obj
+    ev.locals = 6;
+    const s = new Emitter();
+    const load = (off: number, to: number) => s.op(Op.localGet).u32(0).op(Op.i32Load).u32(2).u32(off).op(Op.localSet).u32(to);
+    load(8, 1);
+    load(0, 2);
+    load(4, 3);
+    s.op(Op.i32Const).s32(0).op(Op.localSet).u32(4);
+    this.#dispatch(s, 1, 2, 3, 4);
+    s.op(Op.drop);
+    // the result set as a value: [] or [{"result": v}]
+    s.op(Op.i32Const).s32(1).op(Op.call).u32(this.runtimeFunc("rt_make_array", 1)).op(Op.localSet).u32(5);
+    s.op(Op.localGet).u32(4).op(Op.if).byte(Op.void);
+    s.op(Op.call).u32(this.runtimeFunc("rt_make_object", 0)).op(Op.localSet).u32(6);
+    s.op(Op.localGet).u32(6).op(Op.globalGet).u32(this.constGlobal(JSON.stringify("result"))).op(Op.localGet).u32(4)
+      .op(Op.call).u32(this.runtimeFunc("rt_object_insert", 3)).op(Op.drop);
+    s.op(Op.localGet).u32(5).op(Op.localGet).u32(6).op(Op.call).u32(this.runtimeFunc("rt_array_append", 2)).op(Op.drop);
+    s.op(Op.end);
+    s.op(Op.localGet).u32(0).op(Op.localGet).u32(5).op(Op.i32Store).u32(2).u32(12);
+    s.op(Op.i32Const).s32(0);
+    ev.code = s.bytes();
+    fnExport("eval", ev);
+
+    const get = this.#newFunc(1, 1);
+    get.code = new Emitter().op(Op.localGet).u32(0).op(Op.i32Load).u32(2).u32(12).bytes();
+    fnExport("opa_eval_ctx_get_result", get);
   }
 
   /** Start function: runtime init, then every constant parsed into its global. */
-  #genStart(): void {
-    const m = this.#m;
+  #genStart(): PendingFunc {
+    const f = this.#newFunc(0, 0);
+    f.locals = 1;
+    const e = new Emitter();
+    const rtStart = this.#rt.func("rt_start");
+    if (rtStart !== undefined) e.op(Op.call).u32(rtStart);
+    e.op(Op.call).u32(this.runtimeFunc("rt_init", 0));
     const enc = new TextEncoder();
     const texts = [...this.#consts].map(([json, g]) => ({ g, bytes: enc.encode(json) }));
     const total = texts.reduce((n, t) => n + t.bytes.length, 0);
-    const BUF = 0;
-    const body: binaryen.ExpressionRef[] = [
-      ...(this.#rt.has("rt_start") ? [this.#rtCall("rt_start", [], binaryen.none)] : []),
-      this.#rtCall("rt_init", [], binaryen.none),
-      m.local.set(BUF, this.#rtCall("opa_malloc", [m.i32.const(total)])),
-    ];
-    const all = new Uint8Array(total + 8);
+    const all = new Uint8Array(total + 4);
     let off = 0;
-    for (const t of texts) { all.set(t.bytes, off); off += t.bytes.length; }
-    const view = new DataView(all.buffer);
-    for (let i = 0; i < total; i += 4) {
-      const v = view.getInt32(i, true);
-      if (i + 4 <= total) {
-        body.push(m.i32.store(i, 1, m.local.get(BUF, i32), m.i32.const(v)));
-      } else {
-        for (let j = i; j < total; j++) body.push(m.i32.store8(j, 1, m.local.get(BUF, i32), m.i32.const(all[j]!)));
-      }
-    }
-    off = 0;
     for (const t of texts) {
-      body.push(m.global.set(t.g, this.#rtCall("opa_json_parse", [
-        m.i32.add(m.local.get(BUF, i32), m.i32.const(off)), m.i32.const(t.bytes.length)])));
+      all.set(t.bytes, off);
       off += t.bytes.length;
     }
-    const start = m.addFunction("start", binaryen.none, binaryen.none, [i32], m.block(null, body));
-    m.setStart(start);
+    // Rounded up: the text is written four bytes at a time.
+    e.op(Op.i32Const).s32(total + 4).op(Op.call).u32(this.runtimeFunc("opa_malloc", 1)).op(Op.localSet).u32(0);
+    const view = new DataView(all.buffer);
+    for (let i = 0; i < total; i += 4) {
+      e.op(Op.localGet).u32(0).op(Op.i32Const).s32(view.getInt32(i, true)).op(Op.i32Store).u32(0).u32(i);
+    }
+    off = 0;
+    const parse = this.runtimeFunc("opa_json_parse", 2);
+    for (const t of texts) {
+      e.op(Op.localGet).u32(0).op(Op.i32Const).s32(off).op(Op.i32Add).op(Op.i32Const).s32(t.bytes.length)
+        .op(Op.call).u32(parse).op(Op.globalSet).u32(t.g);
+      off += t.bytes.length;
+    }
+    f.code = e.bytes();
+    return f;
+  }
+}
+
+/** Instruction bytes of one function body. */
+class Emitter {
+  readonly #b = new Bytes();
+
+  op(code: number): this {
+    this.#b.byte(code);
+    return this;
+  }
+
+  byte(b: number): this {
+    this.#b.byte(b);
+    return this;
+  }
+
+  u32(v: number): this {
+    this.#b.u32(v);
+    return this;
+  }
+
+  s32(v: number): this {
+    this.#b.s32(v);
+    return this;
+  }
+
+  bytes(): Uint8Array {
+    return this.#b.view().slice();
   }
 }
 
 /** Code generation of one IR function body. */
 class FuncGen {
+  readonly e = new Emitter();
   readonly #g: Generator;
   readonly #f: Func;
-  readonly #m: binaryen.Module;
-  /** wasm labels of the enclosing IR blocks, innermost last */
-  readonly #labels: string[] = [];
+  /** Open wasm blocks; `true` for those that are IR blocks (targets of fail and break). */
+  readonly #frames: boolean[] = [];
   #extra = 0;
   readonly #tmp: number;
 
   constructor(g: Generator, f: Func) {
     this.#g = g;
     this.#f = f;
-    this.#m = g.module;
     this.#tmp = this.#newLocal();
   }
 
@@ -353,182 +377,246 @@ class FuncGen {
     return this.#f.locals + this.#extra++;
   }
 
-  body(): binaryen.ExpressionRef {
-    return this.#block(this.#f.body);
+  body(): void {
+    this.#block(this.#f.body);
   }
 
-  #block(stmts: Block): binaryen.ExpressionRef {
-    const label = this.#g.newLabel("B");
-    this.#labels.push(label);
-    const children = stmts.map((s) => this.#stmt(s));
-    this.#labels.pop();
-    return this.#m.block(label, children);
-  }
-
-  #local(l: Local): number {
+  local(l: Local): number {
     if (!Number.isInteger(l) || l < 0 || l >= this.#f.locals) {
       throw new CodegenError(`function ${this.#f.name}: local ${l} out of range (locals: ${this.#f.locals})`);
     }
     return l;
   }
 
-  #get(l: Local): binaryen.ExpressionRef {
-    return this.#m.local.get(this.#local(l), i32);
+  #open(opcode: number, irBlock: boolean): void {
+    this.e.op(opcode).byte(Op.void);
+    this.#frames.push(irBlock);
   }
 
-  #set(l: Local, e: binaryen.ExpressionRef): binaryen.ExpressionRef {
-    return this.#m.local.set(this.#local(l), e);
+  #close(): void {
+    this.e.op(Op.end);
+    this.#frames.pop();
   }
 
-  #fail(): string {
-    return this.#labels[this.#labels.length - 1]!;
+  #block(stmts: Block): void {
+    this.#open(Op.block, true);
+    for (const s of stmts) this.#stmt(s);
+    this.#close();
   }
 
-  /** Fails the enclosing block when `cond` (i32) is zero. */
-  #require(cond: binaryen.ExpressionRef): binaryen.ExpressionRef {
-    return this.#m.br(this.#fail(), this.#m.i32.eqz(cond));
+  /** Relative depth of the `index`-th enclosing IR block (0 = innermost). */
+  #depth(index: number): number {
+    let seen = -1;
+    for (let i = this.#frames.length - 1; i >= 0; i--) {
+      if (this.#frames[i] && ++seen === index) return this.#frames.length - 1 - i;
+    }
+    throw new CodegenError(`function ${this.#f.name}: break ${index} leaves more blocks than enclose it`);
   }
 
-  /** target = e, failing (target untouched) when e is 0. */
-  #setDefined(target: Local, e: binaryen.ExpressionRef): binaryen.ExpressionRef {
-    const m = this.#m;
-    return m.block(null, [
-      m.br(this.#fail(), m.i32.eqz(m.local.tee(this.#tmp, e, i32))),
-      this.#set(target, m.local.get(this.#tmp, i32)),
-    ]);
+  #get(l: Local): this {
+    this.e.op(Op.localGet).u32(this.local(l));
+    return this;
   }
 
-  #abort(message: string): binaryen.ExpressionRef {
-    const m = this.#m;
-    return m.block(null, [
-      this.#g.callRuntime("rt_abort_value", [this.#g.constRef(JSON.stringify(message))], binaryen.none),
-      m.unreachable(),
-    ]);
+  #call(name: string, args: readonly Local[]): void {
+    for (const a of args) this.#get(a);
+    this.e.op(Op.call).u32(this.#g.runtimeFunc(name, args.length));
   }
 
-  #stmt(s: Stmt): binaryen.ExpressionRef {
-    const m = this.#m;
-    const rt = (name: string, args: binaryen.ExpressionRef[], result: binaryen.Type = i32) =>
-      this.#g.callRuntime(name, args, result);
+  /** Fails the enclosing IR block when the i32 on the stack is zero. */
+  #requireTop(): void {
+    this.e.op(Op.i32Eqz).op(Op.brIf).u32(this.#depth(0));
+  }
+
+  /** target = the i32 on the stack, failing (target untouched) when it is 0. */
+  #setDefinedTop(target: Local): void {
+    const t = this.local(target);
+    this.e.op(Op.localTee).u32(this.#tmp).op(Op.i32Eqz).op(Op.brIf).u32(this.#depth(0));
+    this.e.op(Op.localGet).u32(this.#tmp).op(Op.localSet).u32(t);
+  }
+
+  #abort(message: string): void {
+    this.e.op(Op.globalGet).u32(this.#g.constGlobal(JSON.stringify(message)))
+      .op(Op.call).u32(this.#g.runtimeFunc("rt_abort_value", 1)).op(Op.unreachable);
+  }
+
+  #stmt(s: Stmt): void {
+    const e = this.e;
     switch (s.op) {
       case "const":
-        return this.#set(s.target, this.#g.constRef(s.json));
+        e.op(Op.globalGet).u32(this.#g.constGlobal(s.json)).op(Op.localSet).u32(this.local(s.target));
+        return;
       case "assign":
-        return this.#set(s.target, this.#get(s.source));
+        this.#get(s.source);
+        e.op(Op.localSet).u32(this.local(s.target));
+        return;
       case "assignOnce":
-        return m.block(null, [
-          this.#require(this.#get(s.source)),
-          m.if(m.i32.eqz(this.#get(s.target)),
-            this.#set(s.target, this.#get(s.source)),
-            m.if(m.i32.eqz(rt("rt_equal", [this.#get(s.target), this.#get(s.source)])), this.#abort(s.message))),
-        ]);
+        this.#get(s.source);
+        this.#requireTop();
+        this.#get(s.target);
+        e.op(Op.i32Eqz).op(Op.if).byte(Op.void);
+        this.#frames.push(false);
+        this.#get(s.source);
+        e.op(Op.localSet).u32(this.local(s.target));
+        e.op(Op.else);
+        this.#call("rt_equal", [s.target, s.source]);
+        e.op(Op.i32Eqz).op(Op.if).byte(Op.void);
+        this.#frames.push(false);
+        this.#abort(s.message);
+        this.#close();
+        this.#close();
+        return;
       case "reset":
-        return this.#set(s.target, m.i32.const(0));
+        e.op(Op.i32Const).s32(0).op(Op.localSet).u32(this.local(s.target));
+        return;
       case "equal":
-        return this.#require(rt("rt_equal", [this.#get(s.a), this.#get(s.b)]));
+        this.#call("rt_equal", [s.a, s.b]);
+        this.#requireTop();
+        return;
       case "notEqual":
-        return this.#require(rt("rt_not_equal", [this.#get(s.a), this.#get(s.b)]));
+        this.#call("rt_not_equal", [s.a, s.b]);
+        this.#requireTop();
+        return;
       case "isDefined":
-        return this.#require(this.#get(s.source));
+        this.#get(s.source);
+        this.#requireTop();
+        return;
       case "isUndefined":
-        return m.br(this.#fail(), this.#get(s.source));
+        this.#get(s.source);
+        e.op(Op.brIf).u32(this.#depth(0));
+        return;
       case "notFalse":
-        return this.#require(rt("rt_not_false", [this.#get(s.source)]));
+        this.#call("rt_not_false", [s.source]);
+        this.#requireTop();
+        return;
       case "isKind": {
         const code = KIND_CODE[s.kind];
         if (code === undefined) throw new CodegenError(`unknown value kind ${String(s.kind)}`);
-        return this.#require(rt("rt_is_kind", [this.#get(s.source), m.i32.const(code)]));
+        this.#get(s.source);
+        e.op(Op.i32Const).s32(code).op(Op.call).u32(this.#g.runtimeFunc("rt_is_kind", 2));
+        this.#requireTop();
+        return;
       }
       case "isArrayOfLength":
-        return this.#require(rt("rt_is_array_len", [this.#get(s.source), m.i32.const(s.length)]));
+        this.#get(s.source);
+        e.op(Op.i32Const).s32(s.length).op(Op.call).u32(this.#g.runtimeFunc("rt_is_array_len", 2));
+        this.#requireTop();
+        return;
       case "dot":
-        return this.#setDefined(s.target, rt("rt_dot", [this.#get(s.source), this.#get(s.key)]));
+        this.#call("rt_dot", [s.source, s.key]);
+        this.#setDefinedTop(s.target);
+        return;
       case "len":
-        return this.#setDefined(s.target, rt("rt_len", [this.#get(s.source)]));
+        this.#call("rt_len", [s.source]);
+        this.#setDefinedTop(s.target);
+        return;
       case "call": {
         const callee = this.#g.funcByName(s.func);
         if (!callee) throw new CodegenError(`function ${this.#f.name}: call to unknown function ${s.func}`);
-        if (callee.params !== s.args.length) {
-          throw new CodegenError(`function ${this.#f.name}: ${s.func} takes ${callee.params} arguments, got ${s.args.length}`);
+        if (callee.ir.params !== s.args.length) {
+          throw new CodegenError(`function ${this.#f.name}: ${s.func} takes ${callee.ir.params} arguments, got ${s.args.length}`);
         }
-        return this.#setDefined(s.target, m.call(FUNC_PREFIX + s.func, s.args.map((a) => this.#get(a)), i32));
+        for (const a of s.args) this.#get(a);
+        e.op(Op.call).u32(callee.index);
+        this.#setDefinedTop(s.target);
+        return;
       }
       case "builtin": {
-        const checks = s.args.map((a) => this.#require(this.#get(a)));
-        return m.block(null, [
-          ...checks,
-          this.#setDefined(s.target, this.#g.builtinCall(s.name, s.args.map((a) => this.#get(a)))),
-        ]);
+        const b = this.#g.builtin(s.name, s.args.length);
+        // An undefined argument makes the builtin call undefined.
+        for (const a of s.args) {
+          this.#get(a);
+          this.#requireTop();
+        }
+        if (b.hostId !== undefined) e.op(Op.i32Const).s32(b.hostId).op(Op.i32Const).s32(0);
+        for (const a of s.args) this.#get(a);
+        e.op(Op.call).u32(b.index);
+        this.#setDefinedTop(s.target);
+        return;
       }
       case "makeArray":
-        return this.#set(s.target, rt("rt_make_array", [m.i32.const(Math.max(0, Math.min(s.capacity, 1 << 16)))]));
+        e.op(Op.i32Const).s32(Math.max(0, Math.min(s.capacity | 0, 1 << 16)))
+          .op(Op.call).u32(this.#g.runtimeFunc("rt_make_array", 1)).op(Op.localSet).u32(this.local(s.target));
+        return;
       case "makeObject":
-        return this.#set(s.target, rt("rt_make_object", []));
+        e.op(Op.call).u32(this.#g.runtimeFunc("rt_make_object", 0)).op(Op.localSet).u32(this.local(s.target));
+        return;
       case "makeSet":
-        return this.#set(s.target, rt("rt_make_set", []));
+        e.op(Op.call).u32(this.#g.runtimeFunc("rt_make_set", 0)).op(Op.localSet).u32(this.local(s.target));
+        return;
       case "arrayAppend":
-        return this.#require(rt("rt_array_append", [this.#get(s.array), this.#get(s.value)]));
+        this.#call("rt_array_append", [s.array, s.value]);
+        this.#requireTop();
+        return;
       case "setAdd":
-        return this.#require(rt("rt_set_add", [this.#get(s.set), this.#get(s.value)]));
+        this.#call("rt_set_add", [s.set, s.value]);
+        this.#requireTop();
+        return;
       case "objectInsert":
-        return this.#require(rt("rt_object_insert", [this.#get(s.object), this.#get(s.key), this.#get(s.value)]));
-      case "objectInsertOnce": {
-        const tmp = this.#tmp;
-        return m.block(null, [
-          m.local.set(tmp, rt("rt_object_insert_once", [this.#get(s.object), this.#get(s.key), this.#get(s.value)])),
-          this.#require(m.local.get(tmp, i32)),
-          m.if(m.i32.eq(m.local.get(tmp, i32), m.i32.const(2)), this.#abort(s.message)),
-        ]);
-      }
-      case "objectMerge": {
-        const tmp = this.#tmp;
-        return m.block(null, [
-          m.local.set(tmp, rt("rt_object_merge", [this.#get(s.a), this.#get(s.b)])),
-          this.#require(m.local.get(tmp, i32)),
-          m.if(m.i32.eq(m.local.get(tmp, i32), m.i32.const(1)), this.#abort(s.message)),
-          this.#set(s.target, m.local.get(tmp, i32)),
-        ]);
-      }
+        this.#call("rt_object_insert", [s.object, s.key, s.value]);
+        this.#requireTop();
+        return;
+      case "objectInsertOnce":
+        this.#call("rt_object_insert_once", [s.object, s.key, s.value]);
+        e.op(Op.localTee).u32(this.#tmp);
+        this.#requireTop();
+        e.op(Op.localGet).u32(this.#tmp).op(Op.i32Const).s32(2).op(Op.i32Eq).op(Op.if).byte(Op.void);
+        this.#frames.push(false);
+        this.#abort(s.message);
+        this.#close();
+        return;
+      case "objectMerge":
+        this.#call("rt_object_merge", [s.a, s.b]);
+        e.op(Op.localTee).u32(this.#tmp);
+        this.#requireTop();
+        e.op(Op.localGet).u32(this.#tmp).op(Op.i32Const).s32(1).op(Op.i32Eq).op(Op.if).byte(Op.void);
+        this.#frames.push(false);
+        this.#abort(s.message);
+        this.#close();
+        e.op(Op.localGet).u32(this.#tmp).op(Op.localSet).u32(this.local(s.target));
+        return;
       case "block":
-        return m.block(null, s.blocks.map((b) => this.#block(b)));
+        this.#open(Op.block, false);
+        for (const b of s.blocks) this.#block(b);
+        this.#close();
+        return;
       case "scan": {
         const src = this.#newLocal();
         const ctr = this.#newLocal();
-        const exit = this.#g.newLabel("X");
-        const loop = this.#g.newLabel("L");
-        const get = (l: number) => m.local.get(l, i32);
-        const body = this.#block(s.body);
-        return m.block(null, [
-          m.local.set(src, this.#get(s.source)),
-          m.br(this.#fail(), m.i32.lt_s(rt("rt_scan_len", [get(src)]), m.i32.const(0))),
-          m.local.set(ctr, m.i32.const(0)),
-          m.block(exit, [
-            m.loop(loop, m.block(null, [
-              m.br(exit, m.i32.ge_s(get(ctr), rt("rt_scan_len", [get(src)]))),
-              this.#set(s.key, rt("rt_scan_key", [get(src), get(ctr)])),
-              this.#set(s.value, rt("rt_scan_value", [get(src), get(ctr)])),
-              body,
-              m.local.set(ctr, m.i32.add(get(ctr), m.i32.const(1))),
-              m.br(loop),
-            ])),
-          ]),
-        ]);
+        const scanLen = this.#g.runtimeFunc("rt_scan_len", 1);
+        this.#get(s.source);
+        e.op(Op.localTee).u32(src).op(Op.call).u32(scanLen).op(Op.i32Const).s32(0).op(Op.i32LtS)
+          .op(Op.brIf).u32(this.#depth(0));
+        e.op(Op.i32Const).s32(0).op(Op.localSet).u32(ctr);
+        this.#open(Op.block, false); // exit
+        this.#open(Op.loop, false);
+        e.op(Op.localGet).u32(ctr).op(Op.localGet).u32(src).op(Op.call).u32(scanLen).op(Op.i32GeS).op(Op.brIf).u32(1);
+        e.op(Op.localGet).u32(src).op(Op.localGet).u32(ctr).op(Op.call).u32(this.#g.runtimeFunc("rt_scan_key", 2))
+          .op(Op.localSet).u32(this.local(s.key));
+        e.op(Op.localGet).u32(src).op(Op.localGet).u32(ctr).op(Op.call).u32(this.#g.runtimeFunc("rt_scan_value", 2))
+          .op(Op.localSet).u32(this.local(s.value));
+        this.#block(s.body);
+        e.op(Op.localGet).u32(ctr).op(Op.i32Const).s32(1).op(Op.i32Add).op(Op.localSet).u32(ctr);
+        e.op(Op.br).u32(0);
+        this.#close();
+        this.#close();
+        return;
       }
       case "not": {
-        const enclosing = this.#fail();
-        const label = this.#g.newLabel("N");
-        this.#labels.push(label);
-        const children = s.body.map((st) => this.#stmt(st));
-        this.#labels.pop();
-        return m.block(label, [...children, m.br(enclosing)]);
+        // block $body { body...; br $enclosing } — the body failing lands after the block.
+        const enclosingDepth = this.#depth(0);
+        this.#open(Op.block, true);
+        for (const st of s.body) this.#stmt(st);
+        e.op(Op.br).u32(enclosingDepth + 1);
+        this.#close();
+        return;
       }
-      case "break": {
-        const i = this.#labels.length - 1 - s.index;
-        if (!Number.isInteger(s.index) || s.index < 0 || i < 0) {
+      case "break":
+        if (!Number.isInteger(s.index) || s.index < 0) {
           throw new CodegenError(`function ${this.#f.name}: break ${s.index} leaves more blocks than enclose it`);
         }
-        return m.br(this.#labels[i]!);
-      }
+        e.op(Op.br).u32(this.#depth(s.index));
+        return;
       default: {
         const op: never = s;
         throw new CodegenError(`unknown IR statement ${JSON.stringify(op)}`);

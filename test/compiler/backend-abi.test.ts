@@ -33,7 +33,8 @@ describe("ABI through @open-policy-agent/opa-wasm", () => {
       "opa_wasm_abi_minor_version", "opa_wasm_abi_version",
     ]);
     expect(WebAssembly.Module.imports(mod).map((i) => `${i.module}.${i.name}`).sort())
-      .toEqual(["env.memory", "env.opa_abort"]);
+      .toEqual(["env.memory", "env.opa_abort", "env.opa_builtin0", "env.opa_builtin1", "env.opa_builtin2",
+        "env.opa_builtin3", "env.opa_builtin4"]);
     const p = await load(policy);
     expect(p.minorVersion).toBe(2);
     expect(p.entrypoints).toEqual({ "t/allow": 0, "t/role": 1 });

@@ -187,3 +187,23 @@ export function rt_object_merge(a: usize, b: usize): usize {
 export function rt_compare(a: usize, b: usize): i32 {
   return compare(a, b);
 }
+
+// ---- host builtins --------------------------------------------------------------------------
+// Declared here so the imports exist in runtime.wasm at fixed function indices; generated code
+// calls them directly (`rt_host_call` only keeps them alive through the build).
+
+@external("env", "opa_builtin0") declare function opa_builtin0(id: i32, ctx: i32): usize;
+@external("env", "opa_builtin1") declare function opa_builtin1(id: i32, ctx: i32, a: usize): usize;
+@external("env", "opa_builtin2") declare function opa_builtin2(id: i32, ctx: i32, a: usize, b: usize): usize;
+@external("env", "opa_builtin3") declare function opa_builtin3(id: i32, ctx: i32, a: usize, b: usize, c: usize): usize;
+@external("env", "opa_builtin4") declare function opa_builtin4(id: i32, ctx: i32, a: usize, b: usize, c: usize, d: usize): usize;
+
+export function rt_host_call(n: i32, id: i32, a: usize, b: usize, c: usize, d: usize): usize {
+  switch (n) {
+    case 0: return opa_builtin0(id, 0);
+    case 1: return opa_builtin1(id, 0, a);
+    case 2: return opa_builtin2(id, 0, a, b);
+    case 3: return opa_builtin3(id, 0, a, b, c);
+  }
+  return opa_builtin4(id, 0, a, b, c, d);
+}
