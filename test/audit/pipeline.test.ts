@@ -218,3 +218,50 @@ describe("audit pipeline: append contract", () => {
     expect(rows).toHaveLength(2);
   });
 });
+
+describe("audit pipeline: close with a backlog", () => {
+  it("leaves unwritten records in the spool when the database is gone, and replays them on the next start", async () => {
+    const { pipeline, databaseUrl, spoolDir } = await setup({ closeTimeoutMs: 300 });
+    const dbName = new URL(databaseUrl).pathname.slice(1);
+    await pipeline.start();
+    const ids: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const e = makeEvent(i);
+      ids.push(e.decisionId);
+      await pipeline.append(e);
+    }
+    await pipeline.flush(30_000);
+    // An outage of this one database: no new connections, the pipeline's own one cut.
+    await withClient(pgt.adminUrl, async (c) => {
+      await c.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS false`);
+      await c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [dbName]);
+    });
+    for (let i = 100; i < 150; i++) {
+      const e = makeEvent(i);
+      ids.push(e.decisionId);
+      await pipeline.append(e);
+    }
+    const t0 = Date.now();
+    await pipeline.close();
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    const left = (await readdir(spoolDir)).filter((f) => f.endsWith(".seg"));
+    expect(left.length).toBeGreaterThan(0);
+    expect(pipeline.stats()).toMatchObject({ closed: true, lastSeq: 150, caughtUp: false });
+
+    await withClient(pgt.adminUrl, (c) => c.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS true`));
+    const again = createAuditPipeline({ databaseUrl, spoolDir, instanceId: "test-1" });
+    await again.start();
+    // The database has 1..100 at most; the chain continues after the spool's last record.
+    expect(again.stats().lastSeq).toBe(150);
+    const next = makeEvent(150);
+    ids.push(next.decisionId);
+    await again.append(next);
+    await again.flush(30_000);
+    await again.close();
+    const rows = await query<{ id: string }>(databaseUrl, "SELECT decision_id::text AS id FROM audit_records ORDER BY seq");
+    expect(rows.map((r) => r.id)).toEqual(ids);
+    const v = await withClient(databaseUrl, (c) => verifyChains(c));
+    expect(v.breaks).toEqual([]);
+    expect(v.instances).toMatchObject([{ records: 151, firstSeq: 1, lastSeq: 151 }]);
+  });
+});
