@@ -97,8 +97,8 @@ export class ClauseResolver {
         if (t.name === "_") return { ...t, name: this.#fresh("_", scope) };
         if (t.name === "input" || t.name === "data") this.#error(t.loc, `cannot assign to ${t.name}`);
         if (!isArg) {
-          if (scope.lookup(t.name) !== undefined) this.#error(t.loc, `var ${t.name} assigned above`);
           if (scope.used.has(t.name)) this.#error(t.loc, `var ${t.name} referenced above`);
+          if (scope.lookup(t.name) !== undefined) this.#error(t.loc, `var ${t.name} assigned above`);
         } else if (scope.declared.has(t.name)) {
           // f(x, x): both arguments must be equal; the second occurrence is a use.
           return { ...t, name: scope.declared.get(t.name)! };

@@ -703,8 +703,18 @@ class BodyPlanner {
         this.#fb.emit({ op: "notFalse", source: f });
         return k();
       }
-      const step = (i: number): void => (i === a.items.length ? k() : this.#unify(a.items[i]!, b.items[i]!, () => step(i + 1)));
-      return step(0);
+      // Unify the pairs in an order where each has a bound side: [x, y] = [1, x] needs the
+      // second pair first.
+      const pending = a.items.map((x, i) => [x, b.items[i]!] as const);
+      const step = (): void => {
+        if (pending.length === 0) return k();
+        const ready = pending.findIndex(
+          ([x, y]) => patternVars(x).every((v) => isB(v)) || patternVars(y).every((v) => isB(v)),
+        );
+        const [x, y] = pending.splice(ready < 0 ? 0 : ready, 1)[0]!;
+        this.#unify(x, y, step);
+      };
+      return step();
     }
     if (unboundA && !unboundB) return this.planTerm(b, (v) => this.#unifyLocal(a, v, k));
     if (unboundB && !unboundA) return this.planTerm(a, (v) => this.#unifyLocal(b, v, k));
