@@ -42,7 +42,7 @@ export class CodegenError extends Error {
 /** Generates the wasm module for a policy. Synchronous; throws `CodegenError` on invalid IR. */
 export function generateWasm(policy: Policy): Uint8Array {
   const wasm = new Generator(loadRuntime(), policy).run();
-  if (!WebAssembly.validate(wasm)) throw new CodegenError("generated module failed validation");
+  if (!WebAssembly.validate(wasm as Uint8Array<ArrayBuffer>)) throw new CodegenError("generated module failed validation");
   return wasm;
 }
 

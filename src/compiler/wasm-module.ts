@@ -242,7 +242,7 @@ export interface Extension {
 }
 
 /** Writes the runtime extended with new functions, globals, exports and a start function. */
-export function writeModule(rt: RuntimeModule, ext: Extension): Uint8Array {
+export function writeModule(rt: RuntimeModule, ext: Extension): Uint8Array<ArrayBuffer> {
   const typeIndex = new Map<string, number>();
   const newTypes: Uint8Array[] = [];
   rt.types.forEach((t, i) => typeIndex.set(Array.from(t).join(","), i));
