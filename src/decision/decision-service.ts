@@ -467,6 +467,9 @@ class Service implements DecisionService {
   async guardMemory(req: GuardMemoryRequest, ctx: CallContext): Promise<GuardMemoryResponse> {
     requireTenant(req.tenantId);
     if (!MEMORY_OPERATIONS.has(req.operation)) throw invalidArgument("operation", "must be READ, WRITE or DELETE");
+    if (req.ttlSeconds !== undefined && (!Number.isInteger(req.ttlSeconds) || req.ttlSeconds < 0)) {
+      throw invalidArgument("ttl_seconds", "must be a whole number of seconds >= 0");
+    }
     ctx.signal.throwIfAborted();
     const nowMs = this.#clock();
     const key = SessionCounters.key(req.tenantId, req.agentId, req.sessionId);

@@ -480,6 +480,7 @@ describe("errors", () => {
     const h = await start({ revision: "r1" });
     await expect(h.service.decide(decideReq({ tenantId: "" }), ctx())).rejects.toMatchObject({ code: "invalid_argument", message: "tenant_id: must not be empty" });
     await expect(h.service.guardMemory(guardReq({ operation: "UPSERT" as never }), ctx())).rejects.toMatchObject({ code: "invalid_argument", message: "operation: must be READ, WRITE or DELETE" });
+    await expect(h.service.guardMemory(guardReq({ ttlSeconds: -1 }), ctx())).rejects.toMatchObject({ code: "invalid_argument", message: "ttl_seconds: must be a whole number of seconds >= 0" });
     await expect(h.service.recordUsage({ tenantId: "acme", requestId: "u", amount: 1, unit: "usd" }, ctx())).rejects.toMatchObject({
       code: "unimplemented",
       message: "RecordUsage: this instance has no usage store configured",
