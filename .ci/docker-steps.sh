@@ -82,12 +82,15 @@ fi
 
 step "start the sidecar from the runtime dir (audit off, prebuilt bundle)"
 socket="$work/run/arbiter.sock"
-admin_port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+admin_port=$(free_port)
+health_port=$(free_port)
 (
   cd "$app"
   exec env -i PATH="$PATH" HOME=/nonexistent TMPDIR="$work/tmp" NODE_ENV=production \
     ARBITER_GRPC_LISTEN="unix:$socket" \
     ARBITER_ADMIN_LISTEN="127.0.0.1:$admin_port" \
+    ARBITER_HEALTH_LISTEN="127.0.0.1:$health_port" \
     ARBITER_BUNDLE="$work/opt/bundle/bundle.tar.gz" \
     ARBITER_DATA_DIR="$work/data" \
     ARBITER_AUDIT=off \
@@ -108,6 +111,9 @@ until probe >/dev/null 2>&1; do
   sleep 1
 done
 probe
+# The image's HEALTHCHECK: no --target, so the probe dials ARBITER_HEALTH_LISTEN.
+(cd "$app" && env ARBITER_HEALTH_LISTEN="127.0.0.1:$health_port" "${run_as[@]}" \
+  node deploy/healthcheck.mjs --service arbiter.v1.PolicyService) || fail "HEALTHCHECK probe failed"
 curl -sS --fail "http://127.0.0.1:$admin_port/readyz" >/dev/null || fail "admin /readyz not ready"
 
 step "one decision over the socket (Connect JSON)"
