@@ -289,6 +289,26 @@ describe("hot reload", () => {
     expect(engine.status().lastError).toBeUndefined();
   });
 
+  it("a burst of 20 atomic replacements coalesces into few reloads ending on the last revision", async () => {
+    const d = await dir("burst");
+    const file = join(d, "bundle.tar.gz");
+    const archives = await Promise.all(Array.from({ length: 21 }, (_, i) => bundleTarGz({ revision: `burst${i}` })));
+    await writeFile(file, archives[0]!);
+    const { engine } = host({ source: file });
+    await engine.start();
+    const { rename } = await import("node:fs/promises");
+    for (let i = 1; i <= 20; i++) {
+      await writeFile(`${file}.tmp`, archives[i]!);
+      await rename(`${file}.tmp`, file);
+      expect(markerOf(engine)).toMatch(/^rev_burst\d+$/); // always answers, from a whole bundle
+    }
+    await waitFor(() => engine.status().revision === "burst20", 5000, "revision burst20");
+    const { reloads } = engine.status();
+    expect(reloads.failed).toBe(0);
+    expect(reloads.ok).toBeLessThan(21);
+    expect(markerOf(engine)).toBe("rev_burst20");
+  });
+
   it("reloads a directory of .rego sources when a source changes", async () => {
     const d = await dir("watchrego");
     for (const [name, text] of Object.entries(POLICY_SOURCES)) await writeFile(join(d, name), text);
