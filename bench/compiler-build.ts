@@ -10,8 +10,8 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { compile } from "../src/compiler/index.ts";
-import { fixturesDir, median, readRegoDir, waitedChildrenCpuMs } from "./fixtures/sources.ts";
+import { compile, loadCompiledPolicy } from "../src/compiler/index.ts";
+import { fixturesDir, median, readJson, readRegoDir, waitedChildrenCpuMs } from "./fixtures/sources.ts";
 
 const policyDir = join(fixturesDir, "policy-set");
 const entrypoints = ["bench/decide", "bench/route", "bench/guard_memory", "bench/finalize"];
@@ -60,6 +60,12 @@ const times: number[] = [];
 for (let i = 0; i < RUNS; i++) times.push(compileOnce().ms);
 console.log(`compile() in process: first ${first.ms.toFixed(1)} ms, median of ${RUNS} ${median(times).toFixed(1)} ms ` +
   `(min ${Math.min(...times).toFixed(1)}, max ${Math.max(...times).toFixed(1)}), wasm ${first.wasmBytes} bytes`);
+
+// Show what the compiled set decides for one sample input per entrypoint, so a fast build of a
+// wrong policy is visible.
+const loaded = await loadCompiledPolicy(compile(sources, { entrypoints }).wasm, readJson(join(policyDir, "data.json")));
+const samples = readJson(join(fixturesDir, "policy-set-inputs", "inputs.json")) as Record<string, unknown>;
+for (const ep of entrypoints) console.log(`  ${ep}: ${JSON.stringify(loaded.evaluate(samples[ep], ep))}`);
 
 // The whole command, as an operator runs it.
 const out = mkdtempSync(join(tmpdir(), "arbiter-bench-build-"));

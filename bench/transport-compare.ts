@@ -62,7 +62,7 @@ async function startTarget(kind: string, listen: string): Promise<Started> {
   });
   const rl = createInterface({ input: child.stdout! });
   const address = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${kind} did not start`)), 60_000);
+    const timer = setTimeout(() => reject(new Error(`${kind} did not start`)), 300_000);
     rl.on("line", (line) => {
       if (line.startsWith("READY ")) {
         clearTimeout(timer);
@@ -82,23 +82,32 @@ async function stopTarget(s: Started): Promise<void> {
 }
 
 function connect(address: string): Promise<http2.ClientHttp2Session> {
-  const session = address.startsWith("unix:")
+  const session: http2.ClientHttp2Session = address.startsWith("unix:")
     ? http2.connect("http://localhost", { createConnection: () => net.connect(address.slice(5)) })
     : http2.connect(`http://${address}`);
   return new Promise((resolve, reject) => {
     session.once("connect", () => resolve(session));
     session.once("error", reject);
+    session.on("error", () => {});
   });
 }
 
 function call(session: http2.ClientHttp2Session): Promise<boolean> {
+  if (session.destroyed || session.closed) return Promise.resolve(false);
   return new Promise((resolve) => {
-    const req = session.request({
+    let req: http2.ClientHttp2Stream;
+    try {
+      req = session.request({
       ":method": "POST",
       ":path": PATH,
       "content-type": "application/grpc+proto",
       te: "trailers",
-    });
+      });
+    } catch {
+      // The peer tore the session down (e.g. ENHANCE_YOUR_CALM under overload): an error.
+      resolve(false);
+      return;
+    }
     let status: string | undefined;
     req.on("response", (h) => {
       if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
@@ -250,6 +259,7 @@ for (const sock of SOCKETS) {
             }
           : {}),
       });
+      console.log(JSON.stringify({ socket: sock, ...rows.at(-1) }));
     } finally {
       await stopTarget(started);
     }
