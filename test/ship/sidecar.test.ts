@@ -1,11 +1,23 @@
 /**
  * The sidecar as the deployment runs it: policy RPCs on a Unix socket, the plaintext health-only
  * listener (ARBITER_HEALTH_LISTEN) the kubelet's gRPC probe dials, the container probe script
- * deploy/healthcheck.mjs, and the build-context copy of .ci/docker-steps.sh (deploy/context.mjs).
+ * deploy/healthcheck.mjs, the bundle from a directory laid out like a mounted ConfigMap and
+ * updated the way the kubelet updates it (a new `..<timestamp>` directory, then an atomic rename of
+ * the `..data` symlink), and the build-context copy of .ci/docker-steps.sh (deploy/context.mjs).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import grpc from "@grpc/grpc-js";
@@ -13,9 +25,28 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { DecideRequestSchema } from "../../gen/arbiter/v1/arbiter_pb.ts";
 import { freePort } from "../../bench/gate/sidecar.ts";
 import { listFiles } from "./helm-lite.ts";
+import { x as untar } from "tar";
 
 const repo = resolve(import.meta.dirname, "../..");
 const probeScript = join(repo, "deploy/healthcheck.mjs");
+
+/**
+ * Writes `files` as a new ConfigMap payload the way the kubelet's atomic writer does: a fresh
+ * `..<stamp>` directory, a `..data_tmp` symlink to it renamed over `..data`, per-key symlinks
+ * `<key> -> ..data/<key>`, and the previous payload directory removed.
+ */
+function publishConfigMap(dir: string, stamp: string, files: Record<string, Buffer>): void {
+  const payload = join(dir, `..${stamp}`);
+  mkdirSync(payload);
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(payload, name), content);
+  const previous = existsSync(join(dir, "..data")) ? readdirSync(dir).filter((n) => n.startsWith("..") && n !== "..data" && n !== `..${stamp}`) : [];
+  symlinkSync(`..${stamp}`, join(dir, "..data_tmp"));
+  renameSync(join(dir, "..data_tmp"), join(dir, "..data"));
+  for (const name of Object.keys(files)) {
+    if (!existsSync(join(dir, name))) symlinkSync(join("..data", name), join(dir, name));
+  }
+  for (const p of previous) rmSync(join(dir, p), { recursive: true, force: true });
+}
 
 function probe(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
   const base = { ...process.env };
@@ -30,14 +61,34 @@ describe("sidecar with a Unix socket and a health-only listener", () => {
   let healthPort: number;
   let child: ChildProcess;
   let exit: Promise<number | null>;
+  let adminPort: number;
+  let bundleFiles: Record<string, Buffer>;
+  const bundleDir = () => join(dir, "bundle");
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "arbiter-ship-"));
     socket = join(dir, "arbiter.sock");
     healthPort = await freePort();
-    const adminPort = await freePort();
+    adminPort = await freePort();
     const env = { ...process.env };
     for (const k of Object.keys(env)) if (k.startsWith("ARBITER_")) delete env[k];
+    // The bundle as deploy/README.md tells users to put it in a ConfigMap: `arbiter build`, unpack,
+    // every regular file at the top (what `kubectl create configmap --from-file=dir/` takes).
+    const built = spawnSync(process.execPath, [join(repo, "bin/arbiter.js"), "build", "-o", join(dir, "bundle.tar.gz"), "policies"], {
+      cwd: repo,
+      env,
+      encoding: "utf8",
+      timeout: 100_000,
+    });
+    if (built.status !== 0) throw new Error(`arbiter build failed: ${built.stderr}`);
+    mkdirSync(join(dir, "unpacked"));
+    await untar({ file: join(dir, "bundle.tar.gz"), cwd: join(dir, "unpacked") });
+    bundleFiles = {};
+    for (const e of readdirSync(join(dir, "unpacked"), { withFileTypes: true })) {
+      if (e.isFile()) bundleFiles[e.name] = readFileSync(join(dir, "unpacked", e.name));
+    }
+    mkdirSync(bundleDir());
+    publishConfigMap(bundleDir(), "2026_11_22_00_00_00.1", bundleFiles);
     child = spawn(process.execPath, [join(repo, "bin/arbiter.js"), "serve"], {
       cwd: repo,
       env: {
@@ -45,7 +96,7 @@ describe("sidecar with a Unix socket and a health-only listener", () => {
         ARBITER_GRPC_LISTEN: `unix:${socket}`,
         ARBITER_HEALTH_LISTEN: `0.0.0.0:${healthPort}`,
         ARBITER_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
-        ARBITER_BUNDLE: join(repo, "policies"),
+        ARBITER_BUNDLE: bundleDir(),
         ARBITER_DATA_DIR: join(dir, "data"),
         ARBITER_AUDIT: "off",
         ARBITER_LOG_LEVEL: "warn",
@@ -63,7 +114,7 @@ describe("sidecar with a Unix socket and a health-only listener", () => {
       if (Date.now() > deadline) throw new Error(`sidecar not ready: ${stderr}`);
       await new Promise((r) => setTimeout(r, 250));
     }
-  }, 120_000);
+  }, 220_000);
 
   afterAll(async () => {
     if (child.exitCode === null) child.kill("SIGKILL");
@@ -128,6 +179,51 @@ describe("sidecar with a Unix socket and a health-only listener", () => {
     );
     client.close();
     expect(err?.code).toBe(grpc.status.UNIMPLEMENTED);
+  });
+
+  async function status(): Promise<{ revision: string; reloads: { ok: number; failed: number } }> {
+    const body = (await (await fetch(`http://127.0.0.1:${adminPort}/v1/status`)).json()) as {
+      bundle: { revision: string; reloads: { ok: number; failed: number } };
+    };
+    return body.bundle;
+  }
+
+  async function waitFor(pred: (s: Awaited<ReturnType<typeof status>>) => boolean): Promise<Awaited<ReturnType<typeof status>>> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const s = await status();
+      if (pred(s)) return s;
+      if (Date.now() > deadline) return s;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  it("serves the bundle from the ConfigMap layout and reloads it when ..data is swapped", async () => {
+    const manifest = JSON.parse(bundleFiles[".manifest"]!.toString()) as { revision: string };
+    expect(Object.keys(bundleFiles)).toEqual(expect.arrayContaining([".manifest", "data.json", "policy.wasm"]));
+    expect((await status()).revision).toBe(manifest.revision);
+    publishConfigMap(bundleDir(), "2026_11_22_00_01_00.2", {
+      ...bundleFiles,
+      ".manifest": Buffer.from(JSON.stringify({ ...manifest, revision: "configmap-update-2" })),
+    });
+    const after = await waitFor((s) => s.revision === "configmap-update-2");
+    expect(after.revision).toBe("configmap-update-2");
+    expect(existsSync(join(bundleDir(), "..2026_11_22_00_00_00.1"))).toBe(false);
+  });
+
+  it("keeps the active bundle when the ConfigMap receives a broken one", async () => {
+    const before = await status();
+    const manifest = JSON.parse(bundleFiles[".manifest"]!.toString()) as { revision: string };
+    publishConfigMap(bundleDir(), "2026_11_22_00_02_00.3", {
+      ...bundleFiles,
+      ".manifest": Buffer.from(JSON.stringify({ ...manifest, revision: "broken-3" })),
+      "policy.wasm": Buffer.from("not wasm"),
+    });
+    const after = await waitFor((s) => s.reloads.failed > before.reloads.failed);
+    expect(after.reloads.failed).toBe(before.reloads.failed + 1);
+    expect(after.revision).toBe("configmap-update-2");
+    const r = probe(["--target", `127.0.0.1:${healthPort}`, "--service", "arbiter.v1.PolicyService"]);
+    expect(r.code).toBe(0);
   });
 
   it("stops on SIGTERM with status 0 and removes its socket", async () => {
