@@ -33,7 +33,9 @@ const native: BuiltinCase[] = [
   c("abs", ["-2.5"], 2.5), c("round", ["2.5"], 3), c("round", ["-2.5"], -3), c("round", ["2.4"], 2),
   c("ceil", ["1.2"], 2), c("floor", ["-1.2"], -2), c("to_number", ['"12.5"'], 12.5), c("to_number", ['"-3"'], -3),
   c("to_number", ['"1e2"'], 100), c("to_number", ['"x1"'], U), c("to_number", ["true"], 1), c("to_number", ["null"], 0),
-  c("to_number", ['""'], U),
+  c("to_number", ['""'], U), c("to_number", ['".5"'], 0.5), c("to_number", ['"5."'], 5), c("to_number", ['"-.5e1"'], -5),
+  c("to_number", ['"+7"'], 7), c("to_number", ['"--7"'], U), c("to_number", ['"."'], U), c("to_number", ['" 1"'], U),
+  c("to_number", ['"1.e2"'], 100),
   // strings
   c("concat", ['", "', '["a","b","c"]'], "a, b, c"), c("concat", ['"-"', "[]"], ""), c("concat", ['"-"', "[1]"], U),
   c("contains", ['"abcdef"', '"cde"'], true), c("contains", ['"abc"', '""'], true), c("contains", ['"abc"', '"x"'], false),

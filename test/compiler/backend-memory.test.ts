@@ -44,3 +44,26 @@ describe("memory discipline", () => {
     expect(result(p, { xs: [1] }, "t/out")).toEqual([1]);
   });
 });
+
+describe("memory limits", () => {
+  it("aborts with 'out of memory' when the memory cannot grow, and recovers on the next evaluation", async () => {
+    // out := [concat(delim, input.xs) | some _ in input.xs] with a 1 KiB delimiter: ~40 MB
+    const delim = "-".repeat(1024);
+    const body: Stmt[] = [
+      { op: "const", target: 2, json: '"xs"' }, { op: "dot", target: 3, source: 0, key: 2 },
+      { op: "const", target: 4, json: JSON.stringify(delim) },
+      { op: "makeArray", target: 5, capacity: 0 },
+      {
+        op: "scan", source: 3, key: 6, value: 7, body: [
+          { op: "builtin", target: 8, name: "concat", args: [4, 3] },
+          { op: "arrayAppend", array: 5, value: 8 },
+        ],
+      },
+      { op: "len", target: 9, source: 5 },
+    ];
+    const p = await load(policyOf([rule("f", 10, 9, body)], { "t/out": "f" }), { initial: 5, maximum: 16 });
+    const xs = Array.from({ length: 200 }, (_, i) => `x${i}`);
+    expect(() => p.evaluate({ xs }, "t/out")).toThrow("out of memory");
+    expect(result(p, { xs: xs.slice(0, 3) }, "t/out")).toBe(3);
+  });
+});
