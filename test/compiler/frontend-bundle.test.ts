@@ -120,7 +120,7 @@ describe("broken bundles", () => {
 
   it("rejects data files that collide", async () => {
     await expect(readBundle(await tarGz({ "policy.wasm": wasm, "data.json": '{"a": 1}', "a/data.json": "{}" }))).rejects.toThrow(
-      "bundle file a/data.json: conflicts with data at a",
+      "bundle file data.json: conflicts with data at a",
     );
   });
 
