@@ -216,18 +216,54 @@ export function bi_round(v: usize): usize {
   return mkNum(t);
 }
 
+/** True for "1.e5" (a dot directly before the exponent). */
+function hasDotBeforeExp(p: usize, n: usize): bool {
+  for (let i: usize = 0; i + 1 < n; i++) {
+    if (load<u8>(p + i) == 0x2e && (load<u8>(p + i + 1) | 0x20) == 0x65) return true;
+  }
+  return false;
+}
+
 export function bi_to_number(v: usize): usize {
   const k = kindOf(v);
   if (k == K_NULL) return mkNum(0);
   if (k == K_BOOL) return mkNum(load<u32>(v, 4) != 0 ? 1 : 0);
   if (k == K_NUM) return v;
   if (k != K_STR) return 0;
+  // strconv.ParseFloat's decimal forms: an optional sign, and "5." or ".5" besides JSON's.
   let p = strPtr(v);
   let n = <usize>lenOf(v);
-  if (n > 0 && load<u8>(p) == 0x2b) { p++; n--; }
-  const used = scanNumber(p, p + n);
+  let neg = false;
+  if (n > 0 && (load<u8>(p) == 0x2b || load<u8>(p) == 0x2d)) { neg = load<u8>(p) == 0x2d; p++; n--; }
+  if (n == 0 || load<u8>(p) == 0x2d || load<u8>(p) == 0x2b) return 0;
+  let text = p;
+  // The mantissa needs a digit ("." and ".e1" are not numbers).
+  let digit = false;
+  for (let i: usize = 0; i < n; i++) {
+    const c = load<u8>(p + i);
+    if ((c | 0x20) == 0x65) break;
+    if (c >= 0x30 && c <= 0x39) { digit = true; break; }
+  }
+  if (!digit) return 0;
+  if (load<u8>(p) == 0x2e || (n > 1 && load<u8>(p + n - 1) == 0x2e) || hasDotBeforeExp(p, n)) {
+    // Rewrite to JSON form: "0" before a leading dot, "0" after a dot without digits.
+    const b = alloc(n + 2);
+    let q = b;
+    if (load<u8>(p) == 0x2e) store<u8>(q++, 0x30);
+    for (let i: usize = 0; i < n; i++) {
+      const c = load<u8>(p + i);
+      store<u8>(q++, c);
+      if (c == 0x2e) {
+        const next = i + 1 < n ? load<u8>(p + i + 1) : 0;
+        if (next < 0x30 || next > 0x39) store<u8>(q++, 0x30);
+      }
+    }
+    text = b;
+    n = q - b;
+  }
+  const used = scanNumber(text, text + n);
   if (used == 0 || used != n) return 0;
-  return mkNum(lastNumber);
+  return mkNum(neg ? -lastNumber : lastNumber);
 }
 
 // ---- strings ----------------------------------------------------------------------------------

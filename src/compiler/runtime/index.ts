@@ -131,13 +131,13 @@ export function rt_scan_len(src: usize): i32 {
 export function rt_scan_key(src: usize, i: u32): usize {
   const k = kindOf(src);
   if (k == K_ARR) return mkNum(<f64>i);
-  return load<u32>(load<u32>(src, 12) + (<usize>i << 2));
+  return load<u32>(<usize>load<u32>(src, 12) + (<usize>i << 2));
 }
 
 export function rt_scan_value(src: usize, i: u32): usize {
   const k = kindOf(src);
   if (k == K_OBJ) return valAt(src, i);
-  return load<u32>(load<u32>(src, 12) + (<usize>i << 2));
+  return load<u32>(<usize>load<u32>(src, 12) + (<usize>i << 2));
 }
 
 export function rt_make_array(cap: u32): usize {

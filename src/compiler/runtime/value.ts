@@ -75,12 +75,12 @@ export function initValues(): void {
 
 // @ts-ignore: decorator
 @inline export function elemAt(arr: usize, i: u32): usize {
-  return load<u32>(load<u32>(arr, 12) + (<usize>i << 2));
+  return load<u32>(<usize>load<u32>(arr, 12) + (<usize>i << 2));
 }
 
 // @ts-ignore: decorator
 @inline export function valAt(obj: usize, i: u32): usize {
-  return load<u32>(load<u32>(obj, 16) + (<usize>i << 2));
+  return load<u32>(<usize>load<u32>(obj, 16) + (<usize>i << 2));
 }
 
 export function mkBool(b: bool): usize {
