@@ -361,6 +361,14 @@ describe("hot reload", () => {
     await waitFor(() => engine.status().revision === "cm2", 5000, "revision cm2");
     expect(markerOf(engine)).toBe("rev_cm2");
     expect(engine.status().lastError).toBeUndefined();
+
+    // kubelet then deletes the old generation; the watch must survive it and see the next swap.
+    await rm(join(d, "..2026_11_22_03_00_00.000000001"), { recursive: true, force: true });
+    await new Promise((r) => setTimeout(r, 100));
+    await writeConfigMapGeneration(d, "2026_11_22_03_10_00.000000003", { revision: "cm3" });
+    await waitFor(() => engine.status().revision === "cm3", 5000, "revision cm3");
+    expect(markerOf(engine)).toBe("rev_cm3");
+    expect(engine.status().reloads.failed).toBe(0);
   });
 });
 
