@@ -51,7 +51,7 @@ const native: BuiltinCase[] = [
   c("replace", ['"a-b-c"', '"-"', '"+"'], "a+b+c"), c("replace", ['"ab"', '""', '"."'], ".a.b."),
   c("substring", ['"héllo"', "1", "3"], "éll"), c("substring", ['"hello"', "1", "-1"], "ello"),
   c("substring", ['"hello"', "10", "2"], ""), c("substring", ['"hello"', "-1", "2"], U), c("substring", ['"hello"', "3", "100"], "lo"),
-  c("indexof", ['"héllo"', '"l"'], 2), c("indexof", ['"abc"', '"x"'], -1),
+  c("indexof", ['"héllo"', '"l"'], 2), c("indexof", ['"abc"', '"x"'], -1), c("indexof", ['"abc"', '""'], U),
   // objects and arrays
   c("object.get", ['{"a":1}', '"a"', "0"], 1), c("object.get", ['{"a":1}', '"b"', "0"], 0),
   c("object.get", ['{"a":{"b":[5,6]}}', '["a","b",1]', "0"], 6), c("object.get", ['{"a":1}', '["a","b"]', '"d"'], "d"),

@@ -1,0 +1,138 @@
+/**
+ * `arbiter build`, `arbiter eval` and `arbiter test` run as the real command (`bin/arbiter.js`)
+ * in a temporary directory: exit codes, stdout and stderr.
+ */
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "arbiter.js");
+let dir: string;
+
+function arbiter(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 50_000);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function write(path: string, text: string): void {
+  const p = join(dir, path);
+  mkdirSync(dirname(p), { recursive: true });
+  writeFileSync(p, text);
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "arbiter-cli-"));
+  write(
+    "policy/arbiter/decide/decide.rego",
+    `package arbiter.decide
+
+default allow := false
+
+allow if {
+	some role in input.roles
+	"read" in data.roles[role]
+}
+
+reasons contains "no_roles" if count(input.roles) == 0
+`,
+  );
+  write("policy/roles/data.json", '{"viewer": ["read"], "admin": ["read", "write"]}');
+  write(
+    "policy/arbiter/decide/decide_test.rego",
+    `package arbiter.decide_test
+
+import data.arbiter.decide
+
+test_roles_loaded if data.roles.admin[1] == "write"
+
+test_no_reasons_without_input if count(decide.reasons) == 0
+`,
+  );
+  write("input.json", '{"roles": ["viewer"]}');
+  write("extra.json", '{"roles": {"viewer": ["list"]}}');
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("arbiter build + eval", () => {
+  it("builds a bundle and evaluates an entrypoint, with -d data merged over the bundle's", async () => {
+    const built = await arbiter(["build", "-o", "out/bundle.tar.gz", "--revision", "rev-7", "policy"]);
+    expect(built.stderr).toBe("");
+    expect(built.stdout).toBe("wrote out/bundle.tar.gz (revision rev-7; entrypoints: arbiter/decide)\n");
+    expect(built.code).toBe(0);
+
+    const ev = await arbiter(["eval", "-b", "out/bundle.tar.gz", "-e", "arbiter/decide", "-i", "input.json"]);
+    expect(ev.stderr).toBe("");
+    expect(ev.code).toBe(0);
+    expect(ev.stdout).toBe(`${JSON.stringify([{ result: { allow: true, reasons: [] } }], null, 2)}\n`);
+
+    const withData = await arbiter(["eval", "-b", "out/bundle.tar.gz", "-e", "arbiter/decide/allow", "-i", "input.json", "-d", "extra.json"]);
+    expect(withData.code).toBe(0);
+    expect(JSON.parse(withData.stdout)).toEqual([{ result: false }]);
+
+    const missing = await arbiter(["eval", "-b", "out/bundle.tar.gz", "-e", "arbiter/route"]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe('arbiter eval: entrypoint "arbiter/route" is not in the bundle (it has: arbiter/decide)\n');
+  });
+
+  it("fails the build on a compile error, naming file, line and column", async () => {
+    write("bad/p.rego", "package arbiter.decide\n\nallow if {\n\tinput.x with input as {}\n}\n");
+    const r = await arbiter(["build", "-o", "bad.tar.gz", "bad"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('bad/p.rego:4:10: unsupported: the "with" keyword\n');
+  });
+});
+
+describe("arbiter test", () => {
+  it("passes when every test rule is true", async () => {
+    const r = await arbiter(["test", "policy"]);
+    expect(r.stdout).toBe("2 passed, 0 failed\n");
+    expect(r.code).toBe(0);
+  });
+
+  it("prints each failure and exits 1", async () => {
+    write("failing/p.rego", "package t\n\nv := 2\n");
+    write("failing/p_test.rego", "package t\n\ntest_ok if v == 2\n\ntest_wrong if v == 3\n\ntest_not_bool := 7\n");
+    const r = await arbiter(["test", "failing"]);
+    expect(r.stdout).toBe(
+      ["FAIL failing/p_test.rego:5: data.t.test_wrong", "FAIL failing/p_test.rego:7: data.t.test_not_bool", "1 passed, 2 failed", ""].join("\n"),
+    );
+    expect(r.code).toBe(1);
+  });
+
+  it("reports evaluation errors as ERROR and exits 1", async () => {
+    write("erroring/p_test.rego", "package t\n\nx := 1 if true\nx := 2 if true\n\ntest_conflict if x == 1\n");
+    write("erroring/q_test.rego", "package u\n\ntest_fine if true\n");
+    const r = await arbiter(["test", "erroring"]);
+    expect(r.stdout).toBe(
+      [
+        "ERROR erroring/p_test.rego:6: data.t.test_conflict: complete rules must not produce multiple outputs",
+        "1 passed, 1 failed",
+        "",
+      ].join("\n"),
+    );
+    expect(r.code).toBe(1);
+  });
+
+  it("exits 2 when a test file does not compile (with is unsupported)", async () => {
+    write("withtest/p_test.rego", "package t\n\ntest_with if input.x with input as {\"x\": true}\n");
+    const r = await arbiter(["test", "withtest"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('withtest/p_test.rego:3:25: unsupported: the "with" keyword\n');
+    expect(r.stdout).toBe("");
+  });
+});
