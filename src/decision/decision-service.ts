@@ -375,8 +375,10 @@ class Service implements DecisionService {
     principal: string,
     outcome: string,
   ): Promise<R> {
-    this.#countFailClosed(rpc, rejected, req, response.bundleRevision);
-    if (rejected.reason === "audit_unavailable") return response;
+    if (rejected.reason === "audit_unavailable") {
+      this.#countFailClosed(rpc, rejected, req, response.bundleRevision);
+      return response;
+    }
     const event = this.#event(rpc, req, ctx, response.decisionId, nowMs, {
       principal,
       bundleRevision: response.bundleRevision,
@@ -384,8 +386,12 @@ class Service implements DecisionService {
       reasons: response.reasons,
       input,
     });
-    if (await this.#appendAudit(event, ctx)) return response;
-    const refused: Rejected = { ok: false, reason: "audit_unavailable", detail: "audit append rejected" };
+    if (await this.#appendAudit(event, ctx)) {
+      this.#countFailClosed(rpc, rejected, req, response.bundleRevision);
+      return response;
+    }
+    // Counted once, under the reason actually answered.
+    const refused: Rejected = { ok: false, reason: "audit_unavailable", detail: `audit append rejected (after ${rejected.reason})` };
     this.#countFailClosed(rpc, refused, req, response.bundleRevision);
     return { ...response, reasons: [refused.reason] };
   }

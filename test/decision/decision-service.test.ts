@@ -320,6 +320,13 @@ describe("fail-closed answers", () => {
     const g2 = await h.service.guardMemory(guardReq(), ctx());
     expect(g2).toMatchObject({ allow: true, reasons: ["writes_0"] });
     expect(await counter(h.registry, "arbiter_fail_closed_total", { reason: "audit_unavailable" })).toBe(3);
+
+    // A fail-closed answer whose audit record is refused is answered (and counted once) as audit_unavailable.
+    h.sink.rejectNext = 1;
+    const both = await h.service.decide(decideReq({ context: { boom: true } }), ctx());
+    expect(both).toMatchObject({ allow: false, reasons: ["audit_unavailable"] });
+    expect(await counter(h.registry, "arbiter_fail_closed_total", { reason: "policy_error" })).toBe(0);
+    expect(await counter(h.registry, "arbiter_fail_closed_total", { reason: "audit_unavailable" })).toBe(4);
   });
 });
 
