@@ -80,9 +80,10 @@ describe("arbiter build + eval", () => {
     expect(ev.code).toBe(0);
     expect(ev.stdout).toBe(`${JSON.stringify([{ result: { allow: true, reasons: [] } }], null, 2)}\n`);
 
-    const withData = await arbiter(["eval", "-b", "out/bundle.tar.gz", "-e", "arbiter/decide/allow", "-i", "input.json", "-d", "extra.json"]);
+    const withData = await arbiter(["eval", "-b", "out/bundle.tar.gz", "-e", "arbiter/decide", "-i", "input.json", "-d", "extra.json"]);
+    expect(withData.stderr).toBe("");
     expect(withData.code).toBe(0);
-    expect(JSON.parse(withData.stdout)).toEqual([{ result: false }]);
+    expect(JSON.parse(withData.stdout)).toEqual([{ result: { allow: false, reasons: [] } }]);
 
     const missing = await arbiter(["eval", "-b", "out/bundle.tar.gz", "-e", "arbiter/route"]);
     expect(missing.code).toBe(2);
@@ -132,7 +133,7 @@ describe("arbiter test", () => {
     write("withtest/p_test.rego", "package t\n\ntest_with if input.x with input as {\"x\": true}\n");
     const r = await arbiter(["test", "withtest"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe('withtest/p_test.rego:3:25: unsupported: the "with" keyword\n');
+    expect(r.stderr).toBe('withtest/p_test.rego:3:22: unsupported: the "with" keyword\n');
     expect(r.stdout).toBe("");
   });
 });
