@@ -127,6 +127,8 @@ async function runCase(c: Case): Promise<void> {
     again = policy.evaluate(c.input, c.entrypoint);
   } catch (err) {
     if (c.want_eval_error === undefined) throw new Error(`unexpected evaluation error: ${messageOf(err)}`);
+    // loadCompiledPolicy turns the SDK's thrown strings into Errors (the library boundary).
+    expect(err, "evaluation errors are Errors").toBeInstanceOf(Error);
     expect(messageOf(err)).toContain(c.want_eval_error);
     return;
   }
