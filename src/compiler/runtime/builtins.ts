@@ -566,7 +566,8 @@ export function bi_substring(s: usize, start: usize, len: usize): usize {
 }
 
 export function bi_indexof(s: usize, sub: usize): usize {
-  if (!isStr(s) || !isStr(sub)) return 0;
+  // OPA: an empty search string is an error ("empty search character"), hence undefined.
+  if (!isStr(s) || !isStr(sub) || lenOf(sub) == 0) return 0;
   const at = findBytes(strPtr(s), lenOf(s), strPtr(sub), lenOf(sub), 0);
   if (at < 0) return mkNum(-1);
   return mkNum(<f64>runeCount(strPtr(s), <u32>at));
