@@ -179,6 +179,10 @@ export class ClauseResolver {
     switch (t.type) {
       case "var":
         if (t.name === "_") return { ...t, name: this.#fresh("_", scope) };
+        // `some x in xs` declares x in this body: an earlier use or declaration of the same
+        // name would silently become a different variable, so refuse it as OPA does.
+        if (scope.used.has(t.name)) this.#error(t.loc, `var ${t.name} referenced above`);
+        if (scope.declared.has(t.name)) this.#error(t.loc, `var ${t.name} declared above`);
         return { ...t, name: this.#fresh(t.name, scope) };
       case "array":
         return { ...t, items: t.items.map((i) => this.#declareSome(i, scope)) };

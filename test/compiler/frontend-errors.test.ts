@@ -60,6 +60,8 @@ const cases: [note: string, source: string | string[], message: string][] = [
   ["assignment to a function argument", "package t\nf(x) := y if {\n  x := 1\n  y := 2\n}\n", "t.rego:3:3: var x assigned above"],
   ["assignment to input", "package t\np if {\n  input := 1\n}\n", "t.rego:3:3: cannot assign to input"],
   ["some declared twice", "package t\np if {\n  some x\n  some x\n  x = 1\n}\n", "t.rego:4:8: var x declared above"],
+  ["some-in over a name assigned above", "package t\np if {\n  x := 1\n  some x in input.xs\n}\n", "t.rego:4:8: var x declared above"],
+  ["some-in over a name used above", "package t\np if {\n  x > 1\n  some x in input.xs\n}\n", "t.rego:4:8: var x referenced above"],
   ["default value must be constant", "package t\ndefault p := input.x\n", "t.rego:2:14: default rule value must be a constant"],
   // ---- rules ----------------------------------------------------------------------------------------
   ["complete and partial set", "package t\np := 1\np contains 2\n", "t.rego:2:1: conflicting rules data.t.p found"],
