@@ -12,15 +12,15 @@
  * (HOST_IMPORT_NAMES in builtins.ts), implemented here with Go fmt semantics.
  *
  * Known differences from OPA:
- * - `regex.match` uses JavaScript RegExp (with the `u` flag when the pattern allows it) after
- *   rewriting RE2's `(?P<name>` groups and a leading `(?flags)` group; RE2-only syntax such as
- *   `\C` or possessive differences is not translated. Invalid patterns give undefined.
+ * - `regex.match` runs a JavaScript RegExp translated from RE2 syntax (host-re2.ts lists what
+ *   is translated); invalid or untranslatable patterns give undefined.
  * - `time.now_ns` returns one value per synchronous turn of the event loop (the value is cached
  *   until the next microtask), so all calls within one evaluation agree, as in OPA; its
  *   resolution is a millisecond and values above 2^53 lose their last bits (numbers are f64).
  * - `time.parse_rfc3339_ns` has the same f64 precision limit.
  */
 import { createHash } from "node:crypto";
+import { compileRe2 } from "./host-re2.ts";
 import { goSprintf } from "./host-sprintf.ts";
 
 type Builtin = (...args: any[]) => unknown;
@@ -38,25 +38,6 @@ function cached(cache: Map<string, RegExp | null>, key: string, build: () => Reg
     cache.set(key, re);
   }
   return re;
-}
-
-/** Translates the RE2 syntax JavaScript lacks; returns null when the pattern is invalid. */
-export function compileRe2(pattern: string): RegExp | null {
-  let src = pattern.replace(/\(\?P</g, "(?<");
-  let flags = "";
-  const lead = /^\(\?([imsU]+)\)/.exec(src);
-  if (lead) {
-    src = src.slice(lead[0].length);
-    for (const f of lead[1]!) if (f !== "U" && !flags.includes(f)) flags += f;
-  }
-  for (const extra of ["u", ""]) {
-    try {
-      return new RegExp(src, flags + extra);
-    } catch {
-      // try again without the unicode flag (it rejects some escapes RE2 accepts)
-    }
-  }
-  return null;
 }
 
 function regexMatch(pattern: unknown, value: unknown): boolean | undefined {

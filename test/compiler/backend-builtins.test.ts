@@ -77,6 +77,12 @@ const host: BuiltinCase[] = [
   c("regex.match", ['"^a.c$"', '"abc"'], true), c("regex.match", ['"^a.c$"', '"abd"'], false),
   c("regex.match", ['"(?i)^ABC$"', '"abc"'], true), c("regex.match", ['"(?P<x>a+)b"', '"aab"'], true),
   c("regex.match", ['"("', '"x"'], U), c("regex.match", ["1", '"x"'], U),
+  // RE2 syntax translated for the JS engine
+  c("regex.match", [JSON.stringify("^[[:digit:]]+$"), '"123"'], true), c("regex.match", [JSON.stringify("\\Aabc\\z"), '"abc\\n"'], false),
+  c("regex.match", [JSON.stringify("^a(?i:B)c$"), '"aBc"'], true), c("regex.match", [JSON.stringify("^a(?i:B)c$"), '"ABC"'], false),
+  c("regex.match", [JSON.stringify("^\\p{Greek}+$"), '"αβγ"'], true), c("regex.match", [JSON.stringify("^a.c$"), '"a\\rc"'], true),
+  c("regex.match", [JSON.stringify("^a.c$"), '"a\\nc"'], false), c("regex.match", [JSON.stringify("(?s)^a.c$"), '"a\\nc"'], true),
+  c("regex.match", [JSON.stringify("^\\Q.*\\E$"), '".*"'], true), c("regex.match", [JSON.stringify("^\\s$"), '"\u00a0"'], false),
   c("glob.match", ['"*.github.com"', "[]", '"api.github.com"'], true),
   c("glob.match", ['"*.github.com"', "[]", '"a.b.github.com"'], false),
   c("glob.match", ['"**.github.com"', "[]", '"a.b.github.com"'], true),
