@@ -4,6 +4,9 @@
  * once its actions are replaced by placeholders.
  */
 import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Ajv, type ErrorObject } from "ajv";
 import { parse } from "yaml";
@@ -207,5 +210,83 @@ describe("stripTemplate", () => {
 
   it("reports a YAML error with the file name", () => {
     expect(() => parseYamlDocs("bad.yaml", "a: [1, 2\nb: c")).toThrow(/^bad\.yaml: /);
+  });
+});
+
+/**
+ * With a helm binary (HELM_BIN, or helm on PATH): the real lint and render. CI machines have no
+ * helm, so these skip there; they ran with helm 3.8.1 when the chart was written.
+ */
+const helmBin = process.env.HELM_BIN ?? "helm";
+const hasHelm = spawnSync(helmBin, ["version"], { stdio: "ignore" }).status === 0;
+
+function helm(args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync(helmBin, args, { encoding: "utf8", timeout: 60_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+interface RenderedPod {
+  initContainers?: { name: string; restartPolicy?: string; env: { name: string; value?: string }[] }[];
+  containers: { name: string; env?: { name: string; value?: string }[]; volumeMounts?: { name: string }[]; startupProbe?: { grpc: { port: number } } }[];
+  volumes: { name: string }[];
+}
+interface Rendered {
+  kind: string;
+  spec?: { template?: { spec: RenderedPod } };
+}
+
+describe.skipIf(!hasHelm)("helm lint and helm template", () => {
+  const examples = listFiles(join(chart, "examples"), (n) => n.endsWith(".yaml"));
+
+  it("lints and renders the defaults and every example", () => {
+    for (const file of ["", ...examples]) {
+      const values = file ? ["-f", join(chart, "examples", file)] : [];
+      const lint = helm(["lint", chart, ...values]);
+      expect(lint.code, `${file}: ${lint.out}${lint.err}`).toBe(0);
+      const tpl = helm(["template", "arbiter", chart, "--kube-version", "1.30.0", ...values]);
+      expect(tpl.code, `${file}: ${tpl.err}`).toBe(0);
+      const docs = parseYamlDocs(file || "values.yaml", tpl.out).map((d) => d.value as Rendered);
+      for (const d of docs) expect(d.kind, file).toMatch(/^[A-Z]/);
+      const dep = docs.find((d) => d.kind === "Deployment");
+      if (file === "sidecar-only.yaml") expect(dep).toBeUndefined();
+      else expect(dep!.spec!.template!.spec.containers[0]!.startupProbe!.grpc.port).toBe(50052);
+    }
+  });
+
+  it("refuses bad values with the schema path and plaintext on a non-loopback host", () => {
+    const typo = helm(["template", "arbiter", chart, "--kube-version", "1.30.0", "--set", "audit.durabilty=sync"]);
+    expect(typo.code).not.toBe(0);
+    expect(typo.err).toContain("Additional property durabilty is not allowed");
+    const plain = helm(["template", "arbiter", chart, "--kube-version", "1.30.0", "--set", "listener.tls.enabled=false"]);
+    expect(plain.code).not.toBe(0);
+    expect(plain.err).toContain(
+      'listener.host "0.0.0.0" is not loopback: set listener.tls.enabled=true with listener.tls.secretName, or use listener.mode=unix',
+    );
+  });
+
+  it("renders the README's sidecar example in a parent chart", () => {
+    const dir = mkdtempSync(join(tmpdir(), "arbiter-parent-"));
+    try {
+      cpSync(join(import.meta.dirname, "fixtures/parent-chart"), dir, { recursive: true });
+      const chartYaml = readText(join(dir, "Chart.yaml")).replace(/repository: .*/, `repository: file://${chart}`);
+      writeFileSync(join(dir, "Chart.yaml"), chartYaml);
+      const dep = helm(["dependency", "build", dir]);
+      expect(dep.code, dep.out + dep.err).toBe(0);
+      const tpl = helm(["template", "rel", dir, "--kube-version", "1.30.0"]);
+      expect(tpl.code, tpl.err).toBe(0);
+      const docs = parseYamlDocs("parent", tpl.out).map((d) => d.value as Rendered);
+      expect(docs.map((d) => d.kind)).toEqual(["Deployment"]);
+      const pod = docs[0]!.spec!.template!.spec;
+      const sidecar = pod.initContainers![0]!;
+      expect(sidecar.name).toBe("arbiter");
+      expect(sidecar.restartPolicy).toBe("Always");
+      expect(sidecar.env.find((e) => e.name === "ARBITER_GRPC_LISTEN")!.value).toBe("unix:/var/run/arbiter/arbiter.sock");
+      const app = pod.containers[0]!;
+      expect(app.env!.find((e) => e.name === "ARBITER_ADDR")!.value).toBe("unix:///var/run/arbiter/arbiter.sock");
+      expect(app.volumeMounts!.map((m) => m.name)).toEqual(["arbiter-socket"]);
+      expect(pod.volumes.map((v) => v.name)).toEqual(["arbiter-data", "arbiter-tmp", "arbiter-socket", "arbiter-bundle"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
