@@ -677,9 +677,9 @@ class BodyPlanner {
         case "eq":
           return this.#unify(a!, b!, k);
         case "equal":
-          return this.planTerm(a!, (x) => this.planTerm(b!, (y) => (fb.emit({ op: "equal", a: x, b: y }), k())));
+          return this.#planTerms([a!, b!], ([x, y]) => (fb.emit({ op: "equal", a: x!, b: y! }), k()));
         case "neq":
-          return this.planTerm(a!, (x) => this.planTerm(b!, (y) => (fb.emit({ op: "notEqual", a: x, b: y }), k())));
+          return this.#planTerms([a!, b!], ([x, y]) => (fb.emit({ op: "notEqual", a: x!, b: y! }), k()));
         default:
           break;
       }
@@ -722,12 +722,10 @@ class BodyPlanner {
       const v = patternVars(a).find((n) => !isB(n)) ?? "";
       return this.#pp.fail(a.loc, `var ${v.replace(/#\d+$/, "")} is unsafe`);
     }
-    this.planTerm(a, (x) =>
-      this.planTerm(b, (y) => {
-        this.#fb.emit({ op: "equal", a: x, b: y });
-        k();
-      }),
-    );
+    this.#planTerms([a, b], ([x, y]) => {
+      this.#fb.emit({ op: "equal", a: x!, b: y! });
+      k();
+    });
   }
 
   /** Unifies a pattern (vars, arrays, objects, constants) with the value in local `l`. */
@@ -893,13 +891,33 @@ class BodyPlanner {
     k(l);
   }
 
+  /**
+   * Plans several terms (call arguments, collection items). A term whose variable is bound by a
+   * reference in a later term goes after it: `f(x) == input.xs[x]` iterates first. Evaluation
+   * order does not change the result; terms are pure.
+   */
   #planTerms(ts: readonly Term[], k: (ls: Local[]) => void): void {
     const out: Local[] = [];
-    const step = (i: number): void => {
-      if (i === ts.length) return k(out);
+    const order: number[] = [];
+    const bound = new Set<string>();
+    const isB = (n: string) => this.#isBound(n) || bound.has(n);
+    const left = ts.map((_, i) => i);
+    while (left.length > 0) {
+      let pick = left.findIndex((i) => {
+        const own = refOutputs(ts[i]!, isB);
+        return termVars(ts[i]!, this.#scopeDepth, this.#varDepth).every((v) => isB(v.name) || own.has(v.name));
+      });
+      if (pick < 0) pick = 0;
+      const i = left.splice(pick, 1)[0]!;
+      for (const v of refOutputs(ts[i]!, isB)) bound.add(v);
+      order.push(i);
+    }
+    const step = (j: number): void => {
+      if (j === order.length) return k(out);
+      const i = order[j]!;
       this.planTerm(ts[i]!, (l) => {
         out[i] = l;
-        step(i + 1);
+        step(j + 1);
       });
     };
     step(0);

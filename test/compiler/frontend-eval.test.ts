@@ -216,3 +216,15 @@ describe("IR shape", () => {
     expect(ir.hostBuiltins).toEqual(["regex.match"]);
   });
 });
+
+describe("argument order", () => {
+  it("plans a reference that binds a variable before the argument that uses it", async () => {
+    const r = compile(
+      [{ path: "a.rego", text: "package t\ndouble(x) := x * 2\nhits contains i if { double(i) == input.xs[i] }\neqs contains i if { input.ys[i] == input.xs[i] }\n" }],
+      { entrypoints: ["t/hits", "t/eqs"] },
+    );
+    const p = await loadCompiledPolicy(r.wasm, {});
+    expect(p.evaluate({ xs: [0, 5, 4, 6], ys: [0, 1, 4] } as never, "t/hits")).toEqual([{ result: [0, 2, 3] }]);
+    expect(p.evaluate({ xs: [0, 5, 4, 6], ys: [0, 1, 4] } as never, "t/eqs")).toEqual([{ result: [0, 2] }]);
+  });
+});
