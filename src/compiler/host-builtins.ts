@@ -21,6 +21,8 @@
  */
 import { createHash } from "node:crypto";
 import { compileRe2 } from "./host-re2.ts";
+
+export { compileRe2 } from "./host-re2.ts";
 import { goSprintf } from "./host-sprintf.ts";
 
 type Builtin = (...args: any[]) => unknown;
