@@ -26,6 +26,7 @@ client.load(["../proto"], "arbiter/v1/arbiter.proto");
 
 const rpcErrors = new Rate("rpc_errors");
 // One counter per (RPC, status code): handleSummary turns them into statusCodeDistribution.
+/** @type {Record<string, Counter[]>} */
 const statusCounters = {};
 for (const rpc of RPCS) {
   statusCounters[rpc] = GRPC_CODE_NAMES.map((code) => new Counter(`status_${rpc}_${code}`));
@@ -40,6 +41,7 @@ function plan(rpc) {
 }
 
 const GAP_S = 2; // lets the previous scenario's in-flight calls finish (gracefulStop)
+/** @type {Record<string, import("k6/options").Scenario>} */
 const scenarios = {
   warmup: {
     executor: "constant-arrival-rate",
@@ -52,6 +54,7 @@ const scenarios = {
     gracefulStop: `${GAP_S}s`,
   },
 };
+/** @type {Record<string, string[]>} */
 const thresholds = {};
 let start = budgets.warmup_s + GAP_S;
 for (const rpc of RPCS) {
@@ -74,6 +77,7 @@ for (const rpc of RPCS) {
   thresholds[`rpc_errors{scenario:${rpc}}`] = [`rate<=${b.max_error_rate}`];
 }
 
+/** @type {import("k6/options").Options} */
 export const options = {
   scenarios,
   thresholds,
@@ -112,11 +116,13 @@ export function handleSummary(data) {
     if (!m) continue;
     const v = m.values;
     const { duration } = plan(rpc);
+    /** @type {Record<string, number>} */
     const statusCodes = {};
     GRPC_CODE_NAMES.forEach((code) => {
       const c = data.metrics[`status_${rpc}_${code}`];
       if (c && c.values.count > 0) statusCodes[code] = c.values.count;
     });
+    /** @type {Record<string, number>} */
     const percentilesMs = {};
     for (const p of GHZ_PERCENTILES) percentilesMs[String(p)] = v[`p(${p})`];
     reports[rpc] = ghzReport({
