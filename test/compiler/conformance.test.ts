@@ -130,6 +130,8 @@ async function runCase(c: Case): Promise<void> {
     // loadCompiledPolicy turns the SDK's thrown strings into Errors (the library boundary).
     expect(err, "evaluation errors are Errors").toBeInstanceOf(Error);
     expect(messageOf(err)).toContain(c.want_eval_error);
+    // An abort must leave the instance usable: the same evaluation fails the same way again.
+    expect(() => policy.evaluate(c.input, c.entrypoint), "evaluation after an abort").toThrow(c.want_eval_error);
     return;
   }
   if (c.want_eval_error !== undefined) {
