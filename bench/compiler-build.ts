@@ -92,6 +92,7 @@ try {
   else {
     console.log(`node bin/arbiter.js build (whole command): first ${cli[0]!.toFixed(0)} ms, median of ${RUNS} ` +
       `${median(cli).toFixed(0)} ms wall; CPU (user + system) median ${median(cliCpu).toFixed(0)} ms (target < 3000 ms)`);
+    console.log(`  runs (ms wall): ${cli.map((x) => x.toFixed(0)).join(", ")}`);
   }
 } finally {
   rmSync(out, { recursive: true, force: true });
