@@ -17,6 +17,8 @@ const KEYWORDS = new Set([
 
 class ParseFailure extends Error {}
 
+const MAX_NESTING = 100;
+
 const RELATIONS: Record<string, string> = { "==": "equal", "!=": "neq", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte" };
 
 export function parseModule(file: string, text: string): { module: Module; diagnostics: Diagnostic[] } {
@@ -33,6 +35,7 @@ export function parseModule(file: string, text: string): { module: Module; diagn
 class Parser {
   readonly diagnostics: Diagnostic[] = [];
   #pos = 0;
+  #nesting = 0;
   readonly #file: string;
   readonly #toks: Token[];
 
@@ -408,6 +411,16 @@ class Parser {
 
   primary(): Term {
     const t = this.tok;
+    // Bound the recursion: absurdly nested input must fail as a compile error, not a stack overflow.
+    if (++this.#nesting > MAX_NESTING) this.error(this.loc(t), `expression nested more than ${MAX_NESTING} levels deep`);
+    try {
+      return this.#primary(t);
+    } finally {
+      this.#nesting--;
+    }
+  }
+
+  #primary(t: Token): Term {
     const loc = this.loc(t);
     if (t.kind === "number") {
       this.next();

@@ -98,6 +98,10 @@ describe("front-end compile errors", () => {
     expect(e.message).toBe(['t.rego:3:5: unsupported: the "with" keyword', "t2.rego:3:1: unexpected end of file: expected a term"].join("\n"));
   });
 
+  it("refuses absurd nesting with a compile error", () => {
+    expect(errorOf(`package t\np := ${"[".repeat(150)}1${"]".repeat(150)}\n`).message).toBe("t.rego:2:106: expression nested more than 100 levels deep");
+  });
+
   it("reports every unsafe variable of a body", () => {
     expect(errorOf("package t\np if {\n  a > b\n}\n").message).toBe("t.rego:3:3: var a is unsafe\nt.rego:3:7: var b is unsafe");
   });
