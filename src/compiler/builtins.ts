@@ -31,6 +31,14 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   // encoding, time, crypto, units
   ["json.marshal", 1], ["json.unmarshal", 1], ["base64.encode", 1], ["base64.decode", 1],
   ["time.now_ns", 0], ["time.parse_rfc3339_ns", 1], ["crypto.sha256", 1], ["units.parse_bytes", 1],
+  // more of OPA's standard library (back end): natives
+  ["array.reverse", 1], ["strings.reverse", 1], ["object.filter", 2], ["numbers.range", 2],
+  // host (host-builtins.ts)
+  ["regex.replace", 3], ["regex.find_n", 3], ["regex.is_valid", 1], ["base64url.encode", 1],
+  ["base64url.decode", 1], ["hex.encode", 1], ["hex.decode", 1], ["urlquery.encode", 1],
+  ["urlquery.decode", 1], ["crypto.md5", 1], ["crypto.sha1", 1],
+  // host, implemented by the SDK itself (src/builtins/ of @open-policy-agent/opa-wasm)
+  ["json.is_valid", 1], ["regex.split", 2], ["yaml.marshal", 1], ["yaml.unmarshal", 1], ["yaml.is_valid", 1],
 ]);
 
 /**
@@ -55,6 +63,7 @@ export const NATIVE_BUILTINS: ReadonlySet<string> = new Set([
   "union", "intersection",
   "is_string", "is_number", "is_boolean", "is_array", "is_object", "is_set", "is_null", "type_name",
   "json.marshal", "json.unmarshal",
+  "array.reverse", "strings.reverse", "object.filter", "numbers.range",
 ]);
 
 /** True when `name` must be supplied by the host (listed in `Policy.hostBuiltins`). */

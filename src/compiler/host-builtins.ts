@@ -49,6 +49,27 @@ function regexMatch(pattern: unknown, value: unknown): boolean | undefined {
   return re.test(value);
 }
 
+function regexReplace(s: unknown, pattern: unknown, value: unknown): string | undefined {
+  if (typeof s !== "string" || typeof pattern !== "string" || typeof value !== "string") return undefined;
+  const re = cached(regexCache, pattern, () => compileRe2(pattern));
+  if (re === null) return undefined;
+  // Go's ReplaceAllString expands $1 and ${name}; JS's replace expands $1 and $<name>.
+  const template = value.replace(/\$\{([A-Za-z0-9_]+)\}/g, (_, n: string) => (/^\d+$/.test(n) ? `$${n}` : `$<${n}>`));
+  return s.replace(new RegExp(re.source, re.flags + "g"), template);
+}
+
+function regexFindN(pattern: unknown, value: unknown, n: unknown): string[] | undefined {
+  if (typeof pattern !== "string" || typeof value !== "string" || typeof n !== "number" || !Number.isInteger(n)) return undefined;
+  const re = cached(regexCache, pattern, () => compileRe2(pattern));
+  if (re === null) return undefined;
+  const out: string[] = [];
+  for (const m of value.matchAll(new RegExp(re.source, re.flags + "g"))) {
+    if (n >= 0 && out.length >= n) break;
+    out.push(m[0]);
+  }
+  return out;
+}
+
 function escapeRe(s: string): string {
   return s.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&");
 }
@@ -220,6 +241,31 @@ function base64Decode(s: unknown): string | undefined {
   return Buffer.from(s, "base64").toString("utf8");
 }
 
+const str = (f: (s: string) => unknown) => (s: unknown) => (typeof s === "string" ? f(s) : undefined);
+
+function hexDecode(s: string): string | undefined {
+  if (s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) return undefined;
+  return Buffer.from(s, "hex").toString("utf8");
+}
+
+function base64UrlDecode(s: string): string | undefined {
+  if (!/^[A-Za-z0-9_-]*={0,2}$/.test(s)) return undefined;
+  return Buffer.from(s, "base64url").toString("utf8");
+}
+
+function urlqueryDecode(s: string): string | undefined {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, " "));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Go's url.QueryEscape: space as "+", everything but unreserved characters percent-encoded. */
+function urlqueryEncode(s: string): string {
+  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).replace(/%20/g, "+");
+}
+
 export const hostBuiltins: Record<string, Builtin> = {
   "arbiter.sprintf": goSprintf,
   "regex.match": regexMatch,
@@ -232,4 +278,15 @@ export const hostBuiltins: Record<string, Builtin> = {
   "units.parse_bytes": parseBytes,
   "base64.encode": (s: unknown) => (typeof s === "string" ? Buffer.from(s, "utf8").toString("base64") : undefined),
   "base64.decode": base64Decode,
+  "regex.replace": regexReplace,
+  "regex.find_n": regexFindN,
+  "regex.is_valid": (p: unknown) => (typeof p === "string" ? compileRe2(p) !== null : undefined),
+  "base64url.encode": str((s) => Buffer.from(s, "utf8").toString("base64url") + "=".repeat((3 - (Buffer.byteLength(s) % 3)) % 3)),
+  "base64url.decode": str(base64UrlDecode),
+  "hex.encode": str((s) => Buffer.from(s, "utf8").toString("hex")),
+  "hex.decode": str(hexDecode),
+  "urlquery.encode": str(urlqueryEncode),
+  "urlquery.decode": str(urlqueryDecode),
+  "crypto.md5": str((s) => createHash("md5").update(s, "utf8").digest("hex")),
+  "crypto.sha1": str((s) => createHash("sha1").update(s, "utf8").digest("hex")),
 };

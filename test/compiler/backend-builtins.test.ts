@@ -70,6 +70,9 @@ const native: BuiltinCase[] = [
   c("json.marshal", ["[2.0, 3.50, 1e21, -0, 1.5e-7, 123456789012, 0.1, 1e300, -4.25e-300]"],
     "[2,3.5,1e+21,0,1.5e-7,123456789012,0.1,1e+300,-4.25e-300]"),
   c("json.marshal", ['{"b":{"z":1,"a":2},"a":[]}'], '{"a":[],"b":{"a":2,"z":1}}'),
+  c("array.reverse", ['[1,"b",[3]]'], [[3], "b", 1]), c("array.reverse", ['"x"'], U),
+  c("strings.reverse", ['"héllo"'], "olléh"), c("object.filter", ['{"a":1,"b":2,"c":3}', '["a","c","z"]'], { a: 1, c: 3 }),
+  c("numbers.range", ["1", "4"], [1, 2, 3, 4]), c("numbers.range", ["2", "-1"], [2, 1, 0, -1]), c("numbers.range", ["1", "1.5"], U),
   c("json.unmarshal", ['"{\\"a\\": [1, true]}"'], { a: [1, true] }), c("json.unmarshal", ['"{bad"'], U),
 ];
 
@@ -110,6 +113,15 @@ const host: BuiltinCase[] = [
   c("sprintf", ['"%v %v %v %e %g %+d %q %.3s %8.3f"', '[1234567.5, 0.00001, 100000.5, 1.5, 0.5, 3, "q\\"", "abcdef", 3.14159]'],
     '1.2345675e+06 1e-05 100000.5 1.500000e+00 0.5 +3 "q\\"" abc    3.142'),
   c("sprintf", ["1", "[]"], U),
+  c("regex.replace", ['"a1b22c"', '"[0-9]+"', '"#"'], "a#b#c"), c("regex.replace", ['"ab"', '"(a)(b)"', '"${2}$1"'], "ba"),
+  c("regex.find_n", ['"[0-9]+"', '"a1b22c333"', "2"], ["1", "22"]), c("regex.find_n", ['"[0-9]+"', '"a1b22c333"', "-1"], ["1", "22", "333"]),
+  c("regex.is_valid", ['"a("'], false), c("regex.is_valid", ['"a+"'], true),
+  c("base64url.encode", ['"a?b"'], "YT9i"), c("base64url.encode", ['"ÿ"'], "w78="), c("base64url.decode", ['"w78"'], "ÿ"),
+  c("hex.encode", ['"hi"'], "6869"), c("hex.decode", ['"6869"'], "hi"), c("hex.decode", ['"686"'], U),
+  c("urlquery.encode", ['"a b&c=d/é"'], "a+b%26c%3Dd%2F%C3%A9"), c("urlquery.decode", ['"a+b%26c"'], "a b&c"),
+  c("crypto.md5", ['"abc"'], "900150983cd24fb0d6963f7d28e17f72"), c("crypto.sha1", ['"abc"'], "a9993e364706816aba3e25717850c26c9cd0d89d"),
+  // implemented by the SDK
+  c("json.is_valid", ['"{}"'], true), c("regex.split", ['"[,;]"', '"a,b;c"'], ["a", "b", "c"]), c("yaml.unmarshal", ['"a: [1, x]"'], { a: [1, "x"] }),
 ];
 
 describe("builtins", () => {

@@ -725,3 +725,65 @@ export function bi_json_unmarshal(s: usize): usize {
   if (!isStr(s)) return 0;
   return parseJson(strPtr(s), lenOf(s));
 }
+
+// ---- more of the standard library ------------------------------------------------------------
+
+export function bi_array_reverse(a: usize): usize {
+  if (kindOf(a) != K_ARR) return 0;
+  const n = lenOf(a);
+  const r = mkArray(n);
+  for (let i: u32 = 0; i < n; i++) store<u32>(elems(r) + (<usize>i << 2), load<u32>(elems(a) + (<usize>(n - 1 - i) << 2)));
+  store<u32>(r, n, 4);
+  return r;
+}
+
+export function bi_strings_reverse(s: usize): usize {
+  if (!isStr(s)) return 0;
+  const p = strPtr(s);
+  const n = lenOf(s);
+  const b = alloc(n);
+  let i: u32 = 0;
+  while (i < n) {
+    decodeRune(p + i, n - i);
+    memory.copy(b + n - i - runeLen, p + i, runeLen);
+    i += runeLen;
+  }
+  return mkStr(b, n);
+}
+
+/** object.filter(obj, keys): the members of obj whose keys are in keys (array, set or object). */
+export function bi_object_filter(obj: usize, keys: usize): usize {
+  if (kindOf(obj) != K_OBJ) return 0;
+  const kk = kindOf(keys);
+  if (kk != K_ARR && kk != K_SET && kk != K_OBJ) return 0;
+  const r = mkObject(4);
+  const n = lenOf(obj);
+  for (let i: u32 = 0; i < n; i++) {
+    const k = load<u32>(objKeys(obj) + (<usize>i << 2));
+    let keep = false;
+    if (kk == K_OBJ) keep = objGet(keys, k) != 0;
+    else if (kk == K_SET) keep = setHas(keys, k);
+    else {
+      const m = lenOf(keys);
+      for (let j: u32 = 0; j < m && !keep; j++) keep = equal(load<u32>(elems(keys) + (<usize>j << 2)), k);
+    }
+    if (keep) objInsert(r, k, valAt(obj, i), false);
+  }
+  return r;
+}
+
+/** numbers.range(a, b): the integers from a to b inclusive, descending when b < a. */
+export function bi_numbers_range(a: usize, b: usize): usize {
+  if (!isNum(a) || !isNum(b)) return 0;
+  const x = numOf(a);
+  const y = numOf(b);
+  if (!isInt(x) || !isInt(y)) return 0;
+  const count = abs(y - x) + 1;
+  if (count > 10000000) return 0;
+  const n = <u32>count;
+  const r = mkArray(n);
+  const step: f64 = y >= x ? 1 : -1;
+  for (let i: u32 = 0; i < n; i++) store<u32>(elems(r) + (<usize>i << 2), mkNum(x + step * <f64>i));
+  store<u32>(r, n, 4);
+  return r;
+}
