@@ -25,6 +25,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { DecideRequestSchema } from "../../gen/arbiter/v1/arbiter_pb.ts";
 import { freePort } from "../../bench/gate/sidecar.ts";
 import { listFiles } from "./helm-lite.ts";
+import { loadConfig } from "../../src/config/config.ts";
 import { x as untar } from "tar";
 
 const repo = resolve(import.meta.dirname, "../..");
@@ -233,6 +234,18 @@ describe("sidecar with a Unix socket and a health-only listener", () => {
     expect(existsSync(socket)).toBe(false);
     const after = probe(["--target", `127.0.0.1:${healthPort}`, "--timeout-ms", "500"]);
     expect(after.code).toBe(1);
+  });
+});
+
+describe("ARBITER_HEALTH_LISTEN", () => {
+  it("is optional, plaintext on any address, and checked like the other listeners", () => {
+    expect(loadConfig({}).healthListen).toBeUndefined();
+    expect(loadConfig({ ARBITER_HEALTH_LISTEN: "0.0.0.0:50052" }).healthListen).toEqual({ kind: "tcp", host: "0.0.0.0", port: 50052 });
+    expect(() => loadConfig({ ARBITER_HEALTH_LISTEN: "nope" })).toThrow(
+      'ARBITER_HEALTH_LISTEN: expected host:port, [ipv6]:port or unix:/path, got "nope"',
+    );
+    // The policy listener keeps its rule: no plaintext on a non-loopback address.
+    expect(() => loadConfig({ ARBITER_GRPC_LISTEN: "0.0.0.0:50051" })).toThrow(/^ARBITER_GRPC_LISTEN: refusing to listen on non-loopback address "0\.0\.0\.0" without TLS/);
   });
 });
 
