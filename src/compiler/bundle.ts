@@ -10,8 +10,10 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSy
 import { dirname, join, relative, sep } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { parse as parseYaml } from "yaml";
-import { loadPolicyTree, mergeAt, PolicyLoadError } from "./data.ts";
-import { compile } from "./index.ts";
+import { dataConflicts, loadPolicyTree, mergeAt, PolicyLoadError } from "./data.ts";
+import { RegoCompileError } from "./diagnostics.ts";
+import { compile, type PolicySource } from "./index.ts";
+import { parseModule } from "./parser.ts";
 
 export interface BundleManifest {
   readonly revision: string;
@@ -56,10 +58,9 @@ const utf8 = new TextEncoder();
 /** Collects and compiles policy directories into an in-memory bundle. Throws RegoCompileError on bad Rego. */
 export function buildBundle(dirs: readonly string[], options: BuildBundleOptions = {}): Bundle {
   const tree = loadPolicyTree(dirs);
-  const compiled = compile(
-    tree.rego.map((f) => ({ path: f.path, text: f.text })),
-    { entrypoints: options.entrypoints },
-  );
+  const sources = tree.rego.map((f) => ({ path: f.path, text: f.text }));
+  const compiled = compile(sources, { entrypoints: options.entrypoints });
+  checkDataConflicts(sources, tree.data);
   const files = new Map<string, Uint8Array>();
   files.set("/policy.wasm", compiled.wasm);
   files.set("/data.json", utf8.encode(JSON.stringify(tree.data)));
@@ -73,6 +74,13 @@ export function buildBundle(dirs: readonly string[], options: BuildBundleOptions
   };
   files.set("/.manifest", utf8.encode(JSON.stringify(manifest)));
   return { files, manifest };
+}
+
+/** Throws RegoCompileError when base data defines a document a rule also defines (as OPA refuses). */
+export function checkDataConflicts(sources: readonly PolicySource[], data: Record<string, unknown>): void {
+  const modules = sources.map((s) => parseModule(s.path, s.text).module);
+  const problems = dataConflicts(modules, data);
+  if (problems.length > 0) throw new RegoCompileError(problems);
 }
 
 function contentRevision(files: ReadonlyMap<string, Uint8Array>): string {

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { buildBundle, BundleError, readBundle, writeBundle } from "./bundle.ts";
+import { buildBundle, BundleError, checkDataConflicts, readBundle, writeBundle } from "./bundle.ts";
 import { loadPolicyTree, PolicyLoadError } from "./data.ts";
 import { RegoCompileError } from "./diagnostics.ts";
 import { compile, loadCompiledPolicy } from "./index.ts";
@@ -205,6 +205,7 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
   let compiled;
   try {
     compiled = compile(sources, { entrypoints: [...new Set(tests.map((t) => t.entrypoint))] });
+    checkDataConflicts(sources, tree.data);
   } catch (e) {
     if (e instanceof RegoCompileError) {
       io.err(`${e.message}\n`);

@@ -128,3 +128,36 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>, file:
     else throw new PolicyLoadError(`${file}: conflicts with data at ${[...at, k].join(".")}`);
   }
 }
+
+/**
+ * OPA refuses a bundle whose base data defines a document that a rule also defines (or a
+ * non-object above a package). Returns one problem per rule, positioned at the rule.
+ */
+export function dataConflicts(
+  modules: readonly { readonly pkg: readonly string[]; readonly rules: readonly { name: string; loc: { file: string; line: number; col: number } }[] }[],
+  data: Record<string, unknown>,
+): { file: string; line: number; col: number; message: string }[] {
+  const out: { file: string; line: number; col: number; message: string }[] = [];
+  const seen = new Set<string>();
+  for (const m of modules) {
+    for (const r of m.rules) {
+      const path = [...m.pkg, r.name];
+      const key = path.join("\0");
+      if (seen.has(key)) continue;
+      seen.add(key);
+      let node: unknown = data;
+      for (let i = 0; i < path.length; i++) {
+        if (!isObject(node)) {
+          out.push({ ...r.loc, message: `rule data.${path.join(".")} conflicts with base data at ${path.slice(0, i).join(".")}` });
+          break;
+        }
+        node = own(node, path[i]!);
+        if (node === undefined) break;
+        if (i === path.length - 1) {
+          out.push({ ...r.loc, message: `rule data.${path.join(".")} conflicts with base data at ${path.join(".")}` });
+        }
+      }
+    }
+  }
+  return out;
+}

@@ -66,6 +66,17 @@ describe("buildBundle / writeBundle / readBundle", () => {
     expect(buildBundle([join(dir, "policy2")]).manifest.revision).not.toBe(a);
   });
 
+  it("refuses base data that defines a document a rule defines", () => {
+    write("conflict/p.rego", "package arbiter.decide\n\nallow := true\n");
+    write("conflict/arbiter/decide/data.json", '{"allow": false}');
+    expect(() => buildBundle([join(dir, "conflict")])).toThrow(
+      `${join(dir, "conflict", "p.rego")}:3:1: rule data.arbiter.decide.allow conflicts with base data at arbiter.decide.allow`,
+    );
+    write("conflict2/p.rego", "package arbiter.decide\n\nallow := true\n");
+    write("conflict2/arbiter/data.json", '{"decide": 5}');
+    expect(() => buildBundle([join(dir, "conflict2")])).toThrow("rule data.arbiter.decide.allow conflicts with base data at arbiter.decide");
+  });
+
   it("reads a tarball made by another tar writer, with nested data files merged at their path", async () => {
     const { wasm } = compile([{ path: "p.rego", text: "package x\nv := data.a.b.c\n" }], { entrypoints: ["x/v"] });
     const root = join(dir, "opa-layout");
