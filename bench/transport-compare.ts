@@ -92,8 +92,14 @@ function connect(address: string): Promise<http2.ClientHttp2Session> {
   });
 }
 
+/** Why calls failed, per target (reset before each target). */
+const errorKinds = new Map<string, number>();
+
 function call(session: http2.ClientHttp2Session): Promise<boolean> {
-  if (session.destroyed || session.closed) return Promise.resolve(false);
+  if (session.destroyed || session.closed) {
+    errorKinds.set("session gone", (errorKinds.get("session gone") ?? 0) + 1);
+    return Promise.resolve(false);
+  }
   return new Promise((resolve) => {
     let req: http2.ClientHttp2Stream;
     try {
@@ -105,6 +111,7 @@ function call(session: http2.ClientHttp2Session): Promise<boolean> {
       });
     } catch {
       // The peer tore the session down (e.g. ENHANCE_YOUR_CALM under overload): an error.
+      errorKinds.set("session gone", (errorKinds.get("session gone") ?? 0) + 1);
       resolve(false);
       return;
     }
@@ -116,8 +123,13 @@ function call(session: http2.ClientHttp2Session): Promise<boolean> {
       status = String(t["grpc-status"]);
     });
     req.on("data", () => {});
-    req.on("error", () => {});
-    req.on("close", () => resolve(status === "0"));
+    req.on("error", (err: NodeJS.ErrnoException) => {
+      errorKinds.set(err.code ?? err.message, (errorKinds.get(err.code ?? err.message) ?? 0) + 1);
+    });
+    req.on("close", () => {
+      if (status !== "0" && status !== undefined) errorKinds.set(`grpc-status ${status}`, (errorKinds.get(`grpc-status ${status}`) ?? 0) + 1);
+      resolve(status === "0");
+    });
     req.end(FRAME);
   });
 }
@@ -230,6 +242,7 @@ for (const sock of SOCKETS) {
     const dir = mkdtempSync(join(tmpdir(), "arbiter-bench-"));
     const listen = sock === "uds" ? `unix:${join(dir, "s.sock")}` : "127.0.0.1:0";
     const started = await startTarget(kind, listen);
+    errorKinds.clear();
     try {
       await closedLoop(started.address, 1); // warm-up (JIT, caches)
       const cpu0 = cpuMs(started.child.pid);
@@ -259,7 +272,7 @@ for (const sock of SOCKETS) {
             }
           : {}),
       });
-      console.log(JSON.stringify({ socket: sock, ...rows.at(-1) }));
+      console.log(JSON.stringify({ socket: sock, ...rows.at(-1), errorKinds: Object.fromEntries(errorKinds) }));
     } finally {
       await stopTarget(started);
     }
