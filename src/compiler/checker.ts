@@ -274,8 +274,16 @@ export class ClauseResolver {
         return { ...t, items: t.items.map((i) => this.#term(i, scope)) };
       case "set":
         return { ...t, items: t.items.map((i) => this.#term(i, scope)) };
-      case "object":
+      case "object": {
+        const seen = new Set<string>();
+        for (const [k] of t.pairs) {
+          if (k.type !== "string" && k.type !== "number" && k.type !== "boolean" && k.type !== "null") continue;
+          const key = k.type === "string" ? JSON.stringify(k.value) : k.type === "number" ? String(Number(k.text)) : k.type === "null" ? "null" : String(k.value);
+          if (seen.has(key)) this.#error(k.loc, `duplicate key ${key} in object`);
+          seen.add(key);
+        }
         return { ...t, pairs: t.pairs.map(([k, v]) => [this.#term(k, scope), this.#term(v, scope)] as const) };
+      }
       case "arrayCompr":
       case "setCompr": {
         const inner = new Scope(scope, scope.depth + 1);

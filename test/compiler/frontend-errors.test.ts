@@ -62,6 +62,7 @@ const cases: [note: string, source: string | string[], message: string][] = [
   ["some declared twice", "package t\np if {\n  some x\n  some x\n  x = 1\n}\n", "t.rego:4:8: var x declared above"],
   ["some-in over a name assigned above", "package t\np if {\n  x := 1\n  some x in input.xs\n}\n", "t.rego:4:8: var x declared above"],
   ["some-in over a name used above", "package t\np if {\n  x > 1\n  some x in input.xs\n}\n", "t.rego:4:8: var x referenced above"],
+  ["duplicate key in an object literal", 'package t\np := {"a": 1, "b": 2, "a": 3}\n', 't.rego:2:23: duplicate key "a" in object'],
   ["default value must be constant", "package t\ndefault p := input.x\n", "t.rego:2:14: default rule value must be a constant"],
   // ---- rules ----------------------------------------------------------------------------------------
   ["complete and partial set", "package t\np := 1\np contains 2\n", "t.rego:2:1: conflicting rules data.t.p found"],
