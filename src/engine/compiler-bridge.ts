@@ -3,7 +3,7 @@
  * uses, for bundles from `arbiter build` and `opa build -t wasm` alike), in-process builds of
  * Rego source directories (the same as `arbiter build`), and the host builtins for the SDK.
  */
-import { buildBundle, hostBuiltins, readBundle } from "../compiler/index.ts";
+import { buildBundle, hostBuiltins, readBundle, type BundleManifest } from "../compiler/index.ts";
 import { BundleError, describe } from "./errors.ts";
 import type { BundleParts } from "./bundle-files.ts";
 
@@ -40,12 +40,20 @@ export function buildFromSources(dir: string, entrypoints: readonly string[], di
   } catch (err) {
     throw new BundleError(`bundle: compiling Rego failed: ${describe(err)}`, { cause: err });
   }
-  const wasm = bundle.files.get("/policy.wasm");
-  const dataBytes = bundle.files.get("/data.json");
+  return partsFromBuild(bundle.files.get("/policy.wasm"), bundle.files.get("/data.json"), bundle.manifest, digest);
+}
+
+/** Bundle parts from the outputs of `buildBundle` (in this thread or a build worker). */
+export function partsFromBuild(
+  wasm: Uint8Array | undefined,
+  dataBytes: Uint8Array | undefined,
+  manifest: BundleManifest,
+  digest: string,
+): BundleParts {
   if (!wasm || !dataBytes) throw new BundleError("bundle: the build produced no policy.wasm or data.json");
   const data = JSON.parse(Buffer.from(dataBytes).toString("utf8")) as unknown;
   if (!isObject(data)) throw new BundleError("bundle data must be a JSON object");
   // The manifest's own revision is a content hash of the build; keep "" so the engine derives
   // its `sha256:` revision from the source digest (stable across identical sources).
-  return { manifest: { ...bundle.manifest, revision: "" }, wasm, data, digest };
+  return { manifest: { ...manifest, revision: "" }, wasm, data, digest };
 }

@@ -15,7 +15,9 @@ import {
   readDirectoryFiles,
   type BundleParts,
 } from "./bundle-files.ts";
-import { buildFromSources, hostBuiltinMap, readBundleParts } from "./compiler-bridge.ts";
+import { buildInWorker } from "./build-in-worker.ts";
+import { buildFromSources, hostBuiltinMap, partsFromBuild, readBundleParts } from "./compiler-bridge.ts";
+import type { BundleManifest } from "../compiler/index.ts";
 import { BundleError, describe, wrapError } from "./errors.ts";
 import { fetchBundle } from "./http-fetch.ts";
 import { checkArbiterConfig, deepFreeze, defaultSmokeInput } from "./validate.ts";
@@ -120,6 +122,7 @@ class Host implements EngineHost {
   #queued: Promise<void> | undefined;
   #watcher: SourceWatcher | undefined;
   #watchingFile = false;
+  #workerUnavailable = false;
   #pollTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -348,7 +351,20 @@ class Host implements EngineHost {
     if (![...files.keys()].some((p) => p.endsWith(".rego"))) {
       throw new BundleError(`bundle: ${source} has no .manifest, policy.wasm or .rego files`);
     }
-    return buildFromSources(dir, this.#options.requiredEntrypoints, digest);
+    return this.#build(dir, digest);
+  }
+
+  /** Builds Rego sources in a worker thread (main thread when no worker can run). */
+  async #build(dir: string, digest: string): Promise<BundleParts> {
+    const entrypoints = this.#options.requiredEntrypoints;
+    if (this.#options.buildInWorker !== false && !this.#workerUnavailable) {
+      const r = await buildInWorker(dir, entrypoints);
+      if (r.ok) return partsFromBuild(r.wasm, r.data, r.manifest as BundleManifest, digest);
+      if (!("unavailable" in r)) throw new BundleError(`bundle: compiling Rego failed: ${r.message}`);
+      this.#workerUnavailable = true;
+      this.#log.warn({ reason: r.message }, "build worker unavailable; compiling Rego on the main thread");
+    }
+    return buildFromSources(dir, entrypoints, digest);
   }
 
   async #instantiate(parts: BundleParts): Promise<Snapshot> {

@@ -28,6 +28,11 @@ export interface EngineHostOptions {
   readonly debounceMs?: number;
   /** Watch file/directory sources for changes. Default true. */
   readonly watch?: boolean;
+  /**
+   * Compile a directory of `.rego` sources in a worker thread so requests keep flowing during the
+   * build (falls back to the main thread when no worker can start). Default true.
+   */
+  readonly buildInWorker?: boolean;
   /** Policy-pack data checks, run after the engine's own (see `checkArbiterConfig`). */
   readonly validateData?: DataValidator;
   /** Wasm memory bounds in 64 KiB pages. Default `{ initial: 5, maximum: 1024 }` (64 MiB). */

@@ -127,12 +127,23 @@ describe("loading", () => {
     const d = await dir("rego");
     for (const [name, text] of Object.entries(POLICY_SOURCES)) await writeFile(join(d, name), text);
     await writeFile(join(d, "data.json"), JSON.stringify(dataFor("src")));
-    const { engine } = host({ source: d, watch: false });
+    const lines: string[] = [];
+    const capture = pino({ level: "info" }, { write: (line: string) => lines.push(line) });
+    const { engine } = host({ source: d, watch: false, logger: capture });
     await engine.start();
     expect(engine.status().revision).toMatch(/^sha256:[0-9a-f]{12}$/);
     expect(markerOf(engine)).toBe("rev_src");
+    // Built in a worker thread: no fallback to the main thread was logged.
+    expect(lines.some((l) => l.includes("build worker unavailable"))).toBe(false);
+    expect(lines.some((l) => l.includes("bundle activated"))).toBe(true);
     await engine.reload();
     expect(engine.status().reloads).toEqual({ ok: 1, failed: 0, unchanged: 1 });
+
+    // The main-thread build gives the same bundle.
+    const { engine: inThread } = host({ source: d, watch: false, buildInWorker: false });
+    await inThread.start();
+    expect(inThread.status().revision).toBe(engine.status().revision);
+    expect(markerOf(inThread)).toBe("rev_src");
   });
 
   it("fails closed (not ready) when the source does not exist, with the error in status", async () => {
