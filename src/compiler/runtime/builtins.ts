@@ -10,7 +10,7 @@ import {
   setHas, objGet, objInsert, objMerge, objCopy, setCopy, compare, equal, bytesCmp, search,
 } from "./value";
 import { UPPER_RUNS, LOWER_RUNS } from "./case-table";
-import { parseJson, dumpJsonString, scanNumber, lastNumber, putUtf8 } from "./json";
+import { parseJson, dumpJsonString, scanNumber, lastNumber, putUtf8, toF64 } from "./json";
 
 // @ts-ignore: decorator
 @inline function isNum(v: usize): bool { return kindOf(v) == K_NUM; }
@@ -23,13 +23,42 @@ import { parseJson, dumpJsonString, scanNumber, lastNumber, putUtf8 } from "./js
 
 // ---- operators --------------------------------------------------------------------------------
 
+/**
+ * Decimal-friendly rounding of an arithmetic result. OPA computes non-integer arithmetic with
+ * 64-bit-mantissa big.Floats and prints the shortest decimal at that precision, so
+ * `0.1 + 0.2 == 0.3` holds there while f64 gives 0.30000000000000004. A result within two f64
+ * ulps of a 15-significant-digit decimal is snapped to that decimal, which reproduces OPA on
+ * such sums and products (documented approximation: OPA's 64-bit results are not modelled).
+ */
+function arith(x: f64): usize {
+  if (!isFinite(x) || floor(x) == x) return mkNum(x);
+  const ax = abs(x);
+  let e = <i32>floor(Math.log10(ax));
+  let r = Math.round(ax / pow10(e - 14));
+  if (r >= 1e15) {
+    // 0.9999999999999999 rounds up to the next power of ten
+    r = 1e14;
+    e++;
+  }
+  if (r < 1e14) return mkNum(x);
+  const snapped = toF64(<u64>r, e - 14, false);
+  const ulp = reinterpret<f64>(reinterpret<u64>(ax) + 1) - ax;
+  if (abs(snapped - ax) <= 2 * ulp) return mkNum(x < 0 ? -snapped : snapped);
+  return mkNum(x);
+}
+
+/** 10^e as f64 (inexact outside the exactly representable range; used only for scaling). */
+function pow10(e: i32): f64 {
+  return Math.pow(10, <f64>e);
+}
+
 export function bi_plus(a: usize, b: usize): usize {
   if (!isNum(a) || !isNum(b)) return 0;
-  return mkNum(numOf(a) + numOf(b));
+  return arith(numOf(a) + numOf(b));
 }
 
 export function bi_minus(a: usize, b: usize): usize {
-  if (isNum(a) && isNum(b)) return mkNum(numOf(a) - numOf(b));
+  if (isNum(a) && isNum(b)) return arith(numOf(a) - numOf(b));
   if (isSet(a) && isSet(b)) {
     const r = mkSet(lenOf(a));
     const n = lenOf(a);
@@ -44,12 +73,12 @@ export function bi_minus(a: usize, b: usize): usize {
 
 export function bi_mul(a: usize, b: usize): usize {
   if (!isNum(a) || !isNum(b)) return 0;
-  return mkNum(numOf(a) * numOf(b));
+  return arith(numOf(a) * numOf(b));
 }
 
 export function bi_div(a: usize, b: usize): usize {
   if (!isNum(a) || !isNum(b) || numOf(b) == 0) return 0;
-  return mkNum(numOf(a) / numOf(b));
+  return arith(numOf(a) / numOf(b));
 }
 
 export function bi_rem(a: usize, b: usize): usize {
@@ -142,7 +171,7 @@ export function bi_sum(v: usize): usize {
     if (!isNum(x)) return 0;
     s += numOf(x);
   }
-  return mkNum(s);
+  return arith(s);
 }
 
 function extreme(v: usize, sign: i32): usize {

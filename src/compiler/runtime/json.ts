@@ -284,7 +284,7 @@ function eiselLemire(man: u64, exp10: i32): f64 {
 }
 
 /** man * 10^exp10, correctly rounded except in rare cases Eisel-Lemire cannot decide. */
-function toF64(man: u64, exp10: i32, truncated: bool): f64 {
+export function toF64(man: u64, exp10: i32, truncated: bool): f64 {
   if (!truncated && man <= (<u64>1 << 53) && exp10 >= -22 && exp10 <= 22) return scale(<f64>man, exp10);
   const x = eiselLemire(man, exp10);
   if (elOk) {
