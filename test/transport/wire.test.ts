@@ -175,6 +175,18 @@ describe("PolicyService over gRPC (grpc-js client)", () => {
     expect(c.error?.details).toBe("decide.tenant_id must equal tenant_id [create_approval.same_tenant]");
   });
 
+  it("refuses a request over 4 MiB with RESOURCE_EXHAUSTED", async () => {
+    const r = await unary(client, `${S}/Route`, pb.RouteRequestSchema, pb.RouteResponseSchema, {
+      tenantId: "acme",
+      messages: [{ role: "user", content: "x".repeat(5 * 1024 * 1024) }],
+    });
+    expect(r.error?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(r.error?.details).toBe("request exceeds the limit of 4194304 bytes");
+    // The connection stays usable.
+    const ok = await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, DECIDE_VIEWER);
+    expect(ok.value?.allow).toBe(true);
+  });
+
   it("answers UNIMPLEMENTED for an unknown method", async () => {
     const r = await unary(client, `${S}/Nope`, pb.DecideRequestSchema, pb.DecideResponseSchema, DECIDE_VIEWER);
     expect(r.error?.code).toBe(grpc.status.UNIMPLEMENTED);
@@ -205,6 +217,20 @@ describe("PolicyService over gRPC (grpc-js client)", () => {
     const reason = seen.aborted.at(-1)!.reason as RpcError;
     expect(reason.message).toBe("call cancelled by the client");
     expect(reason.code).toBe(grpc.status.CANCELLED);
+  });
+
+  it("keeps its books across a cancel before the call starts and one after it ended", async () => {
+    // grpc-js may still send a call cancelled before it started (and never reset it), so the
+    // server answers it normally; the books must balance either way.
+    const early = await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema,
+      DECIDE_VIEWER, {}, (call) => call.cancel());
+    expect(early.error?.code).toBe(grpc.status.CANCELLED);
+    let late: grpc.ClientUnaryCall | undefined;
+    const done = await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, DECIDE_VIEWER, {},
+      (call) => (late = call));
+    late!.cancel(); // after the answer: no effect
+    expect(done.value?.allow).toBe(true);
+    await expect.poll(() => server.transport.inFlight()).toBe(0);
   });
 
   it("serves health Check overall and per service, NOT_FOUND for an unknown one", async () => {
