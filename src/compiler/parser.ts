@@ -36,6 +36,8 @@ class Parser {
   readonly diagnostics: Diagnostic[] = [];
   #pos = 0;
   #nesting = 0;
+  /** Innermost syntactic context: a body (literals end at newlines) or a bracketed group. */
+  readonly #ctx: ("query" | "group")[] = [];
   readonly #file: string;
   readonly #toks: Token[];
 
@@ -229,11 +231,34 @@ class Parser {
       this.expect("}");
       return body;
     }
-    return [this.literal()];
+    this.#ctx.push("query");
+    try {
+      return [this.literal()];
+    } finally {
+      this.#ctx.pop();
+    }
   }
 
   /** Literals separated by `;` or newlines, up to (not including) `close`. */
   query(close: string): Literal[] {
+    this.#ctx.push("query");
+    try {
+      return this.#query(close);
+    } finally {
+      this.#ctx.pop();
+    }
+  }
+
+  #inGroup<T>(fn: () => T): T {
+    this.#ctx.push("group");
+    try {
+      return fn();
+    } finally {
+      this.#ctx.pop();
+    }
+  }
+
+  #query(close: string): Literal[] {
     const lits: Literal[] = [];
     while (!this.is(close)) {
       if (this.tok.kind === "eof") this.fail(`"${close}"`);
@@ -380,6 +405,11 @@ class Parser {
   termArith(): Term {
     let t = this.termFactor();
     while (this.is("+") || this.is("-")) {
+      if (this.is("-") && this.tok.newlineBefore && this.#ctx.at(-1) === "query") {
+        // `a\n-1 ...` in a body: a new literal starting with a negative number, or `a - 1`?
+        // Refuse rather than guess.
+        this.error(this.loc(), `ambiguous "-" at the start of a line: end the previous line with the operator, or use parentheses`);
+      }
       const op = this.next();
       t = { type: "call", name: op.text === "+" ? "plus" : "minus", args: [t, this.termFactor()], loc: t.loc };
     }
@@ -454,7 +484,7 @@ class Parser {
         }
         this.next();
         const name = parts.join(".");
-        const args = this.termList(")");
+        const args = this.#inGroup(() => this.termList(")"));
         this.expect(")", `"," or ")"`);
         if (name === "set" && args.length === 0) return this.postfix({ type: "set", items: [], loc });
         return this.postfix({ type: "call", name, args, loc });
@@ -463,12 +493,23 @@ class Parser {
     }
     if (this.is("(")) {
       this.next();
-      const inner = this.termIn();
+      const inner = this.#inGroup(() => this.termIn());
       this.expect(")");
       return this.postfix(inner);
     }
     if (this.is("[")) {
       this.next();
+      return this.#inGroup(() => this.#arrayRest(loc));
+    }
+    if (this.is("{")) {
+      this.next();
+      return this.#inGroup(() => this.#braceRest(loc));
+    }
+    return this.fail("a term");
+  }
+
+  #arrayRest(loc: Loc): Term {
+    {
       if (this.is("]")) {
         this.next();
         return this.postfix({ type: "array", items: [], loc });
@@ -489,8 +530,10 @@ class Parser {
       this.expect("]", `"," or "]"`);
       return this.postfix({ type: "array", items, loc });
     }
-    if (this.is("{")) {
-      this.next();
+  }
+
+  #braceRest(loc: Loc): Term {
+    {
       if (this.is("}")) {
         this.next();
         return this.postfix({ type: "object", pairs: [], loc });
@@ -531,7 +574,6 @@ class Parser {
       this.expect("}", `"," or "}"`);
       return this.postfix({ type: "set", items, loc });
     }
-    return this.fail("a term");
   }
 
   /** After a term parsed without `|` (to detect comprehensions), finish `| ...` and `in`. */
@@ -562,7 +604,7 @@ class Parser {
         path.push({ type: "string", value: k.text, loc: this.loc(k) });
       } else if (this.is("[") && !this.tok.spaceBefore) {
         this.next();
-        path.push(this.termIn());
+        path.push(this.#inGroup(() => this.termIn()));
         this.expect("]");
       } else {
         break;

@@ -31,6 +31,7 @@ const cases: [note: string, source: string | string[], message: string][] = [
   ["rule without body or value", "package t\np\n", 't.rego:3:1: unexpected end of file: expected "if", ":=" or "contains"'],
   ["keyword as a term", "package t\np := if\n", 't.rego:2:6: unexpected token "if": expected a term'],
   ["default with a body", "package t\ndefault p := 1 if true\n", "t.rego:2:16: default rules must not have a body"],
+  ["minus at the start of a body line", "package t\np if {\n  x := input.a\n  -1 == input.b\n}\n", 't.rego:4:3: ambiguous "-" at the start of a line: end the previous line with the operator, or use parentheses'],
   ["empty body", "package t\np if {}\n", 't.rego:2:7: unexpected token "}": expected a body expression'],
   // ---- unsupported -------------------------------------------------------------------------------
   ["with", "package t\np if {\n  input.x with input as {}\n}\n", 't.rego:3:11: unsupported: the "with" keyword'],

@@ -63,7 +63,12 @@ imported := h.name
 user_name := user.name
 lib_doc := data.lib
 escapes := ["a\\"b\\n\\u00e9", \`raw\\n\`]
-arith := [(1 + 2) * 3, -input.n, 7 % 4, 1 / 4]
+arith := [(1 + 2) * 3, -input.n, 7 % 4, 1 / 4, multiline]
+multiline := x if {
+  x := (10
+    - 4) +
+    1
+}
 
 # conflicts are evaluation errors, never a silent pick
 conflict := input.a if input.a
@@ -140,7 +145,7 @@ describe("planner semantics through opa-wasm", () => {
     ["user_name", "bob"],
     ["lib_doc", { extra: 1, helpers: { base: 2, name: "helper" } }],
     ["escapes", ['a"b\né', "raw\\n"]],
-    ["arith", [9, -3, 3, 0.25]],
+    ["arith", [9, -3, 3, 0.25, 7]],
   ];
   for (const [rule, value] of want) {
     it(rule, () => {
