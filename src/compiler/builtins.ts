@@ -49,7 +49,13 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
  *
  * Split: operators, aggregates, string, object/array/set and type builtins are native because
  * they are hot and because sets cannot cross the JSON boundary (the SDK dumps them as arrays).
- * Regex, glob, sprintf, formatting, time, crypto, base64 and units go to the host.
+ * Regex, glob, sprintf, formatting, time, crypto, encodings and units go to the host
+ * (`hostBuiltins` in host-builtins.ts, passed as `loadPolicy`'s `customBuiltins`);
+ * `json.is_valid`, `regex.split` and `yaml.*` are supplied by the SDK itself.
+ *
+ * Numbers are f64 (integers print without a decimal point); non-integer arithmetic results
+ * within two ulps of a 15-digit decimal snap to it (OPA's big.Float gives `0.1 + 0.2 == 0.3`).
+ * Integers beyond 2^53 are not exact (documented gap).
  */
 export const NATIVE_BUILTINS: ReadonlySet<string> = new Set([
   "plus", "minus", "mul", "div", "rem", "lt", "lte", "gt", "gte", "equal", "neq", "or", "and",
