@@ -185,12 +185,14 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
   }
   const tests: TestRule[] = [];
   try {
+    // A test defined in several places (same package, several files) is one rule: run it once.
+    const seen = new Set<string>();
     for (const src of sources) {
       const { module } = parseModule(src.path, src.text);
-      const seen = new Set<string>();
       for (const r of module.rules) {
-        if (!r.name.startsWith("test_") || r.kind !== "complete" || seen.has(r.name)) continue;
-        seen.add(r.name);
+        const key = [...module.pkg, r.name].join("/");
+        if (!r.name.startsWith("test_") || r.kind !== "complete" || seen.has(key)) continue;
+        seen.add(key);
         tests.push({ entrypoint: [...module.pkg, r.name].join("/"), name: ["data", ...module.pkg, r.name].join("."), file: src.path, line: r.loc.line });
       }
     }
