@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { buildBundle, BundleError, checkDataConflicts, readBundle, writeBundle } from "./bundle.ts";
 import { loadPolicyTree, PolicyLoadError } from "./data.ts";
-import { RegoCompileError } from "./diagnostics.ts";
+import { type Diagnostic, RegoCompileError } from "./diagnostics.ts";
 import { compile, loadCompiledPolicy } from "./index.ts";
 import { parseModule } from "./parser.ts";
 
@@ -187,8 +187,16 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
   try {
     // A test defined in several places (same package, several files) is one rule: run it once.
     const seen = new Set<string>();
+    const problems: Diagnostic[] = [];
     for (const src of sources) {
-      const { module } = parseModule(src.path, src.text);
+      let module;
+      try {
+        module = parseModule(src.path, src.text).module;
+      } catch (e) {
+        if (!(e instanceof RegoCompileError)) throw e;
+        problems.push(...e.diagnostics);
+        continue;
+      }
       for (const r of module.rules) {
         const key = [...module.pkg, r.name].join("/");
         if (!r.name.startsWith("test_") || r.kind !== "complete" || seen.has(key)) continue;
@@ -196,6 +204,7 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
         tests.push({ entrypoint: [...module.pkg, r.name].join("/"), name: ["data", ...module.pkg, r.name].join("."), file: src.path, line: r.loc.line });
       }
     }
+    if (problems.length > 0) throw new RegoCompileError(problems);
   } catch (e) {
     io.err(`${(e as Error).message}\n`);
     return 2;

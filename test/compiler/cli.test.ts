@@ -136,4 +136,14 @@ describe("arbiter test", () => {
     expect(r.stderr).toBe('withtest/p_test.rego:3:22: unsupported: the "with" keyword\n');
     expect(r.stdout).toBe("");
   });
+
+  it("reports syntax errors of every file before giving up", async () => {
+    write("syntax/a_test.rego", "package a\n\ntest_a := [\n");
+    write("syntax/b_test.rego", "package b\n\ntest_b if {\n");
+    const r = await arbiter(["test", "syntax"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      "syntax/a_test.rego:4:1: unexpected end of file: expected a term\nsyntax/b_test.rego:4:1: unexpected end of file: expected \"}\"\n",
+    );
+  });
 });
