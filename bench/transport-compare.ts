@@ -2,7 +2,7 @@
  * Transport comparison, all in one run on this machine:
  *
  *   npx tsx bench/transport-compare.ts [--seconds 5] [--concurrency 16] [--rate 5000]
- *            [--kinds raw,grpcjs,connect,ours-fixed,ours] [--sockets tcp,uds] [--h2load]
+ *            [--kinds raw,grpcjs,connect,ours-fixed,ours] [--sockets tcp,uds] [--rounds 3] [--h2load]
  *
  * Each target runs in its own child process (bench/transport-targets.ts); this process drives it
  * over loopback TCP or a Unix socket with a Node http2 client sending a real Decide request:
@@ -35,6 +35,7 @@ const RATE = Number(arg("rate", "5000"));
 const KINDS = arg("kinds", "raw,grpcjs,connect,ours-fixed,ours").split(",");
 const SOCKETS = arg("sockets", "tcp,uds").split(",");
 const USE_H2LOAD = process.argv.includes("--h2load");
+const ROUNDS = Number(arg("rounds", "3"));
 
 const PATH = "/arbiter.v1.PolicyService/Decide";
 const REQUEST = toBinary(
@@ -207,8 +208,15 @@ async function openLoop(address: string, rate: number, seconds: number): Promise
     };
     tick();
   });
-  await Promise.all(pending);
-  session.close();
+  // An overloaded target would keep us waiting for its backlog: what has not come back within
+  // twice the run time counts as an error ("not answered").
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(pending), new Promise((r) => (timer = setTimeout(r, 2 * seconds * 1000)))]);
+  clearTimeout(timer);
+  const unanswered = total - lat.length;
+  if (unanswered > 0) errorKinds.set("not answered", unanswered);
+  errors += unanswered;
+  session.destroy();
   const sorted = Float64Array.from(lat).sort();
   return { rps: total / seconds, p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted[sorted.length - 1] ?? NaN, errors };
 }
@@ -235,48 +243,62 @@ console.log(
   `transport-compare: Node ${process.version}, ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}, ${CONCURRENCY} streams closed loop for ${SECONDS}s, open loop ${RATE} req/s for ${SECONDS}s`,
 );
 for (const sock of SOCKETS) {
-  const rows: Array<Record<string, string>> = [];
-  let rawRps = NaN;
-  let rawH2load = NaN;
-  for (const kind of KINDS) {
-    const dir = mkdtempSync(join(tmpdir(), "arbiter-bench-"));
-    const listen = sock === "uds" ? `unix:${join(dir, "s.sock")}` : "127.0.0.1:0";
-    const started = await startTarget(kind, listen);
-    errorKinds.clear();
-    try {
-      await closedLoop(started.address, 1); // warm-up (JIT, caches)
-      const cpu0 = cpuMs(started.child.pid);
-      const closed = await closedLoop(started.address, SECONDS);
-      const cpuPerReq = ((cpuMs(started.child.pid) - cpu0) * 1000) / (closed.rps * SECONDS);
-      const open = await openLoop(started.address, RATE, SECONDS);
-      const h2 = USE_H2LOAD ? h2load(started.address, SECONDS) : undefined;
-      if (kind === "raw") {
-        rawRps = closed.rps;
-        rawH2load = h2 ?? NaN;
-      }
-      rows.push({
-        target: kind,
-        rps: closed.rps.toFixed(0),
-        "vs raw": Number.isFinite(rawRps) ? `${((closed.rps / rawRps) * 100).toFixed(0)}%` : "-",
-        "server CPU us/req": Number.isFinite(cpuPerReq) ? cpuPerReq.toFixed(0) : "-",
-        "p50 ms": f(closed.p50),
-        "p99 ms": f(closed.p99),
-        [`@${RATE}/s p50 ms`]: f(open.p50),
-        [`@${RATE}/s p99 ms`]: f(open.p99),
-        [`@${RATE}/s max ms`]: f(open.max),
-        errors: String(closed.errors + open.errors),
-        ...(USE_H2LOAD
-          ? {
-              "h2load rps": h2 === undefined ? "-" : h2.toFixed(0),
-              "h2load vs raw": h2 !== undefined && Number.isFinite(rawH2load) ? `${((h2 / rawH2load) * 100).toFixed(0)}%` : "-",
-            }
-          : {}),
-      });
-      console.log(JSON.stringify({ socket: sock, ...rows.at(-1), errorKinds: Object.fromEntries(errorKinds) }));
-    } finally {
-      await stopTarget(started);
+  // All targets run at once (idle ones cost nothing) and are measured in interleaved rounds; each
+  // keeps its best round. On a shared machine whose load swings, best-of-N is the figure least
+  // distorted by other processes, and interleaving exposes every target to the same swings.
+  const started = new Map<string, Started>();
+  try {
+    for (const kind of KINDS) {
+      const dir = mkdtempSync(join(tmpdir(), "arbiter-bench-"));
+      started.set(kind, await startTarget(kind, sock === "uds" ? `unix:${join(dir, "s.sock")}` : "127.0.0.1:0"));
     }
+    type Best = { closed: Result; cpuPerReq: number; open?: Result & { max: number }; errors: number; kinds: Record<string, number>; h2?: number };
+    const best = new Map<string, Best>();
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const kind of KINDS) {
+        const t = started.get(kind)!;
+        errorKinds.clear();
+        await closedLoop(t.address, 1); // warm-up (JIT, caches)
+        const cpu0 = cpuMs(t.child.pid);
+        const closed = await closedLoop(t.address, SECONDS);
+        const cpuPerReq = ((cpuMs(t.child.pid) - cpu0) * 1000) / (closed.rps * SECONDS);
+        const open = await openLoop(t.address, RATE, SECONDS);
+        const h2 = USE_H2LOAD ? h2load(t.address, SECONDS) : undefined;
+        const b = best.get(kind);
+        const entry: Best = {
+          closed: b && b.closed.rps >= closed.rps ? b.closed : closed,
+          cpuPerReq: b ? Math.min(b.cpuPerReq, cpuPerReq) : cpuPerReq,
+          open: b?.open && b.open.p99 <= open.p99 ? b.open : open,
+          errors: (b?.errors ?? 0) + closed.errors + open.errors,
+          kinds: { ...(b?.kinds ?? {}), ...Object.fromEntries(errorKinds) },
+          ...(h2 !== undefined || b?.h2 !== undefined ? { h2: Math.max(h2 ?? 0, b?.h2 ?? 0) } : {}),
+        };
+        best.set(kind, entry);
+        console.log(JSON.stringify({ socket: sock, round, target: kind, rps: Math.round(closed.rps), cpuUsPerReq: Math.round(cpuPerReq),
+          p50: +closed.p50.toFixed(3), p99: +closed.p99.toFixed(3), openP50: +open.p50.toFixed(3), openP99: +open.p99.toFixed(3),
+          errors: closed.errors + open.errors, errorKinds: Object.fromEntries(errorKinds), load: loadavg()[0]!.toFixed(1) }));
+      }
+    }
+    const raw = best.get("raw");
+    const rows = KINDS.map((kind) => {
+      const b = best.get(kind)!;
+      return {
+        target: kind,
+        rps: b.closed.rps.toFixed(0),
+        "vs raw": raw ? `${((b.closed.rps / raw.closed.rps) * 100).toFixed(0)}%` : "-",
+        "server CPU us/req": Number.isFinite(b.cpuPerReq) ? b.cpuPerReq.toFixed(0) : "-",
+        "p50 ms": f(b.closed.p50),
+        "p99 ms": f(b.closed.p99),
+        [`@${RATE}/s p50 ms`]: f(b.open!.p50),
+        [`@${RATE}/s p99 ms`]: f(b.open!.p99),
+        [`@${RATE}/s max ms`]: f(b.open!.max),
+        errors: String(b.errors),
+        ...(USE_H2LOAD ? { "h2load rps": b.h2 ? b.h2.toFixed(0) : "-" } : {}),
+      };
+    });
+    console.log(`\n${sock === "uds" ? "Unix socket" : "TCP 127.0.0.1"} (best of ${ROUNDS} interleaved rounds)`);
+    console.table(rows);
+  } finally {
+    for (const t of started.values()) await stopTarget(t);
   }
-  console.log(`\n${sock === "uds" ? "Unix socket" : "TCP 127.0.0.1"}`);
-  console.table(rows);
 }
