@@ -55,7 +55,9 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
  *
  * Numbers are f64 (integers print without a decimal point); non-integer arithmetic results
  * within two ulps of a 15-digit decimal snap to it (OPA's big.Float gives `0.1 + 0.2 == 0.3`).
- * Integers beyond 2^53 are not exact (documented gap).
+ * Integer literals beyond 2^53 (up to i64) stay exact, as do +, - and * on such integers and
+ * time.parse_rfc3339_ns; other operations on them (division, sum, host builtins, which receive
+ * JSON parsed by JavaScript) go through f64 (documented gap).
  */
 export const NATIVE_BUILTINS: ReadonlySet<string> = new Set([
   "plus", "minus", "mul", "div", "rem", "lt", "lte", "gt", "gte", "equal", "neq", "or", "and",
@@ -69,7 +71,7 @@ export const NATIVE_BUILTINS: ReadonlySet<string> = new Set([
   "union", "intersection",
   "is_string", "is_number", "is_boolean", "is_array", "is_object", "is_set", "is_null", "type_name",
   "json.marshal", "json.unmarshal",
-  "array.reverse", "strings.reverse", "object.filter", "numbers.range",
+  "array.reverse", "strings.reverse", "object.filter", "numbers.range", "time.parse_rfc3339_ns",
 ]);
 
 /** True when `name` must be supplied by the host (listed in `Policy.hostBuiltins`). */

@@ -17,7 +17,6 @@
  * - `time.now_ns` returns one value per synchronous turn of the event loop (the value is cached
  *   until the next microtask), so all calls within one evaluation agree, as in OPA; its
  *   resolution is a millisecond and values above 2^53 lose their last bits (numbers are f64).
- * - `time.parse_rfc3339_ns` has the same f64 precision limit.
  */
 import { createHash } from "node:crypto";
 import { compileRe2 } from "./host-re2.ts";
@@ -195,28 +194,6 @@ function timeNowNs(): number {
   return nowNs;
 }
 
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
-
-function parseRfc3339Ns(s: unknown): number | undefined {
-  if (typeof s !== "string") return undefined;
-  const m = RFC3339.exec(s);
-  if (!m) return undefined;
-  const [, y, mo, d, h, mi, sec, frac, zone] = m;
-  const month = Number(mo);
-  const day = Number(d);
-  if (month < 1 || month > 12 || day < 1 || day > 31 || Number(h) > 23 || Number(mi) > 59 || Number(sec) > 59) {
-    return undefined;
-  }
-  let ms = Date.UTC(Number(y), month - 1, day, Number(h), Number(mi), Number(sec));
-  if (new Date(ms).getUTCDate() !== day) return undefined;
-  if (zone !== "Z" && zone !== "z") {
-    const sign = zone!.startsWith("-") ? -1 : 1;
-    ms -= sign * (Number(zone!.slice(1, 3)) * 60 + Number(zone!.slice(4, 6))) * 60_000;
-  }
-  const fracNs = frac ? Number((frac.slice(1) + "000000000").slice(0, 9)) : 0;
-  return ms * 1e6 + fracNs;
-}
-
 const UNITS: Record<string, number> = {
   "": 1,
   k: 1e3, kb: 1e3, ki: 1024, kib: 1024,
@@ -273,7 +250,6 @@ export const hostBuiltins: Record<string, Builtin> = {
   format_int: formatInt,
   "strings.replace_n": replaceN,
   "time.now_ns": timeNowNs,
-  "time.parse_rfc3339_ns": parseRfc3339Ns,
   "crypto.sha256": (s: unknown) => (typeof s === "string" ? createHash("sha256").update(s, "utf8").digest("hex") : undefined),
   "units.parse_bytes": parseBytes,
   "base64.encode": (s: unknown) => (typeof s === "string" ? Buffer.from(s, "utf8").toString("base64") : undefined),

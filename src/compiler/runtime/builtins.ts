@@ -8,9 +8,10 @@ import {
   kindOf, lenOf, numOf, strPtr, elems, objKeys, objVals, valAt,
   mkBool, mkNum, mkStr, mkStrCopy, mkStrLit, mkArray, mkObject, mkSet, arrayPush, setInsert,
   setHas, objGet, objInsert, objMerge, objCopy, setCopy, compare, equal, bytesCmp, search,
+  mkInt, asInt, intValue, EXACT_F64,
 } from "./value";
 import { UPPER_RUNS, LOWER_RUNS } from "./case-table";
-import { parseJson, dumpJsonString, scanNumber, lastNumber, putUtf8, toF64 } from "./json";
+import { parseJson, dumpJsonString, scanNumber, lastNumber, lastIsBigInt, lastBigInt, putUtf8, toF64 } from "./json";
 
 // @ts-ignore: decorator
 @inline function isNum(v: usize): bool { return kindOf(v) == K_NUM; }
@@ -52,13 +53,44 @@ function pow10(e: i32): f64 {
   return Math.pow(10, <f64>e);
 }
 
+/**
+ * Exact integer arithmetic when both operands are integers and the f64 result would leave the
+ * exactly representable range; op 0 add, 1 subtract, 2 multiply. Returns 0 when not applicable
+ * (or on i64 overflow), and the caller falls back to f64.
+ */
+function bigIntOp(a: usize, b: usize, r: f64, op: i32): usize {
+  if (!(abs(r) > EXACT_F64) || !asInt(a)) return 0;
+  const x = intValue();
+  if (!asInt(b)) return 0;
+  const y = intValue();
+  let z: i64;
+  if (op == 0) {
+    z = x + y;
+    if (((x ^ z) & (y ^ z)) < 0) return 0;
+  } else if (op == 1) {
+    z = x - y;
+    if (((x ^ y) & (x ^ z)) < 0) return 0;
+  } else {
+    if (x == 0 || y == 0) return mkNum(0);
+    z = x * y;
+    if (z / y != x || (x == -1 && y == i64.MIN_VALUE) || (y == -1 && x == i64.MIN_VALUE)) return 0;
+  }
+  return mkInt(z);
+}
+
 export function bi_plus(a: usize, b: usize): usize {
   if (!isNum(a) || !isNum(b)) return 0;
-  return arith(numOf(a) + numOf(b));
+  const r = numOf(a) + numOf(b);
+  const big = bigIntOp(a, b, r, 0);
+  return big != 0 ? big : arith(r);
 }
 
 export function bi_minus(a: usize, b: usize): usize {
-  if (isNum(a) && isNum(b)) return arith(numOf(a) - numOf(b));
+  if (isNum(a) && isNum(b)) {
+    const r = numOf(a) - numOf(b);
+    const big = bigIntOp(a, b, r, 1);
+    return big != 0 ? big : arith(r);
+  }
   if (isSet(a) && isSet(b)) {
     const r = mkSet(lenOf(a));
     const n = lenOf(a);
@@ -73,16 +105,36 @@ export function bi_minus(a: usize, b: usize): usize {
 
 export function bi_mul(a: usize, b: usize): usize {
   if (!isNum(a) || !isNum(b)) return 0;
-  return arith(numOf(a) * numOf(b));
+  const r = numOf(a) * numOf(b);
+  const big = bigIntOp(a, b, r, 2);
+  return big != 0 ? big : arith(r);
 }
 
 export function bi_div(a: usize, b: usize): usize {
   if (!isNum(a) || !isNum(b) || numOf(b) == 0) return 0;
+  if ((load<u32>(a, 4) | load<u32>(b, 4)) != 0 && asInt(a)) {
+    // an exact integer beyond 2^53 divided evenly stays exact
+    const x = intValue();
+    if (asInt(b)) {
+      const y = intValue();
+      if (y != 0 && !(y == -1 && x == i64.MIN_VALUE) && x % y == 0) return mkInt(x / y);
+    }
+  }
   return arith(numOf(a) / numOf(b));
 }
 
 export function bi_rem(a: usize, b: usize): usize {
   if (!isNum(a) || !isNum(b)) return 0;
+  if ((load<u32>(a, 4) | load<u32>(b, 4)) != 0) {
+    // an exact integer beyond 2^53: integer remainder in i64
+    if (!asInt(a)) return 0;
+    const x = intValue();
+    if (!asInt(b)) return 0;
+    const y = intValue();
+    if (y == 0) return 0;
+    if (y == -1) return mkNum(0);
+    return mkInt(x % y);
+  }
   const x = numOf(a);
   const y = numOf(b);
   if (y == 0 || !isInt(x) || !isInt(y)) return 0;
@@ -233,12 +285,20 @@ export function bi_sort(v: usize): usize {
 
 // ---- numbers ----------------------------------------------------------------------------------
 
-export function bi_abs(v: usize): usize { return isNum(v) ? mkNum(abs(numOf(v))) : 0; }
-export function bi_ceil(v: usize): usize { return isNum(v) ? mkNum(ceil(numOf(v))) : 0; }
-export function bi_floor(v: usize): usize { return isNum(v) ? mkNum(floor(numOf(v))) : 0; }
+export function bi_abs(v: usize): usize {
+  if (!isNum(v)) return 0;
+  if (load<u32>(v, 4) != 0) {
+    const i = load<i64>(v, 8);
+    return i < 0 && i != i64.MIN_VALUE ? mkInt(-i) : v;
+  }
+  return mkNum(abs(numOf(v)));
+}
+export function bi_ceil(v: usize): usize { return !isNum(v) ? 0 : (load<u32>(v, 4) != 0 ? v : mkNum(ceil(numOf(v)))); }
+export function bi_floor(v: usize): usize { return !isNum(v) ? 0 : (load<u32>(v, 4) != 0 ? v : mkNum(floor(numOf(v)))); }
 
 export function bi_round(v: usize): usize {
   if (!isNum(v)) return 0;
+  if (load<u32>(v, 4) != 0) return v;
   const x = numOf(v);
   const t = trunc(x);
   if (abs(x - t) >= 0.5) return mkNum(t + (x < 0 ? -1 : 1));
@@ -292,6 +352,7 @@ export function bi_to_number(v: usize): usize {
   }
   const used = scanNumber(text, text + n);
   if (used == 0 || used != n) return 0;
+  if (lastIsBigInt) return mkInt(neg ? -lastBigInt : lastBigInt);
   return mkNum(neg ? -lastNumber : lastNumber);
 }
 
@@ -815,4 +876,83 @@ export function bi_numbers_range(a: usize, b: usize): usize {
   for (let i: u32 = 0; i < n; i++) store<u32>(elems(r) + (<usize>i << 2), mkNum(x + step * <f64>i));
   store<u32>(r, n, 4);
   return r;
+}
+
+// ---- time -------------------------------------------------------------------------------------
+
+function digitsAt(p: usize, n: u32): i32 {
+  let v: i32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const c = <i32>load<u8>(p + i);
+    if (c < 0x30 || c > 0x39) return -1;
+    v = v * 10 + c - 0x30;
+  }
+  return v;
+}
+
+/** Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+function daysFromCivil(y: i64, m: i64, d: i64): i64 {
+  y -= m <= 2 ? 1 : 0;
+  const era = (y >= 0 ? y : y - 399) / 400;
+  const yoe = y - era * 400;
+  const doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+function daysInMonth(y: i32, m: i32): i32 {
+  if (m == 2) return (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)) ? 29 : 28;
+  return m == 4 || m == 6 || m == 9 || m == 11 ? 30 : 31;
+}
+
+/** time.parse_rfc3339_ns, exact to the nanosecond (an i64, as in OPA). */
+export function bi_time_parse_rfc3339_ns(s: usize): usize {
+  if (!isStr(s)) return 0;
+  const p = strPtr(s);
+  const n = lenOf(s);
+  if (n < 20) return 0;
+  const y = digitsAt(p, 4);
+  const mo = digitsAt(p + 5, 2);
+  const d = digitsAt(p + 8, 2);
+  const h = digitsAt(p + 11, 2);
+  const mi = digitsAt(p + 14, 2);
+  const se = digitsAt(p + 17, 2);
+  if (load<u8>(p + 4) != 0x2d || load<u8>(p + 7) != 0x2d || (load<u8>(p + 10) | 0x20) != 0x74 ||
+    load<u8>(p + 13) != 0x3a || load<u8>(p + 16) != 0x3a) return 0;
+  if (y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 59) return 0;
+  if (d > daysInMonth(y, mo)) return 0;
+  let i: u32 = 19;
+  let frac: i64 = 0;
+  if (i < n && load<u8>(p + i) == 0x2e) {
+    i++;
+    let digits = 0;
+    while (i < n) {
+      const c = <i32>load<u8>(p + i);
+      if (c < 0x30 || c > 0x39) break;
+      if (digits < 9) { frac = frac * 10 + <i64>(c - 0x30); digits++; }
+      i++;
+    }
+    if (digits == 0) return 0;
+    while (digits < 9) { frac *= 10; digits++; }
+  }
+  if (i >= n) return 0;
+  let offset: i64 = 0;
+  const z = load<u8>(p + i);
+  if ((z | 0x20) == 0x7a) {
+    i++;
+  } else if (z == 0x2b || z == 0x2d) {
+    if (i + 6 != n || load<u8>(p + i + 3) != 0x3a) return 0;
+    const oh = digitsAt(p + i + 1, 2);
+    const om = digitsAt(p + i + 4, 2);
+    if (oh < 0 || oh > 23 || om < 0 || om > 59) return 0;
+    offset = (<i64>oh * 60 + <i64>om) * 60 * (z == 0x2d ? -1 : 1);
+    i += 6;
+  } else {
+    return 0;
+  }
+  if (i != n) return 0;
+  const secs = daysFromCivil(y, mo, d) * 86400 + <i64>h * 3600 + <i64>mi * 60 + <i64>se - offset;
+  // Go's time.Time.UnixNano is undefined outside about 1678..2262; OPA then errors.
+  if (secs < -9223372036 || secs > 9223372035) return 0;
+  return mkInt(secs * 1000000000 + frac);
 }

@@ -5,7 +5,7 @@ import { alloc, extendLast } from "./memory";
 import {
   K_NULL, K_BOOL, K_NUM, K_STR, K_ARR, K_OBJ, K_SET, NULL_V, TRUE_V, FALSE_V,
   kindOf, lenOf, numOf, strPtr, elems, objKeys, objVals,
-  mkNum, mkStr, mkArray, mkObject, arrayPush, objInsert,
+  mkNum, mkInt, mkStr, mkArray, mkObject, arrayPush, objInsert,
 } from "./value";
 import { dtoa_buffered } from "util/number";
 import { POW10_128 } from "./pow10-table";
@@ -308,6 +308,9 @@ export function toF64(man: u64, exp10: i32, truncated: bool): f64 {
  * exponents within ±22 of them (Clinger's fast path); otherwise the nearest f64 within a few ulps.
  */
 export let lastNumber: f64 = 0;
+/** Set by scanNumber for an integer literal beyond 2^53 that i64 holds exactly. */
+export let lastIsBigInt: bool = false;
+export let lastBigInt: i64 = 0;
 
 export function scanNumber(p: usize, end: usize): usize {
   let s = p;
@@ -361,6 +364,12 @@ export function scanNumber(p: usize, end: usize): usize {
   }
   const x = toF64(mant, exp, truncated);
   lastNumber = neg ? -x : x;
+  // Integer literals of 16 to 19 digits beyond 2^53 keep their exact value.
+  lastIsBigInt = false;
+  if (exp == 0 && !truncated && mant > (<u64>1 << 53) && mant <= <u64>i64.MAX_VALUE) {
+    lastIsBigInt = true;
+    lastBigInt = neg ? -<i64>mant : <i64>mant;
+  }
   return s - p;
 }
 
@@ -368,7 +377,7 @@ function parseNumber(): usize {
   const n = scanNumber(pp, pend);
   if (n == 0) { perr = true; return 0; }
   pp += n;
-  return mkNum(lastNumber);
+  return lastIsBigInt ? mkInt(lastBigInt) : mkNum(lastNumber);
 }
 
 // ---- dump -----------------------------------------------------------------------------------
@@ -411,6 +420,17 @@ function putBytes(p: usize, n: usize): void {
 const dbuf: usize = memory.data(80, 8);
 
 /** Writes a number the way OPA prints it: integers without a decimal point. */
+function writeInt(v: i64): void {
+  ensure(21);
+  if (v < 0) { store<u8>(out + outLen, 0x2d); outLen++; }
+  const tmp = dbuf + 40;
+  let n: usize = 0;
+  let u: u64 = v < 0 ? <u64>(-(v + 1)) + 1 : <u64>v;
+  do { store<u8>(tmp + n, <u8>(0x30 + <i32>(u % 10))); u /= 10; n++; } while (u > 0);
+  for (let i: usize = 0; i < n; i++) store<u8>(out + outLen + i, load<u8>(tmp + n - 1 - i));
+  outLen += n;
+}
+
 export function writeNumber(x: f64): void {
   if (!isFinite(x)) { putAscii("null"); return; }
   if (x == 0) { putByte(0x30); return; }
@@ -465,7 +485,7 @@ function writeValue(v: usize): void {
   switch (kindOf(v)) {
     case K_NULL: putAscii("null"); return;
     case K_BOOL: if (load<u32>(v, 4) != 0) putAscii("true"); else putAscii("false"); return;
-    case K_NUM: writeNumber(numOf(v)); return;
+    case K_NUM: if (load<u32>(v, 4) != 0) writeInt(load<i64>(v, 8)); else writeNumber(numOf(v)); return;
     case K_STR: writeStringBytes(strPtr(v), lenOf(v)); return;
     case K_ARR:
     case K_SET: {

@@ -3,7 +3,8 @@
 //
 //   null    [kind]
 //   boolean [kind, b:u32@4]
-//   number  [kind, pad, f64@8]           (OPA's arbitrary precision is modelled as f64)
+//   number  [kind, big:u32@4, f64@8]      (OPA's arbitrary precision is modelled as f64;
+//                                          big = 1: an exact integer beyond 2^53 as i64@8)
 //   string  [kind, len:u32@4, ptr:u32@8]  (UTF-8 bytes, often pointing into the JSON text)
 //   array   [kind, len@4, cap@8, elems@12]
 //   object  [kind, len@4, cap@8, keys@12, vals@16]  keys sorted by `compare`
@@ -50,7 +51,49 @@ export function initValues(): void {
 
 // @ts-ignore: decorator
 @inline export function numOf(v: usize): f64 {
-  return load<f64>(v, 8);
+  return load<u32>(v, 4) != 0 ? <f64>load<i64>(v, 8) : load<f64>(v, 8);
+}
+
+/** 2^53: integers up to this magnitude are exact in f64. */
+export const EXACT_F64: f64 = 9007199254740992;
+
+/** An exact integer: a plain number when f64 holds it exactly, else the i64 form. */
+export function mkInt(i: i64): usize {
+  if (i >= -9007199254740992 && i <= 9007199254740992) return mkNum(<f64>i);
+  const p = alloc(16);
+  store<u32>(p, K_NUM);
+  store<u32>(p, 1, 4);
+  store<i64>(p, i, 8);
+  return p;
+}
+
+let intOut: i64 = 0;
+
+/** True when the number is an integer that i64 holds (result in `intValue()`). */
+export function asInt(v: usize): bool {
+  if (load<u32>(v, 4) != 0) { intOut = load<i64>(v, 8); return true; }
+  const x = load<f64>(v, 8);
+  if (floor(x) != x || !(abs(x) < 9.2e18)) return false;
+  intOut = <i64>x;
+  return true;
+}
+
+export function intValue(): i64 {
+  return intOut;
+}
+
+/** Numeric order, exact when both are integers. */
+export function numCompare(a: usize, b: usize): i32 {
+  if ((load<u32>(a, 4) | load<u32>(b, 4)) != 0 && asInt(a)) {
+    const x = intOut;
+    if (asInt(b)) {
+      const y = intOut;
+      return x < y ? -1 : (x > y ? 1 : 0);
+    }
+  }
+  const x = numOf(a);
+  const y = numOf(b);
+  return x < y ? -1 : (x > y ? 1 : 0);
 }
 
 // @ts-ignore: decorator
@@ -94,6 +137,7 @@ export function mkNum(x: f64): usize {
   }
   const p = alloc(16);
   store<u32>(p, K_NUM);
+  store<u32>(p, 0, 4);
   store<f64>(p, x, 8);
   return p;
 }
@@ -222,11 +266,8 @@ export function compare(a: usize, b: usize): i32 {
       const y = load<u32>(b, 4);
       return x == y ? 0 : (x < y ? -1 : 1);
     }
-    case K_NUM: {
-      const x = numOf(a);
-      const y = numOf(b);
-      return x < y ? -1 : (x > y ? 1 : 0);
-    }
+    case K_NUM:
+      return numCompare(a, b);
     case K_STR:
       return strCmp(a, b);
     case K_ARR:
@@ -263,7 +304,7 @@ export function equal(a: usize, b: usize): bool {
   if (a == b) return true;
   const k = kindOf(a);
   if (k != kindOf(b)) return false;
-  if (k == K_NUM) return numOf(a) == numOf(b);
+  if (k == K_NUM) return numCompare(a, b) == 0;
   if (k == K_STR) return strEq(a, b);
   if (k >= K_ARR && lenOf(a) != lenOf(b)) return false;
   return compare(a, b) == 0;
