@@ -22,8 +22,11 @@ export interface RunResult {
   readonly errors: number;
   readonly statusCodes: Record<string, number>;
   readonly errorMessages: Record<string, number>;
-  /** Latencies in microseconds. */
+  /** Latencies in microseconds, from each call's scheduled send time. */
   readonly histogram: hdr.Histogram;
+  /** How late the generator sent each call after its scheduled time, microseconds: its own
+   * timer and CPU lag, already part of `histogram`; large values mean a busy machine. */
+  readonly sendLag: hdr.Histogram;
   readonly startedAt: Date;
   /** Scheduled start of the first call to the last answer. */
   readonly wallMs: number;
@@ -74,6 +77,7 @@ export function run(
 ): Promise<RunResult> {
   const { path, output } = methodOf(rpc);
   const histogram = newHistogram();
+  const sendLag = newHistogram();
   const statusCodes: Record<string, number> = {};
   const errorMessages: Record<string, number> = {};
   const total = Math.max(1, Math.round(rate * durationS));
@@ -100,6 +104,7 @@ export function run(
         statusCodes,
         errorMessages,
         histogram,
+        sendLag,
         startedAt,
         wallMs: lastAnswer - t0,
       });
@@ -110,6 +115,7 @@ export function run(
         const scheduled = t0 + sent * intervalMs;
         const payload = payloads[sent % payloads.length]!;
         sent++;
+        sendLag.recordValue(Math.max(1, Math.round((now - scheduled) * 1000)));
         client.makeUnaryRequest(
           path,
           serialize,

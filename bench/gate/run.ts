@@ -210,8 +210,9 @@ async function main(argv: string[]): Promise<number> {
     if (code !== 0) process.stderr.write(`bench:gate: warning: the sidecar exited with ${code} after SIGTERM\n`);
   }
 
-  const widths = [14, 8, 9, 9, 9, 9, 9, 7, 12];
-  const lines = [row(["rpc", "calls", "rps", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "srv mean ms"], widths)];
+  const widths = [14, 8, 9, 9, 9, 9, 9, 7, 12, 12];
+  const lines = [row(["rpc", "calls", "rps", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "srv mean ms", "lag p99 ms"], widths)];
+  const warnings: string[] = [];
   const reports: Record<string, GhzReport> = {};
   const failures: string[] = [];
   for (const r of results) {
@@ -227,7 +228,14 @@ async function main(argv: string[]): Promise<number> {
       ms(h.maxValue).toFixed(3),
       r.errors,
       serverMeanMs.has(r.rpc) ? serverMeanMs.get(r.rpc)!.toFixed(3) : "-",
+      pct(r.sendLag, 99).toFixed(3),
     ], widths));
+    if (pct(r.sendLag, 99) > 1) {
+      warnings.push(
+        `${r.rpc}: the load generator sent 1% of calls more than ${pct(r.sendLag, 99).toFixed(3)} ms late; ` +
+          "the machine is busy and the percentiles include that delay",
+      );
+    }
     reports[r.rpc] = toReport(r, sidecar.target);
     failures.push(...violations({
       rpc: r.rpc,
@@ -239,6 +247,7 @@ async function main(argv: string[]): Promise<number> {
     for (const [msg, n] of Object.entries(r.errorMessages)) lines.push(`  ${r.rpc}: ${n} x ${msg}`);
   }
   process.stdout.write(`\n${lines.join("\n")}\n\n`);
+  for (const w of warnings) process.stdout.write(`bench:gate: warning: ${w}\n`);
   writeFileSync(opts.out, JSON.stringify({
     tool: "arbiter-gate",
     date: new Date().toISOString(),
