@@ -225,3 +225,30 @@ describe("numbers", () => {
     expect(bad.slice(0, 5)).toEqual([]);
   });
 });
+
+describe("exact integers beyond 2^53", () => {
+  it("add, subtract, multiply, sum and divide evenly without rounding", async () => {
+    const ops: Array<[string, string[]]> = [
+      ["plus", ["9007199254740993", "2"]], ["minus", ["9007199254740993", "-4"]], ["mul", ["3000000000", "3000000001"]],
+      ["sum", ["[9007199254740993, 1, 1]"]], ["div", ["9007199254740994", "2"]], ["div", ["18014398509481986", "2"]],
+      ["minus", ["9007199254740995", "9007199254740994"]], ["plus", ["9223372036854775807", "1"]],
+    ];
+    const body: Stmt[] = [{ op: "makeArray", target: 2, capacity: ops.length }];
+    let next = 3;
+    for (const [name, args] of ops) {
+      const locals = args.map((a) => {
+        const l = next++;
+        body.push({ op: "const", target: l, json: a });
+        return l;
+      });
+      const out = next++;
+      body.push({ op: "builtin", target: out, name, args: locals }, { op: "arrayAppend", array: 2, value: out });
+    }
+    const text = next++;
+    body.push({ op: "builtin", target: text, name: "json.marshal", args: [2] });
+    const p = await load(policyOf([rule("f", next, text, body)], { "t/out": "f" }));
+    // The last one overflows i64 and falls back to f64, as documented.
+    expect(result(p, {}, "t/out")).toBe(
+      "[9007199254740995,9007199254740997,9000000003000000000,9007199254740995,4503599627370497,9007199254740993,1,9223372036854776000]");
+  });
+});

@@ -59,7 +59,8 @@ function pow10(e: i32): f64 {
  * (or on i64 overflow), and the caller falls back to f64.
  */
 function bigIntOp(a: usize, b: usize, r: f64, op: i32): usize {
-  if (!(abs(r) > EXACT_F64) || !asInt(a)) return 0;
+  const flagged = (load<u32>(a, 4) | load<u32>(b, 4)) != 0;
+  if (!(flagged || abs(r) > EXACT_F64) || !asInt(a)) return 0;
   const x = intValue();
   if (!asInt(b)) return 0;
   const y = intValue();
@@ -218,6 +219,20 @@ export function bi_sum(v: usize): usize {
   if (!isArrOrSet(v)) return 0;
   let s: f64 = 0;
   const n = lenOf(v);
+  // Integers only and beyond 2^53 somewhere: an exact i64 sum (f64 on overflow).
+  let exact = true;
+  let big = false;
+  let t: i64 = 0;
+  for (let i: u32 = 0; i < n && exact; i++) {
+    const x = load<u32>(elems(v) + (<usize>i << 2));
+    if (!isNum(x) || !asInt(x)) { exact = false; break; }
+    const y = intValue();
+    const z = t + y;
+    if (((t ^ z) & (y ^ z)) < 0) { exact = false; break; }
+    t = z;
+    if (load<u32>(x, 4) != 0 || abs(<f64>t) > EXACT_F64) big = true;
+  }
+  if (exact && big) return mkInt(t);
   for (let i: u32 = 0; i < n; i++) {
     const x = load<u32>(elems(v) + (<usize>i << 2));
     if (!isNum(x)) return 0;

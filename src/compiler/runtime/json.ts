@@ -445,7 +445,9 @@ export function writeNumber(x: f64): void {
     outLen += n;
     return;
   }
-  const n = <usize>dtoa_buffered(dbuf, x);
+  let n = <usize>dtoa_buffered(dbuf, x);
+  // AssemblyScript's dtoa prints integral values below 1e21 with a trailing ".0"
+  if (n > 2 && load<u16>(dbuf + ((n - 1) << 1)) == 0x30 && load<u16>(dbuf + ((n - 2) << 1)) == 0x2e) n -= 2;
   ensure(n);
   for (let i: usize = 0; i < n; i++) store<u8>(out + outLen + i, <u8>load<u16>(dbuf + (i << 1)));
   outLen += n;
