@@ -103,7 +103,17 @@ export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
     try {
       const res = await fetch(`${adminUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
       if (res.status === 200) break;
-    } catch {
+      // Listening but not ready: a bundle that failed to load will not fix itself; say why now
+      // rather than after the whole timeout.
+      const st = (await (await fetch(`${adminUrl}/v1/status`, { signal: AbortSignal.timeout(1000) })).json()) as {
+        bundle?: { ready?: boolean; lastError?: string | null };
+      };
+      if (st.bundle && !st.bundle.ready && st.bundle.lastError) {
+        await stop();
+        throw new Error(`the sidecar has no valid bundle (${o.bundle}): ${st.bundle.lastError}`);
+      }
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith("the sidecar has no valid bundle")) throw err;
       // Not listening yet.
     }
     if (Date.now() > deadline) {

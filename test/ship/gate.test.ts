@@ -98,6 +98,13 @@ describe("bench:gate against a real sidecar", () => {
     expect(r.stderr).toBe('bench:gate: --rpcs: unknown RPC "Nope"; expected Decide, Route, GuardMemory, Finalize, RecordUsage, CreateApproval\n');
   });
 
+  it("stops at once with the loader's error when the sidecar has no valid bundle", async () => {
+    const missing = join(dir, "missing.tar.gz");
+    const r = await gate(["--bundle", missing, "--rpcs", "Decide", "--duration", "1", "--out", join(dir, "none.json")], 120_000);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`bench:gate: the sidecar has no valid bundle (${missing}): bundle: cannot read ${missing}: ENOENT\n`);
+  });
+
   it("fails when a budget is below the measured p99, naming RPC, metric, measurement and budget", async () => {
     const file = join(dir, "impossible.json");
     writeFileSync(file, withBudgets(10_000, 0.001));
