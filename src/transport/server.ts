@@ -45,6 +45,8 @@ export interface TransportServerOptions {
   readonly maxMessageBytes?: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. Default 1000. */
   readonly maxConcurrentStreams?: number;
+  /** Open connections accepted at once; more are closed on accept. Default 1024. */
+  readonly maxConnections?: number;
   readonly tls?: TlsOptions;
   /** Serve only grpc.health.v1.Health (and reflection): the plaintext probe listener. */
   readonly healthOnly?: boolean;
@@ -255,6 +257,7 @@ export function createTransportServer(options: TransportServerOptions): Transpor
   } else {
     listener = net.createServer(dispatchPlain);
   }
+  listener.maxConnections = options.maxConnections ?? 1024;
   listener.on("error", (err) => logger.error({ err: err.message }, "listener error"));
 
   let boundPort: number | undefined;
