@@ -237,14 +237,23 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
       };
       send(opts.health.get(service));
       unsubscribe = opts.health.watch(service, send);
-      deregister = tracker.addStream(() => {
-        // Shutdown: the final NOT_SERVING was already sent by the health state; end with UNAVAILABLE.
-        if (ended) return;
-        ended = true;
-        unsubscribe?.();
-        tracker.end();
-        if (!stream.destroyed) stream.end();
-      });
+    });
+    stream.once("end", () => {
+      // grpc clients half-close right after the request; ending without one is a client error.
+      if (!started) end(Code.INVALID_ARGUMENT, "Watch needs one grpc.health.v1.HealthCheckRequest");
+    });
+    deregister = tracker.addStream(() => {
+      if (ended) return;
+      if (!started) {
+        end(Code.UNAVAILABLE, "server shutting down");
+        return;
+      }
+      // Shutdown: the final NOT_SERVING was already sent by the health state; the trailers
+      // ('wantTrailers' above) say UNAVAILABLE.
+      ended = true;
+      unsubscribe?.();
+      tracker.end();
+      if (!stream.destroyed) stream.end();
     });
   }
 

@@ -118,6 +118,24 @@ describe("server reflection", () => {
       ? r.messageResponse.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b).name)
       : [];
 
+  it("ends a Watch that carries no request with INVALID_ARGUMENT", async () => {
+    const { connect } = await import("node:http2");
+    const session = connect(`http://${server.address}`);
+    try {
+      const status = await new Promise<{ code: string; message: string }>((resolve, reject) => {
+        const req = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Watch", "content-type": "application/grpc", te: "trailers" });
+        req.on("response", (h) => resolve({ code: String(h["grpc-status"]), message: String(h["grpc-message"]) }));
+        req.on("error", reject);
+        req.resume();
+        req.end();
+      });
+      expect(status).toEqual({ code: "3", message: "Watch needs one grpc.health.v1.HealthCheckRequest" });
+    } finally {
+      session.close();
+    }
+    await expect.poll(() => server.transport.inFlight()).toBe(0);
+  });
+
   it("lists the services (v1)", async () => {
     const { answers, status } = await reflect("v1", [{ case: "listServices", value: "" }]);
     expect(status.code).toBe(grpc.status.OK);
