@@ -112,6 +112,14 @@ function row(cells: (string | number)[], widths: number[]): string {
   return cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]!) : String(c).padStart(widths[i]!))).join("  ");
 }
 
+/** Generator send lag (p99, ms) above which the machine, not only the sidecar, is measured. */
+const LAG_WARN_MS = 2;
+
+function measuredViolations(r: RunResult, thresholds: Thresholds): string[] {
+  const h = r.histogram;
+  return violations({ rpc: r.rpc, count: r.count, errors: r.errors, p95Ms: pct(h, 95), p99Ms: pct(h, 99) }, thresholds.rpcs[r.rpc]);
+}
+
 interface ServerTotals {
   sum: number;
   count: number;
@@ -185,6 +193,7 @@ async function main(argv: string[]): Promise<number> {
   const client = createClient(sidecar.target);
   const results: RunResult[] = [];
   const serverMeanMs = new Map<string, number>();
+  const retried = new Set<string>();
   try {
     const warmupS = opts.warmupS ?? thresholds.warmupS;
     if (warmupS > 0) {
@@ -192,17 +201,33 @@ async function main(argv: string[]): Promise<number> {
       const per = warmupS / opts.rpcs.length;
       for (const rpc of opts.rpcs) await run(client, rpc, payloads[rpc], opts.rate ?? thresholds.rpcs[rpc].rate, per);
     }
-    for (const rpc of opts.rpcs) {
+    const measure = async (rpc: RpcName): Promise<RunResult> => {
       const b = thresholds.rpcs[rpc];
       const rate = opts.rate ?? b.rate;
       const durationS = opts.durationS ?? b.durationS;
       process.stdout.write(`bench:gate: ${rpc} at ${rate}/s for ${durationS} s\n`);
       const before = await serverTotals(sidecar.adminUrl).catch(() => undefined);
-      results.push(await run(client, rpc, payloads[rpc], rate, durationS));
+      const result = await run(client, rpc, payloads[rpc], rate, durationS);
       const after = await serverTotals(sidecar.adminUrl).catch(() => undefined);
       const end = after?.get(rpc);
       const start = before?.get(rpc) ?? { sum: 0, count: 0 };
       if (end && end.count > start.count) serverMeanMs.set(rpc, ((end.sum - start.sum) / (end.count - start.count)) * 1000);
+      return result;
+    };
+    for (const rpc of opts.rpcs) results.push(await measure(rpc));
+    // A run that broke a budget while the generator itself lagged measured the machine as much as
+    // the sidecar: measure that RPC once more and keep the second run. A real regression fails
+    // both; a sidecar that is slow on a quiet machine fails the first run without any retry.
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i]!;
+      const lag = pct(r.sendLag, 99);
+      if (lag > LAG_WARN_MS && measuredViolations(r, thresholds).length > 0) {
+        process.stdout.write(
+          `bench:gate: ${r.rpc} broke a budget while the generator lagged ${lag.toFixed(3)} ms (p99); measuring it once more\n`,
+        );
+        results[i] = await measure(r.rpc);
+        retried.add(r.rpc);
+      }
     }
   } finally {
     client.close();
@@ -210,7 +235,7 @@ async function main(argv: string[]): Promise<number> {
     if (code !== 0) process.stderr.write(`bench:gate: warning: the sidecar exited with ${code} after SIGTERM\n`);
   }
 
-  const widths = [14, 8, 9, 9, 9, 9, 9, 7, 12, 12];
+  const widths = [20, 8, 9, 9, 9, 9, 9, 7, 12, 12];
   const lines = [row(["rpc", "calls", "rps", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "srv mean ms", "lag p99 ms"], widths)];
   const warnings: string[] = [];
   const reports: Record<string, GhzReport> = {};
@@ -219,7 +244,7 @@ async function main(argv: string[]): Promise<number> {
     const h = r.histogram;
     const rps = r.wallMs > 0 ? r.count / (r.wallMs / 1000) : 0;
     lines.push(row([
-      r.rpc,
+      retried.has(r.rpc) ? `${r.rpc} (2nd)` : r.rpc,
       r.count,
       rps.toFixed(1),
       pct(h, 50).toFixed(3),
@@ -230,20 +255,14 @@ async function main(argv: string[]): Promise<number> {
       serverMeanMs.has(r.rpc) ? serverMeanMs.get(r.rpc)!.toFixed(3) : "-",
       pct(r.sendLag, 99).toFixed(3),
     ], widths));
-    if (pct(r.sendLag, 99) > 1) {
+    if (pct(r.sendLag, 99) > LAG_WARN_MS) {
       warnings.push(
         `${r.rpc}: the load generator sent 1% of calls more than ${pct(r.sendLag, 99).toFixed(3)} ms late; ` +
           "the machine is busy and the percentiles include that delay",
       );
     }
     reports[r.rpc] = toReport(r, sidecar.target);
-    failures.push(...violations({
-      rpc: r.rpc,
-      count: r.count,
-      errors: r.errors,
-      p95Ms: pct(h, 95),
-      p99Ms: pct(h, 99),
-    }, thresholds.rpcs[r.rpc]));
+    failures.push(...measuredViolations(r, thresholds));
     for (const [msg, n] of Object.entries(r.errorMessages)) lines.push(`  ${r.rpc}: ${n} x ${msg}`);
   }
   process.stdout.write(`\n${lines.join("\n")}\n\n`);
