@@ -48,6 +48,13 @@ export interface GrpcHandlerOptions {
   readonly logger: Logger;
 }
 
+// Shared listeners and trailers of the unary path: no closure or object per call for these.
+const noop = (): void => {};
+const OK_TRAILERS = Object.freeze({ "grpc-status": "0" });
+function sendOkTrailers(this: ServerHttp2Stream): void {
+  this.sendTrailers(OK_TRAILERS);
+}
+
 function trailersOnly(stream: ServerHttp2Stream, code: Code, message: string): void {
   if (stream.destroyed || stream.headersSent) {
     if (!stream.destroyed && !stream.closed) {
@@ -103,7 +110,7 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
         { ":status": 200, "content-type": "application/grpc+proto", "grpc-accept-encoding": "identity" },
         { waitForTrailers: true },
       );
-      stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+      stream.once("wantTrailers", sendOkTrailers);
       stream.end(encodeFrame(out));
     };
     const fail = (err: RpcError): void => finish(err.code, undefined, err);
@@ -115,9 +122,8 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
         finish(Code.CANCELLED, undefined, undefined);
       }
     });
-    stream.on("error", () => {
-      // Stream errors (RST from the peer, session teardown) end in 'close'; nothing else to do.
-    });
+    // Stream errors (RST from the peer, session teardown) end in 'close'; nothing else to do.
+    stream.on("error", noop);
 
     let timeoutMs: number | undefined;
     try {
