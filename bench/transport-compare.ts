@@ -3,6 +3,7 @@
  *
  *   npx tsx bench/transport-compare.ts [--seconds 5] [--concurrency 16] [--rate 5000]
  *            [--kinds raw,grpcjs,connect,ours-fixed,ours] [--sockets tcp,uds] [--rounds 3] [--h2load]
+ *            [--h2load-rate 5000] [--h2load-seconds 10]
  *
  * Each target runs in its own child process (bench/transport-targets.ts); this process drives it
  * over loopback TCP or a Unix socket with a Node http2 client sending a real Decide request:
@@ -14,6 +15,14 @@
  * Prints one table per socket kind with the ratio of each target's throughput to raw node:http2,
  * and the target's CPU time per request (from /proc; meaningful even on a loaded machine, where
  * throughput numbers are not).
+ *
+ * With --h2load-rate N, an open loop is also driven by h2load (a C client, so the generator is not
+ * the tail): 4 connections x 4 streams, `--rps N/4` per connection, for --h2load-seconds, over TCP
+ * and over the Unix socket (`-B unix:<path>`). p50/p99/max come from h2load's per-request log
+ * (`--log-file`: start time, status, microseconds to end of response). h2load starts a request
+ * when its rate timer fires and a stream slot is free, and times it from that start, so a request
+ * delayed by a full connection is not charged for the wait (16 slots; at 5,000 req/s and well
+ * under 1 ms per request, slots are rarely all busy).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -35,6 +44,8 @@ const RATE = Number(arg("rate", "5000"));
 const KINDS = arg("kinds", "raw,grpcjs,connect,ours-fixed,ours").split(",");
 const SOCKETS = arg("sockets", "tcp,uds").split(",");
 const USE_H2LOAD = process.argv.includes("--h2load");
+const H2LOAD_RATE = Number(arg("h2load-rate", "0"));
+const H2LOAD_SECONDS = Number(arg("h2load-seconds", "10"));
 const ROUNDS = Number(arg("rounds", "3"));
 
 const PATH = "/arbiter.v1.PolicyService/Decide";
@@ -221,20 +232,76 @@ async function openLoop(address: string, rate: number, seconds: number): Promise
   return { rps: total / seconds, p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted[sorted.length - 1] ?? NaN, errors };
 }
 
-function h2load(address: string, seconds: number): number | undefined {
-  const dir = mkdtempSync(join(tmpdir(), "arbiter-h2load-"));
-  const body = join(dir, "req.bin");
+const H2LOAD_BODY = (() => {
+  const body = join(mkdtempSync(join(tmpdir(), "arbiter-h2load-")), "req.bin");
   writeFileSync(body, FRAME);
-  const target = address.startsWith("unix:") ? undefined : `http://${address}${PATH}`;
-  if (!target) return undefined; // h2load has no Unix socket client
+  return body;
+})();
+
+/** h2load's target arguments: a URL, or for a Unix socket `-B unix:<path>` plus a URL for the path. */
+function h2loadTarget(address: string): string[] {
+  return address.startsWith("unix:")
+    ? ["-B", address, `http://localhost${PATH}`]
+    : [`http://${address}${PATH}`];
+}
+
+const H2LOAD_HEADERS = ["-d", H2LOAD_BODY, "-H", "content-type: application/grpc+proto", "-H", "te: trailers"];
+
+/** Closed loop with h2load: 1 connection, CONCURRENCY streams. */
+function h2load(address: string, seconds: number): number | undefined {
   const r = spawnSync(
     "h2load",
-    ["-D", String(seconds), "-c", "1", "-m", String(CONCURRENCY), "-t", "1", "-d", body,
-      "-H", "content-type: application/grpc+proto", "-H", "te: trailers", target],
+    ["-D", String(seconds), "-c", "1", "-m", String(CONCURRENCY), "-t", "1", ...H2LOAD_HEADERS, ...h2loadTarget(address)],
     { encoding: "utf8" },
   );
   const m = /finished in [^,]+, ([\d.]+) req\/s/.exec(r.stdout ?? "");
   return m ? Number(m[1]) : undefined;
+}
+
+interface RateResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+  errors: number;
+}
+
+/** Open loop with h2load at `rate` req/s in total (4 connections x 4 streams); latencies in ms. */
+function h2loadRate(address: string, rate: number, seconds: number): RateResult | undefined {
+  const dir = mkdtempSync(join(tmpdir(), "arbiter-h2load-rate-"));
+  const log = join(dir, "log.tsv");
+  const clients = 4;
+  const r = spawnSync(
+    "h2load",
+    ["-D", String(seconds), "-c", String(clients), "-m", "4", "-t", "1", "--rps", String(rate / clients),
+      "--log-file", log, ...H2LOAD_HEADERS, ...h2loadTarget(address)],
+    { encoding: "utf8" },
+  );
+  const done = /(\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(r.stdout ?? "");
+  let text: string;
+  try {
+    text = readFileSync(log, "utf8");
+  } catch {
+    return undefined;
+  }
+  const lat: number[] = [];
+  let bad = 0;
+  for (const line of text.split("\n")) {
+    if (line === "") continue;
+    const [, status, us] = line.split("\t");
+    if (status !== "200") bad++;
+    lat.push(Number(us) / 1000);
+  }
+  const sorted = Float64Array.from(lat).sort();
+  return {
+    rps: lat.length / seconds,
+    p50: pct(sorted, 50),
+    p99: pct(sorted, 99),
+    p999: pct(sorted, 99.9),
+    max: sorted[sorted.length - 1] ?? NaN,
+    errors: bad + (done ? Number(done[2]) + Number(done[3]) + Number(done[4]) : 0),
+  };
 }
 
 const f = (n: number): string => (Number.isFinite(n) ? n.toFixed(3) : "-");
@@ -252,7 +319,10 @@ for (const sock of SOCKETS) {
       const dir = mkdtempSync(join(tmpdir(), "arbiter-bench-"));
       started.set(kind, await startTarget(kind, sock === "uds" ? `unix:${join(dir, "s.sock")}` : "127.0.0.1:0"));
     }
-    type Best = { closed: Result; cpuPerReq: number; open?: Result & { max: number }; errors: number; kinds: Record<string, number>; h2?: number };
+    type Best = {
+      closed: Result; cpuPerReq: number; open?: Result & { max: number }; errors: number; kinds: Record<string, number>;
+      h2?: number; h2CpuPerReq?: number; rate?: RateResult;
+    };
     const best = new Map<string, Best>();
     for (let round = 0; round < ROUNDS; round++) {
       for (const kind of KINDS) {
@@ -263,7 +333,10 @@ for (const sock of SOCKETS) {
         const closed = await closedLoop(t.address, SECONDS);
         const cpuPerReq = ((cpuMs(t.child.pid) - cpu0) * 1000) / (closed.rps * SECONDS);
         const open = await openLoop(t.address, RATE, SECONDS);
+        const cpuH0 = cpuMs(t.child.pid);
         const h2 = USE_H2LOAD ? h2load(t.address, SECONDS) : undefined;
+        const h2CpuPerReq = h2 ? ((cpuMs(t.child.pid) - cpuH0) * 1000) / (h2 * SECONDS) : undefined;
+        const rate = H2LOAD_RATE > 0 ? h2loadRate(t.address, H2LOAD_RATE, H2LOAD_SECONDS) : undefined;
         const b = best.get(kind);
         const entry: Best = {
           closed: b && b.closed.rps >= closed.rps ? b.closed : closed,
@@ -272,11 +345,20 @@ for (const sock of SOCKETS) {
           errors: (b?.errors ?? 0) + closed.errors + open.errors,
           kinds: { ...(b?.kinds ?? {}), ...Object.fromEntries(errorKinds) },
           ...(h2 !== undefined || b?.h2 !== undefined ? { h2: Math.max(h2 ?? 0, b?.h2 ?? 0) } : {}),
+          ...(h2CpuPerReq !== undefined || b?.h2CpuPerReq !== undefined
+            ? { h2CpuPerReq: Math.min(h2CpuPerReq ?? Infinity, b?.h2CpuPerReq ?? Infinity) }
+            : {}),
+          ...(rate !== undefined || b?.rate !== undefined
+            ? { rate: b?.rate && (!rate || b.rate.p99 <= rate.p99) ? b.rate : rate! }
+            : {}),
         };
         best.set(kind, entry);
         console.log(JSON.stringify({ socket: sock, round, target: kind, rps: Math.round(closed.rps), cpuUsPerReq: Math.round(cpuPerReq),
           p50: +closed.p50.toFixed(3), p99: +closed.p99.toFixed(3), openP50: +open.p50.toFixed(3), openP99: +open.p99.toFixed(3),
-          errors: closed.errors + open.errors, errorKinds: Object.fromEntries(errorKinds), load: loadavg()[0]!.toFixed(1) }));
+          errors: closed.errors + open.errors, errorKinds: Object.fromEntries(errorKinds), load: loadavg()[0]!.toFixed(1),
+          ...(h2 !== undefined ? { h2loadRps: Math.round(h2), h2loadCpuUsPerReq: Math.round(h2CpuPerReq!) } : {}),
+          ...(rate ? { h2loadRate: { rps: Math.round(rate.rps), p50: +rate.p50.toFixed(3), p99: +rate.p99.toFixed(3),
+            p999: +rate.p999.toFixed(3), max: +rate.max.toFixed(3), errors: rate.errors } } : {}) }));
       }
     }
     const raw = best.get("raw");
@@ -293,7 +375,18 @@ for (const sock of SOCKETS) {
         [`@${RATE}/s p99 ms`]: f(b.open!.p99),
         [`@${RATE}/s max ms`]: f(b.open!.max),
         errors: String(b.errors),
-        ...(USE_H2LOAD ? { "h2load rps": b.h2 ? b.h2.toFixed(0) : "-" } : {}),
+        ...(USE_H2LOAD ? {
+          "h2load rps": b.h2 ? b.h2.toFixed(0) : "-",
+          "h2load vs raw": b.h2 && raw?.h2 ? `${((b.h2 / raw.h2) * 100).toFixed(0)}%` : "-",
+          "h2load CPU us/req": b.h2CpuPerReq !== undefined && Number.isFinite(b.h2CpuPerReq) ? b.h2CpuPerReq.toFixed(0) : "-",
+        } : {}),
+        ...(b.rate ? {
+          [`h2load @${H2LOAD_RATE}/s rps`]: b.rate.rps.toFixed(0),
+          [`h2load @${H2LOAD_RATE}/s p50 ms`]: f(b.rate.p50),
+          [`h2load @${H2LOAD_RATE}/s p99 ms`]: f(b.rate.p99),
+          [`h2load @${H2LOAD_RATE}/s max ms`]: f(b.rate.max),
+          "h2load open errors": String(b.rate.errors),
+        } : {}),
       };
     });
     console.log(`\n${sock === "uds" ? "Unix socket" : "TCP 127.0.0.1"} (best of ${ROUNDS} interleaved rounds)`);
