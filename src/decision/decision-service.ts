@@ -138,6 +138,22 @@ export function createDecisionService(options: DecisionServiceOptions): Decision
   return new Service(options);
 }
 
+/** Stands in for the audit event when no sink is configured; never appended anywhere. */
+const NO_AUDIT_EVENT: AuditEvent = Object.freeze({
+  decisionId: "",
+  timestampMs: 0,
+  tenantId: "",
+  requestId: "",
+  traceId: "",
+  rpc: "Decide",
+  principal: "",
+  bundleRevision: "",
+  outcome: "",
+  reasons: [],
+  inputSha256: "",
+  latencyUs: 0,
+}) as AuditEvent;
+
 class Service implements DecisionService {
   readonly #engine: Pick<EngineHost, "active" | "onChange">;
   readonly #audit: AuditSink | undefined;
@@ -257,6 +273,9 @@ class Service implements DecisionService {
     timestampMs: number,
     fields: { principal: string; bundleRevision: string; outcome: string; reasons: readonly string[]; input: unknown },
   ): AuditEvent {
+    // Without a sink nobody reads the event: skip the canonical JSON and SHA-256 of the input
+    // (the largest share of a cached Decide's cost in the decision core).
+    if (this.#audit === undefined) return NO_AUDIT_EVENT;
     return {
       decisionId,
       timestampMs,
