@@ -51,6 +51,32 @@ export interface GrpcHandlerOptions {
 // Shared listeners and trailers of the unary path: no closure or object per call for these.
 const noop = (): void => {};
 const OK_TRAILERS = Object.freeze({ "grpc-status": "0" });
+// node:http2 copies the headers it is given, so one frozen object serves every OK response.
+const OK_HEADERS = Object.freeze({ ":status": 200, "content-type": "application/grpc+proto", "grpc-accept-encoding": "identity" });
+const WAIT_FOR_TRAILERS = Object.freeze({ waitForTrailers: true });
+const NO_MESSAGE = "unary call carried no request message";
+const MANY_MESSAGES = "unary call carried more than one request message";
+
+/**
+ * The one message of a unary request body. The common case, a single chunk holding exactly one
+ * uncompressed frame, is sliced in place; anything else goes through the frame parser, which
+ * produces the same errors as before.
+ */
+function unaryMessage(chunks: Buffer[], maxMessageBytes: number): Uint8Array {
+  if (chunks.length === 1) {
+    const c = chunks[0]!;
+    if (c.length >= 5 && c[0] === 0) {
+      const len = c.readUInt32BE(1);
+      if (len <= maxMessageBytes && len === c.length - 5) return c.subarray(5);
+    }
+  }
+  const parser = new FrameParser(maxMessageBytes);
+  const frames = chunks.length === 0 ? [] : parser.push(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+  if (frames.length !== 1 || parser.pending !== 0) {
+    throw new RpcError(Code.INVALID_ARGUMENT, frames.length === 0 ? NO_MESSAGE : MANY_MESSAGES);
+  }
+  return frames[0]!;
+}
 function sendOkTrailers(this: ServerHttp2Stream): void {
   this.sendTrailers(OK_TRAILERS);
 }
@@ -106,10 +132,7 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
         trailersOnly(stream, code, err?.message ?? "");
         return;
       }
-      stream.respond(
-        { ":status": 200, "content-type": "application/grpc+proto", "grpc-accept-encoding": "identity" },
-        { waitForTrailers: true },
-      );
+      stream.respond(OK_HEADERS, WAIT_FOR_TRAILERS);
       stream.once("wantTrailers", sendOkTrailers);
       stream.end(encodeFrame(out));
     };
@@ -162,16 +185,9 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
       if (finished) return;
       let msg: Message;
       try {
-        const parser = new FrameParser(maxMessageBytes);
-        const frames = parser.push(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
-        if (frames.length !== 1 || parser.pending !== 0) {
-          throw new RpcError(
-            Code.INVALID_ARGUMENT,
-            frames.length === 0 ? "unary call carried no request message" : "unary call carried more than one request message",
-          );
-        }
+        const bytes = unaryMessage(chunks, maxMessageBytes);
         try {
-          msg = fromBinary(method.input, frames[0]!);
+          msg = fromBinary(method.input, bytes);
         } catch (err) {
           throw new RpcError(Code.INVALID_ARGUMENT, `request is not a valid ${method.input.typeName}: ${(err as Error).message}`, { cause: err });
         }
