@@ -7,8 +7,27 @@ import * as crypto from "node:crypto";
 import { createHash } from "node:crypto";
 import type { DecideRequest } from "./types.ts";
 
-/** Canonical JSON text of a JSON value; `undefined` members are dropped like JSON.stringify. */
-export function canonicalJson(value: unknown): string {
+// Object keys repeat from request to request (the input schema's field names and the callers'
+// attribute names): their quoted form is kept, up to a bound, instead of re-escaped every time.
+const QUOTED = new Map<string, string>();
+const QUOTED_MAX = 4096;
+
+function quoted(key: string): string {
+  let q = QUOTED.get(key);
+  if (q === undefined) {
+    q = JSON.stringify(key);
+    if (QUOTED.size < QUOTED_MAX) QUOTED.set(key, q);
+  }
+  return q;
+}
+
+/**
+ * Canonical JSON text of a JSON value; `undefined` members are dropped like JSON.stringify.
+ * `omit` names top-level members to leave out (the cache key drops `now` and `request_id`
+ * without copying the input).
+ */
+export function canonicalJson(value: unknown, omit?: ReadonlySet<string>): string {
+  if (typeof value === "string") return JSON.stringify(value);
   if (value === null || typeof value !== "object") {
     const text = JSON.stringify(value);
     return text === undefined ? "null" : text;
@@ -22,15 +41,17 @@ export function canonicalJson(value: unknown): string {
     return out + "]";
   }
   const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj).sort();
+  const keys = Object.keys(obj);
+  if (keys.length > 1) keys.sort();
   let out = "{";
   let first = true;
-  for (const key of keys) {
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
     const v = obj[key];
-    if (v === undefined) continue;
+    if (v === undefined || (omit !== undefined && omit.has(key))) continue;
     if (!first) out += ",";
     first = false;
-    out += JSON.stringify(key) + ":" + canonicalJson(v);
+    out += quoted(key) + ":" + canonicalJson(v);
   }
   return out + "}";
 }

@@ -32,9 +32,7 @@ export function validateCacheOptions(o: DecisionCacheOptions): void {
 const EXCLUDED = new Set(["now", "request_id"]);
 
 export function cacheKey(revision: string, entrypoint: string, input: Record<string, unknown>): string {
-  const keyed: Record<string, unknown> = {};
-  for (const k of Object.keys(input)) if (!EXCLUDED.has(k)) keyed[k] = input[k];
-  return `${revision}\0${entrypoint}\0${sha256Hex(canonicalJson(keyed))}`;
+  return `${revision}\0${entrypoint}\0${sha256Hex(canonicalJson(input, EXCLUDED))}`;
 }
 
 export class DecisionCache {
