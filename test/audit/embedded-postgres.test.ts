@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, stat } from "node:fs/promises";
+import { userInfo } from "node:os";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startEmbeddedPostgres } from "../../src/audit/embedded-postgres.ts";
@@ -45,5 +46,19 @@ describe("embedded Postgres", () => {
     } finally {
       await a.stop();
     }
+  }, 60_000);
+  // As root the server runs as `postgres`, which must traverse every parent directory; a clone
+  // made by `mktemp -d` (mode 0700) made initdb fail with EACCES before prepareDirs added o+x.
+  it.runIf(userInfo().uid === 0)("starts under a 0700 parent by granting only o+x to it", async () => {
+    const locked = join(tmp, "locked");
+    await mkdir(locked, { mode: 0o700 });
+    await chmod(locked, 0o700);
+    const pg = await startEmbeddedPostgres({ dataDir: join(locked, "pg") });
+    try {
+      expect(await query(pg.url, "SELECT 1 AS one")).toEqual([{ one: 1 }]);
+    } finally {
+      await pg.stop();
+    }
+    expect((await stat(locked)).mode & 0o777).toBe(0o701);
   }, 60_000);
 });
