@@ -138,6 +138,12 @@ export function createDecisionService(options: DecisionServiceOptions): Decision
   return new Service(options);
 }
 
+/** `ctx.signal.throwIfAborted()`, without creating a lazily built signal that has not aborted. */
+function throwIfAborted(ctx: CallContext): void {
+  if (ctx.aborted === false) return;
+  ctx.signal.throwIfAborted();
+}
+
 /** Stands in for the audit event when no sink is configured; never appended anywhere. */
 const NO_AUDIT_EVENT: AuditEvent = Object.freeze({
   decisionId: "",
@@ -259,7 +265,7 @@ class Service implements DecisionService {
       return true;
     } catch (err) {
       // The client gave up: nothing to answer, let the transport map the abort.
-      ctx.signal.throwIfAborted();
+      throwIfAborted(ctx);
       this.#log.warn({ err, rpc: event.rpc, decisionId: event.decisionId }, "audit append rejected");
       return false;
     }
@@ -296,7 +302,7 @@ class Service implements DecisionService {
 
   async decide(req: DecideRequest, ctx: CallContext): Promise<DecideResponse> {
     requireTenant(req.tenantId);
-    ctx.signal.throwIfAborted();
+    throwIfAborted(ctx);
     let approval: ApprovalFact;
     if (req.approvalToken === "") approval = { present: false, valid: false, reason: "approval_missing" };
     else if (this.#approvals === undefined) approval = { present: true, valid: false, reason: "approvals_unavailable" };
@@ -308,12 +314,12 @@ class Service implements DecisionService {
         );
         approval = { present: true, valid: check.valid, reason: check.valid ? "" : check.reason };
       } catch (err) {
-        ctx.signal.throwIfAborted();
+        throwIfAborted(ctx);
         // A store that cannot answer never validates a token: the policy sees an invalid approval.
         this.#log.error({ err, requestId: req.requestId }, "approval check failed");
         approval = { present: true, valid: false, reason: "approvals_unavailable" };
       }
-      ctx.signal.throwIfAborted();
+      throwIfAborted(ctx);
     }
     const nowMs = this.#clock();
     const input = decideInput(req, nowFact(nowMs), approval);
@@ -329,7 +335,7 @@ class Service implements DecisionService {
       try {
         consumed = await this.#approvals.consume({ tenantId: req.tenantId, token: req.approvalToken, nowMs }, ctx.signal);
       } catch (err) {
-        ctx.signal.throwIfAborted();
+        throwIfAborted(ctx);
         this.#log.error({ err, requestId: req.requestId }, "approval consume failed");
         consumed = "error";
       }
@@ -419,19 +425,19 @@ class Service implements DecisionService {
 
   async route(req: RouteRequest, ctx: CallContext): Promise<RouteResponse> {
     requireTenant(req.tenantId);
-    ctx.signal.throwIfAborted();
+    throwIfAborted(ctx);
     let spend: Readonly<Record<string, number>> = {};
     let spendFailed = false;
     if (this.#usage) {
       try {
         spend = await this.#usage.spend(req.tenantId, this.#clock(), ctx.signal);
       } catch (err) {
-        ctx.signal.throwIfAborted();
+        throwIfAborted(ctx);
         this.#log.error({ err, requestId: req.requestId }, "usage store read failed");
         spendFailed = true;
       }
     }
-    ctx.signal.throwIfAborted();
+    throwIfAborted(ctx);
     const nowMs = this.#clock();
     const input = routeInput(req, nowFact(nowMs), spend);
     if (spendFailed) {
@@ -495,7 +501,7 @@ class Service implements DecisionService {
     if (req.ttlSeconds !== undefined && (!Number.isInteger(req.ttlSeconds) || req.ttlSeconds < 0)) {
       throw invalidArgument("ttl_seconds", "must be a whole number of seconds >= 0");
     }
-    ctx.signal.throwIfAborted();
+    throwIfAborted(ctx);
     const nowMs = this.#clock();
     const key = SessionCounters.key(req.tenantId, req.agentId, req.sessionId);
     // ---- synchronous from here to the increment: read count, evaluate, increment ----
@@ -553,7 +559,7 @@ class Service implements DecisionService {
 
   async finalize(req: FinalizeRequest, ctx: CallContext): Promise<FinalizeResponse> {
     requireTenant(req.tenantId);
-    ctx.signal.throwIfAborted();
+    throwIfAborted(ctx);
     const nowMs = this.#clock();
     const cov = computeCoverage(req);
     const input = finalizeInput(req, nowFact(nowMs), cov);
@@ -594,7 +600,7 @@ class Service implements DecisionService {
       throw invalidArgument("amount", "must be a finite number >= 0");
     }
     if (typeof req.unit !== "string" || req.unit === "") throw invalidArgument("unit", "must not be empty");
-    ctx.signal.throwIfAborted();
+    throwIfAborted(ctx);
     const nowMs = this.#clock();
     const state = await storeCall(() => this.#usage!.record({ tenantId: req.tenantId, unit: req.unit, amount: req.amount, nowMs }, ctx.signal));
     const revision = this.#engine.active()?.revision ?? "";
@@ -632,7 +638,7 @@ class Service implements DecisionService {
     if (!Number.isInteger(req.ttlSeconds) || req.ttlSeconds <= 0) {
       throw invalidArgument("ttl_seconds", "must be a positive integer");
     }
-    ctx.signal.throwIfAborted();
+    throwIfAborted(ctx);
     const nowMs = this.#clock();
     const digest = decideApprovalDigest(req.decide);
     if (this.#audit !== undefined && !this.#audit.accepting()) {

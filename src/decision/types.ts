@@ -183,6 +183,12 @@ export interface CreateApprovalResponse extends ResponseMeta {
 export interface CallContext {
   /** Aborted when the client cancels or the deadline passes. */
   readonly signal: AbortSignal;
+  /**
+   * Optional: equals `signal.aborted` without reading `signal`. A transport that builds the
+   * signal lazily (creating an AbortSignal is a measurable share of a call) provides it so the
+   * core's abort checks do not force the signal into existence.
+   */
+  readonly aborted?: boolean;
   /** Monotonic start time (performance.now()) for latency accounting. */
   readonly startedAt: number;
 }

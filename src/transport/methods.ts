@@ -9,9 +9,7 @@ import type { CallContext, DecisionService } from "../decision/types.ts";
 import * as convert from "./convert.ts";
 import type { RequestValidator } from "./validate.ts";
 
-export interface UnaryCall {
-  readonly signal: AbortSignal;
-  readonly startedAt: number;
+export interface UnaryCall extends CallContext {
   readonly traceId?: string;
 }
 
@@ -45,7 +43,8 @@ export function policyMethods(service: DecisionService, validator: RequestValida
         validator.check(input, msg as never);
         const extra = call.traceId === undefined ? {} : { traceId: call.traceId };
         const req = from(msg as I, extra);
-        const res = await invoke(req, { signal: call.signal, startedAt: call.startedAt });
+        // The call is the context: its signal may be built lazily (grpc-handler.ts).
+        const res = await invoke(req, call);
         return to(res);
       },
     };
