@@ -12,7 +12,7 @@ import {
   HealthCheckResponseSchema,
   HealthCheckResponse_ServingStatus as Serving,
 } from "../../gen/grpc/health/v1/health_pb.ts";
-import type { DecisionService } from "../../src/decision/types.ts";
+import type { CallContext, DecisionService } from "../../src/decision/types.ts";
 import { startServer, type RunningServer } from "../../src/server/serve.ts";
 import { RpcError } from "../../src/transport/status.ts";
 import { captureLogs, copyPolicies, testConfig, unary, UUIDV7 } from "./helpers.ts";
@@ -21,14 +21,25 @@ const S = "/arbiter.v1.PolicyService";
 const MARKER = "ZZ-SECRET-MARKER-7f3a";
 
 /** Observations of the slow-path wrapper: what the decision core's signal saw. */
-const seen: { aborted: Array<{ tenant: string; reason: unknown }> } = { aborted: [] };
+const seen: {
+  aborted: Array<{ tenant: string; reason: unknown }>;
+  lazy: Array<{ aborted: boolean | undefined; signalAborted: boolean; reason: unknown }>;
+} = { aborted: [], lazy: [] };
 
 /**
  * Explicit test option of `startServer`: requests for tenant "slow" wait (up to 3 s) for their
  * AbortSignal before reaching the real decision core, so a deadline or a cancel is observable.
  */
 function slowTenant(core: DecisionService): DecisionService {
-  const gate = async <T>(tenant: string, signal: AbortSignal, run: () => Promise<T>): Promise<T> => {
+  const gate = async <T>(tenant: string, ctx: CallContext, run: () => Promise<T>): Promise<T> => {
+    if (tenant === "lazy") {
+      // Polls ctx.aborted and reads the signal only after the call ended: the transport builds
+      // its signal lazily, and an abort that came first must still show on it.
+      const t0 = Date.now();
+      while (ctx.aborted !== true && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 10));
+      seen.lazy.push({ aborted: ctx.aborted, signalAborted: ctx.signal.aborted, reason: ctx.signal.reason });
+    }
+    const signal = ctx.signal;
     if (tenant === "slow") {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, 3000);
@@ -42,12 +53,12 @@ function slowTenant(core: DecisionService): DecisionService {
     return run();
   };
   return {
-    decide: (r, c) => gate(r.tenantId, c.signal, () => core.decide(r, c)),
-    route: (r, c) => gate(r.tenantId, c.signal, () => core.route(r, c)),
-    guardMemory: (r, c) => gate(r.tenantId, c.signal, () => core.guardMemory(r, c)),
-    finalize: (r, c) => gate(r.tenantId, c.signal, () => core.finalize(r, c)),
-    recordUsage: (r, c) => gate(r.tenantId, c.signal, () => core.recordUsage(r, c)),
-    createApproval: (r, c) => gate(r.tenantId, c.signal, () => core.createApproval(r, c)),
+    decide: (r, c) => gate(r.tenantId, c, () => core.decide(r, c)),
+    route: (r, c) => gate(r.tenantId, c, () => core.route(r, c)),
+    guardMemory: (r, c) => gate(r.tenantId, c, () => core.guardMemory(r, c)),
+    finalize: (r, c) => gate(r.tenantId, c, () => core.finalize(r, c)),
+    recordUsage: (r, c) => gate(r.tenantId, c, () => core.recordUsage(r, c)),
+    createApproval: (r, c) => gate(r.tenantId, c, () => core.createApproval(r, c)),
   };
 }
 
@@ -217,6 +228,19 @@ describe("PolicyService over gRPC (grpc-js client)", () => {
     const reason = seen.aborted.at(-1)!.reason as RpcError;
     expect(reason.message).toBe("call cancelled by the client");
     expect(reason.code).toBe(grpc.status.CANCELLED);
+  });
+
+  it("hands the core an aborted signal after a cancel even when nothing read the signal before", async () => {
+    const before = seen.lazy.length;
+    const r = await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema,
+      { ...DECIDE_VIEWER, tenantId: "lazy" }, {},
+      (call) => setTimeout(() => call.cancel(), 100));
+    expect(r.error?.code).toBe(grpc.status.CANCELLED);
+    await expect.poll(() => seen.lazy.length).toBe(before + 1);
+    const got = seen.lazy.at(-1)!;
+    expect(got.aborted).toBe(true);
+    expect(got.signalAborted).toBe(true);
+    expect((got.reason as RpcError).message).toBe("call cancelled by the client");
   });
 
   it("keeps its books across a cancel before the call starts and one after it ended", async () => {
