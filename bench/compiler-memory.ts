@@ -4,8 +4,14 @@
  * and at the end, and says whether either grew. Prints figures only.
  *
  * The policy is compiled here, then evaluated in a fresh child process that loads only the SDK
- * and the host builtins, as the sidecar does: the compiler's own heap (binaryen) would otherwise
- * dominate the RSS figure.
+ * and the host builtins, as the sidecar does: the compiler's own heap would otherwise dominate
+ * the RSS figure.
+ *
+ * RSS rises by about 25 MiB over the first ~300,000 evaluations and is flat afterwards while the
+ * retained JS heap stays at ~7.4 MiB: that is V8 growing its young generation under a high
+ * allocation rate (the SDK's JSON.stringify/TextEncoder per call), not a leak. With
+ * NODE_OPTIONS=--max-semi-space-size=1 the same run stays flat from 10,000 evaluations on
+ * (measured: 83.9 MiB -> 82.2 MiB over 1,000,000, at the same speed).
  *
  *   npm run bench:compiler:memory
  */

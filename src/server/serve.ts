@@ -49,8 +49,8 @@ export interface RunningServer {
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const startedAt = Date.now();
-  // The engine pulls in the compiler (binaryen, several MB of JS): loaded here, after the
-  // configuration was checked, so a bad setting fails fast.
+  // The engine pulls in the compiler and the audit stack: loaded here, after the configuration
+  // was checked, so a bad setting fails fast.
   const [{ createAuditPipeline, startEmbeddedPostgres }, { createDecisionService, DECISION_ENTRYPOINTS }, { createApprovalStore }, { createUsageStore }, { createEngineHost }] =
     await Promise.all([
       import("../audit/index.ts"),
