@@ -21,6 +21,7 @@ import * as pb from "../../gen/arbiter/v1/arbiter_pb.ts";
 import { startServer } from "../../src/server/serve.ts";
 import { startTestPostgres, type TestPostgres } from "../support/postgres.ts";
 import { copyPolicies, testConfig, unary } from "../transport/helpers.ts";
+import { auditVerify, checkStored } from "./helpers.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const BIN = join(ROOT, "bin", "arbiter.js");
@@ -92,56 +93,6 @@ async function drive(client: grpc.Client, concurrency: number, total: number, st
   return { ids, auditUnavailable, errors, ...(firstError ? { firstError } : {}) };
 }
 
-interface StoredCheck {
-  readonly rows: number;
-  readonly distinct: number;
-  /** returned ids with no row */
-  readonly missing: number;
-  /** returned ids with more than one row */
-  readonly duplicated: number;
-}
-
-/** Loads the ids into a temp table (in chunks) and compares them with audit_records in SQL. */
-async function checkStored(url: string, ids: readonly string[]): Promise<StoredCheck> {
-  const c = new pg.Client(url);
-  await c.connect();
-  try {
-    await c.query("CREATE TEMP TABLE acked (decision_id uuid PRIMARY KEY)");
-    for (let i = 0; i < ids.length; i += 10_000) {
-      await c.query("INSERT INTO acked SELECT unnest($1::uuid[])", [ids.slice(i, i + 10_000)]);
-    }
-    const one = async (sql: string) => Number((await c.query<{ n: string }>(sql)).rows[0]!.n);
-    return {
-      rows: await one("SELECT count(*) AS n FROM audit_records"),
-      distinct: await one("SELECT count(DISTINCT decision_id) AS n FROM audit_records"),
-      missing: await one("SELECT count(*) AS n FROM acked k WHERE NOT EXISTS (SELECT 1 FROM audit_records a WHERE a.decision_id = k.decision_id)"),
-      duplicated: await one(
-        "SELECT count(*) AS n FROM (SELECT k.decision_id FROM acked k JOIN audit_records a USING (decision_id) GROUP BY 1 HAVING count(*) > 1) d",
-      ),
-    };
-  } finally {
-    await c.end();
-  }
-}
-
-/** `node bin/arbiter.js audit verify --database-url URL`: exit code and output. */
-function auditVerify(url: string): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, "audit", "verify", "--database-url", url], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => (out += s));
-    child.stderr.setEncoding("utf8").on("data", (s: string) => (out += s));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`audit verify did not finish within 60 s: ${out}`));
-    }, 60_000);
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
-}
 
 describe("audit through the real sidecar", () => {
   it("stores 100,000 decisions made over gRPC under concurrent load exactly once, chain verified", async () => {
@@ -173,7 +124,7 @@ describe("audit through the real sidecar", () => {
     expect(new Set(load.ids).size).toBe(N);
 
     const stored = await checkStored(url, load.ids);
-    expect(stored).toEqual({ rows: N, distinct: N, missing: 0, duplicated: 0 });
+    expect(stored).toEqual({ rows: N, distinct: N, missing: 0, duplicated: 0, seqContiguous: true });
     const v = await auditVerify(url);
     expect(v.out).toContain(`audit verify: 1 instance(s), ${N} record(s), 0 break(s)`);
     expect(v.code).toBe(0);

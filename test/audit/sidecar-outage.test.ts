@@ -12,11 +12,9 @@
  *    `provider: "local"`), Postgres restarted, decisions are audited normally again; every
  *    decision id answered without `audit_unavailable` is in Postgres exactly once, verify exits 0.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,9 +23,8 @@ import { freePort, startEmbeddedPostgres, type EmbeddedPostgres } from "../../sr
 import { startServer, type RunningServer } from "../../src/server/serve.ts";
 import { withDatabase } from "../support/postgres.ts";
 import { copyPolicies, testConfig, unary } from "../transport/helpers.ts";
+import { auditVerify, checkStored } from "./helpers.ts";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const BIN = join(ROOT, "bin", "arbiter.js");
 const S = "/arbiter.v1.PolicyService";
 const OUTAGE_MS = 10_000;
 const PG_FLAGS = ["-c", "fsync=off", "-c", "full_page_writes=off"];
@@ -128,60 +125,6 @@ function runLoad(client: grpc.Client, concurrency: number, stop: () => boolean, 
     }
   };
   return { load, done: Promise.all(Array.from({ length: concurrency }, worker)).then(() => undefined) };
-}
-
-interface StoredCheck {
-  readonly rows: number;
-  readonly distinct: number;
-  readonly missing: number;
-  readonly duplicated: number;
-  /** seq 1..rows, each once, for the single instance */
-  readonly seqContiguous: boolean;
-}
-
-async function checkStored(url: string, ids: readonly string[]): Promise<StoredCheck> {
-  const c = new pg.Client(url);
-  await c.connect();
-  try {
-    await c.query("CREATE TEMP TABLE acked (decision_id uuid PRIMARY KEY)");
-    for (let i = 0; i < ids.length; i += 10_000) {
-      await c.query("INSERT INTO acked SELECT unnest($1::uuid[])", [ids.slice(i, i + 10_000)]);
-    }
-    const one = async (sql: string) => Number((await c.query<{ n: string }>(sql)).rows[0]!.n);
-    const rows = await one("SELECT count(*) AS n FROM audit_records");
-    const seq = (await c.query<{ n: string; d: string; lo: string | null; hi: string | null; inst: string }>(
-      "SELECT count(*) AS n, count(DISTINCT seq) AS d, min(seq)::text AS lo, max(seq)::text AS hi, count(DISTINCT instance_id) AS inst FROM audit_records",
-    )).rows[0]!;
-    return {
-      rows,
-      distinct: await one("SELECT count(DISTINCT decision_id) AS n FROM audit_records"),
-      missing: await one("SELECT count(*) AS n FROM acked k WHERE NOT EXISTS (SELECT 1 FROM audit_records a WHERE a.decision_id = k.decision_id)"),
-      duplicated: await one(
-        "SELECT count(*) AS n FROM (SELECT k.decision_id FROM acked k JOIN audit_records a USING (decision_id) GROUP BY 1 HAVING count(*) > 1) d",
-      ),
-      seqContiguous: Number(seq.inst) === 1 && Number(seq.d) === rows && seq.lo === "1" && seq.hi === String(rows),
-    };
-  } finally {
-    await c.end();
-  }
-}
-
-function auditVerify(url: string): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, "audit", "verify", "--database-url", url], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => (out += s));
-    child.stderr.setEncoding("utf8").on("data", (s: string) => (out += s));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`audit verify did not finish within 30 s: ${out}`));
-    }, 30_000);
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
