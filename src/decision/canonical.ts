@@ -5,6 +5,7 @@
  */
 import * as crypto from "node:crypto";
 import { createHash } from "node:crypto";
+import { decideAction } from "./facts.ts";
 import type { DecideRequest } from "./types.ts";
 
 // Object keys repeat from request to request (the input schema's field names and the callers'
@@ -71,18 +72,5 @@ export function sha256Hex(text: string): string {
  * empty). The request id, the clock and the approval token itself are not part of it.
  */
 export function decideApprovalDigest(req: DecideRequest): string {
-  return sha256Hex(
-    canonicalJson({
-      tenant_id: req.tenantId,
-      subject: { id: req.subject.id, roles: req.subject.roles, attributes: req.subject.attributes },
-      action: req.action,
-      resource: {
-        type: req.resource.type,
-        id: req.resource.id,
-        tenant_id: req.resource.tenantId === "" ? req.tenantId : req.resource.tenantId,
-        attributes: req.resource.attributes,
-      },
-      context: req.context,
-    }),
-  );
+  return sha256Hex(canonicalJson(decideAction(req)));
 }

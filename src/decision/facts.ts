@@ -36,10 +36,14 @@ export interface ApprovalFact {
   readonly reason: string;
 }
 
-export function decideInput(req: DecideRequest, now: NowFact, approval: ApprovalFact): JsonObject {
+/**
+ * The action a Decide request asks about: its input document without the request id, the clock
+ * and the approval fact. An approval is bound to the hash of exactly this (canonical.ts), so
+ * whatever the policy sees of the action is also what an approval covers.
+ */
+export function decideAction(req: DecideRequest): JsonObject {
   return {
     tenant_id: req.tenantId,
-    request_id: req.requestId,
     subject: { id: req.subject.id, roles: [...req.subject.roles], attributes: req.subject.attributes },
     action: req.action,
     resource: {
@@ -49,9 +53,15 @@ export function decideInput(req: DecideRequest, now: NowFact, approval: Approval
       attributes: req.resource.attributes,
     },
     context: req.context,
-    now: { ...now },
-    approval: { ...approval },
   };
+}
+
+export function decideInput(req: DecideRequest, now: NowFact, approval: ApprovalFact): JsonObject {
+  const input = decideAction(req);
+  input.request_id = req.requestId;
+  input.now = { ...now };
+  input.approval = { ...approval };
+  return input;
 }
 
 /** Unicode code points in `s` (a surrogate pair counts once). */
