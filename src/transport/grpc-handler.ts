@@ -1,6 +1,6 @@
 /**
- * gRPC over HTTP/2 on `node:http2` streams, written by hand: the stock stacks cost 2-6x the
- * throughput of raw http2 on this workload (docs/transport.md).
+ * gRPC over HTTP/2 on Arbiter's own HTTP/2 streams (`./h2/session.ts`), written by hand: the
+ * stock stacks cost 2-6x the throughput of raw http2 on this workload (docs/transport.md).
  *
  * - unary: collect the one length-prefixed frame, decode (protobuf-es), run the method, answer
  *   with one frame and `grpc-status` trailers, or a trailers-only error.
@@ -8,7 +8,6 @@
  *   resets the stream, and the decision core sees it.
  * - server streaming (health Watch) and bidi (reflection) share the frame parser.
  */
-import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { fromBinary, toBinary, type Message } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { create } from "@bufbuild/protobuf";
@@ -22,6 +21,8 @@ import {
 } from "../../gen/grpc/reflection/v1/reflection_pb.ts";
 import { cancelled, deadlineExceeded, toRpcError } from "./errors.ts";
 import { FrameParser, encodeFrame, encodeGrpcMessage, parseGrpcTimeout } from "./grpc-frame.ts";
+import { encodeHeaderBlock } from "./h2/hpack.ts";
+import { H2Error, type H2Headers, type H2Stream } from "./h2/session.ts";
 import { toPbStatus, type HealthState } from "./health.ts";
 import { traceIdFrom, type UnaryCall, type UnaryMethod } from "./methods.ts";
 import type { RequestMetrics } from "./metrics.ts";
@@ -48,14 +49,22 @@ export interface GrpcHandlerOptions {
   readonly logger: Logger;
 }
 
-// Shared listeners and trailers of the unary path: no closure or object per call for these.
-const noop = (): void => {};
-const OK_TRAILERS = Object.freeze({ "grpc-status": "0" });
-// node:http2 copies the headers it is given, so one frozen object serves every OK response.
-const OK_HEADERS = Object.freeze({ ":status": 200, "content-type": "application/grpc+proto", "grpc-accept-encoding": "identity" });
-const WAIT_FOR_TRAILERS = Object.freeze({ waitForTrailers: true });
+// Header blocks of the unary path, encoded once (our HPACK encoder keeps no state).
+const OK_HEADERS = encodeHeaderBlock([
+  [":status", "200"],
+  ["content-type", "application/grpc+proto"],
+  ["grpc-accept-encoding", "identity"],
+]);
+const STREAM_HEADERS = encodeHeaderBlock([[":status", "200"], ["content-type", "application/grpc+proto"]]);
+const OK_TRAILERS = encodeHeaderBlock([["grpc-status", "0"]]);
 const NO_MESSAGE = "unary call carried no request message";
 const MANY_MESSAGES = "unary call carried more than one request message";
+
+function statusTrailers(code: Code, message: string): Array<[string, string]> {
+  const t: Array<[string, string]> = [["grpc-status", String(code)]];
+  if (message) t.push(["grpc-message", encodeGrpcMessage(message)]);
+  return t;
+}
 
 /**
  * The one message of a unary request body. The common case, a single chunk holding exactly one
@@ -76,9 +85,6 @@ function unaryMessage(chunks: Buffer[], maxMessageBytes: number): Uint8Array {
     throw new RpcError(Code.INVALID_ARGUMENT, frames.length === 0 ? NO_MESSAGE : MANY_MESSAGES);
   }
   return frames[0]!;
-}
-function sendOkTrailers(this: ServerHttp2Stream): void {
-  this.sendTrailers(OK_TRAILERS);
 }
 
 /**
@@ -109,22 +115,16 @@ class UnaryCallContext implements UnaryCall {
   }
 }
 
-function trailersOnly(stream: ServerHttp2Stream, code: Code, message: string): void {
-  if (stream.destroyed || stream.headersSent) {
-    if (!stream.destroyed && !stream.closed) {
-      // Headers already went out (streaming): end with trailers instead.
-      stream.sendTrailers({ "grpc-status": String(code), "grpc-message": encodeGrpcMessage(message) });
-    }
+/** Ends the call with `code`: trailers-only when nothing was sent yet, else trailers. */
+function trailersOnly(stream: H2Stream, code: Code, message: string): void {
+  if (stream.localEnded) return;
+  if (stream.headersSent) {
+    stream.sendTrailers(encodeHeaderBlock(statusTrailers(code, message)));
     return;
   }
   stream.respond(
-    {
-      ":status": 200,
-      "content-type": "application/grpc+proto",
-      "grpc-status": String(code),
-      "grpc-message": encodeGrpcMessage(message),
-    },
-    { endStream: true },
+    encodeHeaderBlock([[":status", "200"], ["content-type", "application/grpc+proto"], ...statusTrailers(code, message)]),
+    true,
   );
 }
 
@@ -141,7 +141,7 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
     }
   }
 
-  function handleUnary(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: UnaryMethod): void {
+  function handleUnary(stream: H2Stream, headers: H2Headers, method: UnaryMethod): void {
     const startedAt = performance.now();
     tracker.begin();
     let call: UnaryCallContext | undefined;
@@ -155,30 +155,26 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
       if (method.rpc !== undefined) metrics.observe(method.rpc, outcomeLabel(code), (performance.now() - startedAt) / 1000);
       tracker.end();
       if (err) logFailure(method.path, err);
-      if (stream.destroyed || stream.closed) return;
+      if (stream.closed) return;
       if (out === undefined) {
         trailersOnly(stream, code, err?.message ?? "");
         return;
       }
-      stream.respond(OK_HEADERS, WAIT_FOR_TRAILERS);
-      stream.once("wantTrailers", sendOkTrailers);
-      stream.end(encodeFrame(out));
+      stream.respondUnary(OK_HEADERS, encodeFrame(out), OK_TRAILERS);
     };
     const fail = (err: RpcError): void => finish(err.code, undefined, err);
 
-    stream.once("close", () => {
+    stream.onclose = () => {
       if (!finished) {
         // The client reset the stream (cancel) or the connection dropped.
         call?.abort(cancelled());
         finish(Code.CANCELLED, undefined, undefined);
       }
-    });
-    // Stream errors (RST from the peer, session teardown) end in 'close'; nothing else to do.
-    stream.on("error", noop);
+    };
 
     let timeoutMs: number | undefined;
     try {
-      timeoutMs = parseGrpcTimeout(headers["grpc-timeout"] as string | undefined);
+      timeoutMs = parseGrpcTimeout(headers["grpc-timeout"]);
     } catch (err) {
       fail(toRpcError(err));
       return;
@@ -199,17 +195,17 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
 
     const chunks: Buffer[] = [];
     let size = 0;
-    stream.on("data", (chunk: Buffer) => {
+    stream.ondata = (chunk: Buffer) => {
       if (finished) return;
       size += chunk.length;
       if (size > maxMessageBytes + 5) {
         fail(new RpcError(Code.RESOURCE_EXHAUSTED, `request exceeds the limit of ${maxMessageBytes} bytes`));
-        stream.close();
+        stream.close(H2Error.NO_ERROR);
         return;
       }
       chunks.push(chunk);
-    });
-    stream.once("end", () => {
+    };
+    stream.onend = () => {
       if (finished) return;
       let msg: Message;
       try {
@@ -238,28 +234,30 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
         },
         (err: unknown) => fail(toRpcError(err, ctx.signal)),
       );
-    });
+    };
   }
 
   /** Server streaming `grpc.health.v1.Health/Watch`: current status, then every change. */
-  function handleWatch(stream: ServerHttp2Stream): void {
+  function handleWatch(stream: H2Stream): void {
     tracker.begin();
     const parser = new FrameParser(maxMessageBytes);
     let unsubscribe: (() => void) | undefined;
-    let deregister: (() => void) | undefined;
     let ended = false;
     const end = (code: Code, message: string): void => {
       if (ended) return;
       ended = true;
       unsubscribe?.();
-      deregister?.();
+      deregister();
       tracker.end();
-      if (!stream.destroyed && !stream.closed) trailersOnly(stream, code, message);
+      trailersOnly(stream, code, message);
     };
-    stream.on("error", () => {});
-    stream.once("close", () => end(Code.CANCELLED, ""));
+    const deregister = tracker.addStream(() => {
+      // Shutdown: the health state already sent the final NOT_SERVING; end with UNAVAILABLE.
+      end(Code.UNAVAILABLE, "server shutting down");
+    });
+    stream.onclose = () => end(Code.CANCELLED, "");
     let started = false;
-    stream.on("data", (chunk: Buffer) => {
+    stream.ondata = (chunk: Buffer) => {
       let frames: Uint8Array[];
       try {
         frames = parser.push(chunk);
@@ -276,36 +274,22 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
         end(Code.INVALID_ARGUMENT, "request is not a valid grpc.health.v1.HealthCheckRequest");
         return;
       }
-      stream.respond({ ":status": 200, "content-type": "application/grpc+proto" }, { waitForTrailers: true });
-      stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": String(Code.UNAVAILABLE), "grpc-message": "server shutting down" }));
+      stream.respond(STREAM_HEADERS);
       const send = (s: ReturnType<HealthState["get"]>): void => {
-        if (ended || stream.destroyed) return;
+        if (ended || stream.closed) return;
         stream.write(encodeFrame(toBinary(HealthCheckResponseSchema, create(HealthCheckResponseSchema, { status: toPbStatus(s) }))));
       };
       send(opts.health.get(service));
       unsubscribe = opts.health.watch(service, send);
-    });
-    stream.once("end", () => {
+    };
+    stream.onend = () => {
       // grpc clients half-close right after the request; ending without one is a client error.
       if (!started) end(Code.INVALID_ARGUMENT, "Watch needs one grpc.health.v1.HealthCheckRequest");
-    });
-    deregister = tracker.addStream(() => {
-      if (ended) return;
-      if (!started) {
-        end(Code.UNAVAILABLE, "server shutting down");
-        return;
-      }
-      // Shutdown: the final NOT_SERVING was already sent by the health state; the trailers
-      // ('wantTrailers' above) say UNAVAILABLE.
-      ended = true;
-      unsubscribe?.();
-      tracker.end();
-      if (!stream.destroyed) stream.end();
-    });
+    };
   }
 
   /** Bidi `ServerReflectionInfo` (v1 and v1alpha): one answer per request, OK when the client half-closes. */
-  function handleReflection(stream: ServerHttp2Stream): void {
+  function handleReflection(stream: H2Stream): void {
     tracker.begin();
     const parser = new FrameParser(maxMessageBytes);
     let ended = false;
@@ -314,41 +298,29 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
       ended = true;
       deregister();
       tracker.end();
-      if (stream.destroyed || stream.closed) return;
-      if (!stream.headersSent) {
-        trailersOnly(stream, code, message);
-        return;
-      }
-      stream.once("wantTrailers", () => {
-        const t: Record<string, string> = { "grpc-status": String(code) };
-        if (message) t["grpc-message"] = encodeGrpcMessage(message);
-        stream.sendTrailers(t);
-      });
-      stream.end();
+      trailersOnly(stream, code, message);
     };
     const deregister = tracker.addStream(() => end(Code.UNAVAILABLE, "server shutting down"));
-    stream.on("error", () => {});
-    stream.once("close", () => end(Code.CANCELLED, ""));
-    stream.on("data", (chunk: Buffer) => {
+    stream.onclose = () => end(Code.CANCELLED, "");
+    stream.ondata = (chunk: Buffer) => {
       if (ended) return;
       try {
         for (const frame of parser.push(chunk)) {
           const req = fromBinary(ServerReflectionRequestSchema, frame);
           const res = opts.reflector.answer(req);
-          if (!stream.headersSent) {
-            stream.respond({ ":status": 200, "content-type": "application/grpc+proto" }, { waitForTrailers: true });
-          }
+          if (!stream.headersSent) stream.respond(STREAM_HEADERS);
           stream.write(encodeFrame(toBinary(ServerReflectionResponseSchema, res)));
         }
       } catch (err) {
         const e = toRpcError(err);
         end(e.code === Code.INTERNAL ? Code.INVALID_ARGUMENT : e.code, e.code === Code.INTERNAL ? "malformed reflection request" : e.message);
       }
-    });
-    stream.once("end", () => end(Code.OK, ""));
+    };
+    stream.onend = () => end(Code.OK, "");
   }
 
-  return function onGrpcStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+  return function onGrpcStream(stream: H2Stream): void {
+    const headers = stream.headers;
     const path = headers[":path"] ?? "";
     if (headers[":method"] !== "POST") {
       trailersOnly(stream, Code.UNIMPLEMENTED, `method ${headers[":method"]} not allowed; gRPC uses POST`);
@@ -358,7 +330,6 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
     if (method) return handleUnary(stream, headers, method);
     if (path === opts.watchPath) return handleWatch(stream);
     if (opts.reflectionPaths.has(path)) return handleReflection(stream);
-    stream.on("error", () => {});
     trailersOnly(stream, Code.UNIMPLEMENTED, `unknown method ${path}`);
   };
 }

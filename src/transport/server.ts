@@ -3,13 +3,13 @@
  * - gRPC over HTTP/2 (`content-type: application/grpc*`) through the hand-written fast path,
  * - Connect unary JSON/proto over HTTP/2 (h2c) and HTTP/1.1 on the same port.
  *
- * Plaintext connections are told apart by their first bytes: the HTTP/2 connection preface
- * starts with "PRI "; anything else goes to a `node:http` server. (`http2.createServer`'s
- * `allowHTTP1` only works with TLS, where ALPN decides; with TLS we use ALPN.)
+ * HTTP/2 is Arbiter's own (`./h2/session.ts`), not `node:http2`: measured, node:http2's
+ * per-stream cost was larger than the rest of a Decide call (docs/transport.md). HTTP/1.1 is
+ * `node:http`. Plaintext connections are told apart by their first bytes (the HTTP/2 preface
+ * starts with "PRI "); with TLS, ALPN decides.
  */
 import { chmod, rm, stat } from "node:fs/promises";
 import http from "node:http";
-import http2 from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
 import type { DescFile } from "@bufbuild/protobuf";
@@ -23,6 +23,8 @@ import type { ListenTarget } from "../config/config.ts";
 import type { DecisionService } from "../decision/types.ts";
 import { createConnectHandler, type ConnectResponse } from "./connect-handler.ts";
 import { createGrpcHandler, type CallTracker } from "./grpc-handler.ts";
+import { encodeHeaderBlock } from "./h2/hpack.ts";
+import { H2Error, H2Session, type H2Stream } from "./h2/session.ts";
 import { HEALTH_SERVICE, healthCheckMethod, type HealthState } from "./health.ts";
 import { policyMethods, type UnaryMethod } from "./methods.ts";
 import { createRequestMetrics } from "./metrics.ts";
@@ -123,54 +125,62 @@ export function createTransportServer(options: TransportServerOptions): Transpor
   let closing = false;
 
   // ---- HTTP/2 ----
-  const h2 = http2.createServer({
-    settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? 1000 },
-    maxSessionMemory: 32,
-  });
-  const sessions = new Set<http2.ServerHttp2Session>();
-  h2.on("session", (s) => {
-    sessions.add(s);
-    s.once("close", () => sessions.delete(s));
-    s.on("error", (err) => logger.debug({ err: err.message }, "http2 session error"));
-    if (closing) s.close();
-  });
-  h2.on("sessionError", (err) => logger.debug({ err: err.message }, "http2 session error"));
-  h2.on("stream", (stream, headers) => {
+  const sessions = new Set<H2Session>();
+  let sessionsGone: (() => void) | undefined;
+  const onStream = (stream: H2Stream): void => {
+    const headers = stream.headers;
     const ct = headers["content-type"];
     if (typeof ct === "string" && ct.startsWith("application/grpc")) {
       if (ct === "application/grpc" || ct.startsWith("application/grpc+proto") || ct.startsWith("application/grpc;")) {
-        onGrpc(stream, headers);
+        onGrpc(stream);
       } else {
-        stream.on("error", () => {});
-        stream.respond({ ":status": 415, "content-type": "text/plain" });
-        stream.end(`content-type "${ct}" not supported; use application/grpc+proto`);
+        stream.respond(encodeHeaderBlock([[":status", "415"], ["content-type", "text/plain"]]));
+        stream.write(Buffer.from(`content-type "${ct}" not supported; use application/grpc+proto`), true);
       }
       return;
     }
     // Connect unary over h2c.
-    stream.on("error", () => {});
     const controller = new AbortController();
-    stream.once("close", () => controller.abort());
-    readBody(stream, maxMessageBytes).then(
+    readStreamBody(stream, maxMessageBytes, () => controller.abort()).then(
       (body) =>
         onConnect({
           method: String(headers[":method"]),
-          path: String(headers[":path"]),
-          contentType: String(headers["content-type"] ?? ""),
+          path: String(headers[":path"]).split("?")[0]!,
+          contentType: String(ct ?? ""),
           headers,
           body,
           signal: controller.signal,
         }),
       (): ConnectResponse => tooLarge(maxMessageBytes),
     ).then((res) => {
-      if (stream.destroyed || stream.closed) return;
-      stream.respond({ ":status": res.status, "content-type": res.contentType });
-      stream.end(res.body);
+      if (stream.closed) return;
+      stream.respond(encodeHeaderBlock([[":status", String(res.status)], ["content-type", res.contentType]]));
+      stream.write(typeof res.body === "string" ? Buffer.from(res.body) : res.body, true);
     }, (err: unknown) => {
       logger.error({ err: (err as Error).message }, "connect handler failed");
-      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      stream.close(H2Error.INTERNAL_ERROR);
     });
-  });
+  };
+  const startSession = (socket: net.Socket, firstBytes?: Buffer): void => {
+    const session = new H2Session(
+      socket,
+      {
+        maxConcurrentStreams: options.maxConcurrentStreams ?? 1000,
+        maxHeaderListSize: 64 * 1024,
+        maxSessionMemory: 32 * 1024 * 1024,
+        maxResetsPerSecond: 10_000,
+        onStream,
+        onClose: () => {
+          sessions.delete(session);
+          if (sessions.size === 0) sessionsGone?.();
+        },
+        onError: (message) => logger.debug({ err: message }, "http2 connection error"),
+      },
+      firstBytes,
+    );
+    sessions.add(session);
+    if (closing) session.close();
+  };
 
   // ---- HTTP/1.1 (Connect only) ----
   const h1 = http.createServer({ keepAliveTimeout: 5000, headersTimeout: 10_000, requestTimeout: 60_000 });
@@ -223,9 +233,9 @@ export function createTransportServer(options: TransportServerOptions): Transpor
       clearTimeout(silent);
       socket.pause();
       if (chunk.length >= 3 && chunk[0] === 0x50 && chunk[1] === 0x52 && chunk[2] === 0x49) {
-        // "PRI": the HTTP/2 preface. Node's Http2Session reads what was unshifted.
-        socket.unshift(chunk);
-        h2.emit("connection", socket);
+        // "PRI": the HTTP/2 preface.
+        startSession(socket, chunk);
+        socket.resume();
       } else {
         // node:http consumes the socket handle natively; hand it the first chunk by hand.
         h1.emit("connection", socket);
@@ -249,7 +259,7 @@ export function createTransportServer(options: TransportServerOptions): Transpor
         sockets.add(socket);
         socket.once("close", () => sockets.delete(socket));
         socket.on("error", () => {});
-        if (socket.alpnProtocol === "h2") h2.emit("connection", socket);
+        if (socket.alpnProtocol === "h2") startSession(socket);
         else h1.emit("connection", socket);
       },
     );
@@ -299,7 +309,7 @@ export function createTransportServer(options: TransportServerOptions): Transpor
       // Answers just written still have to leave: let HTTP/2 sessions (GOAWAY sent) close on
       // their own, briefly, before tearing down what is left.
       if (sessions.size > 0) {
-        const allClosed = Promise.all([...sessions].map((s) => new Promise((r) => s.once("close", r))));
+        const allClosed = new Promise<void>((resolve) => (sessionsGone = resolve));
         await settleBy(allClosed, Math.min(deadline, performance.now() + 1000));
       }
       for (const s of sessions) s.destroy();
@@ -331,6 +341,33 @@ function tooLarge(max: number): ConnectResponse {
     contentType: "application/json",
     body: JSON.stringify({ code: "resource_exhausted", message: `request exceeds the limit of ${max} bytes` }),
   };
+}
+
+/** The request body of an HTTP/2 stream, bounded; `onAbort` runs if the stream closes early. */
+function readStreamBody(stream: H2Stream, max: number, onAbort: () => void): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    stream.ondata = (c) => {
+      size += c.length;
+      if (size > max && !done) {
+        done = true;
+        stream.ondata = undefined;
+        reject(new Error("body too large"));
+        return;
+      }
+      chunks.push(c);
+    };
+    stream.onend = () => {
+      if (done) return;
+      done = true;
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    };
+    stream.onclose = () => {
+      if (!stream.localEnded || stream.reset) onAbort();
+    };
+  });
 }
 
 function readBody(stream: NodeJS.ReadableStream, max: number): Promise<Buffer> {
