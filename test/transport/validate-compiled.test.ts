@@ -85,14 +85,14 @@ const REQUESTS = [
 const s = (n: number, ch = "a"): string => ch.repeat(n);
 const EMOJI = "\u{1F600}"; // one code point, two UTF-16 units
 
-function decide(over: MessageInitShape<typeof pb.DecideRequestSchema> = {}) {
-  return create(pb.DecideRequestSchema, {
+function decide(over: Partial<MessageInitShape<typeof pb.DecideRequestSchema>> = {}) {
+  const init: MessageInitShape<typeof pb.DecideRequestSchema> = {
     tenantId: "t1",
     subject: { id: "u1", roles: ["reader"] },
     action: "read",
     resource: { type: "document", id: "d1" },
-    ...over,
-  });
+  };
+  return create(pb.DecideRequestSchema, Object.assign(init, over));
 }
 
 describe("compiled validator: every request type compiles", () => {
@@ -183,7 +183,7 @@ describe("compiled validator: hand-written boundaries, identical to protovalidat
     expect(same(S, create(S, ok))).toEqual([]);
     expect(same(S, create(S, { ...ok, operation: 0 }))).toEqual(["operation: must not be in list [0] [enum.not_in]"]);
     expect(same(S, create(S, { ...ok, operation: 3 }))).toEqual([]);
-    expect(same(S, create(S, { ...ok, operation: 4 }))).toEqual([
+    expect(same(S, create(S, { ...ok, operation: 4 as pb.MemoryOperation }))).toEqual([
       "operation: value must be one of the defined enum values [enum.defined_only]",
     ]);
     expect(same(S, create(S, { ...ok, operation: -1 as pb.MemoryOperation }))).toEqual([
