@@ -11,6 +11,14 @@
  * CEL expression outside the small subset below) is validated by protovalidate instead, so an
  * unsupported rule costs speed, never a wrong answer. `test/transport/validate-compiled.test.ts`
  * checks the two against each other.
+ *
+ * Compiled: `required`; string `const`, `len`, `min_len`, `max_len`, `len_bytes`, `min_bytes`,
+ * `max_bytes`, `in`, `not_in`; enum `defined_only`, `const`, `in`, `not_in`; int32, sint32,
+ * sfixed32, uint32, fixed32, float and double `const`, `lt`/`lte`/`gt`/`gte` (and their
+ * exclusive-range pairs), `in`, `not_in`, `finite`; repeated `min_items`, `max_items`, `items`
+ * (scalar, enum and message elements); nested messages; message-level CEL in the subset described
+ * at `compileCel`. Everything else (patterns, well-known formats, 64-bit, bytes, maps, `unique`,
+ * `ignore`, oneof rules, field CEL, WKT rules, predefined extensions) goes to protovalidate.
  */
 import {
   type DescEnum,
@@ -114,7 +122,8 @@ export function compileMessageValidator(schema: DescMessage): CompiledMessageVal
     return new Compiler(schema).build();
   } catch (err) {
     if (err instanceof Unsupported) return { kind: "unsupported", reason: err.message };
-    throw err;
+    // A compiler bug must cost speed, not correctness: protovalidate takes the type.
+    return { kind: "unsupported", reason: `compiler error: ${String(err)}` };
   }
 }
 
@@ -682,7 +691,7 @@ function compileCel(d: DescMessage, expr: string, where: string): string {
       return { type: n.type, js: `(${n.js})` };
     }
     if (t === "true" || t === "false") return { type: "bool", js: t };
-    if (t.startsWith('"')) return { type: "string", js: t };
+    if (t.startsWith('"')) return { type: "string", js: lit(t.slice(1, -1)) };
     if (t === "has") {
       take("(");
       const n = select(true);
@@ -734,7 +743,7 @@ function compileCel(d: DescMessage, expr: string, where: string): string {
 
 function tokenize(expr: string, where: string): string[] {
   const out: string[] = [];
-  const re = /\s*(?:(\|\||&&|==|!=|[!().])|([A-Za-z_][A-Za-z0-9_]*)|("[^"\\\n]*"))/y;
+  const re = /\s*(?:(\|\||&&|==|!=|[!().])|([A-Za-z_][A-Za-z0-9_]*)|("[^"\\\n\r\u2028\u2029]*"))/y;
   let i = 0;
   while (i < expr.length) {
     if (/^\s*$/.test(expr.slice(i))) break;
