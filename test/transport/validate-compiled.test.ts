@@ -410,23 +410,37 @@ function mutated(schema: DescMessage, r: () => number): Message {
   return base as unknown as Message;
 }
 
+/** Rule ids each request type can break (arbiter.proto), all of which the random run must reach. */
+const RULES_HIT: Record<string, string[]> = {
+  DecideRequest: ["repeated.max_items", "required", "string.max_len", "string.min_len"],
+  RouteRequest: ["repeated.max_items", "repeated.min_items", "string.max_len", "string.min_len"],
+  GuardMemoryRequest: ["enum.defined_only", "enum.not_in", "string.max_len", "string.min_len"],
+  FinalizeRequest: ["repeated.max_items", "string.max_len", "string.min_len"],
+  RecordUsageRequest: ["double.finite", "double.gte", "string.max_len", "string.min_len"],
+  CreateApprovalRequest: ["create_approval.same_tenant", "repeated.max_items", "required", "string.max_len", "string.min_len", "uint32.gt_lte"],
+};
+
 describe("compiled validator: seeded random messages, identical to protovalidate", () => {
   for (const [k, schema] of REQUESTS.entries()) {
     it(`${schema.name}: 2500 random messages`, () => {
       const r = rng(0xa5b17e + k);
       const c = compiled(schema);
       let invalid = 0;
+      const seen = new Set<string>();
       for (let i = 0; i < 2500; i++) {
         const m = r() < 0.5 ? mutated(schema, r) : randomMessage(schema, r);
         const want = expected(schema, m);
         if (want.length > 0) invalid++;
+        for (const w of want) seen.add(w.slice(w.lastIndexOf("[") + 1, -1));
         const ok = c.ok(m);
         if (ok !== (want.length === 0)) expect({ i, ok, want }).toBe("ok() disagrees");
         expect(c.violations(m)).toEqual(want);
       }
-      // The generator must produce both outcomes, or the comparison proves little.
+      // The generator must produce both outcomes and break every rule the type has, or the
+      // comparison proves little.
       expect(invalid).toBeGreaterThan(100);
-      expect(invalid).toBeLessThan(2500);
+      expect(invalid).toBeLessThan(2400);
+      expect([...seen].sort()).toEqual(RULES_HIT[schema.name]);
     });
   }
 });
@@ -508,15 +522,29 @@ describe("compiled validator: other compiled rule kinds on a test schema", () =>
   it("compiles, and agrees with protovalidate on 4000 random messages", () => {
     const c = compiled(S);
     const r = rng(42);
+    const valid = {
+      exact: `a${EMOJI}c`, bytesLen: "ab", exactBytes: "abcd", choice: "é", color: 5, window: 10, ratio: 0.25,
+      picks: [1, 2.5], colors: [1], must: -3, flag: true, label: "x", count: 2, offset: 1,
+    };
+    expect(same(S, create(S, valid as never))).toEqual([]);
     let invalid = 0;
     for (let i = 0; i < 4000; i++) {
-      const m = randomMessage(S, r);
+      let m: Message;
+      if (r() < 0.5) {
+        const rand = randomMessage(S, r) as unknown as Record<string, unknown>;
+        const base = create(S, valid as never) as unknown as Record<string, unknown>;
+        for (const f of S.fields) if (r() < 0.1) base[f.localName] = rand[f.localName];
+        m = base as unknown as Message;
+      } else {
+        m = randomMessage(S, r);
+      }
       const want = expected(S, m);
       if (want.length > 0) invalid++;
       expect(c.ok(m)).toBe(want.length === 0);
       expect(c.violations(m)).toEqual(want);
     }
     expect(invalid).toBeGreaterThan(100);
+    expect(invalid).toBeLessThan(3800);
   });
 
   it("prints each kind's message as protovalidate does", () => {
