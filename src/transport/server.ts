@@ -70,6 +70,7 @@ export interface TransportServer {
 }
 
 const DEFAULT_MAX_MESSAGE = 4 * 1024 * 1024;
+const PRI = Buffer.from("PRI", "latin1");
 /** How long a new plaintext connection may stay silent before its first bytes. */
 const PREFACE_TIMEOUT_MS = 10_000;
 
@@ -229,7 +230,16 @@ export function createTransportServer(options: TransportServerOptions): Transpor
     // A peer that connects and says nothing must not hold a socket forever.
     const silent = setTimeout(() => socket.destroy(), PREFACE_TIMEOUT_MS);
     silent.unref();
-    socket.once("data", (chunk: Buffer) => {
+    let head: Buffer | undefined;
+    socket.on("data", function first(data: Buffer) {
+      // The first read may hold fewer than 3 bytes ("P", "PR": a client writing byte by byte is
+      // legal); keep reading until the bytes tell HTTP/2 from HTTP/1.1.
+      const chunk = head === undefined ? data : Buffer.concat([head, data]);
+      if (chunk.length < 3 && PRI.subarray(0, chunk.length).equals(chunk)) {
+        head = chunk;
+        return;
+      }
+      socket.off("data", first);
       clearTimeout(silent);
       socket.pause();
       if (chunk.length >= 3 && chunk[0] === 0x50 && chunk[1] === 0x52 && chunk[2] === 0x49) {

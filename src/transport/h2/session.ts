@@ -273,7 +273,11 @@ export class H2Session {
     socket.on("data", (chunk: Buffer) => this.#onData(chunk));
     socket.on("error", (err) => opts.onError?.(`socket error: ${err.message}`));
     socket.once("close", () => this.destroy());
-    if (firstBytes !== undefined && firstBytes.length > 0) this.#onData(firstBytes);
+    // Not synchronously: a bad preface destroys the session and calls onClose, which must not
+    // run before our creator holds the session (it did, and the ReferenceError in onClose
+    // escaped as an uncaught exception: one "PRI" + garbage took the process down). The socket
+    // is paused while we are created, so nothing it reads can overtake this tick.
+    if (firstBytes !== undefined && firstBytes.length > 0) process.nextTick(() => this.#onData(firstBytes));
   }
 
   /** Open streams. */

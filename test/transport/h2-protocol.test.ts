@@ -1,0 +1,408 @@
+/**
+ * Protocol tests of Arbiter's own HTTP/2 server layer (src/transport/h2): the real transport
+ * server on port 0, driven by a raw frame client (./h2-client.ts) with adversarial and
+ * unusual-but-legal input, and by node's own HTTP/2 client for interop. Section numbers are
+ * RFC 9113 (HTTP/2) and RFC 7541 (HPACK).
+ */
+import http2 from "node:http2";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { pino } from "pino";
+import { Registry } from "prom-client";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  HealthCheckRequestSchema,
+  HealthCheckResponseSchema,
+  HealthCheckResponse_ServingStatus as Serving,
+} from "../../gen/grpc/health/v1/health_pb.ts";
+import {
+  ServerReflectionRequestSchema,
+  ServerReflectionResponseSchema,
+} from "../../gen/grpc/reflection/v1/reflection_pb.ts";
+import type { DecisionService } from "../../src/decision/types.ts";
+import { H2Error } from "../../src/transport/h2/session.ts";
+import { HealthState } from "../../src/transport/health.ts";
+import { createTransportServer, type TransportServer, type TransportServerOptions } from "../../src/transport/server.ts";
+import {
+  field,
+  Flag,
+  frame,
+  FrameType,
+  goawayFrame,
+  grpcMessage,
+  grpcRequestFields,
+  H2TestClient,
+  HEALTH_CHECK,
+  headerBlock,
+  hpackIndexed,
+  hpackInt,
+  hpackLiteral,
+  hpackSizeUpdate,
+  PREFACE,
+  REFLECTION_INFO,
+  type Response,
+  rstFrame,
+  Setting,
+  settingsFrame,
+  u32,
+  windowUpdateFrame,
+} from "./h2-client.ts";
+
+/**
+ * The servers here run health-only (health Check/Watch and reflection): the protocol layer is
+ * what is under test, and those methods reach it through the same gRPC handler as Decide. The
+ * decision core is never called on a health-only server, so none is built.
+ */
+const NO_CORE = {} as DecisionService;
+
+const SERVICE = "arbiter.v1.PolicyService";
+const servers: TransportServer[] = [];
+const clients: H2TestClient[] = [];
+
+async function startTransport(opts: Partial<TransportServerOptions> = {}): Promise<TransportServer> {
+  const health = new HealthState();
+  health.set("", "SERVING");
+  health.set(SERVICE, "SERVING");
+  const server = createTransportServer({
+    service: NO_CORE,
+    health,
+    logger: pino({ level: "silent" }),
+    registry: new Registry(),
+    healthOnly: true,
+    ...opts,
+  });
+  await server.listen({ kind: "tcp", host: "127.0.0.1", port: 0 });
+  servers.push(server);
+  return server;
+}
+
+async function handshake(port: number, settings: ReadonlyArray<readonly [number, number]> = []): Promise<H2TestClient> {
+  const { client } = await H2TestClient.handshake(port, settings);
+  clients.push(client);
+  return client;
+}
+
+function healthBody(service = ""): Buffer {
+  return grpcMessage(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service })));
+}
+
+const SERVING_BODY = grpcMessage(toBinary(HealthCheckResponseSchema, create(HealthCheckResponseSchema, { status: Serving.SERVING })));
+
+/** A complete, correct health Check answer: 200, gRPC content type, one SERVING message, status 0. */
+function expectServing(res: Response): void {
+  expect(res.rst).toBeUndefined();
+  expect(field(res.headers, ":status")).toBe("200");
+  expect(field(res.headers, "content-type")).toBe("application/grpc+proto");
+  expect(res.data).toEqual(SERVING_BODY);
+  expect(field(res.trailers, "grpc-status")).toBe("0");
+}
+
+/** One health Check on `id` with a plain header block; the answer must be SERVING. */
+async function checkWorks(c: H2TestClient, id: number): Promise<void> {
+  c.request(id, HEALTH_CHECK, healthBody());
+  expectServing(await c.response(id));
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+let port: number;
+beforeAll(async () => {
+  port = (await startTransport()).port!;
+});
+afterEach(() => {
+  for (const c of clients.splice(0)) c.close();
+});
+afterAll(async () => {
+  for (const s of servers.splice(0)) await s.close(1000);
+});
+
+describe("RFC 9113 3.4 preface and 6.5 SETTINGS", () => {
+  it("3.4/6.5: the server's SETTINGS carry its limits, and ours are ACKed", async () => {
+    const { client, serverSettings } = await H2TestClient.handshake(port, [[Setting.INITIAL_WINDOW_SIZE, 100_000]]);
+    clients.push(client);
+    expect(serverSettings.get(Setting.MAX_CONCURRENT_STREAMS)).toBe(1000);
+    expect(serverSettings.get(Setting.INITIAL_WINDOW_SIZE)).toBe(1 << 20);
+    expect(serverSettings.get(Setting.MAX_HEADER_LIST_SIZE)).toBe(64 * 1024);
+    // The connection window is opened past its 65,535 default right away.
+    const wu = await client.next((f) => f.type === FrameType.WINDOW_UPDATE && f.id === 0);
+    expect(wu.payload.readUInt32BE(0)).toBe((16 << 20) - 65_535);
+    await checkWorks(client, 1);
+  });
+
+  it("3.4: a bad preface closes the connection", async () => {
+    const c = await H2TestClient.connect(port);
+    clients.push(c);
+    c.send(Buffer.from("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"));
+    await c.waitClosed();
+    expect(c.frames.filter((f) => f.type === FrameType.HEADERS)).toEqual([]);
+    // The server lives on (a bad preface in the first read used to throw in onClose, uncaught).
+    await checkWorks(await handshake(port), 1);
+  });
+
+  it("3.4: a first frame that is not SETTINGS is a connection error PROTOCOL_ERROR", async () => {
+    const c = await H2TestClient.connect(port);
+    clients.push(c);
+    c.send(Buffer.concat([PREFACE, frame(FrameType.PING, 0, 0, Buffer.alloc(8))]));
+    const g = await c.goaway();
+    expect(g.code).toBe(H2Error.PROTOCOL_ERROR);
+    expect(g.lastStreamId).toBe(0);
+    await c.waitClosed();
+  });
+
+  it("6.7: PING is answered with ACK and the same 8 bytes", async () => {
+    const c = await handshake(port);
+    const opaque = Buffer.from("arbiter!");
+    c.send(frame(FrameType.PING, 0, 0, opaque));
+    const ack = await c.next((f) => f.type === FrameType.PING);
+    expect(ack.flags).toBe(Flag.ACK);
+    expect(ack.payload).toEqual(opaque);
+    // A PING ACK from the client is not answered.
+    c.send(frame(FrameType.PING, Flag.ACK, 0, opaque));
+    await checkWorks(c, 1);
+    expect(c.frames.filter((f) => f.type === FrameType.PING)).toHaveLength(1);
+  });
+
+  it("6.7: a PING of 7 bytes is a connection error FRAME_SIZE_ERROR", async () => {
+    const c = await handshake(port);
+    c.send(frame(FrameType.PING, 0, 0, Buffer.alloc(7)));
+    expect((await c.goaway()).code).toBe(H2Error.FRAME_SIZE_ERROR);
+    await c.waitClosed();
+  });
+});
+
+describe("requests in every legal shape (RFC 9113 6.2, 6.10; RFC 7541)", () => {
+  it("RFC 7541 5.2: Huffman-encoded names and values", async () => {
+    const c = await handshake(port);
+    c.send(Buffer.concat([
+      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(HEALTH_CHECK), { huffman: true })),
+      frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()),
+    ]));
+    expectServing(await c.response(1));
+  });
+
+  it("RFC 7541 6.2.1/2.3.2: incremental indexing, then the same request from the dynamic table", async () => {
+    const c = await handshake(port);
+    const fields = grpcRequestFields(HEALTH_CHECK);
+    c.send(Buffer.concat([
+      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(fields, { indexing: "incremental", huffman: true })),
+      frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()),
+    ]));
+    expectServing(await c.response(1));
+    // Six entries, newest first: te=62 ... :method=67.
+    const indexed = Buffer.concat(fields.map((_, i) => hpackIndexed(62 + fields.length - 1 - i)));
+    expect(indexed).toHaveLength(6);
+    c.send(Buffer.concat([
+      frame(FrameType.HEADERS, Flag.END_HEADERS, 3, indexed),
+      frame(FrameType.DATA, Flag.END_STREAM, 3, healthBody()),
+    ]));
+    expectServing(await c.response(3));
+    // Never-indexed literals with a static name index are accepted too.
+    const neverIndexed = Buffer.concat([indexed.subarray(0, 5), hpackInt(0x10, 4, 0), Buffer.from([2]), Buffer.from("te"), Buffer.from([8]), Buffer.from("trailers")]);
+    c.send(Buffer.concat([
+      frame(FrameType.HEADERS, Flag.END_HEADERS, 5, neverIndexed),
+      frame(FrameType.DATA, Flag.END_STREAM, 5, healthBody()),
+    ]));
+    expectServing(await c.response(5));
+  });
+
+  it("RFC 7541 6.3/4.3: a dynamic table size update evicts, and a later reference past the table is COMPRESSION_ERROR", async () => {
+    const c = await handshake(port);
+    const fields = grpcRequestFields(HEALTH_CHECK);
+    // Table capped at 100 bytes: each entry is name + value + 32, so only the newest fits.
+    c.send(Buffer.concat([
+      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, Buffer.concat([hpackSizeUpdate(0), hpackSizeUpdate(100), headerBlock(fields, { indexing: "incremental" })])),
+      frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()),
+    ]));
+    expectServing(await c.response(1));
+    // te: trailers (42 bytes) is entry 62; 63 was evicted.
+    c.send(Buffer.concat([
+      frame(FrameType.HEADERS, Flag.END_HEADERS, 3, Buffer.concat([headerBlock(fields.slice(0, 5)), hpackIndexed(62)])),
+      frame(FrameType.DATA, Flag.END_STREAM, 3, healthBody()),
+    ]));
+    expectServing(await c.response(3));
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 5, Buffer.concat([headerBlock(fields.slice(0, 5)), hpackIndexed(63)])));
+    const g = await c.goaway();
+    expect(g.code).toBe(H2Error.COMPRESSION_ERROR);
+    expect(g.debug).toBe("header index 63 is not in the table");
+    expect(g.lastStreamId).toBe(3);
+  });
+
+  it("6.10: a header block split across HEADERS + CONTINUATION frames", async () => {
+    const c = await handshake(port);
+    const block = headerBlock(grpcRequestFields(HEALTH_CHECK, [["x-pad", "p".repeat(40)]]), { huffman: true });
+    const a = block.subarray(0, 7);
+    const b = block.subarray(7, 30);
+    const rest = block.subarray(30);
+    c.send(Buffer.concat([
+      frame(FrameType.HEADERS, 0, 1, a),
+      frame(FrameType.CONTINUATION, 0, 1, b),
+      frame(FrameType.CONTINUATION, 0, 1, Buffer.alloc(0)),
+      frame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, rest),
+      frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()),
+    ]));
+    expectServing(await c.response(1));
+  });
+
+  it("6.2/6.1: PADDED and PRIORITY flags on HEADERS, PADDED on DATA", async () => {
+    const c = await handshake(port);
+    const block = headerBlock(grpcRequestFields(HEALTH_CHECK));
+    const pad = 17;
+    const headers = Buffer.concat([Buffer.from([pad]), u32(0x80000000), Buffer.from([200]), block, Buffer.alloc(pad)]);
+    const body = healthBody(SERVICE);
+    const data = Buffer.concat([Buffer.from([3]), body, Buffer.from([0, 0, 0])]);
+    c.send(Buffer.concat([
+      frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.PADDED | Flag.PRIORITY, 1, headers),
+      frame(FrameType.PRIORITY, 0, 1, Buffer.from([0, 0, 0, 0, 16])),
+      frame(FrameType.DATA, Flag.END_STREAM | Flag.PADDED, 1, data),
+    ]));
+    expectServing(await c.response(1));
+  });
+
+  it("6.1: the request message split into 1-byte DATA frames", async () => {
+    const c = await handshake(port);
+    const body = healthBody(SERVICE);
+    const parts = [frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(HEALTH_CHECK)))];
+    for (const byte of body) parts.push(frame(FrameType.DATA, 0, 1, Buffer.from([byte])));
+    parts.push(frame(FrameType.DATA, Flag.END_STREAM, 1));
+    c.send(Buffer.concat(parts));
+    expectServing(await c.response(1));
+  });
+
+  it("4.1: the whole connection written one byte per TCP write", async () => {
+    const c = await H2TestClient.connect(port);
+    clients.push(c);
+    const bytes = Buffer.concat([
+      PREFACE,
+      settingsFrame([[Setting.ENABLE_PUSH, 0]]),
+      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(HEALTH_CHECK), { huffman: true, indexing: "incremental" })),
+      frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody(SERVICE)),
+    ]);
+    await c.sendBytewise(bytes);
+    expectServing(await c.response(1));
+  });
+});
+
+function reflectionBody(times = 1): Buffer {
+  const one = grpcMessage(toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, {
+    messageRequest: { case: "fileContainingSymbol", value: SERVICE },
+  })));
+  return Buffer.concat(Array.from({ length: times }, () => one));
+}
+
+/** Bytes of DATA received on stream `id` so far. */
+function dataBytes(c: H2TestClient, id: number): number {
+  return c.frames.filter((f) => f.type === FrameType.DATA && f.id === id).reduce((n, f) => n + f.payload.length, 0);
+}
+
+async function settle(c: H2TestClient, id: number, expected: number, what: string): Promise<void> {
+  const end = Date.now() + 3000;
+  while (dataBytes(c, id) < expected && Date.now() < end) await sleep(5);
+  await sleep(100); // nothing more may follow
+  expect(dataBytes(c, id), what).toBe(expected);
+}
+
+describe("RFC 9113 5.2/6.9 flow control", () => {
+  it("6.9: sends no more DATA than the stream window allows, the rest after WINDOW_UPDATEs, trailers last", async () => {
+    const c = await handshake(port, [[Setting.INITIAL_WINDOW_SIZE, 10]]);
+    c.send(Buffer.concat([
+      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(REFLECTION_INFO))),
+      frame(FrameType.DATA, Flag.END_STREAM, 1, reflectionBody()),
+    ]));
+    await settle(c, 1, 10, "the initial stream window");
+    c.send(windowUpdateFrame(1, 1000));
+    await settle(c, 1, 1010, "after a 1000-byte WINDOW_UPDATE");
+    expect(c.frames.some((f) => f.id === 1 && f.type === FrameType.HEADERS && (f.flags & Flag.END_STREAM))).toBe(false);
+    c.send(windowUpdateFrame(1, 1 << 20));
+    const res = await c.response(1);
+    expect(field(res.headers, ":status")).toBe("200");
+    expect(field(res.trailers, "grpc-status")).toBe("0");
+    expect(res.frames.at(-1)!.type).toBe(FrameType.HEADERS);
+    const msg = fromBinary(ServerReflectionResponseSchema, res.data.subarray(5));
+    expect(res.data.readUInt32BE(1)).toBe(res.data.length - 5);
+    expect(msg.messageResponse.case).toBe("fileDescriptorResponse");
+    expect(res.data.length).toBeGreaterThan(4000);
+  });
+
+  it("6.9.2: a SETTINGS_INITIAL_WINDOW_SIZE change mid-stream adjusts open streams, below zero too", async () => {
+    const c = await handshake(port, [[Setting.INITIAL_WINDOW_SIZE, 10]]);
+    c.send(Buffer.concat([
+      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(REFLECTION_INFO))),
+      frame(FrameType.DATA, Flag.END_STREAM, 1, reflectionBody()),
+    ]));
+    await settle(c, 1, 10, "the initial stream window");
+    c.send(settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 110]]));
+    await settle(c, 1, 110, "after raising the initial window by 100");
+    // 110 -> 50: the window goes to -60; 60 brings it back to 0, and only then does 1 byte go.
+    c.send(settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 50]]));
+    c.send(windowUpdateFrame(1, 60));
+    await settle(c, 1, 110, "a window of -60 + 60");
+    c.send(windowUpdateFrame(1, 1));
+    await settle(c, 1, 111, "one more byte");
+    c.send(windowUpdateFrame(1, 1 << 20));
+    const res = await c.response(1);
+    expect(field(res.trailers, "grpc-status")).toBe("0");
+    expect(res.frames.at(-1)!.type).toBe(FrameType.HEADERS);
+  });
+
+  it("6.9.1: the connection window bounds all streams until a connection WINDOW_UPDATE", async () => {
+    const c = await handshake(port, [[Setting.INITIAL_WINDOW_SIZE, 1 << 20]]);
+    // Twenty answers of several KB each exceed the 65,535-byte connection window.
+    c.send(Buffer.concat([
+      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(REFLECTION_INFO))),
+      frame(FrameType.DATA, Flag.END_STREAM, 1, reflectionBody(20)),
+    ]));
+    await settle(c, 1, 65_535, "the connection window");
+    c.send(windowUpdateFrame(0, 1 << 20));
+    const res = await c.response(1);
+    expect(field(res.trailers, "grpc-status")).toBe("0");
+    expect(res.data.length).toBeGreaterThan(80_000);
+    expect(res.data.length % 20).toBe(0);
+  });
+
+  it("6.9: WINDOW_UPDATE past 2^31-1 is FLOW_CONTROL_ERROR (stream: RST_STREAM; connection: GOAWAY); so is SETTINGS_INITIAL_WINDOW_SIZE 2^31", async () => {
+    const c = await handshake(port);
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(HEALTH_CHECK))));
+    c.send(windowUpdateFrame(1, 0x7fffffff));
+    expect(await c.rst(1)).toBe(H2Error.FLOW_CONTROL_ERROR);
+    await checkWorks(c, 3);
+    c.send(windowUpdateFrame(0, 0x7fffffff));
+    expect((await c.goaway()).code).toBe(H2Error.FLOW_CONTROL_ERROR);
+
+    const d = await handshake(port);
+    d.send(settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 0x80000000]]));
+    expect((await d.goaway()).code).toBe(H2Error.FLOW_CONTROL_ERROR);
+  });
+
+  it("6.9: a 2 MiB request body gets WINDOW_UPDATEs from the server and completes", async () => {
+    const c = await handshake(port);
+    // An unknown field 2 (2 MiB) in a HealthCheckRequest for "": protobuf keeps it, Check answers.
+    const big = Buffer.alloc(2 << 20, 0x61);
+    const msg = Buffer.concat([Buffer.from([0x12]), varint(big.length), big]);
+    const body = grpcMessage(msg);
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(HEALTH_CHECK))));
+    // Send honouring the server's windows: stream 1 MiB (SETTINGS), connection 16 MiB.
+    let streamWindow = 1 << 20;
+    let credited = 0;
+    for (let p = 0; p < body.length; p += 16_384) {
+      const chunk = body.subarray(p, Math.min(body.length, p + 16_384));
+      while (streamWindow < chunk.length) {
+        const wu = await c.next((f) => f.type === FrameType.WINDOW_UPDATE && f.id === 1, 3000, "a stream WINDOW_UPDATE");
+        streamWindow += wu.payload.readUInt32BE(0);
+        credited += wu.payload.readUInt32BE(0);
+      }
+      streamWindow -= chunk.length;
+      c.send(frame(FrameType.DATA, p + 16_384 >= body.length ? Flag.END_STREAM : 0, 1, chunk));
+    }
+    expectServing(await c.response(1, 5000));
+    expect(credited).toBeGreaterThanOrEqual(body.length - (1 << 20));
+  });
+});
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
