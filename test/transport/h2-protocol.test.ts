@@ -406,3 +406,260 @@ function varint(n: number): Buffer {
   out.push(n);
   return Buffer.from(out);
 }
+
+describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
+  it("5.1.2: a stream past SETTINGS_MAX_CONCURRENT_STREAMS is refused with REFUSED_STREAM", async () => {
+    const small = await startTransport({ maxConcurrentStreams: 2 });
+    const { client: c, serverSettings } = await H2TestClient.handshake(small.port!);
+    clients.push(c);
+    expect(serverSettings.get(Setting.MAX_CONCURRENT_STREAMS)).toBe(2);
+    const open = (id: number): void => void c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, id, headerBlock(grpcRequestFields(HEALTH_CHECK))));
+    open(1);
+    open(3);
+    open(5);
+    expect(await c.rst(5)).toBe(H2Error.REFUSED_STREAM);
+    c.send(frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()));
+    expectServing(await c.response(1));
+    // Stream 1 is done: a new stream fits again.
+    await checkWorks(c, 7);
+    c.send(frame(FrameType.DATA, Flag.END_STREAM, 3, healthBody()));
+    expectServing(await c.response(3));
+  });
+
+  it("6.5.2/8.2: a header list over SETTINGS_MAX_HEADER_LIST_SIZE gets 431, and the connection keeps working", async () => {
+    const c = await handshake(port);
+    // 70,000 bytes of header value: HEADERS + CONTINUATION frames of 16,384 bytes.
+    // The big field comes first: an entry larger than the table empties it (RFC 7541 4.4).
+    const block = headerBlock([["x-big", "b".repeat(70_000)], ...grpcRequestFields(HEALTH_CHECK)], { indexing: "incremental" });
+    const parts: Buffer[] = [];
+    for (let p = 0; p < block.length; p += 16_384) {
+      const last = p + 16_384 >= block.length;
+      parts.push(frame(p === 0 ? FrameType.HEADERS : FrameType.CONTINUATION, (last ? Flag.END_HEADERS : 0) | (p === 0 ? Flag.END_STREAM : 0), 1, block.subarray(p, p + 16_384)));
+    }
+    c.send(Buffer.concat(parts));
+    const res = await c.response(1);
+    expect(field(res.headers, ":status")).toBe("431");
+    expect(res.frames).toHaveLength(1);
+    // The dynamic table stayed in step although the list was not kept: the six request fields
+    // after the big one were indexed, so 62..67 are usable now.
+    c.send(Buffer.concat([
+      frame(FrameType.HEADERS, Flag.END_HEADERS, 3, Buffer.concat([67, 66, 65, 64, 63, 62].map(hpackIndexed))),
+      frame(FrameType.DATA, Flag.END_STREAM, 3, healthBody()),
+    ]));
+    expectServing(await c.response(3));
+  });
+
+  it("8.2.1/8.3.1: an uppercase header name or a missing :path is a stream error PROTOCOL_ERROR; the connection keeps working", async () => {
+    const c = await handshake(port);
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, headerBlock(grpcRequestFields(HEALTH_CHECK, [["X-Upper", "1"]]))));
+    expect(await c.rst(1)).toBe(H2Error.PROTOCOL_ERROR);
+    const noPath = grpcRequestFields(HEALTH_CHECK).filter(([n]) => n !== ":path");
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 3, headerBlock(noPath)));
+    expect(await c.rst(3)).toBe(H2Error.PROTOCOL_ERROR);
+    const connection = grpcRequestFields(HEALTH_CHECK, [["connection", "keep-alive"]]);
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 5, headerBlock(connection)));
+    expect(await c.rst(5)).toBe(H2Error.PROTOCOL_ERROR);
+    await checkWorks(c, 7);
+  });
+
+  async function connectionError(bytes: Buffer, code: number, debug?: string): Promise<void> {
+    const c = await handshake(port);
+    c.send(bytes);
+    const g = await c.goaway();
+    expect(g.code).toBe(code);
+    if (debug !== undefined) expect(g.debug).toBe(debug);
+    await c.waitClosed();
+  }
+  const okBlock = (): Buffer => headerBlock(grpcRequestFields(HEALTH_CHECK));
+
+  it("5.1.1: an even stream id is a connection error PROTOCOL_ERROR", async () => {
+    await connectionError(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 2, okBlock()), H2Error.PROTOCOL_ERROR, "client stream ids must be odd");
+  });
+
+  it("5.1: DATA on an idle stream is a connection error PROTOCOL_ERROR", async () => {
+    await connectionError(frame(FrameType.DATA, Flag.END_STREAM, 9, healthBody()), H2Error.PROTOCOL_ERROR, "DATA on an idle stream");
+  });
+
+  it("4.2: a frame larger than SETTINGS_MAX_FRAME_SIZE (16,384) is a connection error FRAME_SIZE_ERROR", async () => {
+    await connectionError(frame(FrameType.DATA, 0, 1, Buffer.alloc(16_385)), H2Error.FRAME_SIZE_ERROR, "frame of 16385 bytes exceeds 16384");
+  });
+
+  it("6.2: HEADERS on stream 0 is a connection error PROTOCOL_ERROR", async () => {
+    await connectionError(frame(FrameType.HEADERS, Flag.END_HEADERS, 0, okBlock()), H2Error.PROTOCOL_ERROR, "HEADERS on stream 0");
+  });
+
+  it("RFC 7541 6.1: index 0 is a COMPRESSION_ERROR", async () => {
+    await connectionError(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([okBlock(), Buffer.from([0x80])])), H2Error.COMPRESSION_ERROR, "header index 0");
+  });
+
+  it("RFC 7541 2.3.3: an index past the static and dynamic tables is a COMPRESSION_ERROR", async () => {
+    await connectionError(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([okBlock(), hpackIndexed(62)])), H2Error.COMPRESSION_ERROR, "header index 62 is not in the table");
+  });
+
+  it("RFC 7541 5.2: Huffman padding that is not EOS-prefix ones is a COMPRESSION_ERROR", async () => {
+    // "a" is the 5-bit code 00011; the 3 padding bits must be 111, here 000.
+    const bad = Buffer.concat([Buffer.from([0x00, 0x81, 0b00011000]), Buffer.from([0x01, 0x61])]);
+    await connectionError(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([okBlock(), bad])), H2Error.COMPRESSION_ERROR, "invalid Huffman padding");
+  });
+
+  it("RFC 7541 5.1: an integer that never ends within 2^31 is a COMPRESSION_ERROR, not a silently truncated block", async () => {
+    // A literal whose name length continues for 200 bytes of 0x80: the value must be rejected
+    // (it used to overflow to NaN and end the block early, dropping the fields after it).
+    const bad = Buffer.concat([Buffer.from([0x00, 0x7f]), Buffer.alloc(200, 0x80), Buffer.from([0x01])]);
+    await connectionError(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([okBlock(), bad])), H2Error.COMPRESSION_ERROR, "integer too large");
+  });
+
+  it("RFC 7541 4.2: a table size update past SETTINGS_HEADER_TABLE_SIZE, or after a field, is a COMPRESSION_ERROR", async () => {
+    await connectionError(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([hpackSizeUpdate(4097), okBlock()])), H2Error.COMPRESSION_ERROR, "table size update 4097 exceeds 4096");
+    await connectionError(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([okBlock(), hpackSizeUpdate(0)])), H2Error.COMPRESSION_ERROR, "table size update after a header field");
+  });
+
+  it("5.5: unknown frame types are ignored, on stream 0 and on a stream, even between HEADERS and DATA", async () => {
+    const c = await handshake(port);
+    c.send(Buffer.concat([
+      frame(0x20, 0xff, 0, Buffer.from("hello")),
+      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, okBlock()),
+      frame(0xfa, 0, 1, Buffer.alloc(100)),
+      frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()),
+    ]));
+    expectServing(await c.response(1));
+  });
+
+  it("6.10: a CONTINUATION flood of empty frames is bounded (ENHANCE_YOUR_CALM), not buffered forever", async () => {
+    const c = await handshake(port);
+    const empty = frame(FrameType.CONTINUATION, 0, 1);
+    c.send(frame(FrameType.HEADERS, 0, 1, okBlock()));
+    c.send(Buffer.concat(Array.from({ length: 20_000 }, () => empty)));
+    expect((await c.goaway()).code).toBe(H2Error.ENHANCE_YOUR_CALM);
+  });
+
+  it("rapid reset: RST_STREAM beyond the per-second bound is a connection error ENHANCE_YOUR_CALM", async () => {
+    const c = await handshake(port);
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, okBlock()));
+    // The bound is 10,000 resets per second.
+    c.send(Buffer.concat(Array.from({ length: 10_001 }, () => rstFrame(1, H2Error.CANCEL))));
+    const g = await c.goaway();
+    expect(g.code).toBe(H2Error.ENHANCE_YOUR_CALM);
+    expect(g.debug).toBe("too many stream resets");
+    expect(g.lastStreamId).toBe(1);
+  });
+
+  it("a client that sends requests but never reads is stopped: the server pauses reading and the client's writes block", async () => {
+    const c = await handshake(port);
+    c.socket.pause(); // never read
+    // Compact requests from the dynamic table: 6 indexed fields + a 5-byte message.
+    const index = Buffer.concat([headerBlock(grpcRequestFields(HEALTH_CHECK), { indexing: "incremental" })]);
+    c.send(Buffer.concat([frame(FrameType.HEADERS, Flag.END_HEADERS, 1, index), frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody())]));
+    const indexed = Buffer.from([0x80 | 67, 0x80 | 66, 0x80 | 65, 0x80 | 64, 0x80 | 63, 0x80 | 62]);
+    let id = 3;
+    let written = 0;
+    let blocked = false;
+    const deadline = Date.now() + 8000;
+    while (Date.now() < deadline && !blocked) {
+      const batch: Buffer[] = [];
+      for (let i = 0; i < 500; i++, id += 2) {
+        batch.push(frame(FrameType.HEADERS, Flag.END_HEADERS, id, indexed), frame(FrameType.DATA, Flag.END_STREAM, id, healthBody()));
+      }
+      const buf = Buffer.concat(batch);
+      written += buf.length;
+      if (!c.send(buf)) {
+        blocked = !(await new Promise<boolean>((resolve) => {
+          const t = setTimeout(() => resolve(false), 1000);
+          c.socket.once("drain", () => {
+            clearTimeout(t);
+            resolve(true);
+          });
+        }));
+      }
+    }
+    expect(blocked, `client writes never blocked after ${written} bytes`).toBe(true);
+    // Each request makes ~60 bytes of answer: the server stopped reading after a bounded
+    // amount (its 1 MiB output bound plus what the kernel buffers on both sides).
+    expect(written).toBeLessThan(200 << 20);
+    // Reading again, the client gets every answer and the connection still works.
+    c.socket.resume();
+    const last = id - 2;
+    await c.response(last, 10_000);
+    expect(c.frames.filter((f) => f.type === FrameType.RST_STREAM)).toEqual([]);
+  });
+});
+
+describe("graceful close (RFC 9113 6.8)", () => {
+  it("server.close(): GOAWAY(NO_ERROR, last stream id), the in-flight call completes, new streams are refused, then the socket closes", async () => {
+    const server = await startTransport();
+    const c = await handshake(server.port!);
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(HEALTH_CHECK))));
+    await sleep(20);
+    expect(server.inFlight()).toBe(1);
+    const closed = server.close(3000);
+    const g = await c.goaway();
+    expect(g).toEqual({ lastStreamId: 1, code: H2Error.NO_ERROR, debug: "" });
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 3, headerBlock(grpcRequestFields(HEALTH_CHECK))));
+    expect(await c.rst(3)).toBe(H2Error.REFUSED_STREAM);
+    c.send(frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()));
+    expectServing(await c.response(1));
+    await c.waitClosed();
+    expect(await closed).toEqual({ forced: false });
+  });
+
+  it("client GOAWAY: the server finishes open streams, then closes", async () => {
+    const c = await handshake(port);
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(HEALTH_CHECK))));
+    c.send(goawayFrame(0, H2Error.NO_ERROR));
+    await sleep(20);
+    expect(c.closed).toBe(false);
+    c.send(frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()));
+    expectServing(await c.response(1));
+    await c.waitClosed();
+  });
+});
+
+describe("interop with node's HTTP/2 client", () => {
+  function nodeCheck(session: http2.ClientHttp2Session, body: Buffer): Promise<{ status: string | undefined; data: Buffer; grpcStatus: string | undefined }> {
+    return new Promise((resolve, reject) => {
+      const req = session.request({ ":method": "POST", ":path": HEALTH_CHECK, "content-type": "application/grpc", te: "trailers" });
+      const chunks: Buffer[] = [];
+      let status: string | undefined;
+      let grpcStatus: string | undefined;
+      req.on("response", (h) => {
+        status = String(h[":status"]);
+        if (h["grpc-status"] !== undefined) grpcStatus = String(h["grpc-status"]);
+      });
+      req.on("trailers", (t) => (grpcStatus = String(t["grpc-status"])));
+      req.on("data", (d: Buffer) => chunks.push(d));
+      req.on("end", () => resolve({ status, data: Buffer.concat(chunks), grpcStatus }));
+      req.on("error", reject);
+      req.setTimeout(10_000, () => reject(new Error("node http2 request timed out")));
+      req.end(body);
+    });
+  }
+
+  async function withSession<T>(settings: http2.Settings, run: (s: http2.ClientHttp2Session) => Promise<T>): Promise<T> {
+    const session = http2.connect(`http://127.0.0.1:${port}`, { settings });
+    session.on("error", () => {});
+    try {
+      return await run(session);
+    } finally {
+      session.close();
+    }
+  }
+
+  it("200 concurrent unary health checks on one connection", async () => {
+    const results = await withSession({}, (s) => Promise.all(Array.from({ length: 200 }, () => nodeCheck(s, healthBody()))));
+    for (const r of results) expect(r).toEqual({ status: "200", data: SERVING_BODY, grpcStatus: "0" });
+  });
+
+  it("a 3 MiB request body (window updates both ways)", async () => {
+    const big = Buffer.alloc(3 << 20, 0x62);
+    const body = grpcMessage(Buffer.concat([Buffer.from([0x12]), varint(big.length), big]));
+    const r = await withSession({}, (s) => nodeCheck(s, body));
+    expect(r).toEqual({ status: "200", data: SERVING_BODY, grpcStatus: "0" });
+  });
+
+  it("RFC 7541 4.2: a client that lowers SETTINGS_HEADER_TABLE_SIZE still decodes our header blocks", async () => {
+    for (const headerTableSize of [0, 256]) {
+      const r = await withSession({ headerTableSize }, async (s) => [await nodeCheck(s, healthBody()), await nodeCheck(s, healthBody())]);
+      for (const x of r) expect(x).toEqual({ status: "200", data: SERVING_BODY, grpcStatus: "0" });
+    }
+  });
+});

@@ -236,9 +236,13 @@ function readInt(src: Uint8Array, pos: number, prefix: number): [number, number]
     if (pos >= src.length) throw new HpackError("truncated integer");
     const b = src[pos++]!;
     value += (b & 0x7f) * 2 ** shift;
-    shift += 7;
     if (value > 0x7fffffff) throw new HpackError("integer too large");
     if ((b & 0x80) === 0) return [value, pos];
+    // Five continuation bytes carry 35 bits, more than any value we accept. Without this bound
+    // a run of 0x80 bytes kept value at 0 while 2 ** shift reached Infinity, and 0 * Infinity
+    // made the value NaN, which passed every check and ended the block early, silently.
+    shift += 7;
+    if (shift > 28) throw new HpackError("integer too large");
   }
 }
 

@@ -478,11 +478,14 @@ export class H2Session {
   #onContinuation(flags: number, id: number, payload: Buffer): void {
     const c = this.#continuation;
     if (c === undefined) return this.#fail(H2Error.PROTOCOL_ERROR, "CONTINUATION without HEADERS");
-    c.size += payload.length;
+    // Each frame is charged its 9-byte header too: a flood of empty CONTINUATION frames (the
+    // 2024 "CONTINUATION flood") used to add nothing to the size and an entry to `parts` each,
+    // growing without bound.
+    c.size += 9 + payload.length;
     if (c.size > this.#opts.maxHeaderListSize * 2 + MAX_FRAME) {
       return this.#fail(H2Error.ENHANCE_YOUR_CALM, "header block too large");
     }
-    c.parts.push(Buffer.from(payload));
+    if (payload.length > 0) c.parts.push(Buffer.from(payload));
     if (flags & END_HEADERS) {
       this.#continuation = undefined;
       this.#headerBlock(id, c.endStream, Buffer.concat(c.parts));
