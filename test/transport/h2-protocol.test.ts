@@ -584,6 +584,18 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
   });
 });
 
+describe("RFC 7541 4.2: SETTINGS_HEADER_TABLE_SIZE lowered by the client", () => {
+  it("the next header block starts with a table size update to 0, and only that one", async () => {
+    const c = await handshake(port, [[Setting.HEADER_TABLE_SIZE, 0]]);
+    await checkWorks(c, 1);
+    await checkWorks(c, 3);
+    const blocks = c.frames.filter((f) => f.type === FrameType.HEADERS).map((f) => f.payload[0]);
+    expect(blocks).toHaveLength(4);
+    expect(blocks[0]).toBe(0x20);
+    expect(blocks.slice(1).filter((b) => b === 0x20)).toEqual([]);
+  });
+});
+
 describe("graceful close (RFC 9113 6.8)", () => {
   it("server.close(): GOAWAY(NO_ERROR, last stream id), the in-flight call completes, new streams are refused, then the socket closes", async () => {
     const server = await startTransport();

@@ -220,6 +220,8 @@ export class H2Stream {
 
 const EMPTY = Buffer.alloc(0);
 const STATUS_431 = encodeHeaderBlock([[":status", "431"]]);
+/** RFC 7541 6.3: dynamic table size update to 0. */
+const TABLE_SIZE_ZERO = Buffer.from([0x20]);
 const CONNECTION_SPECIFIC = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
 const PSEUDO_REQUEST = new Set([":method", ":scheme", ":authority", ":path"]);
 
@@ -242,6 +244,9 @@ export class H2Session {
   #connSendWindow = 65_535;
   #connRecvWindow = CONN_WINDOW;
   #buffered = 0;
+
+  /** The next header block we send must start with a table size update to 0 (see SETTINGS). */
+  #tableSizeUpdate = false;
 
   #resetWindowStart = 0;
   #resets = 0;
@@ -574,11 +579,17 @@ export class H2Session {
           s.sendWindow += delta;
           if (s.sendWindow > MAX_WINDOW) return this.#fail(H2Error.FLOW_CONTROL_ERROR, "stream send window overflow");
         }
+      } else if (key === 0x1) {
+        // The peer's decoder shrinks its table: RFC 7541 4.2 wants a dynamic table size update
+        // at the start of our next header block, and nghttp2 (curl, h2load, node's client)
+        // fails the connection with COMPRESSION_ERROR without it. Our encoder uses no table,
+        // so the update says 0, which fits any setting.
+        if (value < 4096) this.#tableSizeUpdate = true;
       } else if (key === 0x5) {
         if (value < MAX_FRAME || value > 0xffffff) return this.#fail(H2Error.PROTOCOL_ERROR, "SETTINGS_MAX_FRAME_SIZE out of range");
         this.#peerMaxFrame = value;
       }
-      // HEADER_TABLE_SIZE: our encoder never uses the dynamic table. MAX_CONCURRENT_STREAMS:
+      // MAX_CONCURRENT_STREAMS:
       // limits server push, which we do not do. MAX_HEADER_LIST_SIZE: our headers are small.
     }
     const ack = Buffer.allocUnsafe(9);
@@ -610,6 +621,7 @@ export class H2Session {
   /** @internal */
   sendHeaders(id: number, block: Buffer, endStream: boolean): void {
     if (this.#dead) return;
+    if (this.#tableSizeUpdate) block = this.#withTableSizeUpdate(block);
     // Our blocks are small; a larger one is split into HEADERS + CONTINUATION.
     const max = this.#peerMaxFrame;
     if (block.length <= max) {
@@ -655,7 +667,9 @@ export class H2Session {
   trySendUnary(s: H2Stream, headers: Buffer, body: Buffer, trailers: Buffer): boolean {
     if (this.#dead) return true;
     const n = body.length;
-    if (n > s.sendWindow || n > this.#connSendWindow || n > this.#peerMaxFrame || headers.length > this.#peerMaxFrame) return false;
+    if (n > s.sendWindow || n > this.#connSendWindow || n > this.#peerMaxFrame || headers.length >= this.#peerMaxFrame) return false;
+    // Only once this call is sure to send (the fallback goes through sendHeaders, which adds it).
+    if (this.#tableSizeUpdate) headers = this.#withTableSizeUpdate(headers);
     s.sendWindow -= n;
     this.#connSendWindow -= n;
     const out = Buffer.allocUnsafe(27 + headers.length + n + trailers.length);
@@ -667,6 +681,11 @@ export class H2Session {
     trailers.copy(out, p);
     this.#send(out);
     return true;
+  }
+
+  #withTableSizeUpdate(block: Buffer): Buffer {
+    this.#tableSizeUpdate = false;
+    return Buffer.concat([TABLE_SIZE_ZERO, block]);
   }
 
   /** @internal A stream waits for window. */
