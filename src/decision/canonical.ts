@@ -2,6 +2,9 @@
  * Canonical JSON (object keys sorted by UTF-16 code unit, no whitespace) and SHA-256 helpers.
  * The same canonical form keys the decision cache, fills the audit record's `input_sha256`, and
  * binds an approval to one Decide request.
+ *
+ * Speed: see `canonicalJson`. The input builders in facts.ts create their objects with keys in
+ * order, so an input usually serializes with one JSON.stringify call.
  */
 import * as crypto from "node:crypto";
 import { createHash } from "node:crypto";
@@ -9,52 +12,209 @@ import { decideAction } from "./facts.ts";
 import type { DecideRequest } from "./types.ts";
 
 // Object keys repeat from request to request (the input schema's field names and the callers'
-// attribute names): their quoted form is kept, up to a bound, instead of re-escaped every time.
-const QUOTED = new Map<string, string>();
-const QUOTED_MAX = 4096;
+// attribute names): their quoted form with the colon is kept, up to a bound, instead of
+// re-escaped every time.
+const MEMBER = new Map<string, string>();
+const MEMBER_MAX = 4096;
 
-function quoted(key: string): string {
-  let q = QUOTED.get(key);
+function member(key: string): string {
+  let q = MEMBER.get(key);
   if (q === undefined) {
-    q = JSON.stringify(key);
-    if (QUOTED.size < QUOTED_MAX) QUOTED.set(key, q);
+    q = quote(key) + ":";
+    if (MEMBER.size < MEMBER_MAX) MEMBER.set(key, q);
   }
   return q;
+}
+
+// Characters JSON.stringify escapes: '"', '\\', controls, and surrogates (a lone one becomes
+// \uXXXX; a string with any is left to JSON.stringify, which tells pairs from lone ones).
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** JSON.stringify(s), without the call when `s` has nothing to escape (most strings). */
+function quote(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
+}
+
+const OBJECT_PROTO = Object.prototype;
+const ARRAY_PROTO = Array.prototype;
+
+/**
+ * True when `JSON.stringify(v)` is the canonical text of `v` (an object or array): every object
+ * below is plain (prototype Object.prototype or null, so no toJSON) with its own keys already in
+ * UTF-16 order (also the order JSON.stringify writes them), every array is a plain array, no
+ * object member is a function or symbol (canonical: null; JSON.stringify drops them) and no
+ * value is a bigint. Builds nothing.
+ */
+function stringifiable(v: object): boolean {
+  if (Array.isArray(v)) {
+    if (Object.getPrototypeOf(v) !== ARRAY_PROTO) return false;
+    for (let i = 0; i < v.length; i++) {
+      const x: unknown = v[i];
+      if (typeof x === "object") {
+        if (x !== null && !stringifiable(x)) return false;
+      } else if (typeof x === "bigint") return false;
+    }
+    return true;
+  }
+  const proto: unknown = Object.getPrototypeOf(v);
+  if (proto !== OBJECT_PROTO && proto !== null) return false;
+  const o = v as Record<string, unknown>;
+  // Key order first: an unsorted object fails before anything below it is visited.
+  let prev: string | undefined;
+  for (const k in o) {
+    if (prev !== undefined && !(prev < k)) return false;
+    prev = k;
+  }
+  for (const k in o) {
+    const x = o[k];
+    switch (typeof x) {
+      case "object":
+        if (x !== null && !stringifiable(x)) return false;
+        break;
+      case "function":
+      case "symbol":
+      case "bigint":
+        return false;
+    }
+  }
+  return true;
 }
 
 /**
  * Canonical JSON text of a JSON value; `undefined` members are dropped like JSON.stringify.
  * `omit` names top-level members to leave out (the cache key drops `now` and `request_id`
  * without copying the input).
+ *
+ * The canonical form: exactly JSON.stringify's text for each primitive (undefined, functions and
+ * symbols: `null`), arrays element by element, objects (any object that is not an array; toJSON
+ * ignored) as their own enumerable string keys in UTF-16 order. Computed as JSON.stringify of
+ * the value when all its keys are already in order (`stringifiable`; one flat string), else by
+ * hand (`text`), sorting only the objects whose keys are out of order. The hand-built text is a
+ * rope of small pieces that costs about as much again to flatten (for hashing) as to build, so
+ * JSON.stringify wins where it applies; a sorted copy to stringify costs more than either.
  */
 export function canonicalJson(value: unknown, omit?: ReadonlySet<string>): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (value === null || typeof value !== "object") {
-    const text = JSON.stringify(value);
-    return text === undefined ? "null" : text;
+  if (typeof value !== "object" || value === null) return text(value);
+  if (omit !== undefined && !Array.isArray(value)) return canonicalPair(value as Record<string, unknown>, omit).partial;
+  return stringifiable(value) ? JSON.stringify(value) : text(value);
+}
+
+function text(v: unknown): string {
+  switch (typeof v) {
+    case "string":
+      return quote(v);
+    case "number":
+      // Number#toString is JSON.stringify's number form (-0 included); non-finite is null.
+      return Number.isFinite(v) ? "" + v : "null";
+    case "boolean":
+      return v ? "true" : "false";
+    case "object":
+      if (v === null) return "null";
+      return Array.isArray(v) ? array(v) : object(v as Record<string, unknown>, undefined);
+    case "bigint":
+      return JSON.stringify(v); // throws like JSON.stringify does
+    default:
+      return "null"; // undefined, function, symbol: JSON.stringify gives undefined
   }
-  if (Array.isArray(value)) {
-    let out = "[";
-    for (let i = 0; i < value.length; i++) {
-      if (i > 0) out += ",";
-      out += canonicalJson(value[i]);
-    }
-    return out + "]";
-  }
-  const obj = value as Record<string, unknown>;
+}
+
+function array(a: readonly unknown[]): string {
+  const n = a.length;
+  if (n === 0) return "[]";
+  let out = "[" + text(a[0]);
+  for (let i = 1; i < n; i++) out += "," + text(a[i]);
+  return out + "]";
+}
+
+/** The object's own enumerable keys in UTF-16 order (sorted only when they are not already). */
+function sortedKeys(obj: object): string[] {
   const keys = Object.keys(obj);
-  if (keys.length > 1) keys.sort();
+  for (let i = 1; i < keys.length; i++) {
+    if (!(keys[i - 1]! < keys[i]!)) {
+      keys.sort();
+      break;
+    }
+  }
+  return keys;
+}
+
+function object(obj: Record<string, unknown>, omit: ReadonlySet<string> | undefined): string {
+  const keys = sortedKeys(obj);
   let out = "{";
-  let first = true;
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i]!;
     const v = obj[key];
     if (v === undefined || (omit !== undefined && omit.has(key))) continue;
-    if (!first) out += ",";
-    first = false;
-    out += quoted(key) + ":" + canonicalJson(v);
+    out += (out.length === 1 ? member(key) : "," + member(key)) + text(v);
   }
   return out + "}";
+}
+
+/** The canonical JSON of an object, whole and without the top-level members in `omit`. */
+export interface CanonicalPair {
+  readonly full: string;
+  readonly partial: string;
+}
+
+/**
+ * `{ full: canonicalJson(obj), partial: canonicalJson(obj, omit) }`, each member serialized once.
+ * The decision core needs both per call: the cache key hashes the input without `now` and
+ * `request_id`, the audit event hashes all of it.
+ */
+export function canonicalPair(obj: Record<string, unknown>, omit: ReadonlySet<string>): CanonicalPair {
+  return stringifiable(obj) ? pairByRuns(obj, omit) : pairByHand(obj, omit);
+}
+
+/** One walk: each member's text is built once and added to both. */
+function pairByHand(obj: Record<string, unknown>, omit: ReadonlySet<string>): CanonicalPair {
+  const keys = sortedKeys(obj);
+  let full = "{";
+  let partial = "{";
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const v = obj[key];
+    if (v === undefined) continue;
+    const m = member(key) + text(v);
+    full += full.length === 1 ? m : "," + m;
+    if (!omit.has(key)) partial += partial.length === 1 ? m : "," + m;
+  }
+  return { full: full + "}", partial: partial + "}" };
+}
+
+/**
+ * For an object whose keys are all in order: the runs of members between omitted ones are
+ * serialized with one JSON.stringify each, omitted members on their own, and both texts joined
+ * from those few flat pieces.
+ */
+function pairByRuns(obj: Record<string, unknown>, omit: ReadonlySet<string>): CanonicalPair {
+  let full = "";
+  let partial = "";
+  let run: Record<string, unknown> | undefined;
+  const flush = (): void => {
+    if (run === undefined) return;
+    const inner = JSON.stringify(run).slice(1, -1);
+    run = undefined;
+    if (inner === "") return;
+    full = full === "" ? inner : full + "," + inner;
+    partial = partial === "" ? inner : partial + "," + inner;
+  };
+  for (const key in obj) {
+    const v = obj[key];
+    if (v === undefined) continue;
+    // An own "__proto__" member cannot be copied by assignment.
+    if (key === "__proto__") return pairByHand(obj, omit);
+    if (!omit.has(key)) {
+      // Keys go in in the object's order, so the run lists them in it too (array index keys
+      // included: JS orders those the same way in both objects).
+      (run ??= {})[key] = v;
+      continue;
+    }
+    flush();
+    const m = member(key) + JSON.stringify(v);
+    full = full === "" ? m : full + "," + m;
+  }
+  flush();
+  return { full: "{" + full + "}", partial: "{" + partial + "}" };
 }
 
 // One-shot `crypto.hash` (Node >= 20.12) costs about a third of createHash().update().digest()

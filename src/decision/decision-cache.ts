@@ -6,7 +6,7 @@
  * frees the memory at once.
  */
 import { LRUCache } from "lru-cache";
-import { canonicalJson, sha256Hex } from "./canonical.ts";
+import { canonicalJson, canonicalPair, sha256Hex } from "./canonical.ts";
 
 export interface DecisionCacheOptions {
   /** Maximum entries (`ARBITER_CACHE_MAX_ENTRIES`, default 10000). */
@@ -32,7 +32,24 @@ export function validateCacheOptions(o: DecisionCacheOptions): void {
 const EXCLUDED = new Set(["now", "request_id"]);
 
 export function cacheKey(revision: string, entrypoint: string, input: Record<string, unknown>): string {
-  return `${revision}\0${entrypoint}\0${sha256Hex(canonicalJson(input, EXCLUDED))}`;
+  return cacheKeyOf(revision, entrypoint, canonicalJson(input, EXCLUDED));
+}
+
+/**
+ * `cacheKey` and the SHA-256 of the whole canonical input (the audit event's `input_sha256`),
+ * from one serialization of the input.
+ */
+export function cacheKeyAndInputSha256(
+  revision: string,
+  entrypoint: string,
+  input: Record<string, unknown>,
+): { readonly key: string; readonly inputSha256: string } {
+  const { full, partial } = canonicalPair(input, EXCLUDED);
+  return { key: cacheKeyOf(revision, entrypoint, partial), inputSha256: sha256Hex(full) };
+}
+
+function cacheKeyOf(revision: string, entrypoint: string, keyText: string): string {
+  return revision + "\0" + entrypoint + "\0" + sha256Hex(keyText);
 }
 
 export class DecisionCache {

@@ -12,7 +12,7 @@ import { Counter, type Registry } from "prom-client";
 import type { AuditEvent, AuditRpc, AuditSink } from "../audit/types.ts";
 import type { ActivePolicy, EngineHost } from "../engine/types.ts";
 import { canonicalJson, decideApprovalDigest, sha256Hex } from "./canonical.ts";
-import { DEFAULT_CACHE, DecisionCache, cacheKey, type DecisionCacheOptions } from "./decision-cache.ts";
+import { DEFAULT_CACHE, DecisionCache, cacheKey, cacheKeyAndInputSha256, type DecisionCacheOptions } from "./decision-cache.ts";
 import { DecisionError } from "./errors.ts";
 import {
   computeCoverage,
@@ -160,6 +160,11 @@ const NO_AUDIT_EVENT: AuditEvent = Object.freeze({
   latencyUs: 0,
 }) as AuditEvent;
 
+/** Per call: the audit hash of the input once `#evaluate` has computed it ("" until then). */
+interface InputDigest {
+  inputSha256: string;
+}
+
 class Service implements DecisionService {
   readonly #engine: Pick<EngineHost, "active" | "onChange">;
   readonly #audit: AuditSink | undefined;
@@ -213,17 +218,28 @@ class Service implements DecisionService {
 
   // ---- the synchronous evaluation step ---------------------------------------------------------
 
+  /**
+   * `digest`, when given, receives the input's audit hash if it was computed on the way (a cached
+   * call with an audit sink serializes the input once for both the key and the audit event).
+   */
   #evaluate<T extends object>(
     active: ActivePolicy | undefined,
     entrypoint: string,
     input: JsonObject,
     useCache: boolean,
     parse: (rs: unknown) => Parsed<T>,
+    digest?: InputDigest,
   ): Parsed<T> {
     if (active === undefined) return { ok: false, reason: "no_bundle", detail: "no bundle is active" };
     let key: string | undefined;
     if (useCache) {
-      key = cacheKey(active.revision, entrypoint, input);
+      if (this.#audit !== undefined && digest !== undefined) {
+        const both = cacheKeyAndInputSha256(active.revision, entrypoint, input);
+        key = both.key;
+        digest.inputSha256 = both.inputSha256;
+      } else {
+        key = cacheKey(active.revision, entrypoint, input);
+      }
       const hit = this.#cache.get(key);
       if (hit !== undefined) {
         this.#hits.inc();
@@ -277,7 +293,15 @@ class Service implements DecisionService {
     ctx: CallContext,
     decisionId: string,
     timestampMs: number,
-    fields: { principal: string; bundleRevision: string; outcome: string; reasons: readonly string[]; input: unknown },
+    fields: {
+      principal: string;
+      bundleRevision: string;
+      outcome: string;
+      reasons: readonly string[];
+      input: unknown;
+      /** The input's hash when already computed (`#evaluate`); else it is computed here. */
+      digest?: InputDigest;
+    },
   ): AuditEvent {
     // Without a sink nobody reads the event: skip the canonical JSON and SHA-256 of the input
     // (the largest share of a cached Decide's cost in the decision core).
@@ -293,7 +317,7 @@ class Service implements DecisionService {
       bundleRevision: fields.bundleRevision,
       outcome: fields.outcome,
       reasons: [...fields.reasons],
-      inputSha256: sha256Hex(canonicalJson(fields.input)),
+      inputSha256: fields.digest?.inputSha256 || sha256Hex(canonicalJson(fields.input)),
       latencyUs: Math.max(0, Math.round((performance.now() - ctx.startedAt) * 1000)),
     };
   }
@@ -326,7 +350,8 @@ class Service implements DecisionService {
     // ---- synchronous from here to the result ----
     const active = this.#engine.active();
     const revision = active?.revision ?? "";
-    const outcome = this.#rejectIfAuditFull() ?? this.#evaluate(active, EP.decide, input, !approval.present, parseDecide);
+    const digest: InputDigest = { inputSha256: "" };
+    const outcome = this.#rejectIfAuditFull() ?? this.#evaluate(active, EP.decide, input, !approval.present, parseDecide, digest);
     if (!outcome.ok) return this.#decideFailClosed(req, ctx, outcome, revision, nowMs, input);
     let { allow, reasons } = outcome.value;
     const r = outcome.value;
@@ -351,6 +376,7 @@ class Service implements DecisionService {
       outcome: allow ? "allow" : "deny",
       reasons,
       input,
+      digest,
     });
     if (!(await this.#appendAudit(event, ctx))) {
       return this.#decideFailClosed(req, ctx, { ok: false, reason: "audit_unavailable", detail: "audit append rejected" }, revision, nowMs, input);
@@ -447,7 +473,8 @@ class Service implements DecisionService {
     // ---- synchronous from here to the result ----
     const active = this.#engine.active();
     const revision = active?.revision ?? "";
-    const outcome = this.#rejectIfAuditFull() ?? this.#evaluate(active, EP.route, input, true, parseRoute);
+    const digest: InputDigest = { inputSha256: "" };
+    const outcome = this.#rejectIfAuditFull() ?? this.#evaluate(active, EP.route, input, true, parseRoute, digest);
     if (!outcome.ok) return this.#routeFailClosed(req, ctx, outcome, active, nowMs, input);
     const r = outcome.value;
     const decisionId = uuidv7(nowMs);
@@ -457,6 +484,7 @@ class Service implements DecisionService {
       outcome: r.provider,
       reasons: r.reasons,
       input,
+      digest,
     });
     if (!(await this.#appendAudit(event, ctx))) {
       return this.#routeFailClosed(req, ctx, { ok: false, reason: "audit_unavailable", detail: "audit append rejected" }, active, nowMs, input);
@@ -566,7 +594,8 @@ class Service implements DecisionService {
     // ---- synchronous from here to the result ----
     const active = this.#engine.active();
     const revision = active?.revision ?? "";
-    const outcome = this.#rejectIfAuditFull() ?? this.#evaluate(active, EP.finalize, input, true, parseFinalize);
+    const digest: InputDigest = { inputSha256: "" };
+    const outcome = this.#rejectIfAuditFull() ?? this.#evaluate(active, EP.finalize, input, true, parseFinalize, digest);
     const base = { requestId: req.requestId, bundleRevision: revision, coverage: cov.coverage, unsupportedClaimIds: [...cov.unsupported] };
     if (!outcome.ok) {
       const response: FinalizeResponse = { ...base, decisionId: uuidv7(nowMs), reasons: [outcome.reason], mode: "SOURCE_UNAVAILABLE" };
@@ -580,6 +609,7 @@ class Service implements DecisionService {
       outcome: r.mode,
       reasons: r.reasons,
       input,
+      digest,
     });
     if (!(await this.#appendAudit(event, ctx))) {
       const rejected: Rejected = { ok: false, reason: "audit_unavailable", detail: "audit append rejected" };

@@ -19,16 +19,22 @@ export interface NowFact {
 
 // Calls within one millisecond share the fact: Date#toISOString is a measurable share of a
 // cached Decide. Callers copy it into the input ({ ...now }), so sharing it is safe.
-let lastNow: NowFact = Object.freeze({ rfc3339: new Date(0).toISOString(), ns: 0 });
+let lastNow: NowFact = Object.freeze({ ns: 0, rfc3339: new Date(0).toISOString() });
 let lastNowMs = 0;
 
 export function nowFact(ms: number): NowFact {
   if (ms !== lastNowMs) {
-    lastNow = Object.freeze({ rfc3339: new Date(ms).toISOString(), ns: ms * 1_000_000 });
+    lastNow = Object.freeze({ ns: ms * 1_000_000, rfc3339: new Date(ms).toISOString() });
     lastNowMs = ms;
   }
   return lastNow;
 }
+
+// Every object the builders below create lists its keys in UTF-16 order, the canonical order:
+// canonical.ts can then serialize the input with one JSON.stringify instead of sorting each
+// object's keys (see `stringifiable` there). Keep new members in order.
+
+const nowDoc = (now: NowFact): JsonObject => ({ ns: now.ns, rfc3339: now.rfc3339 });
 
 export interface ApprovalFact {
   readonly present: boolean;
@@ -43,25 +49,39 @@ export interface ApprovalFact {
  */
 export function decideAction(req: DecideRequest): JsonObject {
   return {
-    tenant_id: req.tenantId,
-    subject: { id: req.subject.id, roles: [...req.subject.roles], attributes: req.subject.attributes },
     action: req.action,
-    resource: {
-      type: req.resource.type,
-      id: req.resource.id,
-      tenant_id: req.resource.tenantId === "" ? req.tenantId : req.resource.tenantId,
-      attributes: req.resource.attributes,
-    },
     context: req.context,
+    resource: resourceDoc(req),
+    subject: subjectDoc(req),
+    tenant_id: req.tenantId,
   };
 }
 
+function resourceDoc(req: DecideRequest): JsonObject {
+  return {
+    attributes: req.resource.attributes,
+    id: req.resource.id,
+    tenant_id: req.resource.tenantId === "" ? req.tenantId : req.resource.tenantId,
+    type: req.resource.type,
+  };
+}
+
+function subjectDoc(req: DecideRequest): JsonObject {
+  return { attributes: req.subject.attributes, id: req.subject.id, roles: [...req.subject.roles] };
+}
+
+/** `decideAction(req)` plus `request_id`, `now` and `approval`. */
 export function decideInput(req: DecideRequest, now: NowFact, approval: ApprovalFact): JsonObject {
-  const input = decideAction(req);
-  input.request_id = req.requestId;
-  input.now = { ...now };
-  input.approval = { ...approval };
-  return input;
+  return {
+    action: req.action,
+    approval: { present: approval.present, reason: approval.reason, valid: approval.valid },
+    context: req.context,
+    now: nowDoc(now),
+    request_id: req.requestId,
+    resource: resourceDoc(req),
+    subject: subjectDoc(req),
+    tenant_id: req.tenantId,
+  };
 }
 
 /** Unicode code points in `s` (a surrogate pair counts once). */
@@ -80,47 +100,59 @@ export function codePoints(s: string): number {
   return n;
 }
 
+/** A copy of `spend` with its keys in canonical order. */
+function sortedSpend(spend: Readonly<Record<string, number>>): JsonObject {
+  const out: JsonObject = {};
+  const keys = Object.keys(spend);
+  if (keys.length > 1) keys.sort();
+  for (const k of keys) out[k] = spend[k]!;
+  return out;
+}
+
 export function routeInput(req: RouteRequest, now: NowFact, spend: Readonly<Record<string, number>>): JsonObject {
   let chars = 0;
   const hash = createHash("sha256");
-  req.messages.forEach((m, i) => {
+  const messages: JsonObject[] = new Array(req.messages.length);
+  for (let i = 0; i < req.messages.length; i++) {
+    const m = req.messages[i]!;
     chars += codePoints(m.content);
     if (i > 0) hash.update("\n");
     hash.update(m.content);
-  });
+    messages[i] = { content: m.content, role: m.role };
+  }
   return {
-    tenant_id: req.tenantId,
-    request_id: req.requestId,
-    messages: req.messages.map((m) => ({ role: m.role, content: m.content })),
-    requested_model: req.requestedModel,
     classifications: [...req.classifications],
+    messages,
+    now: nowDoc(now),
     prompt: {
       chars,
-      sha256: hash.digest("hex"),
       estimated_tokens: req.estimatedTokens > 0 ? req.estimatedTokens : Math.ceil(chars / 4),
+      sha256: hash.digest("hex"),
     },
-    tenant: { spend: { ...spend } },
-    now: { ...now },
+    request_id: req.requestId,
+    requested_model: req.requestedModel,
+    tenant: { spend: sortedSpend(spend) },
+    tenant_id: req.tenantId,
   };
 }
 
 export function guardMemoryInput(req: GuardMemoryRequest, now: NowFact, sessionWrites: number): JsonObject {
   const present = req.content !== undefined;
   return {
-    tenant_id: req.tenantId,
-    request_id: req.requestId,
     agent_id: req.agentId,
-    session_id: req.sessionId,
-    operation: req.operation,
-    store: req.store,
-    retention: { set: req.ttlSeconds !== undefined, ttl_seconds: req.ttlSeconds ?? 0 },
     content: {
+      bytes: present ? Buffer.byteLength(req.content!, "utf8") : 0,
       present,
       text: req.content ?? "",
-      bytes: present ? Buffer.byteLength(req.content!, "utf8") : 0,
     },
+    now: nowDoc(now),
+    operation: req.operation,
+    request_id: req.requestId,
+    retention: { set: req.ttlSeconds !== undefined, ttl_seconds: req.ttlSeconds ?? 0 },
     session: { writes: sessionWrites },
-    now: { ...now },
+    session_id: req.sessionId,
+    store: req.store,
+    tenant_id: req.tenantId,
   };
 }
 
@@ -153,22 +185,22 @@ export function computeCoverage(req: FinalizeRequest): Coverage {
 
 export function finalizeInput(req: FinalizeRequest, now: NowFact, cov: Coverage): JsonObject {
   return {
-    tenant_id: req.tenantId,
-    request_id: req.requestId,
-    session_id: req.sessionId,
-    claims: req.claims.map((c) => ({ id: c.id, evidence_ids: [...c.evidenceIds] })),
+    claims: req.claims.map((c) => ({ evidence_ids: [...c.evidenceIds], id: c.id })),
+    claims_total: cov.total,
+    coverage: cov.coverage,
     evidence: req.evidence.map((e) => ({
+      as_of: e.asOf,
       id: e.id,
       sha256: e.sha256,
       source: e.source,
-      as_of: e.asOf,
       well_formed: SHA256_HEX.test(e.sha256),
     })),
+    now: nowDoc(now),
+    request_id: req.requestId,
+    session_id: req.sessionId,
     signals: { permission_denied: req.signals.permissionDenied, source_unavailable: req.signals.sourceUnavailable },
-    claims_total: cov.total,
     supported_claim_ids: [...cov.supported],
+    tenant_id: req.tenantId,
     unsupported_claim_ids: [...cov.unsupported],
-    coverage: cov.coverage,
-    now: { ...now },
   };
 }
