@@ -40,17 +40,27 @@ import {
 } from "@bufbuild/protobuf";
 
 export interface MessageCodec<M> {
-  /** Parses `bytes`; throws protobuf-es's error for input protobuf-es rejects. */
+  /**
+   * Parses `bytes` (any Uint8Array view, e.g. a Buffer slice); the result equals protobuf-es
+   * `fromBinary`'s. Throws protobuf-es's own error for input protobuf-es rejects. `$unknown`
+   * entries, when present, are views of `bytes`.
+   */
   decode(bytes: Uint8Array): M;
-  /** Serializes `msg`; the same bytes as protobuf-es `toBinary`. */
+  /**
+   * Serializes `msg`: the same bytes as protobuf-es `toBinary`. The result may be a view into a
+   * shared 16 KiB slab (like `Buffer.allocUnsafe`'s pool): use its `byteOffset`/`byteLength`,
+   * never its whole `.buffer`.
+   */
   encode(msg: M): Uint8Array;
+  /**
+   * `encode` preceded by the 5-byte gRPC length prefix (flag 0, uint32 big-endian length), in
+   * one buffer: the same bytes as `encodeFrame(toBinary(schema, msg))` without the second copy.
+   */
+  encodeFramed(msg: M): Uint8Array;
 }
 
 /** Message nesting limit, protobuf-es's default `recursionLimit`. */
 export const MAX_DEPTH = 100;
-
-/** Scratch encode buffers above this size are dropped after use, so one huge message is not kept. */
-const KEEP_BUFFER_BYTES = 1 << 20;
 
 const STRUCT = "google.protobuf.Struct";
 const SUPPORTED_SCALARS = new Set<ScalarType>([
@@ -67,8 +77,11 @@ const IMPLICIT = 2;
 /** The generated codec without fallback: throws its own (less precise) errors. */
 export interface RawCodec {
   decode(bytes: Uint8Array): unknown;
-  /** Returns undefined when the message holds something only protobuf-es can judge. */
-  encode(msg: unknown): Uint8Array | undefined;
+  /**
+   * Returns undefined when the message holds something only protobuf-es can judge. With
+   * `framed`, the bytes are preceded by the 5-byte gRPC message prefix.
+   */
+  encode(msg: unknown, framed?: boolean): Uint8Array | undefined;
 }
 
 const cache = new WeakMap<DescMessage, MessageCodec<never>>();
@@ -87,6 +100,7 @@ export function codecFor<D extends DescMessage>(schema: D): MessageCodec<Message
     codec = {
       decode: (bytes) => fromBinary(schema, bytes),
       encode: (msg) => toBinary(schema, msg),
+      encodeFramed: (msg) => frame(toBinary(schema, msg)),
     };
   } else {
     codec = {
@@ -102,10 +116,21 @@ export function codecFor<D extends DescMessage>(schema: D): MessageCodec<Message
       encode(msg) {
         return raw.encode(msg) ?? toBinary(schema, msg);
       },
+      encodeFramed(msg) {
+        return raw.encode(msg, true) ?? frame(toBinary(schema, msg));
+      },
     };
   }
   cache.set(schema, codec as MessageCodec<never>);
   return codec;
+}
+
+function frame(message: Uint8Array): Uint8Array {
+  const out = Buffer.allocUnsafe(5 + message.length);
+  out[0] = 0;
+  out.writeUInt32BE(message.length, 1);
+  out.set(message, 5);
+  return out;
 }
 
 /** Why `schema` cannot be compiled, or undefined when it can. */
@@ -225,19 +250,31 @@ return {
     buf = bytes; pos = 0; len = bytes.length;
     try { return D${ids.get(root)}(len, 0, undefined); } finally { buf = EMPTY; }
   },
-  encode(m) {
-    opos = 0;
-    try { E${ids.get(root)}(m); } catch (e) { if (out.length > ${KEEP_BUFFER_BYTES}) out = Buffer.allocUnsafeSlow(${INITIAL_OUT}); return undefined; }
-    const r = new Uint8Array(opos);
-    out.copy(r, 0, 0, opos);
-    if (out.length > ${KEEP_BUFFER_BYTES}) out = Buffer.allocUnsafeSlow(${INITIAL_OUT});
+  encode(m, framed) {
+    if (out.length - obase < ${SLAB_MIN_FREE}) newSlab();
+    opos = framed ? obase + 5 : obase;
+    try { E${ids.get(root)}(m); } catch (e) { opos = obase; return undefined; }
+    if (framed) {
+      // gRPC length-prefixed message: uncompressed flag, then the length as uint32 big-endian.
+      const l = opos - obase - 5;
+      out[obase] = 0; out[obase + 1] = l >>> 24; out[obase + 2] = (l >>> 16) & 0xff; out[obase + 3] = (l >>> 8) & 0xff; out[obase + 4] = l & 0xff;
+    }
+    // The result is a view of the slab: no copy, and no fresh Uint8Array (over 64 bytes V8 gives
+    // one an off-heap backing store, ~300 ns). Like Node's Buffer pool, a slab lives as long as
+    // any result cut from it.
+    const r = new Uint8Array(out.buffer, out.byteOffset + obase, opos - obase);
+    obase = (opos + 7) & ~7;
+    if (out.length > ${SLAB_BYTES}) newSlab();
     return r;
   },
 };`);
   return parts.join("\n");
 }
 
-const INITIAL_OUT = 4096;
+/** Encode slab size; a message that needs more gets its own larger buffer. */
+const SLAB_BYTES = 16 * 1024;
+/** Below this much room left, a new slab is started before encoding. */
+const SLAB_MIN_FREE = 1024;
 
 function strictStr(f: DescField): string {
   // Every proto3 string validates UTF-8; the lax path exists for completeness.
@@ -623,13 +660,21 @@ function L(end, depth, a) {
 }
 
 // ---- writer ----
-let out = Buffer.allocUnsafeSlow(${INITIAL_OUT}), opos = 0;
+// Encoding writes into a slab; each result is a view of its part of the slab. obase: where the
+// message being encoded starts; opos: the write position. Positions are absolute in the slab
+// (fork/join keep them), so growing copies the message to the same offset in a larger buffer.
+let out = Buffer.allocUnsafeSlow(${SLAB_BYTES}), obase = 0, opos = 0;
+
+function newSlab() {
+  out = Buffer.allocUnsafeSlow(${SLAB_BYTES});
+  obase = 0;
+}
 
 function grow(n) {
   let size = out.length * 2;
   while (size < opos + n) size *= 2;
   const nb = Buffer.allocUnsafeSlow(size);
-  out.copy(nb, 0, 0, opos);
+  out.copy(nb, obase, obase, opos);
   out = nb;
 }
 
@@ -671,19 +716,22 @@ function vsize(v) {
 function wstr(s) {
   const n = s.length;
   if (opos + n * 3 + 5 > out.length) grow(n * 3 + 5);
-  if (n < 0x80) {
+  const o = out;
+  // Short ASCII: a JS loop beats the native call; longer strings go to Buffer#utf8Write, which
+  // writes U+FFFD for lone surrogates exactly as TextEncoder (protobuf-es) does.
+  if (n <= 32) {
     let p = opos + 1, i = 0;
     for (; i < n; i++) {
       const c = s.charCodeAt(i);
       if (c >= 0x80) break;
-      out[p++] = c;
+      o[p++] = c;
     }
-    if (i === n) { out[opos] = n; opos = p; return; }
+    if (i === n) { o[opos] = n; opos = p; return; }
   }
   const guess = vsize(n);
-  const w = out.utf8Write(s, opos + guess);
+  const w = o.utf8Write(s, opos + guess);
   const need = vsize(w);
-  if (need !== guess) out.copyWithin(opos + need, opos + guess, opos + guess + w);
+  if (need !== guess) o.copyWithin(opos + need, opos + guess, opos + guess + w);
   wvRaw(w);
   opos += w;
 }

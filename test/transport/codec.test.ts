@@ -29,6 +29,7 @@ import * as health from "../../gen/grpc/health/v1/health_pb.ts";
 import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.ts";
 import { MAX_DEPTH, codecFor, compileCodec, unsupportedReason, type RawCodec } from "../../src/transport/codec.ts";
 import * as convert from "../../src/transport/convert.ts";
+import { encodeFrame } from "../../src/transport/grpc-frame.ts";
 
 const SCHEMAS: DescMessage[] = [
   pb.DecideRequestSchema,
@@ -235,10 +236,24 @@ describe("codec: hand-written messages of every RPC", () => {
     const expected = toBinary(schema, msg);
     expect(hex(raw(schema).encode(msg)!)).toBe(hex(expected));
     expect(hex(codecFor(schema).encode(msg))).toBe(hex(expected));
+    expect(hex(codecFor(schema).encodeFramed(msg))).toBe(hex(encodeFrame(expected)));
     const decoded = raw(schema).decode(expected);
     expect(decoded).toStrictEqual(fromBinary(schema, expected));
     expect(decoded).toStrictEqual(msg);
     expect(codecFor(schema).decode(expected)).toStrictEqual(msg);
+  });
+
+  it("keeps earlier results intact across slabs and oversized messages", () => {
+    const c = codecFor(pb.DecideRequestSchema);
+    const results: [Uint8Array, string][] = [];
+    for (let i = 0; i < 400; i++) {
+      const big = i % 50 === 7;
+      const m = create(pb.DecideRequestSchema, { tenantId: `t${i}`, action: big ? "a".repeat(40_000 + i) : "read", context: { i } });
+      const r = i % 2 === 0 ? c.encode(m) : c.encodeFramed(m);
+      const want = toBinary(pb.DecideRequestSchema, m);
+      results.push([r, hex(i % 2 === 0 ? want : encodeFrame(want))]);
+    }
+    for (const [r, want] of results) expect(hex(r)).toBe(want);
   });
 
   it("decodes from a Buffer slice at an offset", () => {
@@ -392,6 +407,8 @@ describe("codec: seeded random messages", () => {
         failures.push(`#${n} encode: ${encoded && hex(encoded)} != ${hex(expected)}`);
         continue;
       }
+      const framed = codec.encode(msg, true);
+      if (framed === undefined || hex(framed) !== hex(encodeFrame(expected))) failures.push(`#${n} framed encode differs`);
       const decoded = codec.decode(expected);
       if (!isDeepStrictEqual(decoded, fromBinary(schema, expected))) failures.push(`#${n} decode differs from fromBinary`);
       else if (!isDeepStrictEqual(decoded, msg)) failures.push(`#${n} round trip differs from the message`);
@@ -571,6 +588,7 @@ describe("codec: merge, unknown fields, fallback, odd values", () => {
     });
     const c = codecFor(health.HealthListResponseSchema);
     expect(hex(c.encode(msg))).toBe(hex(toBinary(health.HealthListResponseSchema, msg)));
+    expect(hex(c.encodeFramed(msg))).toBe(hex(encodeFrame(toBinary(health.HealthListResponseSchema, msg))));
     expect(c.decode(c.encode(msg))).toStrictEqual(msg);
     expect(codecFor(health.HealthListResponseSchema)).toBe(c);
   });
@@ -585,6 +603,7 @@ describe("codec: merge, unknown fields, fallback, odd values", () => {
       new Error("cannot encode field arbiter.v1.DecideResponse.risk_tier to binary: invalid uint32: -1"),
     );
     expect(() => c.encode({ ...base, riskTier: 1.5 })).toThrow("invalid uint32: 1.5");
+    expect(() => c.encodeFramed({ ...base, riskTier: 1.5 })).toThrow("invalid uint32: 1.5");
     const foreign = { ...base, obligations: create(pb.FallbackSchema) as never };
     expect(() => c.encode(foreign)).toThrow("cannot use field arbiter.v1.Obligations.redact_fields with message arbiter.v1.Fallback");
     // Accepted by protobuf-es though off-type: the same bytes come out.
