@@ -172,7 +172,7 @@ export class H2TestClient {
   /** Bytes received that the parser saw (not counting the socket's own buffering). */
   bytesReceived = 0;
   readonly #decoder = new HpackDecoder();
-  #buf = Buffer.alloc(0);
+  #buf: Buffer = Buffer.alloc(0);
   #headerParts: { first: Frame; parts: Buffer[] } | undefined;
   #waiters = new Set<() => void>();
   parseError: Error | undefined;

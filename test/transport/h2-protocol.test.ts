@@ -5,6 +5,8 @@
  * RFC 9113 (HTTP/2) and RFC 7541 (HPACK).
  */
 import http2 from "node:http2";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { pino } from "pino";
 import { Registry } from "prom-client";
@@ -53,6 +55,9 @@ import {
  * decision core is never called on a health-only server, so none is built.
  */
 const NO_CORE = {} as DecisionService;
+
+// The memory check below collects garbage before measuring.
+setFlagsFromString("--expose-gc");
 
 const SERVICE = "arbiter.v1.PolicyService";
 const servers: TransportServer[] = [];
@@ -531,6 +536,34 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
     c.send(frame(FrameType.HEADERS, 0, 1, okBlock()));
     c.send(Buffer.concat(Array.from({ length: 20_000 }, () => empty)));
     expect((await c.goaway()).code).toBe(H2Error.ENHANCE_YOUR_CALM);
+  });
+
+  it("6.1/5.5: a 1-byte DATA frame read with 48 KB of other frames does not pin the whole read in memory", async () => {
+    // The server hands DATA to the application as a slice of the socket read; a stream that
+    // keeps a small slice while its body is incomplete would keep the whole read alive, so
+    // memory would follow wire bytes, not the counted request bytes.
+    const gc = runInNewContext("gc") as () => void;
+    const c = await handshake(port);
+    const streams = 200;
+    const junk = frame(0xfa, 0, 0, Buffer.alloc(16_000));
+    const open = Buffer.concat(Array.from({ length: streams }, (_, i) => frame(FrameType.HEADERS, Flag.END_HEADERS, 1 + 2 * i, headerBlock(grpcRequestFields(HEALTH_CHECK)))));
+    c.send(open);
+    await sleep(50);
+    gc();
+    const before = process.memoryUsage().arrayBuffers;
+    for (let i = 0; i < streams; i++) {
+      c.send(Buffer.concat([junk, junk, junk, frame(FrameType.DATA, 0, 1 + 2 * i, Buffer.from([0]))]));
+      await sleep(1);
+    }
+    c.send(frame(FrameType.PING, 0, 0, Buffer.alloc(8)));
+    await c.next((f) => f.type === FrameType.PING);
+    gc();
+    const grown = process.memoryUsage().arrayBuffers - before;
+    expect(grown).toBeLessThan(2 << 20); // 200 pinned reads would be ~9.6 MB
+    // The bodies still arrive whole.
+    const rest = Buffer.concat(Array.from({ length: streams }, (_, i) => frame(FrameType.DATA, Flag.END_STREAM, 1 + 2 * i, healthBody().subarray(1))));
+    c.send(rest);
+    for (let i = 0; i < streams; i++) expectServing(await c.response(1 + 2 * i));
   });
 
   it("rapid reset: RST_STREAM beyond the per-second bound is a connection error ENHANCE_YOUR_CALM", async () => {

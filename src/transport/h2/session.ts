@@ -234,6 +234,8 @@ export class H2Session {
   readonly #blocked = new Set<H2Stream>();
 
   #pending: Buffer | undefined;
+  /** Size of the socket read being parsed (DATA is handed out as slices of it). */
+  #readSize = 0;
   #prefaceSeen = false;
   #settingsSeen = false;
   #lastStreamId = 0;
@@ -320,6 +322,7 @@ export class H2Session {
     if (this.#dead) return;
     let buf = this.#pending === undefined ? chunk : Buffer.concat([this.#pending, chunk]);
     this.#pending = undefined;
+    this.#readSize = buf.length;
     let off = 0;
     if (!this.#prefaceSeen) {
       const n = Math.min(buf.length, PREFACE.length);
@@ -447,7 +450,15 @@ export class H2Session {
       s.close(H2Error.ENHANCE_YOUR_CALM);
       return;
     }
-    if (data.length > 0) s.ondata?.(data);
+    if (data.length > 0) {
+      // A slice keeps its whole socket read alive. A body that goes on after this frame is
+      // likely kept past this read, so a slice much smaller than the read is copied: else
+      // 1-byte DATA frames sent among large other frames (padding, unknown types) pinned
+      // ~48 KB each while counting 1 byte toward maxSessionMemory. A frame with END_STREAM
+      // (h2load, the unary fast path) or a large one is still handed out in place.
+      if ((flags & END_STREAM) === 0 && data.length * 4 < this.#readSize) data = Buffer.from(data);
+      s.ondata?.(data);
+    }
     if (s.closed) return;
     if (flags & END_STREAM) {
       s.remoteEnded = true;
