@@ -271,6 +271,8 @@ return {
   return parts.join("\n");
 }
 
+/** Entries of the Struct key cache (a power of two). */
+const KEY_CACHE = 1024;
 /** Encode slab size; a message that needs more gets its own larger buffer. */
 const SLAB_BYTES = 16 * 1024;
 /** Below this much room left, a new slab is started before encoding. */
@@ -525,6 +527,11 @@ function str() {
   const s = pos, e = s + l;
   if (e > len) throw eof();
   pos = e;
+  return text(s, e, l);
+}
+
+// buf[s, e) as a string, UTF-8 validated as protobuf-es does.
+function text(s, e, l) {
   if (l <= 8) {
     let r = "";
     for (let i = s; i < e; i++) {
@@ -536,6 +543,43 @@ function str() {
   }
   for (let i = s; i < e; i++) if (buf[i] >= 0x80) return fatal.decode(buf.subarray(s, e));
   return latin1Slice.call(buf, s, e);
+}
+
+// Struct keys repeat from request to request; a fresh key string costs V8 a string-table lookup
+// on every property store. This fixed-size cache (bounded: ${KEY_CACHE} entries, ASCII keys up to
+// 32 bytes) hands back the same string object, which V8 has already internalized.
+const kcache = new Array(${KEY_CACHE}).fill("");
+function key() {
+  const l = u32();
+  const s = pos, e = s + l;
+  if (e > len) throw eof();
+  if (l <= 32) {
+    let h = l, i = s;
+    for (; i < e; i++) {
+      const c = buf[i];
+      if (c >= 0x80) break;
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    if (i === e) {
+      pos = e;
+      const slot = (h ^ (h >>> 13)) & ${KEY_CACHE - 1};
+      const k = kcache[slot];
+      if (k.length === l) {
+        let j = 0;
+        while (j < l && k.charCodeAt(j) === buf[s + j]) j++;
+        if (j === l) return k;
+      }
+      let r;
+      if (l <= 8) {
+        r = "";
+        for (let x = s; x < e; x++) r += String.fromCharCode(buf[x]);
+      } else r = latin1Slice.call(buf, s, e);
+      kcache[slot] = r;
+      return r;
+    }
+  }
+  pos = e;
+  return text(s, e, l);
 }
 
 function strLax() {
@@ -619,7 +663,7 @@ function S(end, depth, o) {
     while (pos < ee) {
       const t2 = nextTag();
       const n = t2 >>> 3;
-      if (n === 1) k = str();
+      if (n === 1) k = key();
       else if (n === 2) { const l2 = u32(); v = V(pos + l2, depth, v); }
       else skip(t2 & 7, n, ${MAX_DEPTH} - depth);
     }

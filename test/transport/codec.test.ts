@@ -520,6 +520,18 @@ describe("codec: corrupted input", () => {
     expect(sameOutcome(pb.DecideRequestSchema, deep)).toBeUndefined();
   });
 
+  it("returns the right Struct keys through the key cache: many keys, collisions, non-minimal lengths", () => {
+    const context: JsonObject = {};
+    for (let i = 0; i < 5000; i++) context[i % 3 === 0 ? `k${i}` : i % 3 === 1 ? `key_${i}_`.repeat(1 + (i % 4)) : `é${i}`] = i;
+    const b = toBinary(pb.DecideRequestSchema, create(pb.DecideRequestSchema, { context }));
+    for (let round = 0; round < 2; round++) expect(decide.decode(b)).toStrictEqual(fromBinary(pb.DecideRequestSchema, b));
+    // Key "ab" with its length as a 2-byte varint (0x82 0x00), value unset.
+    const entry = concat(new Uint8Array([0x0a, 0x82, 0x00]), new TextEncoder().encode("ab"));
+    const odd = field(6, field(1, entry));
+    expect(sameOutcome(pb.DecideRequestSchema, odd)).toBeUndefined();
+    expect(decide.decode(odd).context).toStrictEqual({ ab: null });
+  });
+
   it("reads a known field whatever its wire type, as protobuf-es does", () => {
     // tenant_id (a string) sent with the varint wire type: the varint is read as the length.
     const b = bytes(0x08, 0x03, 0x61, 0x62, 0x63);
