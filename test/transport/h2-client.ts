@@ -239,12 +239,16 @@ export class H2TestClient {
     }
   }
 
-  /** A complete gRPC unary request: HEADERS (END_HEADERS) + one DATA frame with END_STREAM. */
+  /** A complete gRPC unary request: HEADERS (END_HEADERS) + DATA frames of 16 KiB at most, the last with END_STREAM. */
   request(id: number, path: string, body: Uint8Array = grpcMessage(), extra: ReadonlyArray<readonly [string, string]> = []): void {
-    this.send(Buffer.concat([
-      frame(FrameType.HEADERS, Flag.END_HEADERS, id, headerBlock(grpcRequestFields(path, extra))),
-      frame(FrameType.DATA, Flag.END_STREAM, id, body),
-    ]));
+    const parts = [frame(FrameType.HEADERS, Flag.END_HEADERS, id, headerBlock(grpcRequestFields(path, extra)))];
+    let p = 0;
+    do {
+      const end = Math.min(body.length, p + 16_384);
+      parts.push(frame(FrameType.DATA, end === body.length ? Flag.END_STREAM : 0, id, body.subarray(p, end)));
+      p = end;
+    } while (p < body.length);
+    this.send(Buffer.concat(parts));
   }
 
   /** The first frame not consumed yet that matches `pred` (consumed by this call). */

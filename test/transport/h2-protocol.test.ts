@@ -628,6 +628,125 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
   });
 });
 
+describe("more stream and frame rules (RFC 9113 5.1, 6.x, 8.1-8.3)", () => {
+  const block = (extra: ReadonlyArray<readonly [string, string]> = []): Buffer => headerBlock(grpcRequestFields(HEALTH_CHECK, extra));
+
+  it("8.1: request trailers (HEADERS with END_STREAM after DATA) end the request", async () => {
+    const c = await handshake(port);
+    c.send(Buffer.concat([
+      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, block()),
+      frame(FrameType.DATA, 0, 1, healthBody()),
+      frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, headerBlock([["x-trailer", "1"]])),
+    ]));
+    expectServing(await c.response(1));
+  });
+
+  it("8.3.1/8.2.2: malformed requests are stream errors PROTOCOL_ERROR", async () => {
+    const c = await handshake(port);
+    const fields = grpcRequestFields(HEALTH_CHECK);
+    const malformed: Array<Array<[string, string]>> = [
+      [...fields, ["te", "gzip"]],
+      [["content-type", "application/grpc"], ...fields.filter(([n]) => n !== "content-type")], // pseudo after regular
+      [...fields.slice(0, 4), [":status", "200"], ...fields.slice(4)], // response pseudo-header
+      [...fields.slice(0, 4), [":path", "/x"], ...fields.slice(4)], // repeated pseudo-header
+      fields.filter(([n]) => n !== ":method"),
+      fields.filter(([n]) => n !== ":scheme"),
+      fields.map(([n, v]) => [n, n === ":path" ? "" : v] as [string, string]),
+    ];
+    let id = 1;
+    for (const list of malformed) {
+      c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, id, headerBlock(list)));
+      expect(await c.rst(id), JSON.stringify(list)).toBe(H2Error.PROTOCOL_ERROR);
+      id += 2;
+    }
+    await checkWorks(c, id);
+  });
+
+  it("5.1: DATA after the client's END_STREAM is a stream error STREAM_CLOSED", async () => {
+    const c = await handshake(port);
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, headerBlock(grpcRequestFields(REFLECTION_INFO))));
+    c.send(frame(FrameType.DATA, 0, 1, Buffer.alloc(3)));
+    // The reflection call ended OK at the client's END_STREAM, or is reset STREAM_CLOSED: the
+    // stream is closed either way and no DATA of ours follows a reset.
+    const res = await c.response(1);
+    if (res.rst !== undefined) expect(res.rst).toBe(H2Error.STREAM_CLOSED);
+    else expect(field(res.headers, "grpc-status")).toBe("0");
+    await checkWorks(c, 3);
+  });
+
+  it("6.4: RST_STREAM from the client mid-call: no answer on that stream, the connection goes on", async () => {
+    const c = await handshake(port);
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, block()));
+    c.send(rstFrame(1, H2Error.CANCEL));
+    c.send(frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody())); // in flight when it reset: ignored
+    await checkWorks(c, 3);
+    expect(c.frames.filter((f) => f.id === 1)).toEqual([]);
+  });
+
+  it("6.10: a HEADERS frame while a CONTINUATION is expected is a connection error PROTOCOL_ERROR", async () => {
+    const c = await handshake(port);
+    c.send(frame(FrameType.HEADERS, 0, 1, block()));
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 3, block()));
+    const g = await c.goaway();
+    expect(g.code).toBe(H2Error.PROTOCOL_ERROR);
+    expect(g.debug).toBe("expected CONTINUATION");
+  });
+
+  it("6.9: WINDOW_UPDATE of 0 is PROTOCOL_ERROR (stream error on a stream, connection error on 0)", async () => {
+    const c = await handshake(port);
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, block()));
+    c.send(windowUpdateFrame(1, 0));
+    expect(await c.rst(1)).toBe(H2Error.PROTOCOL_ERROR);
+    c.send(windowUpdateFrame(0, 0));
+    expect((await c.goaway()).code).toBe(H2Error.PROTOCOL_ERROR);
+  });
+
+  it("6.5.2/6.6: bad SETTINGS and PUSH_PROMISE from a client are connection errors", async () => {
+    const cases: Array<[Buffer, number, string]> = [
+      [frame(FrameType.SETTINGS, 0, 0, Buffer.alloc(5)), H2Error.FRAME_SIZE_ERROR, "SETTINGS payload not a multiple of 6"],
+      [settingsFrame([[Setting.ENABLE_PUSH, 2]]), H2Error.PROTOCOL_ERROR, "SETTINGS_ENABLE_PUSH must be 0 or 1"],
+      [settingsFrame([[Setting.MAX_FRAME_SIZE, 100]]), H2Error.PROTOCOL_ERROR, "SETTINGS_MAX_FRAME_SIZE out of range"],
+      [frame(FrameType.SETTINGS, Flag.ACK, 0, Buffer.alloc(6)), H2Error.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload"],
+      [frame(FrameType.SETTINGS, 0, 1), H2Error.PROTOCOL_ERROR, "SETTINGS on a stream"],
+      [frame(FrameType.PUSH_PROMISE, Flag.END_HEADERS, 1, Buffer.alloc(4)), H2Error.PROTOCOL_ERROR, "PUSH_PROMISE from a client"],
+      [frame(FrameType.RST_STREAM, 0, 7, u32(0)), H2Error.PROTOCOL_ERROR, "RST_STREAM on an idle stream"],
+    ];
+    for (const [bytes, code, debug] of cases) {
+      const c = await handshake(port);
+      c.send(bytes);
+      const g = await c.goaway();
+      expect([g.code, g.debug]).toEqual([code, debug]);
+    }
+  });
+
+  it("6.10/4.3: a response header block over the peer's frame size goes out as HEADERS + CONTINUATION", async () => {
+    const c = await handshake(port);
+    const service = "s".repeat(20_000);
+    c.request(1, HEALTH_CHECK, healthBody(service));
+    const res = await c.response(1);
+    // END_STREAM rides on HEADERS, END_HEADERS on the last CONTINUATION (RFC 9113 6.2, 6.10).
+    expect(res.frames.map((f) => [f.type, f.flags, f.payload.length])).toEqual([
+      [FrameType.HEADERS, Flag.END_STREAM, 16_384],
+      [FrameType.CONTINUATION, Flag.END_HEADERS, expect.any(Number)],
+    ]);
+    expect(field(res.headers, "grpc-status")).toBe("5");
+    expect(field(res.headers, "grpc-message")).toBe(`unknown service "${service}"`);
+    await checkWorks(c, 3);
+  });
+
+  it("6.5.2: with SETTINGS_MAX_FRAME_SIZE raised, a large answer may use larger DATA frames", async () => {
+    const c = await handshake(port, [[Setting.MAX_FRAME_SIZE, 1 << 20], [Setting.INITIAL_WINDOW_SIZE, 1 << 20]]);
+    c.send(windowUpdateFrame(0, 1 << 20));
+    c.send(Buffer.concat([
+      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(REFLECTION_INFO))),
+      frame(FrameType.DATA, Flag.END_STREAM, 1, reflectionBody(10)),
+    ]));
+    const res = await c.response(1);
+    expect(field(res.trailers, "grpc-status")).toBe("0");
+    expect(res.data.length).toBeGreaterThan(40_000);
+  });
+});
+
 describe("RFC 7541 4.2: SETTINGS_HEADER_TABLE_SIZE lowered by the client", () => {
   it("the next header block starts with a table size update to 0, and only that one", async () => {
     const c = await handshake(port, [[Setting.HEADER_TABLE_SIZE, 0]]);
