@@ -6,7 +6,8 @@
  *   node --cpu-prof --import tsx bench/decision-hot.ts --only "one request repeated"
  *
  * Compiles the default pack (`policies/`) through the engine host, then times
- * `createDecisionService(...)` calls: one Decide repeated (cache hit), 1,000 distinct Decides
+ * `createDecisionService(...)` calls: the Decide request bench/transport-compare.ts sends,
+ * repeated (cache hit), one Decide with attributes repeated (cache hit), 1,000 distinct Decides
  * cycling (misses until warm, then hits), Route / Finalize (cached) and GuardMemory (never cached)
  * representative requests, each without and with an in-memory audit sink (the decision core's
  * share of auditing: building the event and the input's SHA-256; the pipeline is benched by
@@ -170,6 +171,17 @@ const guard = (i: number): GuardMemoryRequest => ({
 
 type Call = (i: number) => Promise<unknown>;
 const one = decide(1);
+// The request bench/transport-compare.ts sends (empty attributes and context, as decoded).
+const small: DecideRequest = {
+  tenantId: "acme",
+  requestId: "",
+  traceId: "",
+  subject: { id: "alice", roles: ["viewer"], attributes: {} },
+  action: "read",
+  resource: { type: "document", id: "doc-1", tenantId: "", attributes: {} },
+  context: {},
+  approvalToken: "",
+};
 const decides = Array.from({ length: 1000 }, (_, i) => decide(i));
 const routes = Array.from({ length: 50 }, (_, i) => route(i));
 const finals = Array.from({ length: 20 }, (_, i) => finalize(i));
@@ -177,6 +189,7 @@ const guards = Array.from({ length: 1000 }, (_, i) => guard(i));
 
 function cases(s: DecisionService, tag: string): [string, Call][] {
   return [
+    [`decide, transport-bench request${tag}`, () => s.decide(small, ctx)],
     [`decide, one request repeated${tag}`, () => s.decide(one, ctx)],
     [`decide, 1000 distinct cycling${tag}`, (i) => s.decide(decides[i % 1000]!, ctx)],
     [`route, 50 distinct (cached)${tag}`, (i) => s.route(routes[i % 50]!, ctx)],

@@ -36,6 +36,8 @@ function quote(s: string): string {
 }
 
 const OBJECT_PROTO = Object.prototype;
+// JSON.rawJSON objects (Node >= 21) have a null prototype and stringify as their raw text.
+const isRawJson = (JSON as { isRawJSON?: (v: unknown) => boolean }).isRawJSON;
 const ARRAY_PROTO = Array.prototype;
 
 /**
@@ -57,15 +59,14 @@ function stringifiable(v: object): boolean {
     return true;
   }
   const proto: unknown = Object.getPrototypeOf(v);
-  if (proto !== OBJECT_PROTO && proto !== null) return false;
+  if (proto !== OBJECT_PROTO && (proto !== null || isRawJson?.(v) === true)) return false;
   const o = v as Record<string, unknown>;
-  // Key order first: an unsorted object fails before anything below it is visited.
-  let prev: string | undefined;
+  let prev = "";
+  let first = true;
   for (const k in o) {
-    if (prev !== undefined && !(prev < k)) return false;
+    if (first) first = false;
+    else if (!(prev < k)) return false;
     prev = k;
-  }
-  for (const k in o) {
     const x = o[k];
     switch (typeof x) {
       case "object":
@@ -95,7 +96,7 @@ function stringifiable(v: object): boolean {
  */
 export function canonicalJson(value: unknown, omit?: ReadonlySet<string>): string {
   if (typeof value !== "object" || value === null) return text(value);
-  if (omit !== undefined && !Array.isArray(value)) return canonicalPair(value as Record<string, unknown>, omit).partial;
+  if (omit !== undefined && !Array.isArray(value)) return withoutMembers(value as Record<string, unknown>, omit);
   return stringifiable(value) ? JSON.stringify(value) : text(value);
 }
 
@@ -110,7 +111,7 @@ function text(v: unknown): string {
       return v ? "true" : "false";
     case "object":
       if (v === null) return "null";
-      return Array.isArray(v) ? array(v) : object(v as Record<string, unknown>, undefined);
+      return Array.isArray(v) ? array(v) : object(v as Record<string, unknown>);
     case "bigint":
       return JSON.stringify(v); // throws like JSON.stringify does
     default:
@@ -138,13 +139,13 @@ function sortedKeys(obj: object): string[] {
   return keys;
 }
 
-function object(obj: Record<string, unknown>, omit: ReadonlySet<string> | undefined): string {
+function object(obj: Record<string, unknown>): string {
   const keys = sortedKeys(obj);
   let out = "{";
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i]!;
     const v = obj[key];
-    if (v === undefined || (omit !== undefined && omit.has(key))) continue;
+    if (v === undefined) continue;
     out += (out.length === 1 ? member(key) : "," + member(key)) + text(v);
   }
   return out + "}";
@@ -157,16 +158,16 @@ export interface CanonicalPair {
 }
 
 /**
- * `{ full: canonicalJson(obj), partial: canonicalJson(obj, omit) }`, each member serialized once.
+ * `{ full: canonicalJson(obj), partial: canonicalJson(obj, omit) }`: two JSON.stringify calls
+ * when `obj` is all in order (see `withoutMembers`), else each top-level member serialized once.
  * The decision core needs both per call: the cache key hashes the input without `now` and
  * `request_id`, the audit event hashes all of it.
  */
 export function canonicalPair(obj: Record<string, unknown>, omit: ReadonlySet<string>): CanonicalPair {
-  return stringifiable(obj) ? pairByRuns(obj, omit) : pairByHand(obj, omit);
-}
-
-/** One walk: each member's text is built once and added to both. */
-function pairByHand(obj: Record<string, unknown>, omit: ReadonlySet<string>): CanonicalPair {
+  if (stringifiable(obj)) {
+    const rest = withoutNowAndRequestId(obj, omit);
+    if (rest !== undefined) return { full: JSON.stringify(obj), partial: JSON.stringify(rest) };
+  }
   const keys = sortedKeys(obj);
   let full = "{";
   let partial = "{";
@@ -174,7 +175,7 @@ function pairByHand(obj: Record<string, unknown>, omit: ReadonlySet<string>): Ca
     const key = keys[i]!;
     const v = obj[key];
     if (v === undefined) continue;
-    const m = member(key) + text(v);
+    const m = member(key) + canonicalJson(v);
     full += full.length === 1 ? m : "," + m;
     if (!omit.has(key)) partial += partial.length === 1 ? m : "," + m;
   }
@@ -182,39 +183,34 @@ function pairByHand(obj: Record<string, unknown>, omit: ReadonlySet<string>): Ca
 }
 
 /**
- * For an object whose keys are all in order: the runs of members between omitted ones are
- * serialized with one JSON.stringify each, omitted members on their own, and both texts joined
- * from those few flat pieces.
+ * For the omit set of the cache key, a shallow copy of `obj` without those two members (object
+ * rest: same order, own "__proto__" kept as a member); undefined for any other set.
  */
-function pairByRuns(obj: Record<string, unknown>, omit: ReadonlySet<string>): CanonicalPair {
-  let full = "";
-  let partial = "";
-  let run: Record<string, unknown> | undefined;
-  const flush = (): void => {
-    if (run === undefined) return;
-    const inner = JSON.stringify(run).slice(1, -1);
-    run = undefined;
-    if (inner === "") return;
-    full = full === "" ? inner : full + "," + inner;
-    partial = partial === "" ? inner : partial + "," + inner;
-  };
-  for (const key in obj) {
-    const v = obj[key];
-    if (v === undefined) continue;
-    // An own "__proto__" member cannot be copied by assignment.
-    if (key === "__proto__") return pairByHand(obj, omit);
-    if (!omit.has(key)) {
-      // Keys go in in the object's order, so the run lists them in it too (array index keys
-      // included: JS orders those the same way in both objects).
-      (run ??= {})[key] = v;
-      continue;
-    }
-    flush();
-    const m = member(key) + JSON.stringify(v);
-    full = full === "" ? m : full + "," + m;
+function withoutNowAndRequestId(obj: Record<string, unknown>, omit: ReadonlySet<string>): Record<string, unknown> | undefined {
+  if (omit.size !== 2 || !omit.has("now") || !omit.has("request_id")) return undefined;
+  const { now: _now, request_id: _requestId, ...rest } = obj;
+  return rest;
+}
+
+/**
+ * `canonicalJson(obj, omit)`: JSON.stringify of a copy without the omitted members when `obj` is
+ * all in order (the cache key's set only), else top-level members one by one, each with
+ * `canonicalJson` (few pieces, cheap to flatten).
+ */
+function withoutMembers(obj: Record<string, unknown>, omit: ReadonlySet<string>): string {
+  if (stringifiable(obj)) {
+    const rest = withoutNowAndRequestId(obj, omit);
+    if (rest !== undefined) return JSON.stringify(rest);
   }
-  flush();
-  return { full: "{" + full + "}", partial: "{" + partial + "}" };
+  const keys = sortedKeys(obj);
+  let out = "{";
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const v = obj[key];
+    if (v === undefined || omit.has(key)) continue;
+    out += (out.length === 1 ? member(key) : "," + member(key)) + canonicalJson(v);
+  }
+  return out + "}";
 }
 
 // One-shot `crypto.hash` (Node >= 20.12) costs about a third of createHash().update().digest()
