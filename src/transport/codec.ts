@@ -458,6 +458,7 @@ const RUNTIME = String.raw`
 const EMPTY = new Uint8Array(0);
 const hasOwn = Object.prototype.hasOwnProperty;
 const latin1Slice = Buffer.prototype.latin1Slice;
+const fcc = String.fromCharCode;
 const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const lax = new TextDecoder("utf-8", { ignoreBOM: true });
 const f64 = new Float64Array(1);
@@ -532,17 +533,27 @@ function str() {
 
 // buf[s, e) as a string, UTF-8 validated as protobuf-es does.
 function text(s, e, l) {
-  if (l <= 8) {
-    let r = "";
-    for (let i = s; i < e; i++) {
-      const c = buf[i];
-      if (c >= 0x80) return fatal.decode(buf.subarray(s, e));
-      r += String.fromCharCode(c);
-    }
-    return r;
+  let any = 0;
+  for (let i = s; i < e; i++) any |= buf[i];
+  if (any >= 0x80) return fatal.decode(buf.subarray(s, e));
+  // Short ASCII: one allocation, no native call.
+  const b = buf;
+  switch (l) {
+    case 0: return "";
+    case 1: return fcc(b[s]);
+    case 2: return fcc(b[s], b[s + 1]);
+    case 3: return fcc(b[s], b[s + 1], b[s + 2]);
+    case 4: return fcc(b[s], b[s + 1], b[s + 2], b[s + 3]);
+    case 5: return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4]);
+    case 6: return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5]);
+    case 7: return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6]);
+    case 8: return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7]);
+    case 9: return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8]);
+    case 10: return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9]);
+    case 11: return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10]);
+    case 12: return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10], b[s + 11]);
   }
-  for (let i = s; i < e; i++) if (buf[i] >= 0x80) return fatal.decode(buf.subarray(s, e));
-  return latin1Slice.call(buf, s, e);
+  return latin1Slice.call(b, s, e);
 }
 
 // Struct keys repeat from request to request; a fresh key string costs V8 a string-table lookup
@@ -569,11 +580,7 @@ function key() {
         while (j < l && k.charCodeAt(j) === buf[s + j]) j++;
         if (j === l) return k;
       }
-      let r;
-      if (l <= 8) {
-        r = "";
-        for (let x = s; x < e; x++) r += String.fromCharCode(buf[x]);
-      } else r = latin1Slice.call(buf, s, e);
+      const r = text(s, e, l);
       kcache[slot] = r;
       return r;
     }
