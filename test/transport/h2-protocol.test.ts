@@ -566,6 +566,19 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
     for (let i = 0; i < streams; i++) expectServing(await c.response(1 + 2 * i));
   });
 
+  it("6.9: answers queued behind a closed window are bounded: a stream past the bound is reset ENHANCE_YOUR_CALM", async () => {
+    // Reflection answers each ~35-byte request with several KB. A client that grants no window
+    // and keeps asking would make the server queue answers without limit (the socket-output
+    // pause does not apply: nothing reaches the socket).
+    const c = await handshake(port, [[Setting.INITIAL_WINDOW_SIZE, 0]]);
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(REFLECTION_INFO))));
+    const requests = reflectionBody(10_000); // ~45 MB of answers against a 32 MiB bound
+    for (let p = 0; p < requests.length; p += 16_384) c.send(frame(FrameType.DATA, 0, 1, requests.subarray(p, p + 16_384)));
+    expect(await c.rst(1, 10_000)).toBe(H2Error.ENHANCE_YOUR_CALM);
+    c.send(settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 65_535]]));
+    await checkWorks(c, 3);
+  });
+
   it("rapid reset: RST_STREAM beyond the per-second bound is a connection error ENHANCE_YOUR_CALM", async () => {
     const c = await handshake(port);
     c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, okBlock()));

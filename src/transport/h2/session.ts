@@ -102,6 +102,8 @@ export class H2Stream {
   /** @internal */ remoteEnded = false;
   /** @internal Pending output held back by flow control: DATA payloads, then maybe trailers. */
   queue: Array<{ data: Buffer; end: boolean } | { trailers: Buffer }> | undefined;
+  /** @internal DATA bytes in `queue`. */
+  queuedBytes = 0;
   #localEnded = false;
   #headersSent = false;
   #closed = false;
@@ -149,7 +151,8 @@ export class H2Stream {
       return;
     }
     (this.queue ??= []).push({ data: buf, end });
-    this.#session.block(this);
+    this.queuedBytes += buf.length;
+    this.#session.block(this, buf.length);
   }
 
   /** Ends the response with trailers (an encoded block), after any queued data. */
@@ -246,6 +249,8 @@ export class H2Session {
   #connSendWindow = 65_535;
   #connRecvWindow = CONN_WINDOW;
   #buffered = 0;
+  /** DATA bytes waiting in stream queues for window. */
+  #queuedOut = 0;
 
   /** The next header block we send must start with a table size update to 0 (see SETTINGS). */
   #tableSizeUpdate = false;
@@ -699,8 +704,17 @@ export class H2Session {
     return Buffer.concat([TABLE_SIZE_ZERO, block]);
   }
 
-  /** @internal A stream waits for window. */
-  block(s: H2Stream): void {
+  /**
+   * @internal A stream waits for window with `bytes` more queued. Queued output is bounded per
+   * connection (maxSessionMemory, as request bytes are): a peer that grants no window while it
+   * keeps asking (reflection answers KBs per request) made the queues grow without limit.
+   */
+  block(s: H2Stream, bytes: number): void {
+    this.#queuedOut += bytes;
+    if (this.#queuedOut > this.#opts.maxSessionMemory) {
+      s.close(H2Error.ENHANCE_YOUR_CALM);
+      return;
+    }
     this.#blocked.add(s);
     this.#pumpStream(s);
   }
@@ -710,6 +724,8 @@ export class H2Session {
     this.#streams.delete(s.id);
     this.#blocked.delete(s);
     this.#buffered -= s.received;
+    this.#queuedOut -= s.queuedBytes;
+    s.queuedBytes = 0;
     if (this.#goingAway && this.#streams.size === 0) this.#endSocket();
   }
 
@@ -755,11 +771,14 @@ export class H2Session {
         s.queueEnded();
         return;
       }
-      const n = Math.min(item.data.length, s.sendWindow, this.#connSendWindow);
-      if (n <= 0 && item.data.length > 0) return; // wait for WINDOW_UPDATE
+      // Windows can be negative (SETTINGS lowered them): never send a negative count.
+      const n = Math.max(0, Math.min(item.data.length, s.sendWindow, this.#connSendWindow));
+      if (n === 0 && item.data.length > 0) return; // wait for WINDOW_UPDATE
       const last = n === item.data.length;
       s.sendWindow -= n;
       this.#connSendWindow -= n;
+      s.queuedBytes -= n;
+      this.#queuedOut -= n;
       this.#sendData(s.id, item.data.subarray(0, n), last && item.end);
       if (!last) {
         item.data = item.data.subarray(n);
