@@ -29,7 +29,6 @@
  * `fromBinary` / `toBinary` on the same input, so the error thrown (or, for odd but accepted
  * values, the result) is protobuf-es's own, message included. The fast path is for valid input.
  */
-import { isUtf8 } from "node:buffer";
 import {
   ScalarType,
   fromBinary,
@@ -136,6 +135,9 @@ function frame(message: Uint8Array): Uint8Array {
 /** Why `schema` cannot be compiled, or undefined when it can. */
 export function unsupportedReason(schema: DescMessage): string | undefined {
   if (!LITTLE_ENDIAN) return "big-endian platform";
+  // Long-standing but undocumented Buffer methods the generated code calls directly.
+  const proto = Buffer.prototype as unknown as Record<string, unknown>;
+  if (typeof proto.latin1Slice !== "function" || typeof proto.utf8Write !== "function") return "Buffer lacks latin1Slice/utf8Write";
   const seen = new Set<DescMessage>();
   const visit = (d: DescMessage): string | undefined => {
     if (seen.has(d)) return undefined;
@@ -191,12 +193,8 @@ const LITTLE_ENDIAN = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
 export function compileCodec(schema: DescMessage): RawCodec | undefined {
   if (unsupportedReason(schema) !== undefined) return undefined;
   const src = generate(schema);
-  const factory = new Function("isUtf8", "TextDecoder", "Buffer", src) as (
-    u: typeof isUtf8,
-    t: typeof TextDecoder,
-    b: typeof Buffer,
-  ) => RawCodec;
-  return factory(isUtf8, TextDecoder, Buffer);
+  const factory = new Function("TextDecoder", "Buffer", src) as (t: typeof TextDecoder, b: typeof Buffer) => RawCodec;
+  return factory(TextDecoder, Buffer);
 }
 
 // ---- code generation -------------------------------------------------------------------------
