@@ -3,7 +3,7 @@
  * contract; keep the two in step). Pure functions: the clock and stateful facts (spend, session
  * writes, approval) are passed in.
  */
-import { createHash } from "node:crypto";
+import * as crypto from "node:crypto";
 import type {
   DecideRequest,
   FinalizeRequest,
@@ -84,6 +84,13 @@ export function decideInput(req: DecideRequest, now: NowFact, approval: Approval
   };
 }
 
+// One-shot `crypto.hash` where available (Node >= 20.12), as in canonical.ts (which imports this
+// module, hence not imported from there).
+const oneShot = (crypto as { hash?: (alg: string, data: string, enc: "hex") => string }).hash;
+function sha256Hex(text: string): string {
+  return oneShot !== undefined ? oneShot("sha256", text, "hex") : crypto.createHash("sha256").update(text).digest("hex");
+}
+
 /** Unicode code points in `s` (a surrogate pair counts once). */
 export function codePoints(s: string): number {
   let n = s.length;
@@ -111,13 +118,14 @@ function sortedSpend(spend: Readonly<Record<string, number>>): JsonObject {
 
 export function routeInput(req: RouteRequest, now: NowFact, spend: Readonly<Record<string, number>>): JsonObject {
   let chars = 0;
-  const hash = createHash("sha256");
+  // The prompt hash covers the contents joined by "\n": one one-shot hash of the joined text
+  // costs less than a streaming hash fed piece by piece.
+  let joined = "";
   const messages: JsonObject[] = new Array(req.messages.length);
   for (let i = 0; i < req.messages.length; i++) {
     const m = req.messages[i]!;
     chars += codePoints(m.content);
-    if (i > 0) hash.update("\n");
-    hash.update(m.content);
+    joined = i === 0 ? m.content : joined + "\n" + m.content;
     messages[i] = { content: m.content, role: m.role };
   }
   return {
@@ -127,7 +135,7 @@ export function routeInput(req: RouteRequest, now: NowFact, spend: Readonly<Reco
     prompt: {
       chars,
       estimated_tokens: req.estimatedTokens > 0 ? req.estimatedTokens : Math.ceil(chars / 4),
-      sha256: hash.digest("hex"),
+      sha256: sha256Hex(joined),
     },
     request_id: req.requestId,
     requested_model: req.requestedModel,

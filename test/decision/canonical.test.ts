@@ -4,6 +4,7 @@
  * walk, the full/partial pair). Compared here with a straightforward reference implementation on
  * seeded random values, and end to end on the audit events of the decision service.
  */
+import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { canonicalJson, canonicalPair, decideApprovalDigest, sha256Hex } from "../../src/decision/canonical.ts";
 import { cacheKey, cacheKeyAndInputSha256 } from "../../src/decision/decision-cache.ts";
@@ -148,6 +149,21 @@ describe("canonical JSON", () => {
       expect(canonicalJson(input)).toBe(reference(input));
     }
     expect(decideApprovalDigest(req)).toBe(sha256Hex(reference(decideAction(req))));
+  });
+
+  it("the prompt hash is the SHA-256 of the message contents joined by newlines", () => {
+    const contents = ["be brief", "", "héllo 😀\n", "\ud800 lone"];
+    const streamed = createHash("sha256");
+    contents.forEach((c, i) => {
+      if (i > 0) streamed.update("\n");
+      streamed.update(c);
+    });
+    const input = routeInput(
+      { tenantId: "t", requestId: "r", messages: contents.map((content) => ({ role: "user", content })), requestedModel: "m", classifications: [], estimatedTokens: 0 },
+      nowFact(0),
+      {},
+    );
+    expect((input.prompt as { sha256: string }).sha256).toBe(streamed.digest("hex"));
   });
 });
 
