@@ -132,8 +132,10 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
   const { unary, maxMessageBytes, metrics, tracker, logger } = opts;
 
   function logFailure(path: string, err: RpcError): void {
-    if (err.code === Code.INTERNAL || err.code === Code.UNKNOWN) {
-      // The cause goes to the log (message and stack only; never the request).
+    if ((err.code === Code.INTERNAL || err.code === Code.UNKNOWN) && err.cause !== undefined) {
+      // A failure of ours: the cause goes to the log (message and stack only; never the
+      // request). INTERNAL without a cause is the client's framing error (a compressed flag
+      // without grpc-encoding, per the gRPC spec): debug, like other client errors.
       const cause = err.cause instanceof Error ? { message: err.cause.message, stack: err.cause.stack } : String(err.cause);
       logger.error({ method: path, code: Code[err.code], cause }, "call failed");
     } else {
