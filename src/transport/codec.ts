@@ -249,9 +249,14 @@ return {
     try { return D${ids.get(root)}(len, 0, undefined); } finally { buf = EMPTY; }
   },
   encode(m, framed) {
+    // A getter on the message could call encode again mid-write; that inner call goes to
+    // protobuf-es instead of sharing the writer state.
+    if (busy) return undefined;
     if (out.length - obase < ${SLAB_MIN_FREE}) newSlab();
     opos = framed ? obase + 5 : obase;
-    try { E${ids.get(root)}(m); } catch (e) { opos = obase; return undefined; }
+    busy = true;
+    try { E${ids.get(root)}(m); } catch (e) { busy = false; opos = obase; return undefined; }
+    busy = false;
     if (framed) {
       // gRPC length-prefixed message: uncompressed flag, then the length as uint32 big-endian.
       const l = opos - obase - 5;
@@ -712,7 +717,7 @@ function L(end, depth, a) {
 // Encoding writes into a slab; each result is a view of its part of the slab. obase: where the
 // message being encoded starts; opos: the write position. Positions are absolute in the slab
 // (fork/join keep them), so growing copies the message to the same offset in a larger buffer.
-let out = Buffer.allocUnsafeSlow(${SLAB_BYTES}), obase = 0, opos = 0;
+let out = Buffer.allocUnsafeSlow(${SLAB_BYTES}), obase = 0, opos = 0, busy = false;
 
 function newSlab() {
   out = Buffer.allocUnsafeSlow(${SLAB_BYTES});

@@ -256,6 +256,26 @@ describe("codec: hand-written messages of every RPC", () => {
     for (const [r, want] of results) expect(hex(r)).toBe(want);
   });
 
+  it("stays correct when a getter on the message encodes another message mid-write", () => {
+    const c = codecFor(pb.DecideResponseSchema);
+    const other = convert.decideToPb({
+      decisionId: "inner", requestId: "r", bundleRevision: "v", reasons: ["x"], allow: false, riskTier: 0, requiresApproval: false,
+      obligations: { redactFields: [], allowFields: [] },
+    });
+    let inner: Uint8Array | undefined;
+    const outer = { ...other, decisionId: "outer" };
+    Object.defineProperty(outer, "bundleRevision", {
+      enumerable: true,
+      get: () => {
+        inner = c.encode(other);
+        return "rev";
+      },
+    });
+    expect(hex(c.encode(outer))).toBe(hex(toBinary(pb.DecideResponseSchema, outer)));
+    expect(hex(inner!)).toBe(hex(toBinary(pb.DecideResponseSchema, other)));
+    expect(c.decode(c.encode(outer)).bundleRevision).toBe("rev");
+  });
+
   it("decodes from a Buffer slice at an offset", () => {
     const body = toBinary(pb.DecideRequestSchema, decideRequest);
     const framed = Buffer.concat([Buffer.from([0, 1, 2, 3, 4]), body, Buffer.from([9, 9])]);
