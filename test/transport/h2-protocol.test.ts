@@ -665,6 +665,12 @@ describe("more stream and frame rules (RFC 9113 5.1, 6.x, 8.1-8.3)", () => {
       fields.filter(([n]) => n !== ":method"),
       fields.filter(([n]) => n !== ":scheme"),
       fields.map(([n, v]) => [n, n === ":path" ? "" : v] as [string, string]),
+      // RFC 9113 8.2.1: field names are lowercase tokens; values carry no NUL, CR or LF.
+      [...fields, ["x-bad name", "1"]],
+      [...fields, ["x-bad\u00e9", "1"]],
+      [...fields, ["x-split", "a\r\nx-injected: 1"]],
+      [...fields, ["x-nul", "a\u0000b"]],
+      [...fields, ["x-lf", "a\nb"]],
     ];
     let id = 1;
     for (const list of malformed) {
@@ -673,6 +679,19 @@ describe("more stream and frame rules (RFC 9113 5.1, 6.x, 8.1-8.3)", () => {
       id += 2;
     }
     await checkWorks(c, id);
+  });
+
+  it("8.2.1: a malformed field indexed into the dynamic table stays malformed when referenced later", async () => {
+    const c = await handshake(port);
+    const fields = grpcRequestFields(HEALTH_CHECK);
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([headerBlock(fields), hpackLiteral("x-bad", "a\nb", { indexing: "incremental" })])));
+    expect(await c.rst(1)).toBe(H2Error.PROTOCOL_ERROR);
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 3, Buffer.concat([headerBlock(fields), hpackIndexed(62)])));
+    expect(await c.rst(3)).toBe(H2Error.PROTOCOL_ERROR);
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 5, Buffer.concat([headerBlock(fields), hpackLiteral("x-good", "ok", { indexing: "incremental" })])));
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 7, Buffer.concat([headerBlock(fields), hpackIndexed(62)])));
+    c.send(frame(FrameType.DATA, Flag.END_STREAM, 7, healthBody()));
+    expectServing(await c.response(7));
   });
 
   it("5.1: DATA after the client's END_STREAM is a stream error STREAM_CLOSED", async () => {
@@ -723,6 +742,8 @@ describe("more stream and frame rules (RFC 9113 5.1, 6.x, 8.1-8.3)", () => {
       [frame(FrameType.SETTINGS, 0, 1), H2Error.PROTOCOL_ERROR, "SETTINGS on a stream"],
       [frame(FrameType.PUSH_PROMISE, Flag.END_HEADERS, 1, Buffer.alloc(4)), H2Error.PROTOCOL_ERROR, "PUSH_PROMISE from a client"],
       [frame(FrameType.RST_STREAM, 0, 7, u32(0)), H2Error.PROTOCOL_ERROR, "RST_STREAM on an idle stream"],
+      [windowUpdateFrame(7, 100), H2Error.PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream"],
+      [frame(FrameType.GOAWAY, 0, 0, Buffer.alloc(7)), H2Error.FRAME_SIZE_ERROR, "GOAWAY payload shorter than 8 bytes"],
     ];
     for (const [bytes, code, debug] of cases) {
       const c = await handshake(port);

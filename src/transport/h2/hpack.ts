@@ -136,8 +136,8 @@ export function huffmanEncode(text: string): Buffer {
 export type HeaderList = Array<[string, string]>;
 
 export class HpackDecoder {
-  /** Dynamic table, newest first. */
-  readonly #table: Array<[string, string]> = [];
+  /** Dynamic table, newest first; the flag says the field is well-formed (`validField`). */
+  readonly #table: Array<readonly [string, string, boolean]> = [];
   #size = 0;
   #maxSize: number;
   /** The limit the peer may raise its table to (our SETTINGS_HEADER_TABLE_SIZE). */
@@ -151,11 +151,14 @@ export class HpackDecoder {
   /**
    * Decodes one complete header block. `maxListSize` bounds the decoded list (name + value + 32
    * per field, as SETTINGS_MAX_HEADER_LIST_SIZE counts it); past it, decoding still runs to
-   * the end (the table must stay in step with the peer) and `oversized` is set.
+   * the end (the table must stay in step with the peer) and `oversized` is set. `malformed` is
+   * set when a field breaks RFC 9113 8.2.1 (checked once per literal, remembered in the table,
+   * so indexed fields cost nothing).
    */
-  decode(block: Buffer, maxListSize: number): { headers: HeaderList; oversized: boolean } {
+  decode(block: Buffer, maxListSize: number): { headers: HeaderList; oversized: boolean; malformed: boolean } {
     const headers: HeaderList = [];
     let listSize = 0;
+    let malformed = false;
     let pos = 0;
     const end = block.length;
     let fieldsSeen = false;
@@ -167,7 +170,10 @@ export class HpackDecoder {
         // Indexed header field.
         const [index, p] = readInt(block, pos, 7);
         pos = p;
-        [name, value] = this.#entry(index);
+        const e = this.#entry(index);
+        name = e[0];
+        value = e[1];
+        if (e[2] === false) malformed = true;
       } else if ((b & 0xe0) === 0x20) {
         // Dynamic table size update: only at the start of a block.
         if (fieldsSeen) throw new HpackError("table size update after a header field");
@@ -188,16 +194,18 @@ export class HpackDecoder {
           name = this.#entry(index)[0];
         }
         [value, pos] = readString(block, pos);
-        if (indexing) this.#insert(name, value);
+        const valid = validField(name, value);
+        if (!valid) malformed = true;
+        if (indexing) this.#insert(name, value, valid);
       }
       fieldsSeen = true;
       listSize += name.length + value.length + 32;
       if (listSize <= maxListSize) headers.push([name, value]);
     }
-    return { headers, oversized: listSize > maxListSize };
+    return { headers, oversized: listSize > maxListSize, malformed };
   }
 
-  #entry(index: number): readonly [string, string] {
+  #entry(index: number): readonly [string, string, boolean?] {
     if (index === 0) throw new HpackError("header index 0");
     if (index <= STATIC.length) return STATIC[index - 1]!;
     const e = this.#table[index - STATIC.length - 1];
@@ -205,7 +213,7 @@ export class HpackDecoder {
     return e;
   }
 
-  #insert(name: string, value: string): void {
+  #insert(name: string, value: string, valid: boolean): void {
     const size = name.length + value.length + 32;
     if (size > this.#maxSize) {
       // An entry larger than the table empties it and is not added (RFC 7541 4.4).
@@ -214,7 +222,7 @@ export class HpackDecoder {
       return;
     }
     this.#evict(size);
-    this.#table.unshift([name, value]);
+    this.#table.unshift([name, value, valid]);
     this.#size += size;
   }
 
@@ -225,6 +233,23 @@ export class HpackDecoder {
       this.#size -= n.length + v.length + 32;
     }
   }
+}
+
+/**
+ * RFC 9113 8.2.1: a name has no uppercase, controls, space, DEL or non-ASCII octets and no colon
+ * past a pseudo-header's first; a value has no NUL, CR or LF.
+ */
+export function validField(name: string, value: string): boolean {
+  if (name.length === 0) return false;
+  for (let i = name.charCodeAt(0) === 58 ? 1 : 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c <= 0x20 || (c >= 65 && c <= 90) || c >= 0x7f || c === 58) return false;
+  }
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c === 0 || c === 10 || c === 13) return false;
+  }
+  return true;
 }
 
 function readInt(src: Uint8Array, pos: number, prefix: number): [number, number] {

@@ -402,6 +402,7 @@ export class H2Session {
         return;
       case GOAWAY:
         if (id !== 0) return this.#fail(H2Error.PROTOCOL_ERROR, "GOAWAY on a stream");
+        if (payload.length < 8) return this.#fail(H2Error.FRAME_SIZE_ERROR, "GOAWAY payload shorter than 8 bytes");
         // The client is leaving: finish what is open, accept nothing new.
         this.#goingAway = true;
         if (this.#streams.size === 0) this.#endSocket();
@@ -514,7 +515,7 @@ export class H2Session {
   }
 
   #headerBlock(id: number, endStream: boolean, block: Buffer): void {
-    let decoded: { headers: HeaderList; oversized: boolean };
+    let decoded: { headers: HeaderList; oversized: boolean; malformed: boolean };
     try {
       decoded = this.#hpack.decode(block, this.#opts.maxHeaderListSize);
     } catch (err) {
@@ -545,7 +546,7 @@ export class H2Session {
       if (!endStream) this.sendRst(id, H2Error.NO_ERROR);
       return;
     }
-    const headers = requestHeaders(decoded.headers);
+    const headers = decoded.malformed ? undefined : requestHeaders(decoded.headers);
     if (headers === undefined) {
       this.sendRst(id, H2Error.PROTOCOL_ERROR);
       return;
@@ -625,7 +626,10 @@ export class H2Session {
       return;
     }
     const s = this.#streams.get(id);
-    if (s === undefined) return;
+    if (s === undefined) {
+      if (id > this.#lastStreamId) this.#fail(H2Error.PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream");
+      return;
+    }
     if (inc === 0) return s.close(H2Error.PROTOCOL_ERROR);
     s.sendWindow += inc;
     if (s.sendWindow > MAX_WINDOW) return s.close(H2Error.FLOW_CONTROL_ERROR);
@@ -885,8 +889,8 @@ function unpad(payload: Buffer): Buffer | undefined {
 }
 
 /**
- * The request's header list as an object, or undefined when it is malformed (RFC 9113 8.2-8.3):
- * uppercase names, unknown or repeated pseudo-headers, pseudo-headers after regular ones,
+ * The request's header list as an object, or undefined when it is malformed (RFC 9113 8.2-8.3;
+ * invalid names and values are flagged by the HPACK decoder): unknown or repeated pseudo-headers, pseudo-headers after regular ones,
  * connection-specific fields, `te` other than "trailers", missing :method/:scheme/:path.
  */
 function requestHeaders(list: HeaderList): H2Headers | undefined {
@@ -894,7 +898,6 @@ function requestHeaders(list: HeaderList): H2Headers | undefined {
   let regular = false;
   for (let i = 0; i < list.length; i++) {
     const [name, value] = list[i]!;
-    if (name.length === 0 || hasUpper(name)) return undefined;
     if (name.charCodeAt(0) === 58 /* ':' */) {
       if (regular || !PSEUDO_REQUEST.has(name) || out[name] !== undefined) return undefined;
       out[name] = value;
@@ -907,14 +910,6 @@ function requestHeaders(list: HeaderList): H2Headers | undefined {
   }
   if (out[":method"] === undefined || out[":scheme"] === undefined || !out[":path"]) return undefined;
   return out;
-}
-
-function hasUpper(name: string): boolean {
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if (c >= 65 && c <= 90) return true;
-  }
-  return false;
 }
 
 export { EMPTY as EMPTY_BODY };
