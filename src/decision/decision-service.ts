@@ -273,7 +273,10 @@ class Service implements DecisionService {
     );
   }
 
-  /** Appends the audit event; false when the sink refused it (the caller then fails closed). */
+  /**
+   * Appends the audit event; false when the sink refused it (the caller then fails closed).
+   * The four policy RPCs skip the call (and its await) when there is no sink.
+   */
   async #appendAudit(event: AuditEvent, ctx: CallContext): Promise<boolean> {
     if (this.#audit === undefined) return true;
     try {
@@ -378,7 +381,7 @@ class Service implements DecisionService {
       input,
       digest,
     });
-    if (!(await this.#appendAudit(event, ctx))) {
+    if (this.#audit !== undefined && !(await this.#appendAudit(event, ctx))) {
       return this.#decideFailClosed(req, ctx, { ok: false, reason: "audit_unavailable", detail: "audit append rejected" }, revision, nowMs, input);
     }
     return {
@@ -486,7 +489,7 @@ class Service implements DecisionService {
       input,
       digest,
     });
-    if (!(await this.#appendAudit(event, ctx))) {
+    if (this.#audit !== undefined && !(await this.#appendAudit(event, ctx))) {
       return this.#routeFailClosed(req, ctx, { ok: false, reason: "audit_unavailable", detail: "audit append rejected" }, active, nowMs, input);
     }
     return {
@@ -552,7 +555,7 @@ class Service implements DecisionService {
     });
     let appended: boolean;
     try {
-      appended = await this.#appendAudit(event, ctx);
+      appended = this.#audit === undefined || (await this.#appendAudit(event, ctx));
     } catch (err) {
       if (counted) this.#sessions.decrement(key);
       throw err;
@@ -611,7 +614,7 @@ class Service implements DecisionService {
       input,
       digest,
     });
-    if (!(await this.#appendAudit(event, ctx))) {
+    if (this.#audit !== undefined && !(await this.#appendAudit(event, ctx))) {
       const rejected: Rejected = { ok: false, reason: "audit_unavailable", detail: "audit append rejected" };
       const response: FinalizeResponse = { ...base, decisionId: uuidv7(nowMs), reasons: [rejected.reason], mode: "SOURCE_UNAVAILABLE" };
       return this.#finishFailClosed("Finalize", req, ctx, rejected, response, nowMs, input, "", "SOURCE_UNAVAILABLE");
