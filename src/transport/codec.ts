@@ -536,11 +536,11 @@ function str() {
 
 // buf[s, e) as a string, UTF-8 validated as protobuf-es does.
 function text(s, e, l) {
-  let any = 0;
-  for (let i = s; i < e; i++) any |= buf[i];
-  if (any >= 0x80) return fatal.decode(buf.subarray(s, e));
-  // Short ASCII: one allocation, no native call.
   const b = buf;
+  let any = 0;
+  for (let i = s; i < e; i++) any |= b[i];
+  if (any >= 0x80) return fatal.decode(b.subarray(s, e));
+  // Short ASCII: one allocation, no native call.
   switch (l) {
     case 0: return "";
     case 1: return fcc(b[s]);
