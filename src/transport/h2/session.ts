@@ -62,6 +62,8 @@ const STREAM_WINDOW = 1 << 20;
 /** Connection receive window we open at start. */
 const CONN_WINDOW = 16 << 20;
 const MAX_WINDOW = 0x7fffffff;
+/** What a DATA frame is charged toward maxSessionMemory beside its bytes (object overhead). */
+const DATA_FRAME_COST = 64;
 /** Output queued in the socket beyond which reading pauses until it drains. */
 const OUTPUT_HIGH_WATER = 1 << 20;
 
@@ -450,8 +452,12 @@ export class H2Session {
       s.close(H2Error.FLOW_CONTROL_ERROR);
       return;
     }
-    this.#buffered += data.length;
-    s.received += data.length;
+    // Each frame is charged a fixed cost beside its bytes: the application keeps one Buffer
+    // object per chunk (~100 bytes of heap), so a body of 1-byte frames counted as bytes alone
+    // let one connection hold ~100x maxSessionMemory.
+    const charge = data.length + DATA_FRAME_COST;
+    this.#buffered += charge;
+    s.received += charge;
     if (this.#buffered > this.#opts.maxSessionMemory) {
       s.close(H2Error.ENHANCE_YOUR_CALM);
       return;
