@@ -698,7 +698,7 @@ describe("codec: numeric repeated fields (packed and unpacked), int32, enums", (
       if (g.chance(0.5)) init.d = g.double();
       return create(Nums, init as never) as Message;
     };
-    for (let n = 0; n < 1000; n++) {
+    for (let n = 0; n < 500; n++) {
       const msg = make(0);
       const packed = toBinary(Nums, msg);
       expect(hex(c.encode(msg)!)).toBe(hex(packed));
