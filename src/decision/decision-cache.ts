@@ -36,8 +36,10 @@ export function cacheKey(revision: string, entrypoint: string, input: Record<str
 }
 
 /**
- * `cacheKey` and the SHA-256 of the whole canonical input (the audit event's `input_sha256`),
- * from one serialization of the input.
+ * `cacheKey` and the SHA-256 of the whole canonical input (the audit event's `input_sha256`) in
+ * one call (`canonicalPair`): the input is checked once, then either stringified natively twice
+ * (whole, and a shallow copy without `now`/`request_id`) when all its keys are in order, or walked
+ * once by hand with each member's text shared by both.
  */
 export function cacheKeyAndInputSha256(
   revision: string,
