@@ -13,10 +13,12 @@
  *
  * Bounds: SETTINGS_MAX_CONCURRENT_STREAMS (further streams are refused with REFUSED_STREAM),
  * a header list size (a larger request gets 431), request bytes buffered on open streams per
- * connection (`maxSessionMemory`; past it the stream is reset with ENHANCE_YOUR_CALM), peer
- * resets per second (rapid reset: past the bound the connection is closed with
- * ENHANCE_YOUR_CALM), header block size while CONTINUATION frames arrive. When the socket
- * cannot take more output, reading pauses until it drains.
+ * connection (`maxSessionMemory`, each DATA frame charged 64 bytes beside its payload; past it
+ * the stream is reset with ENHANCE_YOUR_CALM), response bytes queued behind closed
+ * flow-control windows (the same bound, same reset), peer resets per second (rapid reset: past
+ * the bound the connection is closed with ENHANCE_YOUR_CALM), header block size and frame count
+ * while CONTINUATION frames arrive. When the socket cannot take more output, reading pauses
+ * until it drains.
  *
  * Not supported (not needed by gRPC or Connect): server push, the CONNECT method, h2c upgrade
  * from HTTP/1.1 (clients use prior knowledge, as gRPC does), priority scheduling.
@@ -612,8 +614,8 @@ export class H2Session {
         if (value < MAX_FRAME || value > 0xffffff) return this.#fail(H2Error.PROTOCOL_ERROR, "SETTINGS_MAX_FRAME_SIZE out of range");
         this.#peerMaxFrame = value;
       }
-      // MAX_CONCURRENT_STREAMS:
-      // limits server push, which we do not do. MAX_HEADER_LIST_SIZE: our headers are small.
+      // MAX_CONCURRENT_STREAMS limits server push, which we do not do. MAX_HEADER_LIST_SIZE:
+      // our headers are small.
     }
     const ack = Buffer.allocUnsafe(9);
     writeFrameHeader(ack, 0, 0, SETTINGS, ACK, 0);
@@ -895,9 +897,10 @@ function unpad(payload: Buffer): Buffer | undefined {
 }
 
 /**
- * The request's header list as an object, or undefined when it is malformed (RFC 9113 8.2-8.3;
- * invalid names and values are flagged by the HPACK decoder): unknown or repeated pseudo-headers, pseudo-headers after regular ones,
- * connection-specific fields, `te` other than "trailers", missing :method/:scheme/:path.
+ * The request's header list as an object, or undefined when it is malformed (RFC 9113 8.2-8.3):
+ * unknown or repeated pseudo-headers, pseudo-headers after regular ones, connection-specific
+ * fields, `te` other than "trailers", missing :method/:scheme/:path. Invalid names and values
+ * (8.2.1) are flagged by the HPACK decoder (`malformed`) before this runs.
  */
 function requestHeaders(list: HeaderList): H2Headers | undefined {
   const out: H2Headers = Object.create(null) as H2Headers;
