@@ -741,6 +741,40 @@ describe("more stream and frame rules (RFC 9113 5.1, 6.x, 8.1-8.3)", () => {
     expect(g.debug).toBe("expected CONTINUATION");
   });
 
+  it("6.2/6.3/6.10: padding past the frame, PRIORITY on stream 0, stray CONTINUATION frames are connection errors PROTOCOL_ERROR", async () => {
+    const cases: Array<[Buffer, string]> = [
+      [frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.PADDED, 1, Buffer.concat([Buffer.from([200]), block()])), "HEADERS padding exceeds the frame"],
+      [frame(FrameType.PRIORITY, 0, 0, Buffer.alloc(5)), "PRIORITY on stream 0"],
+      [frame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, block()), "CONTINUATION without HEADERS"],
+      [Buffer.concat([frame(FrameType.HEADERS, 0, 1, block()), frame(FrameType.CONTINUATION, Flag.END_HEADERS, 3, Buffer.alloc(0))]), "expected CONTINUATION"],
+    ];
+    for (const [bytes, debug] of cases) {
+      const c = await handshake(port);
+      c.send(bytes);
+      const g = await c.goaway();
+      expect([g.code, g.debug]).toEqual([H2Error.PROTOCOL_ERROR, debug]);
+    }
+  });
+
+  it("6.3: a PRIORITY frame of the wrong length is a stream error FRAME_SIZE_ERROR; a valid one on an idle stream is accepted", async () => {
+    const c = await handshake(port);
+    c.send(frame(FrameType.PRIORITY, 0, 9, Buffer.alloc(5)));
+    c.send(frame(FrameType.PRIORITY, 0, 1, Buffer.alloc(4)));
+    expect(await c.rst(1)).toBe(H2Error.FRAME_SIZE_ERROR);
+    await checkWorks(c, 11);
+  });
+
+  it("6.8: after the client's GOAWAY, new streams are refused", async () => {
+    const c = await handshake(port);
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, block()));
+    c.send(goawayFrame(0, H2Error.NO_ERROR));
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 3, block()));
+    expect(await c.rst(3)).toBe(H2Error.REFUSED_STREAM);
+    c.send(frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()));
+    expectServing(await c.response(1));
+    await c.waitClosed();
+  });
+
   it("6.9: WINDOW_UPDATE of 0 is PROTOCOL_ERROR (stream error on a stream, connection error on 0)", async () => {
     const c = await handshake(port);
     c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, block()));
