@@ -13,9 +13,8 @@
  * share of auditing: building the event and the input's SHA-256; the pipeline is benched by
  * bench/audit-*.ts). Also times `RequestMetrics.observe` from src/transport/metrics.ts.
  *
- * Prints ns/call (median of R rounds), bytes allocated per call (heap growth over a short batch
- * between two GCs; needs --expose-gc, which the script passes to its child processes) and
- * scavenges per 10k calls.
+ * Prints ns/call (median of R rounds) and bytes allocated per call (heap growth over a short
+ * batch after a full GC; needs --expose-gc, which --compare passes to its child processes).
  *
  * `--impl DIR` loads `DIR/decision/decision-service.ts` and `DIR/transport/metrics.ts` instead of
  * this tree's `src/` (e.g. a `git archive HEAD src` extracted to /tmp, with `node_modules`
@@ -23,7 +22,6 @@
  * processes and prints both side by side.
  */
 import { spawnSync } from "node:child_process";
-import { PerformanceObserver } from "node:perf_hooks";
 import * as path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { pino } from "pino";
@@ -68,7 +66,7 @@ if (compare !== undefined) {
   }
   console.log(`node ${process.version}, ${ITERS} calls x ${ROUNDS} rounds per case, 2 processes per implementation (best of the two medians)`);
   console.log(`baseline: ${compare}\ncurrent:  ${path.join(root, "src")}\n`);
-  console.log(`${"case".padEnd(40)} ${"base ns".padStart(9)} ${"now ns".padStart(9)} ${"change".padStart(7)}   ${"base B".padStart(7)} ${"now B".padStart(7)}   ${"base gc".padStart(7)} ${"now gc".padStart(7)}`);
+  console.log(`${"case".padEnd(40)} ${"base ns".padStart(9)} ${"now ns".padStart(9)} ${"change".padStart(7)}   ${"base B".padStart(7)} ${"now B".padStart(7)}`);
   for (const name of Object.keys(runs.current![0]!)) {
     const pick = (who: string): Row => {
       const rows = runs[who]!.map((r) => r[name]!).filter((r) => r !== undefined);
@@ -78,17 +76,16 @@ if (compare !== undefined) {
     const c = pick("current");
     const change = `${(((c.ns - b.ns) / b.ns) * 100).toFixed(0)}%`;
     console.log(
-      `${name.padEnd(40)} ${b.ns.toFixed(0).padStart(9)} ${c.ns.toFixed(0).padStart(9)} ${change.padStart(7)}   ${b.bytes.toFixed(0).padStart(7)} ${c.bytes.toFixed(0).padStart(7)}   ${b.gcPer10k.toFixed(1).padStart(7)} ${c.gcPer10k.toFixed(1).padStart(7)}`,
+      `${name.padEnd(40)} ${b.ns.toFixed(0).padStart(9)} ${c.ns.toFixed(0).padStart(9)} ${change.padStart(7)}   ${b.bytes.toFixed(0).padStart(7)} ${c.bytes.toFixed(0).padStart(7)}`,
     );
   }
-  console.log("\nns = ns/call (lower is better); B = bytes allocated per call; gc = scavenges per 10k calls");
+  console.log("\nns = ns/call (lower is better); B = bytes allocated per call (young-generation garbage: scavenges scale with it)");
   process.exit(0);
 }
 
 interface Row {
   ns: number;
   bytes: number;
-  gcPer10k: number;
 }
 
 const { createDecisionService, DECISION_ENTRYPOINTS } = (await import(
@@ -198,45 +195,35 @@ function cases(s: DecisionService, tag: string): [string, Call][] {
   ];
 }
 
-let scavenges = 0;
-new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) if (((e as { detail?: unknown }).detail as { kind?: number } | undefined)?.kind === 1) scavenges++;
-}).observe({ entryTypes: ["gc"] });
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 const gc = (globalThis as { gc?: () => void }).gc;
 
 async function measure(call: Call): Promise<Row> {
   for (let i = 0; i < 3000; i++) await call(i);
   const times: number[] = [];
-  let gcs = 0;
   for (let r = 0; r < ROUNDS; r++) {
     await tick();
-    const g0 = scavenges;
     const t = process.hrtime.bigint();
     for (let i = 0; i < ITERS; i++) await call(i);
     times.push(Number(process.hrtime.bigint() - t) / ITERS);
-    await tick();
-    gcs += scavenges - g0;
   }
   times.sort((a, b) => a - b);
-  // Allocation: heap growth over a short batch between two full GCs, from batches no GC ran in.
+  // Allocation: heap growth over a short batch right after a full GC (200 calls allocate well
+  // under the young generation's size, so no scavenge runs in between; the median of 7 batches).
   let bytes = NaN;
   if (gc !== undefined) {
     const per: number[] = [];
-    for (let attempt = 0; attempt < 30 && per.length < 7; attempt++) {
+    for (let b = 0; b < 7; b++) {
       gc();
       await tick();
-      const g0 = scavenges;
       const h0 = process.memoryUsage().heapUsed;
       for (let i = 0; i < 200; i++) await call(i);
-      const h1 = process.memoryUsage().heapUsed;
-      await tick();
-      if (scavenges === g0) per.push((h1 - h0) / 200);
+      per.push((process.memoryUsage().heapUsed - h0) / 200);
     }
     per.sort((a, b) => a - b);
-    if (per.length > 0) bytes = per[Math.floor(per.length / 2)]!;
+    bytes = per[3]!;
   }
-  return { ns: times[Math.floor(times.length / 2)]!, bytes, gcPer10k: (gcs / (ROUNDS * ITERS)) * 10_000 };
+  return { ns: times[Math.floor(times.length / 2)]!, bytes };
 }
 
 const only = flag("--only");
@@ -257,7 +244,7 @@ if (args.includes("--json")) {
 } else {
   console.log(`node ${process.version}, impl ${impl}, ${ITERS} calls x ${ROUNDS} rounds (median)\n`);
   for (const [name, r] of Object.entries(rows)) {
-    console.log(`${name.padEnd(40)} ${r.ns.toFixed(0).padStart(8)} ns/call  ${Number.isNaN(r.bytes) ? "     ?" : r.bytes.toFixed(0).padStart(6)} B/call  ${r.gcPer10k.toFixed(1).padStart(5)} scavenges/10k`);
+    console.log(`${name.padEnd(40)} ${r.ns.toFixed(0).padStart(8)} ns/call  ${Number.isNaN(r.bytes) ? "     ?" : r.bytes.toFixed(0).padStart(6)} B/call`);
   }
   console.log(`\naudit events appended: ${sink.appended}`);
 }
