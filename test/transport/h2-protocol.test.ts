@@ -481,6 +481,24 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
     await connectionError(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 2, okBlock()), H2Error.PROTOCOL_ERROR, "client stream ids must be odd");
   });
 
+  it("5.1.1: HEADERS reusing a skipped stream id is a connection error PROTOCOL_ERROR (the client is not left waiting)", async () => {
+    const c = await handshake(port);
+    await checkWorks(c, 5);
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 3, okBlock()));
+    const g = await c.goaway();
+    expect(g).toMatchObject({ code: H2Error.PROTOCOL_ERROR, debug: "HEADERS on closed stream 3" });
+    await c.waitClosed();
+  });
+
+  it("5.1: late trailers on a stream the server reset are ignored, the connection goes on", async () => {
+    const c = await handshake(port);
+    // A complete answer before the request ended: the server resets the rest (RST NO_ERROR).
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields("/no.Such/Method"))));
+    expect(await c.rst(1)).toBe(H2Error.NO_ERROR);
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, headerBlock([["x-trailer", "1"]])));
+    await checkWorks(c, 3);
+  });
+
   it("5.1: DATA on an idle stream is a connection error PROTOCOL_ERROR", async () => {
     await connectionError(frame(FrameType.DATA, Flag.END_STREAM, 9, healthBody()), H2Error.PROTOCOL_ERROR, "DATA on an idle stream");
   });

@@ -239,6 +239,8 @@ export class H2Session {
   readonly #hpack = new HpackDecoder();
   readonly #streams = new Map<number, H2Stream>();
   readonly #blocked = new Set<H2Stream>();
+  /** Streams we reset while the client may still be sending: its late frames are ignored. */
+  readonly #resetByUs = new Set<number>();
 
   #pending: Buffer | undefined;
   /** Size of the socket read being parsed (DATA is handed out as slices of it). */
@@ -543,7 +545,12 @@ export class H2Session {
       if (!existing.closed && existing.localEnded && existing.queue === undefined) existing.closeStream(false);
       return;
     }
-    if (id <= this.#lastStreamId) return; // a stream already closed (e.g. reset by us): ignore
+    if (id <= this.#lastStreamId) {
+      // Late trailers on a stream we reset are dropped; anything else reuses a closed or
+      // skipped stream id (RFC 9113 5.1.1): a connection error, so the client is not left waiting.
+      if (this.#resetByUs.has(id)) return;
+      return this.#fail(H2Error.PROTOCOL_ERROR, `HEADERS on closed stream ${id}`);
+    }
     this.#lastStreamId = id;
     if (this.#goingAway || this.#streams.size >= this.#opts.maxConcurrentStreams) {
       this.sendRst(id, H2Error.REFUSED_STREAM);
@@ -674,6 +681,8 @@ export class H2Session {
   /** @internal */
   sendRst(id: number, code: number): void {
     if (this.#dead) return;
+    this.#resetByUs.add(id);
+    if (this.#resetByUs.size > 1024) this.#resetByUs.delete(this.#resetByUs.values().next().value!);
     const f = Buffer.allocUnsafe(13);
     writeFrameHeader(f, 0, 4, RST_STREAM, 0, id);
     f.writeUInt32BE(code, 9);
