@@ -3,7 +3,7 @@
  *
  *   npx tsx bench/transport-compare.ts [--seconds 5] [--concurrency 16] [--rate 5000]
  *            [--kinds raw,grpcjs,connect,ours-fixed,ours] [--sockets tcp,uds] [--rounds 3] [--h2load]
- *            [--h2load-rate 5000] [--h2load-seconds 10]
+ *            [--h2load-rate 5000] [--h2load-seconds 10] [--distinct 1]
  *
  * Each target runs in its own child process (bench/transport-targets.ts); this process drives it
  * over loopback TCP or a Unix socket with a Node http2 client sending a real Decide request:
@@ -15,6 +15,10 @@
  * Prints one table per socket kind with the ratio of each target's throughput to raw node:http2,
  * and the target's CPU time per request (from /proc; meaningful even on a loaded machine, where
  * throughput numbers are not).
+ *
+ * With --distinct N (default 1) the Node driver cycles through N Decide requests that differ in
+ * the subject id, so with N above the decision cache's 10,000 entries every call is a cache miss
+ * and evaluates the policy (h2load always repeats one request: cache hits after the first).
  *
  * With --h2load-rate N, an open loop is also driven by h2load (a C client, so the generator is not
  * the tail): 4 connections x 4 streams, `--rps N/4` per connection, for --h2load-seconds, over TCP
@@ -47,6 +51,7 @@ const USE_H2LOAD = process.argv.includes("--h2load");
 const H2LOAD_RATE = Number(arg("h2load-rate", "0"));
 const H2LOAD_SECONDS = Number(arg("h2load-seconds", "10"));
 const ROUNDS = Number(arg("rounds", "3"));
+const DISTINCT = Math.max(1, Number(arg("distinct", "1")));
 
 const PATH = "/arbiter.v1.PolicyService/Decide";
 const REQUEST = toBinary(
@@ -58,10 +63,32 @@ const REQUEST = toBinary(
     resource: { type: "document", id: "doc-1" },
   }),
 );
-const FRAME = Buffer.allocUnsafe(5 + REQUEST.length);
-FRAME[0] = 0;
-FRAME.writeUInt32BE(REQUEST.length, 1);
-FRAME.set(REQUEST, 5);
+function framed(msg: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + msg.length);
+  out[0] = 0;
+  out.writeUInt32BE(msg.length, 1);
+  out.set(msg, 5);
+  return out;
+}
+const FRAME = framed(REQUEST);
+/** The Node driver's requests: FRAME, or DISTINCT variants differing in subject id. */
+const FRAMES: Buffer[] =
+  DISTINCT === 1
+    ? [FRAME]
+    : Array.from({ length: DISTINCT }, (_, i) =>
+        framed(
+          toBinary(
+            DecideRequestSchema,
+            create(DecideRequestSchema, {
+              tenantId: "acme",
+              subject: { id: `user-${i}`, roles: ["viewer"] },
+              action: "read",
+              resource: { type: "document", id: "doc-1" },
+            }),
+          ),
+        ),
+      );
+let sentCount = 0;
 
 interface Started {
   child: ChildProcess;
@@ -142,7 +169,7 @@ function call(session: http2.ClientHttp2Session): Promise<boolean> {
       if (status !== "0" && status !== undefined) errorKinds.set(`grpc-status ${status}`, (errorKinds.get(`grpc-status ${status}`) ?? 0) + 1);
       resolve(status === "0");
     });
-    req.end(FRAME);
+    req.end(FRAMES[sentCount++ % FRAMES.length]);
   });
 }
 
@@ -307,7 +334,7 @@ function h2loadRate(address: string, rate: number, seconds: number): RateResult 
 const f = (n: number): string => (Number.isFinite(n) ? n.toFixed(3) : "-");
 
 console.log(
-  `transport-compare: Node ${process.version}, ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}, ${CONCURRENCY} streams closed loop for ${SECONDS}s, open loop ${RATE} req/s for ${SECONDS}s`,
+  `transport-compare: Node ${process.version}, ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}, ${CONCURRENCY} streams closed loop for ${SECONDS}s, open loop ${RATE} req/s for ${SECONDS}s, Node driver cycling ${DISTINCT} distinct request(s)`,
 );
 for (const sock of SOCKETS) {
   // All targets run at once (idle ones cost nothing) and are measured in interleaved rounds; each
