@@ -2,7 +2,7 @@
  * CPU per call of the decision core on the sidecar's hot path, in-process (no transport).
  *
  *   npx tsx bench/decision-hot.ts [--iters N] [--rounds R] [--impl SRC_ROOT]
- *   npx tsx bench/decision-hot.ts --compare BASE_SRC_ROOT [--iters N] [--rounds R]
+ *   npx tsx bench/decision-hot.ts --compare BASE_SRC_ROOT [--iters N] [--rounds R] [--passes P]
  *   node --cpu-prof --import tsx bench/decision-hot.ts --only "one request repeated"
  *
  * Compiles the default pack (`policies/`) through the engine host, then times
@@ -13,7 +13,8 @@
  * share of auditing: building the event and the input's SHA-256; the pipeline is benched by
  * bench/audit-*.ts). Also times `RequestMetrics.observe` from src/transport/metrics.ts.
  *
- * Prints ns/call (median of R rounds) and bytes allocated per call (heap growth over a short
+ * Prints CPU ns/call (process CPU time, all threads) and wall ns/call (medians of R rounds), and
+ * bytes allocated per call (heap growth over a short
  * batch after a full GC; needs --expose-gc, which --compare passes to its child processes).
  *
  * `--impl DIR` loads `DIR/decision/decision-service.ts` and `DIR/transport/metrics.ts` instead of
@@ -22,6 +23,7 @@
  * processes and prints both side by side.
  */
 import { spawnSync } from "node:child_process";
+import { loadavg } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { pino } from "pino";
@@ -48,12 +50,13 @@ const ITERS = Number(flag("--iters") ?? 50_000);
 const ROUNDS = Number(flag("--rounds") ?? 5);
 const compare = flag("--compare");
 const impl = flag("--impl") ?? path.join(root, "src");
+const PASSES = Number(flag("--passes") ?? 2);
 
 if (compare !== undefined) {
   // Parent: alternate baseline and current in fresh processes, then print both.
   const runs: Record<string, Record<string, Row>[]> = { baseline: [], current: [] };
   const tsx = path.join(root, "node_modules", "tsx", "dist", "loader.mjs");
-  for (let pass = 0; pass < 2; pass++) {
+  for (let pass = 0; pass < PASSES; pass++) {
     for (const [name, src] of [["baseline", path.resolve(compare)], ["current", path.join(root, "src")]] as const) {
       const r = spawnSync(
         process.execPath,
@@ -64,27 +67,34 @@ if (compare !== undefined) {
       runs[name]!.push(JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, Row>);
     }
   }
-  console.log(`node ${process.version}, ${ITERS} calls x ${ROUNDS} rounds per case, 2 processes per implementation (best of the two medians)`);
+  console.log(`node ${process.version}, ${ITERS} calls x ${ROUNDS} rounds per case, ${PASSES} processes per implementation, alternating (best of the medians); load ${loadavg()[0]!.toFixed(2)}`);
   console.log(`baseline: ${compare}\ncurrent:  ${path.join(root, "src")}\n`);
-  console.log(`${"case".padEnd(40)} ${"base ns".padStart(9)} ${"now ns".padStart(9)} ${"change".padStart(7)}   ${"base B".padStart(7)} ${"now B".padStart(7)}`);
+  console.log(
+    `${"case".padEnd(40)} ${"base cpu".padStart(9)} ${"now cpu".padStart(9)} ${"change".padStart(7)}   ${"base wall".padStart(9)} ${"now wall".padStart(9)} ${"change".padStart(7)}   ${"base B".padStart(7)} ${"now B".padStart(7)}`,
+  );
+  const pct = (now: number, base: number): string => `${(((now - base) / base) * 100).toFixed(0)}%`;
   for (const name of Object.keys(runs.current![0]!)) {
-    const pick = (who: string): Row => {
-      const rows = runs[who]!.map((r) => r[name]!).filter((r) => r !== undefined);
-      return rows.reduce((a, b) => (b.ns < a.ns ? b : a));
-    };
-    const b = pick("baseline");
-    const c = pick("current");
-    const change = `${(((c.ns - b.ns) / b.ns) * 100).toFixed(0)}%`;
+    const rows = (who: string): Row[] => runs[who]!.map((r) => r[name]!).filter((r) => r !== undefined);
+    const best = (who: string, f: (r: Row) => number): number => Math.min(...rows(who).map(f));
+    const [bc, cc] = [best("baseline", (r) => r.cpuNs), best("current", (r) => r.cpuNs)];
+    const [bw, cw] = [best("baseline", (r) => r.ns), best("current", (r) => r.ns)];
+    const [bb, cb] = [best("baseline", (r) => r.bytes), best("current", (r) => r.bytes)];
     console.log(
-      `${name.padEnd(40)} ${b.ns.toFixed(0).padStart(9)} ${c.ns.toFixed(0).padStart(9)} ${change.padStart(7)}   ${b.bytes.toFixed(0).padStart(7)} ${c.bytes.toFixed(0).padStart(7)}`,
+      `${name.padEnd(40)} ${bc.toFixed(0).padStart(9)} ${cc.toFixed(0).padStart(9)} ${pct(cc, bc).padStart(7)}   ${bw.toFixed(0).padStart(9)} ${cw.toFixed(0).padStart(9)} ${pct(cw, bw).padStart(7)}   ${bb.toFixed(0).padStart(7)} ${cb.toFixed(0).padStart(7)}`,
     );
   }
-  console.log("\nns = ns/call (lower is better); B = bytes allocated per call (young-generation garbage: scavenges scale with it)");
+  console.log(
+    "\ncpu = process CPU ns/call (user+system, all threads), wall = wall-clock ns/call, each the best of the processes' medians;" +
+      "\nB = bytes allocated per call (young-generation garbage: scavenges scale with it). On a loaded machine trust cpu over wall.",
+  );
   process.exit(0);
 }
 
 interface Row {
+  /** Wall-clock ns per call. */
   ns: number;
+  /** Process CPU time (user + system, all threads: GC helpers included) per call, in ns. */
+  cpuNs: number;
   bytes: number;
 }
 
@@ -201,13 +211,18 @@ const gc = (globalThis as { gc?: () => void }).gc;
 async function measure(call: Call): Promise<Row> {
   for (let i = 0; i < 3000; i++) await call(i);
   const times: number[] = [];
+  const cpu: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     await tick();
+    const c = process.cpuUsage();
     const t = process.hrtime.bigint();
     for (let i = 0; i < ITERS; i++) await call(i);
     times.push(Number(process.hrtime.bigint() - t) / ITERS);
+    const used = process.cpuUsage(c);
+    cpu.push(((used.user + used.system) * 1000) / ITERS);
   }
   times.sort((a, b) => a - b);
+  cpu.sort((a, b) => a - b);
   // Allocation: heap growth over a short batch right after a full GC (200 calls allocate well
   // under the young generation's size, so no scavenge runs in between; the median of 7 batches).
   let bytes = NaN;
@@ -223,7 +238,7 @@ async function measure(call: Call): Promise<Row> {
     per.sort((a, b) => a - b);
     bytes = per[3]!;
   }
-  return { ns: times[Math.floor(times.length / 2)]!, bytes };
+  return { ns: times[Math.floor(times.length / 2)]!, cpuNs: cpu[Math.floor(cpu.length / 2)]!, bytes };
 }
 
 const only = flag("--only");
@@ -244,7 +259,7 @@ if (args.includes("--json")) {
 } else {
   console.log(`node ${process.version}, impl ${impl}, ${ITERS} calls x ${ROUNDS} rounds (median)\n`);
   for (const [name, r] of Object.entries(rows)) {
-    console.log(`${name.padEnd(40)} ${r.ns.toFixed(0).padStart(8)} ns/call  ${Number.isNaN(r.bytes) ? "     ?" : r.bytes.toFixed(0).padStart(6)} B/call`);
+    console.log(`${name.padEnd(40)} ${r.cpuNs.toFixed(0).padStart(8)} cpu ns/call ${r.ns.toFixed(0).padStart(8)} wall ns/call  ${Number.isNaN(r.bytes) ? "     ?" : r.bytes.toFixed(0).padStart(6)} B/call`);
   }
   console.log(`\naudit events appended: ${sink.appended}`);
 }
