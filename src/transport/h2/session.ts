@@ -242,7 +242,10 @@ export class H2Session {
   /** Streams we reset while the client may still be sending: its late frames are ignored. */
   readonly #resetByUs = new Set<number>();
 
-  #pending: Buffer | undefined;
+  /** Bytes of an incomplete frame (or preface), kept as received until `#need` bytes are here. */
+  #pendingParts: Buffer[] = [];
+  #pendingLen = 0;
+  #need = 0;
   /** Size of the socket read being parsed (DATA is handed out as slices of it). */
   #readSize = 0;
   #prefaceSeen = false;
@@ -331,8 +334,17 @@ export class H2Session {
 
   #onData(chunk: Buffer): void {
     if (this.#dead) return;
-    let buf = this.#pending === undefined ? chunk : Buffer.concat([this.#pending, chunk]);
-    this.#pending = undefined;
+    let buf = chunk;
+    if (this.#pendingLen > 0) {
+      // Join only once the frame is complete: a frame trickling in as many small reads is
+      // copied once, not once per read.
+      this.#pendingParts.push(chunk);
+      this.#pendingLen += chunk.length;
+      if (this.#pendingLen < this.#need) return;
+      buf = Buffer.concat(this.#pendingParts, this.#pendingLen);
+      this.#pendingParts = [];
+      this.#pendingLen = 0;
+    }
     this.#readSize = buf.length;
     let off = 0;
     if (!this.#prefaceSeen) {
@@ -343,7 +355,7 @@ export class H2Session {
         return;
       }
       if (buf.length < PREFACE.length) {
-        this.#pending = buf;
+        this.#keep(buf, PREFACE.length);
         return;
       }
       this.#prefaceSeen = true;
@@ -355,7 +367,10 @@ export class H2Session {
         this.#fail(H2Error.FRAME_SIZE_ERROR, `frame of ${len} bytes exceeds ${MAX_FRAME}`);
         return;
       }
-      if (buf.length - off - 9 < len) break;
+      if (buf.length - off - 9 < len) {
+        this.#keep(buf.subarray(off), 9 + len);
+        return;
+      }
       const type = buf[off + 3]!;
       const flags = buf[off + 4]!;
       const id = buf.readUInt32BE(off + 5) & 0x7fffffff;
@@ -370,7 +385,14 @@ export class H2Session {
       }
       if (this.#dead) return;
     }
-    if (off < buf.length) this.#pending = off === 0 ? buf : buf.subarray(off);
+    if (off < buf.length) this.#keep(buf.subarray(off), 9);
+  }
+
+  /** Keeps an incomplete frame's bytes; parsing resumes once `need` bytes are here. */
+  #keep(rest: Buffer, need: number): void {
+    this.#pendingParts = [rest];
+    this.#pendingLen = rest.length;
+    this.#need = need;
   }
 
   #frame(type: number, flags: number, id: number, payload: Buffer): void {
