@@ -782,6 +782,16 @@ describe("more stream and frame rules (RFC 9113 5.1, 6.x, 8.1-8.3)", () => {
     await checkWorks(c, 11);
   });
 
+  it("6.3/5.4.2: a wrong-length PRIORITY on an open stream resets it: the request's later DATA gets no answer", async () => {
+    const c = await handshake(port);
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, block()));
+    c.send(frame(FrameType.PRIORITY, 0, 1, Buffer.alloc(4)));
+    expect(await c.rst(1)).toBe(H2Error.FRAME_SIZE_ERROR);
+    c.send(frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()));
+    await checkWorks(c, 3);
+    expect(c.frames.filter((f) => f.id === 1 && f.type !== FrameType.RST_STREAM)).toEqual([]);
+  });
+
   it("6.8: after the client's GOAWAY, new streams are refused", async () => {
     const c = await handshake(port);
     c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, block()));

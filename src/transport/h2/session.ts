@@ -225,7 +225,6 @@ export class H2Stream {
   }
 }
 
-const EMPTY = Buffer.alloc(0);
 const STATUS_431 = encodeHeaderBlock([[":status", "431"]]);
 /** RFC 7541 6.3: dynamic table size update to 0. */
 const TABLE_SIZE_ZERO = Buffer.from([0x20]);
@@ -439,7 +438,12 @@ export class H2Session {
         return this.#onWindowUpdate(id, payload);
       case PRIORITY:
         if (id === 0) return this.#fail(H2Error.PROTOCOL_ERROR, "PRIORITY on stream 0");
-        if (payload.length !== 5) this.sendRst(id, H2Error.FRAME_SIZE_ERROR);
+        if (payload.length !== 5) {
+          // A stream error: an open stream is reset and closed, not left running.
+          const s = this.#streams.get(id);
+          if (s !== undefined) s.close(H2Error.FRAME_SIZE_ERROR);
+          else this.sendRst(id, H2Error.FRAME_SIZE_ERROR);
+        }
         return;
       case PUSH_PROMISE:
         return this.#fail(H2Error.PROTOCOL_ERROR, "PUSH_PROMISE from a client");
@@ -952,4 +956,3 @@ function requestHeaders(list: HeaderList): H2Headers | undefined {
   return out;
 }
 
-export { EMPTY as EMPTY_BODY };
