@@ -141,9 +141,10 @@ const WARN_INTERVAL_MS = 10_000;
 const PARTITION_CHECK_MS = 3_600_000;
 /**
  * Records chained and written per spool write. Chaining costs a few microseconds per record on
- * the event loop, so this bounds the stall a group adds to concurrent decisions (~5 ms).
+ * the event loop, so this bounds the stall a group adds to concurrent decisions (~5 ms). A group
+ * taken off the queue but not yet in the spool file is part of the async loss window on a kill.
  */
-const GROUP_MAX = 512;
+export const GROUP_MAX = 512;
 const INSTANCE_ID_RE = /^[A-Za-z0-9._:@-]{1,128}$/;
 
 const INSERT_SQL = `INSERT INTO audit_records (decision_id, ts, tenant_id, request_id, trace_id, rpc,

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startTestPostgres, type TestPostgres } from "../support/postgres.ts";
-import { createAuditPipeline } from "../../src/audit/pipeline.ts";
+import { createAuditPipeline, GROUP_MAX } from "../../src/audit/pipeline.ts";
 import { verifyChains } from "../../src/audit/verify.ts";
 import { query, withClient } from "./helpers.ts";
 
@@ -106,18 +106,21 @@ describe("audit pipeline killed with SIGKILL under load", () => {
     await recover(databaseUrl, spoolDir, name);
     const stored = new Set((await query<{ id: string }>(databaseUrl, "SELECT decision_id::text AS id FROM audit_records")).map((r) => r.id));
     const missing = acked.filter((id) => !stored.has(id));
-    expect(missing.length).toBeLessThanOrEqual(queueMax);
-    // What was lost is the tail: everything acknowledged before the last 'queueMax' acks is there.
-    expect(acked.slice(0, Math.max(0, acked.length - queueMax)).filter((id) => !stored.has(id))).toEqual([]);
+    // Lost at most: the queue, plus the one group the spooler had taken off it and was writing
+    // (a saturated run measured exactly 2,000 + 512 once).
+    const bound = queueMax + GROUP_MAX;
+    expect(missing.length).toBeLessThanOrEqual(bound);
+    // What was lost is the tail: everything acknowledged before the last 'bound' acks is there.
+    expect(acked.slice(0, Math.max(0, acked.length - bound)).filter((id) => !stored.has(id))).toEqual([]);
     const v = await withClient(databaseUrl, (c) => verifyChains(c));
     expect(v.breaks).toEqual([]);
     console.log(
-      `kill async (${rate > 0 ? `${rate}/s offered` : "saturated"}): ${acked.length} acknowledged, ${missing.length} lost (queue bound ${queueMax})`,
+      `kill async (${rate > 0 ? `${rate}/s offered` : "saturated"}): ${acked.length} acknowledged, ${missing.length} lost (bound ${bound}: queue ${queueMax} + group ${GROUP_MAX})`,
     );
     return missing.length;
   }
 
-  it("async, saturated producers: the loss is at most the queue bound", async () => {
+  it("async, saturated producers: the loss is at most the queue bound plus one spool group", async () => {
     await asyncKill("kill-async-saturated", 0, 20_000);
   }, 90_000);
 
