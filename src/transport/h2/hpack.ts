@@ -191,8 +191,9 @@ export class HpackDecoder {
         // Literal: with incremental indexing (01), without (0000) or never indexed (0001).
         const indexing = (b & 0xc0) === 0x40;
         const index = readInt(block, indexing ? 6 : 4);
-        name = index === 0 ? readString(block) : this.#entry(index)[0];
-        value = readString(block);
+        name = index === 0 ? readString(block, true) : this.#entry(index)[0];
+        // Values are memoized for pseudo-headers only (:path, :authority): never a credential.
+        value = readString(block, name.charCodeAt(0) === 58);
         pos = at;
         const valid = validField(name, value);
         if (!valid) malformed = true;
@@ -278,15 +279,16 @@ function readInt(src: Uint8Array, prefix: number): number {
 }
 
 /**
- * Huffman-decoded strings seen recently, by their encoded bytes. Clients index most headers, but
- * nghttp2-based ones (grpc-js via node:http2, curl, h2load) send `:path` as a Huffman literal on
- * every request; bit-by-bit decoding of it was ~3% of a cached Decide. Bounded: cleared when full.
+ * Huffman-decoded names and pseudo-header values seen recently, by their encoded bytes. Clients
+ * index most headers, but nghttp2-based ones (grpc-js via node:http2, curl, h2load) send `:path`
+ * as a Huffman literal on every request; bit-by-bit decoding of it was ~3% of a cached Decide.
+ * Bounded: cleared when full.
  */
 const HUFFMAN_MEMO = new Map<string, string>();
 const HUFFMAN_MEMO_MAX = 1024;
 const HUFFMAN_MEMO_LEN = 64;
 
-function readString(src: Buffer): string {
+function readString(src: Buffer, memo: boolean): string {
   if (at >= src.length) throw new HpackError("truncated string");
   const huffman = (src[at]! & 0x80) !== 0;
   const len = readInt(src, 7);
@@ -295,7 +297,7 @@ function readString(src: Buffer): string {
   if (end > src.length) throw new HpackError("string runs past the header block");
   at = end;
   if (!huffman) return src.toString("latin1", start, end);
-  if (len > HUFFMAN_MEMO_LEN) return huffmanDecode(src, start, end);
+  if (!memo || len > HUFFMAN_MEMO_LEN) return huffmanDecode(src, start, end);
   const key = src.toString("latin1", start, end);
   let text = HUFFMAN_MEMO.get(key);
   if (text === undefined) {
