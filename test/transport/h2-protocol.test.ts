@@ -625,6 +625,21 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
     expect(g.lastStreamId).toBe(1);
   });
 
+  it("SETTINGS and PING floods beyond their per-second bounds are connection errors ENHANCE_YOUR_CALM", async () => {
+    const s = await handshake(port);
+    // 1,000 SETTINGS per second are answered; the 1,001st closes the connection.
+    s.send(Buffer.concat(Array.from({ length: 1001 }, () => settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 65_535]]))));
+    expect(await s.goaway()).toMatchObject({ code: H2Error.ENHANCE_YOUR_CALM, debug: "too many SETTINGS frames" });
+    const p = await handshake(port);
+    p.send(Buffer.concat(Array.from({ length: 10_001 }, () => frame(FrameType.PING, 0, 0, Buffer.alloc(8)))));
+    expect(await p.goaway()).toMatchObject({ code: H2Error.ENHANCE_YOUR_CALM, debug: "too many PING frames" });
+    // Below the bounds nothing happens.
+    const ok = await handshake(port);
+    ok.send(Buffer.concat(Array.from({ length: 100 }, () => settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 65_535]]))));
+    ok.send(Buffer.concat(Array.from({ length: 100 }, () => frame(FrameType.PING, 0, 0, Buffer.alloc(8)))));
+    await checkWorks(ok, 1);
+  });
+
   it("a client that sends requests but never reads is stopped: the server pauses reading and the client's writes block", async () => {
     const c = await handshake(port);
     // Flow control must not be what stops the answers: open the connection window wide.

@@ -15,8 +15,9 @@
  * a header list size (a larger request gets 431), request bytes buffered on open streams per
  * connection (`maxSessionMemory`, each DATA frame charged 64 bytes beside its payload; past it
  * the stream is reset with ENHANCE_YOUR_CALM), response bytes queued behind closed
- * flow-control windows (the same bound, same reset), peer resets per second (rapid reset: past
- * the bound the connection is closed with ENHANCE_YOUR_CALM), header block size and frame count
+ * flow-control windows (the same bound, same reset), peer resets, SETTINGS and PINGs per second
+ * (rapid reset and floods: past a bound the connection is closed with ENHANCE_YOUR_CALM), header
+ * block size and frame count
  * while CONTINUATION frames arrive. When the socket cannot take more output, reading pauses
  * until it drains.
  *
@@ -66,6 +67,9 @@ const CONN_WINDOW = 16 << 20;
 const MAX_WINDOW = 0x7fffffff;
 /** What a DATA frame is charged toward maxSessionMemory beside its bytes (object overhead). */
 const DATA_FRAME_COST = 64;
+/** Flood bounds for frames that cost us an answer or a walk over open streams. */
+const MAX_SETTINGS_PER_SECOND = 1000;
+const MAX_PINGS_PER_SECOND = 10_000;
 /** Output queued in the socket beyond which reading pauses until it drains. */
 const OUTPUT_HIGH_WATER = 1 << 20;
 
@@ -263,8 +267,9 @@ export class H2Session {
   /** The next header block we send must start with a table size update to 0 (see SETTINGS). */
   #tableSizeUpdate = false;
 
-  #resetWindowStart = 0;
-  #resets = 0;
+  readonly #resets = new PerSecond();
+  readonly #settingsFrames = new PerSecond();
+  readonly #pings = new PerSecond();
 
   #out: Buffer[] = [];
   #outScheduled = false;
@@ -421,6 +426,7 @@ export class H2Session {
         if (payload.length !== 8) return this.#fail(H2Error.FRAME_SIZE_ERROR, "PING payload must be 8 bytes");
         if (id !== 0) return this.#fail(H2Error.PROTOCOL_ERROR, "PING on a stream");
         if ((flags & ACK) === 0) {
+          if (this.#pings.exceeds(MAX_PINGS_PER_SECOND)) return this.#fail(H2Error.ENHANCE_YOUR_CALM, "too many PING frames");
           const ack = Buffer.allocUnsafe(17);
           writeFrameHeader(ack, 0, 8, PING, ACK, 0);
           payload.copy(ack, 9);
@@ -606,12 +612,7 @@ export class H2Session {
     if (payload.length !== 4) return this.#fail(H2Error.FRAME_SIZE_ERROR, "RST_STREAM payload must be 4 bytes");
     if (id === 0) return this.#fail(H2Error.PROTOCOL_ERROR, "RST_STREAM on stream 0");
     if (id > this.#lastStreamId) return this.#fail(H2Error.PROTOCOL_ERROR, "RST_STREAM on an idle stream");
-    const now = performance.now();
-    if (now - this.#resetWindowStart > 1000) {
-      this.#resetWindowStart = now;
-      this.#resets = 0;
-    }
-    if (++this.#resets > this.#opts.maxResetsPerSecond) {
+    if (this.#resets.exceeds(this.#opts.maxResetsPerSecond)) {
       this.#fail(H2Error.ENHANCE_YOUR_CALM, "too many stream resets");
       return;
     }
@@ -625,6 +626,8 @@ export class H2Session {
       return;
     }
     if (payload.length % 6 !== 0) return this.#fail(H2Error.FRAME_SIZE_ERROR, "SETTINGS payload not a multiple of 6");
+    // Each SETTINGS costs an ACK and may walk every open stream (INITIAL_WINDOW_SIZE).
+    if (this.#settingsFrames.exceeds(MAX_SETTINGS_PER_SECOND)) return this.#fail(H2Error.ENHANCE_YOUR_CALM, "too many SETTINGS frames");
     for (let p = 0; p < payload.length; p += 6) {
       const key = payload.readUInt16BE(p);
       const value = payload.readUInt32BE(p + 2);
@@ -890,6 +893,22 @@ export class H2Session {
     this.#goingAway = true;
     for (const s of [...this.#streams.values()]) s.closeStream(true);
     this.#endSocket();
+  }
+}
+
+/** Counts events in one-second windows. */
+class PerSecond {
+  #start = 0;
+  #count = 0;
+
+  /** Counts one event; true when this second's count is past `max`. */
+  exceeds(max: number): boolean {
+    const now = performance.now();
+    if (now - this.#start > 1000) {
+      this.#start = now;
+      this.#count = 0;
+    }
+    return ++this.#count > max;
   }
 }
 
