@@ -633,11 +633,16 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
     const p = await handshake(port);
     p.send(Buffer.concat(Array.from({ length: 10_001 }, () => frame(FrameType.PING, 0, 0, Buffer.alloc(8)))));
     expect(await p.goaway()).toMatchObject({ code: H2Error.ENHANCE_YOUR_CALM, debug: "too many PING frames" });
-    // Below the bounds nothing happens.
+    // Below the bounds nothing happens; PINGs between request frames do not add up (a client
+    // measuring bandwidth-delay pings once per round trip while data flows).
     const ok = await handshake(port);
     ok.send(Buffer.concat(Array.from({ length: 100 }, () => settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 65_535]]))));
-    ok.send(Buffer.concat(Array.from({ length: 100 }, () => frame(FrameType.PING, 0, 0, Buffer.alloc(8)))));
+    const pings = (n: number): Buffer => Buffer.concat(Array.from({ length: n }, () => frame(FrameType.PING, 0, 0, Buffer.alloc(8))));
+    ok.send(pings(9_000));
     await checkWorks(ok, 1);
+    ok.send(pings(9_000));
+    await checkWorks(ok, 3);
+    expect(ok.frames.filter((f) => f.type === FrameType.GOAWAY)).toEqual([]);
   });
 
   it("a client that sends requests but never reads is stopped: the server pauses reading and the client's writes block", async () => {

@@ -67,7 +67,10 @@ const CONN_WINDOW = 16 << 20;
 const MAX_WINDOW = 0x7fffffff;
 /** What a DATA frame is charged toward maxSessionMemory beside its bytes (object overhead). */
 const DATA_FRAME_COST = 64;
-/** Flood bounds for frames that cost us an answer or a walk over open streams. */
+/**
+ * Flood bounds for frames that cost us an answer or a walk over open streams. PINGs count only
+ * while no HEADERS or DATA arrive between them.
+ */
 const MAX_SETTINGS_PER_SECOND = 1000;
 const MAX_PINGS_PER_SECOND = 10_000;
 /** Output queued in the socket beyond which reading pauses until it drains. */
@@ -413,8 +416,12 @@ export class H2Session {
     }
     switch (type) {
       case DATA:
+        // PINGs are counted only between request frames: a client measuring bandwidth-delay
+        // (grpc-go's BDP pings) may ping once per round trip while data flows.
+        this.#pings.reset();
         return this.#onDataFrame(flags, id, payload);
       case HEADERS:
+        this.#pings.reset();
         return this.#onHeadersFrame(flags, id, payload);
       case CONTINUATION:
         return this.#onContinuation(flags, id, payload);
@@ -909,6 +916,10 @@ class PerSecond {
       this.#count = 0;
     }
     return ++this.#count > max;
+  }
+
+  reset(): void {
+    this.#count = 0;
   }
 }
 
