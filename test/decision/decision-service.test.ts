@@ -292,6 +292,9 @@ describe("fail-closed answers", () => {
       async create(): Promise<{ token: string; expiresAtMs: number }> {
         throw broken;
       },
+      async redeemGrant(): Promise<boolean> {
+        throw broken;
+      },
     };
     const h = await start({ revision: "r1" }, { usage, approvals });
     const r = await h.service.route(routeReq(), ctx());
