@@ -45,6 +45,8 @@ export interface Config {
   readonly instanceId: string;
   readonly logLevel: LogLevel;
   readonly shutdownTimeoutMs: number;
+  /** `ARBITER_APPROVALS_LOCAL_CREATE`: CreateApproval creates tokens on the app listener (local development only). */
+  readonly approvalsLocalCreate: boolean;
 }
 
 export class ConfigError extends Error {
@@ -72,6 +74,7 @@ const VARS = [
   "ARBITER_INSTANCE_ID",
   "ARBITER_LOG_LEVEL",
   "ARBITER_SHUTDOWN_TIMEOUT_MS",
+  "ARBITER_APPROVALS_LOCAL_CREATE",
 ] as const;
 type Var = (typeof VARS)[number];
 
@@ -214,6 +217,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     instanceId: get("ARBITER_INSTANCE_ID", `${hostname()}-${process.pid}`),
     logLevel,
     shutdownTimeoutMs: int("ARBITER_SHUTDOWN_TIMEOUT_MS", get("ARBITER_SHUTDOWN_TIMEOUT_MS", "10000"), 0, 600_000),
+    approvalsLocalCreate: oneOf("ARBITER_APPROVALS_LOCAL_CREATE", get("ARBITER_APPROVALS_LOCAL_CREATE", "off"), ["on", "off"] as const) === "on",
   };
   return deepFreeze(config);
 }

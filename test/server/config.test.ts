@@ -20,6 +20,7 @@ describe("loadConfig", () => {
     expect(c.instanceId).toMatch(/-\d+$/);
     expect(c.logLevel).toBe("info");
     expect(c.shutdownTimeoutMs).toBe(10000);
+    expect(c.approvalsLocalCreate).toBe(false);
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.audit)).toBe(true);
   });
@@ -42,6 +43,7 @@ describe("loadConfig", () => {
     [{ ARBITER_BUNDLE_POLL_SECONDS: "0" }, 'ARBITER_BUNDLE_POLL_SECONDS: expected an integer from 1 to 86400, got "0"'],
     [{ ARBITER_CACHE_TTL_MS: "-5" }, 'ARBITER_CACHE_TTL_MS: expected an integer from 0 to 86400000, got "-5"'],
     [{ ARBITER_AUDIT: "yes" }, 'ARBITER_AUDIT: expected one of on, off, got "yes"'],
+    [{ ARBITER_APPROVALS_LOCAL_CREATE: "true" }, 'ARBITER_APPROVALS_LOCAL_CREATE: expected one of on, off, got "true"'],
     [{ ARBITER_AUDIT_DURABILITY: "fsync" }, 'ARBITER_AUDIT_DURABILITY: expected one of async, sync, got "fsync"'],
     [{ ARBITER_AUDIT_OVERFLOW: "block" }, 'ARBITER_AUDIT_OVERFLOW: expected one of fail_closed, drop, got "block"'],
     [{ ARBITER_LOG_LEVEL: "loud" }, 'ARBITER_LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"'],
