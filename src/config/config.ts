@@ -45,7 +45,7 @@ export interface Config {
   readonly instanceId: string;
   readonly logLevel: LogLevel;
   readonly shutdownTimeoutMs: number;
-  /** Signed approval grants and CreateApproval (issue #11; docs/policies.md "Approvals"). */
+  /** Signed approval grants (issue #11; docs/policies.md "Approvals"). */
   readonly approvals: {
     /** Approver public keys: JWKS or PEM file path, or JWKS URL; undefined: no grant verifies. */
     readonly keys: string | undefined;
@@ -53,9 +53,9 @@ export interface Config {
     readonly audience: string | undefined;
     /** Re-fetch (URL) / re-read (file, behind the watcher) interval of the keys, in seconds. */
     readonly keysRefreshSeconds: number;
-    /** CreateApproval on the application listener: local development only. */
-    readonly localCreate: boolean;
   };
+  /** `ARBITER_APPROVALS_LOCAL_CREATE`: CreateApproval creates tokens on the app listener (local development only). */
+  readonly approvalsLocalCreate: boolean;
 }
 
 export class ConfigError extends Error {
@@ -83,10 +83,10 @@ const VARS = [
   "ARBITER_INSTANCE_ID",
   "ARBITER_LOG_LEVEL",
   "ARBITER_SHUTDOWN_TIMEOUT_MS",
+  "ARBITER_APPROVALS_LOCAL_CREATE",
   "ARBITER_APPROVAL_KEYS",
   "ARBITER_APPROVAL_AUDIENCE",
   "ARBITER_APPROVAL_KEYS_REFRESH_SECONDS",
-  "ARBITER_APPROVALS_LOCAL_CREATE",
 ] as const;
 type Var = (typeof VARS)[number];
 
@@ -229,6 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     instanceId: get("ARBITER_INSTANCE_ID", `${hostname()}-${process.pid}`),
     logLevel,
     shutdownTimeoutMs: int("ARBITER_SHUTDOWN_TIMEOUT_MS", get("ARBITER_SHUTDOWN_TIMEOUT_MS", "10000"), 0, 600_000),
+    approvalsLocalCreate: oneOf("ARBITER_APPROVALS_LOCAL_CREATE", get("ARBITER_APPROVALS_LOCAL_CREATE", "off"), ["on", "off"] as const) === "on",
     approvals: approvalsConfig(opt),
   };
   return deepFreeze(config);
@@ -262,7 +263,6 @@ function approvalsConfig(opt: (name: Var) => string | undefined): Config["approv
     keys,
     audience,
     keysRefreshSeconds: int("ARBITER_APPROVAL_KEYS_REFRESH_SECONDS", opt("ARBITER_APPROVAL_KEYS_REFRESH_SECONDS") ?? "60", 1, 86_400),
-    localCreate: oneOf("ARBITER_APPROVALS_LOCAL_CREATE", opt("ARBITER_APPROVALS_LOCAL_CREATE") ?? "off", ["on", "off"] as const) === "on",
   };
 }
 
