@@ -94,3 +94,46 @@ describe("loadConfig", () => {
     expect(shown).not.toContain("s3cret");
   });
 });
+
+describe("loadConfig: approvals (issue #11)", () => {
+  it("defaults: no approver keys, aud unchecked, 60 s refresh", () => {
+    expect(loadConfig({}).approvals).toEqual({ keys: undefined, audience: undefined, keysRefreshSeconds: 60 });
+    expect(Object.isFrozen(loadConfig({}).approvals)).toBe(true);
+  });
+
+  it("takes a key file, an https:// JWKS URL or a loopback http:// URL, and an audience", () => {
+    const c = loadConfig({
+      ARBITER_APPROVAL_KEYS: "/etc/arbiter/approvers/jwks.json",
+      ARBITER_APPROVAL_AUDIENCE: "arbiter://prod-eu",
+      ARBITER_APPROVAL_KEYS_REFRESH_SECONDS: "300",
+    });
+    expect(c.approvals).toEqual({ keys: "/etc/arbiter/approvers/jwks.json", audience: "arbiter://prod-eu", keysRefreshSeconds: 300 });
+    expect(loadConfig({ ARBITER_APPROVAL_KEYS: "https://approvals.example.com/jwks.json" }).approvals.keys).toBe("https://approvals.example.com/jwks.json");
+    expect(loadConfig({ ARBITER_APPROVAL_KEYS: "http://127.0.0.1:8080/jwks" }).approvals.keys).toBe("http://127.0.0.1:8080/jwks");
+    expect(loadConfig({ ARBITER_APPROVAL_KEYS: "http://[::1]:8080/jwks" }).approvals.keys).toBe("http://[::1]:8080/jwks");
+    expect(loadConfig({ ARBITER_APPROVAL_KEYS: "keys/approver.pem" }).approvals.keys).toBe("keys/approver.pem");
+  });
+
+  it("reads the same settings from ARBITER_CONFIG", () => {
+    const dir = mkdtempSync(join(tmpdir(), "arbiter-config-"));
+    const yaml = join(dir, "arbiter.yaml");
+    writeFileSync(yaml, "approval_keys: /keys/jwks.json\napproval_audience: arbiter://prod\n");
+    expect(loadConfig({ ARBITER_CONFIG: yaml }).approvals).toMatchObject({ keys: "/keys/jwks.json", audience: "arbiter://prod" });
+  });
+
+  it.each([
+    [{ ARBITER_APPROVAL_KEYS: "http://approvals.example.com/jwks.json" },
+      'ARBITER_APPROVAL_KEYS: expected a JWKS or PEM file path, or an https:// JWKS URL (http:// only to a loopback host), got "http://approvals.example.com/jwks.json"'],
+    [{ ARBITER_APPROVAL_KEYS: "ftp://keys/jwks.json" },
+      'ARBITER_APPROVAL_KEYS: expected a JWKS or PEM file path, or an https:// JWKS URL (http:// only to a loopback host), got "ftp://keys/jwks.json"'],
+    [{ ARBITER_APPROVAL_AUDIENCE: "a".repeat(257) }, "ARBITER_APPROVAL_AUDIENCE: expected at most 256 characters"],
+    [{ ARBITER_APPROVAL_KEYS_REFRESH_SECONDS: "0" }, 'ARBITER_APPROVAL_KEYS_REFRESH_SECONDS: expected an integer from 1 to 86400, got "0"'],
+  ])("rejects %o", (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    try {
+      loadConfig(env);
+    } catch (err) {
+      expect((err as Error).message).toBe(message);
+    }
+  });
+});

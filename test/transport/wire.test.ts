@@ -379,7 +379,7 @@ describe("logging", () => {
       { ...DECIDE_VIEWER, approvalToken: `tok-${MARKER}` });
     // A failing call logs too (at debug): the offending value must not appear either.
     await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema,
-      { ...DECIDE_VIEWER, approvalToken: `${MARKER}`.repeat(100) });
+      { ...DECIDE_VIEWER, approvalToken: `${MARKER}`.repeat(200) });
     await fetch(`http://${server.address}${S}/Route`, {
       method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ tenantId: "acme", messages: [{ role: "user", content: MARKER }], bogus: MARKER }),
