@@ -120,6 +120,15 @@ describe("a grant from arbiter approve", () => {
     expect(replay.reasons).toContain("approval_replayed");
   });
 
+  it("sent by ten concurrent calls, one grant allows exactly one of them", async () => {
+    const grant = await approve(REQUEST);
+    const answers = await Promise.all(Array.from({ length: 10 }, () => decide(grant)));
+    expect(answers.filter((a) => a.allow)).toHaveLength(1);
+    const denied = answers.filter((a) => !a.allow);
+    expect(denied).toHaveLength(9);
+    for (const d of denied) expect(d.reasons).toContain("approval_replayed");
+  });
+
   it("each forged, misdirected or stale grant is denied with its reason", async () => {
     const outsiderPem = join(outsiderDir, "approver.key.pem");
     const [grant, otherTenant, otherRequest, byOutsiderUnderTrustedKid, byOutsider] = await Promise.all([
@@ -193,6 +202,35 @@ describe("key rotation without a restart", () => {
     expect(old.reasons).toContain("approval_unknown_key");
     expect(logs.lines.some((l) => l.includes('"approval keys loaded"') && l.includes("approver-2027"))).toBe(true);
   });
+});
+
+describe("ARBITER_APPROVALS_LOCAL_CREATE=on (local development)", () => {
+  it("warns at start, and CreateApproval then issues a token that allows the request once", async () => {
+    const devLogs = captureLogs();
+    const dev = await startServer(
+      testConfig({ ARBITER_BUNDLE: POLICIES, ARBITER_APPROVAL_KEYS: jwksPath, ARBITER_APPROVALS_LOCAL_CREATE: "on", ARBITER_LOG_LEVEL: "info" }),
+      { logDestination: devLogs.stream },
+    );
+    const devClient = new grpc.Client(dev.address, grpc.credentials.createInsecure());
+    try {
+      const warning = devLogs.lines.map((l) => JSON.parse(l) as { level: number; msg: string }).find((l) => l.msg.includes("ARBITER_APPROVALS_LOCAL_CREATE=on"));
+      expect(warning?.level).toBe(40);
+      const created = await unary(devClient, `${S}/CreateApproval`, pb.CreateApprovalRequestSchema, pb.CreateApprovalResponseSchema, {
+        tenantId: "acme",
+        decide: REQUEST,
+        approver: "dev",
+        ttlSeconds: 60,
+      });
+      expect(created.error).toBeUndefined();
+      const call = (token: string) =>
+        unary(devClient, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, { ...REQUEST, approvalToken: token });
+      expect((await call(created.value!.token)).value!.allow).toBe(true);
+      expect((await call(created.value!.token)).value!.reasons).toContain("approval_replayed");
+    } finally {
+      devClient.close();
+      await dev.close();
+    }
+  }, 120_000);
 });
 
 describe("start-up", () => {
