@@ -10,6 +10,8 @@ import { createHmac, createPrivateKey, randomUUID, type KeyObject } from "node:c
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { SignJWT, type JWK } from "jose";
 import * as pb from "../../gen/arbiter/v1/arbiter_pb.ts";
@@ -202,6 +204,32 @@ describe("key rotation without a restart", () => {
     expect(old.reasons).toContain("approval_unknown_key");
     expect(logs.lines.some((l) => l.includes('"approval keys loaded"') && l.includes("approver-2027"))).toBe(true);
   });
+});
+
+describe("keys from a JWKS URL", () => {
+  it("a grant verifies against the served JWKS; a key published later is fetched when a grant names it", async () => {
+    const next = await makeKey("RS256", "approver-rsa-2027");
+    let keys: JWK[] = [approverJwk];
+    const jwksServer = createServer((_req, res) => res.writeHead(200, { "content-type": "application/jwk-set+json" }).end(JSON.stringify({ keys })));
+    await new Promise<void>((r) => jwksServer.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/.well-known/jwks.json`;
+    const remote = await startServer(testConfig({ ARBITER_BUNDLE: POLICIES, ARBITER_APPROVAL_KEYS: url, ARBITER_APPROVAL_KEYS_REFRESH_SECONDS: "3600" }));
+    const remoteClient = new grpc.Client(remote.address, grpc.credentials.createInsecure());
+    const call = async (token: string): Promise<pb.DecideResponse> =>
+      (await unary(remoteClient, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, { ...REQUEST, approvalToken: token })).value!;
+    try {
+      expect((await call(await approve(REQUEST))).allow).toBe(true);
+      keys = [approverJwk, next.jwk]; // the issuer publishes a new key; the sidecar's refresh is an hour away
+      const claims = JSON.parse(Buffer.from((await approve(REQUEST)).split(".")[1]!, "base64url").toString()) as Record<string, unknown>;
+      const grant = await new SignJWT({ ...claims, jti: randomUUID() }).setProtectedHeader({ alg: "RS256", kid: next.kid }).sign(next.privateKey);
+      expect((await call(grant)).reasons).toContain("approval_unknown_key"); // and asks for an early re-fetch
+      await until(async () => (await call(grant)).allow, 15_000, "early re-fetch of the JWKS");
+    } finally {
+      remoteClient.close();
+      await remote.close();
+      await new Promise((r) => jwksServer.close(r));
+    }
+  }, 120_000);
 });
 
 describe("ARBITER_APPROVALS_LOCAL_CREATE=on (local development)", () => {
