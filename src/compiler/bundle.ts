@@ -129,6 +129,19 @@ export async function readBundle(source: string | Uint8Array): Promise<LoadedBun
   return interpret(entries);
 }
 
+/**
+ * Unpacks a `.tar.gz` bundle into its files (paths without a leading `/`), without interpreting
+ * them: the engine checks a bundle's signature over exactly these bytes before parsing.
+ */
+export function unpackBundle(bytes: Uint8Array): Map<string, Uint8Array> {
+  return readTarGz(bytes);
+}
+
+/** Interprets a bundle's files (as `unpackBundle` returns them, or read from a directory). */
+export function parseBundleFiles(files: Map<string, Uint8Array>): LoadedBundle {
+  return interpret(files);
+}
+
 function readDirectory(root: string): Map<string, Uint8Array> {
   const out = new Map<string, Uint8Array>();
   const walk = (dir: string) => {

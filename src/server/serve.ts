@@ -17,6 +17,7 @@ import type { DecisionService } from "../decision/types.ts";
 import { createUsageStore } from "../decision/usage-store.ts";
 import { validatePackData } from "../decision/pack-validation.ts";
 import { createEngineHost, type EngineHost } from "../engine/index.ts";
+import { loadBundleKey, type BundleVerificationOptions } from "../engine/bundle-signature.ts";
 import { componentLogger, createLogger } from "../log.ts";
 import { HealthState } from "../transport/health.ts";
 import { createTransportServer, type TransportServer } from "../transport/server.ts";
@@ -94,6 +95,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       // The default pack's data checks (a bundle without data.arbiter.config is not checked).
       validateData: validatePackData,
       pollIntervalMs: config.bundlePollSeconds * 1000,
+      ...(config.bundleVerification ? { verification: bundleVerification(config.bundleVerification) } : {}),
       logger: root, // the engine names its own child logger (component "engine")
       registry,
     });
@@ -187,6 +189,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       registry,
       engineStatus: () => engine.status(),
       accepting: () => accepting,
+      verbose: config.admin.verbose,
       startedAt,
       statusExtra: () => ({
         inFlight: transport.inFlight(),
@@ -221,6 +224,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     for (const c of cleanups.reverse()) await c().catch(() => {});
     throw err;
   }
+}
+
+/** Loads the verification key named by the configuration (checked once already by loadConfig). */
+function bundleVerification(v: NonNullable<Config["bundleVerification"]>): BundleVerificationOptions {
+  return {
+    key: loadBundleKey(readFileSync(v.keyPath), v.algorithm, "public"),
+    algorithm: v.algorithm,
+    ...(v.keyId !== undefined ? { keyId: v.keyId } : {}),
+    ...(v.scope !== undefined ? { scope: v.scope } : {}),
+  };
 }
 
 /** `arbiter serve`: runs until SIGTERM/SIGINT. Exit code 0 on a clean stop, 2 on bad config. */

@@ -275,10 +275,10 @@ describe("PolicyService over gRPC (grpc-js client)", () => {
     expect((await fetch(`${admin}/healthz`)).status).toBe(200);
     const ready = await fetch(`${admin}/readyz`);
     expect(ready.status).toBe(200);
-    const body = (await ready.json()) as { ready: boolean; bundle: { revision: string; ageSeconds: number; lastError: null } };
+    const body = (await ready.json()) as { ready: boolean; bundle: { revision: string; ageSeconds: number; lastErrorReason: null } };
     expect(body.ready).toBe(true);
     expect(body.bundle.revision).toBe(server.engine.status().revision);
-    expect(body.bundle.lastError).toBeNull();
+    expect(body.bundle.lastErrorReason).toBeNull();
     const status = (await (await fetch(`${admin}/v1/status`)).json()) as { bundle: { revision: string; reloads: { ok: number } } };
     expect(status.bundle.revision).toBe(server.engine.status().revision);
     expect(status.bundle.reloads.ok).toBe(1);
