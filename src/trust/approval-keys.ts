@@ -373,7 +373,7 @@ class LiveKeySet implements ApprovalKeySet {
         do {
           this.#again = false;
           const err = await this.#attempt();
-          if (err !== undefined) {
+          if (err !== undefined && !this.#closed) {
             this.#log.error({ err: err.message, source: this.#source, kids: this.kids() }, "approval keys: reload failed; keeping the last good set");
           }
         } while (this.#again && !this.#closed);
