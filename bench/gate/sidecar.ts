@@ -59,6 +59,8 @@ export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
     ARBITER_AUDIT: o.audit === "off" ? "off" : "on",
     ARBITER_INSTANCE_ID: "bench-gate",
     ARBITER_LOG_LEVEL: "warn",
+    // The gate measures CreateApproval too; it is off by default in production (docs/policies.md).
+    ARBITER_APPROVALS_LOCAL_CREATE: "on",
   });
   const log = createWriteStream(o.logFile);
   const child = spawn(process.execPath, [join(o.repo, "bin/arbiter.js"), "serve"], {

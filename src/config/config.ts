@@ -46,6 +46,17 @@ export interface Config {
   readonly instanceId: string;
   readonly logLevel: LogLevel;
   readonly shutdownTimeoutMs: number;
+  /** Signed approval grants (issue #11; docs/policies.md "Approvals"). */
+  readonly approvals: {
+    /** Approver public keys: JWKS or PEM file path, or JWKS URL; undefined: no grant verifies. */
+    readonly keys: string | undefined;
+    /** Required `aud` of every grant; undefined: `aud` is not checked. */
+    readonly audience: string | undefined;
+    /** Re-fetch (URL) / re-read (file, behind the watcher) interval of the keys, in seconds. */
+    readonly keysRefreshSeconds: number;
+  };
+  /** `ARBITER_APPROVALS_LOCAL_CREATE`: CreateApproval creates tokens on the app listener (local development only). */
+  readonly approvalsLocalCreate: boolean;
   // --- bundle signatures and admin exposure (issue #11) ---
   /**
    * OPA bundle signature verification (`ARBITER_BUNDLE_VERIFICATION_*`); undefined: off. Only the
@@ -90,6 +101,10 @@ const VARS = [
   "ARBITER_INSTANCE_ID",
   "ARBITER_LOG_LEVEL",
   "ARBITER_SHUTDOWN_TIMEOUT_MS",
+  "ARBITER_APPROVALS_LOCAL_CREATE",
+  "ARBITER_APPROVAL_KEYS",
+  "ARBITER_APPROVAL_AUDIENCE",
+  "ARBITER_APPROVAL_KEYS_REFRESH_SECONDS",
   // --- bundle signatures and admin exposure (issue #11) ---
   "ARBITER_BUNDLE_VERIFICATION_KEY",
   "ARBITER_BUNDLE_VERIFICATION_ALG",
@@ -284,10 +299,43 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     instanceId: get("ARBITER_INSTANCE_ID", `${hostname()}-${process.pid}`),
     logLevel,
     shutdownTimeoutMs: int("ARBITER_SHUTDOWN_TIMEOUT_MS", get("ARBITER_SHUTDOWN_TIMEOUT_MS", "10000"), 0, 600_000),
+    approvalsLocalCreate: oneOf("ARBITER_APPROVALS_LOCAL_CREATE", get("ARBITER_APPROVALS_LOCAL_CREATE", "off"), ["on", "off"] as const) === "on",
+    approvals: approvalsConfig(opt),
     bundleVerification,
     admin,
   };
   return deepFreeze(config);
+}
+
+/**
+ * ARBITER_APPROVAL_KEYS: a file path, or a JWKS URL (https://, or http:// to a loopback host);
+ * whether the file or the URL holds usable keys is checked when the key set loads (start-up).
+ */
+function approvalsConfig(opt: (name: Var) => string | undefined): Config["approvals"] {
+  const keys = opt("ARBITER_APPROVAL_KEYS");
+  if (keys !== undefined && /^[a-z][a-z0-9+.-]*:\/\//i.test(keys)) {
+    let url: URL | undefined;
+    try {
+      url = new URL(keys);
+    } catch {
+      url = undefined;
+    }
+    const loopback = url !== undefined && (url.hostname === "[::1]" || isLoopback(url.hostname));
+    if (url === undefined || !(url.protocol === "https:" || (url.protocol === "http:" && loopback))) {
+      throw new ConfigError(
+        `ARBITER_APPROVAL_KEYS: expected a JWKS or PEM file path, or an https:// JWKS URL (http:// only to a loopback host), got "${keys}"`,
+      );
+    }
+  }
+  const audience = opt("ARBITER_APPROVAL_AUDIENCE");
+  if (audience !== undefined && audience.length > 256) {
+    throw new ConfigError("ARBITER_APPROVAL_AUDIENCE: expected at most 256 characters");
+  }
+  return {
+    keys,
+    audience,
+    keysRefreshSeconds: int("ARBITER_APPROVAL_KEYS_REFRESH_SECONDS", opt("ARBITER_APPROVAL_KEYS_REFRESH_SECONDS") ?? "60", 1, 86_400),
+  };
 }
 
 /** The configuration as it may be logged: the database password is masked. */

@@ -15,7 +15,7 @@
  * The state lives in this process only: a restart forgets every approval (fail closed).
  */
 import { createHash, randomBytes } from "node:crypto";
-import type { ApprovalCheck, ApprovalStore } from "./stores.ts";
+import { StateUnavailableError, StoreArgumentError, type ApprovalCheck, type ApprovalStore } from "./stores.ts";
 
 export type ApprovalReason =
   | "approval_unknown"
@@ -40,8 +40,8 @@ interface Entry {
 }
 
 /** Thrown for invalid arguments; the message names the argument and the expected form. */
-export class ApprovalStoreError extends Error {
-  override readonly name = "ApprovalStoreError";
+export class ApprovalStoreError extends StoreArgumentError {
+  override readonly name: string = "ApprovalStoreError";
 }
 
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
@@ -64,6 +64,8 @@ export class InMemoryApprovalStore implements ApprovalStore {
   readonly #maxTtlSeconds: number;
   /** Keyed by SHA-256 (hex) of the token; insertion order is creation order. */
   readonly #entries = new Map<string, Entry>();
+  /** Used signed grants: SHA-256 (hex) of `tenant` NUL `jti` -> expiry (ms). */
+  readonly #grants = new Map<string, number>();
 
   constructor(options: ApprovalStoreOptions = {}) {
     this.#maxEntries = positiveInteger("maxEntries", options.maxEntries, 10_000, 10_000_000);
@@ -155,6 +157,26 @@ export class InMemoryApprovalStore implements ApprovalStore {
     const result = this.checkSync(args);
     if (result.valid) this.consumeSync(args);
     return result;
+  }
+
+  async redeemGrant(
+    args: { readonly tenantId: string; readonly grantId: string; readonly expiresAtMs: number; readonly nowMs: number },
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    signal?.throwIfAborted();
+    checkNow(args.nowMs);
+    const key = createHash("sha256").update(args.tenantId).update("\0").update(args.grantId).digest("hex");
+    const seen = this.#grants.get(key);
+    if (seen !== undefined) return false;
+    if (this.#grants.size >= this.#maxEntries) {
+      for (const [k, exp] of this.#grants) if (args.nowMs >= exp) this.#grants.delete(k);
+      // Forgetting a used grant that has not expired would let it be replayed: refuse instead.
+      if (this.#grants.size >= this.#maxEntries) {
+        throw new StateUnavailableError(`approval store: ${this.#maxEntries} unexpired used grants kept (maxEntries); refusing more`);
+      }
+    }
+    this.#grants.set(key, args.expiresAtMs);
+    return true;
   }
 
   #find(tenantId: string, token: string, nowMs: number): { entry: Entry } | { reason: ApprovalReason } {

@@ -74,6 +74,21 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
   const cleanups: Array<() => Promise<unknown>> = [];
   try {
+    // Approver public keys first: an unusable key file fails start-up before anything heavy runs.
+    const { createApprovalKeySet, emptyApprovalKeySet } = await import("../trust/approval-keys.ts");
+    const { createGrantVerifier } = await import("../trust/grant-verifier.ts");
+    const approvalKeys = config.approvals.keys === undefined
+      ? emptyApprovalKeySet()
+      : await createApprovalKeySet({ source: config.approvals.keys, refreshSeconds: config.approvals.keysRefreshSeconds, logger: root, registry });
+    cleanups.push(async () => approvalKeys.close());
+    if (config.approvals.keys === undefined) log.info("ARBITER_APPROVAL_KEYS unset: signed approval grants are refused (approval_unknown_key)");
+    const grants = createGrantVerifier({
+      keys: approvalKeys,
+      ...(config.approvals.audience !== undefined ? { audience: config.approvals.audience } : {}),
+      logger: root,
+      registry,
+    });
+
     const engine = createEngineHost({
       source: config.bundle,
       requiredEntrypoints: DECISION_ENTRYPOINTS,
@@ -124,9 +139,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       instanceId: config.instanceId,
       usage: createUsageStore(),
       approvals: createApprovalStore(),
+      grants,
+      approvalsLocalCreate: config.approvalsLocalCreate,
     });
     const service = options.wrapService ? options.wrapService(core) : core;
 
+    if (config.approvalsLocalCreate) {
+      log.warn("ARBITER_APPROVALS_LOCAL_CREATE=on: CreateApproval creates approvals on the application listener, so the agent can approve itself; local development only");
+    }
     await engine.start();
     const st = engine.status();
     if (!st.ready) log.warn({ source: config.bundle, error: st.lastError }, "no valid bundle yet: answering fail-closed");
@@ -189,6 +209,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         await healthTransport?.close(0);
         if (forced) log.warn({ timeoutMs: config.shutdownTimeoutMs }, "shutdown deadline cut in-flight calls off");
         await engine.close();
+        approvalKeys.close();
         if (audit) await audit.close().catch((err: Error) => log.error({ err: err.message }, "audit close failed"));
         if (pg) await pg.stop().catch((err: Error) => log.error({ err: err.message }, "postgres stop failed"));
         await admin.close();
@@ -239,6 +260,12 @@ export async function runServe(args: string[]): Promise<number> {
   try {
     server = await startServer(config);
   } catch (err) {
+    // An unusable ARBITER_APPROVAL_KEYS file is a configuration error like any other (exit 2).
+    const { ApprovalKeysError } = await import("../trust/approval-keys.ts");
+    if (err instanceof ApprovalKeysError) {
+      process.stderr.write(`arbiter serve: ${err.message}\n`);
+      return 2;
+    }
     process.stderr.write(`arbiter serve: start-up failed on ${formatListen(config.grpcListen)}: ${(err as Error).message}\n`);
     return 1;
   }

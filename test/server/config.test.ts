@@ -21,6 +21,7 @@ describe("loadConfig", () => {
     expect(c.instanceId).toMatch(/-\d+$/);
     expect(c.logLevel).toBe("info");
     expect(c.shutdownTimeoutMs).toBe(10000);
+    expect(c.approvalsLocalCreate).toBe(false);
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.audit)).toBe(true);
   });
@@ -43,6 +44,7 @@ describe("loadConfig", () => {
     [{ ARBITER_BUNDLE_POLL_SECONDS: "0" }, 'ARBITER_BUNDLE_POLL_SECONDS: expected an integer from 1 to 86400, got "0"'],
     [{ ARBITER_CACHE_TTL_MS: "-5" }, 'ARBITER_CACHE_TTL_MS: expected an integer from 0 to 86400000, got "-5"'],
     [{ ARBITER_AUDIT: "yes" }, 'ARBITER_AUDIT: expected one of on, off, got "yes"'],
+    [{ ARBITER_APPROVALS_LOCAL_CREATE: "true" }, 'ARBITER_APPROVALS_LOCAL_CREATE: expected one of on, off, got "true"'],
     [{ ARBITER_AUDIT_DURABILITY: "fsync" }, 'ARBITER_AUDIT_DURABILITY: expected one of async, sync, got "fsync"'],
     [{ ARBITER_AUDIT_OVERFLOW: "block" }, 'ARBITER_AUDIT_OVERFLOW: expected one of fail_closed, drop, got "block"'],
     [{ ARBITER_LOG_LEVEL: "loud" }, 'ARBITER_LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"'],
@@ -91,6 +93,49 @@ describe("loadConfig", () => {
     const shown = JSON.stringify(redactConfig(c));
     expect(shown).toContain("postgres://arbiter:***@db:5432/audit");
     expect(shown).not.toContain("s3cret");
+  });
+});
+
+describe("loadConfig: approvals (issue #11)", () => {
+  it("defaults: no approver keys, aud unchecked, 60 s refresh", () => {
+    expect(loadConfig({}).approvals).toEqual({ keys: undefined, audience: undefined, keysRefreshSeconds: 60 });
+    expect(Object.isFrozen(loadConfig({}).approvals)).toBe(true);
+  });
+
+  it("takes a key file, an https:// JWKS URL or a loopback http:// URL, and an audience", () => {
+    const c = loadConfig({
+      ARBITER_APPROVAL_KEYS: "/etc/arbiter/approvers/jwks.json",
+      ARBITER_APPROVAL_AUDIENCE: "arbiter://prod-eu",
+      ARBITER_APPROVAL_KEYS_REFRESH_SECONDS: "300",
+    });
+    expect(c.approvals).toEqual({ keys: "/etc/arbiter/approvers/jwks.json", audience: "arbiter://prod-eu", keysRefreshSeconds: 300 });
+    expect(loadConfig({ ARBITER_APPROVAL_KEYS: "https://approvals.example.com/jwks.json" }).approvals.keys).toBe("https://approvals.example.com/jwks.json");
+    expect(loadConfig({ ARBITER_APPROVAL_KEYS: "http://127.0.0.1:8080/jwks" }).approvals.keys).toBe("http://127.0.0.1:8080/jwks");
+    expect(loadConfig({ ARBITER_APPROVAL_KEYS: "http://[::1]:8080/jwks" }).approvals.keys).toBe("http://[::1]:8080/jwks");
+    expect(loadConfig({ ARBITER_APPROVAL_KEYS: "keys/approver.pem" }).approvals.keys).toBe("keys/approver.pem");
+  });
+
+  it("reads the same settings from ARBITER_CONFIG", () => {
+    const dir = mkdtempSync(join(tmpdir(), "arbiter-config-"));
+    const yaml = join(dir, "arbiter.yaml");
+    writeFileSync(yaml, "approval_keys: /keys/jwks.json\napproval_audience: arbiter://prod\n");
+    expect(loadConfig({ ARBITER_CONFIG: yaml }).approvals).toMatchObject({ keys: "/keys/jwks.json", audience: "arbiter://prod" });
+  });
+
+  it.each([
+    [{ ARBITER_APPROVAL_KEYS: "http://approvals.example.com/jwks.json" },
+      'ARBITER_APPROVAL_KEYS: expected a JWKS or PEM file path, or an https:// JWKS URL (http:// only to a loopback host), got "http://approvals.example.com/jwks.json"'],
+    [{ ARBITER_APPROVAL_KEYS: "ftp://keys/jwks.json" },
+      'ARBITER_APPROVAL_KEYS: expected a JWKS or PEM file path, or an https:// JWKS URL (http:// only to a loopback host), got "ftp://keys/jwks.json"'],
+    [{ ARBITER_APPROVAL_AUDIENCE: "a".repeat(257) }, "ARBITER_APPROVAL_AUDIENCE: expected at most 256 characters"],
+    [{ ARBITER_APPROVAL_KEYS_REFRESH_SECONDS: "0" }, 'ARBITER_APPROVAL_KEYS_REFRESH_SECONDS: expected an integer from 1 to 86400, got "0"'],
+  ])("rejects %o", (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    try {
+      loadConfig(env);
+    } catch (err) {
+      expect((err as Error).message).toBe(message);
+    }
   });
 });
 

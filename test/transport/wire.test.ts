@@ -75,7 +75,7 @@ const DECIDE_VIEWER = {
 
 beforeAll(async () => {
   server = await startServer(
-    testConfig({ ARBITER_BUNDLE: copyPolicies(), ARBITER_LOG_LEVEL: "trace" }),
+    testConfig({ ARBITER_BUNDLE: copyPolicies(), ARBITER_LOG_LEVEL: "trace", ARBITER_APPROVALS_LOCAL_CREATE: "on" }),
     { logDestination: logs.stream, wrapService: slowTenant },
   );
   client = new grpc.Client(server.address, grpc.credentials.createInsecure());
@@ -379,7 +379,7 @@ describe("logging", () => {
       { ...DECIDE_VIEWER, approvalToken: `tok-${MARKER}` });
     // A failing call logs too (at debug): the offending value must not appear either.
     await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema,
-      { ...DECIDE_VIEWER, approvalToken: `${MARKER}`.repeat(100) });
+      { ...DECIDE_VIEWER, approvalToken: `${MARKER}`.repeat(200) });
     await fetch(`http://${server.address}${S}/Route`, {
       method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ tenantId: "acme", messages: [{ role: "user", content: MARKER }], bogus: MARKER }),
