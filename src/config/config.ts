@@ -45,6 +45,8 @@ export interface Config {
   readonly instanceId: string;
   readonly logLevel: LogLevel;
   readonly shutdownTimeoutMs: number;
+  /** `ARBITER_APPROVALS_LOCAL_CREATE`: CreateApproval creates tokens on the app listener (local development only). */
+  readonly approvalsLocalCreate: boolean;
   // ---- fleet-wide state (issue #10) ----
   /**
    * Where approvals, usage budgets and GuardMemory session counts live (`ARBITER_STATE`):
@@ -63,8 +65,6 @@ export interface Config {
     readonly spoolMaxBytes: number;
     readonly pruneIntervalSeconds: number;
   };
-  /** `ARBITER_APPROVALS_LOCAL_CREATE=on`: CreateApproval issues local tokens (development only). */
-  readonly approvalsLocalCreate: boolean;
 }
 
 export class ConfigError extends Error {
@@ -92,6 +92,7 @@ const VARS = [
   "ARBITER_INSTANCE_ID",
   "ARBITER_LOG_LEVEL",
   "ARBITER_SHUTDOWN_TIMEOUT_MS",
+  "ARBITER_APPROVALS_LOCAL_CREATE",
   // ---- fleet-wide state (issue #10) ----
   "ARBITER_STATE",
   "ARBITER_STATE_DATABASE_URL",
@@ -101,7 +102,6 @@ const VARS = [
   "ARBITER_STATE_TIMEOUT_MS",
   "ARBITER_STATE_SPOOL_MAX_BYTES",
   "ARBITER_STATE_PRUNE_INTERVAL_SECONDS",
-  "ARBITER_APPROVALS_LOCAL_CREATE",
 ] as const;
 type Var = (typeof VARS)[number];
 
@@ -253,7 +253,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     spoolMaxBytes: int("ARBITER_STATE_SPOOL_MAX_BYTES", get("ARBITER_STATE_SPOOL_MAX_BYTES", "67108864"), 1_048_576, 2 ** 40),
     pruneIntervalSeconds: int("ARBITER_STATE_PRUNE_INTERVAL_SECONDS", get("ARBITER_STATE_PRUNE_INTERVAL_SECONDS", "300"), 0, 86_400),
   };
-  const approvalsLocalCreate = oneOf("ARBITER_APPROVALS_LOCAL_CREATE", get("ARBITER_APPROVALS_LOCAL_CREATE", "off"), ["on", "off"] as const) === "on";
 
   const config: Config = {
     grpcListen,
@@ -278,8 +277,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     instanceId: get("ARBITER_INSTANCE_ID", `${hostname()}-${process.pid}`),
     logLevel,
     shutdownTimeoutMs: int("ARBITER_SHUTDOWN_TIMEOUT_MS", get("ARBITER_SHUTDOWN_TIMEOUT_MS", "10000"), 0, 600_000),
+    approvalsLocalCreate: oneOf("ARBITER_APPROVALS_LOCAL_CREATE", get("ARBITER_APPROVALS_LOCAL_CREATE", "off"), ["on", "off"] as const) === "on",
+    // ---- fleet-wide state (issue #10) ----
     state,
-    approvalsLocalCreate,
   };
   return deepFreeze(config);
 }

@@ -15,7 +15,7 @@
  * The state lives in this process only: a restart forgets every approval (fail closed).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { StateUnavailableError, type ApprovalCheck, type ApprovalStore } from "./stores.ts";
+import { StateUnavailableError, StoreArgumentError, type ApprovalCheck, type ApprovalStore } from "./stores.ts";
 
 export type ApprovalReason =
   | "approval_unknown"
@@ -40,8 +40,8 @@ interface Entry {
 }
 
 /** Thrown for invalid arguments; the message names the argument and the expected form. */
-export class ApprovalStoreError extends Error {
-  override readonly name = "ApprovalStoreError";
+export class ApprovalStoreError extends StoreArgumentError {
+  override readonly name: string = "ApprovalStoreError";
 }
 
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;

@@ -6,6 +6,7 @@
 export type DecisionErrorCode =
   | "invalid_argument"
   | "unimplemented"
+  | "permission_denied"
   | "failed_precondition"
   | "unavailable"
   | "cancelled"

@@ -10,7 +10,9 @@ export type FailClosedReason =
   | "policy_undefined"
   | "policy_invalid_result"
   | "audit_unavailable"
-  | "usage_unavailable";
+  | "usage_unavailable"
+  | "state_unavailable"
+  | "evaluation_timeout";
 
 export interface Rejected {
   readonly ok: false;

@@ -13,12 +13,12 @@
 
 /** The state behind a store cannot answer now (e.g. Postgres unreachable): fail closed. */
 export class StateUnavailableError extends Error {
-  override readonly name = "StateUnavailableError";
+  override readonly name: string = "StateUnavailableError";
 }
 
 /** An argument a store refuses; the message names the argument and the expected form. */
 export class StoreArgumentError extends Error {
-  override readonly name = "StoreArgumentError";
+  override readonly name: string = "StoreArgumentError";
 }
 
 export interface UsageStore {

@@ -11,7 +11,7 @@
  * `maxUnitsPerTenant` units per tenant. An evicted tenant starts again from 0, so size
  * `maxTenants` above the number of active tenants. The state lives in this process only.
  */
-import type { UsageStore } from "./stores.ts";
+import { StoreArgumentError, type UsageStore } from "./stores.ts";
 
 export interface UsageStoreOptions {
   /** Length of a budget window in seconds, a whole number from 1 to 31622400 (366 days). Default 86400 (one UTC day). */
@@ -37,8 +37,8 @@ interface TenantWindow {
 const MAX_WINDOW_SECONDS = 31_622_400;
 
 /** Thrown for invalid arguments; the message names the argument and the expected form. */
-export class UsageStoreError extends Error {
-  override readonly name = "UsageStoreError";
+export class UsageStoreError extends StoreArgumentError {
+  override readonly name: string = "UsageStoreError";
 }
 
 function positiveInteger(name: string, value: number | undefined, fallback: number, max: number): number {

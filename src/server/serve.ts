@@ -122,9 +122,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       instanceId: config.instanceId,
       usage: createUsageStore(),
       approvals: createApprovalStore(),
+      approvalsLocalCreate: config.approvalsLocalCreate,
     });
     const service = options.wrapService ? options.wrapService(core) : core;
 
+    if (config.approvalsLocalCreate) {
+      log.warn("ARBITER_APPROVALS_LOCAL_CREATE=on: CreateApproval creates approvals on the application listener, so the agent can approve itself; local development only");
+    }
     await engine.start();
     const st = engine.status();
     if (!st.ready) log.warn({ source: config.bundle, error: st.lastError }, "no valid bundle yet: answering fail-closed");

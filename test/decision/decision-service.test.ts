@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { canonicalJson, sha256Hex } from "../../src/decision/canonical.ts";
 import { createApprovalStore } from "../../src/decision/approval-store.ts";
+import { StateUnavailableError } from "../../src/decision/stores.ts";
 import { createDecisionService } from "../../src/decision/decision-service.ts";
 import { isUuidv7 } from "../../src/decision/ids.ts";
 import type {
@@ -215,6 +216,18 @@ describe("answers from the policy", () => {
     expect(replay).toMatchObject({ allow: false, reasons: ["approval_replayed", "rev_r1"] });
   });
 
+  it("CreateApproval is PERMISSION_DENIED unless local creation is on: the agent cannot approve itself", async () => {
+    const approvals = createApprovalStore();
+    const h = await start({ revision: "r1" }, { approvals, approvalsLocalCreate: false });
+    const req = decideReq({ action: "delete", subject: { id: "bob", roles: [], attributes: {} } });
+    await expect(h.service.createApproval({ tenantId: "acme", requestId: "a1", decide: req, approver: "bob", ttlSeconds: 60 }, ctx())).rejects.toMatchObject({
+      code: "permission_denied",
+      message: expect.stringContaining("approvals are signed grants issued with `arbiter approve`"),
+    });
+    expect(approvals.size).toBe(0);
+    expect(h.sink.events).toHaveLength(0);
+  });
+
   it("Decide: one approval token raced by 20 concurrent calls allows exactly once", async () => {
     const approvals = createApprovalStore();
     const h = await start({ revision: "r1" }, { approvals });
@@ -302,6 +315,61 @@ describe("fail-closed answers", () => {
     expect(await counter(h.registry, "arbiter_fail_closed_total", { rpc: "Route", reason: "usage_unavailable" })).toBe(1);
     const d = await h.service.decide(decideReq({ action: "delete", subject: { id: "bob", roles: [], attributes: {} }, approvalToken: "tok" }), ctx());
     expect(d).toMatchObject({ allow: false, reasons: ["approvals_unavailable", "rev_r1"] });
+  });
+
+  it("shared state unavailable: GuardMemory denies state_unavailable, approvals read state_unavailable, Route says usage_stale", async () => {
+    const down = new StateUnavailableError("database down");
+    let failing = true;
+    const counts = new Map<string, number>();
+    const keyOf = (k: { tenantId: string; agentId: string; sessionId: string }): string => `${k.tenantId}/${k.agentId}/${k.sessionId}`;
+    const sessionStore = {
+      async writes(k: { tenantId: string; agentId: string; sessionId: string }): Promise<number> {
+        if (failing) throw down;
+        return counts.get(keyOf(k)) ?? 0;
+      },
+      async reserveWrite(k: { tenantId: string; agentId: string; sessionId: string }): Promise<number> {
+        if (failing) throw down;
+        const n = counts.get(keyOf(k)) ?? 0;
+        counts.set(keyOf(k), n + 1);
+        return n;
+      },
+      async releaseWrite(k: { tenantId: string; agentId: string; sessionId: string }): Promise<void> {
+        counts.set(keyOf(k), (counts.get(keyOf(k)) ?? 1) - 1);
+      },
+    };
+    const approvals = createApprovalStore();
+    const stateless = {
+      check: async () => { throw down; },
+      consume: async () => { throw down; },
+      create: (a: Parameters<typeof approvals.create>[0], sig: AbortSignal) => approvals.create(a, sig),
+      redeemGrant: async () => { throw down; },
+    };
+    const spent: Record<string, number> = { usd: 1 };
+    const usage = {
+      spend: () => spent,
+      degraded: (tenantId: string) => tenantId === "acme" && failing,
+      record: async () => ({ windowSpend: 0, windowResetsAtMs: 0 }),
+    };
+    const h = await start({ revision: "r1" }, { sessionStore, approvals: stateless, usage });
+    const g = await h.service.guardMemory(guardReq(), ctx());
+    expect(g).toMatchObject({ allow: false, reasons: ["state_unavailable"], bundleRevision: "r1" });
+    expect(await counter(h.registry, "arbiter_fail_closed_total", { rpc: "GuardMemory", reason: "state_unavailable" })).toBe(1);
+    expect(h.sink.events.at(-1)).toMatchObject({ rpc: "GuardMemory", outcome: "deny", reasons: ["state_unavailable"] });
+    const d = await h.service.decide(decideReq({ action: "delete", subject: { id: "bob", roles: [], attributes: {} }, approvalToken: "x".repeat(43) }), ctx());
+    expect(d).toMatchObject({ allow: false, reasons: ["rev_r1", "state_unavailable"] });
+    const r = await h.service.route(routeReq(), ctx());
+    expect(r.reasons.at(-1)).toBe("usage_stale");
+    await expect(h.service.createApproval({ tenantId: "acme", requestId: "a", decide: decideReq(), approver: "c", ttlSeconds: 5 }, ctx())).resolves.toMatchObject({
+      token: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+    });
+
+    failing = false;
+    // Back up: the quota counts again from the store, a denied write gives its reservation back.
+    const ok = await h.service.guardMemory(guardReq(), ctx());
+    expect(ok).toMatchObject({ allow: true });
+    expect(counts.get("acme/agent-7/s-1")).toBe(1);
+    const r2 = await h.service.route(routeReq(), ctx());
+    expect(r2.reasons).not.toContain("usage_stale");
   });
 
   it("audit_unavailable: not accepting, or append rejected; GuardMemory quota is given back", async () => {

@@ -70,6 +70,8 @@ export async function harness(
     registry,
     instanceId: "test-1",
     clock: () => Date.UTC(2026, 10, 22, 3, 0, 0, 123),
+    // These tests exercise locally created approvals; the default (off) has its own test.
+    approvalsLocalCreate: true,
     ...options,
   });
   await engine.start();

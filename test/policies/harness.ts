@@ -87,6 +87,8 @@ export async function startSidecar(dir?: string): Promise<Sidecar> {
       ARBITER_GRPC_LISTEN: "127.0.0.1:0",
       ARBITER_ADMIN_LISTEN: "127.0.0.1:0",
       ARBITER_AUDIT: "off",
+      // decide.test.ts creates approvals over the wire (disabled by default: docs/policies.md).
+      ARBITER_APPROVALS_LOCAL_CREATE: "on",
       ARBITER_DATA_DIR: dataDir,
       ARBITER_LOG_LEVEL: "silent",
       ARBITER_SHUTDOWN_TIMEOUT_MS: "2000",

@@ -20,6 +20,7 @@ describe("loadConfig", () => {
     expect(c.instanceId).toMatch(/-\d+$/);
     expect(c.logLevel).toBe("info");
     expect(c.shutdownTimeoutMs).toBe(10000);
+    expect(c.approvalsLocalCreate).toBe(false);
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.audit)).toBe(true);
   });
@@ -42,6 +43,7 @@ describe("loadConfig", () => {
     [{ ARBITER_BUNDLE_POLL_SECONDS: "0" }, 'ARBITER_BUNDLE_POLL_SECONDS: expected an integer from 1 to 86400, got "0"'],
     [{ ARBITER_CACHE_TTL_MS: "-5" }, 'ARBITER_CACHE_TTL_MS: expected an integer from 0 to 86400000, got "-5"'],
     [{ ARBITER_AUDIT: "yes" }, 'ARBITER_AUDIT: expected one of on, off, got "yes"'],
+    [{ ARBITER_APPROVALS_LOCAL_CREATE: "true" }, 'ARBITER_APPROVALS_LOCAL_CREATE: expected one of on, off, got "true"'],
     [{ ARBITER_AUDIT_DURABILITY: "fsync" }, 'ARBITER_AUDIT_DURABILITY: expected one of async, sync, got "fsync"'],
     [{ ARBITER_AUDIT_OVERFLOW: "block" }, 'ARBITER_AUDIT_OVERFLOW: expected one of fail_closed, drop, got "block"'],
     [{ ARBITER_LOG_LEVEL: "loud" }, 'ARBITER_LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"'],
@@ -107,7 +109,6 @@ describe("loadConfig: fleet-wide state (issue #10)", () => {
       spoolMaxBytes: 67108864,
       pruneIntervalSeconds: 300,
     });
-    expect(c.approvalsLocalCreate).toBe(false);
     expect(Object.isFrozen(c.state)).toBe(true);
     expect(loadConfig({ ARBITER_AUDIT: "off" }).state.mode).toBe("memory");
     const withDb = loadConfig({ ARBITER_AUDIT: "off", ARBITER_DATABASE_URL: "postgres://u:p@db:5432/a" }).state;
@@ -118,13 +119,12 @@ describe("loadConfig: fleet-wide state (issue #10)", () => {
     expect(loadConfig({ ARBITER_AUDIT: "off", ARBITER_STATE: "postgres" }).state.mode).toBe("postgres");
   });
 
-  it("parses the window, bounds and the local-create switch", () => {
+  it("parses the window and the bounds", () => {
     expect(loadConfig({ ARBITER_USAGE_WINDOW: "1h" }).state.usageWindowSeconds).toBe(3600);
     expect(loadConfig({ ARBITER_USAGE_WINDOW: "30d" }).state.usageWindowSeconds).toBe(2_592_000);
     expect(loadConfig({ ARBITER_USAGE_WINDOW: "90s" }).state.usageWindowSeconds).toBe(90);
     expect(loadConfig({ ARBITER_USAGE_WINDOW: "15m" }).state.usageWindowSeconds).toBe(900);
     expect(loadConfig({ ARBITER_STATE_STALENESS_MS: "250" }).state.stalenessMs).toBe(250);
-    expect(loadConfig({ ARBITER_APPROVALS_LOCAL_CREATE: "on" }).approvalsLocalCreate).toBe(true);
   });
 
   it.each([
@@ -140,7 +140,6 @@ describe("loadConfig: fleet-wide state (issue #10)", () => {
     [{ ARBITER_STATE_TIMEOUT_MS: "fast" }, 'ARBITER_STATE_TIMEOUT_MS: expected an integer from 100 to 60000, got "fast"'],
     [{ ARBITER_STATE_SPOOL_MAX_BYTES: "1024" }, 'ARBITER_STATE_SPOOL_MAX_BYTES: expected an integer from 1048576 to 1099511627776, got "1024"'],
     [{ ARBITER_STATE_PRUNE_INTERVAL_SECONDS: "-1" }, 'ARBITER_STATE_PRUNE_INTERVAL_SECONDS: expected an integer from 0 to 86400, got "-1"'],
-    [{ ARBITER_APPROVALS_LOCAL_CREATE: "yes" }, 'ARBITER_APPROVALS_LOCAL_CREATE: expected one of on, off, got "yes"'],
   ])("rejects %j", (env, message) => {
     expect(() => loadConfig(env)).toThrow(new ConfigError(message));
   });

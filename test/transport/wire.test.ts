@@ -75,7 +75,7 @@ const DECIDE_VIEWER = {
 
 beforeAll(async () => {
   server = await startServer(
-    testConfig({ ARBITER_BUNDLE: copyPolicies(), ARBITER_LOG_LEVEL: "trace" }),
+    testConfig({ ARBITER_BUNDLE: copyPolicies(), ARBITER_LOG_LEVEL: "trace", ARBITER_APPROVALS_LOCAL_CREATE: "on" }),
     { logDestination: logs.stream, wrapService: slowTenant },
   );
   client = new grpc.Client(server.address, grpc.credentials.createInsecure());
