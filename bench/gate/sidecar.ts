@@ -18,6 +18,8 @@ export interface SidecarOptions {
   /** Where the child's stdout/stderr go. */
   readonly logFile: string;
   readonly readyTimeoutMs: number;
+  /** Further ARBITER_* settings, applied last (e.g. the fleet-wide state of test/state/sidecars.test.ts). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface Sidecar {
@@ -59,6 +61,7 @@ export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
     ARBITER_AUDIT: o.audit === "off" ? "off" : "on",
     ARBITER_INSTANCE_ID: "bench-gate",
     ARBITER_LOG_LEVEL: "warn",
+    ...o.env,
   });
   const log = createWriteStream(o.logFile);
   const child = spawn(process.execPath, [join(o.repo, "bin/arbiter.js"), "serve"], {

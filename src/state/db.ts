@@ -23,9 +23,13 @@ export interface StatePoolOptions {
 /** A pool whose every wait is bounded; idle-client errors (a server restart) are absorbed here. */
 export function createStatePool(options: StatePoolOptions): pg.Pool {
   const timeoutMs = options.timeoutMs ?? 2000;
+  const max = options.maxConnections ?? 10;
   const pool = new pg.Pool({
     connectionString: options.databaseUrl,
-    max: options.maxConnections ?? 10,
+    max,
+    // Connections are kept open (see warmPool): opening one costs a SCRAM handshake, which on a
+    // busy machine alone can exceed the statement bound and fail a decision closed.
+    min: max,
     connectionTimeoutMillis: timeoutMs,
     query_timeout: timeoutMs,
     statement_timeout: timeoutMs,
@@ -36,6 +40,12 @@ export function createStatePool(options: StatePoolOptions): pg.Pool {
   // next query connects afresh (or fails, and that query's caller is told).
   pool.on("error", () => undefined);
   return pool;
+}
+
+/** Opens the pool's connections up front, so the first burst of decisions does not pay for them. */
+export async function warmPool(pool: pg.Pool, count: number): Promise<void> {
+  const clients = await Promise.all(Array.from({ length: count }, () => pool.connect()));
+  for (const c of clients) c.release();
 }
 
 /** Applies the state migrations (idempotent, safe with several sidecars starting together). */

@@ -6,7 +6,7 @@
 import type pg from "pg";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { createStatePool, migrateState } from "./db.ts";
+import { createStatePool, migrateState, warmPool } from "./db.ts";
 import { createStateMetrics } from "./metrics.ts";
 import { pruneState, type PruneResult } from "./prune.ts";
 import { createPostgresApprovalStore, type PostgresApprovalStore } from "./approval-store.ts";
@@ -64,6 +64,7 @@ export async function createStateStores(options: StateStoresOptions): Promise<St
   });
   try {
     await migrateState(pool);
+    await warmPool(pool, options.maxConnections ?? 10);
   } catch (err) {
     await pool.end().catch(() => undefined);
     throw new Error(`${variable}: cannot use the state database at ${maskUrl(options.databaseUrl)}: ${(err as Error).message}`, { cause: err });
