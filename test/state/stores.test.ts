@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Registry } from "prom-client";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { freePort, startEmbeddedPostgres, type EmbeddedPostgres } from "../../src/audit/embedded-postgres.ts";
 import { decideApprovalDigestForTest } from "./helpers.ts";
 import { StateUnavailableError } from "../../src/decision/stores.ts";
@@ -32,8 +32,12 @@ beforeAll(async () => {
   await startPostgres();
 }, 60_000);
 
+// Each store set keeps its pool's connections open: close them after every test.
+afterEach(async () => {
+  for (const s of open.splice(0)) await s.close().catch(() => undefined);
+});
+
 afterAll(async () => {
-  for (const s of open) await s.close().catch(() => undefined);
   await postgres?.stop();
   rmSync(tmp, { recursive: true, force: true });
 });
