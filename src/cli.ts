@@ -10,6 +10,7 @@ commands:
   eval -b BUNDLE -e EP [-i input.json] [-d data.json]   evaluate an entrypoint
   test DIR...                run *_test.rego files
   audit verify|prune ...     check or prune the audit trail
+  state prune ...            prune expired approvals, old budget windows, idle sessions
 `;
 
 type Command = (args: string[]) => Promise<number>;
@@ -20,6 +21,7 @@ const commands: Record<string, () => Promise<Command>> = {
   eval: async () => (await import("./compiler/cli.ts")).runEval,
   test: async () => (await import("./compiler/cli.ts")).runTest,
   audit: async () => (await import("./audit/cli.ts")).runAudit,
+  state: async () => (await import("./state/cli.ts")).runState,
 };
 
 export async function main(argv: string[]): Promise<number> {
