@@ -356,3 +356,27 @@ describe("prune", () => {
     expect(await a!.approvals.redeemGrant({ tenantId: "acme", grantId: "new", expiresAtMs: now + 60_000, nowMs: now }, signal)).toBe(false);
   });
 });
+
+describe("metrics", () => {
+  it("latency by operation, errors by operation and reason, staleness and unflushed gauges", async () => {
+    const url = await createDb();
+    const registry = new Registry();
+    const s = await createStateStores({ databaseUrl: url, spoolDir: mkdtempSync(join(tmp, "spool-")), registry, stalenessMs: 100, maxConnections: 2 });
+    open.push(s);
+    const now = Date.now();
+    await s.usage.record({ tenantId: "acme", unit: "usd", amount: 1, nowMs: now }, signal);
+    await s.usage.spend("acme", now, signal);
+    await s.sessions.reserveWrite({ tenantId: "acme", agentId: "a", sessionId: "s" }, now, signal);
+    await query(url, "DROP TABLE arbiter_approvals");
+    await expect(s.approvals.check({ tenantId: "acme", token: "x".repeat(43), digest: "0".repeat(64), nowMs: now }, signal)).rejects.toBeInstanceOf(
+      StateUnavailableError,
+    );
+    const text = await registry.metrics();
+    expect(text).toContain('arbiter_state_operation_seconds_count{operation="usage_record"} 1');
+    expect(text).toContain('arbiter_state_operation_seconds_count{operation="usage_read"} 1');
+    expect(text).toContain('arbiter_state_operation_seconds_count{operation="session_reserve"} 1');
+    expect(text).toContain('arbiter_state_errors_total{operation="approval_check",reason="internal"} 1');
+    expect(text).toMatch(/arbiter_state_usage_staleness_seconds \d/);
+    expect(text).toContain("arbiter_state_usage_unflushed_records 0");
+  });
+});
