@@ -60,10 +60,19 @@ const payloads: Record<(typeof RPCS)[number], JsonValue[]> = {
 };
 
 interface Result {
+  cpuS: number;
   calls: number;
   errors: number;
   wallMs: number;
   hist: hdr.Histogram;
+}
+
+/** The sidecar's own CPU seconds so far (prom-client's process_cpu_seconds_total on /metrics). */
+async function cpuSeconds(adminUrl: string): Promise<number> {
+  const text = await (await fetch(`${adminUrl}/metrics`)).text();
+  const m = /^process_cpu_seconds_total (\S+)$/m.exec(text);
+  if (!m) throw new Error("no process_cpu_seconds_total on /metrics");
+  return Number(m[1]);
 }
 
 /** `concurrency` loops calling back to back for `seconds`; latency per call in µs. */
@@ -138,8 +147,10 @@ async function main(): Promise<void> {
             // Warm-up: connections, JIT, the per-tenant spend cache.
             await closedLoop(client, rpc, encoded[rpc], newHistogram(), Math.max(1, SECONDS / 2));
             const key = `${rpc}/${mode}`;
-            const r = results.get(key) ?? { calls: 0, errors: 0, wallMs: 0, hist: newHistogram() };
+            const r = results.get(key) ?? { cpuS: 0, calls: 0, errors: 0, wallMs: 0, hist: newHistogram() };
+            const cpu0 = await cpuSeconds(sidecar.adminUrl);
             const m = await closedLoop(client, rpc, encoded[rpc], r.hist, SECONDS);
+            r.cpuS += (await cpuSeconds(sidecar.adminUrl)) - cpu0;
             r.calls += m.calls;
             r.errors += m.errors;
             r.wallMs += m.wallMs;
@@ -157,19 +168,22 @@ async function main(): Promise<void> {
   }
   const ms = (us: number) => (us / 1000).toFixed(2);
   console.log(`bench/state: ${ROUNDS} round(s) x ${SECONDS} s per RPC and mode, ${CONCURRENCY} in flight, load ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
-  console.log("rpc          mode      calls   errors  req/s    p50 ms  p99 ms");
+  // CPU per call is the sidecar's own cost, the figure least moved by a machine shared with other
+  // work; req/s and latency include everything else that runs.
+  console.log("rpc          mode      calls   errors  req/s    p50 ms  p99 ms  CPU µs/call");
   for (const rpc of RPCS) {
     for (const mode of ["memory", "postgres"] as const) {
       const r = results.get(`${rpc}/${mode}`)!;
       console.log(
         `${rpc.padEnd(12)} ${mode.padEnd(9)} ${String(r.calls).padStart(6)}  ${String(r.errors).padStart(6)}  ${(r.calls / (r.wallMs / 1000)).toFixed(0).padStart(6)}  ` +
-          `${ms(r.hist.getValueAtPercentile(50)).padStart(6)}  ${ms(r.hist.getValueAtPercentile(99)).padStart(6)}`,
+          `${ms(r.hist.getValueAtPercentile(50)).padStart(6)}  ${ms(r.hist.getValueAtPercentile(99)).padStart(6)}  ${((r.cpuS * 1e6) / r.calls).toFixed(0).padStart(8)}`,
       );
     }
     const mem = results.get(`${rpc}/memory`)!;
     const pgr = results.get(`${rpc}/postgres`)!;
     const ratio = pgr.calls / (pgr.wallMs / 1000) / (mem.calls / (mem.wallMs / 1000));
-    console.log(`${rpc.padEnd(12)} postgres/memory throughput: ${(ratio * 100).toFixed(1)}%`);
+    const cpuRatio = (pgr.cpuS / pgr.calls) / (mem.cpuS / mem.calls);
+    console.log(`${rpc.padEnd(12)} postgres/memory: throughput ${(ratio * 100).toFixed(1)}%, sidecar CPU per call ${(cpuRatio * 100).toFixed(1)}%`);
   }
 }
 

@@ -42,11 +42,12 @@ export class PostgresSessionStore implements SessionStore {
   async writes(key: SessionKey, nowMs: number, signal?: AbortSignal): Promise<number> {
     signal?.throwIfAborted();
     const r = await timed(this.#metrics, "session_read", () =>
-      this.#pool.query<{ writes: number }>(
-        `SELECT CASE WHEN updated_at_ms < $4 THEN 0 ELSE GREATEST(writes, 0) END AS writes
+      this.#pool.query<{ writes: number }>({
+        name: "arbiter_session_read",
+        text: `SELECT CASE WHEN updated_at_ms < $4 THEN 0 ELSE GREATEST(writes, 0) END AS writes
            FROM arbiter_session_writes WHERE tenant_id = $1 AND agent_id = $2 AND session_id = $3`,
-        [key.tenantId, key.agentId, key.sessionId, Math.trunc(nowMs) - this.#idleMs],
-      ),
+        values: [key.tenantId, key.agentId, key.sessionId, Math.trunc(nowMs) - this.#idleMs],
+      }),
     );
     return r.rows[0]?.writes ?? 0;
   }
@@ -54,15 +55,17 @@ export class PostgresSessionStore implements SessionStore {
   async reserveWrite(key: SessionKey, nowMs: number, signal?: AbortSignal): Promise<number> {
     signal?.throwIfAborted();
     const r = await timed(this.#metrics, "session_reserve", () =>
-      this.#pool.query<{ writes: number }>(
-        `INSERT INTO arbiter_session_writes AS s (tenant_id, agent_id, session_id, writes, updated_at_ms)
+      this.#pool.query<{ writes: number }>({
+        // Named: parsed and planned once per connection, as this runs on every allowed write.
+        name: "arbiter_session_reserve",
+        text: `INSERT INTO arbiter_session_writes AS s (tenant_id, agent_id, session_id, writes, updated_at_ms)
          VALUES ($1, $2, $3, 1, $4)
          ON CONFLICT (tenant_id, agent_id, session_id) DO UPDATE SET
            writes = CASE WHEN s.updated_at_ms < $5 THEN 1 ELSE GREATEST(s.writes, 0) + 1 END,
            updated_at_ms = GREATEST(s.updated_at_ms, EXCLUDED.updated_at_ms)
          RETURNING writes`,
-        [key.tenantId, key.agentId, key.sessionId, Math.trunc(nowMs), Math.trunc(nowMs) - this.#idleMs],
-      ),
+        values: [key.tenantId, key.agentId, key.sessionId, Math.trunc(nowMs), Math.trunc(nowMs) - this.#idleMs],
+      }),
     );
     return r.rows[0]!.writes - 1;
   }
@@ -70,11 +73,12 @@ export class PostgresSessionStore implements SessionStore {
   async releaseWrite(key: SessionKey, _nowMs?: number): Promise<void> {
     try {
       await timed(this.#metrics, "session_release", () =>
-        this.#pool.query(
-          `UPDATE arbiter_session_writes SET writes = GREATEST(writes - 1, 0)
+        this.#pool.query({
+          name: "arbiter_session_release",
+          text: `UPDATE arbiter_session_writes SET writes = GREATEST(writes - 1, 0)
             WHERE tenant_id = $1 AND agent_id = $2 AND session_id = $3`,
-          [key.tenantId, key.agentId, key.sessionId],
-        ),
+          values: [key.tenantId, key.agentId, key.sessionId],
+        }),
       );
     } catch (err) {
       // Not given back: the session keeps one write fewer than it could have (the safe side).
