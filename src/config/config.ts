@@ -74,6 +74,24 @@ export interface Config {
     /** `ARBITER_ADMIN_VERBOSE=on`: /readyz and /v1/status show paths, URLs and error texts. */
     readonly verbose: boolean;
   };
+  // ---- fleet-wide state (issue #10) ----
+  /**
+   * Where approvals, usage budgets and GuardMemory session counts live (`ARBITER_STATE`):
+   * `postgres` (shared by every sidecar on the database) or `memory` (this process only).
+   * `databaseUrl`: `ARBITER_STATE_DATABASE_URL`, else the audit database (`ARBITER_DATABASE_URL`
+   * or the embedded one); `databaseUrlVariable` names where it came from, for start-up errors.
+   */
+  readonly state: {
+    readonly mode: "memory" | "postgres";
+    readonly databaseUrl: string | undefined;
+    readonly databaseUrlVariable: "ARBITER_STATE_DATABASE_URL" | "ARBITER_DATABASE_URL" | undefined;
+    readonly stalenessMs: number;
+    readonly usageWindowSeconds: number;
+    readonly poolSize: number;
+    readonly timeoutMs: number;
+    readonly spoolMaxBytes: number;
+    readonly pruneIntervalSeconds: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -112,6 +130,15 @@ const VARS = [
   "ARBITER_BUNDLE_VERIFICATION_SCOPE",
   "ARBITER_ADMIN_ALLOW_REMOTE",
   "ARBITER_ADMIN_VERBOSE",
+  // ---- fleet-wide state (issue #10) ----
+  "ARBITER_STATE",
+  "ARBITER_STATE_DATABASE_URL",
+  "ARBITER_STATE_STALENESS_MS",
+  "ARBITER_USAGE_WINDOW",
+  "ARBITER_STATE_POOL_SIZE",
+  "ARBITER_STATE_TIMEOUT_MS",
+  "ARBITER_STATE_SPOOL_MAX_BYTES",
+  "ARBITER_STATE_PRUNE_INTERVAL_SECONDS",
 ] as const;
 type Var = (typeof VARS)[number];
 
@@ -276,6 +303,39 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
 
+  // ---- fleet-wide state (issue #10) ----
+  const stateUrl = opt("ARBITER_STATE_DATABASE_URL");
+  if (stateUrl !== undefined && !/^postgres(ql)?:\/\//.test(stateUrl)) {
+    throw new ConfigError("ARBITER_STATE_DATABASE_URL: expected postgres://user:password@host:port/db");
+  }
+  const auditEnabled = oneOf("ARBITER_AUDIT", get("ARBITER_AUDIT", "on"), ["on", "off"] as const) === "on";
+  // Postgres whenever a database is there anyway: the audit trail's (embedded or
+  // ARBITER_DATABASE_URL) or one named for the state.
+  const stateDefault = auditEnabled || databaseUrl !== undefined || stateUrl !== undefined ? "postgres" : "memory";
+  const stateMode = oneOf("ARBITER_STATE", get("ARBITER_STATE", stateDefault), ["memory", "postgres"] as const);
+  if (stateMode === "memory" && stateUrl !== undefined) {
+    throw new ConfigError("ARBITER_STATE_DATABASE_URL: set while ARBITER_STATE is memory; unset it or set ARBITER_STATE=postgres");
+  }
+  const usageWindowRaw = get("ARBITER_USAGE_WINDOW", "1d");
+  const usageWindowMatch = /^([1-9]\d{0,7})(s|m|h|d)$/.exec(usageWindowRaw);
+  const usageWindowSeconds = usageWindowMatch
+    ? Number(usageWindowMatch[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[usageWindowMatch[2] as "s" | "m" | "h" | "d"]
+    : NaN;
+  if (!(usageWindowSeconds >= 1 && usageWindowSeconds <= 31_622_400)) {
+    throw new ConfigError(`ARBITER_USAGE_WINDOW: expected a duration from 1s to 366d such as 1h, 1d or 30d, got "${usageWindowRaw}"`);
+  }
+  const state: Config["state"] = {
+    mode: stateMode,
+    databaseUrl: stateUrl ?? databaseUrl,
+    databaseUrlVariable: stateUrl !== undefined ? "ARBITER_STATE_DATABASE_URL" : databaseUrl !== undefined ? "ARBITER_DATABASE_URL" : undefined,
+    stalenessMs: int("ARBITER_STATE_STALENESS_MS", get("ARBITER_STATE_STALENESS_MS", "1000"), 10, 600_000),
+    usageWindowSeconds,
+    poolSize: int("ARBITER_STATE_POOL_SIZE", get("ARBITER_STATE_POOL_SIZE", "10"), 1, 200),
+    timeoutMs: int("ARBITER_STATE_TIMEOUT_MS", get("ARBITER_STATE_TIMEOUT_MS", "2000"), 100, 60_000),
+    spoolMaxBytes: int("ARBITER_STATE_SPOOL_MAX_BYTES", get("ARBITER_STATE_SPOOL_MAX_BYTES", "67108864"), 1_048_576, 2 ** 40),
+    pruneIntervalSeconds: int("ARBITER_STATE_PRUNE_INTERVAL_SECONDS", get("ARBITER_STATE_PRUNE_INTERVAL_SECONDS", "300"), 0, 86_400),
+  };
+
   const config: Config = {
     grpcListen,
     adminListen,
@@ -303,6 +363,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     approvals: approvalsConfig(opt),
     bundleVerification,
     admin,
+    // ---- fleet-wide state (issue #10) ----
+    state,
   };
   return deepFreeze(config);
 }
@@ -343,6 +405,7 @@ export function redactConfig(c: Config): Record<string, unknown> {
   return {
     ...c,
     databaseUrl: c.databaseUrl === undefined ? undefined : c.databaseUrl.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@"),
+    state: { ...c.state, databaseUrl: c.state.databaseUrl?.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@") },
   };
 }
 

@@ -213,3 +213,59 @@ describe("bundle signature verification and admin exposure (issue #11)", () => {
     );
   });
 });
+
+describe("loadConfig: fleet-wide state (issue #10)", () => {
+  it("defaults to postgres whenever a database is there, memory otherwise", () => {
+    const c = loadConfig({});
+    expect(c.state).toEqual({
+      mode: "postgres",
+      databaseUrl: undefined,
+      databaseUrlVariable: undefined,
+      stalenessMs: 1000,
+      usageWindowSeconds: 86400,
+      poolSize: 10,
+      timeoutMs: 2000,
+      spoolMaxBytes: 67108864,
+      pruneIntervalSeconds: 300,
+    });
+    expect(Object.isFrozen(c.state)).toBe(true);
+    expect(loadConfig({ ARBITER_AUDIT: "off" }).state.mode).toBe("memory");
+    const withDb = loadConfig({ ARBITER_AUDIT: "off", ARBITER_DATABASE_URL: "postgres://u:p@db:5432/a" }).state;
+    expect(withDb).toMatchObject({ mode: "postgres", databaseUrl: "postgres://u:p@db:5432/a", databaseUrlVariable: "ARBITER_DATABASE_URL" });
+    const own = loadConfig({ ARBITER_DATABASE_URL: "postgres://u:p@db:5432/a", ARBITER_STATE_DATABASE_URL: "postgres://s:q@state:5432/s" }).state;
+    expect(own).toMatchObject({ mode: "postgres", databaseUrl: "postgres://s:q@state:5432/s", databaseUrlVariable: "ARBITER_STATE_DATABASE_URL" });
+    expect(loadConfig({ ARBITER_STATE: "memory" }).state.mode).toBe("memory");
+    expect(loadConfig({ ARBITER_AUDIT: "off", ARBITER_STATE: "postgres" }).state.mode).toBe("postgres");
+  });
+
+  it("parses the window and the bounds", () => {
+    expect(loadConfig({ ARBITER_USAGE_WINDOW: "1h" }).state.usageWindowSeconds).toBe(3600);
+    expect(loadConfig({ ARBITER_USAGE_WINDOW: "30d" }).state.usageWindowSeconds).toBe(2_592_000);
+    expect(loadConfig({ ARBITER_USAGE_WINDOW: "90s" }).state.usageWindowSeconds).toBe(90);
+    expect(loadConfig({ ARBITER_USAGE_WINDOW: "15m" }).state.usageWindowSeconds).toBe(900);
+    expect(loadConfig({ ARBITER_STATE_STALENESS_MS: "250" }).state.stalenessMs).toBe(250);
+  });
+
+  it.each([
+    [{ ARBITER_STATE: "redis" }, 'ARBITER_STATE: expected one of memory, postgres, got "redis"'],
+    [{ ARBITER_STATE_DATABASE_URL: "mysql://x" }, "ARBITER_STATE_DATABASE_URL: expected postgres://user:password@host:port/db"],
+    [{ ARBITER_STATE: "memory", ARBITER_STATE_DATABASE_URL: "postgres://x@y/z" },
+      "ARBITER_STATE_DATABASE_URL: set while ARBITER_STATE is memory; unset it or set ARBITER_STATE=postgres"],
+    [{ ARBITER_USAGE_WINDOW: "1 day" }, 'ARBITER_USAGE_WINDOW: expected a duration from 1s to 366d such as 1h, 1d or 30d, got "1 day"'],
+    [{ ARBITER_USAGE_WINDOW: "367d" }, 'ARBITER_USAGE_WINDOW: expected a duration from 1s to 366d such as 1h, 1d or 30d, got "367d"'],
+    [{ ARBITER_USAGE_WINDOW: "0h" }, 'ARBITER_USAGE_WINDOW: expected a duration from 1s to 366d such as 1h, 1d or 30d, got "0h"'],
+    [{ ARBITER_STATE_STALENESS_MS: "5" }, 'ARBITER_STATE_STALENESS_MS: expected an integer from 10 to 600000, got "5"'],
+    [{ ARBITER_STATE_POOL_SIZE: "0" }, 'ARBITER_STATE_POOL_SIZE: expected an integer from 1 to 200, got "0"'],
+    [{ ARBITER_STATE_TIMEOUT_MS: "fast" }, 'ARBITER_STATE_TIMEOUT_MS: expected an integer from 100 to 60000, got "fast"'],
+    [{ ARBITER_STATE_SPOOL_MAX_BYTES: "1024" }, 'ARBITER_STATE_SPOOL_MAX_BYTES: expected an integer from 1048576 to 1099511627776, got "1024"'],
+    [{ ARBITER_STATE_PRUNE_INTERVAL_SECONDS: "-1" }, 'ARBITER_STATE_PRUNE_INTERVAL_SECONDS: expected an integer from 0 to 86400, got "-1"'],
+  ])("rejects %j", (env, message) => {
+    expect(() => loadConfig(env)).toThrow(new ConfigError(message));
+  });
+
+  it("masks the state database password when logged", () => {
+    const r = redactConfig(loadConfig({ ARBITER_STATE_DATABASE_URL: "postgres://s:hunter2@state:5432/s" }));
+    expect(JSON.stringify(r)).not.toContain("hunter2");
+    expect((r.state as { databaseUrl: string }).databaseUrl).toBe("postgres://s:***@state:5432/s");
+  });
+});
