@@ -45,6 +45,15 @@ export interface Config {
   readonly instanceId: string;
   readonly logLevel: LogLevel;
   readonly shutdownTimeoutMs: number;
+  /**
+   * Engine limits against hostile or broken bundles (issue #12): the deadline of one policy
+   * evaluation, and bounds on a bundle's bytes (read and decompressed) and JSON elements.
+   */
+  readonly engineLimits: {
+    readonly evalTimeoutMs: number;
+    readonly bundleMaxBytes: number;
+    readonly bundleMaxElements: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -72,6 +81,10 @@ const VARS = [
   "ARBITER_INSTANCE_ID",
   "ARBITER_LOG_LEVEL",
   "ARBITER_SHUTDOWN_TIMEOUT_MS",
+  // issue #12 (wip/engine): evaluation deadline and bundle resource limits
+  "ARBITER_EVAL_TIMEOUT_MS",
+  "ARBITER_BUNDLE_MAX_BYTES",
+  "ARBITER_BUNDLE_MAX_ELEMENTS",
 ] as const;
 type Var = (typeof VARS)[number];
 
@@ -214,6 +227,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     instanceId: get("ARBITER_INSTANCE_ID", `${hostname()}-${process.pid}`),
     logLevel,
     shutdownTimeoutMs: int("ARBITER_SHUTDOWN_TIMEOUT_MS", get("ARBITER_SHUTDOWN_TIMEOUT_MS", "10000"), 0, 600_000),
+    engineLimits: {
+      evalTimeoutMs: int("ARBITER_EVAL_TIMEOUT_MS", get("ARBITER_EVAL_TIMEOUT_MS", "100"), 1, 60_000),
+      bundleMaxBytes: int("ARBITER_BUNDLE_MAX_BYTES", get("ARBITER_BUNDLE_MAX_BYTES", "67108864"), 1024, 1_073_741_824),
+      bundleMaxElements: int("ARBITER_BUNDLE_MAX_ELEMENTS", get("ARBITER_BUNDLE_MAX_ELEMENTS", "1000000"), 1, 100_000_000),
+    },
   };
   return deepFreeze(config);
 }

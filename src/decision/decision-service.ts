@@ -11,6 +11,7 @@ import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
 import type { AuditEvent, AuditRpc, AuditSink } from "../audit/types.ts";
 import type { ActivePolicy, EngineHost } from "../engine/types.ts";
+import { EvaluationTimeoutError } from "../engine/errors.ts";
 import { canonicalJson, decideApprovalDigest, sha256Hex } from "./canonical.ts";
 import { DEFAULT_CACHE, DecisionCache, cacheKey, cacheKeyAndInputSha256, type DecisionCacheOptions } from "./decision-cache.ts";
 import { DecisionError } from "./errors.ts";
@@ -251,6 +252,8 @@ class Service implements DecisionService {
     try {
       rs = active.evaluate(entrypoint, input);
     } catch (err) {
+      // issue #12 (wip/engine, for the lead to port): the evaluation deadline has its own reason.
+      if (err instanceof EvaluationTimeoutError) return { ok: false, reason: err.reason, detail: err.message };
       return { ok: false, reason: "policy_error", detail: err instanceof Error ? err.message : String(err) };
     }
     const parsed = parse(rs);

@@ -57,3 +57,6 @@ export function partsFromBuild(
   // its `sha256:` revision from the source digest (stable across identical sources).
   return { manifest: { ...manifest, revision: "" }, wasm, data, digest };
 }
+
+/** The compiler's wasm byte writer (LEB128), reused by the deadline instrumentation. */
+export { Bytes } from "../compiler/wasm-module.ts";

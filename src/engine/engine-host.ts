@@ -5,7 +5,6 @@
  */
 import { realpath, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Logger } from "pino";
 import {
@@ -18,7 +17,9 @@ import {
 import { buildInWorker } from "./build-in-worker.ts";
 import { buildFromSources, hostBuiltinMap, partsFromBuild, readBundleParts } from "./compiler-bridge.ts";
 import type { BundleManifest } from "../compiler/index.ts";
-import { BundleError, describe, wrapError } from "./errors.ts";
+import { BundleError, describe, EvaluationTimeoutError, wrapError } from "./errors.ts";
+import { Deadline, instantiatePolicy, type SdkPolicy } from "./policy-instance.ts";
+import { instrumentDeadline } from "./wasm-deadline.ts";
 import { fetchBundle } from "./http-fetch.ts";
 import { checkArbiterConfig, deepFreeze, defaultSmokeInput } from "./validate.ts";
 import { watchSource, type SourceWatcher } from "./watcher.ts";
@@ -37,14 +38,8 @@ const DEFAULTS = {
   memory: { initial: 5, maximum: 1024 },
   timeoutMs: 10_000,
   maxBytes: DEFAULT_MAX_BUNDLE_BYTES,
+  evalTimeoutMs: 100,
 } as const;
-
-/** The SDK's loaded policy, as much of it as the host uses. */
-interface SdkPolicy {
-  evaluate(input: unknown, entrypoint: string): unknown;
-  setData(data: unknown): void;
-  entrypoints: Record<string, number>;
-}
 
 type SourceKind = "http" | "file" | "directory";
 
@@ -79,6 +74,17 @@ function validateOptions(options: EngineHostOptions): void {
   positive("pollIntervalMs", options.pollIntervalMs);
   positive("debounceMs", options.debounceMs);
   positive("http.timeoutMs", options.http?.timeoutMs);
+  const lim = options.bundleLimits;
+  if (lim?.maxBytes !== undefined && !(Number.isInteger(lim.maxBytes) && lim.maxBytes > 0)) {
+    throw new Error(`engine: bundleLimits.maxBytes must be a positive integer, got ${lim.maxBytes}`);
+  }
+  if (lim?.maxElements !== undefined && !(Number.isInteger(lim.maxElements) && lim.maxElements > 0)) {
+    throw new Error(`engine: bundleLimits.maxElements must be a positive integer, got ${lim.maxElements}`);
+  }
+  const t = options.evalTimeoutMs;
+  if (t !== undefined && !(Number.isInteger(t) && t >= 1 && t <= 60_000)) {
+    throw new Error(`engine: evalTimeoutMs must be an integer from 1 to 60000 ms, got ${t}`);
+  }
   if (options.http?.maxBytes !== undefined && !(Number.isInteger(options.http.maxBytes) && options.http.maxBytes > 0)) {
     throw new Error(`engine: http.maxBytes must be a positive integer, got ${options.http.maxBytes}`);
   }
@@ -112,6 +118,8 @@ class Host implements EngineHost {
   readonly #reloads: Counter<"result">;
   readonly #info: Gauge<"revision">;
   readonly #loadedTs: Gauge;
+  readonly #timeouts: Counter;
+  readonly #evalTimeoutMs: number;
   readonly #abort = new AbortController();
   #active: Snapshot | undefined;
   #etag: string | undefined;
@@ -132,6 +140,7 @@ class Host implements EngineHost {
     this.#kind = classify(options.source);
     this.#display = this.#kind === "http" ? maskCredentials(options.source) : options.source;
     this.#memory = { ...(options.memory ?? DEFAULTS.memory) };
+    this.#evalTimeoutMs = options.evalTimeoutMs ?? DEFAULTS.evalTimeoutMs;
     const registry = options.registry;
     this.#reloads = metric(registry, "arbiter_bundle_reloads_total", () => new Counter({
       name: "arbiter_bundle_reloads_total",
@@ -148,6 +157,11 @@ class Host implements EngineHost {
     this.#loadedTs = metric(registry, "arbiter_bundle_loaded_timestamp_seconds", () => new Gauge({
       name: "arbiter_bundle_loaded_timestamp_seconds",
       help: "Unix time at which the active bundle was swapped in.",
+      registers: [registry],
+    }));
+    this.#timeouts = metric(registry, "arbiter_evaluation_timeouts_total", () => new Counter({
+      name: "arbiter_evaluation_timeouts_total",
+      help: "Policy evaluations abandoned at the evaluation deadline (ARBITER_EVAL_TIMEOUT_MS).",
       registers: [registry],
     }));
   }
@@ -280,7 +294,7 @@ class Host implements EngineHost {
 
   /** Reads the source and, when it differs from the active bundle, validates and swaps it in. */
   async #load(): Promise<LoadResult> {
-    const maxBytes = this.#options.http?.maxBytes ?? DEFAULTS.maxBytes;
+    const maxBytes = this.#options.bundleLimits?.maxBytes ?? this.#options.http?.maxBytes ?? DEFAULTS.maxBytes;
     const source = this.#options.source;
     let parts: BundleParts;
     let etag: string | undefined;
@@ -368,17 +382,55 @@ class Host implements EngineHost {
   }
 
   async #instantiate(parts: BundleParts): Promise<Snapshot> {
+    let module: WebAssembly.Module;
+    try {
+      module = parts.module ?? (await WebAssembly.compile(instrumentDeadline(parts.wasm)));
+    } catch (err) {
+      throw new BundleError(`bundle: policy.wasm does not load: ${describe(err)}`, { cause: err });
+    }
+    // The data document as JSON bytes, kept for the replacement instance after a timeout: the
+    // SDK parses it into wasm memory without a JSON.stringify of the whole document each time.
+    const dataJson = parts.dataJson ?? new TextEncoder().encode(JSON.stringify(parts.data));
+    const dataBuffer = dataJson.buffer.slice(dataJson.byteOffset, dataJson.byteOffset + dataJson.byteLength) as ArrayBuffer;
+    const deadline = new Deadline();
+    const fresh = (): SdkPolicy => {
+      const p = instantiatePolicy(module, { memory: this.#memory, hostBuiltins: hostBuiltinMap(), deadline });
+      p.setData(dataBuffer);
+      return p;
+    };
     let policy: SdkPolicy;
     try {
-      policy = (await loadPolicy(parts.wasm, { ...this.#memory }, hostBuiltinMap() as never)) as unknown as SdkPolicy;
+      policy = instantiatePolicy(module, { memory: this.#memory, hostBuiltins: hostBuiltinMap(), deadline });
     } catch (err) {
       throw new BundleError(`bundle: policy.wasm does not load: ${describe(err)}`, { cause: err });
     }
     try {
-      policy.setData(parts.data);
+      policy.setData(dataBuffer);
     } catch (err) {
       throw new BundleError(`bundle: data does not load into the policy: ${describe(err)}`, { cause: err });
     }
+    const timeoutMs = this.#evalTimeoutMs;
+    const timeouts = this.#timeouts;
+    /**
+     * Runs one evaluation under the deadline. After a timeout (or a trap) the instance stopped
+     * mid-evaluation with its runtime state undefined, so it is replaced before the next one.
+     */
+    const run = (entrypoint: string, input: unknown): unknown => {
+      deadline.limitMs = timeoutMs;
+      deadline.at = performance.now() + timeoutMs;
+      try {
+        return policy.evaluate(input, entrypoint);
+      } catch (err) {
+        if (err instanceof EvaluationTimeoutError || err instanceof WebAssembly.RuntimeError || err instanceof RangeError) {
+          if (err instanceof EvaluationTimeoutError) timeouts.inc();
+          deadline.at = Number.POSITIVE_INFINITY;
+          policy = fresh();
+        }
+        throw err;
+      } finally {
+        deadline.at = Number.POSITIVE_INFINITY;
+      }
+    };
     const moduleEntrypoints = Object.keys(policy.entrypoints).sort();
     const declared = new Set(parts.manifest.wasm.map((w) => w.entrypoint));
     for (const ep of this.#options.requiredEntrypoints) {
@@ -402,7 +454,7 @@ class Host implements EngineHost {
       const input = this.#options.smokeInputs?.[ep] ?? defaultSmokeInput(ep);
       let rs: unknown;
       try {
-        rs = policy.evaluate(input, ep);
+        rs = run(ep, input);
       } catch (err) {
         throw new BundleError(`bundle: smoke evaluation of ${ep} failed: ${describe(err)}`, { cause: err });
       }
@@ -423,8 +475,10 @@ class Host implements EngineHost {
           throw new Error(`entrypoint ${entrypoint} is not in bundle revision ${revision}`);
         }
         try {
-          return policy.evaluate(input, entrypoint);
+          return run(entrypoint, input);
         } catch (err) {
+          // The timeout keeps its class: the decision core maps it to `evaluation_timeout`.
+          if (err instanceof EvaluationTimeoutError) throw err;
           throw wrapError(`evaluating ${entrypoint} (revision ${revision})`, err);
         }
       },

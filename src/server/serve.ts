@@ -79,6 +79,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       // The default pack's data checks (a bundle without data.arbiter.config is not checked).
       validateData: validatePackData,
       pollIntervalMs: config.bundlePollSeconds * 1000,
+      // issue #12 (wip/engine): evaluation deadline and bundle resource limits
+      evalTimeoutMs: config.engineLimits.evalTimeoutMs,
+      bundleLimits: { maxBytes: config.engineLimits.bundleMaxBytes, maxElements: config.engineLimits.bundleMaxElements },
       logger: root, // the engine names its own child logger (component "engine")
       registry,
     });
