@@ -1,9 +1,9 @@
 /**
- * The engine's only door into `src/compiler/`: bundle reading (the same reader `arbiter eval`
- * uses, for bundles from `arbiter build` and `opa build -t wasm` alike), in-process builds of
- * Rego source directories (the same as `arbiter build`), and the host builtins for the SDK.
+ * The engine's door into `src/compiler/` for compiling: in-process builds of Rego source
+ * directories (the same as `arbiter build`) and the host builtins for the SDK. The load worker
+ * uses the light door `compiler-parts.ts` instead, so it does not load the whole compiler.
  */
-import { buildBundle, hostBuiltins, readBundle, type BundleManifest } from "../compiler/index.ts";
+import { buildBundle, hostBuiltins, type BundleManifest } from "../compiler/index.ts";
 import { BundleError, describe } from "./errors.ts";
 import type { BundleParts } from "./bundle-files.ts";
 
@@ -14,18 +14,6 @@ export function hostBuiltinMap(): Record<string, (...args: unknown[]) => unknown
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** Parses a bundle (`.tar.gz` bytes, or a bundle directory path) with the compiler's reader. */
-export async function readBundleParts(source: Uint8Array | string, digest: string): Promise<BundleParts> {
-  let loaded;
-  try {
-    loaded = await readBundle(source);
-  } catch (err) {
-    throw new BundleError(describe(err), { cause: err });
-  }
-  if (!isObject(loaded.data)) throw new BundleError("bundle data must be a JSON object");
-  return { manifest: loaded.manifest, wasm: loaded.wasm, data: loaded.data, digest };
 }
 
 /**
@@ -57,6 +45,3 @@ export function partsFromBuild(
   // its `sha256:` revision from the source digest (stable across identical sources).
   return { manifest: { ...manifest, revision: "" }, wasm, data, digest };
 }
-
-/** The compiler's wasm byte writer (LEB128), reused by the deadline instrumentation. */
-export { Bytes } from "../compiler/wasm-module.ts";

@@ -3,19 +3,15 @@
  * -> validate -> atomic swap) shared by the first load, explicit reloads, file watching and HTTP
  * polling. Loads are serialized; a failed load never replaces the active snapshot.
  */
-import { realpath, readFile, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { stat } from "node:fs/promises";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Logger } from "pino";
-import {
-  DEFAULT_MAX_BUNDLE_BYTES,
-  digestBytes,
-  digestFiles,
-  readDirectoryFiles,
-  type BundleParts,
-} from "./bundle-files.ts";
+import { DEFAULT_MAX_BUNDLE_BYTES, type BundleParts } from "./bundle-files.ts";
 import { buildInWorker } from "./build-in-worker.ts";
-import { buildFromSources, hostBuiltinMap, partsFromBuild, readBundleParts } from "./compiler-bridge.ts";
+import { buildFromSources, hostBuiltinMap, partsFromBuild } from "./compiler-bridge.ts";
+import type { LoadRequest, LoadSource } from "./load-bundle.ts";
+import { LoadWorker, loadHere } from "./load-in-worker.ts";
+import type { WorkerLoadReply } from "./load-worker.ts";
 import type { BundleManifest } from "../compiler/index.ts";
 import { BundleError, describe, EvaluationTimeoutError, wrapError } from "./errors.ts";
 import { Deadline, instantiatePolicy, type SdkPolicy } from "./policy-instance.ts";
@@ -39,6 +35,7 @@ const DEFAULTS = {
   timeoutMs: 10_000,
   maxBytes: DEFAULT_MAX_BUNDLE_BYTES,
   evalTimeoutMs: 100,
+  maxElements: 1_000_000,
 } as const;
 
 type SourceKind = "http" | "file" | "directory";
@@ -80,6 +77,9 @@ function validateOptions(options: EngineHostOptions): void {
   }
   if (lim?.maxElements !== undefined && !(Number.isInteger(lim.maxElements) && lim.maxElements > 0)) {
     throw new Error(`engine: bundleLimits.maxElements must be a positive integer, got ${lim.maxElements}`);
+  }
+  if (lim?.workerHeapMb !== undefined && !(Number.isInteger(lim.workerHeapMb) && lim.workerHeapMb >= 16)) {
+    throw new Error(`engine: bundleLimits.workerHeapMb must be an integer of at least 16, got ${lim.workerHeapMb}`);
   }
   const t = options.evalTimeoutMs;
   if (t !== undefined && !(Number.isInteger(t) && t >= 1 && t <= 60_000)) {
@@ -131,6 +131,8 @@ class Host implements EngineHost {
   #watcher: SourceWatcher | undefined;
   #watchingFile = false;
   #workerUnavailable = false;
+  #loadWorkerUnavailable = false;
+  readonly #loadWorker: LoadWorker;
   #pollTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -141,6 +143,7 @@ class Host implements EngineHost {
     this.#display = this.#kind === "http" ? maskCredentials(options.source) : options.source;
     this.#memory = { ...(options.memory ?? DEFAULTS.memory) };
     this.#evalTimeoutMs = options.evalTimeoutMs ?? DEFAULTS.evalTimeoutMs;
+    this.#loadWorker = new LoadWorker(options.bundleLimits?.workerHeapMb);
     const registry = options.registry;
     this.#reloads = metric(registry, "arbiter_bundle_reloads_total", () => new Counter({
       name: "arbiter_bundle_reloads_total",
@@ -246,6 +249,7 @@ class Host implements EngineHost {
     this.#watcher?.close();
     if (this.#pollTimer) clearTimeout(this.#pollTimer);
     await this.#queue;
+    await this.#loadWorker.close();
   }
 
   #schedulePoll(): void {
@@ -292,36 +296,61 @@ class Host implements EngineHost {
     }
   }
 
-  /** Reads the source and, when it differs from the active bundle, validates and swaps it in. */
+  /**
+   * Reads the source and, when it differs from the active bundle, validates and swaps it in. The
+   * reading, digesting, decompressing and parsing run in the load worker (`load-in-worker.ts`);
+   * this thread only downloads (streamed, bounded), instantiates and validates.
+   */
   async #load(): Promise<LoadResult> {
-    const maxBytes = this.#options.bundleLimits?.maxBytes ?? this.#options.http?.maxBytes ?? DEFAULTS.maxBytes;
+    const limits = {
+      maxBytes: this.#options.bundleLimits?.maxBytes ?? this.#options.http?.maxBytes ?? DEFAULTS.maxBytes,
+      maxElements: this.#options.bundleLimits?.maxElements ?? DEFAULTS.maxElements,
+    };
     const source = this.#options.source;
-    let parts: BundleParts;
+    let request: LoadSource;
     let etag: string | undefined;
     if (this.#kind === "http") {
       const fetched = await fetchBundle(source, {
         etag: this.#active ? this.#etag : undefined,
         timeoutMs: this.#options.http?.timeoutMs ?? DEFAULTS.timeoutMs,
-        maxBytes,
+        maxBytes: limits.maxBytes,
         signal: this.#abort.signal,
         label: this.#display,
       });
       if (fetched.status === 304) return "unchanged";
       etag = fetched.etag;
-      const digest = digestBytes(fetched.bytes);
-      if (this.#active && digest === this.#active.digest) {
-        if (etag !== undefined) this.#etag = etag;
-        return "unchanged";
-      }
-      parts = await readBundleParts(fetched.bytes, digest);
+      request = { kind: "bytes", bytes: fetched.bytes };
     } else {
-      const read = await this.#readLocal(source, maxBytes);
-      if (read === "unchanged") return "unchanged";
-      parts = read;
+      let info;
+      try {
+        info = await stat(source);
+      } catch (err) {
+        throw new BundleError(`bundle: cannot read ${source}: ${(err as NodeJS.ErrnoException).code ?? describe(err)}`, { cause: err });
+      }
+      if (!info.isFile() && !info.isDirectory()) throw new BundleError(`bundle: ${source} is neither a file nor a directory`);
+      request = info.isFile() ? { kind: "file", path: source } : { kind: "directory", path: source };
     }
-    if (this.#active && parts.digest === this.#active.digest) {
+    const reply = await this.#loadOffThread({ source: request, activeDigest: this.#active?.digest, limits });
+    if (!reply.ok) throw new BundleError(reply.message);
+    if (reply.kind === "unchanged") {
       if (etag !== undefined) this.#etag = etag;
       return "unchanged";
+    }
+    let parts: BundleParts;
+    if (reply.kind === "rego") {
+      parts = await this.#build(reply.dir, reply.digest);
+    } else {
+      if (reply.compileError !== undefined) throw new BundleError(`bundle: policy.wasm does not load: ${reply.compileError}`);
+      parts = {
+        manifest: reply.manifest,
+        wasm: reply.wasm,
+        // Bounded by ARBITER_BUNDLE_MAX_ELEMENTS in the worker; the data is read on this thread
+        // (route config, the pack's data checks) and frozen with the snapshot.
+        data: JSON.parse(new TextDecoder().decode(reply.dataJson)) as Record<string, unknown>,
+        dataJson: reply.dataJson,
+        digest: reply.digest,
+        ...(reply.module ? { module: reply.module } : {}),
+      };
     }
     const snapshot = await this.#instantiate(parts);
     // The swap: one reference assignment. A request holding the previous snapshot finishes on it.
@@ -334,38 +363,15 @@ class Host implements EngineHost {
     return "ok";
   }
 
-  async #readLocal(source: string, maxBytes: number): Promise<BundleParts | "unchanged"> {
-    let info;
-    try {
-      info = await stat(source);
-    } catch (err) {
-      throw new BundleError(`bundle: cannot read ${source}: ${(err as NodeJS.ErrnoException).code ?? describe(err)}`, { cause: err });
+  /** The load in a worker; in this thread when no worker can run (or `loadInWorker: false`). */
+  async #loadOffThread(request: LoadRequest): Promise<WorkerLoadReply> {
+    if (this.#options.loadInWorker !== false && !this.#loadWorkerUnavailable) {
+      const outcome = await this.#loadWorker.load(request);
+      if (!("unavailable" in outcome)) return outcome;
+      this.#loadWorkerUnavailable = true;
+      this.#log.warn({ reason: outcome.message }, "load worker unavailable; loading bundles on the main thread");
     }
-    if (info.isFile()) {
-      if (info.size > maxBytes) throw new BundleError(`bundle: ${source} is larger than ${maxBytes} bytes`);
-      const bytes = await readFile(source);
-      const digest = digestBytes(bytes);
-      if (this.#active && digest === this.#active.digest) return "unchanged";
-      return readBundleParts(bytes, digest);
-    }
-    if (!info.isDirectory()) throw new BundleError(`bundle: ${source} is neither a file nor a directory`);
-    // Kubernetes ConfigMap layout: read through the resolved `..data` target so one reload sees
-    // one consistent generation even if kubelet swaps the symlink meanwhile.
-    let dir = source;
-    try {
-      dir = await realpath(join(source, "..data"));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-    }
-    const files = await readDirectoryFiles(dir, maxBytes);
-    const digest = digestFiles(files);
-    if (this.#active && this.#active.digest === digest) return "unchanged";
-    // A built bundle may ship its Rego sources too: the wasm is what runs.
-    if (files.has("policy.wasm") || files.has(".manifest")) return readBundleParts(dir, digest);
-    if (![...files.keys()].some((p) => p.endsWith(".rego"))) {
-      throw new BundleError(`bundle: ${source} has no .manifest, policy.wasm or .rego files`);
-    }
-    return this.#build(dir, digest);
+    return loadHere(request);
   }
 
   /** Builds Rego sources in a worker thread (main thread when no worker can run). */

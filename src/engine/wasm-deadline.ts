@@ -18,7 +18,7 @@
  * saturating truncation, bulk memory, reference types, tail calls and legacy exceptions; a module
  * using anything else (SIMD, threads) is refused with a message naming the opcode.
  */
-import { Bytes } from "./compiler-bridge.ts";
+import { Bytes } from "./compiler-parts.ts";
 
 /** The host import the instrumented module calls: `(import "arbiter" "deadline_check" (func (result i32)))`. */
 export const DEADLINE_IMPORT = { module: "arbiter", name: "deadline_check" } as const;

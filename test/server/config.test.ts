@@ -111,8 +111,8 @@ describe("engine limits", () => {
     [{ ARBITER_EVAL_TIMEOUT_MS: "1.5" }, 'ARBITER_EVAL_TIMEOUT_MS: expected an integer from 1 to 60000, got "1.5"'],
     [{ ARBITER_BUNDLE_MAX_BYTES: "1023" }, 'ARBITER_BUNDLE_MAX_BYTES: expected an integer from 1024 to 1073741824, got "1023"'],
     [{ ARBITER_BUNDLE_MAX_BYTES: "2GB" }, 'ARBITER_BUNDLE_MAX_BYTES: expected an integer from 1024 to 1073741824, got "2GB"'],
-    [{ ARBITER_BUNDLE_MAX_ELEMENTS: "0" }, 'ARBITER_BUNDLE_MAX_ELEMENTS: expected an integer from 1 to 100000000, got "0"'],
-    [{ ARBITER_BUNDLE_MAX_ELEMENTS: "100000001" }, 'ARBITER_BUNDLE_MAX_ELEMENTS: expected an integer from 1 to 100000000, got "100000001"'],
+    [{ ARBITER_BUNDLE_MAX_ELEMENTS: "0" }, 'ARBITER_BUNDLE_MAX_ELEMENTS: expected an integer from 1 to 10000000, got "0"'],
+    [{ ARBITER_BUNDLE_MAX_ELEMENTS: "10000001" }, 'ARBITER_BUNDLE_MAX_ELEMENTS: expected an integer from 1 to 10000000, got "10000001"'],
   ])("rejects %j", (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
