@@ -45,6 +45,13 @@ export type TsWorkerOutcome<R> =
   | { readonly kind: "out_of_memory" }
   | { readonly kind: "crashed"; readonly message: string };
 
+/** Starts `entry` in a worker through tsx (benchmarks use it too); throws when tsx is missing. */
+export function spawnTsWorker(entry: URL, workerData: unknown, maxHeapMb: number): Worker {
+  const api = tsxApi();
+  if (api === undefined) throw new Error("tsx loader not found");
+  return spawn(api, entry, workerData, maxHeapMb);
+}
+
 function spawn(api: string, entry: URL, workerData: unknown, maxHeapMb: number, transferList?: readonly Transferable[]): Worker {
   const bootstrap = `import { register } from ${JSON.stringify(api)};\nregister();\nawait import(${JSON.stringify(entry.href)});\n`;
   return new Worker(new URL(`data:text/javascript,${encodeURIComponent(bootstrap)}`), {
