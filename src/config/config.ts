@@ -92,6 +92,15 @@ export interface Config {
     readonly spoolMaxBytes: number;
     readonly pruneIntervalSeconds: number;
   };
+  /**
+   * Engine limits against hostile or broken bundles (issue #12): the deadline of one policy
+   * evaluation, and bounds on a bundle's bytes (read and decompressed) and JSON elements.
+   */
+  readonly engineLimits: {
+    readonly evalTimeoutMs: number;
+    readonly bundleMaxBytes: number;
+    readonly bundleMaxElements: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -139,6 +148,10 @@ const VARS = [
   "ARBITER_STATE_TIMEOUT_MS",
   "ARBITER_STATE_SPOOL_MAX_BYTES",
   "ARBITER_STATE_PRUNE_INTERVAL_SECONDS",
+  // ---- evaluation deadline and bundle resource limits (issue #12) ----
+  "ARBITER_EVAL_TIMEOUT_MS",
+  "ARBITER_BUNDLE_MAX_BYTES",
+  "ARBITER_BUNDLE_MAX_ELEMENTS",
 ] as const;
 type Var = (typeof VARS)[number];
 
@@ -365,6 +378,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     admin,
     // ---- fleet-wide state (issue #10) ----
     state,
+    engineLimits: {
+      evalTimeoutMs: int("ARBITER_EVAL_TIMEOUT_MS", get("ARBITER_EVAL_TIMEOUT_MS", "100"), 1, 60_000),
+      bundleMaxBytes: int("ARBITER_BUNDLE_MAX_BYTES", get("ARBITER_BUNDLE_MAX_BYTES", "67108864"), 1024, 1_073_741_824),
+      bundleMaxElements: int("ARBITER_BUNDLE_MAX_ELEMENTS", get("ARBITER_BUNDLE_MAX_ELEMENTS", "1000000"), 1, 10_000_000),
+    },
   };
   return deepFreeze(config);
 }

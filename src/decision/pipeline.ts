@@ -17,6 +17,7 @@
 import type { Logger } from "pino";
 import type { Counter } from "prom-client";
 import type { AuditRpc } from "../audit/types.ts";
+import { EvaluationTimeoutError } from "../engine/errors.ts";
 import type { ActivePolicy, EngineHost } from "../engine/types.ts";
 import { AuditStep, throwIfAborted, type InputDigest } from "./audit-step.ts";
 import { DecisionCache, cacheKey, cacheKeyAndInputSha256 } from "./decision-cache.ts";
@@ -250,6 +251,8 @@ export class Pipeline {
       rs = active.evaluate(entrypoint, input);
     } catch (err) {
       trace?.child("arbiter.evaluate", t1, performance.now(), { "arbiter.bundle_revision": active.revision, "arbiter.error": true });
+      // The evaluation deadline (ARBITER_EVAL_TIMEOUT_MS) has its own reason.
+      if (err instanceof EvaluationTimeoutError) return { ok: false, reason: "evaluation_timeout", detail: err.message };
       return { ok: false, reason: "policy_error", detail: err instanceof Error ? err.message : String(err) };
     }
     trace?.child("arbiter.evaluate", t1, performance.now(), { "arbiter.bundle_revision": active.revision });

@@ -99,6 +99,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       validateData: validatePackData,
       pollIntervalMs: config.bundlePollSeconds * 1000,
       ...(config.bundleVerification ? { verification: bundleVerification(config.bundleVerification) } : {}),
+      // Evaluation deadline and bundle resource limits (issue #12).
+      evalTimeoutMs: config.engineLimits.evalTimeoutMs,
+      bundleLimits: { maxBytes: config.engineLimits.bundleMaxBytes, maxElements: config.engineLimits.bundleMaxElements },
       logger: root, // the engine names its own child logger (component "engine")
       registry,
     });

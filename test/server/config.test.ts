@@ -269,3 +269,28 @@ describe("loadConfig: fleet-wide state (issue #10)", () => {
     expect((r.state as { databaseUrl: string }).databaseUrl).toBe("postgres://s:***@state:5432/s");
   });
 });
+
+describe("engine limits", () => {
+  it("defaults to a 100 ms deadline, 64 MiB and 1,000,000 JSON elements per bundle", () => {
+    expect(loadConfig({}).engineLimits).toEqual({ evalTimeoutMs: 100, bundleMaxBytes: 67108864, bundleMaxElements: 1000000 });
+    expect(Object.isFrozen(loadConfig({}).engineLimits)).toBe(true);
+  });
+
+  it("reads the variables", () => {
+    const c = loadConfig({ ARBITER_EVAL_TIMEOUT_MS: "250", ARBITER_BUNDLE_MAX_BYTES: "1048576", ARBITER_BUNDLE_MAX_ELEMENTS: "5000" });
+    expect(c.engineLimits).toEqual({ evalTimeoutMs: 250, bundleMaxBytes: 1048576, bundleMaxElements: 5000 });
+  });
+
+  it.each([
+    [{ ARBITER_EVAL_TIMEOUT_MS: "0" }, 'ARBITER_EVAL_TIMEOUT_MS: expected an integer from 1 to 60000, got "0"'],
+    [{ ARBITER_EVAL_TIMEOUT_MS: "60001" }, 'ARBITER_EVAL_TIMEOUT_MS: expected an integer from 1 to 60000, got "60001"'],
+    [{ ARBITER_EVAL_TIMEOUT_MS: "1.5" }, 'ARBITER_EVAL_TIMEOUT_MS: expected an integer from 1 to 60000, got "1.5"'],
+    [{ ARBITER_BUNDLE_MAX_BYTES: "1023" }, 'ARBITER_BUNDLE_MAX_BYTES: expected an integer from 1024 to 1073741824, got "1023"'],
+    [{ ARBITER_BUNDLE_MAX_BYTES: "2GB" }, 'ARBITER_BUNDLE_MAX_BYTES: expected an integer from 1024 to 1073741824, got "2GB"'],
+    [{ ARBITER_BUNDLE_MAX_ELEMENTS: "0" }, 'ARBITER_BUNDLE_MAX_ELEMENTS: expected an integer from 1 to 10000000, got "0"'],
+    [{ ARBITER_BUNDLE_MAX_ELEMENTS: "10000001" }, 'ARBITER_BUNDLE_MAX_ELEMENTS: expected an integer from 1 to 10000000, got "10000001"'],
+  ])("rejects %j", (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+});
