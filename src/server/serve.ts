@@ -130,8 +130,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       cleanups.push(() => a.close());
     }
 
+    // OpenTelemetry only when an OTLP endpoint is configured (the SDK is not even loaded otherwise).
+    const tracing = process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT
+      ? (await import("../telemetry/tracing.ts")).createTracing({ serviceInstanceId: config.instanceId })
+      : undefined;
+    if (tracing) {
+      cleanups.push(() => tracing.close());
+      log.info({ endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, "exporting traces over OTLP");
+    }
+
     const core = createDecisionService({
       engine,
+      ...(tracing ? { tracing } : {}),
       ...(audit ? { audit } : {}),
       logger: root, // the decision core names its own child logger (component "decision")
       registry,
@@ -212,6 +222,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         approvalKeys.close();
         if (audit) await audit.close().catch((err: Error) => log.error({ err: err.message }, "audit close failed"));
         if (pg) await pg.stop().catch((err: Error) => log.error({ err: err.message }, "postgres stop failed"));
+        await tracing?.close().catch((err: Error) => log.error({ err: err.message }, "trace export flush failed"));
         await admin.close();
         log.info({ forced }, "stopped");
         await new Promise<void>((resolve) => root.flush(() => resolve()));
