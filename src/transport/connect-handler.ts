@@ -11,6 +11,7 @@
  */
 import { fromBinary, fromJson, toBinary, toJson, type Message } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
+import { armDeadline } from "./deadline.ts";
 import { cancelled, deadlineExceeded, toRpcError } from "./errors.ts";
 import { traceIdFrom, type UnaryMethod } from "./methods.ts";
 import type { RequestMetrics } from "./metrics.ts";
@@ -86,12 +87,11 @@ export function createConnectHandler(opts: ConnectHandlerOptions) {
             reject(new RpcError(Code.INVALID_ARGUMENT, `malformed connect-timeout-ms header "${timeoutHeader}"`));
             return;
           }
-          timer = setTimeout(() => {
+          timer = armDeadline(Number(timeoutHeader), () => {
             const err = deadlineExceeded();
             controller.abort(err);
             reject(err);
-          }, Number(timeoutHeader));
-          timer.unref();
+          });
         }
       });
       deadline.catch(() => {});
