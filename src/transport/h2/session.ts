@@ -13,14 +13,9 @@
  * - `rate-limit.ts`: per-second flood bounds; `request-headers.ts`: 8.2-8.3 header rules;
  * - `hpack.ts`: RFC 7541.
  *
- * Bounds: SETTINGS_MAX_CONCURRENT_STREAMS (further streams are refused with REFUSED_STREAM),
- * a header list size (a larger request gets 431), request bytes buffered on open streams per
- * connection (`maxSessionMemory`, each DATA frame charged 64 bytes beside its payload; past it
- * the stream is reset with ENHANCE_YOUR_CALM), response bytes queued behind closed
- * flow-control windows (the same bound, same reset), peer resets, SETTINGS and PINGs per second
- * (rapid reset and floods: past a bound the connection is closed with ENHANCE_YOUR_CALM), header
- * block size and frame count while CONTINUATION frames arrive. When the socket cannot take more
- * output, reading pauses until it drains.
+ * Bounds (docs/transport.md lists them with their values): concurrent streams, header list
+ * size, request bytes buffered and response bytes queued per connection (`maxSessionMemory`),
+ * per-second floods (resets, SETTINGS, PINGs, frames on closed streams), header block size.
  *
  * Not supported (not needed by gRPC or Connect): server push, the CONNECT method, h2c upgrade
  * from HTTP/1.1 (clients use prior knowledge, as gRPC does), priority scheduling.
@@ -39,12 +34,13 @@ import {
   windowUpdateFrame,
   type FrameSink,
 } from "./frame.ts";
+import { ResetMemory } from "./closed-streams.ts";
 import { FrameWriter } from "./frame-writer.ts";
 import { HeaderBlockAssembler, type BlockError } from "./header-block.ts";
 import { RecvWindow, SendWindow } from "./flow.ts";
 import { encodeHeaderBlock, HpackDecoder, type HeaderList } from "./hpack.ts";
 import { MAX_PINGS_PER_SECOND, MAX_SETTINGS_PER_SECOND, PerSecond } from "./rate-limit.ts";
-import { requestHeaders } from "./request-headers.ts";
+import { NO_LENGTH, requestHeaders } from "./request-headers.ts";
 import { CONN_WINDOW, DEFAULT_WINDOW, isSettingsError, PeerSettings, serverSettingsFrame } from "./settings.ts";
 import { H2Stream, type StreamOwner } from "./stream.ts";
 
@@ -53,8 +49,6 @@ export { H2Stream, StreamState, type H2Headers } from "./stream.ts";
 
 /** What a DATA frame is charged toward maxSessionMemory beside its bytes (object overhead). */
 const DATA_FRAME_COST = 64;
-/** Stream ids we reset whose late frames are still recognised (and dropped). */
-const RESET_MEMORY = 1024;
 
 export interface H2SessionOptions {
   /** SETTINGS_MAX_CONCURRENT_STREAMS. */
@@ -90,8 +84,8 @@ export class H2Session implements FrameSink, StreamOwner {
   readonly #peer = new PeerSettings();
   readonly #streams = new Map<number, H2Stream>();
   readonly #blocked = new Set<H2Stream>();
-  /** Streams we reset while the client may still be sending: its late frames are ignored. */
-  readonly #resetByUs = new Set<number>();
+  /** Streams reset by either side: frames in flight at the reset are ignored. */
+  readonly #resetStreams = new ResetMemory();
 
   #settingsSeen = false;
   #lastStreamId = 0;
@@ -107,6 +101,7 @@ export class H2Session implements FrameSink, StreamOwner {
   readonly #resets = new PerSecond();
   readonly #settingsFrames = new PerSecond();
   readonly #pings = new PerSecond();
+  readonly #closedStreamErrors = new PerSecond();
 
   #goingAway = false;
   #dead = false;
@@ -116,7 +111,9 @@ export class H2Session implements FrameSink, StreamOwner {
     this.#socket = socket;
     this.#opts = opts;
     this.#reader = new FrameReader(this);
-    this.#blocks = new HeaderBlockAssembler(opts.maxHeaderListSize, (id, endStream, block) => this.#headerBlock(id, endStream, block));
+    this.#blocks = new HeaderBlockAssembler(opts.maxHeaderListSize, (id, endStream, block, dependsOn) =>
+      this.#headerBlock(id, endStream, block, dependsOn),
+    );
     this.#writer = new FrameWriter(socket);
     if (typeof socket.setNoDelay === "function") socket.setNoDelay(true);
 
@@ -164,8 +161,6 @@ export class H2Session implements FrameSink, StreamOwner {
     }
   }
 
-  // ---- receiving ---------------------------------------------------------------------------
-
   #onData(chunk: Buffer): void {
     if (this.#dead) return;
     this.#reader.push(chunk);
@@ -173,11 +168,8 @@ export class H2Session implements FrameSink, StreamOwner {
 
   /** @internal (FrameSink) */
   onReadError(code: number, message: string): void {
-    if (!this.#reader.prefaceSeen) {
-      this.#opts.onError?.("bad connection preface");
-      this.destroy();
-      return;
-    }
+    // An invalid preface too gets GOAWAY(PROTOCOL_ERROR) before the close (RFC 9113 3.4): a
+    // confused client learns why instead of seeing a bare reset.
     this.#fail(code, message);
   }
 
@@ -205,11 +197,8 @@ export class H2Session implements FrameSink, StreamOwner {
     }
     switch (type) {
       case FrameType.DATA:
-        // PINGs are counted only between request frames (see MAX_PINGS_PER_SECOND).
-        this.#pings.reset();
         return this.#onDataFrame(flags, id, payload);
       case FrameType.HEADERS:
-        this.#pings.reset();
         if (id === 0) return this.#fail(H2Error.PROTOCOL_ERROR, "HEADERS on stream 0");
         return this.#onBlockError(this.#blocks.headers(flags, id, payload));
       case FrameType.CONTINUATION:
@@ -238,6 +227,8 @@ export class H2Session implements FrameSink, StreamOwner {
       case FrameType.PRIORITY:
         if (id === 0) return this.#fail(H2Error.PROTOCOL_ERROR, "PRIORITY on stream 0");
         if (payload.length !== 5) return this.#streamError(id, H2Error.FRAME_SIZE_ERROR);
+        // A stream cannot depend on itself (5.3.1).
+        if ((payload.readUInt32BE(0) & 0x7fffffff) === id) return this.#streamError(id, H2Error.PROTOCOL_ERROR);
         return;
       case FrameType.PUSH_PROMISE:
         return this.#fail(H2Error.PROTOCOL_ERROR, "PUSH_PROMISE from a client");
@@ -260,11 +251,13 @@ export class H2Session implements FrameSink, StreamOwner {
     }
     const s = this.#streams.get(id);
     if (s === undefined) {
-      // Idle streams cannot carry DATA; frames on a stream closed by a reset are dropped.
-      if (id > this.#lastStreamId) this.#fail(H2Error.PROTOCOL_ERROR, "DATA on an idle stream");
-      return;
+      if (id > this.#lastStreamId) return this.#fail(H2Error.PROTOCOL_ERROR, "DATA on an idle stream");
+      return this.#onClosedStreamFrame(id);
     }
     if (s.remoteEnded) return s.close(H2Error.STREAM_CLOSED);
+    s.bodyBytes += data.length;
+    // More body than content-length said: malformed (8.1.1).
+    if (s.bodyBytes > s.contentLength) return s.close(H2Error.PROTOCOL_ERROR);
     if (!s.consumeReceived(flowLen, (flags & Flag.END_STREAM) !== 0)) return s.close(H2Error.FLOW_CONTROL_ERROR);
     // Each frame is charged a fixed cost beside its bytes: the application keeps one Buffer
     // object per chunk (~100 bytes of heap), so a body of 1-byte frames counted as bytes alone
@@ -295,7 +288,7 @@ export class H2Session implements FrameSink, StreamOwner {
     if (r !== undefined) this.#fail(r.code, r.message);
   }
 
-  #headerBlock(id: number, endStream: boolean, block: Buffer): void {
+  #headerBlock(id: number, endStream: boolean, block: Buffer, dependsOn: number | undefined): void {
     let decoded: { headers: HeaderList; oversized: boolean; malformed: boolean };
     try {
       decoded = this.#hpack.decode(block, this.#opts.maxHeaderListSize);
@@ -304,6 +297,12 @@ export class H2Session implements FrameSink, StreamOwner {
     }
     if (id % 2 === 0) return this.#fail(H2Error.PROTOCOL_ERROR, "client stream ids must be odd");
     const existing = this.#streams.get(id);
+    if (dependsOn === id) {
+      // A stream cannot depend on itself (5.3.1): a stream error, once the block is decoded (the
+      // HPACK state has to follow every block).
+      if (id > this.#lastStreamId) this.#lastStreamId = id;
+      return this.#streamError(id, H2Error.PROTOCOL_ERROR);
+    }
     if (existing !== undefined) {
       // Trailers from the client end its side; they carry nothing we read.
       if (existing.remoteEnded || !endStream) {
@@ -314,7 +313,7 @@ export class H2Session implements FrameSink, StreamOwner {
     if (id <= this.#lastStreamId) {
       // Late trailers on a stream we reset are dropped; anything else reuses a closed or
       // skipped stream id (RFC 9113 5.1.1): a connection error, so the client is not left waiting.
-      if (this.#resetByUs.has(id)) return;
+      if (this.#resetStreams.has(id)) return;
       return this.#fail(H2Error.PROTOCOL_ERROR, `HEADERS on closed stream ${id}`);
     }
     this.#lastStreamId = id;
@@ -326,7 +325,7 @@ export class H2Session implements FrameSink, StreamOwner {
       if (!endStream) this.sendRst(id, H2Error.NO_ERROR);
       return;
     }
-    const headers = decoded.malformed ? undefined : requestHeaders(decoded.headers);
+    const headers = decoded.malformed ? undefined : requestHeaders(decoded.headers, endStream);
     if (headers === undefined) return this.sendRst(id, H2Error.PROTOCOL_ERROR);
     const stream = new H2Stream(this, id, headers, this.#peer.initialWindow, endStream);
     this.#streams.set(id, stream);
@@ -337,6 +336,8 @@ export class H2Session implements FrameSink, StreamOwner {
 
   /** The client's END_STREAM on `s` (DATA, trailers, or the request HEADERS themselves). */
   #remoteEnd(s: H2Stream): void {
+    // Less body than content-length said: malformed (8.1.1).
+    if (s.contentLength !== NO_LENGTH && s.bodyBytes !== s.contentLength) return s.close(H2Error.PROTOCOL_ERROR);
     s.receiveEnd();
     if (!s.closed && s.localEnded && !s.blocked) s.closeStream(false);
   }
@@ -346,6 +347,7 @@ export class H2Session implements FrameSink, StreamOwner {
     if (id === 0) return this.#fail(H2Error.PROTOCOL_ERROR, "RST_STREAM on stream 0");
     if (id > this.#lastStreamId) return this.#fail(H2Error.PROTOCOL_ERROR, "RST_STREAM on an idle stream");
     if (this.#resets.exceeds(this.#opts.maxResetsPerSecond)) return this.#fail(H2Error.ENHANCE_YOUR_CALM, "too many stream resets");
+    this.#resetStreams.remember(id);
     this.#streams.get(id)?.closeStream(true);
   }
 
@@ -388,6 +390,20 @@ export class H2Session implements FrameSink, StreamOwner {
     if (s.blocked) this.#drain(s);
   }
 
+  /**
+   * DATA on a closed stream (6.1: a stream error STREAM_CLOSED). Frames that were in flight when
+   * either side reset the stream are ignored for a grace period (5.1 allows bounding that
+   * period); after it, and on a stream that ended normally, the answer is RST_STREAM
+   * STREAM_CLOSED, bounded per second like peer resets.
+   */
+  #onClosedStreamFrame(id: number): void {
+    if (this.#resetStreams.inGrace(id)) return;
+    if (this.#closedStreamErrors.exceeds(this.#opts.maxResetsPerSecond)) {
+      return this.#fail(H2Error.ENHANCE_YOUR_CALM, "too many frames on closed streams");
+    }
+    this.sendRst(id, H2Error.STREAM_CLOSED);
+  }
+
   /** A stream error on `id`: an open stream is reset and closed, not left running. */
   #streamError(id: number, code: number): void {
     const s = this.#streams.get(id);
@@ -395,33 +411,30 @@ export class H2Session implements FrameSink, StreamOwner {
     else this.sendRst(id, code);
   }
 
-  // ---- sending (StreamOwner) ----------------------------------------------------------------
+  // ---- StreamOwner: called by H2Stream only (@internal) ---------------------------------------
 
-  /** @internal */
   sendHeaders(id: number, block: Buffer, endStream: boolean): void {
+    this.#pings.reset();
     this.#writer.headers(id, block, endStream);
   }
 
-  /** @internal */
   sendRst(id: number, code: number): void {
     if (this.#dead) return;
-    this.#resetByUs.add(id);
-    if (this.#resetByUs.size > RESET_MEMORY) this.#resetByUs.delete(this.#resetByUs.values().next().value!);
+    this.#resetStreams.remember(id);
     this.#writer.send(rstStreamFrame(id, code));
   }
 
-  /** @internal */
   sendData(id: number, data: Buffer, end: boolean): void {
+    this.#pings.reset();
     this.#writer.data(id, data, end);
   }
 
-  /** @internal */
   fitsUnary(headers: Buffer, body: Buffer): boolean {
     return this.#writer.fitsUnary(headers, body);
   }
 
-  /** @internal */
   sendUnary(id: number, headers: Buffer, body: Buffer, trailers: Buffer): void {
+    this.#pings.reset();
     this.#writer.unary(id, headers, body, trailers);
   }
 
@@ -437,12 +450,10 @@ export class H2Session implements FrameSink, StreamOwner {
     this.#drain(s);
   }
 
-  /** @internal */
   unqueued(bytes: number): void {
     this.#queuedOut -= bytes;
   }
 
-  /** @internal */
   forget(s: H2Stream): void {
     if (this.#streams.delete(s.id) && this.#streams.size === 0) this.#opts.onActivity?.(false);
     this.#blocked.delete(s);

@@ -10,6 +10,7 @@
  */
 import { H2Error } from "./frame.ts";
 import { RecvWindow, SendWindow } from "./flow.ts";
+import { NO_LENGTH, requestContentLength } from "./request-headers.ts";
 import { STREAM_WINDOW } from "./settings.ts";
 
 export const StreamState = {
@@ -62,8 +63,10 @@ export class H2Stream {
   readonly sendWindow: SendWindow;
   /** @internal Request bytes (plus per-frame cost) charged to the session's memory bound. */
   charged = 0;
-  /** @internal DATA payload bytes received, checked against content-length at the end. */
+  /** @internal DATA payload bytes received, checked against `contentLength` (8.1.1). */
   bodyBytes = 0;
+  /** @internal The request's content-length; NO_LENGTH (request-headers.ts) when it has none. */
+  readonly contentLength: number;
 
   /**
    * What this stream lets the peer send; made on the first DATA frame that leaves the request
@@ -81,6 +84,8 @@ export class H2Stream {
 
   constructor(owner: StreamOwner, id: number, headers: H2Headers, sendWindow: number, endStream: boolean) {
     this.#owner = owner;
+    const length = headers["content-length"];
+    this.contentLength = length === undefined ? NO_LENGTH : requestContentLength(length);
     this.id = id;
     this.headers = headers;
     this.sendWindow = new SendWindow(sendWindow);

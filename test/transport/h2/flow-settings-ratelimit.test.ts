@@ -103,3 +103,18 @@ describe("PerSecond", () => {
     expect(c.exceeds(1)).toBe(true);
   });
 });
+
+describe("ResetMemory", () => {
+  it("remembers the last resets, within a grace period", async () => {
+    const { ResetMemory, RESET_GRACE_MS } = await import("../../../src/transport/h2/closed-streams.ts");
+    let now = 0;
+    const m = new ResetMemory(2, () => now);
+    m.remember(1);
+    m.remember(3);
+    expect([m.has(1), m.inGrace(1)]).toEqual([true, true]);
+    now += RESET_GRACE_MS;
+    expect([m.has(1), m.inGrace(1)]).toEqual([true, false]);
+    m.remember(5); // evicts 1, the oldest
+    expect([m.has(1), m.has(3), m.has(5), m.inGrace(5)]).toEqual([false, true, true, true]);
+  });
+});

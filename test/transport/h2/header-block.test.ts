@@ -73,3 +73,20 @@ describe("requestHeaders (RFC 9113 8.2-8.3)", () => {
     expect(requestHeaders([[":method", "POST"], [":scheme", "http"]])).toBeUndefined();
   });
 });
+
+describe("requestHeaders: content-length (8.1.1)", () => {
+  const base: Array<[string, string]> = [[":method", "POST"], [":scheme", "http"], [":path", "/x"]];
+  it("accepts a decimal length (repeated identical values too) and refuses anything else", async () => {
+    const { NO_LENGTH, requestContentLength } = await import("../../../src/transport/h2/request-headers.ts");
+    expect(requestContentLength(undefined)).toBe(NO_LENGTH);
+    expect(requestContentLength("12")).toBe(12);
+    expect(requestContentLength("12, 12")).toBe(12);
+    expect(requestContentLength("12, 13")).toBe(-1);
+    expect(requestContentLength("-1")).toBe(-1);
+    expect(requestContentLength("1e3")).toBe(-1);
+    expect(requestContentLength("")).toBe(-1);
+    expect(requestHeaders([...base, ["content-length", "x"]])).toBeUndefined();
+    expect(requestHeaders([...base, ["content-length", "5"]], true)).toBeUndefined();
+    expect(requestHeaders([...base, ["content-length", "0"]], true)).toBeDefined();
+  });
+});
