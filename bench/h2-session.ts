@@ -14,10 +14,10 @@
  * It measures the part this layer owns (frame parsing, HPACK decode, stream state, flow control,
  * output framing); bench/transport-compare.ts measures the whole call over real sockets.
  */
-import { EventEmitter } from "node:events";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { writeFrameHeader } from "../src/transport/h2/frame.ts";
+import { FakeSocket } from "../test/transport/fake-socket.ts";
 import { encodeHeaderBlock } from "../src/transport/h2/hpack.ts";
 
 function arg(name: string, dflt: string): string {
@@ -32,21 +32,6 @@ const BATCH = Number(arg("batch", "16"));
 interface SessionModule {
   H2Session: new (socket: never, opts: unknown, first?: Buffer) => { destroy(): void };
   PREFACE: Buffer;
-}
-
-/** Just enough of net.Socket for H2Session. */
-class FakeSocket extends EventEmitter {
-  written = 0;
-  writableLength = 0;
-  setNoDelay(): void {}
-  write(b: Buffer): boolean {
-    this.written += b.length;
-    return true;
-  }
-  pause(): void {}
-  resume(): void {}
-  end(): void {}
-  destroy(): void {}
 }
 
 function frame(type: number, flags: number, id: number, payload: Buffer): Buffer {

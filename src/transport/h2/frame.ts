@@ -156,7 +156,8 @@ export class FrameReader {
       // copied once, not once per read.
       this.#pendingParts.push(chunk);
       this.#pendingLen += chunk.length;
-      if (this.#pendingLen < this.#need) return true;
+      // An incomplete preface is checked on every read: a wrong byte must not wait for 24.
+      if (this.#pendingLen < this.#need && this.#prefaceSeen) return true;
       buf = Buffer.concat(this.#pendingParts, this.#pendingLen);
       this.#pendingParts = [];
       this.#pendingLen = 0;
