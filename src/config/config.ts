@@ -101,6 +101,19 @@ export interface Config {
     readonly bundleMaxBytes: number;
     readonly bundleMaxElements: number;
   };
+  /** Connection limits of the gRPC port (issue #12; src/transport/connection-pool.ts, docs/transport.md). */
+  readonly connections: {
+    /** ARBITER_MAX_CONNECTIONS: held at once; at the cap the longest-idle one is shed. */
+    readonly max: number;
+    /** ARBITER_HANDSHAKE_TIMEOUT_MS: accept to first bytes, TLS and HTTP/2 preface + SETTINGS. */
+    readonly handshakeTimeoutMs: number;
+    /** ARBITER_IDLE_TIMEOUT_MS: a connection with no open stream or request is closed after this. */
+    readonly idleTimeoutMs: number;
+    /** ARBITER_HTTP1_HEADERS_TIMEOUT_MS: HTTP/1.1 time to receive a request's headers. */
+    readonly http1HeadersTimeoutMs: number;
+    /** ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS: HTTP/1.1 idle keep-alive lifetime. */
+    readonly http1KeepAliveTimeoutMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -152,6 +165,11 @@ const VARS = [
   "ARBITER_EVAL_TIMEOUT_MS",
   "ARBITER_BUNDLE_MAX_BYTES",
   "ARBITER_BUNDLE_MAX_ELEMENTS",
+  "ARBITER_MAX_CONNECTIONS",
+  "ARBITER_HANDSHAKE_TIMEOUT_MS",
+  "ARBITER_IDLE_TIMEOUT_MS",
+  "ARBITER_HTTP1_HEADERS_TIMEOUT_MS",
+  "ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS",
 ] as const;
 type Var = (typeof VARS)[number];
 
@@ -382,6 +400,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       evalTimeoutMs: int("ARBITER_EVAL_TIMEOUT_MS", get("ARBITER_EVAL_TIMEOUT_MS", "100"), 1, 60_000),
       bundleMaxBytes: int("ARBITER_BUNDLE_MAX_BYTES", get("ARBITER_BUNDLE_MAX_BYTES", "67108864"), 1024, 1_073_741_824),
       bundleMaxElements: int("ARBITER_BUNDLE_MAX_ELEMENTS", get("ARBITER_BUNDLE_MAX_ELEMENTS", "1000000"), 1, 10_000_000),
+    },
+    connections: {
+      max: int("ARBITER_MAX_CONNECTIONS", get("ARBITER_MAX_CONNECTIONS", "1024"), 1, 1_000_000),
+      handshakeTimeoutMs: int("ARBITER_HANDSHAKE_TIMEOUT_MS", get("ARBITER_HANDSHAKE_TIMEOUT_MS", "10000"), 100, 600_000),
+      idleTimeoutMs: int("ARBITER_IDLE_TIMEOUT_MS", get("ARBITER_IDLE_TIMEOUT_MS", "300000"), 1000, 86_400_000),
+      http1HeadersTimeoutMs: int("ARBITER_HTTP1_HEADERS_TIMEOUT_MS", get("ARBITER_HTTP1_HEADERS_TIMEOUT_MS", "10000"), 100, 600_000),
+      http1KeepAliveTimeoutMs: int("ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS", get("ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS", "5000"), 100, 600_000),
     },
   };
   return deepFreeze(config);

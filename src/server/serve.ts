@@ -195,6 +195,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       health,
       logger: componentLogger(root, "transport"),
       registry,
+      ...connectionLimits(config),
       ...(config.tls
         ? {
             tls: {
@@ -218,6 +219,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         logger: componentLogger(root, "health"),
         registry: new Registry(),
         healthOnly: true,
+        ...connectionLimits(config),
       });
       healthTransport = ht;
       await ht.listen(config.healthListen);
@@ -319,4 +321,16 @@ export async function runServe(args: string[]): Promise<number> {
   server.logger.info({ signal }, "signal received");
   await server.close();
   return 0;
+}
+
+/** The transport's connection limits from the configuration (ARBITER_MAX_CONNECTIONS and after). */
+function connectionLimits(config: Config) {
+  const c = config.connections;
+  return {
+    maxConnections: c.max,
+    handshakeTimeoutMs: c.handshakeTimeoutMs,
+    idleTimeoutMs: c.idleTimeoutMs,
+    http1HeadersTimeoutMs: c.http1HeadersTimeoutMs,
+    http1KeepAliveTimeoutMs: c.http1KeepAliveTimeoutMs,
+  };
 }

@@ -19,6 +19,7 @@ import {
   ServerReflectionRequestSchema,
   ServerReflectionResponseSchema,
 } from "../../gen/grpc/reflection/v1/reflection_pb.ts";
+import { armDeadline } from "./deadline.ts";
 import { cancelled, deadlineExceeded, toRpcError } from "./errors.ts";
 import { codecFor, type MessageCodec } from "./codec.ts";
 import { FrameParser, encodeFrame, encodeGrpcMessage, parseGrpcTimeout } from "./grpc-frame.ts";
@@ -205,12 +206,11 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
       return;
     }
     if (timeoutMs !== undefined) {
-      timer = setTimeout(() => {
+      timer = armDeadline(timeoutMs, () => {
         const err = deadlineExceeded();
         call?.abort(err);
         fail(err);
-      }, timeoutMs);
-      timer.unref();
+      });
     }
 
     const chunks: Buffer[] = [];

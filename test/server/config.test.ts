@@ -22,6 +22,9 @@ describe("loadConfig", () => {
     expect(c.logLevel).toBe("info");
     expect(c.shutdownTimeoutMs).toBe(10000);
     expect(c.approvalsLocalCreate).toBe(false);
+    expect(c.connections).toEqual({
+      max: 1024, handshakeTimeoutMs: 10000, idleTimeoutMs: 300000, http1HeadersTimeoutMs: 10000, http1KeepAliveTimeoutMs: 5000,
+    });
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.audit)).toBe(true);
   });
@@ -49,6 +52,11 @@ describe("loadConfig", () => {
     [{ ARBITER_AUDIT_OVERFLOW: "block" }, 'ARBITER_AUDIT_OVERFLOW: expected one of fail_closed, drop, got "block"'],
     [{ ARBITER_LOG_LEVEL: "loud" }, 'ARBITER_LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"'],
     [{ ARBITER_DATABASE_URL: "mysql://x" }, "ARBITER_DATABASE_URL: expected postgres://user:password@host:port/db"],
+    [{ ARBITER_MAX_CONNECTIONS: "0" }, 'ARBITER_MAX_CONNECTIONS: expected an integer from 1 to 1000000, got "0"'],
+    [{ ARBITER_HANDSHAKE_TIMEOUT_MS: "50" }, 'ARBITER_HANDSHAKE_TIMEOUT_MS: expected an integer from 100 to 600000, got "50"'],
+    [{ ARBITER_IDLE_TIMEOUT_MS: "1e6" }, 'ARBITER_IDLE_TIMEOUT_MS: expected an integer from 1000 to 86400000, got "1e6"'],
+    [{ ARBITER_HTTP1_HEADERS_TIMEOUT_MS: "600001" }, 'ARBITER_HTTP1_HEADERS_TIMEOUT_MS: expected an integer from 100 to 600000, got "600001"'],
+    [{ ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS: "-1" }, 'ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS: expected an integer from 100 to 600000, got "-1"'],
     [{ ARBITER_CONFIG: "/nonexistent/arbiter.yaml" }, 'ARBITER_CONFIG: cannot read "/nonexistent/arbiter.yaml": ENOENT'],
   ])("rejects %o", (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
@@ -86,6 +94,16 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ ARBITER_CONFIG: bad })).toThrow('ARBITER_SHUTDOWN_TIMEOUT_MS: expected an integer from 0 to 600000, got "later"');
     writeFileSync(bad, "- a\n- b\n");
     expect(() => loadConfig({ ARBITER_CONFIG: bad })).toThrow(`ARBITER_CONFIG: "${bad}" must hold a mapping of setting names to values`);
+  });
+
+  it("reads the connection limits", () => {
+    const c = loadConfig({
+      ARBITER_MAX_CONNECTIONS: "2000", ARBITER_HANDSHAKE_TIMEOUT_MS: "2500", ARBITER_IDLE_TIMEOUT_MS: "60000",
+      ARBITER_HTTP1_HEADERS_TIMEOUT_MS: "3000", ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS: "1000",
+    });
+    expect(c.connections).toEqual({
+      max: 2000, handshakeTimeoutMs: 2500, idleTimeoutMs: 60000, http1HeadersTimeoutMs: 3000, http1KeepAliveTimeoutMs: 1000,
+    });
   });
 
   it("masks the database password when logged", () => {
