@@ -85,4 +85,9 @@ export function isHostBuiltin(name: string): boolean {
  * OPA's `sprintf` as `arbiter.sprintf` routes it to the Go-fmt implementation in
  * host-sprintf.ts instead.
  */
-export const HOST_IMPORT_NAMES: ReadonlyMap<string, string> = new Map([["sprintf", "arbiter.sprintf"]]);
+export const HOST_IMPORT_NAMES: ReadonlyMap<string, string> = new Map([
+  ["sprintf", "arbiter.sprintf"],
+  // The SDK's own json.is_valid / yaml.is_valid answer undefined for a non-string; OPA says false.
+  ["json.is_valid", "arbiter.json.is_valid"],
+  ["yaml.is_valid", "arbiter.yaml.is_valid"],
+]);

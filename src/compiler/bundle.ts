@@ -34,6 +34,8 @@ export interface BuildBundleOptions {
   readonly entrypoints?: readonly string[];
   /** Revision for the manifest; default: the first 12 hex digits of a SHA-256 of the contents. */
   readonly revision?: string;
+  /** Compile with OPA's strict builtin errors (see CompileOptions.strictBuiltinErrors). */
+  readonly strictBuiltinErrors?: boolean;
 }
 
 export interface LoadedBundle {
@@ -59,7 +61,7 @@ const utf8 = new TextEncoder();
 export function buildBundle(dirs: readonly string[], options: BuildBundleOptions = {}): Bundle {
   const tree = loadPolicyTree(dirs);
   const sources = tree.rego.map((f) => ({ path: f.path, text: f.text }));
-  const compiled = compile(sources, { entrypoints: options.entrypoints });
+  const compiled = compile(sources, { entrypoints: options.entrypoints, strictBuiltinErrors: options.strictBuiltinErrors });
   checkDataConflicts(sources, tree.data);
   const files = new Map<string, Uint8Array>();
   files.set("/policy.wasm", compiled.wasm);

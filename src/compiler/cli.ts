@@ -22,8 +22,15 @@ const stdio: Io = {
 
 class UsageError extends Error {}
 
-/** Minimal flag parser: `flags` maps each flag (and alias) to its canonical name; all take a value. */
-function parseArgs(args: readonly string[], flags: Record<string, string>): { opts: Map<string, string[]>; rest: string[] } {
+/**
+ * Minimal flag parser: `flags` maps each flag (and alias) to its canonical name; all take a
+ * value except the canonical names in `booleans`, which are set to "true" when present.
+ */
+function parseArgs(
+  args: readonly string[],
+  flags: Record<string, string>,
+  booleans: ReadonlySet<string> = new Set(),
+): { opts: Map<string, string[]>; rest: string[] } {
   const opts = new Map<string, string[]>();
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
@@ -37,6 +44,11 @@ function parseArgs(args: readonly string[], flags: Record<string, string>): { op
       const flag = eq > 0 ? a.slice(0, eq) : a;
       const name = flags[flag];
       if (!name) throw new UsageError(`unknown flag ${flag}`);
+      if (booleans.has(name)) {
+        if (eq > 0) throw new UsageError(`flag ${flag} takes no value`);
+        opts.set(name, ["true"]);
+        continue;
+      }
       let value: string | undefined = eq > 0 ? a.slice(eq + 1) : args[++i];
       if (value === undefined) throw new UsageError(`flag ${flag} needs a value`);
       opts.set(name, [...(opts.get(name) ?? []), value]);
@@ -60,7 +72,7 @@ function report(io: Io, command: string, e: unknown): number {
   return 1;
 }
 
-const BUILD_USAGE = "usage: arbiter build [-e ENTRYPOINT]... [-o bundle.tar.gz] [--revision R] DIR...\n";
+const BUILD_USAGE = "usage: arbiter build [-e ENTRYPOINT]... [-o bundle.tar.gz] [--revision R] [--strict-builtin-errors] DIR...\n";
 
 /** `arbiter build`: compile policy directories into an OPA wasm bundle. */
 export async function runBuild(args: string[], io: Io = stdio): Promise<number> {
@@ -71,12 +83,14 @@ export async function runBuild(args: string[], io: Io = stdio): Promise<number> 
     }
     const { opts, rest } = parseArgs(args, {
       "-e": "entrypoint", "--entrypoint": "entrypoint", "-o": "output", "--output": "output", "--revision": "revision",
-    });
+      "--strict-builtin-errors": "strict",
+    }, new Set(["strict"]));
     if (rest.length === 0) throw new UsageError(`no policy directory given\n${BUILD_USAGE}`);
     const out = opts.get("output")?.at(-1) ?? "bundle.tar.gz";
     const bundle = buildBundle(rest, {
       entrypoints: opts.get("entrypoint")?.map(normalizeEntrypoint),
       revision: opts.get("revision")?.at(-1),
+      strictBuiltinErrors: opts.has("strict"),
     });
     await writeBundle(bundle, out);
     const eps = bundle.manifest.wasm.map((w) => w.entrypoint).join(", ");
@@ -107,7 +121,7 @@ function readJsonFile(path: string, what: string): unknown {
   }
 }
 
-const EVAL_USAGE = "usage: arbiter eval -b BUNDLE -e ENTRYPOINT [-i input.json] [-d data.json]...\n";
+const EVAL_USAGE = "usage: arbiter eval -b BUNDLE -e ENTRYPOINT [-i input.json] [-d data.json]... [--strict-builtin-errors]\n";
 
 /** `arbiter eval`: evaluate one entrypoint of a bundle and print the result set. */
 export async function runEval(args: string[], io: Io = stdio): Promise<number> {
@@ -119,7 +133,8 @@ export async function runEval(args: string[], io: Io = stdio): Promise<number> {
     const { opts, rest } = parseArgs(args, {
       "-b": "bundle", "--bundle": "bundle", "-e": "entrypoint", "--entrypoint": "entrypoint",
       "-i": "input", "--input": "input", "-d": "data", "--data": "data",
-    });
+      "--strict-builtin-errors": "strict",
+    }, new Set(["strict"]));
     if (rest.length > 0) throw new UsageError(`unexpected argument ${rest[0]}\n${EVAL_USAGE}`);
     const bundlePath = opts.get("bundle")?.at(-1);
     const entry = opts.get("entrypoint")?.at(-1);
@@ -131,7 +146,16 @@ export async function runEval(args: string[], io: Io = stdio): Promise<number> {
     for (const d of opts.get("data") ?? []) mergeOver(data, readJsonFile(d, "data file"), d);
     const inputPath = opts.get("input")?.at(-1);
     const input = inputPath === undefined ? undefined : readJsonFile(inputPath, "input file");
-    const policy = await loadCompiledPolicy(bundle.wasm, data);
+    let wasm = bundle.wasm;
+    if (opts.has("strict")) {
+      // Strictness is compiled into the module: rebuild it from the bundle's Rego sources.
+      if (bundle.regoFiles.size === 0) {
+        throw new UsageError("--strict-builtin-errors needs the bundle's Rego sources (this bundle holds only policy.wasm)");
+      }
+      const sources = [...bundle.regoFiles].map(([path, text]) => ({ path, text }));
+      wasm = compile(sources, { entrypoints: [entrypoint], strictBuiltinErrors: true }).wasm;
+    }
+    const policy = await loadCompiledPolicy(wasm, data);
     const known = Object.keys(policy.entrypoints);
     if (!known.includes(entrypoint)) {
       throw new UsageError(`entrypoint "${entrypoint}" is not in the bundle (it has: ${known.join(", ") || "none"})`);

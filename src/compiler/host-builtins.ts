@@ -19,6 +19,7 @@
  *   resolution is a millisecond and values above 2^53 lose their last bits (numbers are f64).
  */
 import { createHash } from "node:crypto";
+import { parseDocument as parseYamlDocument } from "yaml";
 import { compileRe2 } from "./host-re2.ts";
 
 export { compileRe2 } from "./host-re2.ts";
@@ -206,11 +207,21 @@ const UNITS: Record<string, number> = {
 
 function parseBytes(s: unknown): number | undefined {
   if (typeof s !== "string") return undefined;
-  const m = /^(\d+(?:\.\d*)?|\.\d+)([a-z]*)$/.exec(s.trim().replace(/"/g, "").toLowerCase());
+  const text = s.replace(/"/g, "").toLowerCase();
+  // OPA: "spaces not allowed in resource strings" (an error, so undefined here).
+  if (/\s/.test(text)) return undefined;
+  const m = /^((?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)([a-z]*)$/.exec(text);
   if (!m) return undefined;
   const mult = UNITS[m[2]!];
   if (mult === undefined) return undefined;
-  return Math.trunc(Number(m[1]) * mult);
+  // Integral amounts are multiplied exactly; a result is returned only when the number the
+  // SDK passes back (JSON.stringify of an f64) is exactly OPA's integer.
+  const bytes = /^\d+$/.test(m[1]!) ? BigInt(m[1]!) * BigInt(mult) : BigInt(Math.trunc(Number(m[1]) * mult));
+  const n = Number(bytes);
+  if (BigInt(n) !== bytes || !Number.isFinite(Number(m[1]))) {
+    throw new Error(`units.parse_bytes: ${s} is not held exactly by a JavaScript number (OPA's numbers are arbitrary precision)`);
+  }
+  return n;
 }
 
 function base64Decode(s: unknown): string | undefined {
@@ -243,6 +254,23 @@ function urlqueryEncode(s: string): string {
   return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).replace(/%20/g, "+");
 }
 
+function isJson(s: string): boolean {
+  try {
+    JSON.parse(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isYaml(s: string): boolean {
+  try {
+    return parseYamlDocument(s).errors.length === 0;
+  } catch {
+    return false;
+  }
+}
+
 export const hostBuiltins: Record<string, Builtin> = {
   "arbiter.sprintf": goSprintf,
   "regex.match": regexMatch,
@@ -256,7 +284,10 @@ export const hostBuiltins: Record<string, Builtin> = {
   "base64.decode": base64Decode,
   "regex.replace": regexReplace,
   "regex.find_n": regexFindN,
-  "regex.is_valid": (p: unknown) => (typeof p === "string" ? compileRe2(p) !== null : undefined),
+  // OPA: false (not undefined) for a non-string operand.
+  "regex.is_valid": (p: unknown) => typeof p === "string" && compileRe2(p) !== null,
+  "arbiter.json.is_valid": (s: unknown) => typeof s === "string" && isJson(s),
+  "arbiter.yaml.is_valid": (s: unknown) => typeof s === "string" && isYaml(s),
   "base64url.encode": str((s) => Buffer.from(s, "utf8").toString("base64url") + "=".repeat((3 - (Buffer.byteLength(s) % 3)) % 3)),
   "base64url.decode": str(base64UrlDecode),
   "hex.encode": str((s) => Buffer.from(s, "utf8").toString("hex")),

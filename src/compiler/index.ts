@@ -37,6 +37,12 @@ export interface CompileOptions {
    * `arbiter/guard_memory` and `arbiter/finalize` whose package exists.
    */
   readonly entrypoints?: readonly string[];
+  /**
+   * OPA's `--strict-builtin-errors`: a builtin that fails (wrong operand type, out of range,
+   * invalid input) aborts the evaluation with an error instead of making its expression
+   * undefined. Default false, as in OPA.
+   */
+  readonly strictBuiltinErrors?: boolean;
 }
 
 export interface CompileResult {
@@ -73,7 +79,7 @@ export function planPolicy(sources: readonly PolicySource[], options: CompileOpt
   if (diags.length > 0) throw new RegoCompileError(diags);
   const used = new Set<string>();
   for (const f of policy.funcs) collectBuiltins(f.body, used);
-  return { ...policy, hostBuiltins: [...used].filter(isHostBuiltin).sort() };
+  return { ...policy, hostBuiltins: [...used].filter(isHostBuiltin).sort(), strictBuiltinErrors: options.strictBuiltinErrors === true };
 }
 
 function collectBuiltins(block: Policy["funcs"][number]["body"], out: Set<string>): void {

@@ -430,6 +430,7 @@ class Parser {
     if (this.is("-")) {
       const minus = this.next();
       if (this.tok.kind === "number" && !this.tok.spaceBefore) {
+        this.#checkNumber(`-${this.tok.text}`, this.loc(minus));
         const n = this.next();
         return this.postfix({ type: "number", text: n.text === "0" ? "0" : `-${n.text}`, loc: this.loc(minus) });
       }
@@ -450,10 +451,20 @@ class Parser {
     }
   }
 
+  /**
+   * OPA's numbers are arbitrary precision; the runtime holds f64 and exact 64-bit integers. A
+   * literal it cannot hold exactly fails the build rather than silently meaning another number.
+   */
+  #checkNumber(text: string, loc: Loc): void {
+    const why = inexactNumber(text);
+    if (why) this.report(loc, `number ${text} ${why}; OPA's numbers are arbitrary precision and Arbiter's runtime cannot hold this one exactly`);
+  }
+
   #primary(t: Token): Term {
     const loc = this.loc(t);
     if (t.kind === "number") {
       this.next();
+      this.#checkNumber(t.text, loc);
       return this.postfix({ type: "number", text: t.text, loc });
     }
     if (t.kind === "string") {
@@ -614,4 +625,18 @@ class Parser {
     if (head.type === "ref") return { type: "ref", head: head.head, path: [...head.path, ...path], loc: head.loc };
     return { type: "ref", head, path, loc: head.loc };
   }
+}
+
+const I64_MIN = -(2n ** 63n);
+const I64_MAX = 2n ** 63n - 1n;
+
+/** Why a Rego/JSON number literal cannot be held exactly by the runtime, or undefined when it can. */
+export function inexactNumber(text: string): string | undefined {
+  if (/^-?\d+$/.test(text)) {
+    const v = BigInt(text);
+    return v < I64_MIN || v > I64_MAX ? "is an integer beyond 64 bits" : undefined;
+  }
+  const x = Number(text);
+  if (!Number.isFinite(x)) return "is beyond the range of a 64-bit float";
+  return undefined;
 }

@@ -803,7 +803,7 @@ class BodyPlanner {
       case "ref":
         return this.#planRef(t, k);
       case "array": {
-        if (isGround(t)) return this.#const(t, k);
+        if (isJsonConst(t)) return this.#const(t, k);
         return this.#planTerms(t.items, (ls) => {
           const arr = fb.newLocal();
           fb.emit({ op: "makeArray", target: arr, capacity: ls.length });
@@ -819,7 +819,7 @@ class BodyPlanner {
           k(s);
         });
       case "object": {
-        if (isGround(t) && t.pairs.every(([key]) => key.type === "string")) return this.#const(t, k);
+        if (isJsonConst(t)) return this.#const(t, k);
         return this.#planTerms(
           t.pairs.flatMap(([a, b]) => [a, b]),
           (ls) => {
@@ -935,14 +935,15 @@ class BodyPlanner {
       keys.push(p.value);
     }
     const r = this.#pp.resolveData(keys, this.#from, t.loc);
-    if (r.kind === "base") return this.#walk(1, path, 0, k);
+    // Base data: OPA's storage reads `data.x[2]` as the key "2" of an object too.
+    if (r.kind === "base") return this.#walk(1, path, 0, k, true);
     const out = this.#fb.newLocal();
     this.#fb.emit({ op: "call", target: out, func: r.func, args: [0, 1] });
     this.#walk(out, path, r.used, k);
   }
 
   /** Walks path[i..] from the value in local `src`: `dot` for known keys, `scan` for unbound vars. */
-  #walk(src: Local, path: readonly Term[], i: number, k: KL): void {
+  #walk(src: Local, path: readonly Term[], i: number, k: KL, baseData = false): void {
     if (i === path.length) return k(src);
     const fb = this.#fb;
     const p = path[i]!;
@@ -952,7 +953,7 @@ class BodyPlanner {
       const body = fb.nest(() =>
         this.#scoped(() => {
           this.#env.set(p.name, key);
-          this.#walk(val, path, i + 1, k);
+          this.#walk(val, path, i + 1, k, baseData);
         }),
       );
       fb.emit({ op: "scan", source: src, key, value: val, body });
@@ -963,8 +964,8 @@ class BodyPlanner {
     }
     this.planTerm(p, (key) => {
       const out = fb.newLocal();
-      fb.emit({ op: "dot", target: out, source: src, key });
-      this.#walk(out, path, i + 1, k);
+      fb.emit(baseData ? { op: "dot", target: out, source: src, key, data: true } : { op: "dot", target: out, source: src, key });
+      this.#walk(out, path, i + 1, k, baseData);
     });
   }
 }
@@ -992,7 +993,11 @@ function scalarJson(t: Term): string {
   }
 }
 
-function isGround(t: Term): boolean {
+/**
+ * Ground: no variables. With `jsonOnly`, also JSON-shaped all the way down (string object
+ * keys), so it can be planned as one JSON constant.
+ */
+function isGround(t: Term, jsonOnly = false): boolean {
   switch (t.type) {
     case "null":
     case "boolean":
@@ -1000,13 +1005,15 @@ function isGround(t: Term): boolean {
     case "string":
       return true;
     case "array":
-      return t.items.every(isGround);
+      return t.items.every((i) => isGround(i, jsonOnly));
     case "object":
-      return t.pairs.every(([k, v]) => isGround(k) && isGround(v));
+      return t.pairs.every(([k, v]) => (jsonOnly ? k.type === "string" : isGround(k)) && isGround(v, jsonOnly));
     default:
       return false;
   }
 }
+
+const isJsonConst = (t: Term): boolean => isGround(t, true);
 
 /** Exact JSON text of a ground term (number literals keep their source text). */
 function groundJson(t: Term): string {

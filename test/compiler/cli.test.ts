@@ -90,6 +90,27 @@ describe("arbiter build + eval", () => {
     expect(missing.stderr).toBe('arbiter eval: entrypoint "arbiter/route" is not in the bundle (it has: arbiter/decide)\n');
   });
 
+  it("--strict-builtin-errors: a failing builtin is an error instead of undefined (build and eval)", async () => {
+    write("strict/arbiter/decide/p.rego", "package arbiter.decide\n\nn := to_number(input.s)\n");
+    write("strict-input.json", '{"s": "not a number"}');
+    const built = await arbiter(["build", "-e", "arbiter/decide/n", "-o", "strict.tar.gz", "strict"]);
+    expect(built.code).toBe(0);
+    const lenient = await arbiter(["eval", "-b", "strict.tar.gz", "-e", "arbiter/decide/n", "-i", "strict-input.json"]);
+    expect(lenient.code).toBe(0);
+    expect(JSON.parse(lenient.stdout)).toEqual([]);
+    const strict = await arbiter(["eval", "--strict-builtin-errors", "-b", "strict.tar.gz", "-e", "arbiter/decide/n", "-i", "strict-input.json"]);
+    expect(strict.code).toBe(1);
+    expect(strict.stderr).toBe("arbiter eval: to_number: builtin error (strict builtin errors): the arguments are of the wrong type or out of range\n");
+    const strictBuilt = await arbiter(["build", "--strict-builtin-errors", "-e", "arbiter/decide/n", "-o", "strict2.tar.gz", "strict"]);
+    expect(strictBuilt.code).toBe(0);
+    const ev = await arbiter(["eval", "-b", "strict2.tar.gz", "-e", "arbiter/decide/n", "-i", "strict-input.json"]);
+    expect(ev.code).toBe(1);
+    expect(ev.stderr).toContain("to_number: builtin error (strict builtin errors)");
+    const bad = await arbiter(["eval", "--strict-builtin-errors=yes", "-b", "strict.tar.gz", "-e", "arbiter/decide/n"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe("arbiter eval: flag --strict-builtin-errors takes no value\n");
+  });
+
   it("fails the build on a compile error, naming file, line and column", async () => {
     write("bad/p.rego", "package arbiter.decide\n\nallow if {\n\tinput.x with input as {}\n}\n");
     const r = await arbiter(["build", "-o", "bad.tar.gz", "bad"]);

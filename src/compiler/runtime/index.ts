@@ -9,7 +9,7 @@ import {
   mkNum, mkStr, mkArray, mkObject, mkSet, arrayPush, setInsert, setHas, objGet, objInsert,
   objMerge, equal, compare,
 } from "./value";
-import { parseJson, dumpJson, dumpResultSet } from "./json";
+import { parseJson, dumpJson, dumpJsonForHost, dumpJsonString, dumpResultSet } from "./json";
 
 export * from "./builtins";
 
@@ -47,7 +47,7 @@ export function opa_value_parse(addr: usize, len: usize): usize {
 }
 
 export function opa_json_dump(v: usize): usize {
-  return dumpJson(v);
+  return dumpJsonForHost(v);
 }
 
 /** Sets dump as JSON arrays here too (OPA's value dump would print `{...}` set syntax). */
@@ -111,6 +111,16 @@ export function rt_dot(src: usize, key: usize): usize {
     case K_SET: return setHas(src, key) ? key : 0;
   }
   return 0;
+}
+
+/** `dot` into base data: a number key also names the object member of its decimal text. */
+export function rt_dot_data(src: usize, key: usize): usize {
+  if (src != 0 && key != 0 && kindOf(src) == K_OBJ && kindOf(key) == K_NUM) {
+    const v = objGet(src, key);
+    if (v != 0) return v;
+    return objGet(src, dumpJsonString(key));
+  }
+  return rt_dot(src, key);
 }
 
 export function rt_len(src: usize): usize {
