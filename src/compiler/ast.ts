@@ -42,7 +42,14 @@ export type CallTarget =
 
 export type Body = readonly Literal[];
 
-export type Literal =
+/** `with target as value`: target is `input...` or `data...` (a reference). */
+export interface WithModifier {
+  readonly target: Term;
+  readonly value: Term;
+  readonly loc: Loc;
+}
+
+export type Literal = (
   | { readonly kind: "expr"; readonly negated: boolean; readonly term: Term; readonly loc: Loc }
   | { readonly kind: "some"; readonly vars: readonly Term[]; readonly loc: Loc }
   | {
@@ -59,7 +66,8 @@ export type Literal =
       readonly domain: Term;
       readonly body: Body;
       readonly loc: Loc;
-    };
+    }
+) & { readonly withs?: readonly WithModifier[] };
 
 export type RuleKind = "complete" | "set" | "object" | "function";
 

@@ -121,6 +121,13 @@ export class ClauseResolver {
   }
 
   #literal(lit: Literal, scope: Scope): Literal {
+    if (!lit.withs) return this.#literalOnly(lit, scope);
+    // `with` values are evaluated before the literal, in its scope; targets are paths, not terms.
+    const withs = lit.withs.map((w) => ({ ...w, value: this.#term(w.value, scope) }));
+    return { ...this.#literalOnly(lit, scope), withs };
+  }
+
+  #literalOnly(lit: Literal, scope: Scope): Literal {
     switch (lit.kind) {
       case "some": {
         const vars = lit.vars.map((v) => {

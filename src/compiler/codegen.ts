@@ -567,6 +567,10 @@ class FuncGen {
         this.#call("rt_object_insert", [s.object, s.key, s.value]);
         this.#requireTop();
         return;
+      case "objectWith":
+        this.#call("rt_object_with", [s.object, s.key, s.value]);
+        e.op(Op.localSet).u32(this.local(s.target));
+        return;
       case "objectInsertOnce":
         this.#call("rt_object_insert_once", [s.object, s.key, s.value]);
         e.op(Op.localTee).u32(this.#tmp);

@@ -132,6 +132,8 @@ export type Stmt =
   | { readonly op: "setAdd"; readonly set: Local; readonly value: Local }
   /** Insert or overwrite. */
   | { readonly op: "objectInsert"; readonly object: Local; readonly key: Local; readonly value: Local }
+  /** `with`: target = a copy of `object` (a new object when it is undefined or not one) with key = value. */
+  | { readonly op: "objectWith"; readonly target: Local; readonly object: Local; readonly key: Local; readonly value: Local }
   /** Insert; an existing equal value is fine; a different existing value aborts with `message`. */
   | { readonly op: "objectInsertOnce"; readonly object: Local; readonly key: Local; readonly value: Local; readonly message: string }
   /**

@@ -7,7 +7,7 @@
  * Constructs that parse but are outside the supported subset (`with`, multi-part rule heads)
  * are recorded as diagnostics and parsing continues, so one run reports all of them.
  */
-import type { Body, ElseClause, Import, Literal, Loc, Module, Rule, Term } from "./ast.ts";
+import type { Body, ElseClause, Import, Literal, Loc, Module, Rule, Term, WithModifier } from "./ast.ts";
 import { type Diagnostic, diagnostic, RegoCompileError } from "./diagnostics.ts";
 import { describeToken, type Token, tokenize } from "./lexer.ts";
 
@@ -292,8 +292,7 @@ class Parser {
           terms.length === 2
             ? { kind: "someIn", key: terms[0], value: terms[1]!, collection, loc }
             : { kind: "someIn", key: undefined, value: terms[0]!, collection, loc };
-        this.withModifiers();
-        return lit;
+        return withs(lit, this.withModifiers());
       }
       for (const t of terms) if (t.type !== "var") this.error(t.loc, "unsupported: some declaration of a non-variable");
       return { kind: "some", vars: terms, loc };
@@ -313,8 +312,7 @@ class Parser {
       this.expect("{");
       const body = this.query("}");
       this.expect("}");
-      this.withModifiers();
-      return { kind: "every", key, value, domain, body, loc };
+      return withs({ kind: "every", key, value, domain, body, loc }, this.withModifiers());
     }
     let negated = false;
     if (this.is("not")) {
@@ -335,8 +333,7 @@ class Parser {
       const rhs = this.termIn();
       term = { type: "call", name: op.text === ":=" ? "assign" : "eq", args: [term, rhs], loc: this.loc(op) };
     }
-    this.withModifiers();
-    return { kind: "expr", negated, term, loc };
+    return withs({ kind: "expr", negated, term, loc }, this.withModifiers());
   }
 
   termVar(): Term {
@@ -344,14 +341,18 @@ class Parser {
     return { type: "var", name: t.text, orig: t.text, loc: this.loc(t) };
   }
 
-  withModifiers(): void {
+  /** `with target as value` modifiers after a literal (attached to it; empty list: none). */
+  withModifiers(): WithModifier[] {
+    const out: WithModifier[] = [];
     while (this.is("with")) {
-      this.report(this.loc(), `unsupported: the "with" keyword`);
+      const loc = this.loc();
       this.next();
-      this.termRelation();
+      const target = this.termRelation();
       this.expect("as");
-      this.termRelation();
+      const value = this.termRelation();
+      out.push({ target, value, loc });
     }
+    return out;
   }
 
   termList(close: string): Term[] {
@@ -639,4 +640,8 @@ export function inexactNumber(text: string): string | undefined {
   const x = Number(text);
   if (!Number.isFinite(x)) return "is beyond the range of a 64-bit float";
   return undefined;
+}
+
+function withs(lit: Literal, mods: WithModifier[]): Literal {
+  return mods.length === 0 ? lit : { ...lit, withs: mods };
 }

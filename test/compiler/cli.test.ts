@@ -112,10 +112,10 @@ describe("arbiter build + eval", () => {
   });
 
   it("fails the build on a compile error, naming file, line and column", async () => {
-    write("bad/p.rego", "package arbiter.decide\n\nallow if {\n\tinput.x with input as {}\n}\n");
+    write("bad/p.rego", "package arbiter.decide\n\nallow if {\n\tcount(input.x) == 1 with count as 2\n}\n");
     const r = await arbiter(["build", "-o", "bad.tar.gz", "bad"]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe('bad/p.rego:4:10: unsupported: the "with" keyword\n');
+    expect(r.stderr).toBe("bad/p.rego:4:22: unsupported: with on something other than an input or data path (function mocks)\n");
   });
 });
 
@@ -150,12 +150,40 @@ describe("arbiter test", () => {
     expect(r.code).toBe(1);
   });
 
-  it("exits 2 when a test file does not compile (with is unsupported)", async () => {
-    write("withtest/p_test.rego", "package t\n\ntest_with if input.x with input as {\"x\": true}\n");
-    const r = await arbiter(["test", "withtest"]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toBe('withtest/p_test.rego:3:22: unsupported: the "with" keyword\n');
-    expect(r.stdout).toBe("");
+  it("runs OPA-style tests that mock input and data with `with`", async () => {
+    write(
+      "mocks/authz.rego",
+      "package authz\n\ndefault allow := false\n\nallow if {\n\tsome role in input.user.roles\n\tinput.action in data.permissions[role]\n}\n\nroles := input.user.roles\n",
+    );
+    write("mocks/data.json", '{"permissions": {"viewer": ["read"]}}');
+    write(
+      "mocks/authz_test.rego",
+      [
+        "package authz_test",
+        "",
+        "import data.authz",
+        "",
+        'test_viewer_reads if authz.allow with input as {"user": {"roles": ["viewer"]}, "action": "read"}',
+        "",
+        'test_viewer_cannot_write if not authz.allow with input as {"user": {"roles": ["viewer"]}, "action": "write"}',
+        "",
+        "test_editor_via_data_mock if {",
+        '\tauthz.allow with input as {"user": {"roles": ["editor"]}, "action": "write"} with data.permissions as {"editor": ["write"]}',
+        "}",
+        "",
+        "test_input_path_mock if {",
+        '\tauthz.roles == ["admin"] with input.user.roles as ["admin"]',
+        "\tcount(authz.roles) == 0 with input.user as {\"roles\": []}",
+        "}",
+        "",
+        'test_mock_is_scoped if {\n\tauthz.allow with input as {"user": {"roles": ["viewer"]}, "action": "read"}\n\tnot authz.allow\n}',
+        "",
+      ].join("\n"),
+    );
+    const r = await arbiter(["test", "mocks"]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("5 passed, 0 failed\n");
+    expect(r.code).toBe(0);
   });
 
   it("reports syntax errors of every file before giving up", async () => {

@@ -180,6 +180,20 @@ export function rt_object_insert(obj: usize, k: usize, v: usize): i32 {
   return 1;
 }
 
+/**
+ * `with`: a copy of `obj` with `k` set to `v`; a new one-member object when `obj` is undefined
+ * or not an object (the original is never changed: it may be input, data or a cached value).
+ */
+export function rt_object_with(obj: usize, k: usize, v: usize): usize {
+  const n: u32 = obj != 0 && kindOf(obj) == K_OBJ ? lenOf(obj) : 0;
+  const out = mkObject(n + 1);
+  for (let i: u32 = 0; i < n; i++) {
+    objInsert(out, load<u32>(objKeys(obj) + (<usize>i << 2)), valAt(obj, i), false);
+  }
+  objInsert(out, k, v, false);
+  return out;
+}
+
 /** 1 inserted, 0 failed (unset operand), 2 conflict. */
 export function rt_object_insert_once(obj: usize, k: usize, v: usize): i32 {
   if (obj == 0 || k == 0 || v == 0 || kindOf(obj) != K_OBJ) return 0;
