@@ -81,6 +81,11 @@ export interface ElseClause {
 export interface Rule {
   readonly loc: Loc;
   readonly name: string;
+  /**
+   * Further constant parts of a rule head reference (`a.b.c := 1` has name `a` and ref
+   * `["b", "c"]`); the rule's path is package + name + ref. Absent for a one-part head.
+   */
+  readonly ref?: readonly string[];
   readonly kind: RuleKind;
   readonly isDefault: boolean;
   /** Function arguments. */

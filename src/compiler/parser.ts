@@ -79,6 +79,12 @@ class Parser {
     if (!this.is(text)) this.fail(expected);
     return this.next();
   }
+  /** The current token (a keyword) is directly followed by ".": a reference, not the keyword. */
+  #keywordRef(): boolean {
+    const next = this.peek();
+    return this.tok.kind === "ident" && this.is(".", next) && !next.spaceBefore;
+  }
+
   ident(expected = "a name"): Token {
     if (this.tok.kind !== "ident" || KEYWORDS.has(this.tok.text)) this.fail(expected);
     return this.next();
@@ -92,14 +98,14 @@ class Parser {
     if (pkg[0] === "data") pkg.shift();
     if (pkg.length === 0) this.fail("a package name", pkgTok);
     const imports: Import[] = [];
-    while (this.is("import")) {
+    while (this.is("import") && !this.#keywordRef()) {
       const imp = this.importDecl();
       if (imp) imports.push(imp);
     }
     const rules: Rule[] = [];
     while (this.tok.kind !== "eof") {
-      if (this.is("import")) this.error(this.loc(), "unexpected token \"import\": imports must come before rules");
-      if (this.is("package")) this.error(this.loc(), "unexpected token \"package\": one package per file");
+      if (this.is("import") && !this.#keywordRef()) this.error(this.loc(), "unexpected token \"import\": imports must come before rules");
+      if (this.is("package") && !this.#keywordRef()) this.error(this.loc(), "unexpected token \"package\": one package per file");
       rules.push(this.rule());
     }
     return { file: this.#file, pkg, pkgLoc: this.loc(pkgTok), imports, rules };
@@ -110,7 +116,9 @@ class Parser {
     for (;;) {
       if (this.is(".") && !this.tok.spaceBefore) {
         this.next();
-        parts.push(this.ident(expected).text);
+        // After a dot, keywords are plain names (`package foo.if.bar`), as in OPA.
+        if (this.tok.kind !== "ident") this.fail(expected);
+        parts.push(this.next().text);
       } else if (this.is("[") && !this.tok.spaceBefore && this.peek().kind === "string" && this.is("]", this.peek(2))) {
         this.next();
         parts.push(this.next().text);
@@ -148,20 +156,36 @@ class Parser {
   rule(): Rule {
     const loc = this.loc();
     let isDefault = false;
-    if (this.is("default")) {
+    if (this.is("default") && !this.#keywordRef()) {
       this.next();
       isDefault = true;
     }
-    const nameTok = this.ident("a rule name");
+    // A keyword directly followed by "." starts a reference (`if.foo := 1`), as in OPA.
+    const nameTok = this.#keywordRef() ? this.next() : this.ident("a rule name");
     const name = nameTok.text;
     let kind: Rule["kind"] = "complete";
     let args: Term[] = [];
     let key: Term | undefined;
     let value: Term | undefined;
-    if (this.is(".") && !this.tok.spaceBefore) {
-      this.error(this.loc(), "unsupported: rule head with a multi-part reference");
+    // A multi-part head (`a.b.c := x`, `a.b contains x`, `a.b[k] := v`): constant parts after the name.
+    const ref: string[] = [];
+    for (;;) {
+      if (this.is(".") && !this.tok.spaceBefore) {
+        this.next();
+        if (this.tok.kind !== "ident") this.fail("a name after \".\"");
+        ref.push(this.next().text);
+      } else if (this.is("[") && !this.tok.spaceBefore && this.peek().kind === "string" && this.is("]", this.peek(2)) &&
+        (this.is(".", this.peek(3)) || this.is("[", this.peek(3)) || this.is("contains", this.peek(3)) || this.is(":=", this.peek(3)) ||
+          this.is("=", this.peek(3)) || this.is("if", this.peek(3)) || this.is("(", this.peek(3)))) {
+        this.next();
+        ref.push(this.next().text);
+        this.next();
+      } else {
+        break;
+      }
     }
     if (this.is("(") && !this.tok.spaceBefore) {
+      if (ref.length > 0) this.error(this.loc(), "unsupported: function with a multi-part name");
       this.next();
       kind = "function";
       args = this.termList(")");
@@ -170,6 +194,9 @@ class Parser {
       const bracket = this.next();
       key = this.termIn();
       this.expect("]");
+      if ((this.is(".") || this.is("[")) && !this.tok.spaceBefore) {
+        this.error(this.loc(bracket), "unsupported: rule head reference with a variable part before its last part");
+      }
       if (!this.is(":=") && !this.is("=")) {
         this.error(this.loc(bracket), `unsupported: rule head ${name}[...] without a value (use "contains" for partial sets)`);
       }
@@ -187,7 +214,7 @@ class Parser {
       if (kind === "set" || kind === "object") this.error(loc, "unsupported: default on a partial rule");
       if (value === undefined) this.fail(`":=" after the name of a default rule`);
       if (this.is("if")) this.error(this.loc(), "default rules must not have a body");
-      return { loc, name, kind, isDefault, args, key, value, body: [], elses: [] };
+      return { loc, name, ...(ref.length > 0 ? { ref } : {}), kind, isDefault, args, key, value, body: [], elses: [] };
     }
     if (kind === "complete" && value === undefined && !this.is("if")) {
       if (this.is("{")) this.error(this.loc(), "`if` keyword is required before rule body");
@@ -201,7 +228,7 @@ class Parser {
       this.error(this.loc(), "`if` keyword is required before rule body");
     }
     const elses: ElseClause[] = [];
-    while (this.is("else")) {
+    while (this.is("else") && !this.#keywordRef()) {
       const elseTok = this.next();
       if (kind === "set" || kind === "object") this.error(this.loc(elseTok), "else keyword cannot be used on partial rules");
       let elseValue: Term | undefined;
@@ -221,7 +248,7 @@ class Parser {
     if (this.tok.kind !== "eof" && !this.tok.newlineBefore) {
       this.fail("a new line after the rule");
     }
-    return { loc, name, kind, isDefault, args, key, value, body, elses };
+    return { loc, name, ...(ref.length > 0 ? { ref } : {}), kind, isDefault, args, key, value, body, elses };
   }
 
   ruleBody(): Body {
@@ -276,7 +303,7 @@ class Parser {
 
   literal(): Literal {
     const loc = this.loc();
-    if (this.is("some")) {
+    if (this.is("some") && !this.#keywordRef()) {
       this.next();
       const first = this.termRelation();
       const terms = [first];
@@ -297,7 +324,7 @@ class Parser {
       for (const t of terms) if (t.type !== "var") this.error(t.loc, "unsupported: some declaration of a non-variable");
       return { kind: "some", vars: terms, loc };
     }
-    if (this.is("every")) {
+    if (this.is("every") && !this.#keywordRef()) {
       this.next();
       const first = this.termVar();
       let key: Term | undefined;
@@ -315,7 +342,7 @@ class Parser {
       return withs({ kind: "every", key, value, domain, body, loc }, this.withModifiers());
     }
     let negated = false;
-    if (this.is("not")) {
+    if (this.is("not") && !this.#keywordRef()) {
       this.next();
       negated = true;
     }
@@ -473,16 +500,16 @@ class Parser {
       return this.postfix({ type: "string", value: t.text, loc });
     }
     if (t.kind === "ident") {
-      if (t.text === "true" || t.text === "false") {
+      if ((t.text === "true" || t.text === "false") && !this.#keywordRef()) {
         this.next();
         return { type: "boolean", value: t.text === "true", loc };
       }
-      if (t.text === "null") {
+      if (t.text === "null" && !this.#keywordRef()) {
         this.next();
         return { type: "null", loc };
       }
       const isCall = this.is("(", this.peek()) && !this.peek().spaceBefore;
-      if (KEYWORDS.has(t.text) && !(t.text === "contains" && isCall)) this.fail("a term");
+      if (KEYWORDS.has(t.text) && !(t.text === "contains" && isCall) && !this.#keywordRef()) this.fail("a term");
       this.next();
       // A dotted name directly followed by "(" is a call: regex.match(...), data.lib.f(...).
       let i = 0;

@@ -59,6 +59,8 @@ class PolicyPlanner {
   readonly #funcs = new Map<string, Func>();
   /** Functions called inside `with`: they get unmemoized twins (see #makeTwins). */
   readonly #twinsWanted = new Set<string>();
+  /** Package path + first name of every multi-part rule head (`a` of `a.b.c := 1`). */
+  readonly #refHeads = new Set<string>();
   readonly #queue: (() => void)[] = [];
   /** Call graph between rule groups and package documents (by data name) for recursion checks. */
   readonly #edges = new Map<string, Set<string>>();
@@ -71,7 +73,8 @@ class PolicyPlanner {
       const pkgNode = this.#node(m.pkg);
       pkgNode.isPackage = true;
       for (const rule of m.rules) {
-        const path = [...m.pkg, rule.name];
+        const path = [...m.pkg, rule.name, ...(rule.ref ?? [])];
+        if (rule.ref) this.#refHeads.add(dataName([...m.pkg, rule.name]));
         const node = this.#node(path);
         const arity = rule.kind === "function" ? rule.args.length : 0;
         if (node.children.size > 0) {
@@ -126,6 +129,7 @@ class PolicyPlanner {
       const g = this.#find(path)?.group;
       return g && { kind: g.kind, arity: g.arity };
     },
+    isRefHead: (path) => this.#refHeads.has(dataName(path)),
   };
 
   #error(loc: Loc, message: string): void {
