@@ -43,6 +43,8 @@ export interface CompileOptions {
    * undefined. Default false, as in OPA.
    */
   readonly strictBuiltinErrors?: boolean;
+  /** Parse the sources as Rego v0 (`--v0-compatible`); see ParseOptions.v0. Default false. */
+  readonly v0Compatible?: boolean;
 }
 
 export interface CompileResult {
@@ -66,7 +68,7 @@ export function planPolicy(sources: readonly PolicySource[], options: CompileOpt
     }
     seen.add(src.path);
     try {
-      const { module, diagnostics } = parseModule(src.path, src.text);
+      const { module, diagnostics } = parseModule(src.path, src.text, { v0: options.v0Compatible });
       diags.push(...diagnostics);
       modules.push(module);
     } catch (e) {

@@ -21,8 +21,17 @@ const MAX_NESTING = 100;
 
 const RELATIONS: Record<string, string> = { "==": "equal", "!=": "neq", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte" };
 
-export function parseModule(file: string, text: string): { module: Module; diagnostics: Diagnostic[] } {
-  const p = new Parser(file, tokenize(file, text));
+export interface ParseOptions {
+  /**
+   * Rego v0 syntax (`opa ... --v0-compatible`, a bundle manifest's `rego_version: 0`): rule
+   * bodies without `if` (`allow { ... }`), partial sets without `contains` (`deny[msg] { ... }`).
+   * `if`, `contains`, `in` and `every` stay keywords, as with `import future.keywords`.
+   */
+  readonly v0?: boolean;
+}
+
+export function parseModule(file: string, text: string, options: ParseOptions = {}): { module: Module; diagnostics: Diagnostic[] } {
+  const p = new Parser(file, tokenize(file, text), options.v0 === true);
   try {
     const module = p.module();
     return { module, diagnostics: p.diagnostics };
@@ -41,9 +50,12 @@ class Parser {
   readonly #file: string;
   readonly #toks: Token[];
 
-  constructor(file: string, toks: Token[]) {
+  readonly #v0: boolean;
+
+  constructor(file: string, toks: Token[], v0 = false) {
     this.#file = file;
     this.#toks = toks;
+    this.#v0 = v0;
   }
 
   get tok(): Token {
@@ -198,9 +210,12 @@ class Parser {
         this.error(this.loc(bracket), "unsupported: rule head reference with a variable part before its last part");
       }
       if (!this.is(":=") && !this.is("=")) {
-        this.error(this.loc(bracket), `unsupported: rule head ${name}[...] without a value (use "contains" for partial sets)`);
+        // v0: `deny[msg] { ... }` is a partial set.
+        if (!this.#v0) this.error(this.loc(bracket), `unsupported: rule head ${name}[...] without a value (use "contains" for partial sets)`);
+        kind = "set";
+      } else {
+        kind = "object";
       }
-      kind = "object";
     } else if (this.is("contains")) {
       this.next();
       kind = "set";
@@ -216,7 +231,7 @@ class Parser {
       if (this.is("if")) this.error(this.loc(), "default rules must not have a body");
       return { loc, name, ...(ref.length > 0 ? { ref } : {}), kind, isDefault, args, key, value, body: [], elses: [] };
     }
-    if (kind === "complete" && value === undefined && !this.is("if")) {
+    if (kind === "complete" && value === undefined && !this.is("if") && !(this.#v0 && this.is("{"))) {
       if (this.is("{")) this.error(this.loc(), "`if` keyword is required before rule body");
       this.fail(`"if", ":=" or "contains"`);
     }
@@ -225,7 +240,8 @@ class Parser {
       this.next();
       body = this.ruleBody();
     } else if (this.is("{")) {
-      this.error(this.loc(), "`if` keyword is required before rule body");
+      if (!this.#v0) this.error(this.loc(), "`if` keyword is required before rule body");
+      body = this.ruleBody();
     }
     const elses: ElseClause[] = [];
     while (this.is("else") && !this.#keywordRef()) {
@@ -241,7 +257,8 @@ class Parser {
         this.next();
         elseBody = this.ruleBody();
       } else if (this.is("{")) {
-        this.error(this.loc(), "`if` keyword is required before rule body");
+        if (!this.#v0) this.error(this.loc(), "`if` keyword is required before rule body");
+        elseBody = this.ruleBody();
       }
       elses.push({ value: elseValue, body: elseBody, loc: this.loc(elseTok) });
     }

@@ -3,13 +3,15 @@
  * in a temporary directory: exit codes, stdout and stderr.
  */
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadCompiledPolicy, readBundle } from "../../src/compiler/index.ts";
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "arbiter.js");
+const V0_FIXTURE = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "v0-policy");
 let dir: string;
 
 function arbiter(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -126,17 +128,17 @@ describe("arbiter test", () => {
     expect(r.code).toBe(0);
   });
 
-  it("prints each failure and exits 1", async () => {
+  it("prints each failure and exits 2 (as opa test)", async () => {
     write("failing/p.rego", "package t\n\nv := 2\n");
     write("failing/p_test.rego", "package t\n\ntest_ok if v == 2\n\ntest_wrong if v == 3\n\ntest_not_bool := 7\n");
     const r = await arbiter(["test", "failing"]);
     expect(r.stdout).toBe(
       ["FAIL failing/p_test.rego:5: data.t.test_wrong", "FAIL failing/p_test.rego:7: data.t.test_not_bool", "1 passed, 2 failed", ""].join("\n"),
     );
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
   });
 
-  it("reports evaluation errors as ERROR and exits 1", async () => {
+  it("reports evaluation errors as ERROR and exits 2", async () => {
     write("erroring/p_test.rego", "package t\n\nx := 1 if true\nx := 2 if true\n\ntest_conflict if x == 1\n");
     write("erroring/q_test.rego", "package u\n\ntest_fine if true\n");
     const r = await arbiter(["test", "erroring"]);
@@ -147,7 +149,7 @@ describe("arbiter test", () => {
         "",
       ].join("\n"),
     );
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
   });
 
   it("runs OPA-style tests that mock input and data with `with`", async () => {
@@ -190,9 +192,73 @@ describe("arbiter test", () => {
     write("syntax/a_test.rego", "package a\n\ntest_a := [\n");
     write("syntax/b_test.rego", "package b\n\ntest_b if {\n");
     const r = await arbiter(["test", "syntax"]);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(1);
     expect(r.stderr).toBe(
       "syntax/a_test.rego:4:1: unexpected end of file: expected a term\nsyntax/b_test.rego:4:1: unexpected end of file: expected \"}\"\n",
     );
+  });
+});
+
+describe("Rego v0 (--v0-compatible)", () => {
+  it("a v0 policy set builds with --v0-compatible (or a manifest's rego_version 0) and answers like its v1 rewrite", async () => {
+    const refused = await arbiter(["build", "-e", "authz", "-o", "v0-refused.tar.gz", join(V0_FIXTURE, "v0")]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(`${join(V0_FIXTURE, "v0", "authz.rego")}:8:7: \`if\` keyword is required before rule body\n`);
+
+    const v0 = await arbiter(["build", "--v0-compatible", "-e", "authz", "-o", "v0.tar.gz", join(V0_FIXTURE, "v0")]);
+    expect(v0.stderr).toBe("");
+    expect(v0.code).toBe(0);
+    const v1 = await arbiter(["build", "-e", "authz", "-o", "v1.tar.gz", join(V0_FIXTURE, "v1")]);
+    expect(v1.code).toBe(0);
+    cpSync(join(V0_FIXTURE, "v0"), join(dir, "v0-manifest"), { recursive: true });
+    write("v0-manifest/.manifest", '{"rego_version": 0}');
+    const byManifest = await arbiter(["build", "-e", "authz", "-o", "v0m.tar.gz", "v0-manifest"]);
+    expect(byManifest.stderr).toBe("");
+    expect(byManifest.code).toBe(0);
+
+    const load = async (file: string) => {
+      const b = await readBundle(join(dir, file));
+      return { manifest: b.manifest, policy: await loadCompiledPolicy(b.wasm, b.data) };
+    };
+    const [a, b, c] = [await load("v0.tar.gz"), await load("v1.tar.gz"), await load("v0m.tar.gz")];
+    expect(a.manifest.rego_version).toBe(0);
+    expect(c.manifest.rego_version).toBe(0);
+    expect(b.manifest.rego_version).toBe(1);
+    const inputs = [
+      { user: { id: "u1", role: "viewer" }, action: "read", resource: { owner: "u1" } },
+      { user: { id: "u1", role: "viewer" }, action: "write", resource: { owner: "u1" } },
+      { user: { id: "root", role: "admin" }, action: "delete", resource: { owner: "u2" } },
+      { user: { id: "root", role: "admin", suspended: true }, action: "read", resource: {} },
+      { user: { role: "viewer" }, action: "read", resource: {} },
+      {},
+    ];
+    for (const input of inputs) {
+      const want = b.policy.evaluate(input, "authz");
+      expect(a.policy.evaluate(input, "authz"), JSON.stringify(input)).toEqual(want);
+      expect(c.policy.evaluate(input, "authz"), JSON.stringify(input)).toEqual(want);
+    }
+    // The answers differ across inputs (the comparison is not vacuous).
+    expect(b.policy.evaluate(inputs[0], "authz")).toMatchObject([{ result: { allow: true, level: "low", actions: ["read"] } }]);
+    expect(b.policy.evaluate(inputs[3], "authz")).toMatchObject([{ result: { allow: false, level: "high", deny: ["user root is suspended"] } }]);
+  });
+
+  it("arbiter test: v0 tests, --run, --verbose, and opa test's exit codes (2 failures, 1 compile errors)", async () => {
+    write("v0test/p.rego", "package p\n\ndefault allow = false\n\nallow { input.ok }\n\nmsgs[m] { m := input.msgs[_] }\n");
+    write(
+      "v0test/p_test.rego",
+      'package p\n\ntest_allow { allow with input as {"ok": true} }\n\ntest_deny { not allow }\n\ntest_msgs { msgs == {"a"} with input.msgs as ["a", "a"] }\n\ntest_broken { allow }\n',
+    );
+    const v1Mode = await arbiter(["test", "v0test"]);
+    expect(v1Mode.code).toBe(1);
+    expect(v1Mode.stderr).toContain("`if` keyword is required before rule body");
+    const all = await arbiter(["test", "--v0-compatible", "v0test"]);
+    expect(all.stdout).toBe("FAIL v0test/p_test.rego:9: data.p.test_broken\n3 passed, 1 failed\n");
+    expect(all.code).toBe(2);
+    const some = await arbiter(["test", "--v0-compatible", "--verbose", "--run", "test_(allow|deny)$", "v0test"]);
+    expect(some.stdout).toBe("PASS v0test/p_test.rego:3: data.p.test_allow\nPASS v0test/p_test.rego:5: data.p.test_deny\n2 passed, 0 failed\n");
+    expect(some.code).toBe(0);
+    const none = await arbiter(["test", "--v0-compatible", "-r", "nomatch", "v0test"]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toBe("arbiter test: no test rules (test_*) matching nomatch found in --v0-compatible -r nomatch v0test\n");
   });
 });
