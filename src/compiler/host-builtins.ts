@@ -21,6 +21,7 @@
 import { createHash } from "node:crypto";
 import { parseDocument as parseYamlDocument } from "yaml";
 import { compileRe2 } from "./host-re2.ts";
+import { moreHostBuiltins } from "./host-builtins-more.ts";
 
 export { compileRe2 } from "./host-re2.ts";
 import { goSprintf } from "./host-sprintf.ts";
@@ -195,35 +196,6 @@ function timeNowNs(): number {
   return nowNs;
 }
 
-const UNITS: Record<string, number> = {
-  "": 1,
-  k: 1e3, kb: 1e3, ki: 1024, kib: 1024,
-  m: 1e6, mb: 1e6, mi: 1024 ** 2, mib: 1024 ** 2,
-  g: 1e9, gb: 1e9, gi: 1024 ** 3, gib: 1024 ** 3,
-  t: 1e12, tb: 1e12, ti: 1024 ** 4, tib: 1024 ** 4,
-  p: 1e15, pb: 1e15, pi: 1024 ** 5, pib: 1024 ** 5,
-  e: 1e18, eb: 1e18, ei: 1024 ** 6, eib: 1024 ** 6,
-};
-
-function parseBytes(s: unknown): number | undefined {
-  if (typeof s !== "string") return undefined;
-  const text = s.replace(/"/g, "").toLowerCase();
-  // OPA: "spaces not allowed in resource strings" (an error, so undefined here).
-  if (/\s/.test(text)) return undefined;
-  const m = /^((?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)([a-z]*)$/.exec(text);
-  if (!m) return undefined;
-  const mult = UNITS[m[2]!];
-  if (mult === undefined) return undefined;
-  // Integral amounts are multiplied exactly; a result is returned only when the number the
-  // SDK passes back (JSON.stringify of an f64) is exactly OPA's integer.
-  const bytes = /^\d+$/.test(m[1]!) ? BigInt(m[1]!) * BigInt(mult) : BigInt(Math.trunc(Number(m[1]) * mult));
-  const n = Number(bytes);
-  if (BigInt(n) !== bytes || !Number.isFinite(Number(m[1]))) {
-    throw new Error(`units.parse_bytes: ${s} is not held exactly by a JavaScript number (OPA's numbers are arbitrary precision)`);
-  }
-  return n;
-}
-
 function base64Decode(s: unknown): string | undefined {
   if (typeof s !== "string" || s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) return undefined;
   return Buffer.from(s, "base64").toString("utf8");
@@ -272,6 +244,7 @@ function isYaml(s: string): boolean {
 }
 
 export const hostBuiltins: Record<string, Builtin> = {
+  ...moreHostBuiltins,
   "arbiter.sprintf": goSprintf,
   "regex.match": regexMatch,
   "glob.match": globMatch,
@@ -279,7 +252,6 @@ export const hostBuiltins: Record<string, Builtin> = {
   "strings.replace_n": replaceN,
   "time.now_ns": timeNowNs,
   "crypto.sha256": (s: unknown) => (typeof s === "string" ? createHash("sha256").update(s, "utf8").digest("hex") : undefined),
-  "units.parse_bytes": parseBytes,
   "base64.encode": (s: unknown) => (typeof s === "string" ? Buffer.from(s, "utf8").toString("base64") : undefined),
   "base64.decode": base64Decode,
   "regex.replace": regexReplace,

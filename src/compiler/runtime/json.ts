@@ -537,6 +537,13 @@ function writeValue(v: usize): void {
     case K_STR: writeStringBytes(strPtr(v), lenOf(v)); return;
     case K_ARR:
     case K_SET: {
+      // A JavaScript builtin would see a set inside its arguments as an array, and could answer
+      // with an array where OPA keeps a set: refuse. (A set argument itself is fine: the host
+      // builtins treat a set operand as OPA does.)
+      if (forHost && hostDepth > 0 && kindOf(v) == K_SET) {
+        fatal("a set nested in an argument cannot be passed to a builtin implemented in JavaScript");
+      }
+      hostDepth++;
       putByte(0x5b);
       const n = lenOf(v);
       const e = elems(v);
@@ -545,9 +552,11 @@ function writeValue(v: usize): void {
         writeValue(load<u32>(e + (<usize>i << 2)));
       }
       putByte(0x5d);
+      hostDepth--;
       return;
     }
     case K_OBJ: {
+      hostDepth++;
       putByte(0x7b);
       const n = lenOf(v);
       for (let i: u32 = 0; i < n; i++) {
@@ -572,6 +581,7 @@ function writeValue(v: usize): void {
         writeValue(load<u32>(objVals(v) + (<usize>i << 2)));
       }
       putByte(0x7d);
+      hostDepth--;
       return;
     }
   }
@@ -585,6 +595,8 @@ function beginOut(): void {
 }
 
 let forHost = false;
+/** Nesting depth of the value being dumped for the host (0 = the argument itself). */
+let hostDepth = 0;
 
 /** Dumps a value as NUL-terminated JSON; returns the text's address. */
 export function dumpJson(v: usize): usize {
@@ -600,6 +612,7 @@ export function dumpJson(v: usize): usize {
  */
 export function dumpJsonForHost(v: usize): usize {
   forHost = true;
+  hostDepth = 0;
   beginOut();
   writeValue(v);
   putByte(0);
