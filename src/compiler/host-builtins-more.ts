@@ -239,7 +239,57 @@ function unionN(objs: unknown): unknown {
   return objs.reduce((acc: unknown, o) => union(acc, o), {});
 }
 
+/** numbers.range_step(a, b, step): a, a±step, ... up to b inclusive; step a positive integer. */
+function rangeStep(a: unknown, b: unknown, step: unknown): number[] | undefined {
+  if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || !Number.isSafeInteger(step) || (step as number) <= 0) return undefined;
+  const [x, y, k] = [a as number, b as number, step as number];
+  const count = Math.floor(Math.abs(y - x) / k) + 1;
+  if (count > 10_000_000) return undefined;
+  const dir = y >= x ? 1 : -1;
+  return Array.from({ length: count }, (_, i) => x + dir * i * k);
+}
+
+/** Go's url.QueryEscape: space as "+", everything but unreserved characters percent-encoded. */
+export function queryEscape(s: string): string {
+  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).replace(/%20/g, "+");
+}
+
+/** urlquery.encode_object: keys sorted (Go's url.Values.Encode); values a string or a list of strings. */
+function encodeObject(obj: unknown): string | undefined {
+  if (!isObj(obj)) return undefined;
+  const parts: string[] = [];
+  for (const k of Object.keys(obj).sort()) {
+    const v = obj[k];
+    const vs = strings(v);
+    if (!vs) return undefined;
+    for (const x of vs) parts.push(`${queryEscape(k)}=${queryEscape(x)}`);
+  }
+  return parts.join("&");
+}
+
+/** urlquery.decode_object: every key to the list of its values (Go's url.ParseQuery). */
+function decodeObject(s: unknown): Record<string, string[]> | undefined {
+  if (typeof s !== "string") return undefined;
+  const out: Record<string, string[]> = {};
+  try {
+    for (const part of s.split("&")) {
+      if (part === "") continue;
+      const eq = part.indexOf("=");
+      const [k, v] = eq < 0 ? [part, ""] : [part.slice(0, eq), part.slice(eq + 1)];
+      const key = decodeURIComponent(k.replace(/\+/g, " "));
+      const val = decodeURIComponent(v.replace(/\+/g, " "));
+      (Object.hasOwn(out, key) ? out[key]! : (out[key] = [])).push(val);
+    }
+  } catch {
+    return undefined;
+  }
+  return out;
+}
+
 export const moreHostBuiltins: Record<string, Builtin> = {
+  "numbers.range_step": rangeStep,
+  "urlquery.encode_object": encodeObject,
+  "urlquery.decode_object": decodeObject,
   "units.parse": unitsParse,
   "units.parse_bytes": unitsParseBytes,
   "strings.any_prefix_match": anyMatch((s, b) => s.startsWith(b)),

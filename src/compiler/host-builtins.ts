@@ -21,7 +21,7 @@
 import { createHash } from "node:crypto";
 import { parseDocument as parseYamlDocument } from "yaml";
 import { compileRe2 } from "./host-re2.ts";
-import { moreHostBuiltins } from "./host-builtins-more.ts";
+import { moreHostBuiltins, queryEscape } from "./host-builtins-more.ts";
 
 export { compileRe2 } from "./host-re2.ts";
 import { goSprintf } from "./host-sprintf.ts";
@@ -221,10 +221,6 @@ function urlqueryDecode(s: string): string | undefined {
   }
 }
 
-/** Go's url.QueryEscape: space as "+", everything but unreserved characters percent-encoded. */
-function urlqueryEncode(s: string): string {
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).replace(/%20/g, "+");
-}
 
 function isJson(s: string): boolean {
   try {
@@ -264,7 +260,7 @@ export const hostBuiltins: Record<string, Builtin> = {
   "base64url.decode": str(base64UrlDecode),
   "hex.encode": str((s) => Buffer.from(s, "utf8").toString("hex")),
   "hex.decode": str(hexDecode),
-  "urlquery.encode": str(urlqueryEncode),
+  "urlquery.encode": str(queryEscape),
   "urlquery.decode": str(urlqueryDecode),
   "crypto.md5": str((s) => createHash("md5").update(s, "utf8").digest("hex")),
   "crypto.sha1": str((s) => createHash("sha1").update(s, "utf8").digest("hex")),
