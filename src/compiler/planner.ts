@@ -53,7 +53,7 @@ export function planModules(modules: readonly Module[], entrypoints: readonly st
 }
 
 class PolicyPlanner {
-  readonly #diags: Diagnostic[];
+  #diags: Diagnostic[];
   readonly #root: TreeNode = { path: [], children: new Map(), isPackage: false };
   readonly #groups: Group[] = [];
   readonly #funcs = new Map<string, Func>();
@@ -173,12 +173,25 @@ class PolicyPlanner {
         plans.push({ name: ep, func: this.#ensureDoc(node) });
       }
     }
-    // Check every rule, reachable or not, as OPA does.
-    for (const g of this.#groups) this.#ensureGroup(g);
     while (this.#queue.length > 0) this.#queue.shift()!();
+    const reachable = new Set(this.#funcs.keys());
+    // Check every rule, reachable or not, as OPA does. In rules no entrypoint reaches, what this
+    // compiler does not support (an unsupported builtin or construct OPA itself compiles) does
+    // not refuse the build: those rules are simply left out of the module. Real errors still do.
+    const real = this.#diags;
+    const unreached: Diagnostic[] = [];
+    this.#diags = unreached;
+    try {
+      for (const g of this.#groups) this.#ensureGroup(g);
+      while (this.#queue.length > 0) this.#queue.shift()!();
+    } finally {
+      this.#diags = real;
+    }
+    for (const d of unreached) if (!d.message.startsWith("unsupported")) real.push(d);
     this.#checkRecursion();
     this.#makeTwins();
-    return { funcs: [...this.#funcs.values()], plans, hostBuiltins: [] };
+    const kept = (name: string) => reachable.has(name.endsWith("~with") ? name.slice(0, -"~with".length) : name);
+    return { funcs: [...this.#funcs.values()].filter((f) => kept(f.name)), plans, hostBuiltins: [] };
   }
 
   /** Name of the unmemoized twin of `func`, called inside `with` (made by #makeTwins). */
