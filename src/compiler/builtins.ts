@@ -44,6 +44,7 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["crypto.hmac.equal", 2], ["io.jwt.decode", 1], ["semver.is_valid", 1], ["semver.compare", 2],
   ["strings.count", 2], ["indexof_n", 2], ["object.union_n", 1],
   ["numbers.range_step", 3], ["urlquery.encode_object", 1], ["urlquery.decode_object", 1],
+  ["net.cidr_contains", 2], ["net.cidr_intersects", 2], ["net.cidr_is_valid", 1],
   // host, implemented by the SDK itself (src/builtins/ of @open-policy-agent/opa-wasm)
   ["json.is_valid", 1], ["regex.split", 2], ["yaml.marshal", 1], ["yaml.unmarshal", 1], ["yaml.is_valid", 1],
 ]);

@@ -7,6 +7,7 @@
  * answering with another number.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { isIPv4, isIPv6 } from "node:net";
 
 type Builtin = (...args: any[]) => unknown;
 
@@ -286,7 +287,69 @@ function decodeObject(s: unknown): Record<string, string[]> | undefined {
   return out;
 }
 
+/** An address as [bits, value]: 32 for IPv4, 128 for IPv6 (Go's net.ParseIP forms). */
+function parseIp(s: string): [number, bigint] | undefined {
+  if (isIPv4(s)) return [32, s.split(".").reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n)];
+  if (!isIPv6(s) || s.includes("%")) return undefined;
+  let text = s;
+  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hextets.
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const n = parseIp(v4[1]!)![1];
+    text = `${text.slice(0, -v4[1]!.length)}${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
+  }
+  const [head, tail] = text.includes("::") ? text.split("::") : [text, undefined];
+  const h = head ? head.split(":") : [];
+  const t = tail === undefined ? [] : tail ? tail.split(":") : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t];
+  if (groups.length !== 8) return undefined;
+  return [128, groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n)];
+}
+
+/** A CIDR as [bits, first, last]; undefined unless `addr/prefix` with a prefix in range. */
+function parseCidr(s: unknown): [number, bigint, bigint] | undefined {
+  if (typeof s !== "string") return undefined;
+  const slash = s.indexOf("/");
+  if (slash < 0) return undefined;
+  const ip = parseIp(s.slice(0, slash));
+  const prefixText = s.slice(slash + 1);
+  if (!ip || !/^\d{1,3}$/.test(prefixText)) return undefined;
+  const [bits, value] = ip;
+  const prefix = Number(prefixText);
+  if (prefix > bits) return undefined;
+  const host = (1n << BigInt(bits - prefix)) - 1n;
+  return [bits, value & ~host, (value & ~host) | host];
+}
+
+/** A CIDR or a single address (as a one-address range). */
+function parseCidrOrIp(s: unknown): [number, bigint, bigint] | undefined {
+  if (typeof s !== "string") return undefined;
+  if (s.includes("/")) return parseCidr(s);
+  const ip = parseIp(s);
+  if (!ip) return undefined;
+  // Go's IPNet.Contains compares an IPv4-mapped IPv6 address (::ffff:a.b.c.d) as IPv4.
+  if (ip[0] === 128 && ip[1] >> 32n === 0xffffn) return [32, ip[1] & 0xffffffffn, ip[1] & 0xffffffffn];
+  return [ip[0], ip[1], ip[1]];
+}
+
+function cidrContains(cidr: unknown, x: unknown): boolean | undefined {
+  const a = parseCidr(cidr);
+  const b = parseCidrOrIp(x);
+  if (!a || !b) return undefined;
+  return a[0] === b[0] && a[1] <= b[1] && b[2] <= a[2];
+}
+
+function cidrIntersects(x: unknown, y: unknown): boolean | undefined {
+  const a = parseCidr(x);
+  const b = parseCidr(y);
+  if (!a || !b) return undefined;
+  return a[0] === b[0] && a[1] <= b[2] && b[1] <= a[2];
+}
+
 export const moreHostBuiltins: Record<string, Builtin> = {
+  "net.cidr_contains": cidrContains,
+  "net.cidr_intersects": cidrIntersects,
+  "net.cidr_is_valid": (s: unknown) => parseCidr(s) !== undefined,
   "numbers.range_step": rangeStep,
   "urlquery.encode_object": encodeObject,
   "urlquery.decode_object": decodeObject,
