@@ -42,7 +42,14 @@ export type CallTarget =
 
 export type Body = readonly Literal[];
 
-export type Literal =
+/** `with target as value`: target is `input...` or `data...` (a reference). */
+export interface WithModifier {
+  readonly target: Term;
+  readonly value: Term;
+  readonly loc: Loc;
+}
+
+export type Literal = (
   | { readonly kind: "expr"; readonly negated: boolean; readonly term: Term; readonly loc: Loc }
   | { readonly kind: "some"; readonly vars: readonly Term[]; readonly loc: Loc }
   | {
@@ -59,7 +66,8 @@ export type Literal =
       readonly domain: Term;
       readonly body: Body;
       readonly loc: Loc;
-    };
+    }
+) & { readonly withs?: readonly WithModifier[] };
 
 export type RuleKind = "complete" | "set" | "object" | "function";
 
@@ -73,6 +81,11 @@ export interface ElseClause {
 export interface Rule {
   readonly loc: Loc;
   readonly name: string;
+  /**
+   * Further constant parts of a rule head reference (`a.b.c := 1` has name `a` and ref
+   * `["b", "c"]`); the rule's path is package + name + ref. Absent for a one-part head.
+   */
+  readonly ref?: readonly string[];
   readonly kind: RuleKind;
   readonly isDefault: boolean;
   /** Function arguments. */

@@ -37,6 +37,14 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["regex.replace", 3], ["regex.find_n", 3], ["regex.is_valid", 1], ["base64url.encode", 1],
   ["base64url.decode", 1], ["hex.encode", 1], ["hex.decode", 1], ["urlquery.encode", 1],
   ["urlquery.decode", 1], ["crypto.md5", 1], ["crypto.sha1", 1],
+  // host (host-builtins-more.ts)
+  ["units.parse", 1], ["strings.any_prefix_match", 2], ["strings.any_suffix_match", 2],
+  ["bits.and", 2], ["bits.or", 2], ["bits.xor", 2], ["bits.negate", 1], ["bits.lsh", 2], ["bits.rsh", 2],
+  ["crypto.hmac.md5", 2], ["crypto.hmac.sha1", 2], ["crypto.hmac.sha256", 2], ["crypto.hmac.sha512", 2],
+  ["crypto.hmac.equal", 2], ["io.jwt.decode", 1], ["semver.is_valid", 1], ["semver.compare", 2],
+  ["strings.count", 2], ["indexof_n", 2], ["object.union_n", 1],
+  ["numbers.range_step", 3], ["urlquery.encode_object", 1], ["urlquery.decode_object", 1],
+  ["net.cidr_contains", 2], ["net.cidr_intersects", 2], ["net.cidr_is_valid", 1],
   // host, implemented by the SDK itself (src/builtins/ of @open-policy-agent/opa-wasm)
   ["json.is_valid", 1], ["regex.split", 2], ["yaml.marshal", 1], ["yaml.unmarshal", 1], ["yaml.is_valid", 1],
 ]);
@@ -85,4 +93,9 @@ export function isHostBuiltin(name: string): boolean {
  * OPA's `sprintf` as `arbiter.sprintf` routes it to the Go-fmt implementation in
  * host-sprintf.ts instead.
  */
-export const HOST_IMPORT_NAMES: ReadonlyMap<string, string> = new Map([["sprintf", "arbiter.sprintf"]]);
+export const HOST_IMPORT_NAMES: ReadonlyMap<string, string> = new Map([
+  ["sprintf", "arbiter.sprintf"],
+  // The SDK's own json.is_valid / yaml.is_valid answer undefined for a non-string; OPA says false.
+  ["json.is_valid", "arbiter.json.is_valid"],
+  ["yaml.is_valid", "arbiter.yaml.is_valid"],
+]);

@@ -6,7 +6,7 @@
  * Data files may also sit deeper (`/a/b/data.json`); they merge into base data at `a.b`.
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, sep } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { parse as parseYaml } from "yaml";
@@ -40,6 +40,29 @@ export interface BuildBundleOptions {
    * sources' subdirectories; a signed bundle must ship every file its signature lists.
    */
   readonly sources?: boolean;
+  /** Compile with OPA's strict builtin errors (see CompileOptions.strictBuiltinErrors). */
+  readonly strictBuiltinErrors?: boolean;
+  /**
+   * Rego v0 sources (`--v0-compatible`). Default: v0 when a directory holds a `.manifest`
+   * with `"rego_version": 0` (as OPA honours it), else v1.
+   */
+  readonly v0Compatible?: boolean;
+}
+
+/** True when one of the directories has a `.manifest` declaring `"rego_version": 0`. */
+export function manifestSaysV0(dirs: readonly string[]): boolean {
+  for (const dir of dirs) {
+    const file = join(dir, ".manifest");
+    if (!existsSync(file)) continue;
+    let m: unknown;
+    try {
+      m = JSON.parse(readFileSync(file, "utf8"));
+    } catch (e) {
+      throw new BundleError(`${file}: malformed JSON: ${(e as Error).message}`);
+    }
+    if (typeof m === "object" && m !== null && (m as { rego_version?: unknown }).rego_version === 0) return true;
+  }
+  return false;
 }
 
 export interface LoadedBundle {
@@ -65,8 +88,9 @@ const utf8 = new TextEncoder();
 export function buildBundle(dirs: readonly string[], options: BuildBundleOptions = {}): Bundle {
   const tree = loadPolicyTree(dirs);
   const sources = tree.rego.map((f) => ({ path: f.path, text: f.text }));
-  const compiled = compile(sources, { entrypoints: options.entrypoints });
-  checkDataConflicts(sources, tree.data);
+  const v0 = options.v0Compatible ?? manifestSaysV0(dirs);
+  const compiled = compile(sources, { entrypoints: options.entrypoints, strictBuiltinErrors: options.strictBuiltinErrors, v0Compatible: v0 });
+  checkDataConflicts(sources, tree.data, v0);
   const files = new Map<string, Uint8Array>();
   files.set("/policy.wasm", compiled.wasm);
   files.set("/data.json", utf8.encode(JSON.stringify(tree.data)));
@@ -76,15 +100,15 @@ export function buildBundle(dirs: readonly string[], options: BuildBundleOptions
     revision,
     roots: [""],
     wasm: compiled.entrypoints.map((entrypoint) => ({ entrypoint, module: "/policy.wasm" })),
-    rego_version: 1,
+    rego_version: v0 ? 0 : 1,
   };
   files.set("/.manifest", utf8.encode(JSON.stringify(manifest)));
   return { files, manifest };
 }
 
 /** Throws RegoCompileError when base data defines a document a rule also defines (as OPA refuses). */
-export function checkDataConflicts(sources: readonly PolicySource[], data: Record<string, unknown>): void {
-  const modules = sources.map((s) => parseModule(s.path, s.text).module);
+export function checkDataConflicts(sources: readonly PolicySource[], data: Record<string, unknown>, v0 = false): void {
+  const modules = sources.map((s) => parseModule(s.path, s.text, { v0 }).module);
   const problems = dataConflicts(modules, data);
   if (problems.length > 0) throw new RegoCompileError(problems);
 }

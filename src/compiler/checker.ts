@@ -16,6 +16,8 @@ import type { Diagnostic } from "./diagnostics.ts";
 export interface RuleIndex {
   /** Kind and arity of the rule group at this data path, if any. */
   group(path: readonly string[]): { kind: Rule["kind"]; arity: number } | undefined;
+  /** True when `path` (package + name) is the first part of a multi-part rule head. */
+  isRefHead(path: readonly string[]): boolean;
 }
 
 export interface ResolvedClause {
@@ -121,6 +123,13 @@ export class ClauseResolver {
   }
 
   #literal(lit: Literal, scope: Scope): Literal {
+    if (!lit.withs) return this.#literalOnly(lit, scope);
+    // `with` values are evaluated before the literal, in its scope; targets are paths, not terms.
+    const withs = lit.withs.map((w) => ({ ...w, value: this.#term(w.value, scope) }));
+    return { ...this.#literalOnly(lit, scope), withs };
+  }
+
+  #literalOnly(lit: Literal, scope: Scope): Literal {
     switch (lit.kind) {
       case "some": {
         const vars = lit.vars.map((v) => {
@@ -206,7 +215,7 @@ export class ClauseResolver {
       return { type: "ref", head, path: imp.slice(1).map((s) => ({ type: "string", value: s, loc: t.loc })), loc: t.loc };
     }
     const rulePath = [...this.#module.pkg, name];
-    if (this.#index.group(rulePath)) {
+    if (this.#index.group(rulePath) || this.#index.isRefHead(rulePath)) {
       return {
         type: "ref",
         head: { type: "var", name: "data", orig: "data", loc: t.loc },

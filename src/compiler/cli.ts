@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { buildBundle, BundleError, checkDataConflicts, readBundle, writeBundle } from "./bundle.ts";
+import { buildBundle, BundleError, checkDataConflicts, manifestSaysV0, readBundle, writeBundle } from "./bundle.ts";
 import { loadPolicyTree, PolicyLoadError } from "./data.ts";
 import { type Diagnostic, RegoCompileError } from "./diagnostics.ts";
 import { compile, loadCompiledPolicy } from "./index.ts";
@@ -30,8 +30,15 @@ const stdio: Io = {
 
 class UsageError extends Error {}
 
-/** Minimal flag parser: `flags` maps each flag (and alias) to its canonical name; all take a value. */
-function parseArgs(args: readonly string[], flags: Record<string, string>): { opts: Map<string, string[]>; rest: string[] } {
+/**
+ * Minimal flag parser: `flags` maps each flag (and alias) to its canonical name; all take a
+ * value except the canonical names in `booleans`, which are set to "true" when present.
+ */
+function parseArgs(
+  args: readonly string[],
+  flags: Record<string, string>,
+  booleans: ReadonlySet<string> = new Set(),
+): { opts: Map<string, string[]>; rest: string[] } {
   const opts = new Map<string, string[]>();
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
@@ -45,6 +52,11 @@ function parseArgs(args: readonly string[], flags: Record<string, string>): { op
       const flag = eq > 0 ? a.slice(0, eq) : a;
       const name = flags[flag];
       if (!name) throw new UsageError(`unknown flag ${flag}`);
+      if (booleans.has(name)) {
+        if (eq > 0) throw new UsageError(`flag ${flag} takes no value`);
+        opts.set(name, ["true"]);
+        continue;
+      }
       let value: string | undefined = eq > 0 ? a.slice(eq + 1) : args[++i];
       if (value === undefined) throw new UsageError(`flag ${flag} needs a value`);
       opts.set(name, [...(opts.get(name) ?? []), value]);
@@ -69,11 +81,12 @@ function report(io: Io, command: string, e: unknown): number {
 }
 
 const BUILD_USAGE =
-  "usage: arbiter build [-e ENTRYPOINT]... [-o bundle.tar.gz] [--revision R] [--no-sources]\n" +
+  "usage: arbiter build [-e ENTRYPOINT]... [-o bundle.tar.gz] [--revision R] [--no-sources] [--strict-builtin-errors] [--v0-compatible]\n" +
   "                     [--signing-key KEY [--signing-alg RS256] [--signing-key-id ID] [--signing-scope S]] DIR...\n" +
   "  --signing-key: a PEM private key (RS*, PS*, ES*, EdDSA) or a file holding the HMAC secret (HS*);\n" +
   "  writes /.signatures.json as `opa build --signing-key` does (docs/engine.md, Signed bundles)\n" +
-  "  --no-sources: leave the Rego sources out (a flat bundle that fits a ConfigMap)\n";
+  "  --no-sources: leave the Rego sources out (a flat bundle that fits a ConfigMap)\n" +
+  "  --v0-compatible: the sources are Rego v0 (a .manifest with \"rego_version\": 0 says so too)\n";
 
 /** `arbiter build`: compile policy directories into an OPA wasm bundle. */
 export async function runBuild(args: string[], io: Io = stdio): Promise<number> {
@@ -88,7 +101,8 @@ export async function runBuild(args: string[], io: Io = stdio): Promise<number> 
     const { opts, rest } = parseArgs(args, {
       "-e": "entrypoint", "--entrypoint": "entrypoint", "-o": "output", "--output": "output", "--revision": "revision",
       "--signing-key": "signing-key", "--signing-alg": "signing-alg", "--signing-key-id": "signing-key-id", "--signing-scope": "signing-scope",
-    });
+      "--strict-builtin-errors": "strict", "--v0-compatible": "v0",
+    }, new Set(["strict", "v0"]));
     if (rest.length === 0) throw new UsageError(`no policy directory given\n${BUILD_USAGE}`);
     const out = opts.get("output")?.at(-1) ?? "bundle.tar.gz";
     const signing = signingOptions(opts);
@@ -96,6 +110,8 @@ export async function runBuild(args: string[], io: Io = stdio): Promise<number> 
       entrypoints: opts.get("entrypoint")?.map(normalizeEntrypoint),
       revision: opts.get("revision")?.at(-1),
       sources,
+      strictBuiltinErrors: opts.has("strict"),
+      ...(opts.has("v0") ? { v0Compatible: true } : {}),
     });
     if (signing) {
       const files = new Map([...bundle.files].map(([name, bytes]) => [name.replace(/^\/+/, ""), bytes]));
@@ -162,7 +178,7 @@ function readJsonFile(path: string, what: string): unknown {
   }
 }
 
-const EVAL_USAGE = "usage: arbiter eval -b BUNDLE -e ENTRYPOINT [-i input.json] [-d data.json]...\n";
+const EVAL_USAGE = "usage: arbiter eval -b BUNDLE -e ENTRYPOINT [-i input.json] [-d data.json]... [--strict-builtin-errors] [--v0-compatible]\n";
 
 /** `arbiter eval`: evaluate one entrypoint of a bundle and print the result set. */
 export async function runEval(args: string[], io: Io = stdio): Promise<number> {
@@ -174,7 +190,8 @@ export async function runEval(args: string[], io: Io = stdio): Promise<number> {
     const { opts, rest } = parseArgs(args, {
       "-b": "bundle", "--bundle": "bundle", "-e": "entrypoint", "--entrypoint": "entrypoint",
       "-i": "input", "--input": "input", "-d": "data", "--data": "data",
-    });
+      "--strict-builtin-errors": "strict", "--v0-compatible": "v0",
+    }, new Set(["strict", "v0"]));
     if (rest.length > 0) throw new UsageError(`unexpected argument ${rest[0]}\n${EVAL_USAGE}`);
     const bundlePath = opts.get("bundle")?.at(-1);
     const entry = opts.get("entrypoint")?.at(-1);
@@ -186,7 +203,17 @@ export async function runEval(args: string[], io: Io = stdio): Promise<number> {
     for (const d of opts.get("data") ?? []) mergeOver(data, readJsonFile(d, "data file"), d);
     const inputPath = opts.get("input")?.at(-1);
     const input = inputPath === undefined ? undefined : readJsonFile(inputPath, "input file");
-    const policy = await loadCompiledPolicy(bundle.wasm, data);
+    let wasm = bundle.wasm;
+    if (opts.has("strict")) {
+      // Strictness is compiled into the module: rebuild it from the bundle's Rego sources.
+      if (bundle.regoFiles.size === 0) {
+        throw new UsageError("--strict-builtin-errors needs the bundle's Rego sources (this bundle holds only policy.wasm)");
+      }
+      const sources = [...bundle.regoFiles].map(([path, text]) => ({ path, text }));
+      const v0 = opts.has("v0") || bundle.manifest.rego_version === 0;
+      wasm = compile(sources, { entrypoints: [entrypoint], strictBuiltinErrors: true, v0Compatible: v0 }).wasm;
+    }
+    const policy = await loadCompiledPolicy(wasm, data);
     const known = Object.keys(policy.entrypoints);
     if (!known.includes(entrypoint)) {
       throw new UsageError(`entrypoint "${entrypoint}" is not in the bundle (it has: ${known.join(", ") || "none"})`);
@@ -218,25 +245,44 @@ interface TestRule {
   readonly line: number;
 }
 
+const TEST_USAGE = "usage: arbiter test [--run REGEX] [--verbose] [--v0-compatible] DIR...\n";
+
 /**
  * `arbiter test`: compiles the policies with their `*_test.rego` files once, with every `test_*`
- * rule as an entrypoint, and evaluates each with no input. Exit 0 when all pass, 1 on a
- * failure or evaluation error, 2 when the policies do not compile.
+ * rule as an entrypoint, and evaluates each with no input (tests mock input and data with
+ * `with`). Exit codes as `opa test`: 0 when all pass, 2 on a failure or evaluation error, 1 when
+ * the policies do not compile or the command is misused. `--run REGEX` selects tests by their
+ * full name (`data.pkg.test_x`), `--verbose` prints every result.
  */
 export async function runTest(args: string[], io: Io = stdio): Promise<number> {
   let tree;
   let sources: { path: string; text: string }[];
+  let run: RegExp | undefined;
+  let verbose = false;
+  let v0 = false;
   try {
     if (args.includes("-h") || args.includes("--help")) {
-      io.out("usage: arbiter test DIR...\n");
+      io.out(TEST_USAGE);
       return 0;
     }
-    const { rest } = parseArgs(args, {});
-    if (rest.length === 0) throw new UsageError("no policy directory given\nusage: arbiter test DIR...");
+    const { opts, rest } = parseArgs(args, {
+      "-r": "run", "--run": "run", "-v": "verbose", "--verbose": "verbose", "--v0-compatible": "v0",
+    }, new Set(["verbose", "v0"]));
+    if (rest.length === 0) throw new UsageError(`no policy directory given\n${TEST_USAGE}`);
+    const pattern = opts.get("run")?.at(-1);
+    if (pattern !== undefined) {
+      try {
+        run = new RegExp(pattern);
+      } catch (e) {
+        throw new UsageError(`--run ${pattern}: invalid regular expression: ${(e as Error).message}`);
+      }
+    }
+    verbose = opts.has("verbose");
     tree = loadPolicyTree(rest);
+    v0 = opts.has("v0") || manifestSaysV0(rest);
     sources = [...tree.rego, ...tree.tests].map((f) => ({ path: f.path, text: f.text }));
   } catch (e) {
-    return report(io, "test", e);
+    return report(io, "test", e) === 0 ? 0 : 1;
   }
   const tests: TestRule[] = [];
   try {
@@ -246,7 +292,7 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
     for (const src of sources) {
       let module;
       try {
-        module = parseModule(src.path, src.text).module;
+        module = parseModule(src.path, src.text, { v0 }).module;
       } catch (e) {
         if (!(e instanceof RegoCompileError)) throw e;
         problems.push(...e.diagnostics);
@@ -254,7 +300,8 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
       }
       for (const r of module.rules) {
         const key = [...module.pkg, r.name].join("/");
-        if (!r.name.startsWith("test_") || r.kind !== "complete" || seen.has(key)) continue;
+        if (!r.name.startsWith("test_") || r.ref || r.kind !== "complete" || seen.has(key)) continue;
+        if (run && !run.test(["data", ...module.pkg, r.name].join("."))) continue;
         seen.add(key);
         tests.push({ entrypoint: [...module.pkg, r.name].join("/"), name: ["data", ...module.pkg, r.name].join("."), file: src.path, line: r.loc.line });
       }
@@ -262,22 +309,22 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
     if (problems.length > 0) throw new RegoCompileError(problems);
   } catch (e) {
     io.err(`${(e as Error).message}\n`);
-    return 2;
+    return 1;
   }
   if (tests.length === 0) {
-    io.err(`arbiter test: no test rules (test_*) found in ${args.join(" ")}\n`);
+    io.err(`arbiter test: no test rules (test_*)${run ? ` matching ${run.source}` : ""} found in ${args.join(" ")}\n`);
     return 1;
   }
   let compiled;
   try {
-    compiled = compile(sources, { entrypoints: [...new Set(tests.map((t) => t.entrypoint))] });
-    checkDataConflicts(sources, tree.data);
+    compiled = compile(sources, { entrypoints: [...new Set(tests.map((t) => t.entrypoint))], v0Compatible: v0 });
+    checkDataConflicts(sources, tree.data, v0);
   } catch (e) {
     if (e instanceof RegoCompileError) {
       io.err(`${e.message}\n`);
-      return 2;
+      return 1;
     }
-    return report(io, "test", e);
+    return report(io, "test", e) === 0 ? 0 : 1;
   }
   let passed = 0;
   let failed = 0;
@@ -288,6 +335,7 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
       const rs = policy.evaluate(undefined as never, t.entrypoint) as { result: unknown }[];
       if (rs.length === 1 && rs[0]!.result === true) {
         passed++;
+        if (verbose) io.out(`PASS ${t.file}:${t.line}: ${t.name}\n`);
       } else {
         failed++;
         io.out(`FAIL ${t.file}:${t.line}: ${t.name}\n`);
@@ -300,5 +348,5 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
     }
   }
   io.out(`${passed} passed, ${failed} failed\n`);
-  return failed > 0 ? 1 : 0;
+  return failed > 0 ? 2 : 0;
 }

@@ -57,6 +57,8 @@ interface PendingFunc {
 class Generator {
   readonly #rt: RuntimeModule;
   readonly #policy: Policy;
+  /** Strict builtin errors (see Policy.strictBuiltinErrors). */
+  readonly strict: boolean;
   readonly #funcs = new Map<string, { ir: Func; index: number }>();
   readonly #pending: PendingFunc[] = [];
   /** const JSON text -> global index */
@@ -68,6 +70,7 @@ class Generator {
   constructor(rt: RuntimeModule, policy: Policy) {
     this.#rt = rt;
     this.#policy = policy;
+    this.strict = policy.strictBuiltinErrors === true;
   }
 
   #newFunc(params: number, results: number): PendingFunc {
@@ -503,7 +506,7 @@ class FuncGen {
         this.#requireTop();
         return;
       case "dot":
-        this.#call("rt_dot", [s.source, s.key]);
+        this.#call(s.data ? "rt_dot_data" : "rt_dot", [s.source, s.key]);
         this.#setDefinedTop(s.target);
         return;
       case "len":
@@ -531,6 +534,14 @@ class FuncGen {
         if (b.hostId !== undefined) e.op(Op.i32Const).s32(b.hostId).op(Op.i32Const).s32(0);
         for (const a of s.args) this.#get(a);
         e.op(Op.call).u32(b.index);
+        if (this.#g.strict) {
+          // Strict builtin errors: a builtin that fails (returns undefined) aborts the evaluation.
+          e.op(Op.localTee).u32(this.#tmp).op(Op.i32Eqz).op(Op.if).byte(Op.void);
+          this.#frames.push(false);
+          this.#abort(`${s.name}: builtin error (strict builtin errors): the arguments are of the wrong type or out of range`);
+          this.#close();
+          e.op(Op.localGet).u32(this.#tmp);
+        }
         this.#setDefinedTop(s.target);
         return;
       }
@@ -555,6 +566,10 @@ class FuncGen {
       case "objectInsert":
         this.#call("rt_object_insert", [s.object, s.key, s.value]);
         this.#requireTop();
+        return;
+      case "objectWith":
+        this.#call("rt_object_with", [s.object, s.key, s.value]);
+        e.op(Op.localSet).u32(this.local(s.target));
         return;
       case "objectInsertOnce":
         this.#call("rt_object_insert_once", [s.object, s.key, s.value]);

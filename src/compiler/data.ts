@@ -134,14 +134,14 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>, file:
  * non-object above a package). Returns one problem per rule, positioned at the rule.
  */
 export function dataConflicts(
-  modules: readonly { readonly pkg: readonly string[]; readonly rules: readonly { name: string; loc: { file: string; line: number; col: number } }[] }[],
+  modules: readonly { readonly pkg: readonly string[]; readonly rules: readonly { name: string; ref?: readonly string[]; loc: { file: string; line: number; col: number } }[] }[],
   data: Record<string, unknown>,
 ): { file: string; line: number; col: number; message: string }[] {
   const out: { file: string; line: number; col: number; message: string }[] = [];
   const seen = new Set<string>();
   for (const m of modules) {
     for (const r of m.rules) {
-      const path = [...m.pkg, r.name];
+      const path = [...m.pkg, r.name, ...(r.ref ?? [])];
       const key = path.join("\0");
       if (seen.has(key)) continue;
       seen.add(key);

@@ -19,7 +19,9 @@
  *   resolution is a millisecond and values above 2^53 lose their last bits (numbers are f64).
  */
 import { createHash } from "node:crypto";
+import { parseDocument as parseYamlDocument } from "yaml";
 import { compileRe2 } from "./host-re2.ts";
+import { moreHostBuiltins, queryEscape } from "./host-builtins-more.ts";
 
 export { compileRe2 } from "./host-re2.ts";
 import { goSprintf } from "./host-sprintf.ts";
@@ -194,25 +196,6 @@ function timeNowNs(): number {
   return nowNs;
 }
 
-const UNITS: Record<string, number> = {
-  "": 1,
-  k: 1e3, kb: 1e3, ki: 1024, kib: 1024,
-  m: 1e6, mb: 1e6, mi: 1024 ** 2, mib: 1024 ** 2,
-  g: 1e9, gb: 1e9, gi: 1024 ** 3, gib: 1024 ** 3,
-  t: 1e12, tb: 1e12, ti: 1024 ** 4, tib: 1024 ** 4,
-  p: 1e15, pb: 1e15, pi: 1024 ** 5, pib: 1024 ** 5,
-  e: 1e18, eb: 1e18, ei: 1024 ** 6, eib: 1024 ** 6,
-};
-
-function parseBytes(s: unknown): number | undefined {
-  if (typeof s !== "string") return undefined;
-  const m = /^(\d+(?:\.\d*)?|\.\d+)([a-z]*)$/.exec(s.trim().replace(/"/g, "").toLowerCase());
-  if (!m) return undefined;
-  const mult = UNITS[m[2]!];
-  if (mult === undefined) return undefined;
-  return Math.trunc(Number(m[1]) * mult);
-}
-
 function base64Decode(s: unknown): string | undefined {
   if (typeof s !== "string" || s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) return undefined;
   return Buffer.from(s, "base64").toString("utf8");
@@ -238,12 +221,26 @@ function urlqueryDecode(s: string): string | undefined {
   }
 }
 
-/** Go's url.QueryEscape: space as "+", everything but unreserved characters percent-encoded. */
-function urlqueryEncode(s: string): string {
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).replace(/%20/g, "+");
+
+function isJson(s: string): boolean {
+  try {
+    JSON.parse(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isYaml(s: string): boolean {
+  try {
+    return parseYamlDocument(s).errors.length === 0;
+  } catch {
+    return false;
+  }
 }
 
 export const hostBuiltins: Record<string, Builtin> = {
+  ...moreHostBuiltins,
   "arbiter.sprintf": goSprintf,
   "regex.match": regexMatch,
   "glob.match": globMatch,
@@ -251,17 +248,19 @@ export const hostBuiltins: Record<string, Builtin> = {
   "strings.replace_n": replaceN,
   "time.now_ns": timeNowNs,
   "crypto.sha256": (s: unknown) => (typeof s === "string" ? createHash("sha256").update(s, "utf8").digest("hex") : undefined),
-  "units.parse_bytes": parseBytes,
   "base64.encode": (s: unknown) => (typeof s === "string" ? Buffer.from(s, "utf8").toString("base64") : undefined),
   "base64.decode": base64Decode,
   "regex.replace": regexReplace,
   "regex.find_n": regexFindN,
-  "regex.is_valid": (p: unknown) => (typeof p === "string" ? compileRe2(p) !== null : undefined),
+  // OPA: false (not undefined) for a non-string operand.
+  "regex.is_valid": (p: unknown) => typeof p === "string" && compileRe2(p) !== null,
+  "arbiter.json.is_valid": (s: unknown) => typeof s === "string" && isJson(s),
+  "arbiter.yaml.is_valid": (s: unknown) => typeof s === "string" && isYaml(s),
   "base64url.encode": str((s) => Buffer.from(s, "utf8").toString("base64url") + "=".repeat((3 - (Buffer.byteLength(s) % 3)) % 3)),
   "base64url.decode": str(base64UrlDecode),
   "hex.encode": str((s) => Buffer.from(s, "utf8").toString("hex")),
   "hex.decode": str(hexDecode),
-  "urlquery.encode": str(urlqueryEncode),
+  "urlquery.encode": str(queryEscape),
   "urlquery.decode": str(urlqueryDecode),
   "crypto.md5": str((s) => createHash("md5").update(s, "utf8").digest("hex")),
   "crypto.sha1": str((s) => createHash("sha1").update(s, "utf8").digest("hex")),

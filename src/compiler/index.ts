@@ -37,6 +37,14 @@ export interface CompileOptions {
    * `arbiter/guard_memory` and `arbiter/finalize` whose package exists.
    */
   readonly entrypoints?: readonly string[];
+  /**
+   * OPA's `--strict-builtin-errors`: a builtin that fails (wrong operand type, out of range,
+   * invalid input) aborts the evaluation with an error instead of making its expression
+   * undefined. Default false, as in OPA.
+   */
+  readonly strictBuiltinErrors?: boolean;
+  /** Parse the sources as Rego v0 (`--v0-compatible`); see ParseOptions.v0. Default false. */
+  readonly v0Compatible?: boolean;
 }
 
 export interface CompileResult {
@@ -60,7 +68,7 @@ export function planPolicy(sources: readonly PolicySource[], options: CompileOpt
     }
     seen.add(src.path);
     try {
-      const { module, diagnostics } = parseModule(src.path, src.text);
+      const { module, diagnostics } = parseModule(src.path, src.text, { v0: options.v0Compatible });
       diags.push(...diagnostics);
       modules.push(module);
     } catch (e) {
@@ -73,7 +81,7 @@ export function planPolicy(sources: readonly PolicySource[], options: CompileOpt
   if (diags.length > 0) throw new RegoCompileError(diags);
   const used = new Set<string>();
   for (const f of policy.funcs) collectBuiltins(f.body, used);
-  return { ...policy, hostBuiltins: [...used].filter(isHostBuiltin).sort() };
+  return { ...policy, hostBuiltins: [...used].filter(isHostBuiltin).sort(), strictBuiltinErrors: options.strictBuiltinErrors === true };
 }
 
 function collectBuiltins(block: Policy["funcs"][number]["body"], out: Set<string>): void {

@@ -28,6 +28,11 @@ export interface Policy {
    * through the ABI's `opa_builtinN` imports. Their position in this list is their builtin id.
    */
   readonly hostBuiltins: readonly string[];
+  /**
+   * OPA's strict builtin errors (`opa eval --strict-builtin-errors`): a builtin that fails
+   * aborts the evaluation instead of making the expression undefined.
+   */
+  readonly strictBuiltinErrors?: boolean;
 }
 
 /**
@@ -94,7 +99,14 @@ export type Stmt =
    * range), or set membership (target = key when key is in the set). Fails otherwise, including
    * when source is not a collection.
    */
-  | { readonly op: "dot"; readonly target: Local; readonly source: Local; readonly key: Local }
+  | {
+      readonly op: "dot"; readonly target: Local; readonly source: Local; readonly key: Local;
+      /**
+       * A lookup in base data: a number key also finds the object member named by its decimal
+       * text (OPA's storage reads `data.x[2]` as the key "2").
+       */
+      readonly data?: boolean;
+    }
   /** Fails unless source is an array, object or set. Then: target = its length. */
   | { readonly op: "len"; readonly target: Local; readonly source: Local }
   // ---- calls ---------------------------------------------------------------------------------
@@ -120,6 +132,8 @@ export type Stmt =
   | { readonly op: "setAdd"; readonly set: Local; readonly value: Local }
   /** Insert or overwrite. */
   | { readonly op: "objectInsert"; readonly object: Local; readonly key: Local; readonly value: Local }
+  /** `with`: target = a copy of `object` (a new object when it is undefined or not one) with key = value. */
+  | { readonly op: "objectWith"; readonly target: Local; readonly object: Local; readonly key: Local; readonly value: Local }
   /** Insert; an existing equal value is fine; a different existing value aborts with `message`. */
   | { readonly op: "objectInsertOnce"; readonly object: Local; readonly key: Local; readonly value: Local; readonly message: string }
   /**

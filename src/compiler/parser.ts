@@ -7,7 +7,7 @@
  * Constructs that parse but are outside the supported subset (`with`, multi-part rule heads)
  * are recorded as diagnostics and parsing continues, so one run reports all of them.
  */
-import type { Body, ElseClause, Import, Literal, Loc, Module, Rule, Term } from "./ast.ts";
+import type { Body, ElseClause, Import, Literal, Loc, Module, Rule, Term, WithModifier } from "./ast.ts";
 import { type Diagnostic, diagnostic, RegoCompileError } from "./diagnostics.ts";
 import { describeToken, type Token, tokenize } from "./lexer.ts";
 
@@ -21,8 +21,17 @@ const MAX_NESTING = 100;
 
 const RELATIONS: Record<string, string> = { "==": "equal", "!=": "neq", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte" };
 
-export function parseModule(file: string, text: string): { module: Module; diagnostics: Diagnostic[] } {
-  const p = new Parser(file, tokenize(file, text));
+export interface ParseOptions {
+  /**
+   * Rego v0 syntax (`opa ... --v0-compatible`, a bundle manifest's `rego_version: 0`): rule
+   * bodies without `if` (`allow { ... }`), partial sets without `contains` (`deny[msg] { ... }`).
+   * `if`, `contains`, `in` and `every` stay keywords, as with `import future.keywords`.
+   */
+  readonly v0?: boolean;
+}
+
+export function parseModule(file: string, text: string, options: ParseOptions = {}): { module: Module; diagnostics: Diagnostic[] } {
+  const p = new Parser(file, tokenize(file, text), options.v0 === true);
   try {
     const module = p.module();
     return { module, diagnostics: p.diagnostics };
@@ -41,9 +50,12 @@ class Parser {
   readonly #file: string;
   readonly #toks: Token[];
 
-  constructor(file: string, toks: Token[]) {
+  readonly #v0: boolean;
+
+  constructor(file: string, toks: Token[], v0 = false) {
     this.#file = file;
     this.#toks = toks;
+    this.#v0 = v0;
   }
 
   get tok(): Token {
@@ -79,6 +91,12 @@ class Parser {
     if (!this.is(text)) this.fail(expected);
     return this.next();
   }
+  /** The current token (a keyword) is directly followed by ".": a reference, not the keyword. */
+  #keywordRef(): boolean {
+    const next = this.peek();
+    return this.tok.kind === "ident" && this.is(".", next) && !next.spaceBefore;
+  }
+
   ident(expected = "a name"): Token {
     if (this.tok.kind !== "ident" || KEYWORDS.has(this.tok.text)) this.fail(expected);
     return this.next();
@@ -92,14 +110,14 @@ class Parser {
     if (pkg[0] === "data") pkg.shift();
     if (pkg.length === 0) this.fail("a package name", pkgTok);
     const imports: Import[] = [];
-    while (this.is("import")) {
+    while (this.is("import") && !this.#keywordRef()) {
       const imp = this.importDecl();
       if (imp) imports.push(imp);
     }
     const rules: Rule[] = [];
     while (this.tok.kind !== "eof") {
-      if (this.is("import")) this.error(this.loc(), "unexpected token \"import\": imports must come before rules");
-      if (this.is("package")) this.error(this.loc(), "unexpected token \"package\": one package per file");
+      if (this.is("import") && !this.#keywordRef()) this.error(this.loc(), "unexpected token \"import\": imports must come before rules");
+      if (this.is("package") && !this.#keywordRef()) this.error(this.loc(), "unexpected token \"package\": one package per file");
       rules.push(this.rule());
     }
     return { file: this.#file, pkg, pkgLoc: this.loc(pkgTok), imports, rules };
@@ -110,7 +128,9 @@ class Parser {
     for (;;) {
       if (this.is(".") && !this.tok.spaceBefore) {
         this.next();
-        parts.push(this.ident(expected).text);
+        // After a dot, keywords are plain names (`package foo.if.bar`), as in OPA.
+        if (this.tok.kind !== "ident") this.fail(expected);
+        parts.push(this.next().text);
       } else if (this.is("[") && !this.tok.spaceBefore && this.peek().kind === "string" && this.is("]", this.peek(2))) {
         this.next();
         parts.push(this.next().text);
@@ -148,20 +168,36 @@ class Parser {
   rule(): Rule {
     const loc = this.loc();
     let isDefault = false;
-    if (this.is("default")) {
+    if (this.is("default") && !this.#keywordRef()) {
       this.next();
       isDefault = true;
     }
-    const nameTok = this.ident("a rule name");
+    // A keyword directly followed by "." starts a reference (`if.foo := 1`), as in OPA.
+    const nameTok = this.#keywordRef() ? this.next() : this.ident("a rule name");
     const name = nameTok.text;
     let kind: Rule["kind"] = "complete";
     let args: Term[] = [];
     let key: Term | undefined;
     let value: Term | undefined;
-    if (this.is(".") && !this.tok.spaceBefore) {
-      this.error(this.loc(), "unsupported: rule head with a multi-part reference");
+    // A multi-part head (`a.b.c := x`, `a.b contains x`, `a.b[k] := v`): constant parts after the name.
+    const ref: string[] = [];
+    for (;;) {
+      if (this.is(".") && !this.tok.spaceBefore) {
+        this.next();
+        if (this.tok.kind !== "ident") this.fail("a name after \".\"");
+        ref.push(this.next().text);
+      } else if (this.is("[") && !this.tok.spaceBefore && this.peek().kind === "string" && this.is("]", this.peek(2)) &&
+        (this.is(".", this.peek(3)) || this.is("[", this.peek(3)) || this.is("contains", this.peek(3)) || this.is(":=", this.peek(3)) ||
+          this.is("=", this.peek(3)) || this.is("if", this.peek(3)) || this.is("(", this.peek(3)))) {
+        this.next();
+        ref.push(this.next().text);
+        this.next();
+      } else {
+        break;
+      }
     }
     if (this.is("(") && !this.tok.spaceBefore) {
+      if (ref.length > 0) this.error(this.loc(), "unsupported: function with a multi-part name");
       this.next();
       kind = "function";
       args = this.termList(")");
@@ -170,10 +206,16 @@ class Parser {
       const bracket = this.next();
       key = this.termIn();
       this.expect("]");
-      if (!this.is(":=") && !this.is("=")) {
-        this.error(this.loc(bracket), `unsupported: rule head ${name}[...] without a value (use "contains" for partial sets)`);
+      if ((this.is(".") || this.is("[")) && !this.tok.spaceBefore) {
+        this.error(this.loc(bracket), "unsupported: rule head reference with a variable part before its last part");
       }
-      kind = "object";
+      if (!this.is(":=") && !this.is("=")) {
+        // v0: `deny[msg] { ... }` is a partial set.
+        if (!this.#v0) this.error(this.loc(bracket), `unsupported: rule head ${name}[...] without a value (use "contains" for partial sets)`);
+        kind = "set";
+      } else {
+        kind = "object";
+      }
     } else if (this.is("contains")) {
       this.next();
       kind = "set";
@@ -187,9 +229,9 @@ class Parser {
       if (kind === "set" || kind === "object") this.error(loc, "unsupported: default on a partial rule");
       if (value === undefined) this.fail(`":=" after the name of a default rule`);
       if (this.is("if")) this.error(this.loc(), "default rules must not have a body");
-      return { loc, name, kind, isDefault, args, key, value, body: [], elses: [] };
+      return { loc, name, ...(ref.length > 0 ? { ref } : {}), kind, isDefault, args, key, value, body: [], elses: [] };
     }
-    if (kind === "complete" && value === undefined && !this.is("if")) {
+    if (kind === "complete" && value === undefined && !this.is("if") && !(this.#v0 && this.is("{"))) {
       if (this.is("{")) this.error(this.loc(), "`if` keyword is required before rule body");
       this.fail(`"if", ":=" or "contains"`);
     }
@@ -198,10 +240,11 @@ class Parser {
       this.next();
       body = this.ruleBody();
     } else if (this.is("{")) {
-      this.error(this.loc(), "`if` keyword is required before rule body");
+      if (!this.#v0) this.error(this.loc(), "`if` keyword is required before rule body");
+      body = this.ruleBody();
     }
     const elses: ElseClause[] = [];
-    while (this.is("else")) {
+    while (this.is("else") && !this.#keywordRef()) {
       const elseTok = this.next();
       if (kind === "set" || kind === "object") this.error(this.loc(elseTok), "else keyword cannot be used on partial rules");
       let elseValue: Term | undefined;
@@ -214,14 +257,15 @@ class Parser {
         this.next();
         elseBody = this.ruleBody();
       } else if (this.is("{")) {
-        this.error(this.loc(), "`if` keyword is required before rule body");
+        if (!this.#v0) this.error(this.loc(), "`if` keyword is required before rule body");
+        elseBody = this.ruleBody();
       }
       elses.push({ value: elseValue, body: elseBody, loc: this.loc(elseTok) });
     }
     if (this.tok.kind !== "eof" && !this.tok.newlineBefore) {
       this.fail("a new line after the rule");
     }
-    return { loc, name, kind, isDefault, args, key, value, body, elses };
+    return { loc, name, ...(ref.length > 0 ? { ref } : {}), kind, isDefault, args, key, value, body, elses };
   }
 
   ruleBody(): Body {
@@ -276,7 +320,7 @@ class Parser {
 
   literal(): Literal {
     const loc = this.loc();
-    if (this.is("some")) {
+    if (this.is("some") && !this.#keywordRef()) {
       this.next();
       const first = this.termRelation();
       const terms = [first];
@@ -292,13 +336,12 @@ class Parser {
           terms.length === 2
             ? { kind: "someIn", key: terms[0], value: terms[1]!, collection, loc }
             : { kind: "someIn", key: undefined, value: terms[0]!, collection, loc };
-        this.withModifiers();
-        return lit;
+        return withs(lit, this.withModifiers());
       }
       for (const t of terms) if (t.type !== "var") this.error(t.loc, "unsupported: some declaration of a non-variable");
       return { kind: "some", vars: terms, loc };
     }
-    if (this.is("every")) {
+    if (this.is("every") && !this.#keywordRef()) {
       this.next();
       const first = this.termVar();
       let key: Term | undefined;
@@ -313,11 +356,10 @@ class Parser {
       this.expect("{");
       const body = this.query("}");
       this.expect("}");
-      this.withModifiers();
-      return { kind: "every", key, value, domain, body, loc };
+      return withs({ kind: "every", key, value, domain, body, loc }, this.withModifiers());
     }
     let negated = false;
-    if (this.is("not")) {
+    if (this.is("not") && !this.#keywordRef()) {
       this.next();
       negated = true;
     }
@@ -335,8 +377,7 @@ class Parser {
       const rhs = this.termIn();
       term = { type: "call", name: op.text === ":=" ? "assign" : "eq", args: [term, rhs], loc: this.loc(op) };
     }
-    this.withModifiers();
-    return { kind: "expr", negated, term, loc };
+    return withs({ kind: "expr", negated, term, loc }, this.withModifiers());
   }
 
   termVar(): Term {
@@ -344,14 +385,18 @@ class Parser {
     return { type: "var", name: t.text, orig: t.text, loc: this.loc(t) };
   }
 
-  withModifiers(): void {
+  /** `with target as value` modifiers after a literal (attached to it; empty list: none). */
+  withModifiers(): WithModifier[] {
+    const out: WithModifier[] = [];
     while (this.is("with")) {
-      this.report(this.loc(), `unsupported: the "with" keyword`);
+      const loc = this.loc();
       this.next();
-      this.termRelation();
+      const target = this.termRelation();
       this.expect("as");
-      this.termRelation();
+      const value = this.termRelation();
+      out.push({ target, value, loc });
     }
+    return out;
   }
 
   termList(close: string): Term[] {
@@ -430,6 +475,7 @@ class Parser {
     if (this.is("-")) {
       const minus = this.next();
       if (this.tok.kind === "number" && !this.tok.spaceBefore) {
+        this.#checkNumber(`-${this.tok.text}`, this.loc(minus));
         const n = this.next();
         return this.postfix({ type: "number", text: n.text === "0" ? "0" : `-${n.text}`, loc: this.loc(minus) });
       }
@@ -450,10 +496,20 @@ class Parser {
     }
   }
 
+  /**
+   * OPA's numbers are arbitrary precision; the runtime holds f64 and exact 64-bit integers. A
+   * literal it cannot hold exactly fails the build rather than silently meaning another number.
+   */
+  #checkNumber(text: string, loc: Loc): void {
+    const why = inexactNumber(text);
+    if (why) this.report(loc, `number ${text} ${why}; OPA's numbers are arbitrary precision and Arbiter's runtime cannot hold this one exactly`);
+  }
+
   #primary(t: Token): Term {
     const loc = this.loc(t);
     if (t.kind === "number") {
       this.next();
+      this.#checkNumber(t.text, loc);
       return this.postfix({ type: "number", text: t.text, loc });
     }
     if (t.kind === "string") {
@@ -461,16 +517,16 @@ class Parser {
       return this.postfix({ type: "string", value: t.text, loc });
     }
     if (t.kind === "ident") {
-      if (t.text === "true" || t.text === "false") {
+      if ((t.text === "true" || t.text === "false") && !this.#keywordRef()) {
         this.next();
         return { type: "boolean", value: t.text === "true", loc };
       }
-      if (t.text === "null") {
+      if (t.text === "null" && !this.#keywordRef()) {
         this.next();
         return { type: "null", loc };
       }
       const isCall = this.is("(", this.peek()) && !this.peek().spaceBefore;
-      if (KEYWORDS.has(t.text) && !(t.text === "contains" && isCall)) this.fail("a term");
+      if (KEYWORDS.has(t.text) && !(t.text === "contains" && isCall) && !this.#keywordRef()) this.fail("a term");
       this.next();
       // A dotted name directly followed by "(" is a call: regex.match(...), data.lib.f(...).
       let i = 0;
@@ -614,4 +670,22 @@ class Parser {
     if (head.type === "ref") return { type: "ref", head: head.head, path: [...head.path, ...path], loc: head.loc };
     return { type: "ref", head, path, loc: head.loc };
   }
+}
+
+const I64_MIN = -(2n ** 63n);
+const I64_MAX = 2n ** 63n - 1n;
+
+/** Why a Rego/JSON number literal cannot be held exactly by the runtime, or undefined when it can. */
+export function inexactNumber(text: string): string | undefined {
+  if (/^-?\d+$/.test(text)) {
+    const v = BigInt(text);
+    return v < I64_MIN || v > I64_MAX ? "is an integer beyond 64 bits" : undefined;
+  }
+  const x = Number(text);
+  if (!Number.isFinite(x)) return "is beyond the range of a 64-bit float";
+  return undefined;
+}
+
+function withs(lit: Literal, mods: WithModifier[]): Literal {
+  return mods.length === 0 ? lit : { ...lit, withs: mods };
 }

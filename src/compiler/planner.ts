@@ -53,10 +53,14 @@ export function planModules(modules: readonly Module[], entrypoints: readonly st
 }
 
 class PolicyPlanner {
-  readonly #diags: Diagnostic[];
+  #diags: Diagnostic[];
   readonly #root: TreeNode = { path: [], children: new Map(), isPackage: false };
   readonly #groups: Group[] = [];
   readonly #funcs = new Map<string, Func>();
+  /** Functions called inside `with`: they get unmemoized twins (see #makeTwins). */
+  readonly #twinsWanted = new Set<string>();
+  /** Package path + first name of every multi-part rule head (`a` of `a.b.c := 1`). */
+  readonly #refHeads = new Set<string>();
   readonly #queue: (() => void)[] = [];
   /** Call graph between rule groups and package documents (by data name) for recursion checks. */
   readonly #edges = new Map<string, Set<string>>();
@@ -69,7 +73,8 @@ class PolicyPlanner {
       const pkgNode = this.#node(m.pkg);
       pkgNode.isPackage = true;
       for (const rule of m.rules) {
-        const path = [...m.pkg, rule.name];
+        const path = [...m.pkg, rule.name, ...(rule.ref ?? [])];
+        if (rule.ref) this.#refHeads.add(dataName([...m.pkg, rule.name]));
         const node = this.#node(path);
         const arity = rule.kind === "function" ? rule.args.length : 0;
         if (node.children.size > 0) {
@@ -124,6 +129,7 @@ class PolicyPlanner {
       const g = this.#find(path)?.group;
       return g && { kind: g.kind, arity: g.arity };
     },
+    isRefHead: (path) => this.#refHeads.has(dataName(path)),
   };
 
   #error(loc: Loc, message: string): void {
@@ -167,11 +173,63 @@ class PolicyPlanner {
         plans.push({ name: ep, func: this.#ensureDoc(node) });
       }
     }
-    // Check every rule, reachable or not, as OPA does.
-    for (const g of this.#groups) this.#ensureGroup(g);
     while (this.#queue.length > 0) this.#queue.shift()!();
+    const reachable = new Set(this.#funcs.keys());
+    // Check every rule, reachable or not, as OPA does. In rules no entrypoint reaches, what this
+    // compiler does not support (an unsupported builtin or construct OPA itself compiles) does
+    // not refuse the build: those rules are simply left out of the module. Real errors still do.
+    const real = this.#diags;
+    const unreached: Diagnostic[] = [];
+    this.#diags = unreached;
+    try {
+      for (const g of this.#groups) this.#ensureGroup(g);
+      while (this.#queue.length > 0) this.#queue.shift()!();
+    } finally {
+      this.#diags = real;
+    }
+    for (const d of unreached) if (!d.message.startsWith("unsupported")) real.push(d);
     this.#checkRecursion();
-    return { funcs: [...this.#funcs.values()], plans, hostBuiltins: [] };
+    this.#makeTwins();
+    const kept = (name: string) => reachable.has(name.endsWith("~with") ? name.slice(0, -"~with".length) : name);
+    return { funcs: [...this.#funcs.values()].filter((f) => kept(f.name)), plans, hostBuiltins: [] };
+  }
+
+  /** Name of the unmemoized twin of `func`, called inside `with` (made by #makeTwins). */
+  twin(func: string): string {
+    this.#twinsWanted.add(func);
+    return `${func}~with`;
+  }
+
+  /** Clones every wanted function, and everything it calls, without memoization. */
+  #makeTwins(): void {
+    const work = [...this.#twinsWanted];
+    const done = new Set<string>();
+    const rename = (b: Block): Block =>
+      b.map((s): Stmt => {
+        switch (s.op) {
+          case "call": {
+            // A nested `with` already calls twins.
+            const base = s.func.endsWith("~with") ? s.func.slice(0, -"~with".length) : s.func;
+            work.push(base);
+            return { ...s, func: `${base}~with` };
+          }
+          case "block":
+            return { ...s, blocks: s.blocks.map(rename) };
+          case "scan":
+          case "not":
+            return { ...s, body: rename(s.body) };
+          default:
+            return s;
+        }
+      });
+    while (work.length > 0) {
+      const name = work.pop()!;
+      if (done.has(name) || name.endsWith("~with")) continue;
+      done.add(name);
+      const f = this.#funcs.get(name);
+      if (!f) continue;
+      this.#funcs.set(`${name}~with`, { ...f, name: `${name}~with`, body: rename(f.body), memoize: false });
+    }
   }
 
   /** Builtin names the plans call (for the host builtin table). */
@@ -457,6 +515,11 @@ class BodyPlanner {
   #env = new Map<string, Local>();
   /** Depth of the body being planned (0 = the rule body). */
   #scopeDepth = 0;
+  /** Locals holding `input` and `data` here: the parameters 0 and 1, or a `with`'s replacements. */
+  #in: Local = 0;
+  #data: Local = 1;
+  /** Inside a `with`: rules and functions are called through their unmemoized twins. */
+  #under = false;
 
   constructor(pp: PolicyPlanner, fb: FnBuilder, clause: ResolvedClause, from: string) {
     this.#pp = pp;
@@ -547,6 +610,13 @@ class BodyPlanner {
 
   /** Variables a literal needs bound before it can run, and the ones it binds. */
   #analyze(lit: Literal, isBound: (n: string) => boolean): { needed: VarUse[]; outputs: Set<string> } {
+    const r = this.#analyzeOnly(lit, isBound);
+    // `with` values are evaluated first and bind nothing.
+    for (const w of lit.withs ?? []) r.needed.push(...termVars(w.value, this.#scopeDepth, this.#varDepth));
+    return r;
+  }
+
+  #analyzeOnly(lit: Literal, isBound: (n: string) => boolean): { needed: VarUse[]; outputs: Set<string> } {
     const d = this.#scopeDepth;
     const vd = this.#varDepth;
     switch (lit.kind) {
@@ -609,8 +679,88 @@ class BodyPlanner {
     return flag;
   }
 
+  #callee(func: string): string {
+    return this.#under ? this.#pp.twin(func) : func;
+  }
+
+  /**
+   * `lit with target as value ...`: the values are planned first; `input` and base `data` paths
+   * are replaced by copies with the values set, and the literal is planned against them, its
+   * rule and function calls going to unmemoized twins (a rule's cached value was computed
+   * against the real input). The rest of the body sees the real documents again.
+   */
+  #planWith(lit: Literal, k: K): void {
+    const withs = lit.withs!;
+    const inner = { ...lit, withs: undefined } as Literal;
+    this.#planTerms(withs.map((w) => w.value), (ls) => {
+      let nin = this.#in;
+      let ndata = this.#data;
+      withs.forEach((w, i) => {
+        const target = withTarget(w.target);
+        if (!target) return this.#pp.fail(w.loc, "unsupported: with on something other than an input or data path (function mocks)");
+        if (target.root === "input") {
+          nin = target.path.length === 0 ? ls[i]! : this.#upsert(nin, target.path, ls[i]!);
+          return;
+        }
+        if (target.path.length === 0) return this.#pp.fail(w.loc, "unsupported: with on all of data");
+        const r = this.#pp.resolveData(target.path, this.#from, w.loc);
+        if (r.kind !== "base") {
+          return this.#pp.fail(w.loc, `unsupported: with on data.${target.path.join(".")}, a document rules define`);
+        }
+        ndata = this.#upsert(ndata, target.path, ls[i]!);
+      });
+      const saved = { in: this.#in, data: this.#data, under: this.#under };
+      const enter = () => {
+        this.#in = nin;
+        this.#data = ndata;
+        this.#under = true;
+      };
+      const leave = () => {
+        this.#in = saved.in;
+        this.#data = saved.data;
+        this.#under = saved.under;
+      };
+      enter();
+      try {
+        this.#planLiteral(inner, () => {
+          leave();
+          try {
+            k();
+          } finally {
+            enter();
+          }
+        });
+      } finally {
+        leave();
+      }
+    });
+  }
+
+  /** A copy of `src` with the value at `path` replaced by `value` (objects created as needed). */
+  #upsert(src: Local, path: readonly string[], value: Local): Local {
+    const fb = this.#fb;
+    const along: Local[] = [src];
+    for (let i = 0; i < path.length - 1; i++) {
+      const next = fb.newLocal();
+      const key = fb.newLocal();
+      fb.emit({ op: "reset", target: next });
+      fb.emit({ op: "block", blocks: [[{ op: "const", target: key, json: JSON.stringify(path[i]) }, { op: "dot", target: next, source: along[i]!, key }]] });
+      along.push(next);
+    }
+    let v = value;
+    for (let i = path.length - 1; i >= 0; i--) {
+      const key = fb.newLocal();
+      const out = fb.newLocal();
+      fb.emit({ op: "const", target: key, json: JSON.stringify(path[i]) });
+      fb.emit({ op: "objectWith", target: out, object: along[i]!, key, value: v });
+      v = out;
+    }
+    return v;
+  }
+
   #planLiteral(lit: Literal, k: K): void {
     const fb = this.#fb;
+    if (lit.withs && lit.withs.length > 0) return this.#planWith(lit, k);
     switch (lit.kind) {
       case "some":
         return k();
@@ -794,7 +944,7 @@ class BodyPlanner {
         return k(l);
       }
       case "var": {
-        if (t.name === "input") return k(0);
+        if (t.name === "input") return k(this.#in);
         if (t.name === "data") return this.#planDataRef(t, [], k);
         const l = this.#env.get(t.name);
         if (l === undefined) return this.#pp.fail(t.loc, `var ${t.orig} is unsafe`);
@@ -803,7 +953,7 @@ class BodyPlanner {
       case "ref":
         return this.#planRef(t, k);
       case "array": {
-        if (isGround(t)) return this.#const(t, k);
+        if (isJsonConst(t)) return this.#const(t, k);
         return this.#planTerms(t.items, (ls) => {
           const arr = fb.newLocal();
           fb.emit({ op: "makeArray", target: arr, capacity: ls.length });
@@ -819,7 +969,7 @@ class BodyPlanner {
           k(s);
         });
       case "object": {
-        if (isGround(t) && t.pairs.every(([key]) => key.type === "string")) return this.#const(t, k);
+        if (isJsonConst(t)) return this.#const(t, k);
         return this.#planTerms(
           t.pairs.flatMap(([a, b]) => [a, b]),
           (ls) => {
@@ -877,7 +1027,7 @@ class BodyPlanner {
             fb.emit({ op: "builtin", target: out, name: target.name, args: ls });
           } else {
             const func = this.#pp.functionFor(target.path, this.#from, t.loc);
-            fb.emit({ op: "call", target: out, func, args: [0, 1, ...ls] });
+            fb.emit({ op: "call", target: out, func: this.#callee(func), args: [this.#in, this.#data, ...ls] });
           }
           k(out);
         });
@@ -935,14 +1085,15 @@ class BodyPlanner {
       keys.push(p.value);
     }
     const r = this.#pp.resolveData(keys, this.#from, t.loc);
-    if (r.kind === "base") return this.#walk(1, path, 0, k);
+    // Base data: OPA's storage reads `data.x[2]` as the key "2" of an object too.
+    if (r.kind === "base") return this.#walk(this.#data, path, 0, k, true);
     const out = this.#fb.newLocal();
-    this.#fb.emit({ op: "call", target: out, func: r.func, args: [0, 1] });
+    this.#fb.emit({ op: "call", target: out, func: this.#callee(r.func), args: [this.#in, this.#data] });
     this.#walk(out, path, r.used, k);
   }
 
   /** Walks path[i..] from the value in local `src`: `dot` for known keys, `scan` for unbound vars. */
-  #walk(src: Local, path: readonly Term[], i: number, k: KL): void {
+  #walk(src: Local, path: readonly Term[], i: number, k: KL, baseData = false): void {
     if (i === path.length) return k(src);
     const fb = this.#fb;
     const p = path[i]!;
@@ -952,7 +1103,7 @@ class BodyPlanner {
       const body = fb.nest(() =>
         this.#scoped(() => {
           this.#env.set(p.name, key);
-          this.#walk(val, path, i + 1, k);
+          this.#walk(val, path, i + 1, k, baseData);
         }),
       );
       fb.emit({ op: "scan", source: src, key, value: val, body });
@@ -963,8 +1114,8 @@ class BodyPlanner {
     }
     this.planTerm(p, (key) => {
       const out = fb.newLocal();
-      fb.emit({ op: "dot", target: out, source: src, key });
-      this.#walk(out, path, i + 1, k);
+      fb.emit(baseData ? { op: "dot", target: out, source: src, key, data: true } : { op: "dot", target: out, source: src, key });
+      this.#walk(out, path, i + 1, k, baseData);
     });
   }
 }
@@ -992,7 +1143,11 @@ function scalarJson(t: Term): string {
   }
 }
 
-function isGround(t: Term): boolean {
+/**
+ * Ground: no variables. With `jsonOnly`, also JSON-shaped all the way down (string object
+ * keys), so it can be planned as one JSON constant.
+ */
+function isGround(t: Term, jsonOnly = false): boolean {
   switch (t.type) {
     case "null":
     case "boolean":
@@ -1000,15 +1155,29 @@ function isGround(t: Term): boolean {
     case "string":
       return true;
     case "array":
-      return t.items.every(isGround);
+      return t.items.every((i) => isGround(i, jsonOnly));
     case "object":
-      return t.pairs.every(([k, v]) => isGround(k) && isGround(v));
+      return t.pairs.every(([k, v]) => (jsonOnly ? k.type === "string" : isGround(k)) && isGround(v, jsonOnly));
     default:
       return false;
   }
 }
 
+const isJsonConst = (t: Term): boolean => isGround(t, true);
+
 /** Exact JSON text of a ground term (number literals keep their source text). */
+/** `input`, `input.a.b`, `data.a.b` (string keys) -> root and path; undefined for anything else. */
+function withTarget(t: Term): { root: "input" | "data"; path: string[] } | undefined {
+  const head = t.type === "ref" ? t.head : t;
+  if (head.type !== "var" || (head.name !== "input" && head.name !== "data")) return undefined;
+  const path: string[] = [];
+  for (const p of t.type === "ref" ? t.path : []) {
+    if (p.type !== "string") return undefined;
+    path.push(p.value);
+  }
+  return { root: head.name, path };
+}
+
 function groundJson(t: Term): string {
   switch (t.type) {
     case "array":
@@ -1122,6 +1291,7 @@ function termVars(t: Term, d: number, vd: ReadonlyMap<string, number>, out: VarU
 function bodyVars(body: Body, d: number, vd: ReadonlyMap<string, number>): VarUse[] {
   const out: VarUse[] = [];
   for (const lit of body) {
+    for (const w of lit.withs ?? []) termVars(w.value, d, vd, out);
     switch (lit.kind) {
       case "expr":
         termVars(lit.term, d, vd, out);

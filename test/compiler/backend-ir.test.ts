@@ -220,9 +220,27 @@ describe("numbers", () => {
       xs.push((next() - 0.3) * 10 ** mag);
       if (i % 10 === 0) xs.push(Math.floor(next() * 2 ** 53));
     }
-    const got = result(p, { xs }) as number[];
-    const bad = xs.flatMap((x, i) => (Object.is(got[i], x === 0 ? 0 : x) ? [] : [`${x} -> ${got[i]}`]));
+    // JavaScript prints integral values from 2^63 to 1e21 as integer digits, which name an
+    // integer the f64 is not (OPA would keep that integer exactly): those are refused below.
+    const integralBeyondI64 = (x: number) => /^-?\d+$/.test(JSON.stringify(x)) && Math.abs(x) >= 2 ** 63;
+    const exact = xs.filter((x) => !integralBeyondI64(x));
+    expect(xs.length - exact.length).toBeGreaterThan(0);
+    const got = result(p, { xs: exact }) as number[];
+    const bad = exact.flatMap((x, i) => (Object.is(got[i], x === 0 ? 0 : x) ? [] : [`${x} -> ${got[i]}`]));
     expect(bad.slice(0, 5)).toEqual([]);
+    expect(() => p.evaluate({ xs: [xs.find(integralBeyondI64)] }, "t/out")).toThrow(/beyond the runtime's exact range/);
+  });
+
+  it("refuses integers in JSON it cannot hold exactly, and accepts the int64 extremes", async () => {
+    const echo = rule("f", 5, 4, [k(3, "x"), { op: "dot", target: 2, source: 0, key: 3 }, { op: "assign", target: 4, source: 2 }]);
+    const p = await load(policyOf([echo], { "t/out": "f" }));
+    const raw = (text: string) => p.evaluate(new TextEncoder().encode(`{"x":${text}}`).buffer as never, "t/out");
+    for (const text of ["9223372036854775808", "-9223372036854775809", "28857836529306024611913", "123456789012345678901", "1e400"]) {
+      expect(() => raw(text), text).toThrow(/beyond the runtime's exact range/);
+    }
+    // 10^20 is an integer an f64 holds exactly.
+    expect(raw("100000000000000000000")).toEqual([{ result: 1e20 }]);
+    expect(raw("-9223372036854775808")).toEqual([{ result: -9223372036854775808 }]);
   });
 });
 

@@ -4,15 +4,16 @@
  */
 import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { unpackBundle } from "../../src/compiler/index.ts";
+import { loadCompiledPolicy, readBundle, unpackBundle } from "../../src/compiler/index.ts";
 import { verifyBundleSignature } from "../../src/engine/bundle-signature.ts";
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "arbiter.js");
+const V0_FIXTURE = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "v0-policy");
 let dir: string;
 
 function arbiter(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -93,11 +94,32 @@ describe("arbiter build + eval", () => {
     expect(missing.stderr).toBe('arbiter eval: entrypoint "arbiter/route" is not in the bundle (it has: arbiter/decide)\n');
   });
 
+  it("--strict-builtin-errors: a failing builtin is an error instead of undefined (build and eval)", async () => {
+    write("strict/arbiter/decide/p.rego", "package arbiter.decide\n\nn := to_number(input.s)\n");
+    write("strict-input.json", '{"s": "not a number"}');
+    const built = await arbiter(["build", "-e", "arbiter/decide/n", "-o", "strict.tar.gz", "strict"]);
+    expect(built.code).toBe(0);
+    const lenient = await arbiter(["eval", "-b", "strict.tar.gz", "-e", "arbiter/decide/n", "-i", "strict-input.json"]);
+    expect(lenient.code).toBe(0);
+    expect(JSON.parse(lenient.stdout)).toEqual([]);
+    const strict = await arbiter(["eval", "--strict-builtin-errors", "-b", "strict.tar.gz", "-e", "arbiter/decide/n", "-i", "strict-input.json"]);
+    expect(strict.code).toBe(1);
+    expect(strict.stderr).toBe("arbiter eval: to_number: builtin error (strict builtin errors): the arguments are of the wrong type or out of range\n");
+    const strictBuilt = await arbiter(["build", "--strict-builtin-errors", "-e", "arbiter/decide/n", "-o", "strict2.tar.gz", "strict"]);
+    expect(strictBuilt.code).toBe(0);
+    const ev = await arbiter(["eval", "-b", "strict2.tar.gz", "-e", "arbiter/decide/n", "-i", "strict-input.json"]);
+    expect(ev.code).toBe(1);
+    expect(ev.stderr).toContain("to_number: builtin error (strict builtin errors)");
+    const bad = await arbiter(["eval", "--strict-builtin-errors=yes", "-b", "strict.tar.gz", "-e", "arbiter/decide/n"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe("arbiter eval: flag --strict-builtin-errors takes no value\n");
+  });
+
   it("fails the build on a compile error, naming file, line and column", async () => {
-    write("bad/p.rego", "package arbiter.decide\n\nallow if {\n\tinput.x with input as {}\n}\n");
+    write("bad/p.rego", "package arbiter.decide\n\nallow if {\n\tcount(input.x) == 1 with count as 2\n}\n");
     const r = await arbiter(["build", "-o", "bad.tar.gz", "bad"]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe('bad/p.rego:4:10: unsupported: the "with" keyword\n');
+    expect(r.stderr).toBe("bad/p.rego:4:22: unsupported: with on something other than an input or data path (function mocks)\n");
   });
 });
 
@@ -108,17 +130,17 @@ describe("arbiter test", () => {
     expect(r.code).toBe(0);
   });
 
-  it("prints each failure and exits 1", async () => {
+  it("prints each failure and exits 2 (as opa test)", async () => {
     write("failing/p.rego", "package t\n\nv := 2\n");
     write("failing/p_test.rego", "package t\n\ntest_ok if v == 2\n\ntest_wrong if v == 3\n\ntest_not_bool := 7\n");
     const r = await arbiter(["test", "failing"]);
     expect(r.stdout).toBe(
       ["FAIL failing/p_test.rego:5: data.t.test_wrong", "FAIL failing/p_test.rego:7: data.t.test_not_bool", "1 passed, 2 failed", ""].join("\n"),
     );
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
   });
 
-  it("reports evaluation errors as ERROR and exits 1", async () => {
+  it("reports evaluation errors as ERROR and exits 2", async () => {
     write("erroring/p_test.rego", "package t\n\nx := 1 if true\nx := 2 if true\n\ntest_conflict if x == 1\n");
     write("erroring/q_test.rego", "package u\n\ntest_fine if true\n");
     const r = await arbiter(["test", "erroring"]);
@@ -129,22 +151,50 @@ describe("arbiter test", () => {
         "",
       ].join("\n"),
     );
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
   });
 
-  it("exits 2 when a test file does not compile (with is unsupported)", async () => {
-    write("withtest/p_test.rego", "package t\n\ntest_with if input.x with input as {\"x\": true}\n");
-    const r = await arbiter(["test", "withtest"]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toBe('withtest/p_test.rego:3:22: unsupported: the "with" keyword\n');
-    expect(r.stdout).toBe("");
+  it("runs OPA-style tests that mock input and data with `with`", async () => {
+    write(
+      "mocks/authz.rego",
+      "package authz\n\ndefault allow := false\n\nallow if {\n\tsome role in input.user.roles\n\tinput.action in data.permissions[role]\n}\n\nroles := input.user.roles\n",
+    );
+    write("mocks/data.json", '{"permissions": {"viewer": ["read"]}}');
+    write(
+      "mocks/authz_test.rego",
+      [
+        "package authz_test",
+        "",
+        "import data.authz",
+        "",
+        'test_viewer_reads if authz.allow with input as {"user": {"roles": ["viewer"]}, "action": "read"}',
+        "",
+        'test_viewer_cannot_write if not authz.allow with input as {"user": {"roles": ["viewer"]}, "action": "write"}',
+        "",
+        "test_editor_via_data_mock if {",
+        '\tauthz.allow with input as {"user": {"roles": ["editor"]}, "action": "write"} with data.permissions as {"editor": ["write"]}',
+        "}",
+        "",
+        "test_input_path_mock if {",
+        '\tauthz.roles == ["admin"] with input.user.roles as ["admin"]',
+        "\tcount(authz.roles) == 0 with input.user as {\"roles\": []}",
+        "}",
+        "",
+        'test_mock_is_scoped if {\n\tauthz.allow with input as {"user": {"roles": ["viewer"]}, "action": "read"}\n\tnot authz.allow\n}',
+        "",
+      ].join("\n"),
+    );
+    const r = await arbiter(["test", "mocks"]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("5 passed, 0 failed\n");
+    expect(r.code).toBe(0);
   });
 
   it("reports syntax errors of every file before giving up", async () => {
     write("syntax/a_test.rego", "package a\n\ntest_a := [\n");
     write("syntax/b_test.rego", "package b\n\ntest_b if {\n");
     const r = await arbiter(["test", "syntax"]);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(1);
     expect(r.stderr).toBe(
       "syntax/a_test.rego:4:1: unexpected end of file: expected a term\nsyntax/b_test.rego:4:1: unexpected end of file: expected \"}\"\n",
     );
@@ -191,5 +241,69 @@ describe("arbiter build --signing-key", () => {
     const alg = await arbiter(["build", "-o", "x.tar.gz", "--signing-key", "keys/hmac.key", "--signing-alg", "none", "policy"]);
     expect(alg.code).toBe(2);
     expect(alg.stderr).toContain('arbiter build: --signing-alg: expected one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, HS256, HS384, HS512, EdDSA, got "none"');
+  });
+});
+
+describe("Rego v0 (--v0-compatible)", () => {
+  it("a v0 policy set builds with --v0-compatible (or a manifest's rego_version 0) and answers like its v1 rewrite", async () => {
+    const refused = await arbiter(["build", "-e", "authz", "-o", "v0-refused.tar.gz", join(V0_FIXTURE, "v0")]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(`${join(V0_FIXTURE, "v0", "authz.rego")}:8:7: \`if\` keyword is required before rule body\n`);
+
+    const v0 = await arbiter(["build", "--v0-compatible", "-e", "authz", "-o", "v0.tar.gz", join(V0_FIXTURE, "v0")]);
+    expect(v0.stderr).toBe("");
+    expect(v0.code).toBe(0);
+    const v1 = await arbiter(["build", "-e", "authz", "-o", "v1.tar.gz", join(V0_FIXTURE, "v1")]);
+    expect(v1.code).toBe(0);
+    cpSync(join(V0_FIXTURE, "v0"), join(dir, "v0-manifest"), { recursive: true });
+    write("v0-manifest/.manifest", '{"rego_version": 0}');
+    const byManifest = await arbiter(["build", "-e", "authz", "-o", "v0m.tar.gz", "v0-manifest"]);
+    expect(byManifest.stderr).toBe("");
+    expect(byManifest.code).toBe(0);
+
+    const load = async (file: string) => {
+      const b = await readBundle(join(dir, file));
+      return { manifest: b.manifest, policy: await loadCompiledPolicy(b.wasm, b.data) };
+    };
+    const [a, b, c] = [await load("v0.tar.gz"), await load("v1.tar.gz"), await load("v0m.tar.gz")];
+    expect(a.manifest.rego_version).toBe(0);
+    expect(c.manifest.rego_version).toBe(0);
+    expect(b.manifest.rego_version).toBe(1);
+    const inputs = [
+      { user: { id: "u1", role: "viewer" }, action: "read", resource: { owner: "u1" } },
+      { user: { id: "u1", role: "viewer" }, action: "write", resource: { owner: "u1" } },
+      { user: { id: "root", role: "admin" }, action: "delete", resource: { owner: "u2" } },
+      { user: { id: "root", role: "admin", suspended: true }, action: "read", resource: {} },
+      { user: { role: "viewer" }, action: "read", resource: {} },
+      {},
+    ];
+    for (const input of inputs) {
+      const want = b.policy.evaluate(input, "authz");
+      expect(a.policy.evaluate(input, "authz"), JSON.stringify(input)).toEqual(want);
+      expect(c.policy.evaluate(input, "authz"), JSON.stringify(input)).toEqual(want);
+    }
+    // The answers differ across inputs (the comparison is not vacuous).
+    expect(b.policy.evaluate(inputs[0], "authz")).toMatchObject([{ result: { allow: true, level: "low", actions: ["read"] } }]);
+    expect(b.policy.evaluate(inputs[3], "authz")).toMatchObject([{ result: { allow: false, level: "high", deny: ["user root is suspended"] } }]);
+  });
+
+  it("arbiter test: v0 tests, --run, --verbose, and opa test's exit codes (2 failures, 1 compile errors)", async () => {
+    write("v0test/p.rego", "package p\n\ndefault allow = false\n\nallow { input.ok }\n\nmsgs[m] { m := input.msgs[_] }\n");
+    write(
+      "v0test/p_test.rego",
+      'package p\n\ntest_allow { allow with input as {"ok": true} }\n\ntest_deny { not allow }\n\ntest_msgs { msgs == {"a"} with input.msgs as ["a", "a"] }\n\ntest_broken { allow }\n',
+    );
+    const v1Mode = await arbiter(["test", "v0test"]);
+    expect(v1Mode.code).toBe(1);
+    expect(v1Mode.stderr).toContain("`if` keyword is required before rule body");
+    const all = await arbiter(["test", "--v0-compatible", "v0test"]);
+    expect(all.stdout).toBe("FAIL v0test/p_test.rego:9: data.p.test_broken\n3 passed, 1 failed\n");
+    expect(all.code).toBe(2);
+    const some = await arbiter(["test", "--v0-compatible", "--verbose", "--run", "test_(allow|deny)$", "v0test"]);
+    expect(some.stdout).toBe("PASS v0test/p_test.rego:3: data.p.test_allow\nPASS v0test/p_test.rego:5: data.p.test_deny\n2 passed, 0 failed\n");
+    expect(some.code).toBe(0);
+    const none = await arbiter(["test", "--v0-compatible", "-r", "nomatch", "v0test"]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toBe("arbiter test: no test rules (test_*) matching nomatch found in --v0-compatible -r nomatch v0test\n");
   });
 });

@@ -8,12 +8,13 @@
  * compile errors in `unsupported.yaml`, and cases we still get wrong are listed in
  * `conformance-failing.txt`, where each one must still fail (the list only shrinks).
  */
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { compile, loadCompiledPolicy } from "../../src/compiler/index.ts";
+import { formatReport, loadOpaFailing, loadOpaSuite, OPA_PREFIX, OPA_SUITE_DIR, runOpaSuite } from "./opa-suite.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const casesDir = join(here, "cases");
@@ -87,7 +88,8 @@ function loadFailing(): Map<string, string> {
   }
   for (const line of text.split("\n")) {
     const t = line.trim();
-    if (t === "" || t.startsWith("#")) continue;
+    // Lines for OPA's own suite are read by opa-suite.ts.
+    if (t === "" || t.startsWith("#") || line.startsWith(OPA_PREFIX)) continue;
     const cut = t.lastIndexOf(" # ");
     const key = cut >= 0 ? t.slice(0, cut).trim() : t;
     list.set(key, cut >= 0 ? t.slice(cut + 3).trim() : "");
@@ -179,4 +181,40 @@ describe("Rego conformance table", () => {
       }
     });
   }
+});
+
+/**
+ * OPA's own v1 conformance suite (see opa-suite.ts). CI fails on any wrong answer or crash at
+ * all, on any case failing outside the `opa ...` lines of conformance-failing.txt (or failing
+ * with another class than listed), and on a listed case that passes now.
+ */
+describe("OPA v1 conformance suite", () => {
+  if (!existsSync(OPA_SUITE_DIR)) {
+    console.log(`OPA conformance suite not found at ${OPA_SUITE_DIR}: skipped (see ../shared/opa-conformance/NOTICE.md)`);
+    it.skip("OPA v1 conformance suite (folder absent)", () => {});
+    return;
+  }
+  it("answers like OPA, and fails only where conformance-failing.txt says", async () => {
+    const cases = loadOpaSuite();
+    expect(cases.length, "the suite's case count (NOTICE.md)").toBeGreaterThanOrEqual(2000);
+    const t0 = performance.now();
+    const outcomes = await runOpaSuite(cases);
+    const report = formatReport(outcomes);
+    console.log(`${report.table}\n(${outcomes.length} cases in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    const never = outcomes.filter((o) => o.cls === "wrong" || o.cls === "crash").map((o) => `${o.cls}: ${o.key}: ${o.detail}`);
+    expect(never, "wrong answers and crashes are never allowed").toEqual([]);
+    const listed = loadOpaFailing();
+    const keys = new Set(outcomes.map((o) => o.key));
+    expect([...listed.keys()].filter((k) => !keys.has(k)), "listed cases that do not exist").toEqual([]);
+    const unexpected: string[] = [];
+    for (const o of outcomes) {
+      const want = listed.get(o.key);
+      if (o.cls === "pass" || o.cls === "inexpressible") {
+        if (want !== undefined) unexpected.push(`passes now, remove from the list: ${o.key}`);
+      } else if (want !== o.cls) {
+        unexpected.push(`${o.cls}${want ? ` (listed as ${want})` : ""}: ${o.key}: ${o.detail}`);
+      }
+    }
+    expect(unexpected, "regenerate with `npx tsx test/compiler/opa-suite.ts --write` after a deliberate change").toEqual([]);
+  }, 300_000);
 });

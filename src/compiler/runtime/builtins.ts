@@ -11,7 +11,7 @@ import {
   mkInt, asInt, intValue, EXACT_F64,
 } from "./value";
 import { UPPER_RUNS, LOWER_RUNS } from "./case-table";
-import { parseJson, dumpJsonString, scanNumber, lastNumber, lastIsBigInt, lastBigInt, putUtf8, toF64 } from "./json";
+import { parseJson, dumpJsonString, scanNumber, lastNumber, lastIsBigInt, lastBigInt, lastInexact, failInexact, putUtf8, toF64 } from "./json";
 
 // @ts-ignore: decorator
 @inline function isNum(v: usize): bool { return kindOf(v) == K_NUM; }
@@ -367,6 +367,7 @@ export function bi_to_number(v: usize): usize {
   }
   const used = scanNumber(text, text + n);
   if (used == 0 || used != n) return 0;
+  if (lastInexact) failInexact();
   if (lastIsBigInt) return mkInt(neg ? -lastBigInt : lastBigInt);
   return mkNum(neg ? -lastNumber : lastNumber);
 }
@@ -968,6 +969,11 @@ export function bi_time_parse_rfc3339_ns(s: usize): usize {
   if (i != n) return 0;
   const secs = daysFromCivil(y, mo, d) * 86400 + <i64>h * 3600 + <i64>mi * 60 + <i64>se - offset;
   // Go's time.Time.UnixNano is undefined outside about 1678..2262; OPA then errors.
-  if (secs < -9223372036 || secs > 9223372035) return 0;
+  // The exact int64 range: -9223372036854775808 (1677-09-21T00:12:43.145224192Z) to
+  // 9223372036854775807 (2262-04-11T23:47:16.854775807Z), computed without overflowing.
+  if (secs < -9223372037 || secs > 9223372036) return 0;
+  if (secs == -9223372037 && frac < 145224192) return 0;
+  if (secs == 9223372036 && frac > 854775807) return 0;
+  if (secs < 0) return mkInt((secs + 1) * 1000000000 + (frac - 1000000000));
   return mkInt(secs * 1000000000 + frac);
 }

@@ -9,7 +9,7 @@ import {
   mkNum, mkStr, mkArray, mkObject, mkSet, arrayPush, setInsert, setHas, objGet, objInsert,
   objMerge, equal, compare,
 } from "./value";
-import { parseJson, dumpJson, dumpResultSet } from "./json";
+import { parseJson, dumpJson, dumpJsonForHost, dumpJsonString, dumpResultSet } from "./json";
 
 export * from "./builtins";
 
@@ -47,7 +47,7 @@ export function opa_value_parse(addr: usize, len: usize): usize {
 }
 
 export function opa_json_dump(v: usize): usize {
-  return dumpJson(v);
+  return dumpJsonForHost(v);
 }
 
 /** Sets dump as JSON arrays here too (OPA's value dump would print `{...}` set syntax). */
@@ -113,6 +113,16 @@ export function rt_dot(src: usize, key: usize): usize {
   return 0;
 }
 
+/** `dot` into base data: a number key also names the object member of its decimal text. */
+export function rt_dot_data(src: usize, key: usize): usize {
+  if (src != 0 && key != 0 && kindOf(src) == K_OBJ && kindOf(key) == K_NUM) {
+    const v = objGet(src, key);
+    if (v != 0) return v;
+    return objGet(src, dumpJsonString(key));
+  }
+  return rt_dot(src, key);
+}
+
 export function rt_len(src: usize): usize {
   if (src == 0) return 0;
   const k = kindOf(src);
@@ -168,6 +178,20 @@ export function rt_object_insert(obj: usize, k: usize, v: usize): i32 {
   if (obj == 0 || k == 0 || v == 0 || kindOf(obj) != K_OBJ) return 0;
   objInsert(obj, k, v, false);
   return 1;
+}
+
+/**
+ * `with`: a copy of `obj` with `k` set to `v`; a new one-member object when `obj` is undefined
+ * or not an object (the original is never changed: it may be input, data or a cached value).
+ */
+export function rt_object_with(obj: usize, k: usize, v: usize): usize {
+  const n: u32 = obj != 0 && kindOf(obj) == K_OBJ ? lenOf(obj) : 0;
+  const out = mkObject(n + 1);
+  for (let i: u32 = 0; i < n; i++) {
+    objInsert(out, load<u32>(objKeys(obj) + (<usize>i << 2)), valAt(obj, i), false);
+  }
+  objInsert(out, k, v, false);
+  return out;
 }
 
 /** 1 inserted, 0 failed (unset operand), 2 conflict. */

@@ -1,7 +1,7 @@
 // JSON text <-> values. Parsing is zero-copy for strings without escapes (the string points
 // into the source text, which the SDK keeps alive for as long as the value is used).
 
-import { alloc, extendLast } from "./memory";
+import { alloc, extendLast, fatal } from "./memory";
 import {
   K_NULL, K_BOOL, K_NUM, K_STR, K_ARR, K_OBJ, K_SET, NULL_V, TRUE_V, FALSE_V,
   kindOf, lenOf, numOf, strPtr, elems, objKeys, objVals,
@@ -311,6 +311,16 @@ export let lastNumber: f64 = 0;
 /** Set by scanNumber for an integer literal beyond 2^53 that i64 holds exactly. */
 export let lastIsBigInt: bool = false;
 export let lastBigInt: i64 = 0;
+/**
+ * Set by scanNumber when the runtime cannot hold the number exactly where OPA (arbitrary
+ * precision) would: an integer literal beyond 64 bits, or a magnitude beyond f64.
+ */
+export let lastInexact: bool = false;
+
+/** Aborts the evaluation: OPA would keep this number exactly, the runtime cannot. */
+export function failInexact(): void {
+  fatal("number beyond the runtime's exact range (64-bit integers, 64-bit floats); OPA's numbers are arbitrary precision, so Arbiter refuses rather than answer with another number");
+}
 
 export function scanNumber(p: usize, end: usize): usize {
   let s = p;
@@ -323,6 +333,7 @@ export function scanNumber(p: usize, end: usize): usize {
   let digits: i32 = 0;
   let exp: i32 = 0;
   let truncated = false;
+  let integral = true;
   if (c == 0x30) {
     s++;
   } else {
@@ -335,6 +346,7 @@ export function scanNumber(p: usize, end: usize): usize {
   }
   if (s < end && load<u8>(s) == 0x2e) {
     s++;
+    integral = false;
     const fs = s;
     while (s < end) {
       c = load<u8>(s);
@@ -350,6 +362,7 @@ export function scanNumber(p: usize, end: usize): usize {
   if (s < end && (load<u8>(s) | 0x20) == 0x65) {
     s++;
     let eneg = false;
+    integral = false;
     if (s < end && (load<u8>(s) == 0x2b || load<u8>(s) == 0x2d)) { eneg = load<u8>(s) == 0x2d; s++; }
     const es = s;
     let ev: i32 = 0;
@@ -366,17 +379,40 @@ export function scanNumber(p: usize, end: usize): usize {
   lastNumber = neg ? -x : x;
   // Integer literals of 16 to 19 digits beyond 2^53 keep their exact value.
   lastIsBigInt = false;
-  if (exp == 0 && !truncated && mant > (<u64>1 << 53) && mant <= <u64>i64.MAX_VALUE) {
-    lastIsBigInt = true;
-    lastBigInt = neg ? -<i64>mant : <i64>mant;
+  lastInexact = !isFinite(x);
+  if (integral && (exp > 0 || truncated)) lastInexact = truncated || !exactPow10Product(mant, exp);
+  if (exp == 0 && !truncated && mant > (<u64>1 << 53)) {
+    if (mant <= <u64>i64.MAX_VALUE) {
+      lastIsBigInt = true;
+      lastBigInt = neg ? -<i64>mant : <i64>mant;
+    } else if (neg && mant == (<u64>1 << 63)) {
+      lastIsBigInt = true;
+      lastBigInt = i64.MIN_VALUE;
+    } else if (integral) {
+      lastInexact = true;
+    }
   }
   return s - p;
+}
+
+/** True when mant * 10^exp is an integer an f64 holds exactly (its odd part fits in 53 bits). */
+function exactPow10Product(mant: u64, exp: i32): bool {
+  if (mant == 0) return true;
+  let m = mant;
+  while ((m & 1) == 0) m >>= 1;
+  if (m > (<u64>1 << 53)) return false;
+  for (let i = 0; i < exp; i++) {
+    m *= 5;
+    if (m > (<u64>1 << 53)) return false;
+  }
+  return exp < 1024;
 }
 
 function parseNumber(): usize {
   const n = scanNumber(pp, pend);
   if (n == 0) { perr = true; return 0; }
   pp += n;
+  if (lastInexact) failInexact();
   return lastIsBigInt ? mkInt(lastBigInt) : mkNum(lastNumber);
 }
 
@@ -432,7 +468,8 @@ function writeInt(v: i64): void {
 }
 
 export function writeNumber(x: f64): void {
-  if (!isFinite(x)) { putAscii("null"); return; }
+  // Overflowed arithmetic: OPA's big numbers would print a value; never print another one.
+  if (!isFinite(x)) failInexact();
   if (x == 0) { putByte(0x30); return; }
   if (floor(x) == x && abs(x) < 9.0e18) {
     let v = <i64>x;
@@ -487,10 +524,26 @@ function writeValue(v: usize): void {
   switch (kindOf(v)) {
     case K_NULL: putAscii("null"); return;
     case K_BOOL: if (load<u32>(v, 4) != 0) putAscii("true"); else putAscii("false"); return;
-    case K_NUM: if (load<u32>(v, 4) != 0) writeInt(load<i64>(v, 8)); else writeNumber(numOf(v)); return;
+    case K_NUM:
+      if (load<u32>(v, 4) != 0) {
+        const iv = load<i64>(v, 8);
+        // Host builtins get arguments through JavaScript's JSON.parse, which rounds beyond 2^53.
+        if (forHost && (iv > (<i64>1 << 53) || iv < -(<i64>1 << 53))) {
+          fatal("an integer beyond 2^53 cannot be passed exactly to a builtin implemented in JavaScript; OPA's numbers are arbitrary precision, so Arbiter refuses rather than answer with another number");
+        }
+        writeInt(iv);
+      } else writeNumber(numOf(v));
+      return;
     case K_STR: writeStringBytes(strPtr(v), lenOf(v)); return;
     case K_ARR:
     case K_SET: {
+      // A JavaScript builtin would see a set inside its arguments as an array, and could answer
+      // with an array where OPA keeps a set: refuse. (A set argument itself is fine: the host
+      // builtins treat a set operand as OPA does.)
+      if (forHost && hostDepth > 0 && kindOf(v) == K_SET) {
+        fatal("a set nested in an argument cannot be passed to a builtin implemented in JavaScript");
+      }
+      hostDepth++;
       putByte(0x5b);
       const n = lenOf(v);
       const e = elems(v);
@@ -499,9 +552,11 @@ function writeValue(v: usize): void {
         writeValue(load<u32>(e + (<usize>i << 2)));
       }
       putByte(0x5d);
+      hostDepth--;
       return;
     }
     case K_OBJ: {
+      hostDepth++;
       putByte(0x7b);
       const n = lenOf(v);
       for (let i: u32 = 0; i < n; i++) {
@@ -510,6 +565,9 @@ function writeValue(v: usize): void {
         if (kindOf(k) == K_STR) {
           writeStringBytes(strPtr(k), lenOf(k));
         } else {
+          // JavaScript would see the key as a string: refuse rather than let a builtin answer
+          // for another object.
+          if (forHost) fatal("an object with non-string keys cannot be passed to a builtin implemented in JavaScript");
           // Non-string keys become their JSON text, as in OPA.
           const start = outLen;
           writeValue(k);
@@ -523,6 +581,7 @@ function writeValue(v: usize): void {
         writeValue(load<u32>(objVals(v) + (<usize>i << 2)));
       }
       putByte(0x7d);
+      hostDepth--;
       return;
     }
   }
@@ -535,11 +594,29 @@ function beginOut(): void {
   outLen = 0;
 }
 
+let forHost = false;
+/** Nesting depth of the value being dumped for the host (0 = the argument itself). */
+let hostDepth = 0;
+
 /** Dumps a value as NUL-terminated JSON; returns the text's address. */
 export function dumpJson(v: usize): usize {
   beginOut();
   writeValue(v);
   putByte(0);
+  return out;
+}
+
+/**
+ * `opa_json_dump`: the SDK uses it for host builtin arguments (and JSON.parses the text), so
+ * integers JavaScript would round are refused here.
+ */
+export function dumpJsonForHost(v: usize): usize {
+  forHost = true;
+  hostDepth = 0;
+  beginOut();
+  writeValue(v);
+  putByte(0);
+  forHost = false;
   return out;
 }
 
