@@ -8,7 +8,7 @@
  * `node:http`. Plaintext connections are told apart by their first bytes (the HTTP/2 preface
  * starts with "PRI "); with TLS, ALPN decides.
  */
-import { chmod, rm, stat } from "node:fs/promises";
+import { chmod, rm } from "node:fs/promises";
 import http from "node:http";
 import net from "node:net";
 import tls from "node:tls";
@@ -27,6 +27,7 @@ import { createGrpcHandler, type CallTracker } from "./grpc-handler.ts";
 import { encodeHeaderBlock } from "./h2/hpack.ts";
 import { H2Error, H2Session, type H2Stream } from "./h2/session.ts";
 import { HEALTH_SERVICE, healthCheckMethod, type HealthState } from "./health.ts";
+import { listenOn, removeStaleSocket } from "./listen.ts";
 import { policyMethods, type UnaryMethod } from "./methods.ts";
 import { createRequestMetrics } from "./metrics.ts";
 import { createReflector, REFLECTION_V1, REFLECTION_V1ALPHA } from "./reflection.ts";
@@ -464,39 +465,4 @@ function readBody(stream: NodeJS.ReadableStream, max: number): Promise<Buffer> {
     stream.once("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
     stream.once("error", reject);
   });
-}
-
-function listenOn(server: net.Server, opts: net.ListenOptions): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    server.once("error", onError);
-    server.listen(opts, () => {
-      server.off("error", onError);
-      resolve();
-    });
-  });
-}
-
-/**
- * A socket file left by a crashed run would make listen() fail with EADDRINUSE: remove it, but
- * only when nothing answers on it (a live server keeps its socket).
- */
-async function removeStaleSocket(path: string): Promise<void> {
-  try {
-    const st = await stat(path);
-    if (!st.isSocket()) throw new Error(`ARBITER_GRPC_LISTEN: ${path} exists and is not a socket`);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw err;
-  }
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = net.connect(path);
-    probe.once("connect", () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once("error", () => resolve(false));
-  });
-  if (live) throw new Error(`ARBITER_GRPC_LISTEN: unix:${path} is in use by a running server`);
-  await rm(path, { force: true });
 }
