@@ -1,7 +1,7 @@
 /**
  * CPU cost of the HTTP/2 session layer alone, old code against new in one process:
  *
- *   npx tsx bench/h2-session.ts [--baseline DIR] [--requests 200000] [--rounds 7] [--batch 16]
+ *   npx tsx bench/h2-session.ts [--baseline DIR] [--requests 200000] [--rounds 7] [--batch 16] [--pool]
  *
  * Each variant (this checkout's src/transport/h2/session.ts and, with --baseline, the same file
  * in DIR, e.g. a `git archive` of the previous commit) serves unary calls on a socket stand-in:
@@ -11,11 +11,16 @@
  * swing on a shared machine hits both alike; each prints CPU microseconds per request
  * (process.cpuUsage), and the summary gives the median per variant and the ratio new / old.
  *
+ * With --pool, the session reports to a real connection pool (src/transport/connection-pool.ts)
+ * as the server wires it (the old code has no such hook, so this prices the pool): with
+ * --batch 1 every call takes the connection from idle to busy and back.
+ *
  * It measures the part this layer owns (frame parsing, HPACK decode, stream state, flow control,
  * output framing); bench/transport-compare.ts measures the whole call over real sockets.
  */
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { createConnectionPool } from "../src/transport/connection-pool.ts";
 import { writeFrameHeader } from "../src/transport/h2/frame.ts";
 import { FakeSocket } from "../test/transport/fake-socket.ts";
 import { encodeHeaderBlock } from "../src/transport/h2/hpack.ts";
@@ -28,6 +33,10 @@ const BASELINE = arg("baseline", "");
 const REQUESTS = Number(arg("requests", "200000"));
 const ROUNDS = Number(arg("rounds", "7"));
 const BATCH = Number(arg("batch", "16"));
+const POOL = process.argv.includes("--pool");
+const pool = createConnectionPool({ maxConnections: 1024, handshakeTimeoutMs: 10_000, idleTimeoutMs: 300_000 });
+const conn = { shed: () => {} };
+let entry = pool.add(conn)!;
 
 interface SessionModule {
   H2Session: new (socket: never, opts: unknown, first?: Buffer) => { destroy(): void };
@@ -70,11 +79,13 @@ function batch(firstId: number): Buffer {
 
 async function run(mod: SessionModule): Promise<number> {
   const socket = new FakeSocket();
+  entry = pool.add(conn)!;
   const session = new mod.H2Session(socket as never, {
     maxConcurrentStreams: 1000,
     maxHeaderListSize: 65_536,
     maxSessionMemory: 32 << 20,
     maxResetsPerSecond: 10_000,
+    ...(POOL ? { onReady: () => entry.idle(), onActivity: (busy: boolean) => (busy ? entry.busy() : entry.idle()) } : {}),
     onStream: (s: { ondata?: (c: Buffer) => void; onend?: () => void; respondUnary(h: Buffer, b: Buffer, t: Buffer): void }) => {
       s.ondata = () => {};
       s.onend = () => s.respondUnary(RESPONSE_HEADERS, RESPONSE_BODY, TRAILERS);
@@ -90,6 +101,7 @@ async function run(mod: SessionModule): Promise<number> {
   }
   const used = process.cpuUsage(t0);
   session.destroy();
+  entry.remove();
   if (socket.written < REQUESTS * RESPONSE_BODY.length) throw new Error("responses missing");
   return (used.user + used.system) / REQUESTS;
 }
@@ -115,6 +127,7 @@ for (let round = 0; round < ROUNDS; round++) {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const summary = [...results].map(([name, xs]) => ({ variant: name, "median CPU us/req": median(xs).toFixed(3), rounds: xs.length }));
 console.table(summary);
+pool.close();
 if (results.has("old")) {
   const ratio = median(results.get("new")!) / median(results.get("old")!);
   console.log(`new / old CPU per request: ${(ratio * 100).toFixed(1)}% (median of ${ROUNDS} alternating rounds)`);

@@ -8,7 +8,7 @@
  * `node:http`. Plaintext connections are told apart by their first bytes (the HTTP/2 preface
  * starts with "PRI "); with TLS, ALPN decides.
  */
-import { chmod, rm, stat } from "node:fs/promises";
+import { chmod, rm } from "node:fs/promises";
 import http from "node:http";
 import net from "node:net";
 import tls from "node:tls";
@@ -22,11 +22,12 @@ import { file_grpc_reflection_v1alpha_reflection } from "../../gen/grpc/reflecti
 import type { ListenTarget } from "../config/config.ts";
 import type { DecisionService } from "../decision/types.ts";
 import { createConnectHandler, type ConnectResponse } from "./connect-handler.ts";
-import { createConnectionPool, type PooledConnection } from "./connection-pool.ts";
+import { createConnectionPool, type PoolEntry, type PooledConnection } from "./connection-pool.ts";
 import { createGrpcHandler, type CallTracker } from "./grpc-handler.ts";
 import { encodeHeaderBlock } from "./h2/hpack.ts";
 import { H2Error, H2Session, type H2Stream } from "./h2/session.ts";
 import { HEALTH_SERVICE, healthCheckMethod, type HealthState } from "./health.ts";
+import { listenOn, removeStaleSocket } from "./listen.ts";
 import { policyMethods, type UnaryMethod } from "./methods.ts";
 import { createRequestMetrics } from "./metrics.ts";
 import { createReflector, REFLECTION_V1, REFLECTION_V1ALPHA } from "./reflection.ts";
@@ -142,18 +143,19 @@ export function createTransportServer(options: TransportServerOptions): Transpor
     idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
     onShed: (reason) => logger.debug({ reason }, "connection shed"),
   });
-  /** The pool's handle on each socket; `shed` changes once the protocol is known. */
-  const pooled = new WeakMap<net.Socket, PooledConnection>();
+  /** Each socket's pool entry, and how to shed it (changed once the protocol is known). */
+  const pooled = new WeakMap<net.Socket, { entry: PoolEntry; conn: PooledConnection }>();
   /** Registers an accepted socket with the pool; false (socket destroyed) when the pool is full of busy connections. */
   const admit = (socket: net.Socket): boolean => {
     const conn: PooledConnection = { shed: () => socket.destroy() };
-    if (!pool.add(conn)) {
+    const entry = pool.add(conn);
+    if (entry === undefined) {
       logger.debug("connection refused: every held connection is busy");
       socket.destroy();
       return false;
     }
-    pooled.set(socket, conn);
-    socket.once("close", () => pool.remove(conn));
+    pooled.set(socket, { entry, conn });
+    socket.once("close", () => entry.remove());
     return true;
   };
 
@@ -195,7 +197,7 @@ export function createTransportServer(options: TransportServerOptions): Transpor
     });
   };
   const startSession = (socket: net.Socket, firstBytes?: Buffer): void => {
-    const conn = pooled.get(socket);
+    const p = pooled.get(socket);
     const session = new H2Session(
       socket,
       {
@@ -204,8 +206,8 @@ export function createTransportServer(options: TransportServerOptions): Transpor
         maxSessionMemory: 32 * 1024 * 1024,
         maxResetsPerSecond: 10_000,
         onStream,
-        ...(conn !== undefined
-          ? { onReady: () => pool.idle(conn), onActivity: (busy: boolean) => (busy ? pool.busy(conn) : pool.idle(conn)) }
+        ...(p !== undefined
+          ? { onReady: () => p.entry.idle(), onActivity: (busy: boolean) => (busy ? p.entry.busy() : p.entry.idle()) }
           : {}),
         onClose: () => {
           sessions.delete(session);
@@ -216,7 +218,7 @@ export function createTransportServer(options: TransportServerOptions): Transpor
       firstBytes,
     );
     sessions.add(session);
-    if (conn !== undefined) conn.shed = () => session.close();
+    if (p !== undefined) p.conn.shed = () => session.close();
     if (closing) session.close();
   };
 
@@ -237,10 +239,10 @@ export function createTransportServer(options: TransportServerOptions): Transpor
   // ever fired: a client that sent half a request line held its socket forever (issue #12).
   h1.emit("listening");
   h1.on("request", (req, res) => {
-    const conn = pooled.get(req.socket);
-    if (conn !== undefined) {
-      pool.busy(conn);
-      res.once("close", () => pool.idle(conn));
+    const entry = pooled.get(req.socket)?.entry;
+    if (entry !== undefined) {
+      entry.busy();
+      res.once("close", () => entry.idle());
     }
     const ct = String(req.headers["content-type"] ?? "");
     if (ct.startsWith("application/grpc")) {
@@ -303,8 +305,7 @@ export function createTransportServer(options: TransportServerOptions): Transpor
         socket.resume();
       } else {
         // HTTP/1.1: from here node:http's headersTimeout bounds a request's headers.
-        const conn = pooled.get(socket);
-        if (conn !== undefined) pool.idle(conn);
+        pooled.get(socket)?.entry.idle();
         // node:http consumes the socket handle natively; hand it the first chunk by hand.
         h1.emit("connection", socket);
         socket.emit("data", chunk);
@@ -332,7 +333,7 @@ export function createTransportServer(options: TransportServerOptions): Transpor
         if (socket.alpnProtocol === "h2") {
           startSession(socket);
         } else {
-          pool.idle(pooled.get(socket)!);
+          pooled.get(socket)?.entry.idle();
           h1.emit("connection", socket);
         }
       },
@@ -464,39 +465,4 @@ function readBody(stream: NodeJS.ReadableStream, max: number): Promise<Buffer> {
     stream.once("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
     stream.once("error", reject);
   });
-}
-
-function listenOn(server: net.Server, opts: net.ListenOptions): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    server.once("error", onError);
-    server.listen(opts, () => {
-      server.off("error", onError);
-      resolve();
-    });
-  });
-}
-
-/**
- * A socket file left by a crashed run would make listen() fail with EADDRINUSE: remove it, but
- * only when nothing answers on it (a live server keeps its socket).
- */
-async function removeStaleSocket(path: string): Promise<void> {
-  try {
-    const st = await stat(path);
-    if (!st.isSocket()) throw new Error(`ARBITER_GRPC_LISTEN: ${path} exists and is not a socket`);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw err;
-  }
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = net.connect(path);
-    probe.once("connect", () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once("error", () => resolve(false));
-  });
-  if (live) throw new Error(`ARBITER_GRPC_LISTEN: unix:${path} is in use by a running server`);
-  await rm(path, { force: true });
 }
