@@ -223,7 +223,7 @@ describe("three sidecars on one Postgres", () => {
     for (const ms of seen) expect(ms).toBeLessThanOrEqual(STALENESS_MS + 250);
   }, 60_000);
 
-  it("Postgres stopped for 10 s under RecordUsage load: the stored fleet spend equals the sum of the acknowledged amounts", async () => {
+  it("Postgres stopped for 10 s under RecordUsage load: the stored fleet spend equals the sum of the acknowledged amounts; approvals and quotas fail closed meanwhile", async () => {
     // Route reads the tenant once so its fleet spend is known when the outage starts.
     expect((await route(0, "acme-load")).error).toBeUndefined();
     let acknowledged = 0;
@@ -251,6 +251,20 @@ describe("three sidecars on one Postgres", () => {
       await new Promise((r) => setTimeout(r, 3000));
       const during = await route(0, "acme-load");
       staleSeen = during.value!.reasons.includes("usage_stale");
+      // Approvals and session quotas fail closed while the shared state cannot answer.
+      const write = await unary(clients[1]!, `${S}/GuardMemory`, pb.GuardMemoryRequestSchema, pb.GuardMemoryResponseSchema, {
+        tenantId: "acme",
+        agentId: "agent-8",
+        sessionId: "during-outage",
+        operation: pb.MemoryOperation.WRITE,
+        store: "scratch",
+        ttlSeconds: 60,
+        content: "x",
+      });
+      expect(write.value).toMatchObject({ allow: false, reasons: ["state_unavailable"] });
+      const approved = await decide(2, "svc-outage", "A".repeat(43));
+      expect(approved.value!.allow).toBe(false);
+      expect(approved.value!.reasons).toContain("state_unavailable");
       await new Promise((r) => setTimeout(r, 10_000 - (performance.now() - outageStart)));
     } finally {
       await startPostgres();
