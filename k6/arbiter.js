@@ -6,15 +6,18 @@
 //   k6 run -e ARBITER_ADDR=127.0.0.1:50051 -e RPCS=Decide,Route -e RATE=500 k6/arbiter.js
 //
 // Env: ARBITER_ADDR (host:port, plaintext), RPCS (comma list), RATE and DURATION_S (override the
-// file for every RPC), SUMMARY_OUT (default k6-report.json).
+// file for every RPC), WARMUP_S, THRESHOLDS and PAYLOADS (paths, default ./thresholds.json and
+// ./payloads.json), SUMMARY_OUT (default k6-report.json). `npm run bench:gate -- --k6 PATH` starts
+// a sidecar and runs this script against it with the gate's options.
 import grpc from "k6/net/grpc";
 import exec from "k6/execution";
 import { Counter, Rate } from "k6/metrics";
 import { ghzReport, GHZ_PERCENTILES, GRPC_CODE_NAMES } from "./lib/ghz.js";
 
 const ALL_RPCS = ["Decide", "Route", "GuardMemory", "Finalize", "RecordUsage", "CreateApproval"];
-const budgets = JSON.parse(open("./thresholds.json"));
-const payloads = JSON.parse(open("./payloads.json"));
+const budgets = JSON.parse(open(__ENV.THRESHOLDS || "./thresholds.json"));
+const payloads = JSON.parse(open(__ENV.PAYLOADS || "./payloads.json"));
+const WARMUP_S = Number(__ENV.WARMUP_S === undefined || __ENV.WARMUP_S === "" ? budgets.warmup_s : __ENV.WARMUP_S);
 const ADDR = __ENV.ARBITER_ADDR || "127.0.0.1:50051";
 const RPCS = __ENV.RPCS ? __ENV.RPCS.split(",").map((s) => s.trim()) : ALL_RPCS;
 for (const rpc of RPCS) {
@@ -42,21 +45,22 @@ function plan(rpc) {
 
 const GAP_S = 2; // lets the previous scenario's in-flight calls finish (gracefulStop)
 /** @type {Record<string, import("k6/options").Scenario>} */
-const scenarios = {
-  warmup: {
+const scenarios = {};
+if (WARMUP_S > 0) {
+  scenarios.warmup = {
     executor: "constant-arrival-rate",
     exec: "warmup",
     rate: Number(__ENV.RATE || budgets.rate),
     timeUnit: "1s",
-    duration: `${budgets.warmup_s}s`,
+    duration: `${WARMUP_S}s`,
     preAllocatedVUs: 4,
     maxVUs: 32,
     gracefulStop: `${GAP_S}s`,
-  },
-};
+  };
+}
 /** @type {Record<string, string[]>} */
 const thresholds = {};
-let start = budgets.warmup_s + GAP_S;
+let start = WARMUP_S > 0 ? WARMUP_S + GAP_S : 0;
 for (const rpc of RPCS) {
   const { rate, duration } = plan(rpc);
   scenarios[rpc] = {
@@ -103,8 +107,12 @@ export function warmup() {
 export function call() {
   const rpc = exec.scenario.name;
   const res = invoke(rpc, exec.scenario.iterationInTest);
-  rpcErrors.add(res.status !== grpc.StatusOK);
-  const counter = statusCounters[rpc][res.status];
+  // k6 (v0.47) hands the status over as a wrapped Go codes.Code: typeof is "object", so it must
+  // be turned into a number before it can index the per-code counters (it was not, and every
+  // call was reported as an error with an empty statusCodeDistribution).
+  const status = Number(res.status);
+  rpcErrors.add(status !== Number(grpc.StatusOK));
+  const counter = statusCounters[rpc][status];
   if (counter) counter.add(1);
 }
 

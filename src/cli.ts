@@ -10,6 +10,9 @@ commands:
   eval -b BUNDLE -e EP [-i input.json] [-d data.json]   evaluate an entrypoint
   test DIR...                run *_test.rego files
   audit verify|prune ...     check or prune the audit trail
+  keygen [--out DIR] [--kid ID]   write an approver's Ed25519 key pair (private PEM, public JWKS)
+  approve --key KEY.pem --tenant T --request request.json [--ttl 15m] [--approver NAME]
+                             print a signed approval grant for one Decide request
   state prune ...            prune expired approvals, old budget windows, idle sessions
 `;
 
@@ -21,6 +24,8 @@ const commands: Record<string, () => Promise<Command>> = {
   eval: async () => (await import("./compiler/cli.ts")).runEval,
   test: async () => (await import("./compiler/cli.ts")).runTest,
   audit: async () => (await import("./audit/cli.ts")).runAudit,
+  keygen: async () => (await import("./trust/cli.ts")).runKeygen,
+  approve: async () => (await import("./trust/cli.ts")).runApprove,
   state: async () => (await import("./state/cli.ts")).runState,
 };
 

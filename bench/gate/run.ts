@@ -15,8 +15,11 @@
  *   --bundle PATH      ARBITER_BUNDLE of the sidecar (policies)
  *   --audit off|embedded  audit of the sidecar (off: the gate measures the decision path)
  *   --out FILE         report (bench/out/gate-report.json)
+ *   --k6 PATH          drive the sidecar with this k6 binary and k6/arbiter.js instead of the
+ *                      Node driver [GATE_K6]; same budgets, k6's own thresholds decide
  * Exit: 0 all budgets met, 1 a budget broken or the sidecar failed, 2 bad options.
  */
+import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -40,6 +43,7 @@ interface Options {
   bundle: string;
   audit: "off" | "embedded";
   out: string;
+  k6?: string;
 }
 
 function positive(name: string, v: string | undefined): number | undefined {
@@ -64,6 +68,7 @@ function parseOptions(argv: string[]): Options {
         bundle: { type: "string" },
         audit: { type: "string" },
         out: { type: "string" },
+        k6: { type: "string" },
       },
       strict: true,
       allowPositionals: false,
@@ -97,6 +102,8 @@ function parseOptions(argv: string[]): Options {
     if (!Number.isFinite(w) || w < 0) throw new UsageError(`--warmup: expected a number of seconds >= 0, got "${warmup}"`);
     o.warmupS = w;
   }
+  const k6 = v.k6 ?? env.GATE_K6;
+  if (k6 !== undefined && k6 !== "") o.k6 = resolve(k6);
   return o;
 }
 
@@ -162,6 +169,40 @@ function toReport(r: RunResult, target: string): GhzReport {
   });
 }
 
+/**
+ * The same gate driven by real k6 (`k6/arbiter.js`): k6 evaluates the thresholds built from the
+ * same file and exits 99 when one is crossed; its table and ghz-shaped report are the output.
+ */
+async function runK6(opts: Options, sidecar: { target: string; stop(): Promise<number | null> }): Promise<number> {
+  const args = ["run", "--quiet", "-e", `ARBITER_ADDR=${sidecar.target}`, "-e", `THRESHOLDS=${opts.thresholdsFile}`,
+    "-e", `PAYLOADS=${opts.payloadsFile}`, "-e", `SUMMARY_OUT=${opts.out}`, "-e", `RPCS=${opts.rpcs.join(",")}`];
+  if (opts.rate !== undefined) args.push("-e", `RATE=${opts.rate}`);
+  if (opts.durationS !== undefined) args.push("-e", `DURATION_S=${opts.durationS}`);
+  if (opts.warmupS !== undefined) args.push("-e", `WARMUP_S=${opts.warmupS}`);
+  args.push("arbiter.js");
+  process.stdout.write(`bench:gate: k6 ${args.join(" ")}\n`);
+  let code: number;
+  try {
+    code = await new Promise<number>((resolveCode, reject) => {
+      const child = spawn(opts.k6!, args, { cwd: join(repo, "k6"), stdio: ["ignore", "inherit", "inherit"] });
+      child.once("error", reject);
+      child.once("exit", (c, sig) => resolveCode(c ?? (sig ? 128 : 1)));
+    });
+  } catch (err) {
+    process.stderr.write(`bench:gate: cannot run k6 at ${opts.k6}: ${(err as Error).message}\n`);
+    code = -1;
+  } finally {
+    const stopped = await sidecar.stop();
+    if (stopped !== 0) process.stderr.write(`bench:gate: warning: the sidecar exited with ${stopped} after SIGTERM\n`);
+  }
+  if (code === 0) {
+    process.stdout.write(`bench:gate: k6: all budgets of ${opts.thresholdsFile} met\n`);
+    return 0;
+  }
+  process.stderr.write(code === 99 ? `bench:gate: FAIL k6: a threshold of ${opts.thresholdsFile} was crossed\n` : `bench:gate: FAIL k6 exited with ${code}\n`);
+  return code === -1 ? 2 : 1;
+}
+
 async function main(argv: string[]): Promise<number> {
   let opts: Options;
   let thresholds: Thresholds;
@@ -190,6 +231,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`bench:gate: ${(err as Error).message}\n`);
     return 1;
   }
+  if (opts.k6 !== undefined) return runK6(opts, sidecar);
   const client = createClient(sidecar.target);
   const results: RunResult[] = [];
   const serverMeanMs = new Map<string, number>();

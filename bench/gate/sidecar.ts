@@ -61,6 +61,10 @@ export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
     ARBITER_AUDIT: o.audit === "off" ? "off" : "on",
     ARBITER_INSTANCE_ID: "bench-gate",
     ARBITER_LOG_LEVEL: "warn",
+    // The gate measures CreateApproval too; it is off by default in production (docs/policies.md).
+    ARBITER_APPROVALS_LOCAL_CREATE: "on",
+    // /v1/status carries the loader's error text only when verbose; the gate reports it below.
+    ARBITER_ADMIN_VERBOSE: "on",
     ...o.env,
   });
   const log = createWriteStream(o.logFile);

@@ -9,6 +9,14 @@ import { loadPolicyTree, PolicyLoadError } from "./data.ts";
 import { type Diagnostic, RegoCompileError } from "./diagnostics.ts";
 import { compile, loadCompiledPolicy } from "./index.ts";
 import { parseModule } from "./parser.ts";
+import {
+  loadBundleKey,
+  SIGNATURE_ALGORITHMS,
+  SIGNATURES_FILE,
+  signBundleFiles,
+  type BundleSigningOptions,
+  type SignatureAlgorithm,
+} from "../engine/bundle-signature.ts";
 
 interface Io {
   out: (s: string) => void;
@@ -60,7 +68,12 @@ function report(io: Io, command: string, e: unknown): number {
   return 1;
 }
 
-const BUILD_USAGE = "usage: arbiter build [-e ENTRYPOINT]... [-o bundle.tar.gz] [--revision R] DIR...\n";
+const BUILD_USAGE =
+  "usage: arbiter build [-e ENTRYPOINT]... [-o bundle.tar.gz] [--revision R] [--no-sources]\n" +
+  "                     [--signing-key KEY [--signing-alg RS256] [--signing-key-id ID] [--signing-scope S]] DIR...\n" +
+  "  --signing-key: a PEM private key (RS*, PS*, ES*, EdDSA) or a file holding the HMAC secret (HS*);\n" +
+  "  writes /.signatures.json as `opa build --signing-key` does (docs/engine.md, Signed bundles)\n" +
+  "  --no-sources: leave the Rego sources out (a flat bundle that fits a ConfigMap)\n";
 
 /** `arbiter build`: compile policy directories into an OPA wasm bundle. */
 export async function runBuild(args: string[], io: Io = stdio): Promise<number> {
@@ -69,22 +82,64 @@ export async function runBuild(args: string[], io: Io = stdio): Promise<number> 
       io.out(BUILD_USAGE);
       return 0;
     }
+    // The one flag without a value.
+    const sources = !args.includes("--no-sources");
+    args = args.filter((a) => a !== "--no-sources");
     const { opts, rest } = parseArgs(args, {
       "-e": "entrypoint", "--entrypoint": "entrypoint", "-o": "output", "--output": "output", "--revision": "revision",
+      "--signing-key": "signing-key", "--signing-alg": "signing-alg", "--signing-key-id": "signing-key-id", "--signing-scope": "signing-scope",
     });
     if (rest.length === 0) throw new UsageError(`no policy directory given\n${BUILD_USAGE}`);
     const out = opts.get("output")?.at(-1) ?? "bundle.tar.gz";
+    const signing = signingOptions(opts);
     const bundle = buildBundle(rest, {
       entrypoints: opts.get("entrypoint")?.map(normalizeEntrypoint),
       revision: opts.get("revision")?.at(-1),
+      sources,
     });
+    if (signing) {
+      const files = new Map([...bundle.files].map(([name, bytes]) => [name.replace(/^\/+/, ""), bytes]));
+      bundle.files.set(`/${SIGNATURES_FILE}`, await signBundleFiles(files, signing));
+    }
     await writeBundle(bundle, out);
     const eps = bundle.manifest.wasm.map((w) => w.entrypoint).join(", ");
-    io.out(`wrote ${out} (revision ${bundle.manifest.revision}; entrypoints: ${eps})\n`);
+    const signed = signing ? `; signed ${signing.algorithm}${signing.keyId !== undefined ? ` key id ${signing.keyId}` : ""}` : "";
+    io.out(`wrote ${out} (revision ${bundle.manifest.revision}; entrypoints: ${eps}${signed})\n`);
     return 0;
   } catch (e) {
     return report(io, "build", e);
   }
+}
+
+/** `--signing-*` flags as signing options; undefined without `--signing-key`. */
+function signingOptions(opts: Map<string, string[]>): BundleSigningOptions | undefined {
+  const keyPath = opts.get("signing-key")?.at(-1);
+  const alg = opts.get("signing-alg")?.at(-1);
+  const keyId = opts.get("signing-key-id")?.at(-1);
+  const scope = opts.get("signing-scope")?.at(-1);
+  if (keyPath === undefined) {
+    if (alg !== undefined || keyId !== undefined || scope !== undefined) {
+      throw new UsageError("--signing-alg, --signing-key-id and --signing-scope need --signing-key");
+    }
+    return undefined;
+  }
+  const algorithm = (alg ?? "RS256") as SignatureAlgorithm;
+  if (!(SIGNATURE_ALGORITHMS as readonly string[]).includes(algorithm)) {
+    throw new UsageError(`--signing-alg: expected one of ${SIGNATURE_ALGORITHMS.join(", ")}, got "${alg}"`);
+  }
+  let material: Buffer;
+  try {
+    material = readFileSync(keyPath);
+  } catch (e) {
+    throw new UsageError(`--signing-key ${keyPath}: cannot read file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let key;
+  try {
+    key = loadBundleKey(material, algorithm, "private");
+  } catch (e) {
+    throw new UsageError(`--signing-key ${keyPath}: not usable for ${algorithm}: ${(e as Error).message}`);
+  }
+  return { key, algorithm, ...(keyId !== undefined ? { keyId } : {}), ...(scope !== undefined ? { scope } : {}) };
 }
 
 /** Accepts `a/b`, `/a/b` and `data.a.b`. */

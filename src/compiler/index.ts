@@ -20,7 +20,7 @@ export { RegoCompileError } from "./diagnostics.ts";
 export type { Diagnostic } from "./diagnostics.ts";
 export type { Policy } from "./ir.ts";
 export { DEFAULT_ENTRYPOINTS } from "./planner.ts";
-export { readBundle, writeBundle, buildBundle } from "./bundle.ts";
+export { readBundle, writeBundle, buildBundle, unpackBundle, parseBundleFiles } from "./bundle.ts";
 export { hostBuiltins } from "./host-builtins.ts";
 export type { Bundle, BuildBundleOptions, LoadedBundle, BundleManifest } from "./bundle.ts";
 

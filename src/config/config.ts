@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { isIP } from "node:net";
 import YAML from "yaml";
+import { loadBundleKey, SIGNATURE_ALGORITHMS, type SignatureAlgorithm } from "../engine/bundle-signature.ts";
 
 export type ListenTarget =
   | { readonly kind: "tcp"; readonly host: string; readonly port: number }
@@ -45,8 +46,34 @@ export interface Config {
   readonly instanceId: string;
   readonly logLevel: LogLevel;
   readonly shutdownTimeoutMs: number;
+  /** Signed approval grants (issue #11; docs/policies.md "Approvals"). */
+  readonly approvals: {
+    /** Approver public keys: JWKS or PEM file path, or JWKS URL; undefined: no grant verifies. */
+    readonly keys: string | undefined;
+    /** Required `aud` of every grant; undefined: `aud` is not checked. */
+    readonly audience: string | undefined;
+    /** Re-fetch (URL) / re-read (file, behind the watcher) interval of the keys, in seconds. */
+    readonly keysRefreshSeconds: number;
+  };
   /** `ARBITER_APPROVALS_LOCAL_CREATE`: CreateApproval creates tokens on the app listener (local development only). */
   readonly approvalsLocalCreate: boolean;
+  // --- bundle signatures and admin exposure (issue #11) ---
+  /**
+   * OPA bundle signature verification (`ARBITER_BUNDLE_VERIFICATION_*`); undefined: off. Only the
+   * key's path is kept here (the configuration is logged); serve.ts loads the key itself.
+   */
+  readonly bundleVerification: {
+    readonly keyPath: string;
+    readonly algorithm: SignatureAlgorithm;
+    readonly keyId?: string;
+    readonly scope?: string;
+  } | undefined;
+  readonly admin: {
+    /** `ARBITER_ADMIN_ALLOW_REMOTE=on`: a non-loopback `ARBITER_ADMIN_LISTEN` is allowed. */
+    readonly allowRemote: boolean;
+    /** `ARBITER_ADMIN_VERBOSE=on`: /readyz and /v1/status show paths, URLs and error texts. */
+    readonly verbose: boolean;
+  };
   // ---- fleet-wide state (issue #10) ----
   /**
    * Where approvals, usage budgets and GuardMemory session counts live (`ARBITER_STATE`):
@@ -93,6 +120,16 @@ const VARS = [
   "ARBITER_LOG_LEVEL",
   "ARBITER_SHUTDOWN_TIMEOUT_MS",
   "ARBITER_APPROVALS_LOCAL_CREATE",
+  "ARBITER_APPROVAL_KEYS",
+  "ARBITER_APPROVAL_AUDIENCE",
+  "ARBITER_APPROVAL_KEYS_REFRESH_SECONDS",
+  // --- bundle signatures and admin exposure (issue #11) ---
+  "ARBITER_BUNDLE_VERIFICATION_KEY",
+  "ARBITER_BUNDLE_VERIFICATION_ALG",
+  "ARBITER_BUNDLE_VERIFICATION_KEY_ID",
+  "ARBITER_BUNDLE_VERIFICATION_SCOPE",
+  "ARBITER_ADMIN_ALLOW_REMOTE",
+  "ARBITER_ADMIN_VERBOSE",
   // ---- fleet-wide state (issue #10) ----
   "ARBITER_STATE",
   "ARBITER_STATE_DATABASE_URL",
@@ -221,6 +258,51 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     "fatal", "error", "warn", "info", "debug", "trace", "silent",
   ] as const);
 
+  // --- bundle signatures and admin exposure (issue #11) ---
+  const verificationKey = opt("ARBITER_BUNDLE_VERIFICATION_KEY");
+  const verificationAlg = opt("ARBITER_BUNDLE_VERIFICATION_ALG");
+  const verificationKeyId = opt("ARBITER_BUNDLE_VERIFICATION_KEY_ID");
+  const verificationScope = opt("ARBITER_BUNDLE_VERIFICATION_SCOPE");
+  let bundleVerification: Config["bundleVerification"];
+  if (verificationKey === undefined) {
+    const stray = ([
+      ["ARBITER_BUNDLE_VERIFICATION_ALG", verificationAlg],
+      ["ARBITER_BUNDLE_VERIFICATION_KEY_ID", verificationKeyId],
+      ["ARBITER_BUNDLE_VERIFICATION_SCOPE", verificationScope],
+    ] as const).find(([, v]) => v !== undefined);
+    if (stray) throw new ConfigError(`${stray[0]}: has no effect without ARBITER_BUNDLE_VERIFICATION_KEY (a PEM public key file, or a file holding the HMAC secret)`);
+  } else {
+    const algorithm = oneOf("ARBITER_BUNDLE_VERIFICATION_ALG", verificationAlg ?? "RS256", SIGNATURE_ALGORITHMS);
+    let material: Buffer;
+    try {
+      material = readFileSync(verificationKey);
+    } catch (err) {
+      throw new ConfigError(`ARBITER_BUNDLE_VERIFICATION_KEY: cannot read "${verificationKey}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    try {
+      loadBundleKey(material, algorithm, "public");
+    } catch (err) {
+      throw new ConfigError(`ARBITER_BUNDLE_VERIFICATION_KEY: "${verificationKey}" is not usable for ${algorithm} (ARBITER_BUNDLE_VERIFICATION_ALG): ${(err as Error).message}`);
+    }
+    bundleVerification = {
+      keyPath: verificationKey,
+      algorithm,
+      ...(verificationKeyId !== undefined ? { keyId: verificationKeyId } : {}),
+      ...(verificationScope !== undefined ? { scope: verificationScope } : {}),
+    };
+  }
+  const admin = {
+    allowRemote: oneOf("ARBITER_ADMIN_ALLOW_REMOTE", get("ARBITER_ADMIN_ALLOW_REMOTE", "off"), ["on", "off"] as const) === "on",
+    verbose: oneOf("ARBITER_ADMIN_VERBOSE", get("ARBITER_ADMIN_VERBOSE", "off"), ["on", "off"] as const) === "on",
+  };
+  if (adminListen.kind === "tcp" && !isLoopback(adminListen.host) && !admin.allowRemote) {
+    throw new ConfigError(
+      `ARBITER_ADMIN_LISTEN: refusing to expose the admin endpoints on non-loopback address "${adminListen.host}" ` +
+        "unless ARBITER_ADMIN_ALLOW_REMOTE=on (then restrict who reaches the port, e.g. with a NetworkPolicy); " +
+        "or bind 127.0.0.1 or a unix: socket",
+    );
+  }
+
   // ---- fleet-wide state (issue #10) ----
   const stateUrl = opt("ARBITER_STATE_DATABASE_URL");
   if (stateUrl !== undefined && !/^postgres(ql)?:\/\//.test(stateUrl)) {
@@ -278,10 +360,44 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel,
     shutdownTimeoutMs: int("ARBITER_SHUTDOWN_TIMEOUT_MS", get("ARBITER_SHUTDOWN_TIMEOUT_MS", "10000"), 0, 600_000),
     approvalsLocalCreate: oneOf("ARBITER_APPROVALS_LOCAL_CREATE", get("ARBITER_APPROVALS_LOCAL_CREATE", "off"), ["on", "off"] as const) === "on",
+    approvals: approvalsConfig(opt),
+    bundleVerification,
+    admin,
     // ---- fleet-wide state (issue #10) ----
     state,
   };
   return deepFreeze(config);
+}
+
+/**
+ * ARBITER_APPROVAL_KEYS: a file path, or a JWKS URL (https://, or http:// to a loopback host);
+ * whether the file or the URL holds usable keys is checked when the key set loads (start-up).
+ */
+function approvalsConfig(opt: (name: Var) => string | undefined): Config["approvals"] {
+  const keys = opt("ARBITER_APPROVAL_KEYS");
+  if (keys !== undefined && /^[a-z][a-z0-9+.-]*:\/\//i.test(keys)) {
+    let url: URL | undefined;
+    try {
+      url = new URL(keys);
+    } catch {
+      url = undefined;
+    }
+    const loopback = url !== undefined && (url.hostname === "[::1]" || isLoopback(url.hostname));
+    if (url === undefined || !(url.protocol === "https:" || (url.protocol === "http:" && loopback))) {
+      throw new ConfigError(
+        `ARBITER_APPROVAL_KEYS: expected a JWKS or PEM file path, or an https:// JWKS URL (http:// only to a loopback host), got "${keys}"`,
+      );
+    }
+  }
+  const audience = opt("ARBITER_APPROVAL_AUDIENCE");
+  if (audience !== undefined && audience.length > 256) {
+    throw new ConfigError("ARBITER_APPROVAL_AUDIENCE: expected at most 256 characters");
+  }
+  return {
+    keys,
+    audience,
+    keysRefreshSeconds: int("ARBITER_APPROVAL_KEYS_REFRESH_SECONDS", opt("ARBITER_APPROVAL_KEYS_REFRESH_SECONDS") ?? "60", 1, 86_400),
+  };
 }
 
 /** The configuration as it may be logged: the database password is masked. */

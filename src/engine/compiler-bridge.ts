@@ -3,7 +3,7 @@
  * uses, for bundles from `arbiter build` and `opa build -t wasm` alike), in-process builds of
  * Rego source directories (the same as `arbiter build`), and the host builtins for the SDK.
  */
-import { buildBundle, hostBuiltins, readBundle, type BundleManifest } from "../compiler/index.ts";
+import { buildBundle, hostBuiltins, parseBundleFiles, unpackBundle, type BundleManifest } from "../compiler/index.ts";
 import { BundleError, describe } from "./errors.ts";
 import type { BundleParts } from "./bundle-files.ts";
 
@@ -16,11 +16,20 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** Parses a bundle (`.tar.gz` bytes, or a bundle directory path) with the compiler's reader. */
-export async function readBundleParts(source: Uint8Array | string, digest: string): Promise<BundleParts> {
+/** Unpacks `.tar.gz` bundle bytes into files (path without leading `/` -> bytes). */
+export function unpackBundleFiles(bytes: Uint8Array): Map<string, Uint8Array> {
+  try {
+    return unpackBundle(bytes);
+  } catch (err) {
+    throw new BundleError(describe(err), { cause: err });
+  }
+}
+
+/** Parses a built bundle's files (from an archive or a directory) with the compiler's reader. */
+export function readBundleParts(files: Map<string, Uint8Array>, digest: string): BundleParts {
   let loaded;
   try {
-    loaded = await readBundle(source);
+    loaded = parseBundleFiles(files);
   } catch (err) {
     throw new BundleError(describe(err), { cause: err });
   }

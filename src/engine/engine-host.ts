@@ -3,8 +3,9 @@
  * -> validate -> atomic swap) shared by the first load, explicit reloads, file watching and HTTP
  * polling. Loads are serialized; a failed load never replaces the active snapshot.
  */
-import { realpath, readFile, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, mkdtemp, realpath, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Logger } from "pino";
@@ -13,10 +14,12 @@ import {
   digestBytes,
   digestFiles,
   readDirectoryFiles,
+  type BundleFiles,
   type BundleParts,
 } from "./bundle-files.ts";
+import { BundleSignatureError, verifyBundleSignature, type BundleVerificationOptions } from "./bundle-signature.ts";
 import { buildInWorker } from "./build-in-worker.ts";
-import { buildFromSources, hostBuiltinMap, partsFromBuild, readBundleParts } from "./compiler-bridge.ts";
+import { buildFromSources, hostBuiltinMap, partsFromBuild, readBundleParts, unpackBundleFiles } from "./compiler-bridge.ts";
 import type { BundleManifest } from "../compiler/index.ts";
 import { BundleError, describe, wrapError } from "./errors.ts";
 import { fetchBundle } from "./http-fetch.ts";
@@ -92,6 +95,13 @@ function metric<T>(registry: Registry, name: string, make: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? make();
 }
 
+/** A bundle source as read: its files, their digest, and the directory they came from (if any). */
+interface SourceFiles {
+  readonly files: BundleFiles;
+  readonly digest: string;
+  readonly dir: string | undefined;
+}
+
 interface Snapshot extends ActivePolicy {
   readonly digest: string;
 }
@@ -112,11 +122,14 @@ class Host implements EngineHost {
   readonly #reloads: Counter<"result">;
   readonly #info: Gauge<"revision">;
   readonly #loadedTs: Gauge;
+  readonly #verification: BundleVerificationOptions | undefined;
+  readonly #verificationFailures: Counter<"reason">;
   readonly #abort = new AbortController();
   #active: Snapshot | undefined;
   #etag: string | undefined;
   #lastError: string | undefined;
   #lastErrorAt: number | undefined;
+  #lastErrorReason: string | undefined;
   #counts = { ok: 0, failed: 0, unchanged: 0 };
   #queue: Promise<void> = Promise.resolve();
   #queued: Promise<void> | undefined;
@@ -150,6 +163,13 @@ class Host implements EngineHost {
       help: "Unix time at which the active bundle was swapped in.",
       registers: [registry],
     }));
+    this.#verification = options.verification;
+    this.#verificationFailures = metric(registry, "arbiter_bundle_verification_failures_total", () => new Counter({
+      name: "arbiter_bundle_verification_failures_total",
+      help: "Bundles refused by signature verification (ARBITER_BUNDLE_VERIFICATION_KEY), by reason.",
+      labelNames: ["reason"],
+      registers: [registry],
+    }));
   }
 
   active(): ActivePolicy | undefined {
@@ -165,6 +185,8 @@ class Host implements EngineHost {
       loadedAt: a?.loadedAt ?? 0,
       lastError: this.#lastError,
       lastErrorAt: this.#lastErrorAt,
+      lastErrorReason: this.#lastErrorReason,
+      signatureVerification: this.#verification !== undefined,
       reloads: { ...this.#counts },
     };
   }
@@ -254,6 +276,7 @@ class Host implements EngineHost {
       const message = err instanceof BundleError ? err.message : describe(err);
       this.#lastError = message;
       this.#lastErrorAt = Date.now();
+      this.#lastErrorReason = err instanceof BundleSignatureError ? `signature_${err.reason}` : "bundle_invalid";
       this.#log.error({ err, source: this.#display, revision: this.#active?.revision ?? "" }, `bundle load failed, keeping the active bundle: ${message}`);
     }
     this.#counts[result]++;
@@ -261,6 +284,7 @@ class Host implements EngineHost {
     if (result !== "failed") {
       this.#lastError = undefined;
       this.#lastErrorAt = undefined;
+      this.#lastErrorReason = undefined;
     }
     if (result === "unchanged") {
       this.#log.debug({ source: this.#display, revision: this.#active?.revision }, "bundle unchanged");
@@ -282,7 +306,7 @@ class Host implements EngineHost {
   async #load(): Promise<LoadResult> {
     const maxBytes = this.#options.http?.maxBytes ?? DEFAULTS.maxBytes;
     const source = this.#options.source;
-    let parts: BundleParts;
+    let read: SourceFiles;
     let etag: string | undefined;
     if (this.#kind === "http") {
       const fetched = await fetchBundle(source, {
@@ -299,16 +323,19 @@ class Host implements EngineHost {
         if (etag !== undefined) this.#etag = etag;
         return "unchanged";
       }
-      parts = await readBundleParts(fetched.bytes, digest);
+      read = { files: unpackBundleFiles(fetched.bytes), digest, dir: undefined };
     } else {
-      const read = await this.#readLocal(source, maxBytes);
-      if (read === "unchanged") return "unchanged";
-      parts = read;
+      const local = await this.#readLocal(source, maxBytes);
+      if (local === "unchanged") return "unchanged";
+      read = local;
     }
-    if (this.#active && parts.digest === this.#active.digest) {
+    if (this.#active && read.digest === this.#active.digest) {
       if (etag !== undefined) this.#etag = etag;
       return "unchanged";
     }
+    // The signature check: over exactly the bytes just read, before anything parses them.
+    if (this.#verification) await this.#verify(read.files);
+    const parts = await this.#parts(read);
     const snapshot = await this.#instantiate(parts);
     // The swap: one reference assignment. A request holding the previous snapshot finishes on it.
     const previous = this.#active;
@@ -320,7 +347,16 @@ class Host implements EngineHost {
     return "ok";
   }
 
-  async #readLocal(source: string, maxBytes: number): Promise<BundleParts | "unchanged"> {
+  async #verify(files: BundleFiles): Promise<void> {
+    try {
+      await verifyBundleSignature(files, this.#verification!);
+    } catch (err) {
+      if (err instanceof BundleSignatureError) this.#verificationFailures.inc({ reason: err.reason });
+      throw err;
+    }
+  }
+
+  async #readLocal(source: string, maxBytes: number): Promise<SourceFiles | "unchanged"> {
     let info;
     try {
       info = await stat(source);
@@ -332,7 +368,7 @@ class Host implements EngineHost {
       const bytes = await readFile(source);
       const digest = digestBytes(bytes);
       if (this.#active && digest === this.#active.digest) return "unchanged";
-      return readBundleParts(bytes, digest);
+      return { files: unpackBundleFiles(bytes), digest, dir: undefined };
     }
     if (!info.isDirectory()) throw new BundleError(`bundle: ${source} is neither a file nor a directory`);
     // Kubernetes ConfigMap layout: read through the resolved `..data` target so one reload sees
@@ -346,12 +382,31 @@ class Host implements EngineHost {
     const files = await readDirectoryFiles(dir, maxBytes);
     const digest = digestFiles(files);
     if (this.#active && this.#active.digest === digest) return "unchanged";
+    return { files, digest, dir };
+  }
+
+  /** Bundle parts from the files read: a built bundle is parsed, a directory of Rego compiled. */
+  async #parts(read: SourceFiles): Promise<BundleParts> {
+    const { files, digest, dir } = read;
     // A built bundle may ship its Rego sources too: the wasm is what runs.
-    if (files.has("policy.wasm") || files.has(".manifest")) return readBundleParts(dir, digest);
+    if (dir === undefined || files.has("policy.wasm") || files.has(".manifest")) return readBundleParts(files, digest);
     if (![...files.keys()].some((p) => p.endsWith(".rego"))) {
-      throw new BundleError(`bundle: ${source} has no .manifest, policy.wasm or .rego files`);
+      throw new BundleError(`bundle: ${this.#options.source} has no .manifest, policy.wasm or .rego files`);
     }
-    return this.#build(dir, digest);
+    if (!this.#verification) return this.#build(dir, digest);
+    // Verified sources are compiled from a private copy of the bytes that were verified, so a
+    // file changed on disk after the check can never reach the compiler.
+    const copy = await mkdtemp(join(tmpdir(), "arbiter-verified-"));
+    try {
+      for (const [name, bytes] of files) {
+        const target = join(copy, ...name.split("/"));
+        await mkdir(dirname(target), { recursive: true });
+        await writeFile(target, bytes, { mode: 0o600 });
+      }
+      return await this.#build(copy, digest);
+    } finally {
+      await rm(copy, { recursive: true, force: true });
+    }
   }
 
   /** Builds Rego sources in a worker thread (main thread when no worker can run). */

@@ -5,6 +5,7 @@
  */
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
+import type { BundleVerificationOptions } from "./bundle-signature.ts";
 
 /** Checks bundle data before a swap; returns error messages naming the data path (empty: fine). */
 export type DataValidator = (data: unknown) => string[];
@@ -39,6 +40,12 @@ export interface EngineHostOptions {
   readonly memory?: { readonly initial: number; readonly maximum: number };
   /** HTTP: per-request timeout in ms (default 10000) and maximum body size (default 64 MiB). */
   readonly http?: { readonly timeoutMs?: number; readonly maxBytes?: number };
+  /**
+   * OPA bundle signature verification (`ARBITER_BUNDLE_VERIFICATION_*`): when set, every bundle
+   * from every source must carry a valid `.signatures.json` covering all of its files, or it is
+   * refused and the active bundle stays. Undefined: signatures are not checked.
+   */
+  readonly verification?: BundleVerificationOptions;
   readonly logger: Logger;
   readonly registry: Registry;
 }
@@ -76,6 +83,13 @@ export interface EngineStatus {
    */
   readonly lastError: string | undefined;
   readonly lastErrorAt: number | undefined;
+  /**
+   * Stable code of the last failed attempt, safe to show where its message is not:
+   * `signature_<reason>` (a `SignatureFailure`) or `bundle_invalid`; cleared with `lastError`.
+   */
+  readonly lastErrorReason?: string | undefined;
+  /** True when bundles must be signed (`ARBITER_BUNDLE_VERIFICATION_KEY`). */
+  readonly signatureVerification?: boolean;
   readonly reloads: { readonly ok: number; readonly failed: number; readonly unchanged: number };
 }
 

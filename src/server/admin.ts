@@ -2,6 +2,7 @@
  * Admin HTTP listener (`ARBITER_ADMIN_LISTEN`): `/healthz` (process alive), `/readyz` (200 only
  * while a bundle is active and the server is not shutting down), `/metrics` (Prometheus text
  * from the shared registry), `/v1/status` (bundle and audit state as JSON). GET/HEAD only.
+ * Paths, URLs and error texts appear only with `ARBITER_ADMIN_VERBOSE=on`.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -17,6 +18,11 @@ export interface AdminServerOptions {
   /** Extra sections for `/v1/status` (audit stats, transport counts). */
   readonly statusExtra?: () => Record<string, unknown>;
   readonly startedAt: number;
+  /**
+   * `ARBITER_ADMIN_VERBOSE`: show the bundle source (path or URL) and the last error's text.
+   * Default false: only stable reason codes.
+   */
+  readonly verbose?: boolean;
 }
 
 export interface AdminServer {
@@ -24,20 +30,28 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-function bundleView(s: EngineStatus, now: number) {
+/**
+ * The bundle section of /readyz and /v1/status. Without `verbose` it carries no filesystem path,
+ * URL or error text (issue #11: whoever reaches the admin port learns nothing about the host),
+ * only the stable `lastErrorReason` code; the log keeps the full message.
+ */
+function bundleView(s: EngineStatus, now: number, verbose: boolean) {
   return {
     ready: s.ready,
     revision: s.revision,
-    source: s.source,
+    ...(verbose ? { source: s.source } : { sourceKind: /^https?:\/\//i.test(s.source) ? "http" : "local" }),
     loadedAt: s.loadedAt ? new Date(s.loadedAt).toISOString() : null,
     ageSeconds: s.loadedAt ? Math.round((now - s.loadedAt) / 100) / 10 : null,
-    lastError: s.lastError ?? null,
+    signatureVerification: s.signatureVerification ?? false,
+    lastErrorReason: s.lastErrorReason ?? null,
+    ...(verbose ? { lastError: s.lastError ?? null } : {}),
     lastErrorAt: s.lastErrorAt ? new Date(s.lastErrorAt).toISOString() : null,
     reloads: s.reloads,
   };
 }
 
 export function createAdminServer(options: AdminServerOptions): AdminServer {
+  const verbose = options.verbose ?? false;
   const server = http.createServer({ keepAliveTimeout: 5000, requestTimeout: 10_000 }, (req, res) => {
     const send = (status: number, type: string, body: string): void => {
       res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
@@ -58,7 +72,7 @@ export function createAdminServer(options: AdminServerOptions): AdminServer {
         const s = options.engineStatus();
         const ready = s.ready && options.accepting();
         const reason = !options.accepting() ? "shutting down" : s.ready ? undefined : "no valid bundle active";
-        json(ready ? 200 : 503, { ready, ...(reason ? { reason } : {}), bundle: bundleView(s, now) });
+        json(ready ? 200 : 503, { ready, ...(reason ? { reason } : {}), bundle: bundleView(s, now, verbose) });
         return;
       }
       case "/metrics":
@@ -69,7 +83,7 @@ export function createAdminServer(options: AdminServerOptions): AdminServer {
         return;
       case "/v1/status":
         json(200, {
-          bundle: bundleView(options.engineStatus(), now),
+          bundle: bundleView(options.engineStatus(), now, verbose),
           accepting: options.accepting(),
           uptimeSeconds: Math.round((now - options.startedAt) / 1000),
           ...(options.statusExtra?.() ?? {}),

@@ -19,6 +19,7 @@ import type { DecisionService } from "../decision/types.ts";
 import { createUsageStore } from "../decision/usage-store.ts";
 import { validatePackData } from "../decision/pack-validation.ts";
 import { createEngineHost, type EngineHost } from "../engine/index.ts";
+import { loadBundleKey, type BundleVerificationOptions } from "../engine/bundle-signature.ts";
 import { componentLogger, createLogger } from "../log.ts";
 import { HealthState } from "../transport/health.ts";
 import { createTransportServer, type TransportServer } from "../transport/server.ts";
@@ -76,12 +77,28 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
   const cleanups: Array<() => Promise<unknown>> = [];
   try {
+    // Approver public keys first: an unusable key file fails start-up before anything heavy runs.
+    const { createApprovalKeySet, emptyApprovalKeySet } = await import("../trust/approval-keys.ts");
+    const { createGrantVerifier } = await import("../trust/grant-verifier.ts");
+    const approvalKeys = config.approvals.keys === undefined
+      ? emptyApprovalKeySet()
+      : await createApprovalKeySet({ source: config.approvals.keys, refreshSeconds: config.approvals.keysRefreshSeconds, logger: root, registry });
+    cleanups.push(async () => approvalKeys.close());
+    if (config.approvals.keys === undefined) log.info("ARBITER_APPROVAL_KEYS unset: signed approval grants are refused (approval_unknown_key)");
+    const grants = createGrantVerifier({
+      keys: approvalKeys,
+      ...(config.approvals.audience !== undefined ? { audience: config.approvals.audience } : {}),
+      logger: root,
+      registry,
+    });
+
     const engine = createEngineHost({
       source: config.bundle,
       requiredEntrypoints: DECISION_ENTRYPOINTS,
       // The default pack's data checks (a bundle without data.arbiter.config is not checked).
       validateData: validatePackData,
       pollIntervalMs: config.bundlePollSeconds * 1000,
+      ...(config.bundleVerification ? { verification: bundleVerification(config.bundleVerification) } : {}),
       logger: root, // the engine names its own child logger (component "engine")
       registry,
     });
@@ -116,6 +133,15 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       cleanups.push(() => a.close());
     }
 
+    // OpenTelemetry only when an OTLP endpoint is configured (the SDK is not even loaded otherwise).
+    const tracing = process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT
+      ? (await import("../telemetry/tracing.ts")).createTracing({ serviceInstanceId: config.instanceId })
+      : undefined;
+    if (tracing) {
+      cleanups.push(() => tracing.close());
+      log.info({ endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, "exporting traces over OTLP");
+    }
+
     // Fleet-wide state (ARBITER_STATE=postgres, issue #10): a state database that cannot be
     // used fails start-up here, naming the variable its URL came from.
     let state: StateStores | undefined;
@@ -139,6 +165,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
     const core = createDecisionService({
       engine,
+      ...(tracing ? { tracing } : {}),
       ...(audit ? { audit } : {}),
       logger: root, // the decision core names its own child logger (component "decision")
       registry,
@@ -148,6 +175,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       usage: state?.usage ?? createUsageStore({ windowSeconds: config.state.usageWindowSeconds }),
       approvals: state?.approvals ?? createApprovalStore(),
       ...(state ? { sessionStore: state.sessions } : {}),
+      grants,
       approvalsLocalCreate: config.approvalsLocalCreate,
     });
     const service = options.wrapService ? options.wrapService(core) : core;
@@ -197,6 +225,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       registry,
       engineStatus: () => engine.status(),
       accepting: () => accepting,
+      verbose: config.admin.verbose,
       startedAt,
       statusExtra: () => ({
         inFlight: transport.inFlight(),
@@ -217,10 +246,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         await healthTransport?.close(0);
         if (forced) log.warn({ timeoutMs: config.shutdownTimeoutMs }, "shutdown deadline cut in-flight calls off");
         await engine.close();
+        approvalKeys.close();
         if (audit) await audit.close().catch((err: Error) => log.error({ err: err.message }, "audit close failed"));
         // Usage still spooled stays on disk and is applied at the next start.
         if (state) await state.close().catch((err: Error) => log.error({ err: err.message }, "state close failed"));
         if (pg) await pg.stop().catch((err: Error) => log.error({ err: err.message }, "postgres stop failed"));
+        await tracing?.close().catch((err: Error) => log.error({ err: err.message }, "trace export flush failed"));
         await admin.close();
         log.info({ forced }, "stopped");
         await new Promise<void>((resolve) => root.flush(() => resolve()));
@@ -233,6 +264,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     for (const c of cleanups.reverse()) await c().catch(() => {});
     throw err;
   }
+}
+
+/** Loads the verification key named by the configuration (checked once already by loadConfig). */
+function bundleVerification(v: NonNullable<Config["bundleVerification"]>): BundleVerificationOptions {
+  return {
+    key: loadBundleKey(readFileSync(v.keyPath), v.algorithm, "public"),
+    algorithm: v.algorithm,
+    ...(v.keyId !== undefined ? { keyId: v.keyId } : {}),
+    ...(v.scope !== undefined ? { scope: v.scope } : {}),
+  };
 }
 
 /** `arbiter serve`: runs until SIGTERM/SIGINT. Exit code 0 on a clean stop, 2 on bad config. */
@@ -259,6 +300,12 @@ export async function runServe(args: string[]): Promise<number> {
   try {
     server = await startServer(config);
   } catch (err) {
+    // An unusable ARBITER_APPROVAL_KEYS file is a configuration error like any other (exit 2).
+    const { ApprovalKeysError } = await import("../trust/approval-keys.ts");
+    if (err instanceof ApprovalKeysError) {
+      process.stderr.write(`arbiter serve: ${err.message}\n`);
+      return 2;
+    }
     process.stderr.write(`arbiter serve: start-up failed on ${formatListen(config.grpcListen)}: ${(err as Error).message}\n`);
     return 1;
   }

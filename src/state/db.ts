@@ -31,8 +31,12 @@ export function createStatePool(options: StatePoolOptions): pg.Pool {
     // busy machine alone can exceed the statement bound and fail a decision closed.
     min: max,
     connectionTimeoutMillis: timeoutMs,
-    query_timeout: timeoutMs,
+    // The server's statement_timeout fires first, so a statement past the bound is cancelled
+    // and rolled back: a reservation or a redeem that timed out did not happen (a client-side
+    // timeout alone could give up on a statement that still commits, leaking a quota slot).
+    // The client-side bound, a little later, only covers a server that stopped answering.
     statement_timeout: timeoutMs,
+    query_timeout: timeoutMs + 1000,
     idleTimeoutMillis: 30_000,
     application_name: options.applicationName ?? "arbiter-state",
   });

@@ -106,7 +106,7 @@ export function createConnectHandler(opts: ConnectHandlerOptions) {
       const traceId = traceIdFrom(req.headers.traceparent);
       const call = traceId === undefined
         ? { signal: controller.signal, startedAt }
-        : { signal: controller.signal, startedAt, traceId };
+        : { signal: controller.signal, startedAt, traceId, traceparent: (req.headers.traceparent as string).trim() };
       const res = await Promise.race([method.handle(msg, call), deadline]);
       return json
         ? { status: 200, contentType: "application/json", body: JSON.stringify(toJson(method.output, res, { alwaysEmitImplicit: true })) }

@@ -96,11 +96,16 @@ function unaryMessage(chunks: Buffer[], maxMessageBytes: number): Uint8Array {
 class UnaryCallContext implements UnaryCall {
   readonly startedAt: number;
   readonly traceId?: string;
+  readonly traceparent?: string;
   #controller: AbortController | undefined;
 
-  constructor(startedAt: number, traceId: string | undefined) {
+  constructor(startedAt: number, traceparent: string | string[] | undefined) {
     this.startedAt = startedAt;
-    if (traceId !== undefined) this.traceId = traceId;
+    const traceId = traceIdFrom(traceparent);
+    if (traceId !== undefined) {
+      this.traceId = traceId;
+      this.traceparent = (traceparent as string).trim();
+    }
   }
 
   get signal(): AbortSignal {
@@ -234,7 +239,7 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
         fail(toRpcError(err));
         return;
       }
-      const ctx = (call = new UnaryCallContext(startedAt, traceIdFrom(headers.traceparent)));
+      const ctx = (call = new UnaryCallContext(startedAt, headers.traceparent));
       method.handle(msg, ctx).then(
         (res) => {
           if (finished) return;

@@ -3,11 +3,14 @@
  * in a temporary directory: exit codes, stdout and stderr.
  */
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { generateKeyPairSync } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { unpackBundle } from "../../src/compiler/index.ts";
+import { verifyBundleSignature } from "../../src/engine/bundle-signature.ts";
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "arbiter.js");
 let dir: string;
@@ -145,5 +148,48 @@ describe("arbiter test", () => {
     expect(r.stderr).toBe(
       "syntax/a_test.rego:4:1: unexpected end of file: expected a term\nsyntax/b_test.rego:4:1: unexpected end of file: expected \"}\"\n",
     );
+  });
+});
+
+describe("arbiter build --signing-key", () => {
+  it("writes a .signatures.json over every file that verifies with the public key (ES256)", async () => {
+    const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    write("keys/ec.pem", privateKey.export({ type: "pkcs8", format: "pem" }) as string);
+    const built = await arbiter([
+      "build", "-o", "signed.tar.gz", "--signing-key", "keys/ec.pem", "--signing-alg", "ES256",
+      "--signing-key-id", "ci-2026", "--signing-scope", "write", "policy",
+    ]);
+    expect(built.stderr).toBe("");
+    expect(built.code).toBe(0);
+    expect(built.stdout).toMatch(/^wrote signed\.tar\.gz \(revision [0-9a-f]{12}; entrypoints: arbiter\/decide; signed ES256 key id ci-2026\)\n$/);
+    const files = unpackBundle(readFileSync(join(dir, "signed.tar.gz")));
+    expect([...files.keys()].sort()).toEqual([
+      ".manifest", ".signatures.json", "arbiter/decide/decide.rego", "data.json", "policy.wasm",
+    ]);
+    const verified = await verifyBundleSignature(files, { key: publicKey, algorithm: "ES256", keyId: "ci-2026", scope: "write" });
+    expect(verified).toEqual({ keyId: "ci-2026", scope: "write", files: 4 });
+    const token = (JSON.parse(new TextDecoder().decode(files.get(".signatures.json"))) as { signatures: string[] }).signatures[0]!;
+    expect(JSON.parse(Buffer.from(token.split(".")[0]!, "base64url").toString())).toEqual({ alg: "ES256", kid: "ci-2026" });
+  });
+
+  it("--no-sources writes a flat signed bundle (ConfigMap keys cannot hold directories)", async () => {
+    const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+    write("keys/ed.pem", privateKey.export({ type: "pkcs8", format: "pem" }) as string);
+    const built = await arbiter(["build", "--no-sources", "-o", "flat.tar.gz", "--signing-key", "keys/ed.pem", "--signing-alg", "EdDSA", "policy"]);
+    expect(built.code, built.stderr).toBe(0);
+    const files = unpackBundle(readFileSync(join(dir, "flat.tar.gz")));
+    expect([...files.keys()].sort()).toEqual([".manifest", ".signatures.json", "data.json", "policy.wasm"]);
+    expect(await verifyBundleSignature(files, { key: publicKey, algorithm: "EdDSA" })).toEqual({ keyId: undefined, scope: undefined, files: 3 });
+  });
+
+  it("refuses signing flags without a key, an unknown algorithm and a key of the wrong type", async () => {
+    const noKey = await arbiter(["build", "-o", "x.tar.gz", "--signing-alg", "ES256", "policy"]);
+    expect(noKey).toMatchObject({ code: 2, stderr: "arbiter build: --signing-alg, --signing-key-id and --signing-scope need --signing-key\n" });
+    write("keys/hmac.key", "too-short");
+    const weak = await arbiter(["build", "-o", "x.tar.gz", "--signing-key", "keys/hmac.key", "--signing-alg", "HS256", "policy"]);
+    expect(weak).toMatchObject({ code: 2, stderr: "arbiter build: --signing-key keys/hmac.key: not usable for HS256: an HS256 secret must be at least 32 bytes, got 9\n" });
+    const alg = await arbiter(["build", "-o", "x.tar.gz", "--signing-key", "keys/hmac.key", "--signing-alg", "none", "policy"]);
+    expect(alg.code).toBe(2);
+    expect(alg.stderr).toContain('arbiter build: --signing-alg: expected one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, HS256, HS384, HS512, EdDSA, got "none"');
   });
 });

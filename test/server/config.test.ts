@@ -1,4 +1,5 @@
 /** Configuration: defaults, the file + environment precedence, and exact start-up errors. */
+import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -92,6 +93,124 @@ describe("loadConfig", () => {
     const shown = JSON.stringify(redactConfig(c));
     expect(shown).toContain("postgres://arbiter:***@db:5432/audit");
     expect(shown).not.toContain("s3cret");
+  });
+});
+
+describe("loadConfig: approvals (issue #11)", () => {
+  it("defaults: no approver keys, aud unchecked, 60 s refresh", () => {
+    expect(loadConfig({}).approvals).toEqual({ keys: undefined, audience: undefined, keysRefreshSeconds: 60 });
+    expect(Object.isFrozen(loadConfig({}).approvals)).toBe(true);
+  });
+
+  it("takes a key file, an https:// JWKS URL or a loopback http:// URL, and an audience", () => {
+    const c = loadConfig({
+      ARBITER_APPROVAL_KEYS: "/etc/arbiter/approvers/jwks.json",
+      ARBITER_APPROVAL_AUDIENCE: "arbiter://prod-eu",
+      ARBITER_APPROVAL_KEYS_REFRESH_SECONDS: "300",
+    });
+    expect(c.approvals).toEqual({ keys: "/etc/arbiter/approvers/jwks.json", audience: "arbiter://prod-eu", keysRefreshSeconds: 300 });
+    expect(loadConfig({ ARBITER_APPROVAL_KEYS: "https://approvals.example.com/jwks.json" }).approvals.keys).toBe("https://approvals.example.com/jwks.json");
+    expect(loadConfig({ ARBITER_APPROVAL_KEYS: "http://127.0.0.1:8080/jwks" }).approvals.keys).toBe("http://127.0.0.1:8080/jwks");
+    expect(loadConfig({ ARBITER_APPROVAL_KEYS: "http://[::1]:8080/jwks" }).approvals.keys).toBe("http://[::1]:8080/jwks");
+    expect(loadConfig({ ARBITER_APPROVAL_KEYS: "keys/approver.pem" }).approvals.keys).toBe("keys/approver.pem");
+  });
+
+  it("reads the same settings from ARBITER_CONFIG", () => {
+    const dir = mkdtempSync(join(tmpdir(), "arbiter-config-"));
+    const yaml = join(dir, "arbiter.yaml");
+    writeFileSync(yaml, "approval_keys: /keys/jwks.json\napproval_audience: arbiter://prod\n");
+    expect(loadConfig({ ARBITER_CONFIG: yaml }).approvals).toMatchObject({ keys: "/keys/jwks.json", audience: "arbiter://prod" });
+  });
+
+  it.each([
+    [{ ARBITER_APPROVAL_KEYS: "http://approvals.example.com/jwks.json" },
+      'ARBITER_APPROVAL_KEYS: expected a JWKS or PEM file path, or an https:// JWKS URL (http:// only to a loopback host), got "http://approvals.example.com/jwks.json"'],
+    [{ ARBITER_APPROVAL_KEYS: "ftp://keys/jwks.json" },
+      'ARBITER_APPROVAL_KEYS: expected a JWKS or PEM file path, or an https:// JWKS URL (http:// only to a loopback host), got "ftp://keys/jwks.json"'],
+    [{ ARBITER_APPROVAL_AUDIENCE: "a".repeat(257) }, "ARBITER_APPROVAL_AUDIENCE: expected at most 256 characters"],
+    [{ ARBITER_APPROVAL_KEYS_REFRESH_SECONDS: "0" }, 'ARBITER_APPROVAL_KEYS_REFRESH_SECONDS: expected an integer from 1 to 86400, got "0"'],
+  ])("rejects %o", (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    try {
+      loadConfig(env);
+    } catch (err) {
+      expect((err as Error).message).toBe(message);
+    }
+  });
+});
+
+describe("bundle signature verification and admin exposure (issue #11)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "arbiter-config-keys-"));
+  const pem = (type: "rsa" | "ec") => {
+    const { publicKey } = type === "rsa"
+      ? generateKeyPairSync("rsa", { modulusLength: 2048 })
+      : generateKeyPairSync("ec", { namedCurve: "P-256" });
+    return publicKey.export({ type: "spki", format: "pem" }) as string;
+  };
+  const rsa = join(dir, "rsa.pem");
+  const ec = join(dir, "ec.pem");
+  const secret = join(dir, "hmac.key");
+  const short = join(dir, "short.key");
+  writeFileSync(rsa, pem("rsa"));
+  writeFileSync(ec, pem("ec"));
+  writeFileSync(secret, "0123456789abcdef0123456789abcdef");
+  writeFileSync(short, "secret");
+
+  it("is off by default: no verification, admin on loopback only, terse status", () => {
+    const c = loadConfig({});
+    expect(c.bundleVerification).toBeUndefined();
+    expect(c.admin).toEqual({ allowRemote: false, verbose: false });
+  });
+
+  it("reads the key, the algorithm (default RS256), key id and scope", () => {
+    expect(loadConfig({ ARBITER_BUNDLE_VERIFICATION_KEY: rsa }).bundleVerification).toEqual({ keyPath: rsa, algorithm: "RS256" });
+    expect(loadConfig({
+      ARBITER_BUNDLE_VERIFICATION_KEY: ec,
+      ARBITER_BUNDLE_VERIFICATION_ALG: "ES256",
+      ARBITER_BUNDLE_VERIFICATION_KEY_ID: "prod-2026",
+      ARBITER_BUNDLE_VERIFICATION_SCOPE: "write",
+    }).bundleVerification).toEqual({ keyPath: ec, algorithm: "ES256", keyId: "prod-2026", scope: "write" });
+    expect(loadConfig({ ARBITER_BUNDLE_VERIFICATION_KEY: secret, ARBITER_BUNDLE_VERIFICATION_ALG: "HS256" }).bundleVerification?.algorithm).toBe("HS256");
+  });
+
+  it("allows a remote admin bind only with ARBITER_ADMIN_ALLOW_REMOTE=on; verbose is opt-in", () => {
+    const c = loadConfig({ ARBITER_ADMIN_LISTEN: "0.0.0.0:9090", ARBITER_ADMIN_ALLOW_REMOTE: "on", ARBITER_ADMIN_VERBOSE: "on" });
+    expect(c.adminListen).toEqual({ kind: "tcp", host: "0.0.0.0", port: 9090 });
+    expect(c.admin).toEqual({ allowRemote: true, verbose: true });
+    expect(loadConfig({ ARBITER_ADMIN_LISTEN: "[::1]:9090" }).admin.allowRemote).toBe(false);
+    expect(loadConfig({ ARBITER_ADMIN_LISTEN: "unix:/run/arbiter-admin.sock" }).adminListen.kind).toBe("unix");
+  });
+
+  it.each([
+    [{ ARBITER_ADMIN_LISTEN: "0.0.0.0:9090" },
+      'ARBITER_ADMIN_LISTEN: refusing to expose the admin endpoints on non-loopback address "0.0.0.0" unless ARBITER_ADMIN_ALLOW_REMOTE=on (then restrict who reaches the port, e.g. with a NetworkPolicy); or bind 127.0.0.1 or a unix: socket'],
+    [{ ARBITER_ADMIN_LISTEN: "[::]:9090" },
+      'ARBITER_ADMIN_LISTEN: refusing to expose the admin endpoints on non-loopback address "::" unless ARBITER_ADMIN_ALLOW_REMOTE=on (then restrict who reaches the port, e.g. with a NetworkPolicy); or bind 127.0.0.1 or a unix: socket'],
+    [{ ARBITER_ADMIN_ALLOW_REMOTE: "true" }, 'ARBITER_ADMIN_ALLOW_REMOTE: expected one of on, off, got "true"'],
+    [{ ARBITER_ADMIN_VERBOSE: "1" }, 'ARBITER_ADMIN_VERBOSE: expected one of on, off, got "1"'],
+    [{ ARBITER_BUNDLE_VERIFICATION_ALG: "ES256" },
+      "ARBITER_BUNDLE_VERIFICATION_ALG: has no effect without ARBITER_BUNDLE_VERIFICATION_KEY (a PEM public key file, or a file holding the HMAC secret)"],
+    [{ ARBITER_BUNDLE_VERIFICATION_SCOPE: "write" },
+      "ARBITER_BUNDLE_VERIFICATION_SCOPE: has no effect without ARBITER_BUNDLE_VERIFICATION_KEY (a PEM public key file, or a file holding the HMAC secret)"],
+    [{ ARBITER_BUNDLE_VERIFICATION_KEY: "/nonexistent/key.pem" }, 'ARBITER_BUNDLE_VERIFICATION_KEY: cannot read "/nonexistent/key.pem": ENOENT'],
+    [{ ARBITER_BUNDLE_VERIFICATION_KEY: rsa, ARBITER_BUNDLE_VERIFICATION_ALG: "none" },
+      'ARBITER_BUNDLE_VERIFICATION_ALG: expected one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, HS256, HS384, HS512, EdDSA, got "none"'],
+  ])("rejects %o", (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    try {
+      loadConfig(env);
+    } catch (err) {
+      expect((err as Error).message).toBe(message);
+    }
+  });
+
+  it("rejects a key that does not fit the algorithm, naming both variables", () => {
+    expect(() => loadConfig({ ARBITER_BUNDLE_VERIFICATION_KEY: ec })).toThrow(
+      `ARBITER_BUNDLE_VERIFICATION_KEY: "${ec}" is not usable for RS256 (ARBITER_BUNDLE_VERIFICATION_ALG): RS256 needs an RSA key, got a ec prime256v1 key`,
+    );
+    expect(() => loadConfig({ ARBITER_BUNDLE_VERIFICATION_KEY: short, ARBITER_BUNDLE_VERIFICATION_ALG: "HS256" })).toThrow(
+      `ARBITER_BUNDLE_VERIFICATION_KEY: "${short}" is not usable for HS256 (ARBITER_BUNDLE_VERIFICATION_ALG): an HS256 secret must be at least 32 bytes, got 6`,
+    );
   });
 });
 

@@ -147,3 +147,64 @@ describe("bench:gate against a real sidecar", () => {
     }
   });
 });
+
+// Real k6 (v0.47.0, ../shared/tools/k6) when it is there; a user's clone without it skips.
+const k6 = resolve(repo, "../shared/tools/k6");
+const haveK6 = (() => {
+  try {
+    readFileSync(k6);
+    return true;
+  } catch {
+    return false;
+  }
+})();
+if (!haveK6) console.log(`gate.test: ${k6} not found: the k6 gate tests are skipped`);
+
+describe.skipIf(!haveK6)("bench:gate --k6 drives the sidecar with real k6", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "arbiter-k6-test-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("fails (k6 exit 99 -> gate exit 1) when a budget is impossible", async () => {
+    const file = join(dir, "impossible.json");
+    writeFileSync(file, withBudgets(0.001, 0.001));
+    const r = await gate(["--k6", k6, "--thresholds", file, "--rpcs", "Decide", "--rate", "20", "--duration", "1", "--warmup", "0", "--out", join(dir, "fail.json")]);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stderr).toContain(`bench:gate: FAIL k6: a threshold of ${file} was crossed`);
+    expect(r.stderr).toMatch(/thresholds on metrics 'grpc_req_duration\{scenario:Decide\}' have been crossed/);
+  });
+
+  it("passes with generous budgets; every call counted OK in the ghz-shaped report (the k6 status code was a wrapped object)", async () => {
+    const file = join(dir, "generous.json");
+    writeFileSync(file, withBudgets(5_000, 10_000));
+    const out = join(dir, "pass.json");
+    const r = await gate(["--k6", k6, "--thresholds", file, "--rpcs", "Decide,Route,CreateApproval", "--rate", "20", "--duration", "1", "--warmup", "0", "--out", out]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Decide\s+(\d+)\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+0$/m);
+    const report = JSON.parse(readFileSync(out, "utf8")) as { tool: string; reports: Record<string, { count: number; statusCodeDistribution: Record<string, number> }> };
+    expect(report.tool).toBe("k6");
+    expect(Object.keys(report.reports)).toEqual(["Decide", "Route", "CreateApproval"]);
+    for (const g of Object.values(report.reports)) {
+      expect(g.count).toBeGreaterThanOrEqual(19);
+      expect(g.statusCodeDistribution).toEqual({ OK: g.count });
+    }
+  });
+
+  it("calls that answer errors trip rpc_errors and are counted by status code", async () => {
+    const file = join(dir, "errors.json");
+    writeFileSync(file, withBudgets(5_000, 10_000));
+    const payloads = join(dir, "invalid-payloads.json");
+    // No tenant, action or resource: the sidecar answers INVALID_ARGUMENT to every call.
+    writeFileSync(payloads, JSON.stringify({ Decide: [{ subject: { id: "x" } }] }));
+    const out = join(dir, "errors-report.json");
+    const r = await gate(["--k6", k6, "--thresholds", file, "--payloads", payloads, "--rpcs", "Decide", "--rate", "20", "--duration", "1", "--warmup", "0", "--out", out]);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/thresholds on metrics 'rpc_errors\{scenario:Decide\}' have been crossed/);
+    const report = JSON.parse(readFileSync(out, "utf8")) as { reports: Record<string, { count: number; statusCodeDistribution: Record<string, number> }> };
+    const g = report.reports.Decide!;
+    expect(g.count).toBeGreaterThanOrEqual(19);
+    expect(g.statusCodeDistribution).toEqual({ InvalidArgument: g.count });
+  });
+});

@@ -130,6 +130,7 @@ describe("templates", () => {
     "servicemonitor.yaml": "ServiceMonitor",
     "pdb.yaml": "PodDisruptionBudget",
     "networkpolicy.yaml": "NetworkPolicy",
+    "tests/test-health.yaml": "Pod",
   };
   it("cover the objects the chart promises", () => {
     expect(manifests).toEqual(Object.keys(expectedKinds).sort());
@@ -250,6 +251,15 @@ describe.skipIf(!hasHelm)("helm lint and helm template", () => {
       const dep = docs.find((d) => d.kind === "Deployment");
       if (file === "sidecar-only.yaml") expect(dep).toBeUndefined();
       else expect(dep!.spec!.template!.spec.containers[0]!.startupProbe!.grpc.port).toBe(50052);
+      // `helm test`: a hook pod calling the health listener through the Service's grpc-health port.
+      const testPod = docs.find((d) => d.kind === "Pod") as (Rendered & { metadata: { annotations: Record<string, string> }; spec: { containers: { command: string[] }[] } }) | undefined;
+      if (file === "sidecar-only.yaml") expect(testPod).toBeUndefined();
+      else {
+        expect(testPod!.metadata.annotations["helm.sh/hook"]).toBe("test");
+        expect(testPod!.spec.containers[0]!.command).toEqual(["node", "deploy/healthcheck.mjs", "--target", "arbiter:50052", "--service", "arbiter.v1.PolicyService", "--timeout-ms", "5000"]);
+        const svc = docs.find((d) => d.kind === "Service") as unknown as { spec: { ports: { name: string; port: number }[] } };
+        expect(svc.spec.ports).toContainEqual(expect.objectContaining({ name: "grpc-health", port: 50052 }));
+      }
     }
   });
 
@@ -262,6 +272,35 @@ describe.skipIf(!hasHelm)("helm lint and helm template", () => {
     expect(plain.err).toContain(
       'listener.host "0.0.0.0" is not loopback: set listener.tls.enabled=true with listener.tls.secretName, or use listener.mode=unix',
     );
+  });
+
+  it("opts in to the remote admin bind only with the NetworkPolicy, and mounts the bundle verification key", () => {
+    const render = (...set: string[]) => {
+      const tpl = helm(["template", "arbiter", chart, "--kube-version", "1.30.0", ...set.flatMap((s) => ["--set", s])]);
+      expect(tpl.code, tpl.err).toBe(0);
+      return parseYamlDocs("render", tpl.out).map((d) => d.value as Rendered & { spec?: { ingress?: { from?: unknown[]; ports: { port: string }[] }[] } });
+    };
+    const envOf = (docs: Rendered[]) => docs.find((d) => d.kind === "Deployment")!.spec!.template!.spec.containers[0]!.env!;
+    const remote = render();
+    expect(envOf(remote)).toContainEqual({ name: "ARBITER_ADMIN_ALLOW_REMOTE", value: "on" });
+    const policy = remote.find((d) => d.kind === "NetworkPolicy")!;
+    const adminRule = policy.spec!.ingress!.find((r) => r.ports.some((p) => p.port === "admin"))!;
+    expect(adminRule.from).toEqual([{ podSelector: {} }]);
+    const local = render("admin.host=127.0.0.1");
+    expect(envOf(local).map((e) => e.name)).not.toContain("ARBITER_ADMIN_ALLOW_REMOTE");
+    expect(local.map((d) => d.kind)).not.toContain("NetworkPolicy");
+
+    const signed = render("bundle.verification.enabled=true", "bundle.verification.secretName=bv", "bundle.verification.algorithm=ES256");
+    const dep = signed.find((d) => d.kind === "Deployment")!.spec!.template!.spec;
+    expect(envOf(signed)).toEqual(expect.arrayContaining([
+      { name: "ARBITER_BUNDLE_VERIFICATION_KEY", value: "/etc/arbiter/bundle-verification/verification.pem" },
+      { name: "ARBITER_BUNDLE_VERIFICATION_ALG", value: "ES256" },
+    ]));
+    expect(dep.containers[0]!.volumeMounts).toContainEqual({ name: "arbiter-bundle-verification", mountPath: "/etc/arbiter/bundle-verification", readOnly: true });
+    expect(dep.volumes).toContainEqual({ name: "arbiter-bundle-verification", secret: { secretName: "bv", items: [{ key: "verification.pem", path: "verification.pem" }] } });
+    const missing = helm(["template", "arbiter", chart, "--kube-version", "1.30.0", "--set", "bundle.verification.enabled=true"]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.err).toContain("bundle.verification.secretName is required when bundle.verification.enabled=true");
   });
 
   it("renders the README's sidecar example in a parent chart", () => {

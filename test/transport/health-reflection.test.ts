@@ -44,9 +44,11 @@ describe("health Watch follows the bundle", () => {
     expect(check.value?.status).toBe(Serving.NOT_SERVING);
     const ready = await fetch(`http://${server.adminAddress}/readyz`);
     expect(ready.status).toBe(503);
-    const readyBody = (await ready.json()) as { reason: string; bundle: { lastError: string } };
+    const readyBody = (await ready.json()) as { reason: string; bundle: { lastErrorReason: string; lastError?: string } };
     expect(readyBody.reason).toBe("no valid bundle active");
-    expect(readyBody.bundle.lastError).toMatch(/decide\.rego/);
+    // The reason code only: error texts (here naming decide.rego) need ARBITER_ADMIN_VERBOSE=on.
+    expect(readyBody.bundle.lastErrorReason).toBe("bundle_invalid");
+    expect(readyBody.bundle.lastError).toBeUndefined();
 
     const seen: Serving[] = [];
     let ended: grpc.StatusObject | undefined;
@@ -73,7 +75,8 @@ describe("health Watch follows the bundle", () => {
     // A bad bundle never replaces a good one: still serving, the error is reported.
     const after = await fetch(`http://${server.adminAddress}/readyz`);
     expect(after.status).toBe(200);
-    expect(((await after.json()) as { bundle: { lastError: string } }).bundle.lastError).toMatch(/decide\.rego/);
+    expect(((await after.json()) as { bundle: { lastErrorReason: string } }).bundle.lastErrorReason).toBe("bundle_invalid");
+    expect(server.engine.status().lastError).toMatch(/decide\.rego/);
     expect(seen).toEqual([Serving.NOT_SERVING, Serving.SERVING]);
 
     await server.close();

@@ -118,8 +118,8 @@ describe("compiled validator: hand-written boundaries, identical to protovalidat
     expect(same(S, decide({ requestId: s(129, "é") }))).toEqual(["request_id: must be at most 128 characters [string.max_len]"]);
     expect(same(S, decide({ action: "" }))).toEqual(["action: must be at least 1 characters [string.min_len]"]);
     expect(same(S, decide({ action: s(129) }))).toEqual(["action: must be at most 128 characters [string.max_len]"]);
-    expect(same(S, decide({ approvalToken: s(512) }))).toEqual([]);
-    expect(same(S, decide({ approvalToken: s(513) }))).toEqual(["approval_token: must be at most 512 characters [string.max_len]"]);
+    expect(same(S, decide({ approvalToken: s(4096) }))).toEqual([]);
+    expect(same(S, decide({ approvalToken: s(4097) }))).toEqual(["approval_token: must be at most 4096 characters [string.max_len]"]);
   });
 
   it("DecideRequest: required messages and nested Subject / Resource rules with paths", () => {

@@ -275,10 +275,10 @@ describe("PolicyService over gRPC (grpc-js client)", () => {
     expect((await fetch(`${admin}/healthz`)).status).toBe(200);
     const ready = await fetch(`${admin}/readyz`);
     expect(ready.status).toBe(200);
-    const body = (await ready.json()) as { ready: boolean; bundle: { revision: string; ageSeconds: number; lastError: null } };
+    const body = (await ready.json()) as { ready: boolean; bundle: { revision: string; ageSeconds: number; lastErrorReason: null } };
     expect(body.ready).toBe(true);
     expect(body.bundle.revision).toBe(server.engine.status().revision);
-    expect(body.bundle.lastError).toBeNull();
+    expect(body.bundle.lastErrorReason).toBeNull();
     const status = (await (await fetch(`${admin}/v1/status`)).json()) as { bundle: { revision: string; reloads: { ok: number } } };
     expect(status.bundle.revision).toBe(server.engine.status().revision);
     expect(status.bundle.reloads.ok).toBe(1);
@@ -379,7 +379,7 @@ describe("logging", () => {
       { ...DECIDE_VIEWER, approvalToken: `tok-${MARKER}` });
     // A failing call logs too (at debug): the offending value must not appear either.
     await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema,
-      { ...DECIDE_VIEWER, approvalToken: `${MARKER}`.repeat(100) });
+      { ...DECIDE_VIEWER, approvalToken: `${MARKER}`.repeat(200) });
     await fetch(`http://${server.address}${S}/Route`, {
       method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ tenantId: "acme", messages: [{ role: "user", content: MARKER }], bogus: MARKER }),

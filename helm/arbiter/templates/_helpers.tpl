@@ -118,6 +118,14 @@ ARBITER_BUNDLE value for the chosen bundle source.
 {{- end }}
 
 {{/*
+"true" when the admin listener binds a non-loopback address (ARBITER_ADMIN_ALLOW_REMOTE=on is
+then required by Arbiter, and the NetworkPolicy restricts the admin port), "" otherwise.
+*/}}
+{{- define "arbiter.adminRemote" -}}
+{{- if not (has (.Values.admin.host | toString) (list "127.0.0.1" "::1" "localhost")) }}true{{ end }}
+{{- end }}
+
+{{/*
 A native gRPC probe against the health listener. Argument: (dict "probe" <probe values> "port" <port>).
 */}}
 {{- define "arbiter.grpcProbe" -}}
@@ -148,11 +156,36 @@ env:
     value: {{ printf "0.0.0.0:%d" (int .Values.health.port) | quote }}
   - name: ARBITER_ADMIN_LISTEN
     value: {{ printf "%s:%d" (.Values.admin.host | toString) (int .Values.admin.port) | quote }}
+  {{- if include "arbiter.adminRemote" . }}
+  {{- /* Arbiter refuses a non-loopback admin bind without it; the NetworkPolicy restricts the port. */}}
+  - name: ARBITER_ADMIN_ALLOW_REMOTE
+    value: "on"
+  {{- end }}
+  {{- if .Values.admin.verbose }}
+  - name: ARBITER_ADMIN_VERBOSE
+    value: "on"
+  {{- end }}
   - name: ARBITER_BUNDLE
     value: {{ include "arbiter.bundleLocation" . | quote }}
   {{- if eq .Values.bundle.source "http" }}
   - name: ARBITER_BUNDLE_POLL_SECONDS
     value: {{ .Values.bundle.http.pollSeconds | quote }}
+  {{- end }}
+  {{- with .Values.bundle.verification }}
+  {{- if .enabled }}
+  - name: ARBITER_BUNDLE_VERIFICATION_KEY
+    value: {{ printf "%s/%s" .mountPath .secretKey | quote }}
+  - name: ARBITER_BUNDLE_VERIFICATION_ALG
+    value: {{ .algorithm | quote }}
+  {{- if .keyId }}
+  - name: ARBITER_BUNDLE_VERIFICATION_KEY_ID
+    value: {{ .keyId | quote }}
+  {{- end }}
+  {{- if .scope }}
+  - name: ARBITER_BUNDLE_VERIFICATION_SCOPE
+    value: {{ .scope | quote }}
+  {{- end }}
+  {{- end }}
   {{- end }}
   {{- if and (eq .Values.listener.mode "tcp") .Values.listener.tls.enabled }}
   - name: ARBITER_TLS_CERT
@@ -195,6 +228,19 @@ env:
     value: {{ .Values.logLevel | quote }}
   - name: ARBITER_SHUTDOWN_TIMEOUT_MS
     value: {{ .Values.shutdownTimeoutMs | int64 | quote }}
+  {{- if and .Values.approvals.jwksConfigMap .Values.approvals.jwksUrl }}
+  {{- fail "approvals: set jwksConfigMap or jwksUrl, not both" }}
+  {{- end }}
+  {{- if or .Values.approvals.jwksConfigMap .Values.approvals.jwksUrl }}
+  - name: ARBITER_APPROVAL_KEYS
+    value: {{ ternary (printf "%s/%s" .Values.approvals.mountPath .Values.approvals.jwksKey) .Values.approvals.jwksUrl (ne .Values.approvals.jwksConfigMap "") | quote }}
+  - name: ARBITER_APPROVAL_KEYS_REFRESH_SECONDS
+    value: {{ .Values.approvals.keysRefreshSeconds | int64 | quote }}
+  {{- end }}
+  {{- if .Values.approvals.audience }}
+  - name: ARBITER_APPROVAL_AUDIENCE
+    value: {{ .Values.approvals.audience | quote }}
+  {{- end }}
   {{- with .Values.extraEnv }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -245,6 +291,16 @@ volumeMounts:
     mountPath: /etc/arbiter/tls
     readOnly: true
   {{- end }}
+  {{- if .Values.bundle.verification.enabled }}
+  - name: arbiter-bundle-verification
+    mountPath: {{ .Values.bundle.verification.mountPath }}
+    readOnly: true
+  {{- end }}
+  {{- if .Values.approvals.jwksConfigMap }}
+  - name: arbiter-approvers
+    mountPath: {{ .Values.approvals.mountPath }}
+    readOnly: true
+  {{- end }}
 {{- end }}
 
 {{/*
@@ -273,6 +329,19 @@ Volumes the Arbiter container needs, as list items for a pod's volumes.
 - name: arbiter-tls
   secret:
     secretName: {{ include "arbiter.tlsSecretName" . }}
+{{- end }}
+{{- if .Values.bundle.verification.enabled }}
+- name: arbiter-bundle-verification
+  secret:
+    secretName: {{ required "bundle.verification.secretName is required when bundle.verification.enabled=true" .Values.bundle.verification.secretName }}
+    items:
+      - key: {{ .Values.bundle.verification.secretKey }}
+        path: {{ .Values.bundle.verification.secretKey }}
+{{- end }}
+{{- if .Values.approvals.jwksConfigMap }}
+- name: arbiter-approvers
+  configMap:
+    name: {{ .Values.approvals.jwksConfigMap }}
 {{- end }}
 {{- end }}
 
