@@ -2,16 +2,16 @@
  * Fleet-wide state cost (issue #10): the same sidecar with ARBITER_STATE=memory and with
  * ARBITER_STATE=postgres, in the same run, on the same machine:
  *
- *   npx tsx bench/state.ts [--seconds 5] [--concurrency 16] [--rounds 2]
+ *   npx tsx bench/state.ts [--seconds 8] [--concurrency 16] [--slices 16]
  *
  * One embedded Postgres (fsync on, as a deployment runs it) is started here; each mode runs a
- * real `arbiter serve` child process (./policies, audit off so only the state differs) driven
- * over loopback gRPC by closed loops (`concurrency` calls in flight, back to back):
+ * real `arbiter serve` child process (./policies, audit off so only the state differs), both at
+ * once, driven over loopback gRPC by closed loops (`concurrency` calls in flight, back to back)
+ * for `seconds` per RPC and mode, alternating between the two in `slices` short slices:
  *   - Decide over 1,000 distinct resources (the decision cache does not hide the work);
  *   - Route for 100 tenants with a budget, prompts over the cost threshold: the budget read is the
  *     state call; with Postgres it must come from the per-tenant cache, not a query per call;
  *   - GuardMemory WRITE over 1,000 sessions: one atomic upsert per write with Postgres.
- * Rounds alternate memory/postgres to spread machine noise; figures are per mode over all rounds.
  * Prints p50 / p99 / throughput per RPC and mode, and postgres/memory throughput ratios.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, cpSync } from "node:fs";
@@ -30,9 +30,9 @@ function arg(name: string, dflt: string): number {
   const i = process.argv.indexOf(`--${name}`);
   return Number(i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : dflt);
 }
-const SECONDS = arg("seconds", "5");
+const SECONDS = arg("seconds", "8");
 const CONCURRENCY = arg("concurrency", "16");
-const ROUNDS = arg("rounds", "2");
+const SLICES = arg("slices", "16");
 const REPO = resolve(import.meta.dirname, "..");
 const RPCS = ["Decide", "Route", "GuardMemory"] as const;
 type Mode = "memory" | "postgres";
@@ -119,55 +119,67 @@ async function main(): Promise<void> {
   mkdirSync(join(tmp, "logs"));
   const results = new Map<string, Result>();
   const encoded = Object.fromEntries(RPCS.map((r) => [r, encodePayloads(r, payloads[r])])) as Record<(typeof RPCS)[number], Buffer[]>;
+  const c = new pg.Client(pgServer.url);
+  await c.connect();
+  await c.query("CREATE DATABASE bench_state");
+  await c.end();
+  const stateUrl = pgServer.url.replace(/\/postgres$/, "/bench_state");
+  let routeReads = { refresh: 0, read: 0 };
+  const sidecars = new Map<Mode, Awaited<ReturnType<typeof startSidecar>>>();
+  const clients = new Map<Mode, grpc.Client>();
   try {
-    for (let round = 0; round < ROUNDS; round++) {
-      const modes: Mode[] = round % 2 === 0 ? ["memory", "postgres"] : ["postgres", "memory"];
-      for (const mode of modes) {
-        let stateUrl = "";
-        if (mode === "postgres") {
-          const name = `bench_state_${round}`;
-          const c = new pg.Client(pgServer.url);
-          await c.connect();
-          await c.query(`DROP DATABASE IF EXISTS ${name}`);
-          await c.query(`CREATE DATABASE ${name}`);
-          await c.end();
-          stateUrl = pgServer.url.replace(/\/postgres$/, `/${name}`);
+    // Both sidecars run side by side; the load alternates between them in short slices, so what
+    // else runs on the machine weighs on both modes alike.
+    for (const mode of ["memory", "postgres"] as const) {
+      const sidecar = await startSidecar({
+        repo: REPO,
+        bundle,
+        audit: "off",
+        logFile: join(tmp, "logs", `${mode}.log`),
+        readyTimeoutMs: 120_000,
+        env: mode === "postgres" ? { ARBITER_STATE: "postgres", ARBITER_STATE_DATABASE_URL: stateUrl } : { ARBITER_STATE: "memory" },
+      });
+      sidecars.set(mode, sidecar);
+      clients.set(mode, createClient(sidecar.target));
+    }
+    for (const rpc of RPCS) {
+      for (const mode of ["memory", "postgres"] as const) {
+        // Warm-up: connections, JIT, the per-tenant spend cache.
+        await closedLoop(clients.get(mode)!, rpc, encoded[rpc], newHistogram(), 1);
+      }
+      for (let slice = 0; slice < SLICES; slice++) {
+        const order: Mode[] = slice % 2 === 0 ? ["memory", "postgres"] : ["postgres", "memory"];
+        for (const mode of order) {
+          const key = `${rpc}/${mode}`;
+          const r = results.get(key) ?? { cpuS: 0, calls: 0, errors: 0, wallMs: 0, hist: newHistogram() };
+          const admin = sidecars.get(mode)!.adminUrl;
+          const cpu0 = await cpuSeconds(admin);
+          const m = await closedLoop(clients.get(mode)!, rpc, encoded[rpc], r.hist, SECONDS / SLICES);
+          r.cpuS += (await cpuSeconds(admin)) - cpu0;
+          r.calls += m.calls;
+          r.errors += m.errors;
+          r.wallMs += m.wallMs;
+          results.set(key, r);
         }
-        const sidecar = await startSidecar({
-          repo: REPO,
-          bundle,
-          audit: "off",
-          logFile: join(tmp, "logs", `${mode}-${round}.log`),
-          readyTimeoutMs: 120_000,
-          env: mode === "postgres" ? { ARBITER_STATE: "postgres", ARBITER_STATE_DATABASE_URL: stateUrl } : { ARBITER_STATE: "memory" },
-        });
-        const client = createClient(sidecar.target);
-        try {
-          for (const rpc of RPCS) {
-            // Warm-up: connections, JIT, the per-tenant spend cache.
-            await closedLoop(client, rpc, encoded[rpc], newHistogram(), Math.max(1, SECONDS / 2));
-            const key = `${rpc}/${mode}`;
-            const r = results.get(key) ?? { cpuS: 0, calls: 0, errors: 0, wallMs: 0, hist: newHistogram() };
-            const cpu0 = await cpuSeconds(sidecar.adminUrl);
-            const m = await closedLoop(client, rpc, encoded[rpc], r.hist, SECONDS);
-            r.cpuS += (await cpuSeconds(sidecar.adminUrl)) - cpu0;
-            r.calls += m.calls;
-            r.errors += m.errors;
-            r.wallMs += m.wallMs;
-            results.set(key, r);
-          }
-        } finally {
-          client.close();
-          await sidecar.stop();
-        }
+      }
+      if (rpc === "Route") {
+        // How the postgres sidecar got its spends: background refreshes vs reads a Route waited for.
+        const text = await (await fetch(`${sidecars.get("postgres")!.adminUrl}/metrics`)).text();
+        const count = (op: string) => Number(new RegExp(`^arbiter_state_operation_seconds_count\\{operation="${op}"\\} (\\S+)$`, "m").exec(text)?.[1] ?? 0);
+        routeReads = { refresh: count("usage_refresh"), read: count("usage_read") };
       }
     }
   } finally {
+    for (const cl of clients.values()) cl.close();
+    for (const sc of sidecars.values()) await sc.stop();
     await pgServer.stop();
     rmSync(tmp, { recursive: true, force: true });
   }
   const ms = (us: number) => (us / 1000).toFixed(2);
-  console.log(`bench/state: ${ROUNDS} round(s) x ${SECONDS} s per RPC and mode, ${CONCURRENCY} in flight, load ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+  console.log(
+    `bench/state: ${SECONDS} s per RPC and mode in ${SLICES} alternating slices, ${CONCURRENCY} in flight, ` +
+      `load ${loadavg().map((l) => l.toFixed(1)).join(" ")}`,
+  );
   // CPU per call is the sidecar's own cost, the figure least moved by a machine shared with other
   // work; req/s and latency include everything else that runs.
   console.log("rpc          mode      calls   errors  req/s    p50 ms  p99 ms  CPU µs/call");
@@ -183,6 +195,12 @@ async function main(): Promise<void> {
     const pgr = results.get(`${rpc}/postgres`)!;
     const ratio = pgr.calls / (pgr.wallMs / 1000) / (mem.calls / (mem.wallMs / 1000));
     const cpuRatio = (pgr.cpuS / pgr.calls) / (mem.cpuS / mem.calls);
+    if (rpc === "Route") {
+      console.log(
+        `Route        postgres spend reads: ${routeReads.refresh} background refreshes (all tenants, one query each), ` +
+          `${routeReads.read} single-tenant reads a Route waited for, over ${pgr.calls} measured calls (+ warm-up)`,
+      );
+    }
     console.log(`${rpc.padEnd(12)} postgres/memory: throughput ${(ratio * 100).toFixed(1)}%, sidecar CPU per call ${(cpuRatio * 100).toFixed(1)}%`);
   }
 }

@@ -131,6 +131,7 @@ export async function createStateStores(options: StateStoresOptions): Promise<St
     close() {
       closing ??= (async () => {
         clearInterval(timer);
+        sessions.close();
         await u.close();
         await pool.end();
       })();

@@ -9,6 +9,10 @@
  * Idle expiry as in memory: a session untouched for `idleMs` counts from 0 again (the row is
  * reset in the same statement; `arbiter state prune` deletes such rows).
  *
+ * A release that fails (database down, or a burst on one hot row past the statement bound) is
+ * retried in the background (at most 10000 pending), so the count converges to the allowed
+ * writes instead of keeping the slot forever.
+ *
  * A row altered by hand to a negative count is read as 0 and repaired on the next write, so it
  * can never hand out more writes than a session that never wrote.
  */
@@ -31,6 +35,10 @@ export class PostgresSessionStore implements SessionStore {
   readonly #metrics: StateMetrics;
   readonly #idleMs: number;
   readonly #onReleaseError: (err: unknown) => void;
+  readonly #pending: SessionKey[] = [];
+  #retryTimer: NodeJS.Timeout | undefined;
+  #retryDelayMs = 100;
+  #closed = false;
 
   constructor(options: PostgresSessionStoreOptions) {
     this.#pool = options.pool;
@@ -72,20 +80,66 @@ export class PostgresSessionStore implements SessionStore {
 
   async releaseWrite(key: SessionKey, _nowMs?: number): Promise<void> {
     try {
-      await timed(this.#metrics, "session_release", () =>
-        this.#pool.query({
-          name: "arbiter_session_release",
-          text: `UPDATE arbiter_session_writes SET writes = GREATEST(writes - 1, 0)
-            WHERE tenant_id = $1 AND agent_id = $2 AND session_id = $3`,
-          values: [key.tenantId, key.agentId, key.sessionId],
-        }),
-      );
+      await this.#release(key);
     } catch (err) {
-      // Not given back: the session keeps one write fewer than it could have (the safe side).
+      // Not given back yet: until a retry succeeds the session has one write fewer than it could
+      // (the safe side). Retried in the background, bounded.
       this.#onReleaseError(err);
+      if (this.#pending.length < MAX_PENDING_RELEASES) this.#pending.push(key);
+      else this.#metrics.errors.inc({ operation: "session_release", reason: "retry_queue_full" });
+      this.#scheduleRetry();
     }
   }
+
+  /** Stops retrying releases (those still pending stay counted: the safe side). */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+  }
+
+  /** Releases not given back yet (retried in the background). */
+  get pendingReleases(): number {
+    return this.#pending.length;
+  }
+
+  #release(key: SessionKey): Promise<unknown> {
+    return timed(this.#metrics, "session_release", () =>
+      this.#pool.query({
+        name: "arbiter_session_release",
+        text: `UPDATE arbiter_session_writes SET writes = GREATEST(writes - 1, 0)
+          WHERE tenant_id = $1 AND agent_id = $2 AND session_id = $3`,
+        values: [key.tenantId, key.agentId, key.sessionId],
+      }),
+    );
+  }
+
+  #scheduleRetry(): void {
+    if (this.#retryTimer !== undefined || this.#closed || this.#pending.length === 0) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      void this.#retry();
+    }, this.#retryDelayMs);
+    this.#retryTimer.unref();
+  }
+
+  async #retry(): Promise<void> {
+    while (this.#pending.length > 0 && !this.#closed) {
+      const key = this.#pending[0]!;
+      try {
+        await this.#release(key);
+        this.#pending.shift();
+        this.#retryDelayMs = 100;
+      } catch {
+        this.#retryDelayMs = Math.min(this.#retryDelayMs * 2, 5000);
+        break;
+      }
+    }
+    this.#scheduleRetry();
+  }
 }
+
+/** Most releases waiting for a retry; beyond it a reservation stays counted (the safe side). */
+const MAX_PENDING_RELEASES = 10_000;
 
 export function createPostgresSessionStore(options: PostgresSessionStoreOptions): PostgresSessionStore {
   return new PostgresSessionStore(options);

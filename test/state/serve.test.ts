@@ -52,7 +52,7 @@ describe("state wiring in arbiter serve", () => {
     } finally {
       await server.close();
     }
-  }, 120_000);
+  }, 240_000); // initdb of an embedded cluster is slow on a machine shared with other test runs
 
   it("ARBITER_STATE=memory keeps the state in the process", async () => {
     const server = await startServer(env({ ARBITER_AUDIT: "off" }), { logDestination: captureLogs().stream });

@@ -273,6 +273,8 @@ describe("usage", () => {
     const now = Date.now();
     await a!.usage.record({ tenantId: "acme", unit: "usd", amount: 1, nowMs: now }, signal);
     expect(await b!.usage.spend("acme", now, signal)).toEqual({ usd: 1 });
+    const held = { tenantId: "acme", agentId: "a", sessionId: "held" };
+    expect(await a!.sessions.reserveWrite(held, now, signal)).toBe(0);
     await postgres!.stop();
     postgres = undefined;
     try {
@@ -295,8 +297,14 @@ describe("usage", () => {
       await expect(a!.approvals.check({ tenantId: "acme", token: "x".repeat(43), digest, nowMs: now }, signal)).rejects.toBeInstanceOf(StateUnavailableError);
       await expect(a!.approvals.redeemGrant({ tenantId: "acme", grantId: "g", expiresAtMs: now + 1, nowMs: now }, signal)).rejects.toBeInstanceOf(StateUnavailableError);
       await expect(a!.sessions.reserveWrite({ tenantId: "acme", agentId: "a", sessionId: "s" }, now, signal)).rejects.toBeInstanceOf(StateUnavailableError);
+      // A release that fails is kept and retried, not lost.
+      await a!.sessions.releaseWrite(held, now);
+      expect(a!.sessions.pendingReleases).toBe(1);
       await startPostgres();
       expect(await a!.usage.drain(20_000)).toBe(true);
+      for (let i = 0; i < 100 && a!.sessions.pendingReleases > 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(a!.sessions.pendingReleases).toBe(0);
+      expect(await a!.sessions.writes(held, now, signal)).toBe(0);
       expect(await b!.usage.drain(20_000)).toBe(true);
       const rows = await query<{ spend: string }>(url, "SELECT spend::text FROM arbiter_usage_windows WHERE tenant_id = 'acme'");
       expect(rows).toEqual([{ spend: "11.0" }]);
