@@ -108,7 +108,8 @@ const request = (i: number): DecideRequest => ({
 
 let serial = 0;
 /** Wall ns and CPU ns (all threads: the worker option's evaluation included) per call. */
-async function time(active: ActivePolicy, cached: boolean): Promise<[number, number]> {
+const failures: Record<string, number> = {};
+async function time(label: string, active: ActivePolicy, cached: boolean): Promise<[number, number]> {
   const host: Pick<EngineHost, "active" | "onChange"> = { active: () => active, onChange: () => () => undefined };
   const service = createDecisionService({ engine: host, logger, registry: new Registry(), instanceId: "bench", cache: { maxEntries: 100_000 } });
   const one = request(-1);
@@ -133,7 +134,10 @@ async function time(active: ActivePolicy, cached: boolean): Promise<[number, num
     }
     const cpu = process.cpuUsage(c0);
     samples.push([Number(process.hrtime.bigint() - t0) / ITERS, ((cpu.user + cpu.system) * 1000) / ITERS]);
-    if (failed > 0) throw new Error(`${failed} of ${ITERS} calls failed closed: the figures would not be evaluations`);
+    // A starved machine can deschedule an evaluation past the deadline (wall time): rare ones are
+    // counted and shown; more than 0.1% would make the figures something else than evaluations.
+    failures[label] = (failures[label] ?? 0) + failed;
+    if (failed > ITERS / 1000) throw new Error(`${failed} of ${ITERS} calls failed closed: the figures would not be evaluations`);
   }
   const median = (k: 0 | 1): number => samples.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
   return [median(0), median(1)];
@@ -147,8 +151,8 @@ for (let pass = 0; pass < 4; pass++) {
   const order = names.map((_, k) => names[(k + pass) % names.length]!);
   for (const name of order) {
     const active = options[name]!;
-    const c = await time(active, true);
-    const u = await time(active, false);
+    const c = await time(name, active, true);
+    const u = await time(name, active, false);
     if (pass === 0) continue; // warm-up: JIT tiers, caches, the worker
     const prev = results[name];
     const best = (a: [number, number] | undefined, b: [number, number]): [number, number] => (a ? [Math.min(a[0], b[0]), Math.min(a[1], b[1])] : b);
@@ -165,5 +169,6 @@ for (const name of names) {
       `${us(r.uncached[0]).padStart(17)} ${(r.uncached[0] / base.uncached[0]).toFixed(2).padStart(6)} ${us(r.uncached[1]).padStart(7)} ${(r.uncached[1] / base.uncached[1]).toFixed(2).padStart(6)}`,
   );
 }
+console.log(`calls failed closed (deadline passed while descheduled), per option: ${JSON.stringify(failures)}`);
 await engine.close();
 await worker.terminate();

@@ -62,17 +62,19 @@ function validFiles(revision: string, withData = true): Chunks[] {
 
 export const HUGE_ARRAY_ZEROS = 250_000_000;
 
-let huge: Promise<Buffer> | undefined;
-/** The 250-million-zeros data.json bundle (revision "huge"). */
-export function hugeArrayBundle(): Promise<Buffer> {
-  huge ??= gzipTar([
+const zerosCache = new Map<number, Promise<Buffer>>();
+/** The 250-million-zeros data.json bundle (revision "huge"); `zeros` smaller for cheap tests. */
+export function hugeArrayBundle(zeros = HUGE_ARRAY_ZEROS): Promise<Buffer> {
+  const cached = zerosCache.get(zeros);
+  if (cached) return cached;
+  const built = gzipTar([
     ...validFiles("huge", false),
     function* () {
-      const size = 2 * HUGE_ARRAY_ZEROS + 1; // "[" + "0," * (n-1) + "0" + "]"
+      const size = 2 * zeros + 1; // "[" + "0," * (n-1) + "0" + "]"
       yield header("data.json", size);
       const chunk = Buffer.from("0,".repeat(1 << 19));
       yield Buffer.from("[");
-      let left = HUGE_ARRAY_ZEROS - 1;
+      let left = zeros - 1;
       while (left > 0) {
         const n = Math.min(left, chunk.length / 2);
         yield n === chunk.length / 2 ? chunk : chunk.subarray(0, 2 * n);
@@ -82,23 +84,27 @@ export function hugeArrayBundle(): Promise<Buffer> {
       yield padding(size);
     },
   ]);
-  return huge;
+  zerosCache.set(zeros, built);
+  return built;
 }
 
 export const BOMB_BYTES = 1 << 30;
 
-let bomb: Promise<Buffer> | undefined;
-/** A valid bundle plus a 1 GiB file of zeros (revision "bomb"). */
-export function gzipBombBundle(): Promise<Buffer> {
-  bomb ??= gzipTar([
+const bombCache = new Map<number, Promise<Buffer>>();
+/** A valid bundle plus a 1 GiB file of zeros (revision "bomb"); `bytes` smaller for cheap tests. */
+export function gzipBombBundle(bytes = BOMB_BYTES): Promise<Buffer> {
+  const cached = bombCache.get(bytes);
+  if (cached) return cached;
+  const built = gzipTar([
     ...validFiles("bomb"),
     function* () {
-      yield header("filler.bin", BOMB_BYTES);
+      yield header("filler.bin", bytes);
       const zeros = Buffer.alloc(1 << 20);
-      for (let i = 0; i < BOMB_BYTES / zeros.length; i++) yield zeros;
+      for (let i = 0; i < bytes / zeros.length; i++) yield zeros;
     },
   ]);
-  return bomb;
+  bombCache.set(bytes, built);
+  return built;
 }
 
 /** A bundle whose data.json holds `elements` zeros in an array under `data.big` (small gzipped). */
