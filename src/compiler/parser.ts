@@ -187,8 +187,9 @@ class Parser {
         if (this.tok.kind !== "ident") this.fail("a name after \".\"");
         ref.push(this.next().text);
       } else if (this.is("[") && !this.tok.spaceBefore && this.peek().kind === "string" && this.is("]", this.peek(2)) &&
-        (this.is(".", this.peek(3)) || this.is("[", this.peek(3)) || this.is("contains", this.peek(3)) || this.is(":=", this.peek(3)) ||
-          this.is("=", this.peek(3)) || this.is("if", this.peek(3)) || this.is("(", this.peek(3)))) {
+        // A constant key as the last part (`p["k"] := v`) stays a partial object entry, as before,
+        // so it may sit beside `p[k] := v` rules.
+        (this.is(".", this.peek(3)) || this.is("[", this.peek(3)) || this.is("contains", this.peek(3)))) {
         this.next();
         ref.push(this.next().text);
         this.next();
