@@ -94,7 +94,10 @@ for t in buildah debootstrap unshare nsenter ip curl node npm sha256sum; do
 done
 
 # ---- 1. base image -------------------------------------------------------------------------------
-sri() { printf 'sha512-%s' "$(openssl dgst -sha512 -binary "$1" | base64 -w0)"; }
+sri() {
+  node -e 'const h = require("crypto").createHash("sha512");
+    h.update(require("fs").readFileSync(process.argv[1])); console.log("sha512-" + h.digest("base64"))' "$1"
+}
 
 # fetch NAME VERSION INTEGRITY -> path of the verified tarball in the cache (npm pack: the
 # registry's ordinary client, with its configured registry and proxy).
