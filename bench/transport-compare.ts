@@ -16,6 +16,11 @@
  * and the target's CPU time per request (from /proc; meaningful even on a loaded machine, where
  * throughput numbers are not).
  *
+ * With --baseline DIR, a kind written `KIND@base` (e.g. `ours-fixed@base`) runs from another
+ * checkout (e.g. `git archive <commit> | tar -x -C DIR`, with node_modules linked), so a change is
+ * measured against the code before it in the same run: the table gets a "vs @base" column
+ * (throughput and server CPU per request of KIND relative to KIND@base).
+ *
  * With --distinct N (default 1) the Node driver cycles through N Decide requests that differ in
  * the subject id, so with N above the decision cache's 10,000 entries every call is a cache miss
  * and evaluates the policy (h2load always repeats one request: cache hits after the first).
@@ -52,6 +57,7 @@ const H2LOAD_RATE = Number(arg("h2load-rate", "0"));
 const H2LOAD_SECONDS = Number(arg("h2load-seconds", "10"));
 const ROUNDS = Number(arg("rounds", "3"));
 const DISTINCT = Math.max(1, Number(arg("distinct", "1")));
+const BASELINE = arg("baseline", "");
 
 const PATH = "/arbiter.v1.PolicyService/Decide";
 const REQUEST = toBinary(
@@ -96,8 +102,11 @@ interface Started {
 }
 
 async function startTarget(kind: string, listen: string): Promise<Started> {
-  const child = spawn(process.execPath, ["--import", "tsx", "bench/transport-targets.ts", kind, listen], {
+  const [name, where] = kind.split("@");
+  if (where !== undefined && (where !== "base" || BASELINE === "")) throw new Error(`${kind}: only KIND@base, with --baseline DIR`);
+  const child = spawn(process.execPath, ["--import", "tsx", "bench/transport-targets.ts", name!, listen], {
     stdio: ["ignore", "pipe", "inherit"],
+    ...(where === "base" ? { cwd: BASELINE } : {}),
   });
   const rl = createInterface({ input: child.stdout! });
   const address = await new Promise<string>((resolve, reject) => {
@@ -389,12 +398,15 @@ for (const sock of SOCKETS) {
       }
     }
     const raw = best.get("raw");
+    const vsBase = (b: Best, base: Best): string =>
+      `rps ${((b.closed.rps / base.closed.rps) * 100).toFixed(1)}%, CPU/req ${((b.cpuPerReq / base.cpuPerReq) * 100).toFixed(1)}%`;
     const rows = KINDS.map((kind) => {
       const b = best.get(kind)!;
       return {
         target: kind,
         rps: b.closed.rps.toFixed(0),
         "vs raw": raw ? `${((b.closed.rps / raw.closed.rps) * 100).toFixed(0)}%` : "-",
+        ...(best.has(`${kind}@base`) ? { "vs @base": vsBase(b, best.get(`${kind}@base`)!) } : {}),
         "server CPU us/req": Number.isFinite(b.cpuPerReq) ? b.cpuPerReq.toFixed(0) : "-",
         "p50 ms": f(b.closed.p50),
         "p99 ms": f(b.closed.p99),

@@ -13,6 +13,7 @@ commands:
   keygen [--out DIR] [--kid ID]   write an approver's Ed25519 key pair (private PEM, public JWKS)
   approve --key KEY.pem --tenant T --request request.json [--ttl 15m] [--approver NAME]
                              print a signed approval grant for one Decide request
+  state prune ...            prune expired approvals, old budget windows, idle sessions
 `;
 
 type Command = (args: string[]) => Promise<number>;
@@ -25,6 +26,7 @@ const commands: Record<string, () => Promise<Command>> = {
   audit: async () => (await import("./audit/cli.ts")).runAudit,
   keygen: async () => (await import("./trust/cli.ts")).runKeygen,
   approve: async () => (await import("./trust/cli.ts")).runApprove,
+  state: async () => (await import("./state/cli.ts")).runState,
 };
 
 export async function main(argv: string[]): Promise<number> {

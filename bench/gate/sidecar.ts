@@ -18,6 +18,8 @@ export interface SidecarOptions {
   /** Where the child's stdout/stderr go. */
   readonly logFile: string;
   readonly readyTimeoutMs: number;
+  /** Further ARBITER_* settings, applied last (e.g. the fleet-wide state of test/state/sidecars.test.ts). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface Sidecar {
@@ -61,6 +63,9 @@ export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
     ARBITER_LOG_LEVEL: "warn",
     // The gate measures CreateApproval too; it is off by default in production (docs/policies.md).
     ARBITER_APPROVALS_LOCAL_CREATE: "on",
+    // /v1/status carries the loader's error text only when verbose; the gate reports it below.
+    ARBITER_ADMIN_VERBOSE: "on",
+    ...o.env,
   });
   const log = createWriteStream(o.logFile);
   const child = spawn(process.execPath, [join(o.repo, "bin/arbiter.js"), "serve"], {

@@ -17,14 +17,15 @@ const USAGE = `usage: arbiter audit verify [--database-url URL] [--since TIME]
   --dry-run            list the partitions prune would drop, drop nothing
 `;
 
-class UsageError extends Error {}
+/** A command-line mistake: exit code 2 with the usage text (shared with `arbiter state`). */
+export class UsageError extends Error {}
 
-interface Parsed {
+export interface Parsed {
   flags: Map<string, string>;
   bools: Set<string>;
 }
 
-function parseArgs(args: string[], valued: readonly string[], booleans: readonly string[]): Parsed {
+export function parseArgs(args: string[], valued: readonly string[], booleans: readonly string[]): Parsed {
   const flags = new Map<string, string>();
   const bools = new Set<string>();
   for (let i = 0; i < args.length; i++) {
@@ -60,8 +61,8 @@ export function parseSince(text: string, nowMs = Date.now()): number {
   throw new UsageError(`--since must be an ISO 8601 time or a duration like 24h or 7d, got "${text}"`);
 }
 
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, application_name: "arbiter-audit-cli" });
+export async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>, applicationName = "arbiter-audit-cli"): Promise<T> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, application_name: applicationName });
   client.on("error", () => {
     // The query in progress fails with the same error and is reported there.
   });
@@ -117,22 +118,35 @@ async function prune(args: string[]): Promise<number> {
   return 0;
 }
 
-export async function runAudit(args: string[]): Promise<number> {
+/**
+ * Runs `arbiter <tool> <sub> ...`: usage errors exit 2 with the usage text, other failures 1 with
+ * the message. Shared by `arbiter audit` and `arbiter state`.
+ */
+export async function runSubcommand(
+  tool: string,
+  usage: string,
+  subs: Readonly<Record<string, (args: string[]) => Promise<number>>>,
+  args: string[],
+): Promise<number> {
   const [sub, ...rest] = args;
   try {
-    if (sub === "verify") return await verify(rest);
-    if (sub === "prune") return await prune(rest);
+    const run = sub === undefined ? undefined : subs[sub];
+    if (run !== undefined && Object.hasOwn(subs, sub!)) return await run(rest);
     if (sub === "-h" || sub === "--help") {
-      process.stdout.write(USAGE);
+      process.stdout.write(usage);
       return 0;
     }
     throw new UsageError(sub === undefined ? "missing subcommand" : `unknown subcommand "${sub}"`);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`arbiter audit: ${err.message}\n${USAGE}`);
+      process.stderr.write(`arbiter ${tool}: ${err.message}\n${usage}`);
       return 2;
     }
-    process.stderr.write(`arbiter audit: ${(err as Error).message}\n`);
+    process.stderr.write(`arbiter ${tool}: ${(err as Error).message}\n`);
     return 1;
   }
+}
+
+export function runAudit(args: string[]): Promise<number> {
+  return runSubcommand("audit", USAGE, { verify, prune }, args);
 }

@@ -34,6 +34,12 @@ export interface BuildBundleOptions {
   readonly entrypoints?: readonly string[];
   /** Revision for the manifest; default: the first 12 hex digits of a SHA-256 of the contents. */
   readonly revision?: string;
+  /**
+   * Include the Rego sources (default true, as `opa build`). False gives a flat bundle
+   * (`.manifest`, `data.json`, `policy.wasm`) that fits a ConfigMap, whose keys cannot hold the
+   * sources' subdirectories; a signed bundle must ship every file its signature lists.
+   */
+  readonly sources?: boolean;
 }
 
 export interface LoadedBundle {
@@ -64,7 +70,7 @@ export function buildBundle(dirs: readonly string[], options: BuildBundleOptions
   const files = new Map<string, Uint8Array>();
   files.set("/policy.wasm", compiled.wasm);
   files.set("/data.json", utf8.encode(JSON.stringify(tree.data)));
-  for (const f of tree.rego) files.set(`/${f.rel}`, utf8.encode(f.text));
+  if (options.sources !== false) for (const f of tree.rego) files.set(`/${f.rel}`, utf8.encode(f.text));
   const revision = options.revision ?? contentRevision(files);
   const manifest: BundleManifest = {
     revision,

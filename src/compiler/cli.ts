@@ -69,10 +69,11 @@ function report(io: Io, command: string, e: unknown): number {
 }
 
 const BUILD_USAGE =
-  "usage: arbiter build [-e ENTRYPOINT]... [-o bundle.tar.gz] [--revision R]\n" +
+  "usage: arbiter build [-e ENTRYPOINT]... [-o bundle.tar.gz] [--revision R] [--no-sources]\n" +
   "                     [--signing-key KEY [--signing-alg RS256] [--signing-key-id ID] [--signing-scope S]] DIR...\n" +
   "  --signing-key: a PEM private key (RS*, PS*, ES*, EdDSA) or a file holding the HMAC secret (HS*);\n" +
-  "  writes /.signatures.json as `opa build --signing-key` does (docs/engine.md, Signed bundles)\n";
+  "  writes /.signatures.json as `opa build --signing-key` does (docs/engine.md, Signed bundles)\n" +
+  "  --no-sources: leave the Rego sources out (a flat bundle that fits a ConfigMap)\n";
 
 /** `arbiter build`: compile policy directories into an OPA wasm bundle. */
 export async function runBuild(args: string[], io: Io = stdio): Promise<number> {
@@ -81,6 +82,9 @@ export async function runBuild(args: string[], io: Io = stdio): Promise<number> 
       io.out(BUILD_USAGE);
       return 0;
     }
+    // The one flag without a value.
+    const sources = !args.includes("--no-sources");
+    args = args.filter((a) => a !== "--no-sources");
     const { opts, rest } = parseArgs(args, {
       "-e": "entrypoint", "--entrypoint": "entrypoint", "-o": "output", "--output": "output", "--revision": "revision",
       "--signing-key": "signing-key", "--signing-alg": "signing-alg", "--signing-key-id": "signing-key-id", "--signing-scope": "signing-scope",
@@ -91,6 +95,7 @@ export async function runBuild(args: string[], io: Io = stdio): Promise<number> 
     const bundle = buildBundle(rest, {
       entrypoints: opts.get("entrypoint")?.map(normalizeEntrypoint),
       revision: opts.get("revision")?.at(-1),
+      sources,
     });
     if (signing) {
       const files = new Map([...bundle.files].map(([name, bytes]) => [name.replace(/^\/+/, ""), bytes]));

@@ -74,6 +74,46 @@ export interface Config {
     /** `ARBITER_ADMIN_VERBOSE=on`: /readyz and /v1/status show paths, URLs and error texts. */
     readonly verbose: boolean;
   };
+  // ---- fleet-wide state (issue #10) ----
+  /**
+   * Where approvals, usage budgets and GuardMemory session counts live (`ARBITER_STATE`):
+   * `postgres` (shared by every sidecar on the database) or `memory` (this process only).
+   * `databaseUrl`: `ARBITER_STATE_DATABASE_URL`, else the audit database (`ARBITER_DATABASE_URL`
+   * or the embedded one); `databaseUrlVariable` names where it came from, for start-up errors.
+   */
+  readonly state: {
+    readonly mode: "memory" | "postgres";
+    readonly databaseUrl: string | undefined;
+    readonly databaseUrlVariable: "ARBITER_STATE_DATABASE_URL" | "ARBITER_DATABASE_URL" | undefined;
+    readonly stalenessMs: number;
+    readonly usageWindowSeconds: number;
+    readonly poolSize: number;
+    readonly timeoutMs: number;
+    readonly spoolMaxBytes: number;
+    readonly pruneIntervalSeconds: number;
+  };
+  /**
+   * Engine limits against hostile or broken bundles (issue #12): the deadline of one policy
+   * evaluation, and bounds on a bundle's bytes (read and decompressed) and JSON elements.
+   */
+  readonly engineLimits: {
+    readonly evalTimeoutMs: number;
+    readonly bundleMaxBytes: number;
+    readonly bundleMaxElements: number;
+  };
+  /** Connection limits of the gRPC port (issue #12; src/transport/connection-pool.ts, docs/transport.md). */
+  readonly connections: {
+    /** ARBITER_MAX_CONNECTIONS: held at once; at the cap the longest-idle one is shed. */
+    readonly max: number;
+    /** ARBITER_HANDSHAKE_TIMEOUT_MS: accept to first bytes, TLS and HTTP/2 preface + SETTINGS. */
+    readonly handshakeTimeoutMs: number;
+    /** ARBITER_IDLE_TIMEOUT_MS: a connection with no open stream or request is closed after this. */
+    readonly idleTimeoutMs: number;
+    /** ARBITER_HTTP1_HEADERS_TIMEOUT_MS: HTTP/1.1 time to receive a request's headers. */
+    readonly http1HeadersTimeoutMs: number;
+    /** ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS: HTTP/1.1 idle keep-alive lifetime. */
+    readonly http1KeepAliveTimeoutMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -112,6 +152,24 @@ const VARS = [
   "ARBITER_BUNDLE_VERIFICATION_SCOPE",
   "ARBITER_ADMIN_ALLOW_REMOTE",
   "ARBITER_ADMIN_VERBOSE",
+  // ---- fleet-wide state (issue #10) ----
+  "ARBITER_STATE",
+  "ARBITER_STATE_DATABASE_URL",
+  "ARBITER_STATE_STALENESS_MS",
+  "ARBITER_USAGE_WINDOW",
+  "ARBITER_STATE_POOL_SIZE",
+  "ARBITER_STATE_TIMEOUT_MS",
+  "ARBITER_STATE_SPOOL_MAX_BYTES",
+  "ARBITER_STATE_PRUNE_INTERVAL_SECONDS",
+  // ---- evaluation deadline and bundle resource limits (issue #12) ----
+  "ARBITER_EVAL_TIMEOUT_MS",
+  "ARBITER_BUNDLE_MAX_BYTES",
+  "ARBITER_BUNDLE_MAX_ELEMENTS",
+  "ARBITER_MAX_CONNECTIONS",
+  "ARBITER_HANDSHAKE_TIMEOUT_MS",
+  "ARBITER_IDLE_TIMEOUT_MS",
+  "ARBITER_HTTP1_HEADERS_TIMEOUT_MS",
+  "ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS",
 ] as const;
 type Var = (typeof VARS)[number];
 
@@ -276,6 +334,39 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
 
+  // ---- fleet-wide state (issue #10) ----
+  const stateUrl = opt("ARBITER_STATE_DATABASE_URL");
+  if (stateUrl !== undefined && !/^postgres(ql)?:\/\//.test(stateUrl)) {
+    throw new ConfigError("ARBITER_STATE_DATABASE_URL: expected postgres://user:password@host:port/db");
+  }
+  const auditEnabled = oneOf("ARBITER_AUDIT", get("ARBITER_AUDIT", "on"), ["on", "off"] as const) === "on";
+  // Postgres whenever a database is there anyway: the audit trail's (embedded or
+  // ARBITER_DATABASE_URL) or one named for the state.
+  const stateDefault = auditEnabled || databaseUrl !== undefined || stateUrl !== undefined ? "postgres" : "memory";
+  const stateMode = oneOf("ARBITER_STATE", get("ARBITER_STATE", stateDefault), ["memory", "postgres"] as const);
+  if (stateMode === "memory" && stateUrl !== undefined) {
+    throw new ConfigError("ARBITER_STATE_DATABASE_URL: set while ARBITER_STATE is memory; unset it or set ARBITER_STATE=postgres");
+  }
+  const usageWindowRaw = get("ARBITER_USAGE_WINDOW", "1d");
+  const usageWindowMatch = /^([1-9]\d{0,7})(s|m|h|d)$/.exec(usageWindowRaw);
+  const usageWindowSeconds = usageWindowMatch
+    ? Number(usageWindowMatch[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[usageWindowMatch[2] as "s" | "m" | "h" | "d"]
+    : NaN;
+  if (!(usageWindowSeconds >= 1 && usageWindowSeconds <= 31_622_400)) {
+    throw new ConfigError(`ARBITER_USAGE_WINDOW: expected a duration from 1s to 366d such as 1h, 1d or 30d, got "${usageWindowRaw}"`);
+  }
+  const state: Config["state"] = {
+    mode: stateMode,
+    databaseUrl: stateUrl ?? databaseUrl,
+    databaseUrlVariable: stateUrl !== undefined ? "ARBITER_STATE_DATABASE_URL" : databaseUrl !== undefined ? "ARBITER_DATABASE_URL" : undefined,
+    stalenessMs: int("ARBITER_STATE_STALENESS_MS", get("ARBITER_STATE_STALENESS_MS", "1000"), 10, 600_000),
+    usageWindowSeconds,
+    poolSize: int("ARBITER_STATE_POOL_SIZE", get("ARBITER_STATE_POOL_SIZE", "10"), 1, 200),
+    timeoutMs: int("ARBITER_STATE_TIMEOUT_MS", get("ARBITER_STATE_TIMEOUT_MS", "2000"), 100, 60_000),
+    spoolMaxBytes: int("ARBITER_STATE_SPOOL_MAX_BYTES", get("ARBITER_STATE_SPOOL_MAX_BYTES", "67108864"), 1_048_576, 2 ** 40),
+    pruneIntervalSeconds: int("ARBITER_STATE_PRUNE_INTERVAL_SECONDS", get("ARBITER_STATE_PRUNE_INTERVAL_SECONDS", "300"), 0, 86_400),
+  };
+
   const config: Config = {
     grpcListen,
     adminListen,
@@ -303,6 +394,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     approvals: approvalsConfig(opt),
     bundleVerification,
     admin,
+    // ---- fleet-wide state (issue #10) ----
+    state,
+    engineLimits: {
+      evalTimeoutMs: int("ARBITER_EVAL_TIMEOUT_MS", get("ARBITER_EVAL_TIMEOUT_MS", "100"), 1, 60_000),
+      bundleMaxBytes: int("ARBITER_BUNDLE_MAX_BYTES", get("ARBITER_BUNDLE_MAX_BYTES", "67108864"), 1024, 1_073_741_824),
+      bundleMaxElements: int("ARBITER_BUNDLE_MAX_ELEMENTS", get("ARBITER_BUNDLE_MAX_ELEMENTS", "1000000"), 1, 10_000_000),
+    },
+    connections: {
+      max: int("ARBITER_MAX_CONNECTIONS", get("ARBITER_MAX_CONNECTIONS", "1024"), 1, 1_000_000),
+      handshakeTimeoutMs: int("ARBITER_HANDSHAKE_TIMEOUT_MS", get("ARBITER_HANDSHAKE_TIMEOUT_MS", "10000"), 100, 600_000),
+      idleTimeoutMs: int("ARBITER_IDLE_TIMEOUT_MS", get("ARBITER_IDLE_TIMEOUT_MS", "300000"), 1000, 86_400_000),
+      http1HeadersTimeoutMs: int("ARBITER_HTTP1_HEADERS_TIMEOUT_MS", get("ARBITER_HTTP1_HEADERS_TIMEOUT_MS", "10000"), 100, 600_000),
+      http1KeepAliveTimeoutMs: int("ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS", get("ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS", "5000"), 100, 600_000),
+    },
   };
   return deepFreeze(config);
 }
@@ -343,6 +448,7 @@ export function redactConfig(c: Config): Record<string, unknown> {
   return {
     ...c,
     databaseUrl: c.databaseUrl === undefined ? undefined : c.databaseUrl.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@"),
+    state: { ...c.state, databaseUrl: c.state.databaseUrl?.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@") },
   };
 }
 

@@ -55,8 +55,64 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
   return value;
 }
 
-function tokenKey(token: string): string {
+/** SHA-256 (hex) of a token: the only form in which a store keeps it. */
+export function approvalTokenKey(token: string): string {
   return createHash("sha256").update(token).digest("hex");
+}
+
+/** Whether `token` has the form `create` issues (43 base64url characters). */
+export function isApprovalTokenShape(token: unknown): token is string {
+  return typeof token === "string" && TOKEN_PATTERN.test(token);
+}
+
+/** SHA-256 (hex) of tenant NUL grant id: the key of a redeemed signed grant. */
+export function grantKey(tenantId: string, grantId: string): string {
+  return createHash("sha256").update(tenantId).update("\0").update(grantId).digest("hex");
+}
+
+/** What a store knows about one token, wherever it keeps it. */
+export interface ApprovalRecord {
+  readonly tenantId: string;
+  readonly digest: string;
+  readonly expiresAtMs: number;
+  readonly used: boolean;
+}
+
+/**
+ * The reason a known token does not approve (tenantId, digest) at nowMs, in the documented
+ * order, or undefined when it does. Shared by the in-memory and the Postgres store.
+ */
+export function approvalRefusal(
+  entry: ApprovalRecord,
+  args: { readonly tenantId: string; readonly digest?: string; readonly nowMs: number },
+): ApprovalReason | undefined {
+  if (entry.tenantId !== args.tenantId) return "approval_wrong_tenant";
+  if (entry.used) return "approval_replayed";
+  if (args.nowMs >= entry.expiresAtMs) return "approval_expired";
+  if (args.digest !== undefined && entry.digest !== args.digest) return "approval_wrong_action";
+  return undefined;
+}
+
+/** Validates CreateApproval arguments (throws `ApprovalStoreError` naming the argument); returns the expiry. */
+export function validateCreateArgs(
+  args: { readonly tenantId: string; readonly digest: string; readonly approver: string; readonly ttlSeconds: number; readonly nowMs: number },
+  maxTtlSeconds: number,
+): number {
+  const { tenantId, digest, approver, ttlSeconds, nowMs } = args;
+  if (typeof tenantId !== "string" || tenantId === "") {
+    throw new ApprovalStoreError("approval store: tenantId must be a non-empty string");
+  }
+  if (typeof digest !== "string" || !DIGEST_PATTERN.test(digest)) {
+    throw new ApprovalStoreError("approval store: digest must be 64 lowercase hex characters (SHA-256)");
+  }
+  if (typeof approver !== "string") throw new ApprovalStoreError("approval store: approver must be a string");
+  if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > maxTtlSeconds) {
+    throw new ApprovalStoreError(
+      `approval store: ttlSeconds must be a whole number from 1 to ${maxTtlSeconds}, got ${String(ttlSeconds)}`,
+    );
+  }
+  checkNow(nowMs);
+  return nowMs + ttlSeconds * 1000;
 }
 
 export class InMemoryApprovalStore implements ApprovalStore {
@@ -99,24 +155,11 @@ export class InMemoryApprovalStore implements ApprovalStore {
     readonly ttlSeconds: number;
     readonly nowMs: number;
   }): { readonly token: string; readonly expiresAtMs: number } {
-    const { tenantId, digest, approver, ttlSeconds, nowMs } = args;
-    if (typeof tenantId !== "string" || tenantId === "") {
-      throw new ApprovalStoreError("approval store: tenantId must be a non-empty string");
-    }
-    if (typeof digest !== "string" || !DIGEST_PATTERN.test(digest)) {
-      throw new ApprovalStoreError("approval store: digest must be 64 lowercase hex characters (SHA-256)");
-    }
-    if (typeof approver !== "string") throw new ApprovalStoreError("approval store: approver must be a string");
-    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > this.#maxTtlSeconds) {
-      throw new ApprovalStoreError(
-        `approval store: ttlSeconds must be a whole number from 1 to ${this.#maxTtlSeconds}, got ${String(ttlSeconds)}`,
-      );
-    }
-    checkNow(nowMs);
+    const expiresAtMs = validateCreateArgs(args, this.#maxTtlSeconds);
+    const { tenantId, digest, approver, nowMs } = args;
     const token = randomBytes(32).toString("base64url");
-    const expiresAtMs = nowMs + ttlSeconds * 1000;
     this.#makeRoom(nowMs);
-    this.#entries.set(tokenKey(token), { tenantId, digest, approver, expiresAtMs, used: false });
+    this.#entries.set(approvalTokenKey(token), { tenantId, digest, approver, expiresAtMs, used: false });
     return { token, expiresAtMs };
   }
 
@@ -132,8 +175,8 @@ export class InMemoryApprovalStore implements ApprovalStore {
   checkSync(args: { readonly tenantId: string; readonly token: string; readonly digest: string; readonly nowMs: number }): ApprovalCheck {
     const found = this.#find(args.tenantId, args.token, args.nowMs);
     if ("reason" in found) return { valid: false, reason: found.reason };
-    if (found.entry.digest !== args.digest) return { valid: false, reason: "approval_wrong_action" };
-    return { valid: true, reason: "" };
+    const refused = approvalRefusal(found.entry, args);
+    return refused === undefined ? { valid: true, reason: "" } : { valid: false, reason: refused };
   }
 
   async consume(args: { readonly tenantId: string; readonly token: string; readonly nowMs: number }, signal?: AbortSignal): Promise<boolean> {
@@ -165,7 +208,7 @@ export class InMemoryApprovalStore implements ApprovalStore {
   ): Promise<boolean> {
     signal?.throwIfAborted();
     checkNow(args.nowMs);
-    const key = createHash("sha256").update(args.tenantId).update("\0").update(args.grantId).digest("hex");
+    const key = grantKey(args.tenantId, args.grantId);
     const seen = this.#grants.get(key);
     if (seen !== undefined) return false;
     if (this.#grants.size >= this.#maxEntries) {
@@ -181,13 +224,11 @@ export class InMemoryApprovalStore implements ApprovalStore {
 
   #find(tenantId: string, token: string, nowMs: number): { entry: Entry } | { reason: ApprovalReason } {
     checkNow(nowMs);
-    if (typeof token !== "string" || !TOKEN_PATTERN.test(token)) return { reason: "approval_unknown" };
-    const entry = this.#entries.get(tokenKey(token));
+    if (!isApprovalTokenShape(token)) return { reason: "approval_unknown" };
+    const entry = this.#entries.get(approvalTokenKey(token));
     if (entry === undefined) return { reason: "approval_unknown" };
-    if (entry.tenantId !== tenantId) return { reason: "approval_wrong_tenant" };
-    if (entry.used) return { reason: "approval_replayed" };
-    if (nowMs >= entry.expiresAtMs) return { reason: "approval_expired" };
-    return { entry };
+    const refused = approvalRefusal(entry, { tenantId, nowMs });
+    return refused === undefined ? { entry } : { reason: refused };
   }
 
   #makeRoom(nowMs: number): void {

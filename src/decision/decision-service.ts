@@ -13,7 +13,8 @@ import type { EngineHost } from "../engine/types.ts";
 import { AuditStep } from "./audit-step.ts";
 import { Companions } from "./companions.ts";
 import { DEFAULT_CACHE, DecisionCache, type DecisionCacheOptions } from "./decision-cache.ts";
-import { Pipeline } from "./pipeline.ts";
+import { Pipeline, traced } from "./pipeline.ts";
+import type { Tracing } from "../telemetry/tracing.ts";
 import type { FailClosedReason } from "./results.ts";
 import { decideRpc } from "./rpc-decide.ts";
 import { finalizeRpc } from "./rpc-finalize.ts";
@@ -63,6 +64,8 @@ export interface DecisionServiceOptions {
   readonly grants?: ApprovalGrantVerifier;
   /** Lets CreateApproval create tokens on this listener (local development only). Default false: PERMISSION_DENIED. */
   readonly approvalsLocalCreate?: boolean;
+  /** OpenTelemetry traces (`src/telemetry/tracing.ts`); undefined: none, at no cost. */
+  readonly tracing?: Tracing;
 }
 
 /** The entrypoints the decision core evaluates: pass as the engine's `requiredEntrypoints`. */
@@ -103,12 +106,14 @@ class Service implements DecisionService {
   readonly #route: ReturnType<typeof routeRpc>;
   readonly #guardMemory: ReturnType<typeof guardMemoryRpc>;
   readonly #finalize: ReturnType<typeof finalizeRpc>;
+  readonly #tracing: Tracing | undefined;
 
   constructor(o: DecisionServiceOptions) {
     const log = o.logger.child({ component: "decision", instance: o.instanceId });
     const clock = o.clock ?? Date.now;
     const registry = o.registry;
     this.#cache = new DecisionCache({ ...DEFAULT_CACHE, ...o.cache });
+    this.#tracing = o.tracing;
     const audit = new AuditStep(o.audit, log);
     this.#pipeline = new Pipeline({
       engine: o.engine,
@@ -116,6 +121,7 @@ class Service implements DecisionService {
       cache: this.#cache,
       clock,
       log,
+      tracing: o.tracing,
       metrics: {
         failClosed: metric(registry, "arbiter_fail_closed_total", () => new Counter({
           name: "arbiter_fail_closed_total",
@@ -177,11 +183,13 @@ class Service implements DecisionService {
   }
 
   recordUsage(req: RecordUsageRequest, ctx: CallContext): Promise<RecordUsageResponse> {
-    return this.#companions.recordUsage(req, ctx);
+    if (this.#tracing === undefined) return this.#companions.recordUsage(req, ctx);
+    return traced(this.#tracing, "RecordUsage", req, ctx, () => this.#companions.recordUsage(req, ctx));
   }
 
   createApproval(req: CreateApprovalRequest, ctx: CallContext): Promise<CreateApprovalResponse> {
-    return this.#companions.createApproval(req, ctx);
+    if (this.#tracing === undefined) return this.#companions.createApproval(req, ctx);
+    return traced(this.#tracing, "CreateApproval", req, ctx, () => this.#companions.createApproval(req, ctx));
   }
 }
 

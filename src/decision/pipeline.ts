@@ -17,6 +17,7 @@
 import type { Logger } from "pino";
 import type { Counter } from "prom-client";
 import type { AuditRpc } from "../audit/types.ts";
+import { EvaluationTimeoutError } from "../engine/errors.ts";
 import type { ActivePolicy, EngineHost } from "../engine/types.ts";
 import { AuditStep, throwIfAborted, type InputDigest } from "./audit-step.ts";
 import { DecisionCache, cacheKey, cacheKeyAndInputSha256 } from "./decision-cache.ts";
@@ -24,6 +25,7 @@ import { DecisionError } from "./errors.ts";
 import { uuidv7 } from "./ids.ts";
 import type { Parsed, Rejected } from "./results.ts";
 import type { CallContext, JsonObject, RequestMeta, ResponseMeta } from "./types.ts";
+import type { RpcTrace, Tracing } from "../telemetry/tracing.ts";
 
 /** What `prepare` hands on; `rejected` set means: answer fail-closed without evaluating. */
 export interface Prepared {
@@ -70,6 +72,31 @@ export interface PipelineOptions {
     readonly hits: Counter;
     readonly misses: Counter;
   };
+  /** OpenTelemetry traces; undefined: no tracing work at all. */
+  readonly tracing?: Tracing | undefined;
+}
+
+/**
+ * Runs `call` inside the call's server span when tracing is on (revision and reasons of the
+ * answer as attributes; a thrown call marks the span failed).
+ */
+export async function traced<R extends ResponseMeta>(
+  tracing: Tracing,
+  rpc: string,
+  req: RequestMeta,
+  ctx: CallContext,
+  call: (trace: RpcTrace) => Promise<R>,
+): Promise<R> {
+  const trace = tracing.startRpc(rpc, req.tenantId, ctx.traceparent, ctx.startedAt);
+  try {
+    const res = await call(trace);
+    trace.set({ "arbiter.bundle_revision": res.bundleRevision, "arbiter.reasons": res.reasons });
+    trace.end();
+    return res;
+  } catch (err) {
+    trace.end(err);
+    throw err;
+  }
 }
 
 function deepFreeze<T>(v: T): T {
@@ -95,8 +122,10 @@ export class Pipeline {
   readonly #clock: () => number;
   readonly #log: Logger;
   readonly #metrics: PipelineOptions["metrics"];
+  readonly #tracing: Tracing | undefined;
 
   constructor(o: PipelineOptions) {
+    this.#tracing = o.tracing;
     this.#engine = o.engine;
     this.#audit = o.audit;
     this.#cache = o.cache;
@@ -105,10 +134,20 @@ export class Pipeline {
     this.#metrics = o.metrics;
   }
 
-  async run<Req extends RequestMeta, Prep extends Prepared, Res extends PolicyResult, Resp extends ResponseMeta>(
+  run<Req extends RequestMeta, Prep extends Prepared, Res extends PolicyResult, Resp extends ResponseMeta>(
     rpc: PolicyRpc<Req, Prep, Res, Resp>,
     req: Req,
     ctx: CallContext,
+  ): Promise<Resp> {
+    if (this.#tracing === undefined) return this.#run(rpc, req, ctx, undefined);
+    return traced(this.#tracing, rpc.rpc, req, ctx, (trace) => this.#run(rpc, req, ctx, trace));
+  }
+
+  async #run<Req extends RequestMeta, Prep extends Prepared, Res extends PolicyResult, Resp extends ResponseMeta>(
+    rpc: PolicyRpc<Req, Prep, Res, Resp>,
+    req: Req,
+    ctx: CallContext,
+    trace: RpcTrace | undefined,
   ): Promise<Resp> {
     if (typeof req.tenantId !== "string" || req.tenantId === "") {
       throw new DecisionError("invalid_argument", "tenant_id: must not be empty");
@@ -116,29 +155,38 @@ export class Pipeline {
     rpc.validate?.(req);
     throwIfAborted(ctx);
     const nowMs = this.#clock();
+    const t0 = trace === undefined ? 0 : performance.now();
     let prepared = rpc.prepare(req, ctx, nowMs);
     if (isPromise(prepared)) {
       prepared = await prepared;
       throwIfAborted(ctx);
+      trace?.child("arbiter.state", t0, performance.now());
     }
     const prep = prepared;
     const input = rpc.input(req, prep, nowMs);
-    if (prep.rejected !== undefined) return this.#failClosed(rpc, req, ctx, prep, prep.rejected, this.#engine.active(), nowMs, input);
+    if (prep.rejected !== undefined) return this.#failClosed(rpc, req, ctx, prep, prep.rejected, this.#engine.active(), nowMs, input, trace);
     // ---- synchronous from here to the result ----
     const active = this.#engine.active();
     const digest: InputDigest = { inputSha256: "" };
     const outcome = this.#audit.accepting()
-      ? this.#evaluate(active, rpc.entrypoint, input, rpc.cacheable(req, prep), rpc.parse, digest)
+      ? this.#evaluate(active, rpc.entrypoint, input, rpc.cacheable(req, prep), rpc.parse, digest, trace)
       : AUDIT_FULL;
     if (!outcome.ok) {
       await rpc.undo?.(req, prep, nowMs);
-      return this.#failClosed(rpc, req, ctx, prep, outcome, active, nowMs, input);
+      return this.#failClosed(rpc, req, ctx, prep, outcome, active, nowMs, input, trace);
     }
     let result = outcome.value;
     if (rpc.settle !== undefined) {
+      const t1 = trace === undefined ? 0 : performance.now();
       const settled = rpc.settle(req, prep, result, ctx, nowMs);
-      result = isPromise(settled) ? await settled : settled;
+      if (isPromise(settled)) {
+        result = await settled;
+        trace?.child("arbiter.state.settle", t1, performance.now());
+      } else {
+        result = settled;
+      }
     }
+    trace?.set({ "arbiter.outcome": rpc.outcome(result) });
     const revision = active?.revision ?? "";
     const decisionId = uuidv7(nowMs);
     if (this.#audit.sink !== undefined) {
@@ -151,15 +199,17 @@ export class Pipeline {
         digest,
       });
       let appended: boolean;
+      const t2 = trace === undefined ? 0 : performance.now();
       try {
         appended = await this.#audit.append(event, ctx);
       } catch (err) {
         await rpc.undo?.(req, prep, nowMs);
         throw err;
       }
+      trace?.child("arbiter.audit", t2, performance.now(), { "arbiter.audit.appended": appended });
       if (!appended) {
         await rpc.undo?.(req, prep, nowMs);
-        return this.#failClosed(rpc, req, ctx, prep, AUDIT_REFUSED, active, nowMs, input);
+        return this.#failClosed(rpc, req, ctx, prep, AUDIT_REFUSED, active, nowMs, input, trace);
       }
     }
     return rpc.respond({ decisionId, requestId: req.requestId, bundleRevision: revision, reasons: [...result.reasons] }, req, prep, result);
@@ -173,9 +223,11 @@ export class Pipeline {
     useCache: boolean,
     parse: (rs: unknown) => Parsed<T>,
     digest: InputDigest,
+    trace: RpcTrace | undefined,
   ): Parsed<T> {
     if (active === undefined) return NO_BUNDLE;
     let key: string | undefined;
+    const t0 = trace === undefined ? 0 : performance.now();
     if (useCache) {
       if (this.#audit.sink !== undefined) {
         // One serialization of the input serves the cache key and the audit hash.
@@ -186,18 +238,24 @@ export class Pipeline {
         key = cacheKey(active.revision, entrypoint, input);
       }
       const hit = this.#cache.get(key);
+      trace?.child("arbiter.cache", t0, performance.now(), { "arbiter.cache_hit": hit !== undefined });
       if (hit !== undefined) {
         this.#metrics.hits.inc();
         return { ok: true, value: hit as T, cacheable: true };
       }
       this.#metrics.misses.inc();
     }
+    const t1 = trace === undefined ? 0 : performance.now();
     let rs: unknown;
     try {
       rs = active.evaluate(entrypoint, input);
     } catch (err) {
+      trace?.child("arbiter.evaluate", t1, performance.now(), { "arbiter.bundle_revision": active.revision, "arbiter.error": true });
+      // The evaluation deadline (ARBITER_EVAL_TIMEOUT_MS) has its own reason.
+      if (err instanceof EvaluationTimeoutError) return { ok: false, reason: "evaluation_timeout", detail: err.message };
       return { ok: false, reason: "policy_error", detail: err instanceof Error ? err.message : String(err) };
     }
+    trace?.child("arbiter.evaluate", t1, performance.now(), { "arbiter.bundle_revision": active.revision });
     const parsed = parse(rs);
     if (parsed.ok && parsed.cacheable && key !== undefined) this.#cache.set(key, deepFreeze(parsed.value));
     return parsed;
@@ -213,10 +271,12 @@ export class Pipeline {
     active: ActivePolicy | undefined,
     nowMs: number,
     input: JsonObject,
+    trace: RpcTrace | undefined,
   ): Promise<Resp> {
     const decisionId = uuidv7(nowMs);
     const meta: ResponseMeta = { decisionId, requestId: req.requestId, bundleRevision: active?.revision ?? "", reasons: [rejected.reason] };
     const { response, outcome } = rpc.failClosed(meta, req, prep, active);
+    trace?.set({ "arbiter.outcome": outcome, "arbiter.fail_closed": rejected.reason });
     if (rejected.reason !== "audit_unavailable" && this.#audit.sink !== undefined) {
       const event = this.#audit.event(rpc.rpc, req, ctx, decisionId, nowMs, {
         principal: rpc.principal(req),

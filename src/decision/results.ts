@@ -7,6 +7,7 @@ import type { Fallback, Obligations, TerminalMode } from "./types.ts";
 export type FailClosedReason =
   | "no_bundle"
   | "policy_error"
+  | "evaluation_timeout"
   | "policy_undefined"
   | "policy_invalid_result"
   | "audit_unavailable"

@@ -56,6 +56,22 @@ export function decideRpc(o: DecideRpcOptions): PolicyRpc<DecideRequest, DecideP
     }
   }
 
+  /** Single use of the approval that lets this request through; a replay or a failure denies. */
+  async function useApproval(req: DecideRequest, prep: DecidePrep, r: DecideResult, ctx: CallContext, nowMs: number): Promise<DecideResult> {
+    let used: string | undefined;
+    try {
+      const first = prep.grant !== undefined
+        ? await approvals!.redeemGrant({ tenantId: req.tenantId, grantId: prep.grant.grantId, expiresAtMs: prep.grant.expiresAtMs, nowMs }, ctx.signal)
+        : await approvals!.consume({ tenantId: req.tenantId, token: req.approvalToken, nowMs }, ctx.signal);
+      if (!first) used = "approval_replayed";
+    } catch (err) {
+      throwIfAborted(ctx);
+      log.error({ err, requestId: req.requestId }, "approval consume failed");
+      used = unavailable(err);
+    }
+    return used === undefined ? r : { ...r, allow: false, reasons: [...r.reasons, used] };
+  }
+
   return {
     rpc: "Decide",
     entrypoint: "arbiter/decide",
@@ -66,21 +82,9 @@ export function decideRpc(o: DecideRpcOptions): PolicyRpc<DecideRequest, DecideP
     // An approval is single use: a request carrying one is never answered from the cache.
     cacheable: (_req, prep) => !prep.approval.present,
     parse: parseDecide,
-    async settle(req, prep, r, ctx, nowMs) {
-      if (!(r.allow && r.requiresApproval && prep.approval.valid && approvals !== undefined)) return r;
-      let used: string | undefined;
-      try {
-        const first = prep.grant !== undefined
-          ? await approvals.redeemGrant({ tenantId: req.tenantId, grantId: prep.grant.grantId, expiresAtMs: prep.grant.expiresAtMs, nowMs }, ctx.signal)
-          : await approvals.consume({ tenantId: req.tenantId, token: req.approvalToken, nowMs }, ctx.signal);
-        if (!first) used = "approval_replayed";
-      } catch (err) {
-        throwIfAborted(ctx);
-        log.error({ err, requestId: req.requestId }, "approval consume failed");
-        used = unavailable(err);
-      }
-      return used === undefined ? r : { ...r, allow: false, reasons: [...r.reasons, used] };
-    },
+    // Synchronous unless an approval is to be used: no extra await on the common path.
+    settle: (req, prep, r, ctx, nowMs) =>
+      r.allow && r.requiresApproval && prep.approval.valid && approvals !== undefined ? useApproval(req, prep, r, ctx, nowMs) : r,
     principal: (req) => req.subject.id,
     outcome: (r) => (r.allow ? "allow" : "deny"),
     respond: (meta, _req, _prep, r) => ({

@@ -87,11 +87,8 @@ export function guardMemoryRpc(o: GuardMemoryRpcOptions): PolicyRpc<GuardMemoryR
     input: (req, prep, nowMs) => guardMemoryInput(req, nowFact(nowMs), prep.writes),
     cacheable: () => false,
     parse: parseGuardMemory,
-    async settle(_req, prep, r, _ctx, nowMs) {
-      // Only allowed writes consume quota.
-      if (!r.allow) await release(prep, nowMs);
-      return r;
-    },
+    // Only allowed writes consume quota: a denied one gives its reservation back.
+    settle: (_req, prep, r, _ctx, nowMs) => (r.allow || !prep.held ? r : release(prep, nowMs).then(() => r)),
     undo: (_req, prep, nowMs) => release(prep, nowMs),
     principal: (req) => req.agentId,
     outcome: (r) => (r.allow ? "allow" : "deny"),

@@ -1,14 +1,17 @@
 /**
- * Allowed-write counters per (tenant, agent, session) for GuardMemory quotas. In memory and
- * bounded: at most `maxEntries` sessions (least recently used evicted first) and each forgotten
- * after `idleMs` without access. A forgotten session starts again from 0, so the quota is per
- * "active" session; documented in docs/input-schema.md.
+ * Allowed-write counters per (tenant, agent, session) for GuardMemory quotas, in this process only
+ * (`ARBITER_STATE=memory`; the fleet-wide one is `src/state/session-store.ts`). Bounded: at most
+ * `maxEntries` sessions (least recently used evicted first) and each forgotten after `idleMs`
+ * without access. A forgotten session starts again from 0, so the quota is per "active" session;
+ * documented in docs/input-schema.md.
  *
- * Atomicity: the decision core reads `get()`, evaluates synchronously and calls `increment()`
- * only if the write was allowed, with no `await` in between; Node runs that sequence without
- * interleaving another call on the same key.
+ * Atomicity: `reserveWrite` reads and increments synchronously, so concurrent calls each see a
+ * distinct count (Node never interleaves a synchronous method). The older `get` / `increment` /
+ * `decrement` trio is the same counter, for callers that evaluate between read and increment
+ * without an `await`.
  */
 import { LRUCache } from "lru-cache";
+import type { SessionKey, SessionStore } from "./stores.ts";
 
 export interface SessionCounterOptions {
   /** Maximum sessions tracked. Default 100000. */
@@ -19,7 +22,7 @@ export interface SessionCounterOptions {
 
 export const DEFAULT_SESSIONS: SessionCounterOptions = { maxEntries: 100_000, idleMs: 3_600_000 };
 
-export class SessionCounters {
+export class SessionCounters implements SessionStore {
   readonly #lru: LRUCache<string, number>;
 
   constructor(options: SessionCounterOptions) {
@@ -50,7 +53,27 @@ export class SessionCounters {
     else this.#lru.set(key, current - 1);
   }
 
+  /** Allowed writes so far for the session (SessionStore). */
+  writes(key: SessionKey): number {
+    return this.get(SessionCounters.key(key.tenantId, key.agentId, key.sessionId));
+  }
+
+  /** Atomically counts one more write; returns the count before it (SessionStore). */
+  reserveWrite(key: SessionKey): number {
+    return this.increment(SessionCounters.key(key.tenantId, key.agentId, key.sessionId)) - 1;
+  }
+
+  /** Gives back one reserved write (SessionStore). */
+  releaseWrite(key: SessionKey): void {
+    this.decrement(SessionCounters.key(key.tenantId, key.agentId, key.sessionId));
+  }
+
   get size(): number {
     return this.#lru.size;
   }
+}
+
+/** Creates in-memory session counters (defaults: 100000 sessions, 1 hour idle expiry). */
+export function createSessionCounters(options: Partial<SessionCounterOptions> = {}): SessionCounters {
+  return new SessionCounters({ ...DEFAULT_SESSIONS, ...options });
 }

@@ -115,6 +115,7 @@ export interface VerifiedGrant {
  * Verifies signed approval grants (compact JWS) against the configured approver keys and the
  * Decide request they must bind to. Reasons: `approval_bad_signature`, `approval_unknown_key`,
  * `approval_expired`, `approval_not_yet_valid`, `approval_wrong_tenant`, `approval_wrong_action`,
+ * `approval_wrong_audience` (with `ARBITER_APPROVAL_AUDIENCE`),
  * `approval_unknown` (not a grant at all).
  */
 export interface ApprovalGrantVerifier {

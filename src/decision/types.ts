@@ -191,6 +191,8 @@ export interface CallContext {
   readonly aborted?: boolean;
   /** Monotonic start time (performance.now()) for latency accounting. */
   readonly startedAt: number;
+  /** The caller's W3C `traceparent`, when valid (the parent of the call's trace span). */
+  readonly traceparent?: string;
 }
 
 /** The decision core's surface, implemented by `src/decision/decision-service.ts`. */

@@ -74,7 +74,7 @@ export class InMemoryUsageStore implements UsageStore {
 
   /** Start of the window containing `nowMs`. */
   windowStart(nowMs: number): number {
-    return Math.floor(nowMs / this.#windowMs) * this.#windowMs;
+    return windowStartOf(nowMs, this.#windowMs);
   }
 
   async spend(tenantId: string, nowMs: number, signal?: AbortSignal): Promise<Readonly<Record<string, number>>> {
@@ -102,14 +102,7 @@ export class InMemoryUsageStore implements UsageStore {
 
   /** Adds `amount` to the (tenant, unit) spend of the window containing `nowMs`. */
   recordSync(tenantId: string, unit: string, amount: number, nowMs: number): UsageWindow {
-    if (typeof tenantId !== "string" || tenantId === "") {
-      throw new UsageStoreError("usage store: tenantId must be a non-empty string");
-    }
-    if (typeof unit !== "string" || unit === "") throw new UsageStoreError("usage store: unit must be a non-empty string");
-    if (typeof amount !== "number" || !Number.isFinite(amount) || amount < 0) {
-      throw new UsageStoreError(`usage store: amount must be a finite number >= 0, got ${String(amount)}`);
-    }
-    checkNow(nowMs);
+    validateUsageRecord(tenantId, unit, amount, nowMs);
     const start = this.windowStart(nowMs);
     let entry = this.#tenants.get(tenantId);
     if (entry === undefined) {
@@ -147,7 +140,24 @@ export class InMemoryUsageStore implements UsageStore {
   }
 }
 
-function checkNow(nowMs: number): void {
+/** Checks RecordUsage arguments; throws `UsageStoreError` naming the argument. Shared with the Postgres store. */
+export function validateUsageRecord(tenantId: string, unit: string, amount: number, nowMs: number): void {
+  if (typeof tenantId !== "string" || tenantId === "") {
+    throw new UsageStoreError("usage store: tenantId must be a non-empty string");
+  }
+  if (typeof unit !== "string" || unit === "") throw new UsageStoreError("usage store: unit must be a non-empty string");
+  if (typeof amount !== "number" || !Number.isFinite(amount) || amount < 0) {
+    throw new UsageStoreError(`usage store: amount must be a finite number >= 0, got ${String(amount)}`);
+  }
+  checkNow(nowMs);
+}
+
+/** Start (ms since the epoch) of the epoch-aligned window of `windowMs` containing `nowMs`. */
+export function windowStartOf(nowMs: number, windowMs: number): number {
+  return Math.floor(nowMs / windowMs) * windowMs;
+}
+
+export function checkNow(nowMs: number): void {
   if (typeof nowMs !== "number" || !Number.isFinite(nowMs)) {
     throw new UsageStoreError(`usage store: nowMs must be a finite number, got ${String(nowMs)}`);
   }

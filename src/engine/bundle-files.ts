@@ -17,6 +17,10 @@ export interface BundleParts {
   readonly data: Record<string, unknown>;
   /** SHA-256 (hex) of the source content (archive bytes, or every file of a directory). */
   readonly digest: string;
+  /** The deadline-instrumented module, when compiled off the main thread (load worker). */
+  readonly module?: WebAssembly.Module;
+  /** `data` as JSON bytes, when already serialized (load worker); else serialized on use. */
+  readonly dataJson?: Uint8Array;
 }
 
 /** Default bound on a bundle archive or directory (bytes read from disk or the network). */

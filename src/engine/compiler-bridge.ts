@@ -1,9 +1,9 @@
 /**
- * The engine's only door into `src/compiler/`: bundle reading (the same reader `arbiter eval`
- * uses, for bundles from `arbiter build` and `opa build -t wasm` alike), in-process builds of
- * Rego source directories (the same as `arbiter build`), and the host builtins for the SDK.
+ * The engine's door into `src/compiler/` for compiling: in-process builds of Rego source
+ * directories (the same as `arbiter build`) and the host builtins for the SDK. The load worker
+ * uses the light door `compiler-parts.ts` instead, so it does not load the whole compiler.
  */
-import { buildBundle, hostBuiltins, parseBundleFiles, unpackBundle, type BundleManifest } from "../compiler/index.ts";
+import { buildBundle, hostBuiltins, type BundleManifest } from "../compiler/index.ts";
 import { BundleError, describe } from "./errors.ts";
 import type { BundleParts } from "./bundle-files.ts";
 
@@ -14,27 +14,6 @@ export function hostBuiltinMap(): Record<string, (...args: unknown[]) => unknown
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** Unpacks `.tar.gz` bundle bytes into files (path without leading `/` -> bytes). */
-export function unpackBundleFiles(bytes: Uint8Array): Map<string, Uint8Array> {
-  try {
-    return unpackBundle(bytes);
-  } catch (err) {
-    throw new BundleError(describe(err), { cause: err });
-  }
-}
-
-/** Parses a built bundle's files (from an archive or a directory) with the compiler's reader. */
-export function readBundleParts(files: Map<string, Uint8Array>, digest: string): BundleParts {
-  let loaded;
-  try {
-    loaded = parseBundleFiles(files);
-  } catch (err) {
-    throw new BundleError(describe(err), { cause: err });
-  }
-  if (!isObject(loaded.data)) throw new BundleError("bundle data must be a JSON object");
-  return { manifest: loaded.manifest, wasm: loaded.wasm, data: loaded.data, digest };
 }
 
 /**

@@ -3,25 +3,20 @@
  * -> validate -> atomic swap) shared by the first load, explicit reloads, file watching and HTTP
  * polling. Loads are serialized; a failed load never replaces the active snapshot.
  */
-import { mkdir, mkdtemp, realpath, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { loadPolicy } from "@open-policy-agent/opa-wasm";
+import { rm, stat } from "node:fs/promises";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Logger } from "pino";
-import {
-  DEFAULT_MAX_BUNDLE_BYTES,
-  digestBytes,
-  digestFiles,
-  readDirectoryFiles,
-  type BundleFiles,
-  type BundleParts,
-} from "./bundle-files.ts";
-import { BundleSignatureError, verifyBundleSignature, type BundleVerificationOptions } from "./bundle-signature.ts";
+import { DEFAULT_MAX_BUNDLE_BYTES, type BundleParts } from "./bundle-files.ts";
 import { buildInWorker } from "./build-in-worker.ts";
-import { buildFromSources, hostBuiltinMap, partsFromBuild, readBundleParts, unpackBundleFiles } from "./compiler-bridge.ts";
+import { buildFromSources, hostBuiltinMap, partsFromBuild } from "./compiler-bridge.ts";
+import type { LoadRequest, LoadSource } from "./load-bundle.ts";
+import { LoadWorker, loadHere } from "./load-in-worker.ts";
+import type { WorkerLoadReply } from "./load-worker.ts";
+import { BundleSignatureError, type BundleVerificationOptions } from "./bundle-signature.ts";
 import type { BundleManifest } from "../compiler/index.ts";
-import { BundleError, describe, wrapError } from "./errors.ts";
+import { BundleError, describe, EvaluationTimeoutError, wrapError } from "./errors.ts";
+import { Deadline, instantiatePolicy, type SdkPolicy } from "./policy-instance.ts";
+import { instrumentDeadline } from "./wasm-deadline.ts";
 import { fetchBundle } from "./http-fetch.ts";
 import { checkArbiterConfig, deepFreeze, defaultSmokeInput } from "./validate.ts";
 import { watchSource, type SourceWatcher } from "./watcher.ts";
@@ -40,14 +35,9 @@ const DEFAULTS = {
   memory: { initial: 5, maximum: 1024 },
   timeoutMs: 10_000,
   maxBytes: DEFAULT_MAX_BUNDLE_BYTES,
+  evalTimeoutMs: 100,
+  maxElements: 1_000_000,
 } as const;
-
-/** The SDK's loaded policy, as much of it as the host uses. */
-interface SdkPolicy {
-  evaluate(input: unknown, entrypoint: string): unknown;
-  setData(data: unknown): void;
-  entrypoints: Record<string, number>;
-}
 
 type SourceKind = "http" | "file" | "directory";
 
@@ -82,6 +72,20 @@ function validateOptions(options: EngineHostOptions): void {
   positive("pollIntervalMs", options.pollIntervalMs);
   positive("debounceMs", options.debounceMs);
   positive("http.timeoutMs", options.http?.timeoutMs);
+  const lim = options.bundleLimits;
+  if (lim?.maxBytes !== undefined && !(Number.isInteger(lim.maxBytes) && lim.maxBytes > 0)) {
+    throw new Error(`engine: bundleLimits.maxBytes must be a positive integer, got ${lim.maxBytes}`);
+  }
+  if (lim?.maxElements !== undefined && !(Number.isInteger(lim.maxElements) && lim.maxElements > 0)) {
+    throw new Error(`engine: bundleLimits.maxElements must be a positive integer, got ${lim.maxElements}`);
+  }
+  if (lim?.workerHeapMb !== undefined && !(Number.isInteger(lim.workerHeapMb) && lim.workerHeapMb >= 16)) {
+    throw new Error(`engine: bundleLimits.workerHeapMb must be an integer of at least 16, got ${lim.workerHeapMb}`);
+  }
+  const t = options.evalTimeoutMs;
+  if (t !== undefined && !(Number.isInteger(t) && t >= 1 && t <= 60_000)) {
+    throw new Error(`engine: evalTimeoutMs must be an integer from 1 to 60000 ms, got ${t}`);
+  }
   if (options.http?.maxBytes !== undefined && !(Number.isInteger(options.http.maxBytes) && options.http.maxBytes > 0)) {
     throw new Error(`engine: http.maxBytes must be a positive integer, got ${options.http.maxBytes}`);
   }
@@ -93,13 +97,6 @@ function validateOptions(options: EngineHostOptions): void {
 
 function metric<T>(registry: Registry, name: string, make: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? make();
-}
-
-/** A bundle source as read: its files, their digest, and the directory they came from (if any). */
-interface SourceFiles {
-  readonly files: BundleFiles;
-  readonly digest: string;
-  readonly dir: string | undefined;
 }
 
 interface Snapshot extends ActivePolicy {
@@ -124,6 +121,8 @@ class Host implements EngineHost {
   readonly #loadedTs: Gauge;
   readonly #verification: BundleVerificationOptions | undefined;
   readonly #verificationFailures: Counter<"reason">;
+  readonly #timeouts: Counter;
+  readonly #evalTimeoutMs: number;
   readonly #abort = new AbortController();
   #active: Snapshot | undefined;
   #etag: string | undefined;
@@ -136,6 +135,8 @@ class Host implements EngineHost {
   #watcher: SourceWatcher | undefined;
   #watchingFile = false;
   #workerUnavailable = false;
+  #loadWorkerUnavailable = false;
+  readonly #loadWorker: LoadWorker;
   #pollTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -145,6 +146,8 @@ class Host implements EngineHost {
     this.#kind = classify(options.source);
     this.#display = this.#kind === "http" ? maskCredentials(options.source) : options.source;
     this.#memory = { ...(options.memory ?? DEFAULTS.memory) };
+    this.#evalTimeoutMs = options.evalTimeoutMs ?? DEFAULTS.evalTimeoutMs;
+    this.#loadWorker = new LoadWorker(options.bundleLimits?.workerHeapMb);
     const registry = options.registry;
     this.#reloads = metric(registry, "arbiter_bundle_reloads_total", () => new Counter({
       name: "arbiter_bundle_reloads_total",
@@ -168,6 +171,11 @@ class Host implements EngineHost {
       name: "arbiter_bundle_verification_failures_total",
       help: "Bundles refused by signature verification (ARBITER_BUNDLE_VERIFICATION_KEY), by reason.",
       labelNames: ["reason"],
+      registers: [registry],
+    }));
+    this.#timeouts = metric(registry, "arbiter_evaluation_timeouts_total", () => new Counter({
+      name: "arbiter_evaluation_timeouts_total",
+      help: "Policy evaluations abandoned at the evaluation deadline (ARBITER_EVAL_TIMEOUT_MS).",
       registers: [registry],
     }));
   }
@@ -254,6 +262,7 @@ class Host implements EngineHost {
     this.#watcher?.close();
     if (this.#pollTimer) clearTimeout(this.#pollTimer);
     await this.#queue;
+    await this.#loadWorker.close();
   }
 
   #schedulePoll(): void {
@@ -302,40 +311,75 @@ class Host implements EngineHost {
     }
   }
 
-  /** Reads the source and, when it differs from the active bundle, validates and swaps it in. */
+  /**
+   * Reads the source and, when it differs from the active bundle, validates and swaps it in. The
+   * reading, digesting, decompressing and parsing run in the load worker (`load-in-worker.ts`);
+   * this thread only downloads (streamed, bounded), instantiates and validates.
+   */
   async #load(): Promise<LoadResult> {
-    const maxBytes = this.#options.http?.maxBytes ?? DEFAULTS.maxBytes;
+    const limits = {
+      maxBytes: this.#options.bundleLimits?.maxBytes ?? this.#options.http?.maxBytes ?? DEFAULTS.maxBytes,
+      maxElements: this.#options.bundleLimits?.maxElements ?? DEFAULTS.maxElements,
+    };
     const source = this.#options.source;
-    let read: SourceFiles;
+    let request: LoadSource;
     let etag: string | undefined;
     if (this.#kind === "http") {
       const fetched = await fetchBundle(source, {
         etag: this.#active ? this.#etag : undefined,
         timeoutMs: this.#options.http?.timeoutMs ?? DEFAULTS.timeoutMs,
-        maxBytes,
+        maxBytes: limits.maxBytes,
         signal: this.#abort.signal,
         label: this.#display,
       });
       if (fetched.status === 304) return "unchanged";
       etag = fetched.etag;
-      const digest = digestBytes(fetched.bytes);
-      if (this.#active && digest === this.#active.digest) {
-        if (etag !== undefined) this.#etag = etag;
-        return "unchanged";
-      }
-      read = { files: unpackBundleFiles(fetched.bytes), digest, dir: undefined };
+      request = { kind: "bytes", bytes: fetched.bytes };
     } else {
-      const local = await this.#readLocal(source, maxBytes);
-      if (local === "unchanged") return "unchanged";
-      read = local;
+      let info;
+      try {
+        info = await stat(source);
+      } catch (err) {
+        throw new BundleError(`bundle: cannot read ${source}: ${(err as NodeJS.ErrnoException).code ?? describe(err)}`, { cause: err });
+      }
+      if (!info.isFile() && !info.isDirectory()) throw new BundleError(`bundle: ${source} is neither a file nor a directory`);
+      request = info.isFile() ? { kind: "file", path: source } : { kind: "directory", path: source };
     }
-    if (this.#active && read.digest === this.#active.digest) {
+    const reply = await this.#loadOffThread({
+      source: request,
+      activeDigest: this.#active?.digest,
+      limits,
+      ...(this.#verification ? { verification: this.#verification } : {}),
+    });
+    if (!reply.ok) {
+      if (reply.signature === undefined) throw new BundleError(reply.message);
+      this.#verificationFailures.inc({ reason: reply.signature });
+      throw new BundleSignatureError(reply.signature, reply.message.replace(/^bundle signature: /, ""));
+    }
+    if (reply.kind === "unchanged") {
       if (etag !== undefined) this.#etag = etag;
       return "unchanged";
     }
-    // The signature check: over exactly the bytes just read, before anything parses them.
-    if (this.#verification) await this.#verify(read.files);
-    const parts = await this.#parts(read);
+    let parts: BundleParts;
+    if (reply.kind === "rego") {
+      try {
+        parts = await this.#build(reply.dir, reply.digest);
+      } finally {
+        if (reply.copy) await rm(reply.dir, { recursive: true, force: true });
+      }
+    } else {
+      if (reply.compileError !== undefined) throw new BundleError(`bundle: policy.wasm does not load: ${reply.compileError}`);
+      parts = {
+        manifest: reply.manifest,
+        wasm: reply.wasm,
+        // Bounded by ARBITER_BUNDLE_MAX_ELEMENTS in the worker; the data is read on this thread
+        // (route config, the pack's data checks) and frozen with the snapshot.
+        data: JSON.parse(new TextDecoder().decode(reply.dataJson)) as Record<string, unknown>,
+        dataJson: reply.dataJson,
+        digest: reply.digest,
+        ...(reply.module ? { module: reply.module } : {}),
+      };
+    }
     const snapshot = await this.#instantiate(parts);
     // The swap: one reference assignment. A request holding the previous snapshot finishes on it.
     const previous = this.#active;
@@ -347,66 +391,15 @@ class Host implements EngineHost {
     return "ok";
   }
 
-  async #verify(files: BundleFiles): Promise<void> {
-    try {
-      await verifyBundleSignature(files, this.#verification!);
-    } catch (err) {
-      if (err instanceof BundleSignatureError) this.#verificationFailures.inc({ reason: err.reason });
-      throw err;
+  /** The load in a worker; in this thread when no worker can run (or `loadInWorker: false`). */
+  async #loadOffThread(request: LoadRequest): Promise<WorkerLoadReply> {
+    if (this.#options.loadInWorker !== false && !this.#loadWorkerUnavailable) {
+      const outcome = await this.#loadWorker.load(request);
+      if (!("unavailable" in outcome)) return outcome;
+      this.#loadWorkerUnavailable = true;
+      this.#log.warn({ reason: outcome.message }, "load worker unavailable; loading bundles on the main thread");
     }
-  }
-
-  async #readLocal(source: string, maxBytes: number): Promise<SourceFiles | "unchanged"> {
-    let info;
-    try {
-      info = await stat(source);
-    } catch (err) {
-      throw new BundleError(`bundle: cannot read ${source}: ${(err as NodeJS.ErrnoException).code ?? describe(err)}`, { cause: err });
-    }
-    if (info.isFile()) {
-      if (info.size > maxBytes) throw new BundleError(`bundle: ${source} is larger than ${maxBytes} bytes`);
-      const bytes = await readFile(source);
-      const digest = digestBytes(bytes);
-      if (this.#active && digest === this.#active.digest) return "unchanged";
-      return { files: unpackBundleFiles(bytes), digest, dir: undefined };
-    }
-    if (!info.isDirectory()) throw new BundleError(`bundle: ${source} is neither a file nor a directory`);
-    // Kubernetes ConfigMap layout: read through the resolved `..data` target so one reload sees
-    // one consistent generation even if kubelet swaps the symlink meanwhile.
-    let dir = source;
-    try {
-      dir = await realpath(join(source, "..data"));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-    }
-    const files = await readDirectoryFiles(dir, maxBytes);
-    const digest = digestFiles(files);
-    if (this.#active && this.#active.digest === digest) return "unchanged";
-    return { files, digest, dir };
-  }
-
-  /** Bundle parts from the files read: a built bundle is parsed, a directory of Rego compiled. */
-  async #parts(read: SourceFiles): Promise<BundleParts> {
-    const { files, digest, dir } = read;
-    // A built bundle may ship its Rego sources too: the wasm is what runs.
-    if (dir === undefined || files.has("policy.wasm") || files.has(".manifest")) return readBundleParts(files, digest);
-    if (![...files.keys()].some((p) => p.endsWith(".rego"))) {
-      throw new BundleError(`bundle: ${this.#options.source} has no .manifest, policy.wasm or .rego files`);
-    }
-    if (!this.#verification) return this.#build(dir, digest);
-    // Verified sources are compiled from a private copy of the bytes that were verified, so a
-    // file changed on disk after the check can never reach the compiler.
-    const copy = await mkdtemp(join(tmpdir(), "arbiter-verified-"));
-    try {
-      for (const [name, bytes] of files) {
-        const target = join(copy, ...name.split("/"));
-        await mkdir(dirname(target), { recursive: true });
-        await writeFile(target, bytes, { mode: 0o600 });
-      }
-      return await this.#build(copy, digest);
-    } finally {
-      await rm(copy, { recursive: true, force: true });
-    }
+    return loadHere(request);
   }
 
   /** Builds Rego sources in a worker thread (main thread when no worker can run). */
@@ -423,17 +416,55 @@ class Host implements EngineHost {
   }
 
   async #instantiate(parts: BundleParts): Promise<Snapshot> {
+    let module: WebAssembly.Module;
+    try {
+      module = parts.module ?? (await WebAssembly.compile(instrumentDeadline(parts.wasm)));
+    } catch (err) {
+      throw new BundleError(`bundle: policy.wasm does not load: ${describe(err)}`, { cause: err });
+    }
+    // The data document as JSON bytes, kept for the replacement instance after a timeout: the
+    // SDK parses it into wasm memory without a JSON.stringify of the whole document each time.
+    const dataJson = parts.dataJson ?? new TextEncoder().encode(JSON.stringify(parts.data));
+    const dataBuffer = dataJson.buffer.slice(dataJson.byteOffset, dataJson.byteOffset + dataJson.byteLength) as ArrayBuffer;
+    const deadline = new Deadline();
+    const fresh = (): SdkPolicy => {
+      const p = instantiatePolicy(module, { memory: this.#memory, hostBuiltins: hostBuiltinMap(), deadline });
+      p.setData(dataBuffer);
+      return p;
+    };
     let policy: SdkPolicy;
     try {
-      policy = (await loadPolicy(parts.wasm, { ...this.#memory }, hostBuiltinMap() as never)) as unknown as SdkPolicy;
+      policy = instantiatePolicy(module, { memory: this.#memory, hostBuiltins: hostBuiltinMap(), deadline });
     } catch (err) {
       throw new BundleError(`bundle: policy.wasm does not load: ${describe(err)}`, { cause: err });
     }
     try {
-      policy.setData(parts.data);
+      policy.setData(dataBuffer);
     } catch (err) {
       throw new BundleError(`bundle: data does not load into the policy: ${describe(err)}`, { cause: err });
     }
+    const timeoutMs = this.#evalTimeoutMs;
+    const timeouts = this.#timeouts;
+    /**
+     * Runs one evaluation under the deadline. After a timeout (or a trap) the instance stopped
+     * mid-evaluation with its runtime state undefined, so it is replaced before the next one.
+     */
+    const run = (entrypoint: string, input: unknown): unknown => {
+      deadline.limitMs = timeoutMs;
+      deadline.at = performance.now() + timeoutMs;
+      try {
+        return policy.evaluate(input, entrypoint);
+      } catch (err) {
+        if (err instanceof EvaluationTimeoutError || err instanceof WebAssembly.RuntimeError || err instanceof RangeError) {
+          if (err instanceof EvaluationTimeoutError) timeouts.inc();
+          deadline.at = Number.POSITIVE_INFINITY;
+          policy = fresh();
+        }
+        throw err;
+      } finally {
+        deadline.at = Number.POSITIVE_INFINITY;
+      }
+    };
     const moduleEntrypoints = Object.keys(policy.entrypoints).sort();
     const declared = new Set(parts.manifest.wasm.map((w) => w.entrypoint));
     for (const ep of this.#options.requiredEntrypoints) {
@@ -457,7 +488,7 @@ class Host implements EngineHost {
       const input = this.#options.smokeInputs?.[ep] ?? defaultSmokeInput(ep);
       let rs: unknown;
       try {
-        rs = policy.evaluate(input, ep);
+        rs = run(ep, input);
       } catch (err) {
         throw new BundleError(`bundle: smoke evaluation of ${ep} failed: ${describe(err)}`, { cause: err });
       }
@@ -478,8 +509,10 @@ class Host implements EngineHost {
           throw new Error(`entrypoint ${entrypoint} is not in bundle revision ${revision}`);
         }
         try {
-          return policy.evaluate(input, entrypoint);
+          return run(entrypoint, input);
         } catch (err) {
+          // The timeout keeps its class: the decision core maps it to `evaluation_timeout`.
+          if (err instanceof EvaluationTimeoutError) throw err;
           throw wrapError(`evaluating ${entrypoint} (revision ${revision})`, err);
         }
       },

@@ -26,3 +26,16 @@ export function wrapError(context: string, thrown: unknown): Error {
 export class BundleError extends Error {
   override readonly name = "BundleError";
 }
+
+/**
+ * An evaluation abandoned at its deadline (`ARBITER_EVAL_TIMEOUT_MS`, issue #12). The decision
+ * core answers fail-closed with `reason` (`evaluation_timeout`) instead of `policy_error`. The
+ * instance that was interrupted is replaced before the next evaluation.
+ */
+export class EvaluationTimeoutError extends Error {
+  override readonly name = "EvaluationTimeoutError";
+  readonly reason = "evaluation_timeout";
+  constructor(readonly limitMs: number) {
+    super(`policy evaluation exceeded its deadline of ${limitMs} ms`);
+  }
+}

@@ -34,10 +34,34 @@ export interface EngineHostOptions {
    * build (falls back to the main thread when no worker can start). Default true.
    */
   readonly buildInWorker?: boolean;
+  /**
+   * Read, decompress and parse bundles in a worker thread with its own heap limit (issue #12;
+   * falls back to the main thread when no worker can start). Default true.
+   */
+  readonly loadInWorker?: boolean;
   /** Policy-pack data checks, run after the engine's own (see `checkArbiterConfig`). */
   readonly validateData?: DataValidator;
   /** Wasm memory bounds in 64 KiB pages. Default `{ initial: 5, maximum: 1024 }` (64 MiB). */
   readonly memory?: { readonly initial: number; readonly maximum: number };
+  /**
+   * Deadline of one policy evaluation in ms (`ARBITER_EVAL_TIMEOUT_MS`), 1..60000, default 100.
+   * Past it the evaluation is abandoned with an `EvaluationTimeoutError` and the module
+   * instance is replaced; the smoke evaluation of a new bundle runs under it too.
+   */
+  readonly evalTimeoutMs?: number;
+  /**
+   * Resource limits of a bundle load (issue #12): `maxBytes` bounds the bytes read (archive,
+   * directory, HTTP body) and, separately, the decompressed archive (`ARBITER_BUNDLE_MAX_BYTES`,
+   * default 64 MiB, overriding `http.maxBytes`); `maxElements` bounds the JSON values of all data
+   * and manifest files together (`ARBITER_BUNDLE_MAX_ELEMENTS`, default 1,000,000); nesting is
+   * bounded at `MAX_JSON_DEPTH`. A bundle over a limit is refused in the load worker.
+   */
+  readonly bundleLimits?: {
+    readonly maxBytes?: number;
+    readonly maxElements?: number;
+    /** Old-generation heap limit of the load worker in MiB. Default 512 (`LOAD_WORKER_HEAP_MB`). */
+    readonly workerHeapMb?: number;
+  };
   /** HTTP: per-request timeout in ms (default 10000) and maximum body size (default 64 MiB). */
   readonly http?: { readonly timeoutMs?: number; readonly maxBytes?: number };
   /**

@@ -3,13 +3,15 @@
  * the decision core, the gRPC/Connect transport and the admin listener into one process, and
  * owns the one shutdown path (SIGTERM/SIGINT):
  *   health NOT_SERVING + readiness false -> stop accepting -> drain in-flight calls within
- *   ARBITER_SHUTDOWN_TIMEOUT_MS -> close the audit sink (flush) -> stop Postgres -> exit 0.
+ *   ARBITER_SHUTDOWN_TIMEOUT_MS -> close the audit sink (flush) -> close the state stores (pool;
+ *   unflushed usage stays in its spool) -> stop Postgres -> exit 0.
  */
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import type { DestinationStream, Logger } from "pino";
 import type { AuditPipeline, EmbeddedPostgres } from "../audit/index.ts";
+import type { StateStores } from "../state/index.ts";
 import { ConfigError, formatListen, loadConfig, redactConfig, type Config } from "../config/config.ts";
 import { createApprovalStore } from "../decision/approval-store.ts";
 import { createDecisionService, DECISION_ENTRYPOINTS } from "../decision/decision-service.ts";
@@ -52,13 +54,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const startedAt = Date.now();
   // The engine pulls in the compiler and the audit stack: loaded here, after the configuration
   // was checked, so a bad setting fails fast.
-  const [{ createAuditPipeline, startEmbeddedPostgres }, { createDecisionService, DECISION_ENTRYPOINTS }, { createApprovalStore }, { createUsageStore }, { createEngineHost }] =
+  const [{ createAuditPipeline, startEmbeddedPostgres }, { createDecisionService, DECISION_ENTRYPOINTS }, { createApprovalStore }, { createUsageStore }, { createEngineHost }, { createStateStores }] =
     await Promise.all([
       import("../audit/index.ts"),
       import("../decision/decision-service.ts"),
       import("../decision/approval-store.ts"),
       import("../decision/usage-store.ts"),
       import("../engine/index.ts"),
+      import("../state/index.ts"),
     ]);
   const root = createLogger({ level: config.logLevel, ...(options.logDestination ? { destination: options.logDestination } : {}) });
   const log = componentLogger(root, "server");
@@ -96,6 +99,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       validateData: validatePackData,
       pollIntervalMs: config.bundlePollSeconds * 1000,
       ...(config.bundleVerification ? { verification: bundleVerification(config.bundleVerification) } : {}),
+      // Evaluation deadline and bundle resource limits (issue #12).
+      evalTimeoutMs: config.engineLimits.evalTimeoutMs,
+      bundleLimits: { maxBytes: config.engineLimits.bundleMaxBytes, maxElements: config.engineLimits.bundleMaxElements },
       logger: root, // the engine names its own child logger (component "engine")
       registry,
     });
@@ -107,16 +113,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
     let audit: AuditPipeline | undefined;
     let pg: EmbeddedPostgres | undefined;
+    // The embedded Postgres serves the audit trail and the fleet-wide state alike, whichever
+    // of them has no URL of its own.
+    if ((config.audit.enabled && config.databaseUrl === undefined) || (config.state.mode === "postgres" && config.state.databaseUrl === undefined)) {
+      pg = await startEmbeddedPostgres({ dataDir: join(config.dataDir, "postgres"), logger: root });
+      const stopPg = pg;
+      cleanups.push(() => stopPg.stop());
+    }
     if (config.audit.enabled) {
-      let databaseUrl = config.databaseUrl;
-      if (databaseUrl === undefined) {
-        pg = await startEmbeddedPostgres({ dataDir: join(config.dataDir, "postgres"), logger: root });
-        const stopPg = pg;
-        cleanups.push(() => stopPg.stop());
-        databaseUrl = pg.url;
-      }
       audit = createAuditPipeline({
-        databaseUrl,
+        databaseUrl: config.databaseUrl ?? pg!.url,
         spoolDir: join(config.dataDir, "spool"),
         instanceId: config.instanceId,
         durability: config.audit.durability,
@@ -130,15 +136,48 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       cleanups.push(() => a.close());
     }
 
+    // OpenTelemetry only when an OTLP endpoint is configured (the SDK is not even loaded otherwise).
+    const tracing = process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT
+      ? (await import("../telemetry/tracing.ts")).createTracing({ serviceInstanceId: config.instanceId })
+      : undefined;
+    if (tracing) {
+      cleanups.push(() => tracing.close());
+      log.info({ endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, "exporting traces over OTLP");
+    }
+
+    // Fleet-wide state (ARBITER_STATE=postgres, issue #10): a state database that cannot be
+    // used fails start-up here, naming the variable its URL came from.
+    let state: StateStores | undefined;
+    if (config.state.mode === "postgres") {
+      state = await createStateStores({
+        databaseUrl: config.state.databaseUrl ?? pg!.url,
+        databaseUrlVariable: config.state.databaseUrlVariable ?? "ARBITER_STATE (embedded Postgres)",
+        spoolDir: join(config.dataDir, "state-spool"),
+        windowSeconds: config.state.usageWindowSeconds,
+        stalenessMs: config.state.stalenessMs,
+        spoolMaxBytes: config.state.spoolMaxBytes,
+        maxConnections: config.state.poolSize,
+        timeoutMs: config.state.timeoutMs,
+        pruneIntervalMs: config.state.pruneIntervalSeconds * 1000,
+        registry,
+        logger: componentLogger(root, "state"),
+      });
+      const st = state;
+      cleanups.push(() => st.close());
+    }
+
     const core = createDecisionService({
       engine,
+      ...(tracing ? { tracing } : {}),
       ...(audit ? { audit } : {}),
       logger: root, // the decision core names its own child logger (component "decision")
       registry,
       cache: { maxEntries: config.cache.maxEntries, maxBytes: config.cache.maxBytes, ttlMs: config.cache.ttlMs },
       instanceId: config.instanceId,
-      usage: createUsageStore(),
-      approvals: createApprovalStore(),
+      // memory: this process only (docs/policies.md); postgres: shared by the fleet.
+      usage: state?.usage ?? createUsageStore({ windowSeconds: config.state.usageWindowSeconds }),
+      approvals: state?.approvals ?? createApprovalStore(),
+      ...(state ? { sessionStore: state.sessions } : {}),
       grants,
       approvalsLocalCreate: config.approvalsLocalCreate,
     });
@@ -156,6 +195,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       health,
       logger: componentLogger(root, "transport"),
       registry,
+      ...connectionLimits(config),
       ...(config.tls
         ? {
             tls: {
@@ -179,6 +219,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         logger: componentLogger(root, "health"),
         registry: new Registry(),
         healthOnly: true,
+        ...connectionLimits(config),
       });
       healthTransport = ht;
       await ht.listen(config.healthListen);
@@ -194,6 +235,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       statusExtra: () => ({
         inFlight: transport.inFlight(),
         audit: audit ? audit.stats() : { enabled: false },
+        state: state ? { mode: "postgres", usageUnflushed: state.usage.unflushed } : { mode: "memory" },
       }),
     });
     const adminAddress = await admin.listen(config.adminListen);
@@ -211,7 +253,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         await engine.close();
         approvalKeys.close();
         if (audit) await audit.close().catch((err: Error) => log.error({ err: err.message }, "audit close failed"));
+        // Usage still spooled stays on disk and is applied at the next start.
+        if (state) await state.close().catch((err: Error) => log.error({ err: err.message }, "state close failed"));
         if (pg) await pg.stop().catch((err: Error) => log.error({ err: err.message }, "postgres stop failed"));
+        await tracing?.close().catch((err: Error) => log.error({ err: err.message }, "trace export flush failed"));
         await admin.close();
         log.info({ forced }, "stopped");
         await new Promise<void>((resolve) => root.flush(() => resolve()));
@@ -276,4 +321,16 @@ export async function runServe(args: string[]): Promise<number> {
   server.logger.info({ signal }, "signal received");
   await server.close();
   return 0;
+}
+
+/** The transport's connection limits from the configuration (ARBITER_MAX_CONNECTIONS and after). */
+function connectionLimits(config: Config) {
+  const c = config.connections;
+  return {
+    maxConnections: c.max,
+    handshakeTimeoutMs: c.handshakeTimeoutMs,
+    idleTimeoutMs: c.idleTimeoutMs,
+    http1HeadersTimeoutMs: c.http1HeadersTimeoutMs,
+    http1KeepAliveTimeoutMs: c.http1KeepAliveTimeoutMs,
+  };
 }

@@ -9,8 +9,10 @@
  * JSON responses include fields at their default values (`"allow": false`), which plain clients
  * find easier to read than the omitted-default form; Connect clients accept both.
  */
+import { isUtf8 } from "node:buffer";
 import { fromBinary, fromJson, toBinary, toJson, type Message } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
+import { armDeadline } from "./deadline.ts";
 import { cancelled, deadlineExceeded, toRpcError } from "./errors.ts";
 import { traceIdFrom, type UnaryMethod } from "./methods.ts";
 import type { RequestMetrics } from "./metrics.ts";
@@ -86,17 +88,19 @@ export function createConnectHandler(opts: ConnectHandlerOptions) {
             reject(new RpcError(Code.INVALID_ARGUMENT, `malformed connect-timeout-ms header "${timeoutHeader}"`));
             return;
           }
-          timer = setTimeout(() => {
+          timer = armDeadline(Number(timeoutHeader), () => {
             const err = deadlineExceeded();
             controller.abort(err);
             reject(err);
-          }, Number(timeoutHeader));
-          timer.unref();
+          });
         }
       });
       deadline.catch(() => {});
       let msg: Message;
       try {
+        // JSON must be UTF-8 (RFC 8259 8.1); toString would turn bad bytes into U+FFFD and decode
+        // a different request than was sent, while the gRPC path rejects them (issue #12 item 7).
+        if (json && !isUtf8(req.body)) throw new Error("the body is not valid UTF-8");
         msg = json
           ? fromJson(method.input, JSON.parse(req.body.length === 0 ? "{}" : req.body.toString("utf8")))
           : fromBinary(method.input, req.body);
@@ -106,7 +110,7 @@ export function createConnectHandler(opts: ConnectHandlerOptions) {
       const traceId = traceIdFrom(req.headers.traceparent);
       const call = traceId === undefined
         ? { signal: controller.signal, startedAt }
-        : { signal: controller.signal, startedAt, traceId };
+        : { signal: controller.signal, startedAt, traceId, traceparent: (req.headers.traceparent as string).trim() };
       const res = await Promise.race([method.handle(msg, call), deadline]);
       return json
         ? { status: 200, contentType: "application/json", body: JSON.stringify(toJson(method.output, res, { alwaysEmitImplicit: true })) }

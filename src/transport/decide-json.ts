@@ -9,7 +9,9 @@ import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import * as pb from "../../gen/arbiter/v1/arbiter_pb.ts";
 import type { DecideRequest } from "../decision/types.ts";
 import { decideFromPb } from "./convert.ts";
-import { createRequestValidator } from "./validate.ts";
+import { createRequestValidator, type RequestValidator } from "./validate.ts";
+
+let validator: RequestValidator | undefined;
 
 /**
  * Throws an Error naming the offending field when `json` is not a valid Decide request (the
@@ -17,6 +19,7 @@ import { createRequestValidator } from "./validate.ts";
  */
 export function decideRequestFromJson(json: unknown): DecideRequest {
   const msg = fromJson(pb.DecideRequestSchema, json as JsonValue);
-  createRequestValidator().check(pb.DecideRequestSchema, msg);
+  validator ??= createRequestValidator(); // compiles the rules once per process
+  validator.check(pb.DecideRequestSchema, msg);
   return decideFromPb(msg);
 }

@@ -19,6 +19,7 @@ import {
   ServerReflectionRequestSchema,
   ServerReflectionResponseSchema,
 } from "../../gen/grpc/reflection/v1/reflection_pb.ts";
+import { armDeadline } from "./deadline.ts";
 import { cancelled, deadlineExceeded, toRpcError } from "./errors.ts";
 import { codecFor, type MessageCodec } from "./codec.ts";
 import { FrameParser, encodeFrame, encodeGrpcMessage, parseGrpcTimeout } from "./grpc-frame.ts";
@@ -96,11 +97,16 @@ function unaryMessage(chunks: Buffer[], maxMessageBytes: number): Uint8Array {
 class UnaryCallContext implements UnaryCall {
   readonly startedAt: number;
   readonly traceId?: string;
+  readonly traceparent?: string;
   #controller: AbortController | undefined;
 
-  constructor(startedAt: number, traceId: string | undefined) {
+  constructor(startedAt: number, traceparent: string | string[] | undefined) {
     this.startedAt = startedAt;
-    if (traceId !== undefined) this.traceId = traceId;
+    const traceId = traceIdFrom(traceparent);
+    if (traceId !== undefined) {
+      this.traceId = traceId;
+      this.traceparent = (traceparent as string).trim();
+    }
   }
 
   get signal(): AbortSignal {
@@ -200,12 +206,11 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
       return;
     }
     if (timeoutMs !== undefined) {
-      timer = setTimeout(() => {
+      timer = armDeadline(timeoutMs, () => {
         const err = deadlineExceeded();
         call?.abort(err);
         fail(err);
-      }, timeoutMs);
-      timer.unref();
+      });
     }
 
     const chunks: Buffer[] = [];
@@ -234,7 +239,7 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
         fail(toRpcError(err));
         return;
       }
-      const ctx = (call = new UnaryCallContext(startedAt, traceIdFrom(headers.traceparent)));
+      const ctx = (call = new UnaryCallContext(startedAt, headers.traceparent));
       method.handle(msg, ctx).then(
         (res) => {
           if (finished) return;

@@ -22,6 +22,7 @@ import { file_grpc_reflection_v1alpha_reflection } from "../../gen/grpc/reflecti
 import type { ListenTarget } from "../config/config.ts";
 import type { DecisionService } from "../decision/types.ts";
 import { createConnectHandler, type ConnectResponse } from "./connect-handler.ts";
+import { createConnectionPool, type PooledConnection } from "./connection-pool.ts";
 import { createGrpcHandler, type CallTracker } from "./grpc-handler.ts";
 import { encodeHeaderBlock } from "./h2/hpack.ts";
 import { H2Error, H2Session, type H2Stream } from "./h2/session.ts";
@@ -47,8 +48,19 @@ export interface TransportServerOptions {
   readonly maxMessageBytes?: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. Default 1000. */
   readonly maxConcurrentStreams?: number;
-  /** Open connections accepted at once; more are closed on accept. Default 1024. */
+  /**
+   * Connections held at once; at the cap a new one sheds the connection idle the longest
+   * (./connection-pool.ts). Default 1024.
+   */
   readonly maxConnections?: number;
+  /** Accept to the end of the handshake (first bytes, TLS, HTTP/2 preface + SETTINGS). Default 10 s. */
+  readonly handshakeTimeoutMs?: number;
+  /** A connection with no open stream or request is closed after this. Default 300 s. */
+  readonly idleTimeoutMs?: number;
+  /** HTTP/1.1: time to receive a request's headers (node:http `headersTimeout`). Default 10 s. */
+  readonly http1HeadersTimeoutMs?: number;
+  /** HTTP/1.1: idle keep-alive connection lifetime (node:http `keepAliveTimeout`). Default 5 s. */
+  readonly http1KeepAliveTimeoutMs?: number;
   readonly tls?: TlsOptions;
   /** Serve only grpc.health.v1.Health (and reflection): the plaintext probe listener. */
   readonly healthOnly?: boolean;
@@ -71,8 +83,6 @@ export interface TransportServer {
 
 const DEFAULT_MAX_MESSAGE = 4 * 1024 * 1024;
 const PRI = Buffer.from("PRI", "latin1");
-/** How long a new plaintext connection may stay silent before its first bytes. */
-const PREFACE_TIMEOUT_MS = 10_000;
 
 /** Files served by reflection (their dependencies follow automatically). */
 const REFLECTED_FILES: DescFile[] = [
@@ -124,6 +134,28 @@ export function createTransportServer(options: TransportServerOptions): Transpor
   const onConnect = createConnectHandler({ unary, metrics, tracker, logger });
 
   let closing = false;
+  const maxConnections = options.maxConnections ?? 1024;
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
+  const pool = createConnectionPool({
+    maxConnections,
+    handshakeTimeoutMs,
+    idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
+    onShed: (reason) => logger.debug({ reason }, "connection shed"),
+  });
+  /** The pool's handle on each socket; `shed` changes once the protocol is known. */
+  const pooled = new WeakMap<net.Socket, PooledConnection>();
+  /** Registers an accepted socket with the pool; false (socket destroyed) when the pool is full of busy connections. */
+  const admit = (socket: net.Socket): boolean => {
+    const conn: PooledConnection = { shed: () => socket.destroy() };
+    if (!pool.add(conn)) {
+      logger.debug("connection refused: every held connection is busy");
+      socket.destroy();
+      return false;
+    }
+    pooled.set(socket, conn);
+    socket.once("close", () => pool.remove(conn));
+    return true;
+  };
 
   // ---- HTTP/2 ----
   const sessions = new Set<H2Session>();
@@ -163,6 +195,7 @@ export function createTransportServer(options: TransportServerOptions): Transpor
     });
   };
   const startSession = (socket: net.Socket, firstBytes?: Buffer): void => {
+    const conn = pooled.get(socket);
     const session = new H2Session(
       socket,
       {
@@ -171,6 +204,9 @@ export function createTransportServer(options: TransportServerOptions): Transpor
         maxSessionMemory: 32 * 1024 * 1024,
         maxResetsPerSecond: 10_000,
         onStream,
+        ...(conn !== undefined
+          ? { onReady: () => pool.idle(conn), onActivity: (busy: boolean) => (busy ? pool.busy(conn) : pool.idle(conn)) }
+          : {}),
         onClose: () => {
           sessions.delete(session);
           if (sessions.size === 0) sessionsGone?.();
@@ -180,12 +216,32 @@ export function createTransportServer(options: TransportServerOptions): Transpor
       firstBytes,
     );
     sessions.add(session);
+    if (conn !== undefined) conn.shed = () => session.close();
     if (closing) session.close();
   };
 
   // ---- HTTP/1.1 (Connect only) ----
-  const h1 = http.createServer({ keepAliveTimeout: 5000, headersTimeout: 10_000, requestTimeout: 60_000 });
+  const headersTimeout = options.http1HeadersTimeoutMs ?? 10_000;
+  const h1 = http.createServer({
+    keepAliveTimeout: options.http1KeepAliveTimeoutMs ?? 5000,
+    headersTimeout,
+    // node:http refuses a headersTimeout above requestTimeout.
+    requestTimeout: Math.max(60_000, headersTimeout),
+    // How often node:http checks headersTimeout (default 30 s, which would let a slow client
+    // hold its socket up to 30 s past the timeout).
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, headersTimeout / 4)),
+  });
+  // node:http enforces headersTimeout/requestTimeout (and closeIdleConnections finds sockets)
+  // only for connections it tracks, and it starts tracking on its own 'listening' event. This
+  // server never listens (sockets are handed to it), so without this none of those timeouts
+  // ever fired: a client that sent half a request line held its socket forever (issue #12).
+  h1.emit("listening");
   h1.on("request", (req, res) => {
+    const conn = pooled.get(req.socket);
+    if (conn !== undefined) {
+      pool.busy(conn);
+      res.once("close", () => pool.idle(conn));
+    }
     const ct = String(req.headers["content-type"] ?? "");
     if (ct.startsWith("application/grpc")) {
       res.writeHead(505, { "content-type": "text/plain" }).end("gRPC requires HTTP/2\n");
@@ -216,20 +272,20 @@ export function createTransportServer(options: TransportServerOptions): Transpor
       res.destroy();
     });
   });
-  h1.on("clientError", (_err, socket) => {
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
+  h1.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+    const status = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "408 Request Timeout" : "400 Bad Request";
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
     else socket.destroy();
   });
 
   // ---- socket dispatch ----
   const sockets = new Set<net.Socket>();
   const dispatchPlain = (socket: net.Socket): void => {
+    socket.on("error", () => {});
+    // A peer that connects and says nothing is shed by the pool's handshake timeout.
+    if (!admit(socket)) return;
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    socket.on("error", () => {});
-    // A peer that connects and says nothing must not hold a socket forever.
-    const silent = setTimeout(() => socket.destroy(), PREFACE_TIMEOUT_MS);
-    silent.unref();
     let head: Buffer | undefined;
     socket.on("data", function first(data: Buffer) {
       // The first read may hold fewer than 3 bytes ("P", "PR": a client writing byte by byte is
@@ -240,13 +296,15 @@ export function createTransportServer(options: TransportServerOptions): Transpor
         return;
       }
       socket.off("data", first);
-      clearTimeout(silent);
       socket.pause();
       if (chunk.length >= 3 && chunk[0] === 0x50 && chunk[1] === 0x52 && chunk[2] === 0x49) {
         // "PRI": the HTTP/2 preface.
         startSession(socket, chunk);
         socket.resume();
       } else {
+        // HTTP/1.1: from here node:http's headersTimeout bounds a request's headers.
+        const conn = pooled.get(socket);
+        if (conn !== undefined) pool.idle(conn);
         // node:http consumes the socket handle natively; hand it the first chunk by hand.
         h1.emit("connection", socket);
         socket.emit("data", chunk);
@@ -264,20 +322,28 @@ export function createTransportServer(options: TransportServerOptions): Transpor
         key: t.key,
         ALPNProtocols: ["h2", "http/1.1"],
         ...(t.clientCa ? { ca: t.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
+        handshakeTimeout: handshakeTimeoutMs,
       },
       (socket) => {
+        socket.on("error", () => {});
+        if (!admit(socket)) return;
         sockets.add(socket);
         socket.once("close", () => sockets.delete(socket));
-        socket.on("error", () => {});
-        if (socket.alpnProtocol === "h2") startSession(socket);
-        else h1.emit("connection", socket);
+        if (socket.alpnProtocol === "h2") {
+          startSession(socket);
+        } else {
+          pool.idle(pooled.get(socket)!);
+          h1.emit("connection", socket);
+        }
       },
     );
     listener.on("tlsClientError", (err) => logger.debug({ err: err.message }, "TLS handshake failed"));
   } else {
     listener = net.createServer(dispatchPlain);
   }
-  listener.maxConnections = options.maxConnections ?? 1024;
+  // A backstop on sockets the pool does not see yet (TLS handshakes) or still closing after a
+  // shed (an HTTP/2 connection gets up to 2 s to read its GOAWAY).
+  listener.maxConnections = 2 * maxConnections;
   listener.on("error", (err) => logger.error({ err: err.message }, "listener error"));
 
   let boundPort: number | undefined;
@@ -305,6 +371,7 @@ export function createTransportServer(options: TransportServerOptions): Transpor
 
     async close(timeoutMs) {
       closing = true;
+      pool.close();
       const listenerClosed = new Promise<void>((resolve) => listener.close(() => resolve()));
       for (const s of sessions) s.close();
       for (const terminate of [...streams]) terminate();

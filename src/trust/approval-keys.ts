@@ -7,8 +7,10 @@
  * - a file holding a JWKS (`{"keys": [...]}`, as `arbiter keygen` writes it) or one PEM public
  *   key (SPKI, `-----BEGIN PUBLIC KEY-----`). Hot-reloaded: the file's directory is watched
  *   (debounced, so a Kubernetes ConfigMap update, which renames the `..data` symlink, counts) and
- *   the file is also re-read every refresh interval in case a watch event was missed. Replacing
- *   the file makes its new keys valid and its removed keys invalid without a restart.
+ *   the file is also re-read every refresh interval, and early (at most once per cooldown) when a
+ *   grant names a `kid` the set does not hold, in case a watch event was missed (network file
+ *   systems). Replacing the file makes its new keys valid and its removed keys invalid without a
+ *   restart.
  * - an `https://` URL serving a JWKS (`http://` only on a loopback host, for tests and local
  *   development), fetched with a timeout and a size cap, re-fetched every refresh interval with
  *   `If-None-Match`, and early (at most once per cooldown) when a grant names a `kid` the set
@@ -74,7 +76,10 @@ export interface ApprovalKeySet {
   readonly size: number;
   /** Key ids of the active set, in source order. */
   kids(): string[];
-  /** Asks a URL source for an early re-fetch (rate-limited); a no-op for files. */
+  /**
+   * A grant named a `kid` the set does not hold: re-read the source early (at most once per
+   * cooldown), in case a new key was published and no watch event or refresh has come yet.
+   */
   noteUnknownKid(): void;
   /** Re-reads the source now; resolves once the attempt finished (tests, and the watcher). */
   reload(): Promise<void>;
@@ -339,7 +344,7 @@ class LiveKeySet implements ApprovalKeySet {
   }
 
   noteUnknownKid(): void {
-    if (!this.#isUrl || this.#closed) return;
+    if (this.#closed) return;
     const now = Date.now();
     if (now - this.#lastEarlyFetch < UNKNOWN_KID_COOLDOWN_MS) return;
     this.#lastEarlyFetch = now;
@@ -373,7 +378,7 @@ class LiveKeySet implements ApprovalKeySet {
         do {
           this.#again = false;
           const err = await this.#attempt();
-          if (err !== undefined) {
+          if (err !== undefined && !this.#closed) {
             this.#log.error({ err: err.message, source: this.#source, kids: this.kids() }, "approval keys: reload failed; keeping the last good set");
           }
         } while (this.#again && !this.#closed);

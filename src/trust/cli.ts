@@ -114,7 +114,7 @@ export async function runApprove(args: string[]): Promise<number> {
     if (ttlMs === undefined || ttlMs < 1000 || ttlMs > GRANT_MAX_LIFETIME_SECONDS * 1000) {
       throw new UsageError(`--ttl must be a duration from 1s to 24h like 30s, 15m or 2h, got "${ttlText}"`);
     }
-    const approver = o.approver ?? process.env.USER ?? userInfo().username;
+    const approver = o.approver ?? currentUser();
     if (approver === "" || approver.length > 256) throw new UsageError("--approver must be 1 to 256 characters");
     const tenant = o.tenant!;
 
@@ -167,6 +167,16 @@ export async function runApprove(args: string[]): Promise<number> {
     return 0;
   } catch (err) {
     return fail("approve", APPROVE_USAGE, err);
+  }
+}
+
+/** The default approver: the login name (a container user without a passwd entry has none). */
+function currentUser(): string {
+  if (process.env.USER) return process.env.USER;
+  try {
+    return userInfo().username;
+  } catch {
+    throw new UsageError("--approver is required: no user name is known for this process");
   }
 }
 

@@ -172,6 +172,16 @@ describe("arbiter build --signing-key", () => {
     expect(JSON.parse(Buffer.from(token.split(".")[0]!, "base64url").toString())).toEqual({ alg: "ES256", kid: "ci-2026" });
   });
 
+  it("--no-sources writes a flat signed bundle (ConfigMap keys cannot hold directories)", async () => {
+    const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+    write("keys/ed.pem", privateKey.export({ type: "pkcs8", format: "pem" }) as string);
+    const built = await arbiter(["build", "--no-sources", "-o", "flat.tar.gz", "--signing-key", "keys/ed.pem", "--signing-alg", "EdDSA", "policy"]);
+    expect(built.code, built.stderr).toBe(0);
+    const files = unpackBundle(readFileSync(join(dir, "flat.tar.gz")));
+    expect([...files.keys()].sort()).toEqual([".manifest", ".signatures.json", "data.json", "policy.wasm"]);
+    expect(await verifyBundleSignature(files, { key: publicKey, algorithm: "EdDSA" })).toEqual({ keyId: undefined, scope: undefined, files: 3 });
+  });
+
   it("refuses signing flags without a key, an unknown algorithm and a key of the wrong type", async () => {
     const noKey = await arbiter(["build", "-o", "x.tar.gz", "--signing-alg", "ES256", "policy"]);
     expect(noKey).toMatchObject({ code: 2, stderr: "arbiter build: --signing-alg, --signing-key-id and --signing-scope need --signing-key\n" });

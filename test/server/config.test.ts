@@ -22,6 +22,9 @@ describe("loadConfig", () => {
     expect(c.logLevel).toBe("info");
     expect(c.shutdownTimeoutMs).toBe(10000);
     expect(c.approvalsLocalCreate).toBe(false);
+    expect(c.connections).toEqual({
+      max: 1024, handshakeTimeoutMs: 10000, idleTimeoutMs: 300000, http1HeadersTimeoutMs: 10000, http1KeepAliveTimeoutMs: 5000,
+    });
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.audit)).toBe(true);
   });
@@ -49,6 +52,11 @@ describe("loadConfig", () => {
     [{ ARBITER_AUDIT_OVERFLOW: "block" }, 'ARBITER_AUDIT_OVERFLOW: expected one of fail_closed, drop, got "block"'],
     [{ ARBITER_LOG_LEVEL: "loud" }, 'ARBITER_LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"'],
     [{ ARBITER_DATABASE_URL: "mysql://x" }, "ARBITER_DATABASE_URL: expected postgres://user:password@host:port/db"],
+    [{ ARBITER_MAX_CONNECTIONS: "0" }, 'ARBITER_MAX_CONNECTIONS: expected an integer from 1 to 1000000, got "0"'],
+    [{ ARBITER_HANDSHAKE_TIMEOUT_MS: "50" }, 'ARBITER_HANDSHAKE_TIMEOUT_MS: expected an integer from 100 to 600000, got "50"'],
+    [{ ARBITER_IDLE_TIMEOUT_MS: "1e6" }, 'ARBITER_IDLE_TIMEOUT_MS: expected an integer from 1000 to 86400000, got "1e6"'],
+    [{ ARBITER_HTTP1_HEADERS_TIMEOUT_MS: "600001" }, 'ARBITER_HTTP1_HEADERS_TIMEOUT_MS: expected an integer from 100 to 600000, got "600001"'],
+    [{ ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS: "-1" }, 'ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS: expected an integer from 100 to 600000, got "-1"'],
     [{ ARBITER_CONFIG: "/nonexistent/arbiter.yaml" }, 'ARBITER_CONFIG: cannot read "/nonexistent/arbiter.yaml": ENOENT'],
   ])("rejects %o", (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
@@ -86,6 +94,16 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ ARBITER_CONFIG: bad })).toThrow('ARBITER_SHUTDOWN_TIMEOUT_MS: expected an integer from 0 to 600000, got "later"');
     writeFileSync(bad, "- a\n- b\n");
     expect(() => loadConfig({ ARBITER_CONFIG: bad })).toThrow(`ARBITER_CONFIG: "${bad}" must hold a mapping of setting names to values`);
+  });
+
+  it("reads the connection limits", () => {
+    const c = loadConfig({
+      ARBITER_MAX_CONNECTIONS: "2000", ARBITER_HANDSHAKE_TIMEOUT_MS: "2500", ARBITER_IDLE_TIMEOUT_MS: "60000",
+      ARBITER_HTTP1_HEADERS_TIMEOUT_MS: "3000", ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS: "1000",
+    });
+    expect(c.connections).toEqual({
+      max: 2000, handshakeTimeoutMs: 2500, idleTimeoutMs: 60000, http1HeadersTimeoutMs: 3000, http1KeepAliveTimeoutMs: 1000,
+    });
   });
 
   it("masks the database password when logged", () => {
@@ -211,5 +229,86 @@ describe("bundle signature verification and admin exposure (issue #11)", () => {
     expect(() => loadConfig({ ARBITER_BUNDLE_VERIFICATION_KEY: short, ARBITER_BUNDLE_VERIFICATION_ALG: "HS256" })).toThrow(
       `ARBITER_BUNDLE_VERIFICATION_KEY: "${short}" is not usable for HS256 (ARBITER_BUNDLE_VERIFICATION_ALG): an HS256 secret must be at least 32 bytes, got 6`,
     );
+  });
+});
+
+describe("loadConfig: fleet-wide state (issue #10)", () => {
+  it("defaults to postgres whenever a database is there, memory otherwise", () => {
+    const c = loadConfig({});
+    expect(c.state).toEqual({
+      mode: "postgres",
+      databaseUrl: undefined,
+      databaseUrlVariable: undefined,
+      stalenessMs: 1000,
+      usageWindowSeconds: 86400,
+      poolSize: 10,
+      timeoutMs: 2000,
+      spoolMaxBytes: 67108864,
+      pruneIntervalSeconds: 300,
+    });
+    expect(Object.isFrozen(c.state)).toBe(true);
+    expect(loadConfig({ ARBITER_AUDIT: "off" }).state.mode).toBe("memory");
+    const withDb = loadConfig({ ARBITER_AUDIT: "off", ARBITER_DATABASE_URL: "postgres://u:p@db:5432/a" }).state;
+    expect(withDb).toMatchObject({ mode: "postgres", databaseUrl: "postgres://u:p@db:5432/a", databaseUrlVariable: "ARBITER_DATABASE_URL" });
+    const own = loadConfig({ ARBITER_DATABASE_URL: "postgres://u:p@db:5432/a", ARBITER_STATE_DATABASE_URL: "postgres://s:q@state:5432/s" }).state;
+    expect(own).toMatchObject({ mode: "postgres", databaseUrl: "postgres://s:q@state:5432/s", databaseUrlVariable: "ARBITER_STATE_DATABASE_URL" });
+    expect(loadConfig({ ARBITER_STATE: "memory" }).state.mode).toBe("memory");
+    expect(loadConfig({ ARBITER_AUDIT: "off", ARBITER_STATE: "postgres" }).state.mode).toBe("postgres");
+  });
+
+  it("parses the window and the bounds", () => {
+    expect(loadConfig({ ARBITER_USAGE_WINDOW: "1h" }).state.usageWindowSeconds).toBe(3600);
+    expect(loadConfig({ ARBITER_USAGE_WINDOW: "30d" }).state.usageWindowSeconds).toBe(2_592_000);
+    expect(loadConfig({ ARBITER_USAGE_WINDOW: "90s" }).state.usageWindowSeconds).toBe(90);
+    expect(loadConfig({ ARBITER_USAGE_WINDOW: "15m" }).state.usageWindowSeconds).toBe(900);
+    expect(loadConfig({ ARBITER_STATE_STALENESS_MS: "250" }).state.stalenessMs).toBe(250);
+  });
+
+  it.each([
+    [{ ARBITER_STATE: "redis" }, 'ARBITER_STATE: expected one of memory, postgres, got "redis"'],
+    [{ ARBITER_STATE_DATABASE_URL: "mysql://x" }, "ARBITER_STATE_DATABASE_URL: expected postgres://user:password@host:port/db"],
+    [{ ARBITER_STATE: "memory", ARBITER_STATE_DATABASE_URL: "postgres://x@y/z" },
+      "ARBITER_STATE_DATABASE_URL: set while ARBITER_STATE is memory; unset it or set ARBITER_STATE=postgres"],
+    [{ ARBITER_USAGE_WINDOW: "1 day" }, 'ARBITER_USAGE_WINDOW: expected a duration from 1s to 366d such as 1h, 1d or 30d, got "1 day"'],
+    [{ ARBITER_USAGE_WINDOW: "367d" }, 'ARBITER_USAGE_WINDOW: expected a duration from 1s to 366d such as 1h, 1d or 30d, got "367d"'],
+    [{ ARBITER_USAGE_WINDOW: "0h" }, 'ARBITER_USAGE_WINDOW: expected a duration from 1s to 366d such as 1h, 1d or 30d, got "0h"'],
+    [{ ARBITER_STATE_STALENESS_MS: "5" }, 'ARBITER_STATE_STALENESS_MS: expected an integer from 10 to 600000, got "5"'],
+    [{ ARBITER_STATE_POOL_SIZE: "0" }, 'ARBITER_STATE_POOL_SIZE: expected an integer from 1 to 200, got "0"'],
+    [{ ARBITER_STATE_TIMEOUT_MS: "fast" }, 'ARBITER_STATE_TIMEOUT_MS: expected an integer from 100 to 60000, got "fast"'],
+    [{ ARBITER_STATE_SPOOL_MAX_BYTES: "1024" }, 'ARBITER_STATE_SPOOL_MAX_BYTES: expected an integer from 1048576 to 1099511627776, got "1024"'],
+    [{ ARBITER_STATE_PRUNE_INTERVAL_SECONDS: "-1" }, 'ARBITER_STATE_PRUNE_INTERVAL_SECONDS: expected an integer from 0 to 86400, got "-1"'],
+  ])("rejects %j", (env, message) => {
+    expect(() => loadConfig(env)).toThrow(new ConfigError(message));
+  });
+
+  it("masks the state database password when logged", () => {
+    const r = redactConfig(loadConfig({ ARBITER_STATE_DATABASE_URL: "postgres://s:hunter2@state:5432/s" }));
+    expect(JSON.stringify(r)).not.toContain("hunter2");
+    expect((r.state as { databaseUrl: string }).databaseUrl).toBe("postgres://s:***@state:5432/s");
+  });
+});
+
+describe("engine limits", () => {
+  it("defaults to a 100 ms deadline, 64 MiB and 1,000,000 JSON elements per bundle", () => {
+    expect(loadConfig({}).engineLimits).toEqual({ evalTimeoutMs: 100, bundleMaxBytes: 67108864, bundleMaxElements: 1000000 });
+    expect(Object.isFrozen(loadConfig({}).engineLimits)).toBe(true);
+  });
+
+  it("reads the variables", () => {
+    const c = loadConfig({ ARBITER_EVAL_TIMEOUT_MS: "250", ARBITER_BUNDLE_MAX_BYTES: "1048576", ARBITER_BUNDLE_MAX_ELEMENTS: "5000" });
+    expect(c.engineLimits).toEqual({ evalTimeoutMs: 250, bundleMaxBytes: 1048576, bundleMaxElements: 5000 });
+  });
+
+  it.each([
+    [{ ARBITER_EVAL_TIMEOUT_MS: "0" }, 'ARBITER_EVAL_TIMEOUT_MS: expected an integer from 1 to 60000, got "0"'],
+    [{ ARBITER_EVAL_TIMEOUT_MS: "60001" }, 'ARBITER_EVAL_TIMEOUT_MS: expected an integer from 1 to 60000, got "60001"'],
+    [{ ARBITER_EVAL_TIMEOUT_MS: "1.5" }, 'ARBITER_EVAL_TIMEOUT_MS: expected an integer from 1 to 60000, got "1.5"'],
+    [{ ARBITER_BUNDLE_MAX_BYTES: "1023" }, 'ARBITER_BUNDLE_MAX_BYTES: expected an integer from 1024 to 1073741824, got "1023"'],
+    [{ ARBITER_BUNDLE_MAX_BYTES: "2GB" }, 'ARBITER_BUNDLE_MAX_BYTES: expected an integer from 1024 to 1073741824, got "2GB"'],
+    [{ ARBITER_BUNDLE_MAX_ELEMENTS: "0" }, 'ARBITER_BUNDLE_MAX_ELEMENTS: expected an integer from 1 to 10000000, got "0"'],
+    [{ ARBITER_BUNDLE_MAX_ELEMENTS: "10000001" }, 'ARBITER_BUNDLE_MAX_ELEMENTS: expected an integer from 1 to 10000000, got "10000001"'],
+  ])("rejects %j", (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
   });
 });

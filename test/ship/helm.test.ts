@@ -130,6 +130,7 @@ describe("templates", () => {
     "servicemonitor.yaml": "ServiceMonitor",
     "pdb.yaml": "PodDisruptionBudget",
     "networkpolicy.yaml": "NetworkPolicy",
+    "tests/test-health.yaml": "Pod",
   };
   it("cover the objects the chart promises", () => {
     expect(manifests).toEqual(Object.keys(expectedKinds).sort());
@@ -250,6 +251,15 @@ describe.skipIf(!hasHelm)("helm lint and helm template", () => {
       const dep = docs.find((d) => d.kind === "Deployment");
       if (file === "sidecar-only.yaml") expect(dep).toBeUndefined();
       else expect(dep!.spec!.template!.spec.containers[0]!.startupProbe!.grpc.port).toBe(50052);
+      // `helm test`: a hook pod calling the health listener through the Service's grpc-health port.
+      const testPod = docs.find((d) => d.kind === "Pod") as (Rendered & { metadata: { annotations: Record<string, string> }; spec: { containers: { command: string[] }[] } }) | undefined;
+      if (file === "sidecar-only.yaml") expect(testPod).toBeUndefined();
+      else {
+        expect(testPod!.metadata.annotations["helm.sh/hook"]).toBe("test");
+        expect(testPod!.spec.containers[0]!.command).toEqual(["node", "deploy/healthcheck.mjs", "--target", "arbiter:50052", "--service", "arbiter.v1.PolicyService", "--timeout-ms", "5000"]);
+        const svc = docs.find((d) => d.kind === "Service") as unknown as { spec: { ports: { name: string; port: number }[] } };
+        expect(svc.spec.ports).toContainEqual(expect.objectContaining({ name: "grpc-health", port: 50052 }));
+      }
     }
   });
 

@@ -33,6 +33,7 @@ interface Container {
 }
 interface Volume {
   name: string;
+  secret?: { secretName: string };
   emptyDir?: { medium?: string };
   configMap?: { name: string };
 }
@@ -145,11 +146,37 @@ describe("deploy/kubernetes", () => {
     const objects = kustomize("overlays/configmap-bundle") as K8sObject[];
     expect(objects.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`).sort()).toEqual([
       "Deployment/demo/demo-app",
+      "NetworkPolicy/demo/demo-app-arbiter-admin",
       "ServiceAccount/demo/demo-app",
     ]);
     const built = deploymentOf(objects).initContainers[0]!;
     expect(built.image).toBe("ghcr.io/arbiter/arbiter:0.1.0");
     expect(built.restartPolicy).toBe("Always");
+  });
+
+  it("opts in to the remote admin bind and restricts only the admin port to the namespace", () => {
+    expect(env(sidecar, "ARBITER_ADMIN_LISTEN")?.value).toBe("0.0.0.0:9090");
+    expect(env(sidecar, "ARBITER_ADMIN_ALLOW_REMOTE")?.value).toBe("on");
+    const [doc] = parseYamlDocs("base/networkpolicy.yaml", readText(join(root, "base/networkpolicy.yaml")));
+    const np = doc!.value as { spec: { podSelector: unknown; ingress: { from?: unknown[]; ports: { protocol: string; port: number; endPort?: number }[] }[] } };
+    expect(np.spec.podSelector).toEqual({ matchLabels: { "app.kubernetes.io/name": "demo-app" } });
+    const admin = np.spec.ingress.find((r) => r.ports.some((p) => p.port === 9090))!;
+    expect(admin.from).toEqual([{ podSelector: {} }]);
+    // Every other TCP port stays open to any source; 9090 is in no open range.
+    const open = np.spec.ingress.filter((r) => r.from === undefined).flatMap((r) => r.ports).filter((p) => p.protocol === "TCP");
+    for (const port of [1, 8080, 9089, 9091, 50052, 65535]) expect(open.some((p) => p.port <= port && port <= (p.endPort ?? p.port)), String(port)).toBe(true);
+    expect(open.some((p) => p.port <= 9090 && 9090 <= (p.endPort ?? p.port))).toBe(false);
+  });
+
+  it.skipIf(!kubectl)("the signed-bundle overlay mounts the verification key Secret into the sidecar", () => {
+    const spec = deploymentOf(kustomize("overlays/signed-bundle"));
+    const c = spec.initContainers.find((x) => x.name === "arbiter")!;
+    const key = env(c, "ARBITER_BUNDLE_VERIFICATION_KEY")!.value!;
+    expect(env(c, "ARBITER_BUNDLE_VERIFICATION_ALG")!.value).toBe("RS256");
+    const mount = c.volumeMounts!.find((m) => key.startsWith(`${m.mountPath}/`))!;
+    expect(mount).toMatchObject({ name: "arbiter-bundle-verification", readOnly: true });
+    expect(spec.volumes.find((v) => v.name === mount.name)).toMatchObject({ secret: { secretName: "arbiter-bundle-verification" } });
+    expect(env(c, "ARBITER_BUNDLE")!.value).toBe("/etc/arbiter/bundle");
   });
 
   it.skipIf(!kubectl)("the http-bundle overlay swaps the ConfigMap for a polled URL", () => {

@@ -32,6 +32,19 @@ export function withDatabase(url: string, database: string): string {
   return u.toString();
 }
 
+/** Creates a fresh uniquely named database on the server of `adminUrl`; returns its URL. */
+export async function createDatabase(adminUrl: string, prefix = "arbiter_test"): Promise<string> {
+  const name = `${prefix}_${randomBytes(6).toString("hex")}`;
+  const c = new pg.Client(adminUrl);
+  await c.connect();
+  try {
+    await c.query(`CREATE DATABASE ${c.escapeIdentifier(name)}`);
+  } finally {
+    await c.end();
+  }
+  return withDatabase(adminUrl, name);
+}
+
 export async function startTestPostgres(): Promise<TestPostgres> {
   const external = process.env.ARBITER_TEST_DATABASE_URL;
   let embedded: EmbeddedPostgres | undefined;
@@ -52,16 +65,9 @@ export async function startTestPostgres(): Promise<TestPostgres> {
     adminUrl,
     embedded,
     async createTestDatabase(prefix = "arbiter_test") {
-      const name = `${prefix}_${randomBytes(6).toString("hex")}`;
-      const c = new pg.Client(adminUrl);
-      await c.connect();
-      try {
-        await c.query(`CREATE DATABASE ${c.escapeIdentifier(name)}`);
-      } finally {
-        await c.end();
-      }
-      created.push(name);
-      return withDatabase(adminUrl, name);
+      const url = await createDatabase(adminUrl, prefix);
+      created.push(new URL(url).pathname.slice(1));
+      return url;
     },
     async stop() {
       if (external) {

@@ -367,6 +367,46 @@ describe("Connect protocol on the gRPC port", () => {
   });
 });
 
+describe("Connect JSON that is not UTF-8 (issue #12 item 7)", () => {
+  // A valid request but for one byte sequence in a string: a stray 0xff, an overlong "/"
+  // (c0 af), a UTF-16 surrogate (ed a0 80), a truncated sequence at the end of the string.
+  const bad = ["ff", "c0af", "eda080", "e282"].map((hex) =>
+    Buffer.concat([Buffer.from('{"tenantId":"acme","subject":{"id":"al'), Buffer.from(hex, "hex"), Buffer.from('ice","roles":["viewer"]},"action":"read","resource":{"type":"document","id":"doc-1"}}')]),
+  );
+  const expected = { code: "invalid_argument", message: "request is not a valid arbiter.v1.DecideRequest: the body is not valid UTF-8" };
+
+  it("is invalid_argument over HTTP/1.1, never decoded with U+FFFD", async () => {
+    for (const body of bad) {
+      const res = await fetch(`http://${server.address}${S}/Decide`, { method: "POST", headers: { "content-type": "application/json" }, body });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual(expected);
+    }
+  });
+
+  it("is invalid_argument over h2c", async () => {
+    const session = h2connect(`http://${server.address}`);
+    try {
+      for (const body of bad) {
+        const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+          const req = session.request({ ":method": "POST", ":path": `${S}/Decide`, "content-type": "application/json" });
+          let text = "";
+          let status = 0;
+          req.on("response", (h) => (status = Number(h[":status"])));
+          req.setEncoding("utf8");
+          req.on("data", (d: string) => (text += d));
+          req.on("end", () => resolve({ status, text }));
+          req.on("error", reject);
+          req.end(body);
+        });
+        expect(status).toBe(400);
+        expect(JSON.parse(text)).toEqual(expected);
+      }
+    } finally {
+      session.close();
+    }
+  });
+});
+
 describe("logging", () => {
   it("never writes prompts, memory contents or approval tokens to the log", async () => {
     await unary(client, `${S}/Route`, pb.RouteRequestSchema, pb.RouteResponseSchema,

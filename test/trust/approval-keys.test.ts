@@ -202,22 +202,41 @@ describe("hot reload of a key file", () => {
     await until(() => set.kids().join() === "b", 10_000, "ConfigMap swap picked up");
   });
 
+  /**
+   * A key path that is a symlink to a file in another directory: the watcher on the link's
+   * directory sees no event when the target changes (the case of a missed watch event).
+   */
+  function linkedKeyFile(keys: unknown[]): { path: string; target: string } {
+    const dir = tempDir();
+    mkdirSync(join(dir, "watched"));
+    mkdirSync(join(dir, "elsewhere"));
+    const target = join(dir, "elsewhere", "jwks.json");
+    writeFileSync(target, JSON.stringify({ keys }));
+    symlinkSync(target, join(dir, "watched", "jwks.json"));
+    return { path: join(dir, "watched", "jwks.json"), target };
+  }
+
+  it("a grant naming an unknown kid makes the file be re-read early when no watch event came", async () => {
+    const [a, b] = await Promise.all([makeKey("EdDSA", "a"), makeKey("EdDSA", "b")]);
+    const { path, target } = linkedKeyFile([a.jwk]);
+    const set = await load(path, { refreshSeconds: 3600 });
+    const v = createGrantVerifier({ keys: set });
+    writeFileSync(target, JSON.stringify({ keys: [a.jwk, b.jwk] }));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(set.kids()).toEqual(["a"]); // no event reached the watcher, the refresh is an hour away
+    const grant = await signGrant(b);
+    expect(await v.verify(grant, expected())).toEqual({ valid: false, reason: "approval_unknown_key" });
+    await until(async () => (await v.verify(grant, expected())).valid, 5_000, "early re-read");
+  });
+
   it("the refresh interval re-reads the file when no watch event comes (close stops it)", async () => {
     const [a, b] = await Promise.all([makeKey("EdDSA", "a"), makeKey("EdDSA", "b")]);
-    const dir = tempDir();
-    const sub = join(dir, "keys");
-    mkdirSync(sub);
-    writeJwks(join(sub, "jwks.json"), [a.jwk]);
-    const set = await load(join(sub, "jwks.json"), { refreshSeconds: 1 });
-    // Replace the whole directory: the watch on the old one sees nothing of the new file.
-    const next = join(dir, "keys-next");
-    mkdirSync(next);
-    writeJwks(join(next, "jwks.json"), [b.jwk]);
-    rmSync(sub, { recursive: true });
-    renameSync(next, sub);
+    const { path, target } = linkedKeyFile([a.jwk]);
+    const set = await load(path, { refreshSeconds: 1 });
+    writeFileSync(target, JSON.stringify({ keys: [b.jwk] }));
     await until(() => set.kids().join() === "b", 10_000, "picked up by the refresh timer");
     set.close();
-    writeJwks(join(sub, "jwks.json"), [a.jwk]);
+    writeFileSync(target, JSON.stringify({ keys: [a.jwk] }));
     await new Promise((r) => setTimeout(r, 1500));
     expect(set.kids()).toEqual(["b"]);
   });

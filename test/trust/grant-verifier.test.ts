@@ -124,6 +124,15 @@ describe("forged, tampered and misdirected grants", () => {
     expect(await reason(await signGrant(outsider, { header: { kid: ed.kid } }))).toBe("approval_bad_signature");
   });
 
+  it("keys the grant brings along (jwk, jku, x5u headers) are never used", async () => {
+    const embedded = { ...outsider.jwk };
+    // The attacker's own key embedded or linked, under a trusted kid and under its own kid.
+    expect(await reason(await signGrant(outsider, { header: { kid: ed.kid, jwk: embedded } }))).toBe("approval_bad_signature");
+    expect(await reason(await signGrant(outsider, { header: { jwk: embedded } }))).toBe("approval_unknown_key");
+    expect(await reason(await signGrant(outsider, { header: { kid: ed.kid, jku: "https://attacker.example/jwks.json" } }))).toBe("approval_bad_signature");
+    expect(await reason(await signGrant(outsider, { header: { x5u: "https://attacker.example/cert.pem" } }))).toBe("approval_unknown_key");
+  });
+
   it("a kid not in the key set: approval_unknown_key", async () => {
     expect(await reason(await signGrant(outsider))).toBe("approval_unknown_key");
     expect(await reason(await signGrant(ed, { header: { kid: "retired-2025" } }))).toBe("approval_unknown_key");

@@ -10,6 +10,8 @@ import { createHmac, createPrivateKey, randomUUID, type KeyObject } from "node:c
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { SignJWT, type JWK } from "jose";
 import * as pb from "../../gen/arbiter/v1/arbiter_pb.ts";
@@ -120,6 +122,15 @@ describe("a grant from arbiter approve", () => {
     expect(replay.reasons).toContain("approval_replayed");
   });
 
+  it("sent by ten concurrent calls, one grant allows exactly one of them", async () => {
+    const grant = await approve(REQUEST);
+    const answers = await Promise.all(Array.from({ length: 10 }, () => decide(grant)));
+    expect(answers.filter((a) => a.allow)).toHaveLength(1);
+    const denied = answers.filter((a) => !a.allow);
+    expect(denied).toHaveLength(9);
+    for (const d of denied) expect(d.reasons).toContain("approval_replayed");
+  });
+
   it("each forged, misdirected or stale grant is denied with its reason", async () => {
     const outsiderPem = join(outsiderDir, "approver.key.pem");
     const [grant, otherTenant, otherRequest, byOutsiderUnderTrustedKid, byOutsider] = await Promise.all([
@@ -193,6 +204,61 @@ describe("key rotation without a restart", () => {
     expect(old.reasons).toContain("approval_unknown_key");
     expect(logs.lines.some((l) => l.includes('"approval keys loaded"') && l.includes("approver-2027"))).toBe(true);
   });
+});
+
+describe("keys from a JWKS URL", () => {
+  it("a grant verifies against the served JWKS; a key published later is fetched when a grant names it", async () => {
+    const next = await makeKey("RS256", "approver-rsa-2027");
+    let keys: JWK[] = [approverJwk];
+    const jwksServer = createServer((_req, res) => res.writeHead(200, { "content-type": "application/jwk-set+json" }).end(JSON.stringify({ keys })));
+    await new Promise<void>((r) => jwksServer.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/.well-known/jwks.json`;
+    const remote = await startServer(testConfig({ ARBITER_BUNDLE: POLICIES, ARBITER_APPROVAL_KEYS: url, ARBITER_APPROVAL_KEYS_REFRESH_SECONDS: "3600" }));
+    const remoteClient = new grpc.Client(remote.address, grpc.credentials.createInsecure());
+    const call = async (token: string): Promise<pb.DecideResponse> =>
+      (await unary(remoteClient, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, { ...REQUEST, approvalToken: token })).value!;
+    try {
+      expect((await call(await approve(REQUEST))).allow).toBe(true);
+      keys = [approverJwk, next.jwk]; // the issuer publishes a new key; the sidecar's refresh is an hour away
+      const claims = JSON.parse(Buffer.from((await approve(REQUEST)).split(".")[1]!, "base64url").toString()) as Record<string, unknown>;
+      const grant = await new SignJWT({ ...claims, jti: randomUUID() }).setProtectedHeader({ alg: "RS256", kid: next.kid }).sign(next.privateKey);
+      expect((await call(grant)).reasons).toContain("approval_unknown_key"); // and asks for an early re-fetch
+      await until(async () => (await call(grant)).allow, 15_000, "early re-fetch of the JWKS");
+    } finally {
+      remoteClient.close();
+      await remote.close();
+      await new Promise((r) => jwksServer.close(r));
+    }
+  }, 120_000);
+});
+
+describe("ARBITER_APPROVALS_LOCAL_CREATE=on (local development)", () => {
+  it("warns at start, and CreateApproval then issues a token that allows the request once", async () => {
+    const devLogs = captureLogs();
+    const dev = await startServer(
+      testConfig({ ARBITER_BUNDLE: POLICIES, ARBITER_APPROVAL_KEYS: jwksPath, ARBITER_APPROVALS_LOCAL_CREATE: "on", ARBITER_LOG_LEVEL: "info" }),
+      { logDestination: devLogs.stream },
+    );
+    const devClient = new grpc.Client(dev.address, grpc.credentials.createInsecure());
+    try {
+      const warning = devLogs.lines.map((l) => JSON.parse(l) as { level: number; msg: string }).find((l) => l.msg.includes("ARBITER_APPROVALS_LOCAL_CREATE=on"));
+      expect(warning?.level).toBe(40);
+      const created = await unary(devClient, `${S}/CreateApproval`, pb.CreateApprovalRequestSchema, pb.CreateApprovalResponseSchema, {
+        tenantId: "acme",
+        decide: REQUEST,
+        approver: "dev",
+        ttlSeconds: 60,
+      });
+      expect(created.error).toBeUndefined();
+      const call = (token: string) =>
+        unary(devClient, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, { ...REQUEST, approvalToken: token });
+      expect((await call(created.value!.token)).value!.allow).toBe(true);
+      expect((await call(created.value!.token)).value!.reasons).toContain("approval_replayed");
+    } finally {
+      devClient.close();
+      await dev.close();
+    }
+  }, 120_000);
 });
 
 describe("start-up", () => {

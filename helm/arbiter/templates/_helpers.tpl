@@ -228,6 +228,19 @@ env:
     value: {{ .Values.logLevel | quote }}
   - name: ARBITER_SHUTDOWN_TIMEOUT_MS
     value: {{ .Values.shutdownTimeoutMs | int64 | quote }}
+  {{- if and .Values.approvals.jwksConfigMap .Values.approvals.jwksUrl }}
+  {{- fail "approvals: set jwksConfigMap or jwksUrl, not both" }}
+  {{- end }}
+  {{- if or .Values.approvals.jwksConfigMap .Values.approvals.jwksUrl }}
+  - name: ARBITER_APPROVAL_KEYS
+    value: {{ ternary (printf "%s/%s" .Values.approvals.mountPath .Values.approvals.jwksKey) .Values.approvals.jwksUrl (ne .Values.approvals.jwksConfigMap "") | quote }}
+  - name: ARBITER_APPROVAL_KEYS_REFRESH_SECONDS
+    value: {{ .Values.approvals.keysRefreshSeconds | int64 | quote }}
+  {{- end }}
+  {{- if .Values.approvals.audience }}
+  - name: ARBITER_APPROVAL_AUDIENCE
+    value: {{ .Values.approvals.audience | quote }}
+  {{- end }}
   {{- with .Values.extraEnv }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -283,6 +296,11 @@ volumeMounts:
     mountPath: {{ .Values.bundle.verification.mountPath }}
     readOnly: true
   {{- end }}
+  {{- if .Values.approvals.jwksConfigMap }}
+  - name: arbiter-approvers
+    mountPath: {{ .Values.approvals.mountPath }}
+    readOnly: true
+  {{- end }}
 {{- end }}
 
 {{/*
@@ -319,6 +337,11 @@ Volumes the Arbiter container needs, as list items for a pod's volumes.
     items:
       - key: {{ .Values.bundle.verification.secretKey }}
         path: {{ .Values.bundle.verification.secretKey }}
+{{- end }}
+{{- if .Values.approvals.jwksConfigMap }}
+- name: arbiter-approvers
+  configMap:
+    name: {{ .Values.approvals.jwksConfigMap }}
 {{- end }}
 {{- end }}
 
