@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# The stages of deploy/Dockerfile without a docker engine: copy the build context with the
-# .dockerignore rules, full install + default bundle build in a "build" dir, production-only
-# install in a fresh "runtime" dir, then start the sidecar from the runtime dir as uid 10001 with
-# only the data, socket and tmp dirs writable, probe it with deploy/healthcheck.mjs (gRPC health),
-# call one RPC over the socket, stop it with SIGTERM. Exits non-zero on any failure.
+# FALLBACK of .ci/image.sh, which builds deploy/Dockerfile for real with buildah and starts the
+# image. .ci/run runs this script only where buildah cannot be had (not root, no Debian packages);
+# a developer without root can run it too. It replays the Dockerfile's stages without an image:
+# copy the build context with the .dockerignore rules, full install + default bundle build in a
+# "build" dir, production-only install in a fresh "runtime" dir, then start the sidecar from the
+# runtime dir as uid 10001 with only the data, socket and tmp dirs writable, probe it with
+# deploy/healthcheck.mjs (gRPC health), call one RPC over the socket, stop it with SIGTERM.
+#
+# What it cannot catch (the real build does): a COPY of a path missing from the context or a
+# wrong COPY destination, a file the runtime stage lacks, the image's USER, ENV, ENTRYPOINT and
+# HEALTHCHECK as written, a read-only root. The one thing it checks that .ci/image.sh does not:
+# that the build context leaves out node_modules, test, .git and bench (.dockerignore; also
+# covered by test/ship/docker.test.ts). Exits non-zero on any failure.
 #
 # usage: bash .ci/docker-steps.sh     (KEEP_TMP=1 keeps the work dir for inspection)
 set -euo pipefail
