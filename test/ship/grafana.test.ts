@@ -60,11 +60,14 @@ describe("grafana dashboard", () => {
   });
 
   it("shows per-RPC quantiles with histogram_quantile over buckets by le", () => {
-    const quantiles = queries.filter((q) => q.expr.startsWith("histogram_quantile("));
+    const quantiles = queries.filter((q) => q.expr.startsWith("histogram_quantile(") && q.expr.includes("arbiter_request_duration_seconds_bucket"));
     expect(quantiles.map((q) => q.expr.slice(19, 23)).sort()).toEqual(["0.50", "0.95", "0.99", "0.99"]);
     for (const q of quantiles) {
       expect(q.expr).toMatch(/sum by \(le(, rpc)?\) \(rate\(arbiter_request_duration_seconds_bucket\{/);
     }
+    // The state's latency quantile, by operation.
+    const state = queries.filter((q) => q.expr.startsWith("histogram_quantile(") && !q.expr.includes("arbiter_request_duration_seconds_bucket"));
+    expect(state.map((q) => q.expr)).toEqual([expect.stringMatching(/^histogram_quantile\(0\.99, sum by \(le, operation\) \(rate\(arbiter_state_operation_seconds_bucket\{/)]);
   });
 
   it("uses only the template variables it defines, balanced braces and parentheses", () => {
