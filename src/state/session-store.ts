@@ -16,7 +16,7 @@
  * A row altered by hand to a negative count is read as 0 and repaired on the next write, so it
  * can never hand out more writes than a session that never wrote.
  */
-import type pg from "pg";
+import pg from "pg";
 import type { SessionKey, SessionStore } from "../decision/stores.ts";
 import { timed } from "./db.ts";
 import type { StateMetrics } from "./metrics.ts";
@@ -83,8 +83,11 @@ export class PostgresSessionStore implements SessionStore {
       await this.#release(key);
     } catch (err) {
       // Not given back yet: until a retry succeeds the session has one write fewer than it could
-      // (the safe side). Retried in the background, bounded.
+      // (the safe side). Retried in the background, bounded, but only when the release certainly
+      // did not happen: retrying one whose outcome is unknown (connection lost after the
+      // statement was sent) could give back a write twice and let the session exceed its quota.
       this.#onReleaseError(err);
+      if (!certainlyNotApplied(err)) return;
       if (this.#pending.length < MAX_PENDING_RELEASES) this.#pending.push(key);
       else this.#metrics.errors.inc({ operation: "session_release", reason: "retry_queue_full" });
       this.#scheduleRetry();
@@ -136,6 +139,20 @@ export class PostgresSessionStore implements SessionStore {
     }
     this.#scheduleRetry();
   }
+}
+
+/**
+ * True when a failed statement certainly did not change anything: the server answered with an
+ * error (the statement, e.g. cancelled by statement_timeout, was rolled back), or no connection
+ * could be had so nothing was sent.
+ */
+function certainlyNotApplied(wrapped: unknown): boolean {
+  // `timed()` wraps every database error in a StateUnavailableError: look at its cause.
+  const err = wrapped instanceof Error && wrapped.cause !== undefined ? wrapped.cause : wrapped;
+  if (err instanceof pg.DatabaseError) return true;
+  const code = (err as { code?: unknown }).code;
+  if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EHOSTUNREACH" || code === "ENETUNREACH") return true;
+  return err instanceof Error && /timeout exceeded when trying to connect/i.test(err.message);
 }
 
 /** Most releases waiting for a retry; beyond it a reservation stays counted (the safe side). */
