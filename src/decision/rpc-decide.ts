@@ -88,14 +88,17 @@ export function decideRpc(o: DecideRpcOptions): PolicyRpc<DecideRequest, DecideP
     principal: (req) => req.subject.id,
     outcome: (r) => (r.allow ? "allow" : "deny"),
     respond: (meta, _req, _prep, r) => ({
-      ...meta,
+      decisionId: meta.decisionId,
+      requestId: meta.requestId,
+      bundleRevision: meta.bundleRevision,
+      reasons: meta.reasons,
       allow: r.allow,
       riskTier: r.riskTier,
       requiresApproval: r.requiresApproval,
       obligations: { redactFields: [...r.obligations.redactFields], allowFields: [...r.obligations.allowFields] },
     }),
     failClosed: (meta) => ({
-      response: { ...meta, allow: false, riskTier: 3, requiresApproval: false, obligations: { redactFields: [], allowFields: [] } },
+      response: { decisionId: meta.decisionId, requestId: meta.requestId, bundleRevision: meta.bundleRevision, reasons: meta.reasons, allow: false, riskTier: 3, requiresApproval: false, obligations: { redactFields: [], allowFields: [] } },
       outcome: "deny",
     }),
   };

@@ -22,13 +22,16 @@ export function finalizeRpc(): PolicyRpc<FinalizeRequest, FinalizePrep, Finalize
     principal: () => "",
     outcome: (r) => r.mode,
     respond: (meta, _req, prep, r) => ({
-      ...meta,
+      decisionId: meta.decisionId,
+      requestId: meta.requestId,
+      bundleRevision: meta.bundleRevision,
+      reasons: meta.reasons,
       mode: r.mode,
       coverage: prep.cov.coverage,
       unsupportedClaimIds: [...prep.cov.unsupported],
     }),
     failClosed: (meta, _req, prep) => ({
-      response: { ...meta, mode: "SOURCE_UNAVAILABLE", coverage: prep.cov.coverage, unsupportedClaimIds: [...prep.cov.unsupported] },
+      response: { decisionId: meta.decisionId, requestId: meta.requestId, bundleRevision: meta.bundleRevision, reasons: meta.reasons, mode: "SOURCE_UNAVAILABLE", coverage: prep.cov.coverage, unsupportedClaimIds: [...prep.cov.unsupported] },
       outcome: "SOURCE_UNAVAILABLE",
     }),
   };

@@ -92,7 +92,7 @@ export function guardMemoryRpc(o: GuardMemoryRpcOptions): PolicyRpc<GuardMemoryR
     undo: (_req, prep, nowMs) => release(prep, nowMs),
     principal: (req) => req.agentId,
     outcome: (r) => (r.allow ? "allow" : "deny"),
-    respond: (meta, _req, _prep, r) => ({ ...meta, allow: r.allow }),
-    failClosed: (meta) => ({ response: { ...meta, allow: false }, outcome: "deny" }),
+    respond: (meta, _req, _prep, r) => ({ decisionId: meta.decisionId, requestId: meta.requestId, bundleRevision: meta.bundleRevision, reasons: meta.reasons, allow: r.allow }),
+    failClosed: (meta) => ({ response: { decisionId: meta.decisionId, requestId: meta.requestId, bundleRevision: meta.bundleRevision, reasons: meta.reasons, allow: false }, outcome: "deny" }),
   };
 }

@@ -73,14 +73,17 @@ export function routeRpc(o: RouteRpcOptions): PolicyRpc<RouteRequest, RoutePrep,
     principal: () => "",
     outcome: (r) => r.provider,
     respond: (meta, _req, _prep, r) => ({
-      ...meta,
+      decisionId: meta.decisionId,
+      requestId: meta.requestId,
+      bundleRevision: meta.bundleRevision,
+      reasons: meta.reasons,
       provider: r.provider,
       model: r.model,
       fallbacks: r.fallbacks.map((f) => ({ provider: f.provider, model: f.model })),
     }),
     failClosed(meta, _req, _prep, active) {
       const local = localRoute(active);
-      return { response: { ...meta, provider: local.provider, model: local.model, fallbacks: [] }, outcome: local.provider };
+      return { response: { decisionId: meta.decisionId, requestId: meta.requestId, bundleRevision: meta.bundleRevision, reasons: meta.reasons, provider: local.provider, model: local.model, fallbacks: [] }, outcome: local.provider };
     },
   };
 }

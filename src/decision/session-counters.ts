@@ -48,9 +48,13 @@ export class SessionCounters implements SessionStore {
 
   /** Undoes one increment (the decision could not be returned after all). */
   decrement(key: string): void {
-    const current = this.#lru.get(key) ?? 0;
-    if (current <= 1) this.#lru.delete(key);
-    else this.#lru.set(key, current - 1);
+    const current = this.#lru.get(key);
+    if (current === undefined) return;
+    // Kept at 0 rather than deleted: lru-cache clears (fills) all of its `max`-sized arrays when
+    // its last entry is deleted, ~250 µs at the default 100,000 sessions, and a denied write
+    // (reserve, then give back) on an otherwise empty counter set did exactly that per call.
+    // The entry is forgotten like any other (LRU bound, idle expiry).
+    this.#lru.set(key, Math.max(0, current - 1));
   }
 
   /** Allowed writes so far for the session (SessionStore). */
