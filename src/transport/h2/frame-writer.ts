@@ -18,6 +18,9 @@ export class FrameWriter {
   #out: Buffer[] = [];
   #scheduled = false;
   #paused = false;
+  /** performance.now() when reading last paused, and the paused time before it. */
+  #pausedAt = 0;
+  #pausedTotal = 0;
   #closed = false;
   /** The peer's SETTINGS_MAX_FRAME_SIZE. */
   maxFrame = MAX_FRAME;
@@ -120,12 +123,23 @@ export class FrameWriter {
     if (!this.#paused && this.#socket.writableLength > OUTPUT_HIGH_WATER) {
       // The peer is not reading: stop taking requests until our output drains.
       this.#paused = true;
+      this.#pausedAt = performance.now();
       this.#socket.pause();
       this.#socket.once("drain", () => {
         this.#paused = false;
+        this.#pausedTotal += performance.now() - this.#pausedAt;
         if (!this.#closed) this.#socket.resume();
       });
     }
+  }
+
+  /**
+   * A clock (ms) that stands still while reading is paused: frames the peer sent before a pause
+   * are read only after it, so a grace period for frames in flight must not run out during it.
+   */
+  readingNow(): number {
+    const now = performance.now();
+    return now - this.#pausedTotal - (this.#paused ? now - this.#pausedAt : 0);
   }
 
   /** Nothing more is written (queued frames are dropped unless flushed first). */

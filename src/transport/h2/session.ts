@@ -85,7 +85,8 @@ export class H2Session implements FrameSink, StreamOwner {
   readonly #streams = new Map<number, H2Stream>();
   readonly #blocked = new Set<H2Stream>();
   /** Streams reset by either side: frames in flight at the reset are ignored. */
-  readonly #resetStreams = new ResetMemory();
+  // Its grace period runs on the writer's reading clock (set up in the constructor).
+  readonly #resetStreams = new ResetMemory(1024, () => this.#writer.readingNow());
 
   #settingsSeen = false;
   #lastStreamId = 0;
