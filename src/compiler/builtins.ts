@@ -47,6 +47,12 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["net.cidr_contains", 2], ["net.cidr_intersects", 2], ["net.cidr_is_valid", 1],
   // host, implemented by the SDK itself (src/builtins/ of @open-policy-agent/opa-wasm)
   ["json.is_valid", 1], ["regex.split", 2], ["yaml.marshal", 1], ["yaml.unmarshal", 1], ["yaml.is_valid", 1],
+  // host (host-jwt.ts)
+  ["io.jwt.decode_verify", 2], ["io.jwt.encode_sign", 3], ["io.jwt.encode_sign_raw", 3], ["io.jwt.verify_eddsa", 2],
+  ["io.jwt.verify_hs256", 2], ["io.jwt.verify_hs384", 2], ["io.jwt.verify_hs512", 2],
+  ["io.jwt.verify_rs256", 2], ["io.jwt.verify_rs384", 2], ["io.jwt.verify_rs512", 2],
+  ["io.jwt.verify_ps256", 2], ["io.jwt.verify_ps384", 2], ["io.jwt.verify_ps512", 2],
+  ["io.jwt.verify_es256", 2], ["io.jwt.verify_es384", 2], ["io.jwt.verify_es512", 2], ["base64url.encode_no_pad", 1],
 ]);
 
 /**

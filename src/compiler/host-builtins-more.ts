@@ -135,40 +135,6 @@ function hmacEqual(a: unknown, b: unknown): boolean | undefined {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-/**
- * io.jwt.decode: [header, payload, signature as hex]; undefined for anything but a JWS compact
- * token. A token whose header says `"cty": "JWT"` carries another token as payload: the
- * innermost one is decoded, as OPA does (bounded nesting).
- */
-function jwtDecode(token: unknown, depth = 0): unknown[] | undefined {
-  if (typeof token !== "string" || depth > 16) return undefined;
-  const parts = token.split(".");
-  if (parts.length !== 3 || !parts.every((p) => /^[A-Za-z0-9_-]*$/.test(p))) return undefined;
-  try {
-    const header = JSON.parse(Buffer.from(parts[0]!, "base64url").toString("utf8")) as unknown;
-    if (typeof header !== "object" || header === null || Array.isArray(header)) return undefined;
-    // A nested token (cty JWT) and encrypted tokens are not decoded here (OPA decodes JWS only).
-    if ((header as { enc?: unknown }).enc !== undefined) return undefined;
-    const body = Buffer.from(parts[1]!, "base64url").toString("utf8");
-    const cty = (header as { cty?: unknown }).cty;
-    if (typeof cty === "string" && cty.toUpperCase() === "JWT") {
-      // The inner token, as a JSON string (OPA's encoder) or as raw text.
-      let inner: unknown = body;
-      try {
-        inner = JSON.parse(body);
-      } catch {
-        // raw token text
-      }
-      return jwtDecode(inner, depth + 1);
-    }
-    const payload = JSON.parse(body) as unknown;
-    if (typeof payload !== "object" || payload === null || Array.isArray(payload)) return undefined;
-    return [header, payload, Buffer.from(parts[2]!, "base64url").toString("hex")];
-  } catch {
-    return undefined;
-  }
-}
-
 /** Semantic Versioning 2.0.0, as OPA's semver builtins (no leading "v"). */
 const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
 
@@ -371,7 +337,6 @@ export const moreHostBuiltins: Record<string, Builtin> = {
   "crypto.hmac.sha256": hmac("sha256"),
   "crypto.hmac.sha512": hmac("sha512"),
   "crypto.hmac.equal": hmacEqual,
-  "io.jwt.decode": (t: unknown) => jwtDecode(t),
   "semver.is_valid": (v: unknown) => typeof v === "string" && SEMVER.test(v),
   "semver.compare": semverCompare,
   "strings.count": stringsCount,

@@ -22,6 +22,7 @@ import { createHash } from "node:crypto";
 import { parseDocument as parseYamlDocument } from "yaml";
 import { compileRe2 } from "./host-re2.ts";
 import { moreHostBuiltins, queryEscape } from "./host-builtins-more.ts";
+import { jwtHostBuiltins } from "./host-jwt.ts";
 
 export { compileRe2 } from "./host-re2.ts";
 import { goSprintf } from "./host-sprintf.ts";
@@ -186,7 +187,7 @@ function replaceN(patterns: unknown, value: unknown): string | undefined {
 
 let nowNs: number | undefined;
 
-function timeNowNs(): number {
+export function timeNowNs(): number {
   if (nowNs === undefined) {
     nowNs = Date.now() * 1e6;
     queueMicrotask(() => {
@@ -241,6 +242,7 @@ function isYaml(s: string): boolean {
 
 export const hostBuiltins: Record<string, Builtin> = {
   ...moreHostBuiltins,
+  ...jwtHostBuiltins,
   "arbiter.sprintf": goSprintf,
   "regex.match": regexMatch,
   "glob.match": globMatch,
