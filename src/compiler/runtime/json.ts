@@ -527,8 +527,11 @@ function writeValue(v: usize): void {
     case K_NUM:
       if (load<u32>(v, 4) != 0) {
         const iv = load<i64>(v, 8);
-        // Host builtins get arguments through JavaScript's JSON.parse, which rounds beyond 2^53.
-        if (forHost && (iv > (<i64>1 << 53) || iv < -(<i64>1 << 53))) {
+        // Host builtins get arguments through JavaScript's JSON.parse, which rounds beyond 2^53;
+        // an integer a double holds exactly (1451311705000000000 ns, say) arrives unchanged.
+        // (2^63 is not an i64: a saturating conversion back would make i64 max look exact.)
+        const x = <f64>iv;
+        if (forHost && (iv > (<i64>1 << 53) || iv < -(<i64>1 << 53)) && !(x < 9223372036854775808.0 && <i64>x == iv)) {
           fatal("an integer beyond 2^53 cannot be passed exactly to a builtin implemented in JavaScript; OPA's numbers are arbitrary precision, so Arbiter refuses rather than answer with another number");
         }
         writeInt(iv);
