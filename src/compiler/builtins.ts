@@ -53,6 +53,8 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["io.jwt.verify_rs256", 2], ["io.jwt.verify_rs384", 2], ["io.jwt.verify_rs512", 2],
   ["io.jwt.verify_ps256", 2], ["io.jwt.verify_ps384", 2], ["io.jwt.verify_ps512", 2],
   ["io.jwt.verify_es256", 2], ["io.jwt.verify_es384", 2], ["io.jwt.verify_es512", 2], ["base64url.encode_no_pad", 1],
+  // host (host-aws.ts)
+  ["providers.aws.sign_req", 3],
 ]);
 
 /**

@@ -23,6 +23,7 @@ import { parseDocument as parseYamlDocument } from "yaml";
 import { compileRe2 } from "./host-re2.ts";
 import { moreHostBuiltins, queryEscape } from "./host-builtins-more.ts";
 import { jwtHostBuiltins } from "./host-jwt.ts";
+import { awsHostBuiltins } from "./host-aws.ts";
 
 export { compileRe2 } from "./host-re2.ts";
 import { goSprintf } from "./host-sprintf.ts";
@@ -243,6 +244,7 @@ function isYaml(s: string): boolean {
 export const hostBuiltins: Record<string, Builtin> = {
   ...moreHostBuiltins,
   ...jwtHostBuiltins,
+  ...awsHostBuiltins,
   "arbiter.sprintf": goSprintf,
   "regex.match": regexMatch,
   "glob.match": globMatch,

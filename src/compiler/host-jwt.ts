@@ -310,7 +310,7 @@ export function goJsonMarshal(v: unknown): string {
   if (typeof v === "boolean") return String(v);
   if (typeof v === "number") {
     if (!Number.isSafeInteger(v)) {
-      throw new Error(`io.jwt.encode_sign: the number ${v} may not be spelled as OPA spells it (only integers within 2^53 are encoded)`);
+      throw new Error(`the number ${v} may not be spelled as OPA spells it in JSON (only integers within 2^53 are encoded)`);
     }
     return String(v);
   }
@@ -323,7 +323,7 @@ export function goJsonMarshal(v: unknown): string {
     const keys = Object.keys(v).sort((a, b) => Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8")));
     return `{${keys.map((k) => `${goJsonMarshal(k)}:${goJsonMarshal(v[k])}`).join(",")}}`;
   }
-  throw new Error(`io.jwt.encode_sign: cannot encode a ${typeof v}`);
+  throw new Error(`cannot encode a ${typeof v} as JSON`);
 }
 
 /** A top-level string member as fastjson reads it (the first occurrence): ambiguity fails. */
