@@ -55,6 +55,8 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["io.jwt.verify_es256", 2], ["io.jwt.verify_es384", 2], ["io.jwt.verify_es512", 2], ["base64url.encode_no_pad", 1],
   // host (host-aws.ts)
   ["providers.aws.sign_req", 3],
+  // host (host-x509.ts)
+  ["crypto.x509.parse_rsa_private_key", 1], ["crypto.parse_private_keys", 1],
 ]);
 
 /**

@@ -24,6 +24,7 @@ import { compileRe2 } from "./host-re2.ts";
 import { moreHostBuiltins, queryEscape } from "./host-builtins-more.ts";
 import { jwtHostBuiltins } from "./host-jwt.ts";
 import { awsHostBuiltins } from "./host-aws.ts";
+import { x509HostBuiltins } from "./host-x509.ts";
 
 export { compileRe2 } from "./host-re2.ts";
 import { goSprintf } from "./host-sprintf.ts";
@@ -245,6 +246,7 @@ export const hostBuiltins: Record<string, Builtin> = {
   ...moreHostBuiltins,
   ...jwtHostBuiltins,
   ...awsHostBuiltins,
+  ...x509HostBuiltins,
   "arbiter.sprintf": goSprintf,
   "regex.match": regexMatch,
   "glob.match": globMatch,
