@@ -5,6 +5,7 @@
  * the sidecar refuses is refused here with the same field named) and converted by the same
  * functions (src/transport/convert.ts); responses are the decision core's plain types.
  */
+import { fileURLToPath } from "node:url";
 import { create, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
@@ -37,7 +38,7 @@ export interface Arbiter {
  * The package's default policy pack (policies/ at the package root), from src/library/ or
  * dist/src/library/.
  */
-const DEFAULT_PACK = new URL(import.meta.url.endsWith(".js") ? "../../../policies/" : "../../policies/", import.meta.url);
+const DEFAULT_PACK = fileURLToPath(new URL(import.meta.url.endsWith(".js") ? "../../../policies/" : "../../policies/", import.meta.url));
 
 /** A signal that never aborts, for calls without one. */
 const NEVER = new AbortController().signal;
@@ -56,7 +57,7 @@ const MEMORY_OPERATIONS: Record<string, pb.MemoryOperation> = {
  * ArbiterError `invalid_argument`; a database that cannot be reached rejects.
  */
 export async function createArbiter(options: ArbiterOptions): Promise<Arbiter> {
-  const config = configFromOptions(options, DEFAULT_PACK.pathname);
+  const config = configFromOptions(options, DEFAULT_PACK);
   const root: Logger = options.logger ?? createLogger({ level: config.logLevel });
   const log = componentLogger(root, "library");
   const core = await createCore(config, { logger: root, registry: options.registry ?? new Registry() });

@@ -4,6 +4,9 @@
  * and bad options throw ArbiterError naming the field or the option; a closed instance refuses.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { ArbiterError, createArbiter, type Arbiter } from "../../src/library/index.ts";
 
 let arbiter: Arbiter;
@@ -86,4 +89,29 @@ describe("createArbiter options", () => {
     const e = await rejection(a.decide({ tenantId: "acme", subject: { id: "u1" }, action: "read", resource: { type: "document" } }));
     expect(e).toMatchObject({ code: "unavailable", message: "arbiter is closed" });
   });
+});
+
+describe("hot reload", () => {
+  it("a changed bundle directory is swapped in: the next decision follows the new data", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "arbiter-library-reload-"));
+    cpSync(resolve(import.meta.dirname, "../../policies"), dir, { recursive: true });
+    const a = await createArbiter({ audit: false, logLevel: "silent", bundle: dir, dataDir: join(dir, ".arbiter") });
+    try {
+      const req = { tenantId: "acme", subject: { id: "u1", roles: ["viewer"] }, action: "read", resource: { type: "document", id: "d1" } };
+      const before = await a.decide(req);
+      expect(before.allow).toBe(true);
+      // Viewers lose every permission.
+      const data = JSON.parse(readFileSync(join(dir, "data.json"), "utf8"));
+      data.arbiter.config.decide.roles.viewer = {};
+      writeFileSync(join(dir, "data.json"), JSON.stringify(data));
+      const deadline = Date.now() + 60_000;
+      while (a.status().revision === before.bundleRevision && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(a.status().revision).not.toBe(before.bundleRevision);
+      const after = await a.decide(req);
+      expect(after).toMatchObject({ allow: false, bundleRevision: a.status().revision });
+    } finally {
+      await a.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
