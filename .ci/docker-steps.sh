@@ -3,7 +3,7 @@
 # image. .ci/run runs this script only where buildah cannot be had (not root, no Debian packages);
 # a developer without root can run it too. It replays the Dockerfile's stages without an image:
 # copy the build context with the .dockerignore rules, full install + default bundle build in a
-# "build" dir, production-only install in a fresh "runtime" dir, then start the sidecar from the
+# "build" dir (npm run build: dist/), production-only install in a fresh "runtime" dir, then start the sidecar from the
 # runtime dir as uid 10001 with only the data, socket and tmp dirs writable, probe it with
 # deploy/healthcheck.mjs (gRPC health), call one RPC over the socket, stop it with SIGTERM.
 #
@@ -48,11 +48,13 @@ for mustnot in node_modules test .git bench; do
   [[ ! -e "$work/context/$mustnot" ]] || fail "build context contains $mustnot (check .dockerignore)"
 done
 
-step "stage build: npm ci, arbiter build -o /bundle/bundle.tar.gz policies"
+step "stage build: npm ci, npm run build (dist/), arbiter build -o /bundle/bundle.tar.gz policies"
 mkdir -p "$work/build" "$work/bundle"
 cp "$work/context/package.json" "$work/context/package-lock.json" "$work/build/"
 (cd "$work/build" && npm ci --no-audit --no-fund --prefer-offline --loglevel=error)
 cp -R "$work/context/." "$work/build/"
+(cd "$work/build" && npm run build --silent)
+[[ -f "$work/build/dist/src/cli.js" ]] || fail "npm run build produced no dist/src/cli.js"
 (cd "$work/build" && node bin/arbiter.js build -o "$work/bundle/bundle.tar.gz" policies)
 [[ -s "$work/bundle/bundle.tar.gz" ]] || fail "bundle build produced no file"
 members=$(tar -tzf "$work/bundle/bundle.tar.gz" 2>/dev/null)
@@ -70,10 +72,16 @@ for dev in vitest typescript ajv hdr-histogram-js @bufbuild/buf; do
   [[ ! -e "$app/node_modules/$dev" ]] || fail "dev dependency $dev in the production install"
 done
 
-step "stage runtime: copy sources and the prebuilt bundle (root-owned, read-only for uid 10001)"
-for p in tsconfig.json bin src gen deploy/healthcheck.mjs; do
+step "stage runtime: copy the compiled dist/, bin and the prebuilt bundle (root-owned, read-only for uid 10001)"
+for p in bin deploy/healthcheck.mjs; do
   mkdir -p "$(dirname "$app/$p")"
   cp -R "$work/context/$p" "$app/$p"
+done
+cp -R "$work/build/dist" "$app/dist"
+# No TypeScript and no loader at run time: the runtime dir holds no sources, and tsx/esbuild are
+# dev dependencies.
+for absent in src gen tsconfig.json node_modules/tsx node_modules/esbuild; do
+  [[ ! -e "$app/$absent" ]] || fail "the runtime dir holds $absent"
 done
 mkdir -p "$work/opt/bundle"
 cp "$work/bundle/bundle.tar.gz" "$work/opt/bundle/bundle.tar.gz"

@@ -253,8 +253,8 @@ smnt=$("${B[@]}" mount "$sctr")
 # What the runtime stage holds: the app files only, production dependencies only, all root-owned
 # and not writable by group or others, and the default bundle with its three members.
 app_ls=$(ls -A "$smnt/app" | tr '\n' ' ')
-[[ "$app_ls" == "bin deploy gen node_modules package.json src tsconfig.json " ]] || fail "/app holds: $app_ls"
-for dev in vitest typescript ajv hdr-histogram-js @bufbuild/buf assemblyscript; do
+[[ "$app_ls" == "bin deploy dist node_modules package.json " ]] || fail "/app holds: $app_ls"
+for dev in vitest typescript ajv hdr-histogram-js @bufbuild/buf assemblyscript tsx esbuild; do
   [[ ! -e "$smnt/app/node_modules/$dev" ]] || fail "dev dependency $dev in the image"
 done
 bad=$(find "$smnt/app" "$smnt/opt/arbiter" \( ! -uid 0 -o \( ! -type l -perm /022 \) \) -print -quit)

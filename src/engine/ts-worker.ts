@@ -1,6 +1,7 @@
 /**
- * Starting a worker thread on one of the engine's TypeScript entry files: the worker loads the
- * sources through tsx, like `bin/arbiter.js`, from a small ESM bootstrap. Bounded: a heap limit
+ * Starting a worker thread on one of the engine's TypeScript entry files. Compiled (this module
+ * runs from dist/, `npm run build`), the entry's `.js` twin beside it is started as is; from the
+ * sources (tests, benches), the worker loads them through tsx from a small ESM bootstrap. Bounded: a heap limit
  * (so a runaway load kills the worker, not the process) and a deadline after which the worker
  * is terminated. Shared by the Rego build worker and the bundle load worker.
  */
@@ -10,8 +11,15 @@ import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker, type Transferable } from "node:worker_threads";
 
-/** The tsx ESM API's URL (its `register()`), or undefined when it cannot be resolved from here. */
+/** True when this module is the compiled JavaScript in dist/ (worker entries are `.js` there). */
+const COMPILED = import.meta.url.endsWith(".js");
+
+/**
+ * The tsx ESM API's URL (its `register()`); "" when compiled (no loader needed); undefined when
+ * it cannot be resolved from here (tsx is a dev dependency).
+ */
 function tsxApi(): string | undefined {
+  if (COMPILED) return "";
   try {
     // The ESM build of `tsx/esm/api`, resolved through the package's own exports map (the
     // `require` condition would give the CommonJS build, which cannot be imported from a data: URL).
@@ -53,8 +61,12 @@ export function spawnTsWorker(entry: URL, workerData: unknown, maxHeapMb: number
 }
 
 function spawn(api: string, entry: URL, workerData: unknown, maxHeapMb: number, transferList?: readonly Transferable[]): Worker {
-  const bootstrap = `import { register } from ${JSON.stringify(api)};\nregister();\nawait import(${JSON.stringify(entry.href)});\n`;
-  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(bootstrap)}`), {
+  // Callers name the `.ts` entry (`new URL("./x.ts", import.meta.url)`: tsc rewrites import
+  // specifiers, not URL strings); compiled, its `.js` twin sits beside it.
+  const url = api === ""
+    ? new URL(entry.href.replace(/\.ts$/, ".js"))
+    : new URL(`data:text/javascript,${encodeURIComponent(`import { register } from ${JSON.stringify(api)};\nregister();\nawait import(${JSON.stringify(entry.href)});\n`)}`);
+  return new Worker(url, {
     workerData,
     transferList: transferList ? [...transferList] : undefined,
     resourceLimits: { maxOldGenerationSizeMb: maxHeapMb },

@@ -6,24 +6,17 @@
  *   ARBITER_SHUTDOWN_TIMEOUT_MS -> close the audit sink (flush) -> close the state stores (pool;
  *   unflushed usage stays in its spool) -> stop Postgres -> exit 0.
  */
-import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import type { DestinationStream, Logger } from "pino";
-import type { AuditPipeline, EmbeddedPostgres } from "../audit/index.ts";
-import type { StateStores } from "../state/index.ts";
 import { ConfigError, formatListen, loadConfig, redactConfig, type Config } from "../config/config.ts";
-import { createApprovalStore } from "../decision/approval-store.ts";
-import { createDecisionService, DECISION_ENTRYPOINTS } from "../decision/decision-service.ts";
 import type { DecisionService } from "../decision/types.ts";
-import { createUsageStore } from "../decision/usage-store.ts";
-import { validatePackData } from "../decision/pack-validation.ts";
-import { createEngineHost, type EngineHost } from "../engine/index.ts";
-import { loadBundleKey, type BundleVerificationOptions } from "../engine/bundle-signature.ts";
+import type { EngineHost } from "../engine/index.ts";
 import { componentLogger, createLogger } from "../log.ts";
 import { HealthState } from "../transport/health.ts";
 import { createTransportServer, type TransportServer } from "../transport/server.ts";
 import { createAdminServer, type AdminServer } from "./admin.ts";
+import { createCore } from "./core.ts";
 
 /** Name under which per-service health is reported (besides the overall ""). */
 export const POLICY_SERVICE_NAME = "arbiter.v1.PolicyService";
@@ -52,17 +45,6 @@ export interface RunningServer {
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const startedAt = Date.now();
-  // The engine pulls in the compiler and the audit stack: loaded here, after the configuration
-  // was checked, so a bad setting fails fast.
-  const [{ createAuditPipeline, startEmbeddedPostgres }, { createDecisionService, DECISION_ENTRYPOINTS }, { createApprovalStore }, { createUsageStore }, { createEngineHost }, { createStateStores }] =
-    await Promise.all([
-      import("../audit/index.ts"),
-      import("../decision/decision-service.ts"),
-      import("../decision/approval-store.ts"),
-      import("../decision/usage-store.ts"),
-      import("../engine/index.ts"),
-      import("../state/index.ts"),
-    ]);
   const root = createLogger({ level: config.logLevel, ...(options.logDestination ? { destination: options.logDestination } : {}) });
   const log = componentLogger(root, "server");
   log.info({ config: redactConfig(config) }, "starting");
@@ -77,109 +59,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
   const cleanups: Array<() => Promise<unknown>> = [];
   try {
-    // Approver public keys first: an unusable key file fails start-up before anything heavy runs.
-    const { createApprovalKeySet, emptyApprovalKeySet } = await import("../trust/approval-keys.ts");
-    const { createGrantVerifier } = await import("../trust/grant-verifier.ts");
-    const approvalKeys = config.approvals.keys === undefined
-      ? emptyApprovalKeySet()
-      : await createApprovalKeySet({ source: config.approvals.keys, refreshSeconds: config.approvals.keysRefreshSeconds, logger: root, registry });
-    cleanups.push(async () => approvalKeys.close());
-    if (config.approvals.keys === undefined) log.info("ARBITER_APPROVAL_KEYS unset: signed approval grants are refused (approval_unknown_key)");
-    const grants = createGrantVerifier({
-      keys: approvalKeys,
-      ...(config.approvals.audience !== undefined ? { audience: config.approvals.audience } : {}),
-      logger: root,
-      registry,
-    });
-
-    const engine = createEngineHost({
-      source: config.bundle,
-      requiredEntrypoints: DECISION_ENTRYPOINTS,
-      // The default pack's data checks (a bundle without data.arbiter.config is not checked).
-      validateData: validatePackData,
-      pollIntervalMs: config.bundlePollSeconds * 1000,
-      ...(config.bundleVerification ? { verification: bundleVerification(config.bundleVerification) } : {}),
-      // Evaluation deadline and bundle resource limits (issue #12).
-      evalTimeoutMs: config.engineLimits.evalTimeoutMs,
-      bundleLimits: { maxBytes: config.engineLimits.bundleMaxBytes, maxElements: config.engineLimits.bundleMaxElements },
-      logger: root, // the engine names its own child logger (component "engine")
-      registry,
-    });
-    cleanups.push(() => engine.close());
+    // The decision stack (engine, audit, state, tracing, decision service) shared with library
+    // mode (src/server/core.ts).
+    const stack = await createCore(config, { logger: root, registry });
+    cleanups.push(() => stack.close());
+    const { engine, audit, state, service: core } = stack;
     engine.onChange((status) => {
       // A failed reload keeps the previous bundle serving, so readiness follows `ready` only.
       if (accepting) health.setAll(status.ready ? "SERVING" : "NOT_SERVING");
-    });
-
-    let audit: AuditPipeline | undefined;
-    let pg: EmbeddedPostgres | undefined;
-    // The embedded Postgres serves the audit trail and the fleet-wide state alike, whichever
-    // of them has no URL of its own.
-    if ((config.audit.enabled && config.databaseUrl === undefined) || (config.state.mode === "postgres" && config.state.databaseUrl === undefined)) {
-      pg = await startEmbeddedPostgres({ dataDir: join(config.dataDir, "postgres"), logger: root });
-      const stopPg = pg;
-      cleanups.push(() => stopPg.stop());
-    }
-    if (config.audit.enabled) {
-      audit = createAuditPipeline({
-        databaseUrl: config.databaseUrl ?? pg!.url,
-        spoolDir: join(config.dataDir, "spool"),
-        instanceId: config.instanceId,
-        durability: config.audit.durability,
-        overflow: config.audit.overflow,
-        spoolMaxBytes: config.audit.spoolMaxBytes,
-        registry,
-        logger: componentLogger(root, "audit"),
-      });
-      await audit.start();
-      const a = audit;
-      cleanups.push(() => a.close());
-    }
-
-    // OpenTelemetry only when an OTLP endpoint is configured (the SDK is not even loaded otherwise).
-    const tracing = process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT
-      ? (await import("../telemetry/tracing.ts")).createTracing({ serviceInstanceId: config.instanceId })
-      : undefined;
-    if (tracing) {
-      cleanups.push(() => tracing.close());
-      log.info({ endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, "exporting traces over OTLP");
-    }
-
-    // Fleet-wide state (ARBITER_STATE=postgres, issue #10): a state database that cannot be
-    // used fails start-up here, naming the variable its URL came from.
-    let state: StateStores | undefined;
-    if (config.state.mode === "postgres") {
-      state = await createStateStores({
-        databaseUrl: config.state.databaseUrl ?? pg!.url,
-        databaseUrlVariable: config.state.databaseUrlVariable ?? "ARBITER_STATE (embedded Postgres)",
-        spoolDir: join(config.dataDir, "state-spool"),
-        windowSeconds: config.state.usageWindowSeconds,
-        stalenessMs: config.state.stalenessMs,
-        spoolMaxBytes: config.state.spoolMaxBytes,
-        maxConnections: config.state.poolSize,
-        timeoutMs: config.state.timeoutMs,
-        pruneIntervalMs: config.state.pruneIntervalSeconds * 1000,
-        registry,
-        logger: componentLogger(root, "state"),
-      });
-      const st = state;
-      cleanups.push(() => st.close());
-    }
-
-    const core = createDecisionService({
-      engine,
-      ...(tracing ? { tracing } : {}),
-      ...(audit ? { audit } : {}),
-      logger: root, // the decision core names its own child logger (component "decision")
-      registry,
-      cache: { maxEntries: config.cache.maxEntries, maxBytes: config.cache.maxBytes, ttlMs: config.cache.ttlMs },
-      instanceId: config.instanceId,
-      // memory: this process only (docs/policies.md); postgres: shared by the fleet.
-      usage: state?.usage ?? createUsageStore({ windowSeconds: config.state.usageWindowSeconds }),
-      approvals: state?.approvals ?? createApprovalStore(),
-      ...(state ? { sessionStore: state.sessions } : {}),
-      grants,
-      approvalsLocalCreate: config.approvalsLocalCreate,
     });
     const service = options.wrapService ? options.wrapService(core) : core;
 
@@ -250,13 +137,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         const { forced } = await transport.close(config.shutdownTimeoutMs);
         await healthTransport?.close(0);
         if (forced) log.warn({ timeoutMs: config.shutdownTimeoutMs }, "shutdown deadline cut in-flight calls off");
-        await engine.close();
-        approvalKeys.close();
-        if (audit) await audit.close().catch((err: Error) => log.error({ err: err.message }, "audit close failed"));
-        // Usage still spooled stays on disk and is applied at the next start.
-        if (state) await state.close().catch((err: Error) => log.error({ err: err.message }, "state close failed"));
-        if (pg) await pg.stop().catch((err: Error) => log.error({ err: err.message }, "postgres stop failed"));
-        await tracing?.close().catch((err: Error) => log.error({ err: err.message }, "trace export flush failed"));
+        // Engine, audit flush, state, Postgres, trace export (src/server/core.ts).
+        await stack.close();
         await admin.close();
         log.info({ forced }, "stopped");
         await new Promise<void>((resolve) => root.flush(() => resolve()));
@@ -269,16 +151,6 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     for (const c of cleanups.reverse()) await c().catch(() => {});
     throw err;
   }
-}
-
-/** Loads the verification key named by the configuration (checked once already by loadConfig). */
-function bundleVerification(v: NonNullable<Config["bundleVerification"]>): BundleVerificationOptions {
-  return {
-    key: loadBundleKey(readFileSync(v.keyPath), v.algorithm, "public"),
-    algorithm: v.algorithm,
-    ...(v.keyId !== undefined ? { keyId: v.keyId } : {}),
-    ...(v.scope !== undefined ? { scope: v.scope } : {}),
-  };
 }
 
 /** `arbiter serve`: runs until SIGTERM/SIGINT. Exit code 0 on a clean stop, 2 on bad config. */
