@@ -78,7 +78,7 @@ async function main(): Promise<void> {
       req.on("response", (h) => {
         if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
       });
-      req.on("trailers", (t) => (status = String(t["grpc-status"])));
+      req.on("trailers", (t: http2.IncomingHttpHeaders) => (status = String(t["grpc-status"])));
       req.on("data", () => {});
       req.on("error", () => {});
       req.on("close", () => resolve(status === "0"));

@@ -19,7 +19,7 @@ for (;;) {
   const { entrypoint, input } = JSON.parse(dec.decode(bytes.slice(0, ctrl[1]))) as { entrypoint: string; input: unknown };
   let out: unknown;
   try {
-    out = { rs: policy.evaluate(input, entrypoint) };
+    out = { rs: policy.evaluate(input, entrypoint) as unknown };
   } catch (err) {
     out = { error: String(err) };
   }

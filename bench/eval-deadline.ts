@@ -84,7 +84,7 @@ const vmCtx = vm.createContext({ call: (): unknown => undefined });
 const vmScript = new vm.Script("call()");
 function viaVm(entrypoint: string, input: unknown): unknown {
   vmCtx.call = () => plain.evaluate(input, entrypoint);
-  return vmScript.runInContext(vmCtx, { timeout: DEADLINE_MS });
+  return vmScript.runInContext(vmCtx, { timeout: DEADLINE_MS }) as unknown;
 }
 
 const options: Record<string, ActivePolicy> = {

@@ -112,7 +112,9 @@ async function main(): Promise<void> {
   const pgServer = await startEmbeddedPostgres({ dataDir: join(tmp, "pg") });
   const bundle = join(tmp, "policies");
   cpSync(join(REPO, "policies"), bundle, { recursive: true });
-  const data = JSON.parse(readFileSync(join(bundle, "data.json"), "utf8"));
+  const data = JSON.parse(readFileSync(join(bundle, "data.json"), "utf8")) as {
+    arbiter: { config: { route: { default_budget?: unknown } } };
+  };
   // A budget for every tenant, far above what the bench records: Route reads the spend each call.
   data.arbiter.config.route.default_budget = { usd: 1e12 };
   writeFileSync(join(bundle, "data.json"), JSON.stringify(data));

@@ -167,7 +167,7 @@ function call(session: http2.ClientHttp2Session): Promise<boolean> {
     req.on("response", (h) => {
       if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
     });
-    req.on("trailers", (t) => {
+    req.on("trailers", (t: http2.IncomingHttpHeaders) => {
       status = String(t["grpc-status"]);
     });
     req.on("data", () => {});

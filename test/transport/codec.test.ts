@@ -715,16 +715,28 @@ describe("codec: numeric repeated fields (packed and unpacked), int32, enums", (
         }
         unpacked.push(Number(x));
       };
-      for (const v of m.us!) (unpacked.push(0x10), varint(BigInt(v as number)));
-      for (const v of m.is!) (unpacked.push(0x18), varint(BigInt(v as number)));
+      for (const v of m.us!) {
+        unpacked.push(0x10);
+        varint(BigInt(v as number));
+      }
+      for (const v of m.is!) {
+        unpacked.push(0x18);
+        varint(BigInt(v as number));
+      }
       for (const v of m.ds!) {
         unpacked.push(0x21);
         const b = new Uint8Array(8);
         new DataView(b.buffer).setFloat64(0, v as number, true);
         unpacked.push(...b);
       }
-      for (const v of m.bs!) (unpacked.push(0x28), varint(v ? 1n : 0n));
-      for (const v of m.cs!) (unpacked.push(0x30), varint(BigInt(v as number)));
+      for (const v of m.bs!) {
+        unpacked.push(0x28);
+        varint(v ? 1n : 0n);
+      }
+      for (const v of m.cs!) {
+        unpacked.push(0x30);
+        varint(BigInt(v as number));
+      }
       const u = new Uint8Array(unpacked);
       expect(c.decode(u)).toStrictEqual(fromBinary(Nums, u));
       if (n < 40) {

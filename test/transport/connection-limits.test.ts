@@ -7,7 +7,7 @@ import net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, describe, expect, it } from "vitest";
 import * as pb from "../../gen/arbiter/v1/arbiter_pb.ts";
-import { frame, FrameType, PREFACE, settingsFrame } from "./h2-client.ts";
+import { FrameType, PREFACE, settingsFrame } from "./h2-client.ts";
 import { unary, until } from "./helpers.ts";
 import { startSidecar, stopSidecars } from "./sidecar.ts";
 
