@@ -14,6 +14,7 @@
  */
 import { createHash, createHmac } from "node:crypto";
 import { goJsonMarshal } from "./host-jwt.ts";
+import type { HostBuiltin } from "./host-types.ts";
 
 type Json = Record<string, unknown>;
 
@@ -115,7 +116,7 @@ function signReq(req: unknown, config: unknown, timeNs: unknown): Json {
   return { ...req, headers: out };
 }
 
-export const awsHostBuiltins: Record<string, (...args: any[]) => unknown> = {
+export const awsHostBuiltins: Record<string, HostBuiltin> = {
   // A builtin error becomes undefined (OPA's non-strict mode); any other throw fails the evaluation.
   "providers.aws.sign_req": (req: unknown, config: unknown, timeNs: unknown) => {
     try {

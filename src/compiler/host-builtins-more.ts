@@ -9,7 +9,7 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { isIPv4, isIPv6 } from "node:net";
 
-type Builtin = (...args: any[]) => unknown;
+import type { HostBuiltin as Builtin } from "./host-types.ts";
 
 /** Thrown for a result a JavaScript number cannot hold exactly (OPA's numbers are arbitrary precision). */
 function inexact(name: string, what: string): never {

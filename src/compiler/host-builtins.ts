@@ -29,7 +29,7 @@ import { x509HostBuiltins } from "./host-x509.ts";
 export { compileRe2 } from "./host-re2.ts";
 import { goSprintf } from "./host-sprintf.ts";
 
-type Builtin = (...args: any[]) => unknown;
+import type { HostBuiltin as Builtin } from "./host-types.ts";
 
 /** Compiled patterns, bounded: cleared wholesale when full (patterns are policy constants). */
 const MAX_CACHED_PATTERNS = 1000;

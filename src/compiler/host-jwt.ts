@@ -13,6 +13,7 @@
  * encode_sign sees only the value, so only integers within 2^53 are encoded (others fail).
  */
 import { exactDecimal } from "./host-builtins-more.ts";
+import type { HostBuiltin } from "./host-types.ts";
 import { timeNowNs } from "./host-builtins.ts";
 import { algInfo, ecVerify, edVerify, hmacVerify, jwsSign, jwsVerify, rsaVerify } from "./host-jwt-crypto.ts";
 import {
@@ -385,7 +386,7 @@ function builtin<A extends unknown[]>(f: (...args: A) => unknown): (...args: A) 
   };
 }
 
-export const jwtHostBuiltins: Record<string, (...args: any[]) => unknown> = {
+export const jwtHostBuiltins: Record<string, HostBuiltin> = {
   "io.jwt.decode": builtin((t: unknown) => jwtDecode(t)),
   // How policies build unsigned tokens (OPA's own JWT tests use it); undefined for a non-string.
   "base64url.encode_no_pad": (s: unknown) => (typeof s === "string" ? Buffer.from(s, "utf8").toString("base64url") : undefined),

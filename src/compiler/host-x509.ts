@@ -10,6 +10,7 @@
  */
 import { createPrivateKey, type KeyObject } from "node:crypto";
 import { goPemDecode } from "./host-jwt-keys.ts";
+import type { HostBuiltin } from "./host-types.ts";
 
 class X509BuiltinError extends Error {
   override readonly name = "X509BuiltinError";
@@ -93,7 +94,7 @@ function builtin(f: (s: unknown) => unknown): (s: unknown) => unknown {
   };
 }
 
-export const x509HostBuiltins: Record<string, (...args: any[]) => unknown> = {
+export const x509HostBuiltins: Record<string, HostBuiltin> = {
   "crypto.x509.parse_rsa_private_key": builtin(parseRsaPrivateKey),
   "crypto.parse_private_keys": builtin(parsePrivateKeys),
 };

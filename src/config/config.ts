@@ -181,7 +181,7 @@ export function parseListen(name: string, value: string): ListenTarget {
     if (path === "") throw new ConfigError(expected);
     return { kind: "unix", path };
   }
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(value);
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
   if (!m) throw new ConfigError(expected);
   const host = m[1] ?? m[2]!;
   const port = Number(m[3]);

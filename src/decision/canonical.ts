@@ -28,6 +28,7 @@ function member(key: string): string {
 
 // Characters JSON.stringify escapes: '"', '\\', controls, and surrogates (a lone one becomes
 // \uXXXX; a string with any is left to JSON.stringify, which tells pairs from lone ones).
+// eslint-disable-next-line no-control-regex -- matching control characters is the point: JSON must escape them
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
 /** JSON.stringify(s), without the call when `s` has nothing to escape (most strings). */

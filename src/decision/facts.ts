@@ -121,7 +121,7 @@ export function routeInput(req: RouteRequest, now: NowFact, spend: Readonly<Reco
   // The prompt hash covers the contents joined by "\n": one one-shot hash of the joined text
   // costs less than a streaming hash fed piece by piece.
   let joined = "";
-  const messages: JsonObject[] = new Array(req.messages.length);
+  const messages = new Array<JsonObject>(req.messages.length);
   for (let i = 0; i < req.messages.length; i++) {
     const m = req.messages[i]!;
     chars += codePoints(m.content);

@@ -95,6 +95,7 @@ export interface InstanceOptions {
  */
 export function instantiatePolicy(module: WebAssembly.Module, options: InstanceOptions): SdkPolicy {
   const memory = new WebAssembly.Memory({ initial: options.memory.initial, maximum: options.memory.maximum });
+  // eslint-disable-next-line prefer-const -- set once the instance exists, after the import closures that read it
   let exports: Exports | undefined;
   let names: Record<number, string> = {};
   const call = (id: number, ...argAddrs: number[]): number => {

@@ -408,9 +408,9 @@ export class PostgresUsageStore implements UsageStore {
       return;
     }
     let byWindow = this.#unflushed.get(ev.tenantId);
-    if (byWindow === undefined) this.#unflushed.set(ev.tenantId, (byWindow = new Map()));
+    if (byWindow === undefined) this.#unflushed.set(ev.tenantId, (byWindow = new Map<number, Map<string, number>>()));
     let byUnit = byWindow.get(ev.windowStartMs);
-    if (byUnit === undefined) byWindow.set(ev.windowStartMs, (byUnit = new Map()));
+    if (byUnit === undefined) byWindow.set(ev.windowStartMs, (byUnit = new Map<string, number>()));
     const next = (byUnit.get(ev.unit) ?? 0) + sign * ev.amount;
     this.#unflushedCount += sign;
     if (sign < 0 && next <= 1e-12) {

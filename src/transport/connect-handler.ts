@@ -10,7 +10,7 @@
  * find easier to read than the omitted-default form; Connect clients accept both.
  */
 import { isUtf8 } from "node:buffer";
-import { fromBinary, fromJson, toBinary, toJson, type Message } from "@bufbuild/protobuf";
+import { fromBinary, fromJson, toBinary, toJson, type JsonValue, type Message } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { armDeadline } from "./deadline.ts";
 import { cancelled, deadlineExceeded, toRpcError } from "./errors.ts";
@@ -102,7 +102,7 @@ export function createConnectHandler(opts: ConnectHandlerOptions) {
         // a different request than was sent, while the gRPC path rejects them (issue #12 item 7).
         if (json && !isUtf8(req.body)) throw new Error("the body is not valid UTF-8");
         msg = json
-          ? fromJson(method.input, JSON.parse(req.body.length === 0 ? "{}" : req.body.toString("utf8")))
+          ? fromJson(method.input, JSON.parse(req.body.length === 0 ? "{}" : req.body.toString("utf8")) as JsonValue)
           : fromBinary(method.input, req.body);
       } catch (err) {
         throw new RpcError(Code.INVALID_ARGUMENT, `request is not a valid ${method.input.typeName}: ${(err as Error).message}`, { cause: err });

@@ -37,7 +37,7 @@ export function createReflector(files: readonly DescFile[], services: readonly s
   const addExt = (extendee: string, num: number, name: string, f: DescFile): void => {
     bySymbol.set(name, f);
     let m = extensions.get(extendee);
-    if (!m) extensions.set(extendee, (m = new Map()));
+    if (!m) extensions.set(extendee, (m = new Map<number, DescFile>()));
     m.set(num, f);
   };
   const addFile = (f: DescFile): void => {

@@ -338,7 +338,7 @@ export function createTransportServer(options: TransportServerOptions): Transpor
         }
       },
     );
-    listener.on("tlsClientError", (err) => logger.debug({ err: err.message }, "TLS handshake failed"));
+    listener.on("tlsClientError", (err: Error) => logger.debug({ err: err.message }, "TLS handshake failed"));
   } else {
     listener = net.createServer(dispatchPlain);
   }
