@@ -167,8 +167,9 @@ export class ClauseResolver {
           const args = term.args.map((a) => this.#term(a, scope));
           return { ...lit, term: { ...term, args, target: { kind: "builtin", name: "eq" } } };
         }
-        // A call with one argument more than its arity binds the last argument to the result.
-        if (term.type === "call" && !lit.negated) {
+        // A call with one argument more than its arity binds the last argument to the result;
+        // negated too (`not f(x, true)` is `not true = f(x)`), as OPA rewrites it.
+        if (term.type === "call") {
           const target = this.#callTarget(term, scope, true);
           const arity = target.kind === "builtin" ? BUILTIN_ARITY.get(target.name)! : this.#index.group(target.path)!.arity;
           if (term.args.length === arity + 1) {

@@ -1,0 +1,41 @@
+/**
+ * Rego language coverage added for OPA compatibility (issue 13), through the real pipeline:
+ * Rego -> IR -> wasm -> @open-policy-agent/opa-wasm, compared with what OPA answers.
+ */
+import { describe, expect, it } from "vitest";
+import { compile, loadCompiledPolicy } from "../../src/compiler/index.ts";
+
+async function evalRego(text: string, entrypoint: string, input?: unknown): Promise<unknown[]> {
+  const { wasm } = compile([{ path: "t.rego", text }], { entrypoints: [entrypoint] });
+  const policy = await loadCompiledPolicy(wasm);
+  return policy.evaluate(input as never, entrypoint).map((r: { result: unknown }) => r.result);
+}
+
+describe("calls with an output argument", () => {
+  const POLICY = `package t
+void(x) if x == "foo"
+double(x) := 2 * x
+# \`not f(x, out)\` means \`not out = f(x)\`, as OPA rewrites it
+void_good if not void("bar", true)
+void_bad if void("bar", true)
+not_max if not max([1, 2, 3], input.n)
+out := y if double(input.n, y)
+`;
+
+  it("a negated call with an extra argument compares the result with it", async () => {
+    expect(await evalRego(POLICY, "t/void_good")).toEqual([true]);
+    expect(await evalRego(POLICY, "t/void_bad")).toEqual([]);
+    expect(await evalRego(POLICY, "t/not_max", { n: 2 })).toEqual([true]);
+    expect(await evalRego(POLICY, "t/not_max", { n: 3 })).toEqual([]);
+  });
+
+  it("a call with an extra argument binds it to the result", async () => {
+    expect(await evalRego(POLICY, "t/out", { n: 4 })).toEqual([8]);
+  });
+
+  it("an unbound output under not is unsafe, as in OPA", () => {
+    expect(() => compile([{ path: "t.rego", text: "package t\np if not max([1], y)\n" }], { entrypoints: ["t/p"] })).toThrow(
+      /var y is unsafe/,
+    );
+  });
+});
