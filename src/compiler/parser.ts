@@ -136,7 +136,6 @@ class Parser extends TermParser {
       }
     }
     if (this.is("(") && !this.tok.spaceBefore) {
-      if (ref.length > 0) this.error(this.loc(), "unsupported: function with a multi-part name");
       this.next();
       kind = "function";
       args = this.termList(")");

@@ -39,3 +39,20 @@ out := y if double(input.n, y)
     );
   });
 });
+
+describe("functions with multi-part names", () => {
+  const POLICY = `package t
+default p.q.f(_) := 100
+p.q.f(x) := x if x == 2
+if.g(x) := x + 1
+uses := [p.q.f(2), p.q.f(3), if.g(1), data.t.p.q.f(2)]
+`;
+
+  it("are called by their full name, with defaults and keyword parts", async () => {
+    expect(await evalRego(POLICY, "t/uses")).toEqual([[2, 100, 2, 2]]);
+  });
+
+  it("are left out of the package document, as in OPA", async () => {
+    expect(await evalRego(POLICY, "t")).toEqual([{ if: {}, p: { q: {} }, uses: [2, 100, 2, 2] }]);
+  });
+});
