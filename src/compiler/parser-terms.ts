@@ -108,6 +108,23 @@ export abstract class TermParser {
     return items;
   }
 
+  /**
+   * `k, v in xs` after its first term `k` has been parsed (in parentheses or as a literal), then
+   * any further `in` (`1, 2 in [2] in [true]` is `(1, 2 in [2]) in [true]`), as OPA parses it.
+   */
+  memberWithKey(first: Term): Term {
+    if (!this.is(",")) return first;
+    this.next();
+    const v = this.termRelation();
+    this.expect("in", `"in"`);
+    let t: Term = { type: "call", name: "internal.member_3", args: [first, v, this.termRelation()], loc: first.loc };
+    while (this.is("in")) {
+      this.next();
+      t = { type: "call", name: "internal.member_2", args: [t, this.termRelation()], loc: t.loc };
+    }
+    return t;
+  }
+
   termIn(): Term {
     let t = this.termRelation();
     while (this.is("in")) {
@@ -248,7 +265,7 @@ export abstract class TermParser {
     }
     if (this.is("(")) {
       this.next();
-      const inner = this.inGroup(() => this.termIn());
+      const inner = this.inGroup(() => this.memberWithKey(this.termIn()));
       this.expect(")");
       return this.postfix(inner);
     }

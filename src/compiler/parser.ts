@@ -293,14 +293,8 @@ class Parser extends TermParser {
       negated = true;
     }
     let term = this.termIn();
-    if (this.is(",") && !negated) {
-      // `k, v in xs` as an expression
-      this.next();
-      const v = this.termRelation();
-      this.expect("in", `"in"`);
-      const coll = this.termRelation();
-      term = { type: "call", name: "internal.member_3", args: [term, v, coll], loc: term.loc };
-    }
+    // `k, v in xs` as an expression
+    if (!negated) term = this.memberWithKey(term);
     if (this.is(":=") || this.is("=")) {
       const op = this.next();
       const rhs = this.termIn();

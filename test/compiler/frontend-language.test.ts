@@ -56,3 +56,21 @@ uses := [p.q.f(2), p.q.f(3), if.g(1), data.t.p.q.f(2)]
     expect(await evalRego(POLICY, "t")).toEqual([{ if: {}, p: { q: {} }, uses: [2, 100, 2, 2] }]);
   });
 });
+
+describe("membership with a key (`k, v in xs`) inside terms", () => {
+  it("parses in parentheses, in collections and call arguments, and chains further `in`", async () => {
+    const POLICY = `package t
+nested if 1, 2 in [2] in [false, true]
+paren if (0, 2 in [2]) in [true]
+in_set := {(1, 1 in [2])}
+f(x) := x
+in_args := f((0, "a" in ["a"]))
+non_collection := (1, "foo" in 1)
+`;
+    expect(await evalRego(POLICY, "t/nested")).toEqual([true]);
+    expect(await evalRego(POLICY, "t/paren")).toEqual([true]);
+    expect(await evalRego(POLICY, "t/in_set")).toEqual([[false]]);
+    expect(await evalRego(POLICY, "t/in_args")).toEqual([true]);
+    expect(await evalRego(POLICY, "t/non_collection")).toEqual([false]);
+  });
+});
