@@ -118,7 +118,7 @@ export abstract class TermParser {
     const v = this.termRelation();
     this.expect("in", `"in"`);
     let t: Term = { type: "call", name: "internal.member_3", args: [first, v, this.termRelation()], loc: first.loc };
-    while (this.is("in")) {
+    while (this.is("in") && !this.keywordRef()) {
       this.next();
       t = { type: "call", name: "internal.member_2", args: [t, this.termRelation()], loc: t.loc };
     }
@@ -127,7 +127,7 @@ export abstract class TermParser {
 
   termIn(): Term {
     let t = this.termRelation();
-    while (this.is("in")) {
+    while (this.is("in") && !this.keywordRef()) {
       this.next();
       const rhs = this.termRelation();
       t = { type: "call", name: "internal.member_2", args: [t, rhs], loc: t.loc };
@@ -358,7 +358,7 @@ export abstract class TermParser {
       const op = this.next();
       t = { type: "call", name: RELATIONS[op.text]!, args: [t, this.termOr(false)], loc: t.loc };
     }
-    while (this.is("in")) {
+    while (this.is("in") && !this.keywordRef()) {
       this.next();
       t = { type: "call", name: "internal.member_2", args: [t, this.termRelation()], loc: t.loc };
     }

@@ -154,7 +154,7 @@ class Parser extends TermParser {
       } else {
         kind = "object";
       }
-    } else if (this.is("contains")) {
+    } else if (this.is("contains") && !this.keywordRef()) {
       this.next();
       kind = "set";
       key = this.termIn();
@@ -166,15 +166,15 @@ class Parser extends TermParser {
     if (isDefault) {
       if (kind === "set" || kind === "object") this.error(loc, "unsupported: default on a partial rule");
       if (value === undefined) this.fail(`":=" after the name of a default rule`);
-      if (this.is("if")) this.error(this.loc(), "default rules must not have a body");
+      if ((this.is("if") && !this.keywordRef())) this.error(this.loc(), "default rules must not have a body");
       return { loc, name, ...(ref.length > 0 ? { ref } : {}), kind, isDefault, args, key, value, body: [], elses: [] };
     }
-    if (kind === "complete" && value === undefined && !this.is("if") && !(this.#v0 && this.is("{"))) {
+    if (kind === "complete" && value === undefined && !(this.is("if") && !this.keywordRef()) && !(this.#v0 && this.is("{"))) {
       if (this.is("{")) this.error(this.loc(), "`if` keyword is required before rule body");
       this.fail(`"if", ":=" or "contains"`);
     }
     let body: Body = [];
-    if (this.is("if")) {
+    if ((this.is("if") && !this.keywordRef())) {
       this.next();
       body = this.ruleBody();
     } else if (this.is("{")) {
@@ -191,7 +191,7 @@ class Parser extends TermParser {
         elseValue = this.termIn();
       }
       let elseBody: Body = [];
-      if (this.is("if")) {
+      if ((this.is("if") && !this.keywordRef())) {
         this.next();
         elseBody = this.ruleBody();
       } else if (this.is("{")) {
@@ -305,7 +305,7 @@ class Parser extends TermParser {
 
   withModifiers(): WithModifier[] {
     const out: WithModifier[] = [];
-    while (this.is("with")) {
+    while (this.is("with") && !this.keywordRef()) {
       const loc = this.loc();
       this.next();
       const target = this.termRelation();

@@ -74,3 +74,22 @@ non_collection := (1, "foo" in 1)
     expect(await evalRego(POLICY, "t/non_collection")).toEqual([false]);
   });
 });
+
+describe("keywords as reference names", () => {
+  it("a keyword directly followed by `.` starts a reference, also at the start of a line after a rule", async () => {
+    const POLICY = `package t
+p if {
+  in.foo == {"a", "c"}
+  with.bar == 1
+  if.f(2) == 2
+}
+in.foo contains "a"
+in.foo contains "c" if true
+with.bar := 1
+default if.f(_) := 0
+if.f(x) := x if x > 1
+`;
+    expect(await evalRego(POLICY, "t/p")).toEqual([true]);
+    expect(await evalRego(POLICY, "t/in/foo")).toEqual([["a", "c"]]);
+  });
+});
