@@ -7,7 +7,7 @@ import type { Body, Loc, Term } from "./ast.ts";
 import type { ResolvedClause } from "./checker.ts";
 import type { Local } from "./ir.ts";
 import { type FnBuilder, type K, type KL, MSG_OBJECT_KEYS, type PlannerServices } from "./planner-context.ts";
-import { groundJson, isGround, isJsonConst, patternVars, refOutputs, scalarJson, termVars } from "./planner-vars.ts";
+import { groundJson, isGround, isJsonConst, pairUp, patternVars, refOutputs, scalarJson, termVars } from "./planner-vars.ts";
 
 export abstract class TermPlanner {
   protected readonly pp: PlannerServices;
@@ -78,16 +78,18 @@ export abstract class TermPlanner {
     const isB = (n: string) => this.isBound(n);
     const unboundA = patternVars(a).some((v) => !isB(v));
     const unboundB = patternVars(b).some((v) => !isB(v));
-    if (a.type === "array" && b.type === "array" && unboundA && unboundB) {
-      if (a.items.length !== b.items.length) {
-        const f = this.fb.newLocal();
-        this.fb.emit({ op: "const", target: f, json: "false" });
-        this.fb.emit({ op: "notFalse", source: f });
-        return k();
-      }
+    const pairs = unboundA && unboundB ? pairUp(a, b) : undefined;
+    if (pairs === "mismatch") {
+      // Collections of different shapes never unify: the expression is false.
+      const f = this.fb.newLocal();
+      this.fb.emit({ op: "const", target: f, json: "false" });
+      this.fb.emit({ op: "notFalse", source: f });
+      return k();
+    }
+    if (pairs) {
       // Unify the pairs in an order where each has a bound side: [x, y] = [1, x] needs the
       // second pair first.
-      const pending = a.items.map((x, i) => [x, b.items[i]!] as const);
+      const pending = [...pairs];
       const step = (): void => {
         if (pending.length === 0) return k();
         const ready = pending.findIndex(

@@ -119,9 +119,10 @@ export function unifyOutputs(
   const bound = (n: string) => isBound(n) || out.has(n);
   const ready = (t: Term) => termVars(t, d, vd).every((v) => bound(v.name));
   const go = (x: Term, y: Term) => {
-    if (x.type === "array" && y.type === "array" && x.items.length === y.items.length) {
+    const pairs = pairUp(x, y);
+    if (Array.isArray(pairs)) {
       // Two passes so that [x, y] = [1, x] style cross references settle.
-      for (let pass = 0; pass < 2; pass++) for (let i = 0; i < x.items.length; i++) go(x.items[i]!, y.items[i]!);
+      for (let pass = 0; pass < 2; pass++) for (const [p, q] of pairs) go(p, q);
       return;
     }
     if (ready(y)) for (const v of patternVars(x)) out.add(v);
@@ -188,6 +189,30 @@ export function bodyVars(body: Body, d: number, vd: ReadonlyMap<string, number>)
         out.push(...bodyVars(lit.body, d, vd));
         break;
     }
+  }
+  return out;
+}
+
+/**
+ * The element pairs that unifying two array terms, or two object terms with constant scalar
+ * keys, comes down to; "mismatch" when their shapes differ (they never unify); undefined when
+ * the terms are not two such collections.
+ */
+export function pairUp(a: Term, b: Term): (readonly [Term, Term])[] | "mismatch" | undefined {
+  if (a.type === "array" && b.type === "array") {
+    if (a.items.length !== b.items.length) return "mismatch";
+    return a.items.map((x, i) => [x, b.items[i]!] as const);
+  }
+  if (a.type !== "object" || b.type !== "object") return undefined;
+  const scalar = (t: Term) => t.type === "string" || t.type === "number" || t.type === "boolean" || t.type === "null";
+  if (![...a.pairs, ...b.pairs].every(([key]) => scalar(key))) return undefined;
+  if (a.pairs.length !== b.pairs.length) return "mismatch";
+  const other = new Map(b.pairs.map(([key, v]) => [scalarJson(key), v]));
+  const out: (readonly [Term, Term])[] = [];
+  for (const [key, v] of a.pairs) {
+    const w = other.get(scalarJson(key));
+    if (w === undefined) return "mismatch";
+    out.push([v, w]);
   }
   return out;
 }

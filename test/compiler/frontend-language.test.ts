@@ -93,3 +93,29 @@ if.f(x) := x if x > 1
     expect(await evalRego(POLICY, "t/in/foo")).toEqual([["a", "c"]]);
   });
 });
+
+describe("unification of two composite terms with variables on both sides", () => {
+  const POLICY = `package t
+objects := [x, y] if {
+  a := input.a
+  {"bar": [x], "foo": a} = {"bar": [input.b], "foo": y}
+}
+arrays := [x, y] if [x, 2] = [1, y]
+shape_mismatch if {
+  {"a": [x]} = {"b": [1]}
+}
+size_mismatch if {
+  {"a": [x]} = {"a": [1], "b": 2}
+}
+`;
+
+  it("pairs object values by key and binds each side", async () => {
+    expect(await evalRego(POLICY, "t/objects", { a: 1, b: 2 })).toEqual([[2, 1]]);
+    expect(await evalRego(POLICY, "t/arrays")).toEqual([[1, 2]]);
+  });
+
+  it("is false when the keys differ", async () => {
+    expect(await evalRego(POLICY, "t/shape_mismatch")).toEqual([]);
+    expect(await evalRego(POLICY, "t/size_mismatch")).toEqual([]);
+  });
+});
