@@ -167,8 +167,9 @@ export class ClauseResolver {
           const args = term.args.map((a) => this.#term(a, scope));
           return { ...lit, term: { ...term, args, target: { kind: "builtin", name: "eq" } } };
         }
-        // A call with one argument more than its arity binds the last argument to the result.
-        if (term.type === "call" && !lit.negated) {
+        // A call with one argument more than its arity binds the last argument to the result;
+        // negated too (`not f(x, true)` is `not true = f(x)`), as OPA rewrites it.
+        if (term.type === "call") {
           const target = this.#callTarget(term, scope, true);
           const arity = target.kind === "builtin" ? BUILTIN_ARITY.get(target.name)! : this.#index.group(target.path)!.arity;
           if (term.args.length === arity + 1) {
@@ -240,8 +241,9 @@ export class ClauseResolver {
         target = { kind: "function", path: parts.slice(1) };
       } else if (this.#imports.has(first) && this.#imports.get(first)![0] === "data") {
         target = { kind: "function", path: [...this.#imports.get(first)!.slice(1), ...parts.slice(1)] };
-      } else if (parts.length === 1 && this.#index.group([...this.#module.pkg, first])) {
-        target = { kind: "function", path: [...this.#module.pkg, first] };
+      } else if (this.#index.group([...this.#module.pkg, ...parts])?.kind === "function" || (parts.length === 1 && this.#index.group([...this.#module.pkg, first]))) {
+        // A function of this package, its name possibly in several parts (`a.b.f(x) := ...`).
+        target = { kind: "function", path: [...this.#module.pkg, ...parts] };
       } else if (BUILTIN_ARITY.has(t.name)) {
         target = { kind: "builtin", name: t.name };
       }
