@@ -47,6 +47,9 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["net.cidr_contains", 2], ["net.cidr_intersects", 2], ["net.cidr_is_valid", 1],
   // host, implemented by the SDK itself (src/builtins/ of @open-policy-agent/opa-wasm)
   ["json.is_valid", 1], ["regex.split", 2], ["yaml.marshal", 1], ["yaml.unmarshal", 1], ["yaml.is_valid", 1],
+  // host (host-builtins-opa.ts and the family modules it merges)
+  ["json.remove", 2], ["json.filter", 2], ["json.marshal_with_options", 2],
+  ["net.cidr_merge", 1], ["net.cidr_expand", 1],
 ]);
 
 /**
@@ -98,4 +101,12 @@ export const HOST_IMPORT_NAMES: ReadonlyMap<string, string> = new Map([
   // The SDK's own json.is_valid / yaml.is_valid answer undefined for a non-string; OPA says false.
   ["json.is_valid", "arbiter.json.is_valid"],
   ["yaml.is_valid", "arbiter.yaml.is_valid"],
+]);
+
+/**
+ * Host builtins whose OPA result is a set: the host can only answer JSON (an array), so the
+ * planner rebuilds the answer as a set right after the call.
+ */
+export const HOST_SET_RESULTS: ReadonlySet<string> = new Set<string>([
+  "net.cidr_merge", "net.cidr_expand",
 ]);

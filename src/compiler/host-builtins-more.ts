@@ -288,7 +288,7 @@ function decodeObject(s: unknown): Record<string, string[]> | undefined {
 }
 
 /** An address as [bits, value]: 32 for IPv4, 128 for IPv6 (Go's net.ParseIP forms). */
-function parseIp(s: string): [number, bigint] | undefined {
+export function parseIp(s: string): [number, bigint] | undefined {
   if (isIPv4(s)) return [32, s.split(".").reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n)];
   if (!isIPv6(s) || s.includes("%")) return undefined;
   let text = s;
@@ -307,7 +307,7 @@ function parseIp(s: string): [number, bigint] | undefined {
 }
 
 /** A CIDR as [bits, first, last]; undefined unless `addr/prefix` with a prefix in range. */
-function parseCidr(s: unknown): [number, bigint, bigint] | undefined {
+export function parseCidr(s: unknown): [number, bigint, bigint] | undefined {
   if (typeof s !== "string") return undefined;
   const slash = s.indexOf("/");
   if (slash < 0) return undefined;

@@ -22,6 +22,7 @@ import { createHash } from "node:crypto";
 import { parseDocument as parseYamlDocument } from "yaml";
 import { compileRe2 } from "./host-re2.ts";
 import { moreHostBuiltins, queryEscape } from "./host-builtins-more.ts";
+import { opaHostBuiltins } from "./host-builtins-opa.ts";
 
 export { compileRe2 } from "./host-re2.ts";
 import { goSprintf } from "./host-sprintf.ts";
@@ -241,6 +242,7 @@ function isYaml(s: string): boolean {
 
 export const hostBuiltins: Record<string, Builtin> = {
   ...moreHostBuiltins,
+  ...opaHostBuiltins,
   "arbiter.sprintf": goSprintf,
   "regex.match": regexMatch,
   "glob.match": globMatch,

@@ -14,6 +14,7 @@ import type { Body, Literal, Loc, Module, Rule, Term } from "./ast.ts";
 import { CheckFailure, ClauseResolver, isWildcard, type ResolvedClause, type RuleIndex } from "./checker.ts";
 import type { Diagnostic } from "./diagnostics.ts";
 import type { Block, Func, Local, Plan, Policy, Stmt } from "./ir.ts";
+import { HOST_SET_RESULTS } from "./builtins.ts";
 
 export const DEFAULT_ENTRYPOINTS = ["arbiter/decide", "arbiter/route", "arbiter/guard_memory", "arbiter/finalize"];
 
@@ -1024,7 +1025,16 @@ class BodyPlanner {
           const out = fb.newLocal();
           if (target.kind === "builtin") {
             this.#pp.useBuiltin(target.name);
-            fb.emit({ op: "builtin", target: out, name: target.name, args: ls });
+            if (HOST_SET_RESULTS.has(target.name)) {
+              // The host answers JSON (an array); OPA's builtin answers a set: rebuild it as one.
+              const raw = fb.newLocal();
+              const [key, val] = [fb.newLocal(), fb.newLocal()];
+              fb.emit({ op: "builtin", target: raw, name: target.name, args: ls });
+              fb.emit({ op: "makeSet", target: out });
+              fb.emit({ op: "scan", source: raw, key, value: val, body: [{ op: "setAdd", set: out, value: val }] });
+            } else {
+              fb.emit({ op: "builtin", target: out, name: target.name, args: ls });
+            }
           } else {
             const func = this.#pp.functionFor(target.path, this.#from, t.loc);
             fb.emit({ op: "call", target: out, func: this.#callee(func), args: [this.#in, this.#data, ...ls] });

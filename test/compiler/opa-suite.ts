@@ -344,7 +344,7 @@ async function main(): Promise<void> {
   if (args.includes("--write")) {
     const { writeFileSync } = await import("node:fs");
     const kept = existsSync(FAILING_FILE)
-      ? readFileSync(FAILING_FILE, "utf8").split("\n").filter((l) => !l.startsWith(OPA_PREFIX) && !l.startsWith("# OPA suite"))
+      ? readFileSync(FAILING_FILE, "utf8").split("\n").filter((l) => !l.startsWith(OPA_PREFIX) && !l.startsWith("# OPA suite") && !l.startsWith("# Regenerate with"))
       : [];
     while (kept.length > 0 && kept.at(-1) === "") kept.pop();
     const lines = outcomes

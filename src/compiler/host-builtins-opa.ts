@@ -1,0 +1,11 @@
+/**
+ * The OPA standard-library families added for the conformance suite (issue #13), each in its
+ * own module; merged into `hostBuiltins` (host-builtins.ts) with one spread.
+ */
+import { jsonHostBuiltins } from "./host-json.ts";
+import { netHostBuiltins } from "./host-net.ts";
+
+export const opaHostBuiltins: Record<string, (...args: any[]) => unknown> = {
+  ...jsonHostBuiltins,
+  ...netHostBuiltins,
+};
