@@ -50,6 +50,8 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   // host (host-builtins-opa.ts and the family modules it merges)
   ["json.remove", 2], ["json.filter", 2], ["json.marshal_with_options", 2],
   ["net.cidr_merge", 1], ["net.cidr_expand", 1],
+  ["time.date", 1], ["time.clock", 1], ["time.weekday", 1], ["time.add_date", 4], ["time.diff", 2],
+  ["time.parse_duration_ns", 1], ["time.format", 1],
 ]);
 
 /**
@@ -109,4 +111,14 @@ export const HOST_IMPORT_NAMES: ReadonlyMap<string, string> = new Map([
  */
 export const HOST_SET_RESULTS: ReadonlySet<string> = new Set<string>([
   "net.cidr_merge", "net.cidr_expand",
+]);
+
+/**
+ * Host builtins that exchange JSON text instead of values: the planner passes each argument
+ * through the native json.marshal and parses the answer with the native json.unmarshal, so
+ * integers beyond 2^53 (nanosecond timestamps) cross the JavaScript boundary exactly. Their
+ * implementations take and return strings (host-exact-json.ts).
+ */
+export const HOST_JSON_IO: ReadonlySet<string> = new Set<string>([
+  "time.date", "time.clock", "time.weekday", "time.add_date", "time.diff", "time.parse_duration_ns", "time.format",
 ]);

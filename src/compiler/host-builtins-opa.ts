@@ -4,8 +4,10 @@
  */
 import { jsonHostBuiltins } from "./host-json.ts";
 import { netHostBuiltins } from "./host-net.ts";
+import { timeHostBuiltins } from "./host-time.ts";
 
 export const opaHostBuiltins: Record<string, (...args: any[]) => unknown> = {
   ...jsonHostBuiltins,
   ...netHostBuiltins,
+  ...timeHostBuiltins,
 };

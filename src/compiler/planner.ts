@@ -14,7 +14,7 @@ import type { Body, Literal, Loc, Module, Rule, Term } from "./ast.ts";
 import { CheckFailure, ClauseResolver, isWildcard, type ResolvedClause, type RuleIndex } from "./checker.ts";
 import type { Diagnostic } from "./diagnostics.ts";
 import type { Block, Func, Local, Plan, Policy, Stmt } from "./ir.ts";
-import { HOST_SET_RESULTS } from "./builtins.ts";
+import { HOST_JSON_IO, HOST_SET_RESULTS } from "./builtins.ts";
 
 export const DEFAULT_ENTRYPOINTS = ["arbiter/decide", "arbiter/route", "arbiter/guard_memory", "arbiter/finalize"];
 
@@ -1025,16 +1025,7 @@ class BodyPlanner {
           const out = fb.newLocal();
           if (target.kind === "builtin") {
             this.#pp.useBuiltin(target.name);
-            if (HOST_SET_RESULTS.has(target.name)) {
-              // The host answers JSON (an array); OPA's builtin answers a set: rebuild it as one.
-              const raw = fb.newLocal();
-              const [key, val] = [fb.newLocal(), fb.newLocal()];
-              fb.emit({ op: "builtin", target: raw, name: target.name, args: ls });
-              fb.emit({ op: "makeSet", target: out });
-              fb.emit({ op: "scan", source: raw, key, value: val, body: [{ op: "setAdd", set: out, value: val }] });
-            } else {
-              fb.emit({ op: "builtin", target: out, name: target.name, args: ls });
-            }
+            this.#emitBuiltin(target.name, ls, out);
           } else {
             const func = this.#pp.functionFor(target.path, this.#from, t.loc);
             fb.emit({ op: "call", target: out, func: this.#callee(func), args: [this.#in, this.#data, ...ls] });
@@ -1042,6 +1033,36 @@ class BodyPlanner {
           k(out);
         });
       }
+    }
+  }
+
+  /**
+   * A builtin call into `out`. Host builtins in HOST_JSON_IO take each argument as its JSON text
+   * (the native json.marshal, exact for integers beyond 2^53) and answer JSON text (parsed by the
+   * native json.unmarshal); those in HOST_SET_RESULTS answer an array rebuilt here as a set.
+   */
+  #emitBuiltin(name: string, args: readonly Local[], out: Local): void {
+    const fb = this.#fb;
+    const jsonIo = HOST_JSON_IO.has(name);
+    const toSet = HOST_SET_RESULTS.has(name);
+    const callArgs = !jsonIo
+      ? args
+      : args.map((a) => {
+          const text = fb.newLocal();
+          fb.emit({ op: "builtin", target: text, name: "json.marshal", args: [a] });
+          return text;
+        });
+    let value = jsonIo || toSet ? fb.newLocal() : out;
+    fb.emit({ op: "builtin", target: value, name, args: callArgs });
+    if (jsonIo) {
+      const parsed = toSet ? fb.newLocal() : out;
+      fb.emit({ op: "builtin", target: parsed, name: "json.unmarshal", args: [value] });
+      value = parsed;
+    }
+    if (toSet) {
+      const [key, val] = [fb.newLocal(), fb.newLocal()];
+      fb.emit({ op: "makeSet", target: out });
+      fb.emit({ op: "scan", source: value, key, value: val, body: [{ op: "setAdd", set: out, value: val }] });
     }
   }
 
