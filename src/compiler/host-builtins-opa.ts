@@ -5,9 +5,13 @@
 import { jsonHostBuiltins } from "./host-json.ts";
 import { netHostBuiltins } from "./host-net.ts";
 import { timeHostBuiltins } from "./host-time.ts";
+import { uuidHostBuiltins } from "./host-uuid.ts";
+import { regexMoreHostBuiltins } from "./host-regex-more.ts";
 
 export const opaHostBuiltins: Record<string, (...args: any[]) => unknown> = {
   ...jsonHostBuiltins,
   ...netHostBuiltins,
   ...timeHostBuiltins,
+  ...uuidHostBuiltins,
+  ...regexMoreHostBuiltins,
 };
