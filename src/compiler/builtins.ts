@@ -53,7 +53,7 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["time.date", 1], ["time.clock", 1], ["time.weekday", 1], ["time.add_date", 4], ["time.diff", 2],
   ["time.parse_duration_ns", 1], ["time.format", 1],
   ["uuid.parse", 1], ["uuid.rfc4122", 1], ["regex.find_all_string_submatch_n", 3], ["base64.is_valid", 1],
-  ["base64url.encode_no_pad", 1], ["glob.quote_meta", 1],
+  ["base64url.encode_no_pad", 1], ["glob.quote_meta", 1], ["graph.reachable", 2], ["graph.reachable_paths", 2],
 ]);
 
 /**
@@ -112,7 +112,7 @@ export const HOST_IMPORT_NAMES: ReadonlyMap<string, string> = new Map([
  * planner rebuilds the answer as a set right after the call.
  */
 export const HOST_SET_RESULTS: ReadonlySet<string> = new Set<string>([
-  "net.cidr_merge", "net.cidr_expand",
+  "net.cidr_merge", "net.cidr_expand", "graph.reachable", "graph.reachable_paths",
 ]);
 
 /**
@@ -123,5 +123,5 @@ export const HOST_SET_RESULTS: ReadonlySet<string> = new Set<string>([
  */
 export const HOST_JSON_IO: ReadonlySet<string> = new Set<string>([
   "time.date", "time.clock", "time.weekday", "time.add_date", "time.diff", "time.parse_duration_ns", "time.format",
-  "uuid.parse",
+  "uuid.parse", "graph.reachable", "graph.reachable_paths",
 ]);

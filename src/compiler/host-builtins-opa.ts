@@ -7,6 +7,7 @@ import { netHostBuiltins } from "./host-net.ts";
 import { timeHostBuiltins } from "./host-time.ts";
 import { uuidHostBuiltins } from "./host-uuid.ts";
 import { regexMoreHostBuiltins } from "./host-regex-more.ts";
+import { graphHostBuiltins } from "./host-graph.ts";
 
 export const opaHostBuiltins: Record<string, (...args: any[]) => unknown> = {
   ...jsonHostBuiltins,
@@ -14,4 +15,5 @@ export const opaHostBuiltins: Record<string, (...args: any[]) => unknown> = {
   ...timeHostBuiltins,
   ...uuidHostBuiltins,
   ...regexMoreHostBuiltins,
+  ...graphHostBuiltins,
 };

@@ -42,6 +42,8 @@ export interface OpaCase {
   readonly data?: unknown;
   /** Input as JSON text (exact integers), or undefined when the case has none. */
   readonly inputText?: string;
+  /** The input was given as a Rego term (`input_term`). */
+  readonly inputIsTerm?: boolean;
   readonly dataText?: string;
   readonly wantResult?: readonly Record<string, unknown>[];
   readonly wantError?: string;
@@ -70,6 +72,30 @@ export function canonicalJson(v: unknown): string {
   if (v instanceof Set) return `[${[...v].map(canonicalJson).sort().join(",")}]`;
   const obj = v as Record<string, unknown>;
   return `{${Object.keys(obj).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(",")}}`;
+}
+
+/** True when a Rego term's text holds a set (`set()` or braces without a top-level colon). */
+export function holdsSet(term: string): boolean {
+  const colon: boolean[] = [];
+  const empty: boolean[] = [];
+  for (let i = 0; i < term.length; i++) {
+    const ch = term[i]!;
+    if (ch === '"') {
+      if (empty.length > 0) empty[empty.length - 1] = false;
+      for (i++; i < term.length && term[i] !== '"'; i++) if (term[i] === "\\") i++;
+    } else if (ch === "{") {
+      colon.push(false);
+      empty.push(true);
+    } else if (ch === "}") {
+      const c = colon.pop();
+      if (empty.pop() === false && c === false) return true;
+    } else if (ch === ":" && colon.length > 0) {
+      colon[colon.length - 1] = true;
+    } else if (!/\s|,/.test(ch) && empty.length > 0) {
+      empty[empty.length - 1] = false;
+    }
+  }
+  return /\bset\(\s*\)/.test(term);
 }
 
 /** Parses JSON keeping integers exact (as BigInt); YAML 1.2 core reads JSON. */
@@ -118,8 +144,8 @@ export function loadOpaSuite(dir = OPA_SUITE_DIR): OpaCase[] {
         const key = `${relative(dir, join(tdir, f))}: ${note}${n > 1 ? ` #${n}` : ""}`;
         let inputText: string | undefined;
         if (c.input_term !== undefined) {
-          // A Rego term; the suite's are JSON-shaped (sets never appear in input_term).
-          inputText = canonicalJson(parseExact(String(c.input_term)));
+          // A Rego term; JSON-shaped ones are read as JSON (runOpaCase sets the others aside).
+          inputText = holdsSet(String(c.input_term)) ? String(c.input_term) : canonicalJson(parseExact(String(c.input_term)));
         } else if (c.input !== undefined) {
           inputText = canonicalJson(c.input);
         }
@@ -132,6 +158,7 @@ export function loadOpaSuite(dir = OPA_SUITE_DIR): OpaCase[] {
           data: c.data,
           dataText: c.data === undefined ? undefined : canonicalJson(c.data),
           inputText,
+          inputIsTerm: c.input_term !== undefined,
           wantResult: c.want_result as Record<string, unknown>[] | undefined,
           wantError: c.want_error as string | undefined,
           wantErrorCode: c.want_error_code as string | undefined,
@@ -231,6 +258,7 @@ export async function runOpaCase(c: OpaCase, options: RunOptions = {}): Promise<
   const out = (cls: CaseClass, detail: string): CaseOutcome => ({ key: c.key, topic: c.topic, cls, detail: detail.split("\n")[0]!.slice(0, 200) });
   const ep = entrypointOf(c.query);
   if (!ep) return out("inexpressible", `query ${JSON.stringify(c.query)} is not data.path = var`);
+  if (c.inputIsTerm && holdsSet(c.inputText ?? "")) return out("inexpressible", "input_term holds a set, which JSON input cannot carry");
   const sources = c.modules.map((text, i) => ({ path: `mod${i}.rego`, text }));
   let wasm: Uint8Array;
   try {
