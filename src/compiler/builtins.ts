@@ -54,6 +54,7 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["time.parse_duration_ns", 1], ["time.format", 1],
   ["uuid.parse", 1], ["uuid.rfc4122", 1], ["regex.find_all_string_submatch_n", 3], ["base64.is_valid", 1],
   ["base64url.encode_no_pad", 1], ["glob.quote_meta", 1], ["graph.reachable", 2], ["graph.reachable_paths", 2],
+  ["time.parse_ns", 2],
 ]);
 
 /**
@@ -123,5 +124,5 @@ export const HOST_SET_RESULTS: ReadonlySet<string> = new Set<string>([
  */
 export const HOST_JSON_IO: ReadonlySet<string> = new Set<string>([
   "time.date", "time.clock", "time.weekday", "time.add_date", "time.diff", "time.parse_duration_ns", "time.format",
-  "uuid.parse", "graph.reachable", "graph.reachable_paths",
+  "uuid.parse", "graph.reachable", "graph.reachable_paths", "time.parse_ns",
 ]);

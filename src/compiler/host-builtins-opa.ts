@@ -8,6 +8,7 @@ import { timeHostBuiltins } from "./host-time.ts";
 import { uuidHostBuiltins } from "./host-uuid.ts";
 import { regexMoreHostBuiltins } from "./host-regex-more.ts";
 import { graphHostBuiltins } from "./host-graph.ts";
+import { timeParseHostBuiltins } from "./host-time-parse.ts";
 
 export const opaHostBuiltins: Record<string, (...args: any[]) => unknown> = {
   ...jsonHostBuiltins,
@@ -16,4 +17,5 @@ export const opaHostBuiltins: Record<string, (...args: any[]) => unknown> = {
   ...uuidHostBuiltins,
   ...regexMoreHostBuiltins,
   ...graphHostBuiltins,
+  ...timeParseHostBuiltins,
 };

@@ -44,7 +44,7 @@ function civilFromDays(days: number): [number, number, number] {
 }
 
 /** [year, month (any integer, normalized as Go's time.Date does), day (any)] -> days since epoch. */
-function daysFromCivil(year: number, month: number, day: number): number {
+export function daysFromCivil(year: number, month: number, day: number): number {
   const y0 = year + Math.floor((month - 1) / 12);
   const m = (((month - 1) % 12) + 12) % 12 + 1;
   const y = y0 - (m <= 2 ? 1 : 0);

@@ -50,6 +50,27 @@ describe("time.*", () => {
     expect(bad).toEqual([]);
   });
 
+  it("parses with Go layouts (time.parse_ns)", async () => {
+    const cases: RegoCase[] = [
+      ['time.parse_ns("2006-01-02", "2021-03-01")', "1614556800000000000"],
+      ['time.parse_ns("RFC822Z", "02 Jun 17 19:00 -0700")', "1496455200000000000"],
+      ['time.parse_ns("2006-01-02T15:04:05Z07:00", "2017-06-02T19:00:00-07:00")', "1496455200000000000"],
+      ['time.parse_ns("RFC1123", "Tue, 10 Nov 2009 23:00:00 UTC")', "1257894000000000000"],
+      ['time.parse_ns("2006-01-02 15:04:05.000", "2024-01-02 03:04:05.123")', "1704164645123000000"],
+      // Go reads a fraction after the seconds even when the layout has none
+      ['time.parse_ns("2006-01-02 15:04:05", "2024-01-02 03:04:05.5")', "1704164645500000000"],
+      ['time.parse_ns("January 2, 2006 3:04pm", "March 7, 2023 11:30am")', "1678188600000000000"],
+      ['time.parse_ns("2006-01-02T15:04:05Z07:00", "1677-09-21T00:12:43.145224192-00:00")', "-9223372036854775808"],
+      ['time.parse_ns("2006-01-02T15:04:05Z07:00", "2262-04-11T23:47:16.854775808-00:00")', undefined],
+      ['time.parse_ns("2006-01-02", "2021-02-29")', undefined],
+      ['time.parse_ns("2006-01-02 15:04:05.000", "2024-01-02 03:04:05.12")', undefined],
+      ['time.parse_ns("2006-01-02", "2021-03-01x")', undefined],
+      ['time.parse_ns("Kitchen", "3:04PM")', undefined],
+      ['time.parse_ns("2006-002", "2021-060")', Error],
+    ];
+    expect(await regoFailures(cases.map(([e, w]) => [typeof w === "string" ? `json.marshal(${e})` : e, w]))).toEqual([]);
+  });
+
   it("keeps nanoseconds beyond 2^53 exact", async () => {
     const cases: RegoCase[] = [
       ["json.marshal(time.add_date(1585852421593912001, 0, 0, 1))", "1585938821593912001"],
