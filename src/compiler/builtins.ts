@@ -54,7 +54,7 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["time.parse_duration_ns", 1], ["time.format", 1],
   ["uuid.parse", 1], ["uuid.rfc4122", 1], ["regex.find_all_string_submatch_n", 3], ["base64.is_valid", 1],
   ["base64url.encode_no_pad", 1], ["glob.quote_meta", 1], ["graph.reachable", 2], ["graph.reachable_paths", 2],
-  ["time.parse_ns", 2],
+  ["time.parse_ns", 2], ["net.cidr_contains_matches", 2],
 ]);
 
 /**
@@ -113,7 +113,7 @@ export const HOST_IMPORT_NAMES: ReadonlyMap<string, string> = new Map([
  * planner rebuilds the answer as a set right after the call.
  */
 export const HOST_SET_RESULTS: ReadonlySet<string> = new Set<string>([
-  "net.cidr_merge", "net.cidr_expand", "graph.reachable", "graph.reachable_paths",
+  "net.cidr_merge", "net.cidr_expand", "graph.reachable", "graph.reachable_paths", "net.cidr_contains_matches",
 ]);
 
 /**
@@ -125,4 +125,13 @@ export const HOST_SET_RESULTS: ReadonlySet<string> = new Set<string>([
 export const HOST_JSON_IO: ReadonlySet<string> = new Set<string>([
   "time.date", "time.clock", "time.weekday", "time.add_date", "time.diff", "time.parse_duration_ns", "time.format",
   "uuid.parse", "graph.reachable", "graph.reachable_paths", "time.parse_ns",
+]);
+
+/**
+ * Host builtins whose answer depends on whether an operand is a set or an array (both arrive
+ * as arrays): the planner appends the native type_name of every argument, so the host receives
+ * `(a, b, typeof a, typeof b)`.
+ */
+export const HOST_TYPED_ARGS: ReadonlySet<string> = new Set<string>([
+  "net.cidr_contains_matches",
 ]);

@@ -332,7 +332,7 @@ function parseCidrOrIp(s: unknown): [number, bigint, bigint] | undefined {
   return [ip[0], ip[1], ip[1]];
 }
 
-function cidrContains(cidr: unknown, x: unknown): boolean | undefined {
+export function cidrContains(cidr: unknown, x: unknown): boolean | undefined {
   const a = parseCidr(cidr);
   const b = parseCidrOrIp(x);
   if (!a || !b) return undefined;

@@ -9,7 +9,7 @@
  * merge across the IPv4-mapped boundary) are refused with an error instead of guessed.
  * Both answer sets; the planner turns the JSON array into one (HOST_SET_RESULTS).
  */
-import { parseCidr, parseIp } from "./host-builtins-more.ts";
+import { cidrContains, parseCidr, parseIp } from "./host-builtins-more.ts";
 
 const V4_MAPPED = 0xffffn << 32n;
 const isV4Mapped = (a: bigint) => a >> 32n === 0xffffn;
@@ -126,3 +126,43 @@ export const netHostBuiltins: Record<string, (...args: any[]) => unknown> = {
   "net.cidr_merge": cidrMerge,
   "net.cidr_expand": cidrExpand,
 };
+
+/** OPA's getCIDRMatchTerm: a string, or the first element of a non-empty array. */
+function matchTerm(v: unknown): unknown {
+  if (typeof v === "string") return v;
+  if (Array.isArray(v) && v.length > 0) return v[0];
+  return undefined;
+}
+
+/** [cidr, index] pairs of one operand: a string is its own index; arrays by position, sets by element, objects by key. */
+function matchOperand(v: unknown, type: unknown): [unknown, unknown][] | undefined {
+  if (typeof v === "string") return [[v, v]];
+  const out: [unknown, unknown][] = [];
+  const entries: [unknown, unknown][] =
+    type === "array" ? (v as unknown[]).map((x, i) => [x, i]) : type === "set" ? (v as unknown[]).map((x) => [x, x])
+      : type === "object" ? Object.entries(v as object).map(([k, x]) => [x, k]) : [];
+  for (const [x, index] of entries) {
+    const cidr = matchTerm(x);
+    if (cidr === undefined) return undefined; // "element must be string or non-empty array"
+    out.push([cidr, index]);
+  }
+  return out;
+}
+
+/** net.cidr_contains_matches: every [index1, index2] whose CIDR contains the other's CIDR or address. */
+function cidrContainsMatches(a: unknown, b: unknown, typeA: unknown, typeB: unknown): unknown[] | undefined {
+  const left = matchOperand(a, typeA);
+  const right = matchOperand(b, typeB);
+  if (!left || !right) return undefined;
+  const out: unknown[] = [];
+  for (const [c1, i1] of left) {
+    for (const [c2, i2] of right) {
+      const r = cidrContains(c1, c2);
+      if (r === undefined) return undefined; // OPA: the net.cidr_contains error
+      if (r) out.push([i1, i2]);
+    }
+  }
+  return out;
+}
+
+netHostBuiltins["net.cidr_contains_matches"] = cidrContainsMatches;

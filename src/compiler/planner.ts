@@ -14,7 +14,7 @@ import type { Body, Literal, Loc, Module, Rule, Term } from "./ast.ts";
 import { CheckFailure, ClauseResolver, isWildcard, type ResolvedClause, type RuleIndex } from "./checker.ts";
 import type { Diagnostic } from "./diagnostics.ts";
 import type { Block, Func, Local, Plan, Policy, Stmt } from "./ir.ts";
-import { HOST_JSON_IO, HOST_SET_RESULTS } from "./builtins.ts";
+import { HOST_JSON_IO, HOST_SET_RESULTS, HOST_TYPED_ARGS } from "./builtins.ts";
 
 export const DEFAULT_ENTRYPOINTS = ["arbiter/decide", "arbiter/route", "arbiter/guard_memory", "arbiter/finalize"];
 
@@ -1052,8 +1052,15 @@ class BodyPlanner {
           fb.emit({ op: "builtin", target: text, name: "json.marshal", args: [a] });
           return text;
         });
+    const types = !HOST_TYPED_ARGS.has(name)
+      ? []
+      : args.map((a) => {
+          const t = fb.newLocal();
+          fb.emit({ op: "builtin", target: t, name: "type_name", args: [a] });
+          return t;
+        });
     let value = jsonIo || toSet ? fb.newLocal() : out;
-    fb.emit({ op: "builtin", target: value, name, args: callArgs });
+    fb.emit({ op: "builtin", target: value, name, args: [...callArgs, ...types] });
     if (jsonIo) {
       const parsed = toSet ? fb.newLocal() : out;
       fb.emit({ op: "builtin", target: parsed, name: "json.unmarshal", args: [value] });

@@ -58,6 +58,20 @@ describe("net.cidr_merge, net.cidr_expand", () => {
     expect(await regoFailures(cases)).toEqual([]);
   });
 
+  it("net.cidr_contains_matches indexes arrays by position, sets by element, objects by key", async () => {
+    const cases: RegoCase[] = [
+      ['net.cidr_contains_matches("1.1.1.0/24", "1.1.1.1")', [["1.1.1.0/24", "1.1.1.1"]]],
+      ['net.cidr_contains_matches(["1.1.2.0/24", "1.1.1.0/24"], ["1.1.1.1", "1.1.2.1"])', [[0, 1], [1, 0]]],
+      ['net.cidr_contains_matches({"1.1.1.0/24", "1.1.2.0/24"}, {"1.1.1.1", "1.1.2.1"})', [["1.1.1.0/24", "1.1.1.1"], ["1.1.2.0/24", "1.1.2.1"]]],
+      ['net.cidr_contains_matches({["1.1.1.0/24", "bar"]}, {["1.1.1.1", "baz"]})', [[["1.1.1.0/24", "bar"], ["1.1.1.1", "baz"]]]],
+      ['net.cidr_contains_matches({"k1": "1.1.1.1/24", "k2": ["1.1.1.2/24", 1]}, "1.1.1.128")', [["k1", "1.1.1.128"], ["k2", "1.1.1.128"]]],
+      ['type_name(net.cidr_contains_matches("1.1.1.0/24", "1.1.1.1"))', "set"],
+      ['net.cidr_contains_matches(["1.1.1.0/24"], ["1.1.1.1", []])', undefined],
+      ['net.cidr_contains_matches(["1.1.1.0/24"], ["x"])', undefined],
+    ];
+    expect(await regoFailures(cases)).toEqual([]);
+  });
+
   it("a bare IPv6 address is an error under strict builtin errors", async () => {
     expect(await regoFailures([['net.cidr_merge(["2001:db8::1"])', Error]], { strict: true })).toEqual([]);
   });
