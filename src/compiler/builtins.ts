@@ -54,7 +54,7 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["time.parse_duration_ns", 1], ["time.format", 1],
   ["uuid.parse", 1], ["uuid.rfc4122", 1], ["regex.find_all_string_submatch_n", 3], ["base64.is_valid", 1],
   ["base64url.encode_no_pad", 1], ["glob.quote_meta", 1], ["graph.reachable", 2], ["graph.reachable_paths", 2],
-  ["time.parse_ns", 2], ["net.cidr_contains_matches", 2],
+  ["time.parse_ns", 2], ["net.cidr_contains_matches", 2], ["object.subset", 2],
 ]);
 
 /**
@@ -133,5 +133,5 @@ export const HOST_JSON_IO: ReadonlySet<string> = new Set<string>([
  * `(a, b, typeof a, typeof b)`.
  */
 export const HOST_TYPED_ARGS: ReadonlySet<string> = new Set<string>([
-  "net.cidr_contains_matches",
+  "net.cidr_contains_matches", "object.subset",
 ]);

@@ -9,6 +9,7 @@ import { uuidHostBuiltins } from "./host-uuid.ts";
 import { regexMoreHostBuiltins } from "./host-regex-more.ts";
 import { graphHostBuiltins } from "./host-graph.ts";
 import { timeParseHostBuiltins } from "./host-time-parse.ts";
+import { subsetHostBuiltins } from "./host-subset.ts";
 
 export const opaHostBuiltins: Record<string, (...args: any[]) => unknown> = {
   ...jsonHostBuiltins,
@@ -18,4 +19,5 @@ export const opaHostBuiltins: Record<string, (...args: any[]) => unknown> = {
   ...regexMoreHostBuiltins,
   ...graphHostBuiltins,
   ...timeParseHostBuiltins,
+  ...subsetHostBuiltins,
 };
