@@ -52,11 +52,19 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["io.jwt.verify_hs256", 2], ["io.jwt.verify_hs384", 2], ["io.jwt.verify_hs512", 2],
   ["io.jwt.verify_rs256", 2], ["io.jwt.verify_rs384", 2], ["io.jwt.verify_rs512", 2],
   ["io.jwt.verify_ps256", 2], ["io.jwt.verify_ps384", 2], ["io.jwt.verify_ps512", 2],
-  ["io.jwt.verify_es256", 2], ["io.jwt.verify_es384", 2], ["io.jwt.verify_es512", 2], ["base64url.encode_no_pad", 1],
+  ["io.jwt.verify_es256", 2], ["io.jwt.verify_es384", 2], ["io.jwt.verify_es512", 2],
   // host (host-aws.ts)
   ["providers.aws.sign_req", 3],
   // host (host-x509.ts)
   ["crypto.x509.parse_rsa_private_key", 1], ["crypto.parse_private_keys", 1],
+  // host (host-builtins-opa.ts and the family modules it merges)
+  ["json.remove", 2], ["json.filter", 2], ["json.marshal_with_options", 2],
+  ["net.cidr_merge", 1], ["net.cidr_expand", 1],
+  ["time.date", 1], ["time.clock", 1], ["time.weekday", 1], ["time.add_date", 4], ["time.diff", 2],
+  ["time.parse_duration_ns", 1], ["time.format", 1],
+  ["uuid.parse", 1], ["uuid.rfc4122", 1], ["regex.find_all_string_submatch_n", 3], ["base64.is_valid", 1],
+  ["base64url.encode_no_pad", 1], ["glob.quote_meta", 1], ["graph.reachable", 2], ["graph.reachable_paths", 2],
+  ["time.parse_ns", 2], ["net.cidr_contains_matches", 2], ["object.subset", 2],
 ]);
 
 /**
@@ -108,4 +116,32 @@ export const HOST_IMPORT_NAMES: ReadonlyMap<string, string> = new Map([
   // The SDK's own json.is_valid / yaml.is_valid answer undefined for a non-string; OPA says false.
   ["json.is_valid", "arbiter.json.is_valid"],
   ["yaml.is_valid", "arbiter.yaml.is_valid"],
+]);
+
+/**
+ * Host builtins whose OPA result is a set: the host can only answer JSON (an array), so the
+ * planner rebuilds the answer as a set right after the call.
+ */
+export const HOST_SET_RESULTS: ReadonlySet<string> = new Set<string>([
+  "net.cidr_merge", "net.cidr_expand", "graph.reachable", "graph.reachable_paths", "net.cidr_contains_matches",
+]);
+
+/**
+ * Host builtins that exchange JSON text instead of values: the planner passes each argument
+ * through the native json.marshal and parses the answer with the native json.unmarshal, so
+ * integers beyond 2^53 (nanosecond timestamps) cross the JavaScript boundary exactly. Their
+ * implementations take and return strings (host-exact-json.ts).
+ */
+export const HOST_JSON_IO: ReadonlySet<string> = new Set<string>([
+  "time.date", "time.clock", "time.weekday", "time.add_date", "time.diff", "time.parse_duration_ns", "time.format",
+  "uuid.parse", "graph.reachable", "graph.reachable_paths", "time.parse_ns",
+]);
+
+/**
+ * Host builtins whose answer depends on whether an operand is a set or an array (both arrive
+ * as arrays): the planner appends the native type_name of every argument, so the host receives
+ * `(a, b, typeof a, typeof b)`.
+ */
+export const HOST_TYPED_ARGS: ReadonlySet<string> = new Set<string>([
+  "net.cidr_contains_matches", "object.subset",
 ]);

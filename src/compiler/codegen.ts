@@ -10,7 +10,7 @@
  * (wasm-module.ts): IR blocks map one to one onto wasm `block`/`br`/`loop`.
  */
 import { readFileSync } from "node:fs";
-import { BUILTIN_ARITY, HOST_IMPORT_NAMES, NATIVE_BUILTINS } from "./builtins.ts";
+import { BUILTIN_ARITY, HOST_IMPORT_NAMES, HOST_TYPED_ARGS, NATIVE_BUILTINS } from "./builtins.ts";
 import { CodegenError, Emitter, FuncGen, type FuncGenHost } from "./codegen-func.ts";
 import type { Func, Policy } from "./ir.ts";
 import { type NewFunction, Op, RuntimeModule, writeModule } from "./wasm-module.ts";
@@ -151,7 +151,9 @@ class Generator implements FuncGenHost {
   builtin(name: string, argc: number): { index: number; hostId?: number } {
     const arity = BUILTIN_ARITY.get(name);
     if (arity === undefined) throw new CodegenError(`unknown builtin ${name}`);
-    if (arity !== argc) throw new CodegenError(`builtin ${name} takes ${arity} arguments, got ${argc}`);
+    // HOST_TYPED_ARGS builtins also receive the type name of every argument (see builtins.ts).
+    const want = HOST_TYPED_ARGS.has(name) ? arity * 2 : arity;
+    if (want !== argc) throw new CodegenError(`builtin ${name} takes ${want} arguments, got ${argc}`);
     if (NATIVE_BUILTINS.has(name)) return { index: this.runtimeFunc("bi_" + name.replace(/\./g, "_"), argc) };
     let id = this.#hostIds.get(name);
     if (id === undefined) {

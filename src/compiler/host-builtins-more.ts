@@ -254,7 +254,7 @@ function decodeObject(s: unknown): Record<string, string[]> | undefined {
 }
 
 /** An address as [bits, value]: 32 for IPv4, 128 for IPv6 (Go's net.ParseIP forms). */
-function parseIp(s: string): [number, bigint] | undefined {
+export function parseIp(s: string): [number, bigint] | undefined {
   if (isIPv4(s)) return [32, s.split(".").reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n)];
   if (!isIPv6(s) || s.includes("%")) return undefined;
   let text = s;
@@ -273,7 +273,7 @@ function parseIp(s: string): [number, bigint] | undefined {
 }
 
 /** A CIDR as [bits, first, last]; undefined unless `addr/prefix` with a prefix in range. */
-function parseCidr(s: unknown): [number, bigint, bigint] | undefined {
+export function parseCidr(s: unknown): [number, bigint, bigint] | undefined {
   if (typeof s !== "string") return undefined;
   const slash = s.indexOf("/");
   if (slash < 0) return undefined;
@@ -298,7 +298,7 @@ function parseCidrOrIp(s: unknown): [number, bigint, bigint] | undefined {
   return [ip[0], ip[1], ip[1]];
 }
 
-function cidrContains(cidr: unknown, x: unknown): boolean | undefined {
+export function cidrContains(cidr: unknown, x: unknown): boolean | undefined {
   const a = parseCidr(cidr);
   const b = parseCidrOrIp(x);
   if (!a || !b) return undefined;

@@ -25,6 +25,7 @@ import { moreHostBuiltins, queryEscape } from "./host-builtins-more.ts";
 import { jwtHostBuiltins } from "./host-jwt.ts";
 import { awsHostBuiltins } from "./host-aws.ts";
 import { x509HostBuiltins } from "./host-x509.ts";
+import { opaHostBuiltins } from "./host-builtins-opa.ts";
 
 export { compileRe2 } from "./host-re2.ts";
 import { goSprintf } from "./host-sprintf.ts";
@@ -189,9 +190,20 @@ function replaceN(patterns: unknown, value: unknown): string | undefined {
 
 let nowNs: number | undefined;
 
+/** 128 µs: a multiple of both 1,000 and 1,024 nanoseconds. */
+const NOW_NS_STEP = 128_000n;
+
+/**
+ * `time.now_ns()`, the same value for every call within one evaluation. The clock reads
+ * milliseconds; the nanosecond count is rounded down to a multiple of 128 µs (within the same
+ * millisecond) so that it is a double exactly (a multiple of 1,024 below 2^63) and JSON prints it
+ * exactly (at most 16 significant digits): the runtime then passes it on unchanged to builtins
+ * written in JavaScript (io.jwt.decode_verify's `time`), instead of refusing an integer beyond
+ * 2^53 that it cannot carry exactly — which `Date.now() * 1e6` was, for most milliseconds.
+ */
 export function timeNowNs(): number {
   if (nowNs === undefined) {
-    nowNs = Date.now() * 1e6;
+    nowNs = Number(((BigInt(Date.now()) * 1_000_000n) / NOW_NS_STEP) * NOW_NS_STEP);
     queueMicrotask(() => {
       nowNs = undefined;
     });
@@ -247,6 +259,7 @@ export const hostBuiltins: Record<string, Builtin> = {
   ...jwtHostBuiltins,
   ...awsHostBuiltins,
   ...x509HostBuiltins,
+  ...opaHostBuiltins,
   "arbiter.sprintf": goSprintf,
   "regex.match": regexMatch,
   "glob.match": globMatch,

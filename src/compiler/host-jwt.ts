@@ -389,7 +389,6 @@ function builtin<A extends unknown[]>(f: (...args: A) => unknown): (...args: A) 
 export const jwtHostBuiltins: Record<string, HostBuiltin> = {
   "io.jwt.decode": builtin((t: unknown) => jwtDecode(t)),
   // How policies build unsigned tokens (OPA's own JWT tests use it); undefined for a non-string.
-  "base64url.encode_no_pad": (s: unknown) => (typeof s === "string" ? Buffer.from(s, "utf8").toString("base64url") : undefined),
   "io.jwt.decode_verify": builtin(decodeVerify),
   "io.jwt.encode_sign": builtin(encodeSign),
   "io.jwt.encode_sign_raw": builtin(encodeSignRawOperands),

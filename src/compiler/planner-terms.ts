@@ -5,6 +5,7 @@
  */
 import type { Body, Loc, Term } from "./ast.ts";
 import type { ResolvedClause } from "./checker.ts";
+import { HOST_JSON_IO, HOST_SET_RESULTS, HOST_TYPED_ARGS } from "./builtins.ts";
 import type { Local } from "./ir.ts";
 import { type FnBuilder, type K, type KL, MSG_OBJECT_KEYS, type PlannerServices } from "./planner-context.ts";
 import { groundJson, isGround, isJsonConst, pairUp, patternVars, refOutputs, scalarJson, termVars } from "./planner-vars.ts";
@@ -258,7 +259,7 @@ export abstract class TermPlanner {
           const out = fb.newLocal();
           if (target.kind === "builtin") {
             this.pp.useBuiltin(target.name);
-            fb.emit({ op: "builtin", target: out, name: target.name, args: ls });
+            emitBuiltin(fb, target.name, ls, out);
           } else {
             const func = this.pp.functionFor(target.path, this.from, t.loc);
             fb.emit({ op: "call", target: out, func: this.callee(func), args: [this.inLocal, this.dataLocal, ...ls] });
@@ -351,5 +352,35 @@ export abstract class TermPlanner {
       fb.emit(baseData ? { op: "dot", target: out, source: src, key, data: true } : { op: "dot", target: out, source: src, key });
       this.#walk(out, path, i + 1, k, baseData);
     });
+  }
+}
+
+/**
+ * A builtin call into `out`. Host builtins in HOST_JSON_IO take each argument as its JSON text
+ * (the native json.marshal, exact for integers beyond 2^53) and answer JSON text (parsed by the
+ * native json.unmarshal); those in HOST_SET_RESULTS answer an array rebuilt here as a set; those
+ * in HOST_TYPED_ARGS also receive each argument's type name (sets reach the host as arrays).
+ */
+function emitBuiltin(fb: FnBuilder, name: string, args: readonly Local[], out: Local): void {
+  const jsonIo = HOST_JSON_IO.has(name);
+  const toSet = HOST_SET_RESULTS.has(name);
+  const viaBuiltin = (builtin: string) => (a: Local): Local => {
+    const l = fb.newLocal();
+    fb.emit({ op: "builtin", target: l, name: builtin, args: [a] });
+    return l;
+  };
+  const callArgs = jsonIo ? args.map(viaBuiltin("json.marshal")) : args;
+  const types = HOST_TYPED_ARGS.has(name) ? args.map(viaBuiltin("type_name")) : [];
+  let value = jsonIo || toSet ? fb.newLocal() : out;
+  fb.emit({ op: "builtin", target: value, name, args: [...callArgs, ...types] });
+  if (jsonIo) {
+    const parsed = toSet ? fb.newLocal() : out;
+    fb.emit({ op: "builtin", target: parsed, name: "json.unmarshal", args: [value] });
+    value = parsed;
+  }
+  if (toSet) {
+    const [key, val] = [fb.newLocal(), fb.newLocal()];
+    fb.emit({ op: "makeSet", target: out });
+    fb.emit({ op: "scan", source: value, key, value: val, body: [{ op: "setAdd", set: out, value: val }] });
   }
 }

@@ -42,6 +42,8 @@ export interface OpaCase {
   readonly data?: unknown;
   /** Input as JSON text (exact integers), or undefined when the case has none. */
   readonly inputText?: string;
+  /** The input was given as a Rego term (`input_term`). */
+  readonly inputIsTerm?: boolean;
   readonly dataText?: string;
   readonly wantResult?: readonly Record<string, unknown>[];
   readonly wantError?: string;
@@ -72,6 +74,30 @@ export function canonicalJson(v: unknown): string {
   if (v instanceof Set) return `[${[...v].map(canonicalJson).sort().join(",")}]`;
   const obj = v as Record<string, unknown>;
   return `{${Object.keys(obj).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(",")}}`;
+}
+
+/** True when a Rego term's text holds a set (`set()` or braces without a top-level colon). */
+export function holdsSet(term: string): boolean {
+  const colon: boolean[] = [];
+  const empty: boolean[] = [];
+  for (let i = 0; i < term.length; i++) {
+    const ch = term[i]!;
+    if (ch === '"') {
+      if (empty.length > 0) empty[empty.length - 1] = false;
+      for (i++; i < term.length && term[i] !== '"'; i++) if (term[i] === "\\") i++;
+    } else if (ch === "{") {
+      colon.push(false);
+      empty.push(true);
+    } else if (ch === "}") {
+      const c = colon.pop();
+      if (empty.pop() === false && c === false) return true;
+    } else if (ch === ":" && colon.length > 0) {
+      colon[colon.length - 1] = true;
+    } else if (!/\s|,/.test(ch) && empty.length > 0) {
+      empty[empty.length - 1] = false;
+    }
+  }
+  return /\bset\(\s*\)/.test(term);
 }
 
 /** Parses JSON keeping integers exact (as BigInt); YAML 1.2 core reads JSON. */
@@ -128,10 +154,10 @@ export function loadOpaSuite(dir = OPA_SUITE_DIR): OpaCase[] {
         let inputText: string | undefined;
         let inputNotJson = false;
         if (c.input_term !== undefined) {
-          // A Rego term; JSON-shaped except for a few with sets (`{"foo": {{1}}}`), which YAML
-          // reads as maps with non-string keys: those cannot be given as JSON input.
+          // A Rego term; JSON-shaped except for a few with sets (`{"foo": {{1}}}`, `{"b"}`), which
+          // YAML reads as maps (with non-string keys, or null values): not expressible as JSON input.
           const term = parseDocument(String(c.input_term), { intAsBigInt: true, schema: "core", logLevel: "error" }).toJS({ mapAsMap: true });
-          inputNotJson = !jsonShaped(term);
+          inputNotJson = holdsSet(String(c.input_term)) || !jsonShaped(term);
           inputText = canonicalJson(parseExact(String(c.input_term)));
         } else if (c.input !== undefined) {
           inputText = canonicalJson(c.input);
@@ -145,6 +171,7 @@ export function loadOpaSuite(dir = OPA_SUITE_DIR): OpaCase[] {
           data: c.data,
           dataText: c.data === undefined ? undefined : canonicalJson(c.data),
           inputText,
+          inputIsTerm: c.input_term !== undefined,
           wantResult: c.want_result as Record<string, unknown>[] | undefined,
           wantError: c.want_error as string | undefined,
           wantErrorCode: c.want_error_code as string | undefined,

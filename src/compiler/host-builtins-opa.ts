@@ -1,0 +1,23 @@
+/**
+ * The OPA standard-library families added for the conformance suite (issue #13), each in its
+ * own module; merged into `hostBuiltins` (host-builtins.ts) with one spread.
+ */
+import { jsonHostBuiltins } from "./host-json.ts";
+import { netHostBuiltins } from "./host-net.ts";
+import { timeHostBuiltins } from "./host-time.ts";
+import { uuidHostBuiltins } from "./host-uuid.ts";
+import { regexMoreHostBuiltins } from "./host-regex-more.ts";
+import { graphHostBuiltins } from "./host-graph.ts";
+import { timeParseHostBuiltins } from "./host-time-parse.ts";
+import { subsetHostBuiltins } from "./host-subset.ts";
+
+export const opaHostBuiltins: Record<string, (...args: any[]) => unknown> = {
+  ...jsonHostBuiltins,
+  ...netHostBuiltins,
+  ...timeHostBuiltins,
+  ...uuidHostBuiltins,
+  ...regexMoreHostBuiltins,
+  ...graphHostBuiltins,
+  ...timeParseHostBuiltins,
+  ...subsetHostBuiltins,
+};
