@@ -148,6 +148,10 @@ export class Spool {
     this.#lockPath = join(this.#dir, "LOCK");
   }
 
+  get segmentMaxBytes(): number {
+    return this.#segmentMaxBytes;
+  }
+
   get dir(): string {
     return this.#dir;
   }
@@ -260,12 +264,15 @@ export class Spool {
     await this.#syncDir();
   }
 
-  /** Appends encoded frames to the active segment (rotating first when it is full). */
-  write(frames: Buffer): Promise<void> {
+  /**
+   * Appends encoded frames to the active segment (rotating first when it is full). Resolves with
+   * where they start (their end is `offset + frames.length` in the same segment).
+   */
+  write(frames: Buffer): Promise<SpoolCursor> {
     return this.#serial(() => this.#write(frames));
   }
 
-  async #write(frames: Buffer): Promise<void> {
+  async #write(frames: Buffer): Promise<SpoolCursor> {
     if (!this.#active) throw new Error("audit spool is not open");
     if (this.#active.seg.size > 0 && this.#active.seg.size + frames.length > this.#segmentMaxBytes) {
       await this.#rotate();
@@ -283,8 +290,10 @@ export class Spool {
       await fh.truncate(seg.size).catch(() => undefined);
       throw err;
     }
+    const at = { segmentId: seg.id, offset: seg.size };
     seg.size += frames.length;
     this.#dirty = true;
+    return at;
   }
 
   /** fdatasync of the active segment, if anything was written since the last one. */
