@@ -20,11 +20,16 @@ export interface SidecarOptions {
   readonly readyTimeoutMs: number;
   /** Further ARBITER_* settings, applied last (e.g. the fleet-wide state of test/state/sidecars.test.ts). */
   readonly env?: Readonly<Record<string, string>>;
+  /** Node flags before the script (e.g. `--cpu-prof`, bench/audit-cost.ts). */
+  readonly nodeArgs?: readonly string[];
 }
 
 export interface Sidecar {
   readonly target: string;
   readonly adminUrl: string;
+  /** The child's pid (for its CPU time in /proc) and its ARBITER_DATA_DIR. */
+  readonly pid: number;
+  readonly dataDir: string;
   /** SIGTERM, then SIGKILL after 15 s; resolves with the exit code (null when killed). */
   stop(): Promise<number | null>;
   /** Last lines of the child's log, for failure messages. */
@@ -68,7 +73,7 @@ export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
     ...o.env,
   });
   const log = createWriteStream(o.logFile);
-  const child = spawn(process.execPath, [join(o.repo, "bin/arbiter.js"), "serve"], {
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), join(o.repo, "bin/arbiter.js"), "serve"], {
     cwd: o.repo,
     env,
     stdio: ["ignore", "pipe", "pipe"],
@@ -129,5 +134,5 @@ export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { target: `127.0.0.1:${grpcPort}`, adminUrl, stop, logTail };
+  return { target: `127.0.0.1:${grpcPort}`, adminUrl, pid: child.pid!, dataDir, stop, logTail };
 }

@@ -18,6 +18,14 @@ export const FRAME_HEADER_BYTES = 8;
 /** Upper bound of one payload; a larger length in a header is corruption, not a record. */
 export const MAX_FRAME_PAYLOAD = 1 << 20;
 const SEGMENT_RE = /^(\d{16})\.seg$/;
+/**
+ * The active segment is extended with zeros this far ahead of its last frame, so appending a
+ * group overwrites allocated blocks and its fdatasync flushes data only, not a new file size
+ * (measured on this machine's ext4: 3.5 ms instead of 6.5 ms per write + fdatasync, issue 14).
+ * A zero length ends a segment's frames, so a crash leaves nothing that could be replayed.
+ */
+const PREALLOCATE_BYTES = 1 << 20;
+const ZEROS = Buffer.alloc(64 * 1024);
 
 export interface SpoolSegment {
   readonly id: number;
@@ -133,6 +141,8 @@ export class Spool {
   #lockPath: string;
   #nextId = 1;
   #dirty = false;
+  /** Bytes of the active segment file (frames + zeros ahead). */
+  #allocated = 0;
   /** Serialises everything that touches the active segment's file handle. */
   #tail: Promise<unknown> = Promise.resolve();
 
@@ -146,6 +156,10 @@ export class Spool {
     this.#dir = options.dir;
     this.#segmentMaxBytes = options.segmentMaxBytes;
     this.#lockPath = join(this.#dir, "LOCK");
+  }
+
+  get segmentMaxBytes(): number {
+    return this.#segmentMaxBytes;
   }
 
   get dir(): string {
@@ -190,9 +204,12 @@ export class Spool {
       const data = await readFile(path);
       const { payloads, consumed } = decodeFrames(data);
       if (consumed < data.length) {
-        // A torn or corrupt tail: cut it off so it is never replayed.
+        // A torn or corrupt tail: cut it off so it is never replayed. Zeros after the last frame
+        // are the active segment's preallocation (see #extend), not damage: not counted.
         await truncate(path, consumed);
-        truncatedBytes += data.length - consumed;
+        let end = data.length;
+        while (end > consumed && data[end - 1] === 0) end--;
+        truncatedBytes += end - consumed;
       }
       if (payloads.length === 0) {
         await rm(path, { force: true });
@@ -245,6 +262,7 @@ export class Spool {
 
   async #rotate(): Promise<void> {
     if (this.#active) {
+      await this.#active.fh.truncate(this.#active.seg.size);
       await this.#active.fh.datasync();
       await this.#active.fh.close();
       this.#active.seg.sealed = true;
@@ -255,22 +273,27 @@ export class Spool {
     const fh = await open(seg.path, "wx");
     this.#segments.push(seg);
     this.#active = { seg, fh };
+    this.#allocated = 0;
     this.#dirty = false;
     // The new file's directory entry must be durable before a record in it is acknowledged.
     await this.#syncDir();
   }
 
-  /** Appends encoded frames to the active segment (rotating first when it is full). */
-  write(frames: Buffer): Promise<void> {
+  /**
+   * Appends encoded frames to the active segment (rotating first when it is full). Resolves with
+   * where they start (their end is `offset + frames.length` in the same segment).
+   */
+  write(frames: Buffer): Promise<SpoolCursor> {
     return this.#serial(() => this.#write(frames));
   }
 
-  async #write(frames: Buffer): Promise<void> {
+  async #write(frames: Buffer): Promise<SpoolCursor> {
     if (!this.#active) throw new Error("audit spool is not open");
     if (this.#active.seg.size > 0 && this.#active.seg.size + frames.length > this.#segmentMaxBytes) {
       await this.#rotate();
     }
     const { seg, fh } = this.#active;
+    if (seg.size + frames.length > this.#allocated) await this.#extend(fh, seg.size + frames.length);
     let written = 0;
     try {
       while (written < frames.length) {
@@ -281,9 +304,27 @@ export class Spool {
       // Cut what part of the group did reach the file: the caller reuses these sequence
       // numbers, and stale whole frames left past the end would be replayed after a restart.
       await fh.truncate(seg.size).catch(() => undefined);
+      this.#allocated = seg.size;
       throw err;
     }
+    const at = { segmentId: seg.id, offset: seg.size };
     seg.size += frames.length;
+    this.#dirty = true;
+    return at;
+  }
+
+  /** Writes zeros past the allocated end, to cover at least `to` bytes (see PREALLOCATE_BYTES). */
+  async #extend(fh: FileHandle, to: number): Promise<void> {
+    const end = Math.max(to, Math.min(this.#allocated + PREALLOCATE_BYTES, this.#segmentMaxBytes));
+    let at = this.#allocated;
+    try {
+      while (at < end) {
+        const { bytesWritten } = await fh.write(ZEROS, 0, Math.min(ZEROS.length, end - at), at);
+        at += bytesWritten;
+      }
+    } finally {
+      this.#allocated = Math.max(this.#allocated, at);
+    }
     this.#dirty = true;
   }
 
@@ -379,6 +420,7 @@ export class Spool {
 
   async #close(): Promise<void> {
     if (this.#active) {
+      await this.#active.fh.truncate(this.#active.seg.size);
       await this.#active.fh.datasync();
       await this.#active.fh.close();
       this.#active.seg.sealed = true;

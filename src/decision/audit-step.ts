@@ -92,7 +92,12 @@ export class AuditStep {
   async append(event: AuditEvent, ctx: CallContext): Promise<boolean> {
     if (this.sink === undefined) return true;
     try {
-      await this.sink.append(event, ctx.signal);
+      if (this.sink.appendWaits === false) {
+        throwIfAborted(ctx);
+        await this.sink.append(event);
+      } else {
+        await this.sink.append(event, ctx.signal);
+      }
       return true;
     } catch (err) {
       // The client gave up: nothing to answer, let the transport map the abort.

@@ -70,6 +70,27 @@ describe("spool", () => {
     await s2.close();
   });
 
+  it("preallocates the active segment with zeros, which a restart after a crash cuts without calling them torn", async () => {
+    const { payloads, hashes } = chained(10);
+    const s1 = new Spool({ dir, segmentMaxBytes: 1 << 20 });
+    await s1.open();
+    const frames = encodeFrames(payloads);
+    await s1.write(frames);
+    await s1.sync();
+    const [seg] = await segmentFiles();
+    // Zeros ahead of the frames (the process "crashes" here: no close).
+    expect((await stat(join(dir, seg!))).size).toBe(1 << 20);
+    expect(s1.bytes).toBe(frames.length);
+    const s2 = new Spool({ dir, segmentMaxBytes: 1 << 20 });
+    const opened = await s2.open();
+    expect(opened.truncatedBytes).toBe(0);
+    expect(opened.heads.get("i-1")).toEqual({ seq: 10, hash: hashes[9] });
+    expect((await stat(join(dir, seg!))).size).toBe(frames.length);
+    const read = await s2.read(s2.start, 100);
+    expect(read.payloads.map((p) => p.toString())).toEqual(payloads);
+    await s2.close();
+  });
+
   it("truncates at a record whose CRC does not match, never replaying garbage", async () => {
     const { payloads, hashes } = chained(5);
     const s1 = new Spool({ dir, segmentMaxBytes: 1 << 20 });

@@ -1,0 +1,307 @@
+/**
+ * What the audit trail costs a Decide, all in one run on this machine (issue 14):
+ *
+ *   npx tsx bench/audit-cost.ts [--seconds 5] [--connections 16] [--rate 5000] [--modes off,async,sync]
+ *            [--rounds 1] [--cpu-prof DIR]
+ *
+ * For each mode a fresh `arbiter serve` child (bin/arbiter.js, ./policies, loopback TCP) runs with
+ * ARBITER_AUDIT=off, or audit on into its own embedded Postgres (fsync on) with
+ * ARBITER_AUDIT_DURABILITY=async or sync. ARBITER_STATE=memory in every mode, so the only
+ * difference between them is the audit trail. The same load drives each one (h2load is not on this
+ * machine, so the load is a Node http2 client in this process, as in bench/transport-compare.ts):
+ *   1. saturation: `connections` HTTP/2 connections, one stream each, repeating one Decide back to
+ *      back (a cached decision after the first: the audit record is most of the work) -> req/s;
+ *   2. open loop: `rate` req/s on a fixed schedule over 4 connections, latency counted from the
+ *      scheduled send time (queueing is not hidden) -> p50, p99, max.
+ * After each phase the bench waits until the sidecar's `arbiter_audit_records_written_total`
+ * equals the decisions answered (so Postgres' share of the work is inside the measured window, and
+ * every decision is checked to have exactly one row), then reads CPU time (utime + stime) from
+ * /proc: the sidecar's own, and Postgres' (the postmaster plus its live children, plus the
+ * children it has reaped). Printed: per mode, req/s, CPU per call, and the ratios against audit off.
+ * With --rounds N, the modes run N times interleaved (off, async, sync, off, ...) and each mode keeps
+ * its best round (the machine is shared; the ratios are what count).
+ *
+ * With --cpu-prof DIR each sidecar runs under `node --cpu-prof` (profile written on exit to DIR).
+ */
+import http2 from "node:http2";
+import { readFileSync, mkdirSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { DecideRequestSchema } from "../gen/arbiter/v1/arbiter_pb.ts";
+import { startSidecar, type Sidecar } from "./gate/sidecar.ts";
+import { postgresCpu, procCpu } from "./proc-cpu.ts";
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : dflt;
+}
+const SECONDS = Number(arg("seconds", "5"));
+const CONNECTIONS = Number(arg("connections", "16"));
+const RATE = Number(arg("rate", "5000"));
+const ROUNDS = Number(arg("rounds", "1"));
+const MODES = arg("modes", "off,async,sync").split(",") as Mode[];
+const CPU_PROF = arg("cpu-prof", "");
+type Mode = "off" | "async" | "sync";
+for (const m of MODES) if (!["off", "async", "sync"].includes(m)) throw new Error(`--modes: unknown mode ${m}`);
+
+const REPO = resolve(fileURLToPath(new URL("..", import.meta.url)));
+const PATH = "/arbiter.v1.PolicyService/Decide";
+const BODY = toBinary(
+  DecideRequestSchema,
+  create(DecideRequestSchema, {
+    tenantId: "acme",
+    subject: { id: "alice", roles: ["viewer"] },
+    action: "read",
+    resource: { type: "document", id: "doc-1" },
+  }),
+);
+const FRAME = Buffer.allocUnsafe(5 + BODY.length);
+FRAME[0] = 0;
+FRAME.writeUInt32BE(BODY.length, 1);
+FRAME.set(BODY, 5);
+
+function postmasterPid(sidecar: Sidecar): number | undefined {
+  try {
+    return Number(readFileSync(join(sidecar.dataDir, "postgres", "postmaster.pid"), "utf8").split("\n")[0]);
+  } catch {
+    return undefined;
+  }
+}
+
+// ---- load ---------------------------------------------------------------------------------------
+
+function connect(target: string): Promise<http2.ClientHttp2Session> {
+  const s = http2.connect(`http://${target}`);
+  return new Promise((res, rej) => {
+    s.once("connect", () => res(s));
+    s.once("error", rej);
+    s.on("error", () => {});
+  });
+}
+
+function call(s: http2.ClientHttp2Session): Promise<boolean> {
+  return new Promise((res) => {
+    let status: string | undefined;
+    let req: http2.ClientHttp2Stream;
+    try {
+      req = s.request({ ":method": "POST", ":path": PATH, "content-type": "application/grpc+proto", te: "trailers" });
+    } catch {
+      res(false);
+      return;
+    }
+    req.on("response", (h) => {
+      if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
+    });
+    req.on("trailers", (t) => (status = String(t["grpc-status"])));
+    req.on("data", () => {});
+    req.on("error", () => {});
+    req.on("close", () => res(status === "0"));
+    req.end(FRAME);
+  });
+}
+
+const pct = (s: Float64Array, p: number) => (s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN);
+
+interface Phase {
+  calls: number;
+  errors: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+async function closedLoop(sessions: http2.ClientHttp2Session[], seconds: number): Promise<Phase> {
+  const end = performance.now() + seconds * 1000;
+  const t0 = performance.now();
+  let calls = 0;
+  let errors = 0;
+  const lat: number[] = [];
+  await Promise.all(
+    sessions.map(async (s) => {
+      while (performance.now() < end) {
+        const t = performance.now();
+        if (!(await call(s))) errors++;
+        lat.push(performance.now() - t);
+        calls++;
+      }
+    }),
+  );
+  const sorted = Float64Array.from(lat).sort();
+  const wall = (performance.now() - t0) / 1000;
+  return { calls, errors, rps: (calls - errors) / wall, p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted.at(-1) ?? NaN };
+}
+
+async function openLoop(sessions: http2.ClientHttp2Session[], rate: number, seconds: number): Promise<Phase> {
+  const total = Math.round(rate * seconds);
+  const interval = 1000 / rate;
+  const lat: number[] = [];
+  let errors = 0;
+  let sent = 0;
+  const pending: Promise<void>[] = [];
+  const start = performance.now() + 5;
+  await new Promise<void>((done) => {
+    const tick = () => {
+      const now = performance.now();
+      while (sent < total && start + sent * interval <= now) {
+        const scheduled = start + sent * interval;
+        const s = sessions[sent % sessions.length]!;
+        sent++;
+        pending.push(
+          call(s).then((ok) => {
+            lat.push(performance.now() - scheduled);
+            if (!ok) errors++;
+          }),
+        );
+      }
+      if (sent < total) {
+        const wait = start + sent * interval - performance.now();
+        if (wait > 1.5) setTimeout(tick, wait - 1.5);
+        else setImmediate(tick);
+      } else done();
+    };
+    setTimeout(tick, 5);
+  });
+  await Promise.all(pending);
+  const sorted = Float64Array.from(lat).sort();
+  return { calls: total, errors, rps: total / seconds, p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted.at(-1) ?? NaN };
+}
+
+async function metric(sidecar: Sidecar, name: string): Promise<number> {
+  const text = await (await fetch(`${sidecar.adminUrl}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+  const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+/** Waits until Postgres holds one row per answered decision; returns the rows written. */
+async function drained(sidecar: Sidecar, answered: number): Promise<number> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const written = await metric(sidecar, "arbiter_audit_records_written_total");
+    if (written >= answered || Date.now() > deadline) return written;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+interface ModeResult {
+  mode: Mode;
+  sat: Phase;
+  open: Phase;
+  sidecarUsPerCall: number;
+  pgUsPerRow: number;
+  rowsOk: boolean;
+  rows: number;
+  decisions: number;
+}
+
+async function runMode(mode: Mode): Promise<ModeResult> {
+  const profDir = CPU_PROF ? resolve(CPU_PROF, mode) : "";
+  if (profDir) mkdirSync(profDir, { recursive: true });
+  const sidecar = await startSidecar({
+    repo: REPO,
+    bundle: join(REPO, "policies"),
+    audit: mode === "off" ? "off" : "embedded",
+    logFile: `/tmp/arbiter-audit-cost-${mode}-${process.pid}.log`,
+    readyTimeoutMs: 120_000,
+    env: { ARBITER_STATE: "memory", ...(mode === "off" ? {} : { ARBITER_AUDIT_DURABILITY: mode }) },
+    ...(profDir ? { nodeArgs: ["--cpu-prof", "--cpu-prof-dir", profDir] } : {}),
+  });
+  const pm = mode === "off" ? undefined : postmasterPid(sidecar);
+  const sessions = await Promise.all(Array.from({ length: CONNECTIONS }, () => connect(sidecar.target)));
+  const openSessions = sessions.slice(0, 4);
+  try {
+    let decisions = 0;
+    const warm = await closedLoop(sessions, 1); // JIT, the decision cache, pools
+    decisions += warm.calls - warm.errors;
+    const rowsBefore = mode === "off" ? 0 : await drained(sidecar, decisions);
+    const sc0 = procCpu(sidecar.pid)![0];
+    const pg0 = pm ? postgresCpu(pm) : NaN;
+    const sat = await closedLoop(sessions, SECONDS);
+    decisions += sat.calls - sat.errors;
+    const rowsAfterSat = mode === "off" ? 0 : await drained(sidecar, decisions);
+    const sc1 = procCpu(sidecar.pid)![0];
+    const pg1 = pm ? postgresCpu(pm) : NaN;
+    const open = await openLoop(openSessions, RATE, SECONDS);
+    decisions += open.calls - open.errors;
+    const rows = mode === "off" ? 0 : await drained(sidecar, decisions);
+    const rowsSat = rowsAfterSat - rowsBefore;
+    return {
+      mode,
+      sat,
+      open,
+      sidecarUsPerCall: ((sc1 - sc0) * 1000) / (sat.calls - sat.errors),
+      pgUsPerRow: ((pg1 - pg0) * 1000) / Math.max(1, rowsSat),
+      rowsOk: mode === "off" || rows === decisions,
+      rows,
+      decisions,
+    };
+  } finally {
+    for (const s of sessions) s.destroy();
+    const code = await sidecar.stop();
+    if (code !== 0) console.error(`${mode}: the sidecar exited with ${code}:\n${sidecar.logTail()}`);
+  }
+}
+
+const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : "-");
+const f3 = (n: number) => (Number.isFinite(n) ? n.toFixed(3) : "-");
+
+console.log(
+  `audit-cost: Node ${process.version}, ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}; ` +
+    `saturation: ${CONNECTIONS} connections x 1 stream, one cached Decide, ${SECONDS}s; open loop ${RATE} req/s over 4 connections, ${SECONDS}s; ` +
+    `${ROUNDS} round(s), best kept`,
+);
+const best = new Map<Mode, ModeResult>();
+for (let round = 0; round < ROUNDS; round++) {
+  for (const mode of MODES) {
+    const r = await runMode(mode);
+    console.log(
+      JSON.stringify({
+        round,
+        mode,
+        rps: Math.round(r.sat.rps),
+        sidecarUsPerCall: +r.sidecarUsPerCall.toFixed(1),
+        pgUsPerRow: +r.pgUsPerRow.toFixed(1),
+        satP50: +r.sat.p50.toFixed(3),
+        satP99: +r.sat.p99.toFixed(3),
+        openP50: +r.open.p50.toFixed(3),
+        openP99: +r.open.p99.toFixed(3),
+        openMax: +r.open.max.toFixed(3),
+        errors: r.sat.errors + r.open.errors,
+        rows: r.rows,
+        decisions: r.decisions,
+        load: loadavg()[0]!.toFixed(1),
+      }),
+    );
+    const b = best.get(mode);
+    if (!b) best.set(mode, r);
+    else
+      best.set(mode, {
+        ...r,
+        sat: b.sat.rps >= r.sat.rps ? b.sat : r.sat,
+        open: b.open.p99 <= r.open.p99 ? b.open : r.open,
+        sidecarUsPerCall: Math.min(b.sidecarUsPerCall, r.sidecarUsPerCall),
+        pgUsPerRow: Math.min(b.pgUsPerRow, r.pgUsPerRow),
+        rowsOk: b.rowsOk && r.rowsOk,
+      });
+  }
+}
+const off = best.get("off");
+const rows = MODES.map((mode) => {
+  const r = best.get(mode)!;
+  return {
+    audit: mode,
+    "req/s": r.sat.rps.toFixed(0),
+    "vs off": off ? `${((r.sat.rps / off.sat.rps) * 100).toFixed(0)}%` : "-",
+    "sidecar CPU us/call": f1(r.sidecarUsPerCall),
+    "CPU vs off": off ? `${(r.sidecarUsPerCall / off.sidecarUsPerCall).toFixed(2)}x` : "-",
+    "Postgres CPU us/row": mode === "off" ? "-" : f1(r.pgUsPerRow),
+    [`p50 ms @${RATE}/s`]: f3(r.open.p50),
+    [`p99 ms @${RATE}/s`]: f3(r.open.p99),
+    [`max ms @${RATE}/s`]: f3(r.open.max),
+    errors: String(r.sat.errors + r.open.errors),
+    "rows = decisions": mode === "off" ? "-" : String(r.rowsOk),
+  };
+});
+console.table(rows);

@@ -1,0 +1,77 @@
+/**
+ * Top frames of a V8 CPU profile (`node --cpu-prof`), as a table a reviewer can read in a doc:
+ *
+ *   npx tsx bench/cpu-profile-top.ts FILE.cpuprofile [--top 25] [--filter TEXT]
+ *
+ * Self time per function (file:line), and total (inclusive) time for the same functions: a text
+ * summary of the flame graph. Open the .cpuprofile in Chrome DevTools or speedscope for the graph.
+ */
+import { readFileSync } from "node:fs";
+
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+  children?: number[];
+}
+interface Profile {
+  nodes: Node[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
+
+const file = process.argv[2];
+if (!file) throw new Error("usage: bench/cpu-profile-top.ts FILE.cpuprofile [--top N] [--filter TEXT]");
+const ti = process.argv.indexOf("--top");
+const TOP = ti > 0 ? Number(process.argv[ti + 1]) : 25;
+const fi = process.argv.indexOf("--filter");
+const FILTER = fi > 0 ? process.argv[fi + 1]! : "";
+const p = JSON.parse(readFileSync(file, "utf8")) as Profile;
+
+// Time per sample: the delta to the next sample.
+const selfUs = new Map<number, number>();
+for (let i = 0; i < p.samples.length; i++) {
+  const dt = p.timeDeltas[i + 1] ?? 0;
+  selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + dt);
+}
+const byId = new Map(p.nodes.map((n) => [n.id, n]));
+const parent = new Map<number, number>();
+for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+
+const key = (n: Node) => {
+  const url = n.callFrame.url.replace(/^file:\/\/.*?\/(src|node_modules|bench)\//, "$1/");
+  return `${n.callFrame.functionName || "(anonymous)"} ${url}${url ? ":" + (n.callFrame.lineNumber + 1) : ""}`;
+};
+const self = new Map<string, number>();
+const total = new Map<string, number>();
+let all = 0;
+let idle = 0;
+for (const n of p.nodes) {
+  const us = selfUs.get(n.id) ?? 0;
+  all += us;
+  if (n.callFrame.functionName === "(idle)") idle += us;
+  const k = key(n);
+  self.set(k, (self.get(k) ?? 0) + us);
+  // Inclusive: charge each distinct ancestor function once.
+  const seen = new Set<string>();
+  for (let id: number | undefined = n.id; id !== undefined; id = parent.get(id)) {
+    const a = key(byId.get(id)!);
+    if (seen.has(a)) continue;
+    seen.add(a);
+    total.set(a, (total.get(a) ?? 0) + us);
+  }
+}
+const busy = all - idle;
+console.log(`profile ${file}: ${(all / 1e6).toFixed(2)} s sampled, ${(busy / 1e6).toFixed(2)} s busy (not idle)`);
+const rows = [...self.entries()]
+  .filter(([k]) => !k.startsWith("(idle)") && (FILTER === "" || k.includes(FILTER)))
+  .sort((a, b) => b[1] - a[1])
+  .slice(0, TOP)
+  .map(([k, us]) => ({
+    frame: k.length > 90 ? k.slice(0, 87) + "..." : k,
+    "self % busy": ((us / busy) * 100).toFixed(1),
+    "total % busy": (((total.get(k) ?? 0) / busy) * 100).toFixed(1),
+  }));
+console.table(rows);
