@@ -14,14 +14,15 @@ import { hostBuiltins } from "./host-builtins.ts";
 import { type Diagnostic, RegoCompileError } from "./diagnostics.ts";
 import type { Policy } from "./ir.ts";
 import { parseModule } from "./parser.ts";
-import { DEFAULT_ENTRYPOINTS, planModules } from "./planner.ts";
+import { planModules } from "./planner.ts";
 
 export { RegoCompileError } from "./diagnostics.ts";
 export type { Diagnostic } from "./diagnostics.ts";
 export type { Policy } from "./ir.ts";
-export { DEFAULT_ENTRYPOINTS } from "./planner.ts";
 export { readBundle, writeBundle, buildBundle, unpackBundle, parseBundleFiles } from "./bundle.ts";
 export { hostBuiltins } from "./host-builtins.ts";
+/** RE2 patterns as the host builtins compile them (the default pack validates its regexes with it). */
+export { compileRe2 } from "./host-re2.ts";
 export type { Bundle, BuildBundleOptions, LoadedBundle, BundleManifest } from "./bundle.ts";
 
 /** One Rego module; `path` is used in error positions. */
@@ -33,10 +34,15 @@ export interface PolicySource {
 export interface CompileOptions {
   /**
    * Entrypoints as slash paths (`arbiter/decide`, `arbiter/decide/allow`). A package path
-   * evaluates to the package document. Default: those of `arbiter/decide`, `arbiter/route`,
-   * `arbiter/guard_memory` and `arbiter/finalize` whose package exists.
+   * evaluates to the package document. When empty, `defaultEntrypoints` applies.
    */
   readonly entrypoints?: readonly string[];
+  /**
+   * Package paths compiled as entrypoints when `entrypoints` is empty: those of them whose
+   * package some source declares (the `arbiter build` default, given by the CLI layer from
+   * `decision/contract.ts`). Default none: then an entrypoint is required.
+   */
+  readonly defaultEntrypoints?: readonly string[];
   /**
    * OPA's `--strict-builtin-errors`: a builtin that fails (wrong operand type, out of range,
    * invalid input) aborts the evaluation with an error instead of making its expression
@@ -77,11 +83,30 @@ export function planPolicy(sources: readonly PolicySource[], options: CompileOpt
     }
   }
   if (diags.length > 0) throw new RegoCompileError(diags);
-  const policy = planModules(modules, options.entrypoints, diags);
+  const entrypoints =
+    options.entrypoints !== undefined && options.entrypoints.length > 0
+      ? options.entrypoints
+      : definedDefaults(modules, options.defaultEntrypoints ?? [], diags);
+  if (diags.length > 0) throw new RegoCompileError(diags);
+  const policy = planModules(modules, entrypoints, diags);
   if (diags.length > 0) throw new RegoCompileError(diags);
   const used = new Set<string>();
   for (const f of policy.funcs) collectBuiltins(f.body, used);
   return { ...policy, hostBuiltins: [...used].filter(isHostBuiltin).sort(), strictBuiltinErrors: options.strictBuiltinErrors === true };
+}
+
+/** The default entrypoints whose package some module declares; a diagnostic when there is none. */
+function definedDefaults(modules: readonly Module[], defaults: readonly string[], diags: Diagnostic[]): string[] {
+  const packages = new Set(modules.map((m) => m.pkg.join("/")));
+  const eps = defaults.filter((e) => packages.has(e));
+  if (eps.length === 0) {
+    const message =
+      defaults.length === 0
+        ? "no entrypoint given"
+        : `no entrypoint given and none of the default packages (${defaults.join(", ")}) is defined`;
+    diags.push({ file: "", line: 0, col: 0, message });
+  }
+  return eps;
 }
 
 function collectBuiltins(block: Policy["funcs"][number]["body"], out: Set<string>): void {
@@ -109,8 +134,6 @@ export function compile(sources: readonly PolicySource[], options: CompileOption
   const wasm = generateWasm(ir);
   return { wasm, entrypoints: ir.plans.map((p) => p.name), hostBuiltins: [...ir.hostBuiltins], ir };
 }
-
-export { DEFAULT_ENTRYPOINTS as defaultEntrypoints };
 
 /** The loaded policy as the SDK returns it. */
 export type LoadedPolicy = Awaited<ReturnType<typeof loadPolicy>>;

@@ -15,8 +15,6 @@ import { CheckFailure, ClauseResolver, isWildcard, type ResolvedClause, type Rul
 import type { Diagnostic } from "./diagnostics.ts";
 import type { Block, Func, Local, Plan, Policy, Stmt } from "./ir.ts";
 
-export const DEFAULT_ENTRYPOINTS = ["arbiter/decide", "arbiter/route", "arbiter/guard_memory", "arbiter/finalize"];
-
 const MSG_COMPLETE = "complete rules must not produce multiple outputs";
 const MSG_FUNCTION = "functions must not produce multiple outputs for same inputs";
 const MSG_OBJECT_KEYS = "object keys must be unique";
@@ -139,15 +137,9 @@ class PolicyPlanner {
   plan(entrypoints: readonly string[] | undefined): Policy {
     let eps = entrypoints ? [...entrypoints] : undefined;
     if (!eps || eps.length === 0) {
-      eps = DEFAULT_ENTRYPOINTS.filter((e) => this.#find(e.split("/"))?.isPackage);
-      if (eps.length === 0) {
-        this.#diags.push({
-          file: "",
-          line: 0,
-          col: 0,
-          message: `no entrypoint given and none of the default packages (${DEFAULT_ENTRYPOINTS.join(", ")}) is defined`,
-        });
-      }
+      // Defaults are the caller's (compile's `defaultEntrypoints`): the compiler knows no names.
+      eps = [];
+      this.#diags.push({ file: "", line: 0, col: 0, message: "no entrypoint given" });
     }
     const plans: Plan[] = [];
     const seen = new Set<string>();

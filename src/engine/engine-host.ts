@@ -18,8 +18,8 @@ import { BundleError, describe, EvaluationTimeoutError, wrapError } from "./erro
 import { Deadline, instantiatePolicy, type SdkPolicy } from "./policy-instance.ts";
 import { instrumentDeadline } from "./wasm-deadline.ts";
 import { fetchBundle } from "./http-fetch.ts";
-import { checkArbiterConfig, deepFreeze, defaultSmokeInput } from "./validate.ts";
 import { watchSource, type SourceWatcher } from "./watcher.ts";
+import { deepFreeze } from "../util/object.ts";
 import type {
   ActivePolicy,
   EngineHost,
@@ -475,7 +475,7 @@ class Host implements EngineHost {
         throw new BundleError(`bundle: policy.wasm does not export required entrypoint ${ep} (exports ${moduleEntrypoints.join(", ")})`);
       }
     }
-    const dataErrors = [...checkArbiterConfig(parts.data)];
+    const dataErrors: string[] = [];
     if (this.#options.validateData) {
       try {
         dataErrors.push(...this.#options.validateData(parts.data));
@@ -485,7 +485,7 @@ class Host implements EngineHost {
     }
     if (dataErrors.length > 0) throw new BundleError(`bundle: invalid data: ${dataErrors.join("; ")}`);
     for (const ep of this.#options.requiredEntrypoints) {
-      const input = this.#options.smokeInputs?.[ep] ?? defaultSmokeInput(ep);
+      const input = this.#options.smokeInputs?.[ep] ?? {};
       let rs: unknown;
       try {
         rs = run(ep, input);

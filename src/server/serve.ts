@@ -14,7 +14,8 @@ import type { AuditPipeline, EmbeddedPostgres } from "../audit/index.ts";
 import type { StateStores } from "../state/index.ts";
 import { ConfigError, formatListen, loadConfig, redactConfig, type Config } from "../config/config.ts";
 import { createApprovalStore } from "../decision/approval-store.ts";
-import { createDecisionService, DECISION_ENTRYPOINTS } from "../decision/decision-service.ts";
+import { createDecisionService } from "../decision/decision-service.ts";
+import { engineContract } from "../decision/contract.ts";
 import type { DecisionService } from "../decision/types.ts";
 import { createUsageStore } from "../decision/usage-store.ts";
 import { validatePackData } from "../decision/pack-validation.ts";
@@ -54,7 +55,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const startedAt = Date.now();
   // The engine pulls in the compiler and the audit stack: loaded here, after the configuration
   // was checked, so a bad setting fails fast.
-  const [{ createAuditPipeline, startEmbeddedPostgres }, { createDecisionService, DECISION_ENTRYPOINTS }, { createApprovalStore }, { createUsageStore }, { createEngineHost }, { createStateStores }] =
+  const [{ createAuditPipeline, startEmbeddedPostgres }, { createDecisionService }, { createApprovalStore }, { createUsageStore }, { createEngineHost }, { createStateStores }] =
     await Promise.all([
       import("../audit/index.ts"),
       import("../decision/decision-service.ts"),
@@ -94,9 +95,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
     const engine = createEngineHost({
       source: config.bundle,
-      requiredEntrypoints: DECISION_ENTRYPOINTS,
-      // The default pack's data checks (a bundle without data.arbiter.config is not checked).
-      validateData: validatePackData,
+      // Arbiter's policy contract: entrypoints, smoke inputs, data.arbiter.config checks, then the
+      // default pack's data checks (a bundle without data.arbiter.config is not checked).
+      ...engineContract(validatePackData),
       pollIntervalMs: config.bundlePollSeconds * 1000,
       ...(config.bundleVerification ? { verification: bundleVerification(config.bundleVerification) } : {}),
       // Evaluation deadline and bundle resource limits (issue #12).

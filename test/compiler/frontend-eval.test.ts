@@ -187,6 +187,8 @@ describe("package documents", () => {
         { path: "a.rego", text: "package arbiter.decide\nallow if input.ok\nreasons contains \"r\" if not input.ok\nf(x) := x\nlimit := f(3)\n" },
         { path: "b.rego", text: "package arbiter.decide.sub\nq := 1\n" },
       ],
+      // Only the defaults whose package is defined are compiled: arbiter/route is not.
+      { defaultEntrypoints: ["arbiter/decide", "arbiter/route"] },
     );
     expect(r.entrypoints).toEqual(["arbiter/decide"]);
     const p = await loadCompiledPolicy(r.wasm, { arbiter: { decide: { config: { x: 1 }, sub: { base: true } } } });
