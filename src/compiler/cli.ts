@@ -7,7 +7,8 @@ import { parse as parseYaml } from "yaml";
 import { buildBundle, BundleError, checkDataConflicts, manifestSaysV0, readBundle, writeBundle } from "./bundle.ts";
 import { loadPolicyTree, PolicyLoadError } from "./data.ts";
 import { type Diagnostic, RegoCompileError } from "./diagnostics.ts";
-import { compile, loadCompiledPolicy } from "./index.ts";
+import { compile } from "./index.ts";
+import { loadCompiledPolicy } from "../engine/load-policy.ts";
 import { parseModule } from "./parser.ts";
 import { isObject } from "../util/object.ts";
 import {

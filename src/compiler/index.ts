@@ -6,7 +6,6 @@
  * codegen (wasm). Anything outside the supported subset fails the build with
  * `file:line:col: message`; the compiler never guesses.
  */
-import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import type { Module } from "./ast.ts";
 import { isHostBuiltin } from "./builtins.ts";
 import { generateWasm } from "./codegen.ts";
@@ -133,53 +132,4 @@ export function compile(sources: readonly PolicySource[], options: CompileOption
   const ir = planPolicy(sources, options);
   const wasm = generateWasm(ir);
   return { wasm, entrypoints: ir.plans.map((p) => p.name), hostBuiltins: [...ir.hostBuiltins], ir };
-}
-
-/** The loaded policy as the SDK returns it. */
-export type LoadedPolicy = Awaited<ReturnType<typeof loadPolicy>>;
-
-/**
- * Loads a compiled module through `@open-policy-agent/opa-wasm` with Arbiter's host builtins,
- * then sets `data` when given. The SDK throws bare strings; they are wrapped into `Error`s.
- */
-export async function loadCompiledPolicy(wasm: Uint8Array, data?: unknown): Promise<LoadedPolicy> {
-  let policy: LoadedPolicy;
-  try {
-    policy = await loadPolicy(wasm, undefined, hostBuiltins as Record<string, (...args: unknown[]) => unknown>);
-  } catch (e) {
-    throw toError(e, "loading the policy module failed");
-  }
-  if (data !== undefined) {
-    try {
-      policy.setData(data as object);
-    } catch (e) {
-      throw toError(e, "setting policy data failed");
-    }
-  }
-  return wrapEvaluate(policy);
-}
-
-/** Wraps `evaluate` so an `opa_abort` (a thrown string) surfaces as an Error. */
-function wrapEvaluate(policy: LoadedPolicy): LoadedPolicy {
-  const evaluate = policy.evaluate.bind(policy);
-  policy.evaluate = ((input?: unknown, entrypoint?: string | number) => {
-    try {
-      return evaluate(input as never, entrypoint as never);
-    } catch (e) {
-      throw toError(e, "policy evaluation failed");
-    }
-  }) as LoadedPolicy["evaluate"];
-  return policy;
-}
-
-function toError(e: unknown, context: string): Error {
-  if (e instanceof Error) return e;
-  if (typeof e === "string") return new Error(e);
-  let detail: string;
-  try {
-    detail = JSON.stringify(e) ?? String(e);
-  } catch {
-    detail = String(e);
-  }
-  return new Error(`${context}: ${detail}`, { cause: e });
 }

@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import * as tar from "tar";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildBundle, compile, loadCompiledPolicy, readBundle, writeBundle } from "../../src/compiler/index.ts";
+import { buildBundle, compile, readBundle, writeBundle } from "../../src/compiler/index.ts";
+import { loadCompiledPolicy } from "../../src/engine/load-policy.ts";
 import { POLICY_ENTRYPOINTS } from "../../src/decision/contract.ts";
 
 let dir: string;

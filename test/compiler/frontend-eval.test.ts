@@ -5,7 +5,8 @@
  * documents merged with base data, `not`/`every` over iteration, unification patterns.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { compile, loadCompiledPolicy, planPolicy, type LoadedPolicy } from "../../src/compiler/index.ts";
+import { compile, planPolicy } from "../../src/compiler/index.ts";
+import { loadCompiledPolicy, type LoadedPolicy } from "../../src/engine/load-policy.ts";
 
 const MAIN = `package t
 import data.lib.helpers as h

@@ -7,7 +7,8 @@
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { compile, loadCompiledPolicy, type LoadedPolicy } from "../../src/compiler/index.ts";
+import { compile } from "../../src/compiler/index.ts";
+import { loadCompiledPolicy, type LoadedPolicy } from "../../src/engine/load-policy.ts";
 import { POLICY_ENTRYPOINTS } from "../../src/decision/contract.ts";
 import { PACK_DIR } from "./harness.ts";
 
