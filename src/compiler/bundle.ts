@@ -12,7 +12,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { parse as parseYaml } from "yaml";
 import { dataConflicts, loadPolicyTree, mergeAt, PolicyLoadError } from "./data.ts";
 import { RegoCompileError } from "./diagnostics.ts";
-import { compile, type PolicySource } from "./index.ts";
+import { compile, type PolicySource } from "./compile.ts";
 import { parseModule } from "./parser.ts";
 
 export interface BundleManifest {
