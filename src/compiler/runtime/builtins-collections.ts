@@ -2,14 +2,12 @@
 
 import { alloc } from "./memory";
 import {
-  K_NULL, K_BOOL, K_NUM, K_STR, K_ARR, K_OBJ, K_SET, TRUE_V, FALSE_V, EMPTY_STR,
-  kindOf, lenOf, numOf, strPtr, elems, objKeys, objVals, valAt,
-  mkBool, mkNum, mkStr, mkStrCopy, mkStrLit, mkArray, mkObject, mkSet, arrayPush, setInsert,
-  setHas, objGet, objInsert, objMerge, objCopy, setCopy, compare, equal, bytesCmp, search,
-  mkInt, asInt, intValue, EXACT_F64,
+  K_NULL, K_BOOL, K_NUM, K_STR, K_ARR, K_OBJ, K_SET, kindOf, lenOf, numOf, strPtr, elems, objKeys,
+  objVals, valAt, mkBool, mkNum, mkStr, mkStrLit, mkArray, mkObject, mkSet, setInsert, setHas,
+  objGet, objInsert, objMerge, setCopy, equal, mkInt,
 } from "./value";
-import { UPPER_RUNS, LOWER_RUNS } from "./case-table";
-import { parseJson, dumpJsonString, scanNumber, lastNumber, lastIsBigInt, lastBigInt, lastInexact, failInexact, putUtf8, toF64 } from "./json";
+
+import { parseJson, dumpJsonString } from "./json";
 import { isNum, isStr, isSet, isInt } from "./builtins-common";
 import { bi_and } from "./builtins-ops";
 import { decodeRune, runeLen } from "./builtins-strings";

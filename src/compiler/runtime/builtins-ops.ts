@@ -2,15 +2,15 @@
 
 import { alloc } from "./memory";
 import {
-  K_NULL, K_BOOL, K_NUM, K_STR, K_ARR, K_OBJ, K_SET, TRUE_V, FALSE_V, EMPTY_STR,
-  kindOf, lenOf, numOf, strPtr, elems, objKeys, objVals, valAt,
-  mkBool, mkNum, mkStr, mkStrCopy, mkStrLit, mkArray, mkObject, mkSet, arrayPush, setInsert,
-  setHas, objGet, objInsert, objMerge, objCopy, setCopy, compare, equal, bytesCmp, search,
-  mkInt, asInt, intValue, EXACT_F64,
+  K_NULL, K_BOOL, K_NUM, K_STR, K_ARR, K_OBJ, K_SET, TRUE_V, FALSE_V, kindOf, lenOf, numOf, strPtr,
+  elems, objVals, mkBool, mkNum, mkArray, mkSet, setInsert, setHas, objGet, setCopy, compare,
+  equal, mkInt, asInt, intValue, EXACT_F64,
 } from "./value";
-import { UPPER_RUNS, LOWER_RUNS } from "./case-table";
-import { parseJson, dumpJsonString, scanNumber, lastNumber, lastIsBigInt, lastBigInt, lastInexact, failInexact, putUtf8, toF64 } from "./json";
-import { isNum, isStr, isSet, isInt } from "./builtins-common";
+
+import {
+  scanNumber, lastNumber, lastIsBigInt, lastBigInt, lastInexact, failInexact, toF64,
+} from "./json";
+import { isNum, isSet, isInt } from "./builtins-common";
 
 // ---- operators --------------------------------------------------------------------------------
 

@@ -2,12 +2,11 @@
 
 import { alloc, extendLast, fatal } from "./memory";
 import {
-  K_NULL, K_BOOL, K_NUM, K_STR, K_ARR, K_OBJ, K_SET, NULL_V, TRUE_V, FALSE_V,
-  kindOf, lenOf, numOf, strPtr, elems, objKeys, objVals,
-  mkNum, mkInt, mkStr, mkArray, mkObject, arrayPush, objInsert,
+  K_NULL, K_BOOL, K_NUM, K_STR, K_ARR, K_OBJ, K_SET, kindOf, lenOf, numOf, strPtr, elems, objKeys,
+  objVals, mkStr,
 } from "./value";
 import { dtoa_buffered } from "util/number";
-import { POW10_128 } from "./pow10-table";
+
 import { failInexact } from "./json-number";
 
 let out: usize = 0;

@@ -1,13 +1,8 @@
 // JSON numbers: scanning a number literal and rounding it correctly to f64 (Eisel-Lemire with a
 // fallback), keeping integers beyond 2^53 exactly. Used by the parser (json.ts) and to_number.
 
-import { alloc, extendLast, fatal } from "./memory";
-import {
-  K_NULL, K_BOOL, K_NUM, K_STR, K_ARR, K_OBJ, K_SET, NULL_V, TRUE_V, FALSE_V,
-  kindOf, lenOf, numOf, strPtr, elems, objKeys, objVals,
-  mkNum, mkInt, mkStr, mkArray, mkObject, arrayPush, objInsert,
-} from "./value";
-import { dtoa_buffered } from "util/number";
+import { fatal } from "./memory";
+
 import { POW10_128 } from "./pow10-table";
 
 // Correctly rounded powers of ten 1e0..1e308 (the compiler rounds each literal).
@@ -31,7 +26,6 @@ export function scale(m: f64, e: i32): f64 {
   }
   return m / unchecked(POW10[e]);
 }
-
 
 let mulHi: u64 = 0;
 

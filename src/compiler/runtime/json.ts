@@ -1,14 +1,13 @@
 // JSON text <-> values. Parsing is zero-copy for strings without escapes (the string points
 // into the source text, which the SDK keeps alive for as long as the value is used).
-import { alloc, extendLast, fatal } from "./memory";
+import { alloc } from "./memory";
 import {
-  K_NULL, K_BOOL, K_NUM, K_STR, K_ARR, K_OBJ, K_SET, NULL_V, TRUE_V, FALSE_V,
-  kindOf, lenOf, numOf, strPtr, elems, objKeys, objVals,
-  mkNum, mkInt, mkStr, mkArray, mkObject, arrayPush, objInsert,
+  NULL_V, TRUE_V, FALSE_V, mkNum, mkInt, mkStr, mkArray, mkObject, arrayPush, objInsert,
 } from "./value";
-import { dtoa_buffered } from "util/number";
-import { POW10_128 } from "./pow10-table";
-import { scanNumber, lastNumber, lastIsBigInt, lastBigInt, lastInexact, failInexact } from "./json-number";
+
+import {
+  scanNumber, lastNumber, lastIsBigInt, lastBigInt, lastInexact, failInexact,
+} from "./json-number";
 
 export { scanNumber, lastNumber, lastIsBigInt, lastBigInt, lastInexact, failInexact, toF64 } from "./json-number";
 export { dumpJson, dumpJsonForHost, dumpJsonString, dumpResultSet, putUtf8 } from "./json-dump";
