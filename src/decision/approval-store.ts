@@ -15,7 +15,7 @@
  * The state lives in this process only: a restart forgets every approval (fail closed).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { StateUnavailableError, StoreArgumentError, type ApprovalCheck, type ApprovalStore } from "./stores.ts";
+import { StateUnavailableError, StoreArgumentError, type ApprovalCheck, type ApprovalCreateArgs, type ApprovalStore } from "./stores.ts";
 import { positiveInteger as checkPositiveInteger } from "../util/options.ts";
 
 export type ApprovalReason =
@@ -131,13 +131,7 @@ export class InMemoryApprovalStore implements ApprovalStore {
   }
 
   async create(
-    args: {
-      readonly tenantId: string;
-      readonly digest: string;
-      readonly approver: string;
-      readonly ttlSeconds: number;
-      readonly nowMs: number;
-    },
+    args: ApprovalCreateArgs,
     signal?: AbortSignal,
   ): Promise<{ readonly token: string; readonly expiresAtMs: number }> {
     signal?.throwIfAborted();
