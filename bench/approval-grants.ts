@@ -26,8 +26,9 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import { createApprovalStore } from "../src/decision/approval-store.ts";
 import { decideApprovalDigest } from "../src/decision/canonical.ts";
-import { createDecisionService, DECISION_ENTRYPOINTS } from "../src/decision/decision-service.ts";
+import { createDecisionService } from "../src/decision/decision-service.ts";
 import type { CallContext, DecideRequest } from "../src/decision/types.ts";
+import { engineContract } from "../src/decision/contract.ts";
 import { createEngineHost } from "../src/engine/index.ts";
 import { createApprovalKeySet } from "../src/trust/approval-keys.ts";
 import { createGrantVerifier } from "../src/trust/grant-verifier.ts";
@@ -40,7 +41,7 @@ const CALLS = Number(flag("--calls") ?? 2000);
 const ROUNDS = Number(flag("--rounds") ?? 5);
 
 const logger = pino({ level: "silent" });
-const engine = createEngineHost({ source: path.join(root, "policies"), requiredEntrypoints: DECISION_ENTRYPOINTS, watch: false, logger, registry: new Registry() });
+const engine = createEngineHost({ source: path.join(root, "policies"), ...engineContract(), watch: false, logger, registry: new Registry() });
 await engine.start();
 if (!engine.active()) throw new Error(`default pack did not load: ${engine.status().lastError}`);
 

@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { compile, loadCompiledPolicy } from "../src/compiler/index.ts";
+import { compile } from "../src/compiler/index.ts";
+import { loadCompiledPolicy } from "../src/engine/load-policy.ts";
 import { fixturesDir, median, readJson, readRegoDir, waitedChildrenCpuMs } from "./fixtures/sources.ts";
 
 const policyDir = join(fixturesDir, "policy-set");

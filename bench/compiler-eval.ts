@@ -8,7 +8,8 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { compile, loadCompiledPolicy } from "../src/compiler/index.ts";
+import { compile } from "../src/compiler/index.ts";
+import { loadCompiledPolicy } from "../src/engine/load-policy.ts";
 import { fixturesDir, percentile, readJson } from "./fixtures/sources.ts";
 
 const WARMUP = 20_000;

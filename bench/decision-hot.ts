@@ -37,6 +37,7 @@ import type {
   GuardMemoryRequest,
   RouteRequest,
 } from "../src/decision/types.ts";
+import { engineContract } from "../src/decision/contract.ts";
 import { createEngineHost } from "../src/engine/index.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -98,7 +99,7 @@ interface Row {
   bytes: number;
 }
 
-const { createDecisionService, DECISION_ENTRYPOINTS } = (await import(
+const { createDecisionService } = (await import(
   pathToFileURL(path.join(impl, "decision", "decision-service.ts")).href
 )) as typeof import("../src/decision/decision-service.ts");
 const { createRequestMetrics } = (await import(pathToFileURL(path.join(impl, "transport", "metrics.ts")).href)) as typeof import(
@@ -107,7 +108,7 @@ const { createRequestMetrics } = (await import(pathToFileURL(path.join(impl, "tr
 
 const logger = pino({ level: "silent" });
 const registry = new Registry();
-const engine = createEngineHost({ source: path.join(root, "policies"), requiredEntrypoints: DECISION_ENTRYPOINTS, watch: false, logger, registry });
+const engine = createEngineHost({ source: path.join(root, "policies"), ...engineContract(), watch: false, logger, registry });
 await engine.start();
 if (!engine.active()) throw new Error(`default pack did not load: ${engine.status().lastError}`);
 

@@ -12,8 +12,9 @@
 import { rm } from "node:fs/promises";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { createDecisionService, DECISION_ENTRYPOINTS } from "../src/decision/decision-service.ts";
+import { createDecisionService } from "../src/decision/decision-service.ts";
 import type { CallContext, DecideRequest, JsonObject } from "../src/decision/types.ts";
+import { engineContract } from "../src/decision/contract.ts";
 import { createEngineHost } from "../src/engine/index.ts";
 import { tempDir, writeBundleDir } from "../test/engine/fixtures.ts";
 
@@ -40,7 +41,7 @@ async function counter(registry: Registry, name: string): Promise<number> {
 const dir = await tempDir("bench");
 await writeBundleDir(dir, { revision: "bench" });
 const registry = new Registry();
-const engine = createEngineHost({ source: source ?? dir, requiredEntrypoints: DECISION_ENTRYPOINTS, watch: false, logger, registry });
+const engine = createEngineHost({ source: source ?? dir, ...engineContract(), watch: false, logger, registry });
 await engine.start();
 const active = engine.active();
 if (!active) throw new Error(`bundle did not load: ${engine.status().lastError}`);

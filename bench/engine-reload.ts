@@ -9,7 +9,7 @@ import { cp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { DECISION_ENTRYPOINTS } from "../src/decision/decision-service.ts";
+import { engineContract } from "../src/decision/contract.ts";
 import { createEngineHost } from "../src/engine/index.ts";
 import { bundleTarGz, dataFor, tempDir, writeBundleDir } from "../test/engine/fixtures.ts";
 
@@ -24,7 +24,7 @@ function summarize(name: string, samples: number[], unit: "ms" | "µs"): void {
 }
 
 async function reloads(name: string, source: string, change: (i: number) => Promise<void>): Promise<void> {
-  const engine = createEngineHost({ source, requiredEntrypoints: DECISION_ENTRYPOINTS, watch: false, logger, registry: new Registry() });
+  const engine = createEngineHost({ source, ...engineContract(), watch: false, logger, registry: new Registry() });
   await engine.start();
   if (!engine.status().ready) throw new Error(`${name}: ${engine.status().lastError}`);
   const s: number[] = [];
@@ -64,7 +64,7 @@ await reloads("Rego sources (policies/, compiled)", pack, async (i) => {
 
 // Evaluation latency while reloads run back to back.
 async function evaluateDuringReloads(name: string, source: string, buildInWorker: boolean, change: (i: number) => Promise<void>, count: number): Promise<void> {
-  const engine = createEngineHost({ source, requiredEntrypoints: DECISION_ENTRYPOINTS, watch: false, logger, registry: new Registry(), buildInWorker });
+  const engine = createEngineHost({ source, ...engineContract(), watch: false, logger, registry: new Registry(), buildInWorker });
   await engine.start();
   const input = {
     tenant_id: "t",

@@ -21,8 +21,9 @@ import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { hostBuiltins } from "../src/compiler/index.ts";
-import { createDecisionService, DECISION_ENTRYPOINTS } from "../src/decision/decision-service.ts";
+import { createDecisionService } from "../src/decision/decision-service.ts";
 import type { CallContext, DecideRequest } from "../src/decision/types.ts";
+import { engineContract, POLICY_ENTRYPOINTS } from "../src/decision/contract.ts";
 import { createEngineHost, type ActivePolicy, type EngineHost } from "../src/engine/index.ts";
 import { buildBundle } from "../src/compiler/index.ts";
 import { spawnTsWorker } from "../src/engine/ts-worker.ts";
@@ -36,11 +37,11 @@ const ROUNDS = Number(flag("--rounds") ?? 5);
 const DEADLINE_MS = 100;
 
 const logger = pino({ level: "silent" });
-const engine = createEngineHost({ source: path.join(root, "policies"), requiredEntrypoints: DECISION_ENTRYPOINTS, watch: false, logger, registry: new Registry() });
+const engine = createEngineHost({ source: path.join(root, "policies"), ...engineContract(), watch: false, logger, registry: new Registry() });
 await engine.start();
 const shipped = engine.active()!;
 if (shipped === undefined) throw new Error(`bundle did not load: ${engine.status().lastError}`);
-const built = buildBundle([path.join(root, "policies")], { entrypoints: [...DECISION_ENTRYPOINTS] });
+const built = buildBundle([path.join(root, "policies")], { entrypoints: [...POLICY_ENTRYPOINTS] });
 const wasm = built.files.get("/policy.wasm")!;
 const data = shipped.data as object;
 

@@ -16,8 +16,9 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { createDecisionService, DECISION_ENTRYPOINTS } from "../src/decision/decision-service.ts";
+import { createDecisionService } from "../src/decision/decision-service.ts";
 import type { CallContext, DecideRequest } from "../src/decision/types.ts";
+import { engineContract } from "../src/decision/contract.ts";
 import { createEngineHost } from "../src/engine/index.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -28,7 +29,7 @@ const EVERY = Number(flag("--every") ?? 200_000);
 
 const logger = pino({ level: "silent" });
 const registry = new Registry();
-const engine = createEngineHost({ source: path.join(root, "policies"), requiredEntrypoints: DECISION_ENTRYPOINTS, watch: false, logger, registry });
+const engine = createEngineHost({ source: path.join(root, "policies"), ...engineContract(), watch: false, logger, registry });
 await engine.start();
 if (engine.active() === undefined) throw new Error(`bundle did not load: ${engine.status().lastError}`);
 const service = createDecisionService({ engine, logger, registry, instanceId: "soak" });

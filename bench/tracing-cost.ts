@@ -15,8 +15,9 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { createDecisionService, DECISION_ENTRYPOINTS } from "../src/decision/decision-service.ts";
+import { createDecisionService } from "../src/decision/decision-service.ts";
 import type { CallContext, DecideRequest, DecisionService } from "../src/decision/types.ts";
+import { engineContract } from "../src/decision/contract.ts";
 import { createEngineHost } from "../src/engine/index.ts";
 import { createTracing } from "../src/telemetry/tracing.ts";
 
@@ -37,7 +38,7 @@ await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
 const endpoint = `http://127.0.0.1:${(receiver.address() as { port: number }).port}`;
 
 const logger = pino({ level: "silent" });
-const engine = createEngineHost({ source: path.join(root, "policies"), requiredEntrypoints: DECISION_ENTRYPOINTS, watch: false, logger, registry: new Registry() });
+const engine = createEngineHost({ source: path.join(root, "policies"), ...engineContract(), watch: false, logger, registry: new Registry() });
 await engine.start();
 
 const env = (sampler: string, arg?: string): NodeJS.ProcessEnv => ({

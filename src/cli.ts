@@ -20,7 +20,11 @@ type Command = (args: string[]) => Promise<number>;
 
 const commands: Record<string, () => Promise<Command>> = {
   serve: async () => (await import("./server/serve.ts")).runServe,
-  build: async () => (await import("./compiler/cli.ts")).runBuild,
+  build: async () => {
+    // Arbiter's entrypoints are the build default; the compiler itself knows none.
+    const [{ runBuild }, { POLICY_ENTRYPOINTS }] = await Promise.all([import("./compiler/cli.ts"), import("./decision/contract.ts")]);
+    return (args) => runBuild(args, undefined, { defaultEntrypoints: POLICY_ENTRYPOINTS });
+  },
   eval: async () => (await import("./compiler/cli.ts")).runEval,
   test: async () => (await import("./compiler/cli.ts")).runTest,
   audit: async () => (await import("./audit/cli.ts")).runAudit,

@@ -12,7 +12,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { parse as parseYaml } from "yaml";
 import { dataConflicts, loadPolicyTree, mergeAt, PolicyLoadError } from "./data.ts";
 import { RegoCompileError } from "./diagnostics.ts";
-import { compile, type PolicySource } from "./index.ts";
+import { compile, type PolicySource } from "./compile.ts";
 import { parseModule } from "./parser.ts";
 
 export interface BundleManifest {
@@ -30,8 +30,10 @@ export interface Bundle {
 }
 
 export interface BuildBundleOptions {
-  /** Entrypoints (slash paths); default: the compiler's default entrypoints. */
+  /** Entrypoints (slash paths); when empty, those of `defaultEntrypoints` whose package exists. */
   readonly entrypoints?: readonly string[];
+  /** See `CompileOptions.defaultEntrypoints`. Default none: an entrypoint is required. */
+  readonly defaultEntrypoints?: readonly string[];
   /** Revision for the manifest; default: the first 12 hex digits of a SHA-256 of the contents. */
   readonly revision?: string;
   /**
@@ -89,7 +91,7 @@ export function buildBundle(dirs: readonly string[], options: BuildBundleOptions
   const tree = loadPolicyTree(dirs);
   const sources = tree.rego.map((f) => ({ path: f.path, text: f.text }));
   const v0 = options.v0Compatible ?? manifestSaysV0(dirs);
-  const compiled = compile(sources, { entrypoints: options.entrypoints, strictBuiltinErrors: options.strictBuiltinErrors, v0Compatible: v0 });
+  const compiled = compile(sources, { entrypoints: options.entrypoints, defaultEntrypoints: options.defaultEntrypoints, strictBuiltinErrors: options.strictBuiltinErrors, v0Compatible: v0 });
   checkDataConflicts(sources, tree.data, v0);
   const files = new Map<string, Uint8Array>();
   files.set("/policy.wasm", compiled.wasm);

@@ -7,8 +7,10 @@ import { parse as parseYaml } from "yaml";
 import { buildBundle, BundleError, checkDataConflicts, manifestSaysV0, readBundle, writeBundle } from "./bundle.ts";
 import { loadPolicyTree, PolicyLoadError } from "./data.ts";
 import { type Diagnostic, RegoCompileError } from "./diagnostics.ts";
-import { compile, loadCompiledPolicy } from "./index.ts";
+import { compile } from "./index.ts";
+import { loadCompiledPolicy } from "../engine/load-policy.ts";
 import { parseModule } from "./parser.ts";
+import { isObject } from "../util/object.ts";
 import {
   loadBundleKey,
   SIGNATURE_ALGORITHMS,
@@ -88,8 +90,16 @@ const BUILD_USAGE =
   "  --no-sources: leave the Rego sources out (a flat bundle that fits a ConfigMap)\n" +
   "  --v0-compatible: the sources are Rego v0 (a .manifest with \"rego_version\": 0 says so too)\n";
 
+export interface BuildCliOptions {
+  /**
+   * Built when no `-e` is given: those of these packages the sources define. `arbiter build`
+   * passes Arbiter's four from `decision/contract.ts` (src/cli.ts); the compiler has none.
+   */
+  readonly defaultEntrypoints?: readonly string[];
+}
+
 /** `arbiter build`: compile policy directories into an OPA wasm bundle. */
-export async function runBuild(args: string[], io: Io = stdio): Promise<number> {
+export async function runBuild(args: string[], io: Io = stdio, options: BuildCliOptions = {}): Promise<number> {
   try {
     if (args.includes("-h") || args.includes("--help")) {
       io.out(BUILD_USAGE);
@@ -108,6 +118,7 @@ export async function runBuild(args: string[], io: Io = stdio): Promise<number> 
     const signing = signingOptions(opts);
     const bundle = buildBundle(rest, {
       entrypoints: opts.get("entrypoint")?.map(normalizeEntrypoint),
+      ...(options.defaultEntrypoints !== undefined ? { defaultEntrypoints: options.defaultEntrypoints } : {}),
       revision: opts.get("revision")?.at(-1),
       sources,
       strictBuiltinErrors: opts.has("strict"),
@@ -226,7 +237,6 @@ export async function runEval(args: string[], io: Io = stdio): Promise<number> {
   }
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** `-d` data wins over bundle data: objects merge recursively, anything else replaces. */
 function mergeOver(target: Record<string, unknown>, doc: unknown, file: string): void {

@@ -6,6 +6,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { isObject } from "../util/object.ts";
 
 export interface PolicyFile {
   /** Path as the user sees it (root joined with the relative path): used in error positions. */
@@ -88,8 +89,6 @@ function walk(dir: string, out: string[]): void {
     else if (entry.isFile()) out.push(p);
   }
 }
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Merges `doc` into `target` at `path`; objects merge deeply, anything else must not collide. */
 export function mergeAt(target: Record<string, unknown>, path: readonly string[], doc: unknown, file: string): void {

@@ -10,7 +10,6 @@ import type { Block, Func, Plan, Policy, Stmt } from "./ir.ts";
 import { dataName, type Group, PlanFailure, type TreeNode } from "./planner-context.ts";
 import { planDoc, planGroup, type RuleContext } from "./planner-rules.ts";
 
-export const DEFAULT_ENTRYPOINTS = ["arbiter/decide", "arbiter/route", "arbiter/guard_memory", "arbiter/finalize"];
 
 /** Plans modules for the given entrypoints (slash paths). Diagnostics are appended to `diags`. */
 export function planModules(modules: readonly Module[], entrypoints: readonly string[] | undefined, diags: Diagnostic[]): Policy {
@@ -108,15 +107,9 @@ class PolicyPlanner implements RuleContext {
   plan(entrypoints: readonly string[] | undefined): Policy {
     let eps = entrypoints ? [...entrypoints] : undefined;
     if (!eps || eps.length === 0) {
-      eps = DEFAULT_ENTRYPOINTS.filter((e) => this.#find(e.split("/"))?.isPackage);
-      if (eps.length === 0) {
-        this.#diags.push({
-          file: "",
-          line: 0,
-          col: 0,
-          message: `no entrypoint given and none of the default packages (${DEFAULT_ENTRYPOINTS.join(", ")}) is defined`,
-        });
-      }
+      // Defaults are the caller's (compile's `defaultEntrypoints`): the compiler knows no names.
+      eps = [];
+      this.#diags.push({ file: "", line: 0, col: 0, message: "no entrypoint given" });
     }
     const plans: Plan[] = [];
     const seen = new Set<string>();

@@ -12,6 +12,7 @@ import { hostname } from "node:os";
 import { isIP } from "node:net";
 import YAML from "yaml";
 import { loadBundleKey, SIGNATURE_ALGORITHMS, type SignatureAlgorithm } from "../engine/bundle-signature.ts";
+import { deepFreeze } from "../util/object.ts";
 
 export type ListenTarget =
   | { readonly kind: "tcp"; readonly host: string; readonly port: number }
@@ -456,12 +457,4 @@ export function redactConfig(c: Config): Record<string, unknown> {
 export function formatListen(t: ListenTarget): string {
   if (t.kind === "unix") return `unix:${t.path}`;
   return t.host.includes(":") ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
-}
-
-function deepFreeze<T>(o: T): T {
-  if (o && typeof o === "object") {
-    for (const v of Object.values(o)) deepFreeze(v);
-    Object.freeze(o);
-  }
-  return o;
 }

@@ -15,7 +15,8 @@
  * The state lives in this process only: a restart forgets every approval (fail closed).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { StateUnavailableError, StoreArgumentError, type ApprovalCheck, type ApprovalStore } from "./stores.ts";
+import { StateUnavailableError, StoreArgumentError, type ApprovalCheck, type ApprovalCreateArgs, type ApprovalStore } from "./stores.ts";
+import { positiveInteger as checkPositiveInteger } from "../util/options.ts";
 
 export type ApprovalReason =
   | "approval_unknown"
@@ -48,11 +49,7 @@ const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 const DIGEST_PATTERN = /^[0-9a-f]{64}$/;
 
 function positiveInteger(name: string, value: number | undefined, fallback: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    throw new ApprovalStoreError(`approval store: ${name} must be a whole number from 1 to ${max}, got ${String(value)}`);
-  }
-  return value;
+  return checkPositiveInteger(name, value, fallback, max, (message) => new ApprovalStoreError(`approval store: ${message}`));
 }
 
 /** SHA-256 (hex) of a token: the only form in which a store keeps it. */
@@ -134,13 +131,7 @@ export class InMemoryApprovalStore implements ApprovalStore {
   }
 
   async create(
-    args: {
-      readonly tenantId: string;
-      readonly digest: string;
-      readonly approver: string;
-      readonly ttlSeconds: number;
-      readonly nowMs: number;
-    },
+    args: ApprovalCreateArgs,
     signal?: AbortSignal,
   ): Promise<{ readonly token: string; readonly expiresAtMs: number }> {
     signal?.throwIfAborted();

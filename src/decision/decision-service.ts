@@ -68,14 +68,6 @@ export interface DecisionServiceOptions {
   readonly tracing?: Tracing;
 }
 
-/** The entrypoints the decision core evaluates: pass as the engine's `requiredEntrypoints`. */
-export const DECISION_ENTRYPOINTS: readonly string[] = Object.freeze([
-  "arbiter/decide",
-  "arbiter/route",
-  "arbiter/guard_memory",
-  "arbiter/finalize",
-]);
-
 function metric<T>(registry: Registry, name: string, make: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? make();
 }

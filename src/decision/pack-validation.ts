@@ -12,19 +12,10 @@
  * (the engine checks those keys). Otherwise all four sections and every key of each section are
  * required, and unknown keys are errors (they are almost always misspellings of a real key).
  */
-import { compileRe2 } from "../compiler/host-builtins.ts";
+import { compileRe2 } from "../compiler/index.ts";
+import { isObject, typeName } from "../util/object.ts";
 
 type Obj = Record<string, unknown>;
-
-function typeName(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "array";
-  return typeof v;
-}
-
-function isObject(v: unknown): v is Obj {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 /** Collects messages; each checker returns the value when it has the expected shape. */
 class Checker {

@@ -23,6 +23,7 @@ import { AuditStep, throwIfAborted, type InputDigest } from "./audit-step.ts";
 import { DecisionCache, cacheKey, cacheKeyAndInputSha256 } from "./decision-cache.ts";
 import { DecisionError } from "./errors.ts";
 import { uuidv7 } from "./ids.ts";
+import { deepFreeze } from "../util/object.ts";
 import type { Parsed, Rejected } from "./results.ts";
 import type { CallContext, JsonObject, RequestMeta, ResponseMeta } from "./types.ts";
 import type { RpcTrace, Tracing } from "../telemetry/tracing.ts";
@@ -101,14 +102,6 @@ export async function traced<R extends ResponseMeta>(
     trace.end(err);
     throw err;
   }
-}
-
-function deepFreeze<T>(v: T): T {
-  if (typeof v === "object" && v !== null && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const x of Object.values(v as object)) deepFreeze(x);
-  }
-  return v;
 }
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {

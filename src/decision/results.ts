@@ -3,6 +3,7 @@
  * does not fit is a `Rejected` with the fail-closed reason and a detail for the log.
  */
 import type { Fallback, Obligations, TerminalMode } from "./types.ts";
+import { isObject } from "../util/object.ts";
 
 export type FailClosedReason =
   | "no_bundle"
@@ -58,10 +59,6 @@ export interface FinalizeResult {
 type Doc = Record<string, unknown>;
 
 const invalid = (detail: string): Rejected => ({ ok: false, reason: "policy_invalid_result", detail });
-
-function isObject(v: unknown): v is Doc {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 /** The document of a result set: `[]` is undefined, `[{result: doc}]` is doc. */
 export function unwrapResultSet(rs: unknown): { ok: true; doc: Doc } | Rejected {

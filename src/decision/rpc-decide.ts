@@ -3,6 +3,7 @@
  * approver keys, or a locally created token) before evaluation, the single use of the approval
  * after it, and the deny/tier-3 fail-closed answer.
  */
+import { ENTRYPOINT } from "./contract.ts";
 import type { Logger } from "pino";
 import { throwIfAborted } from "./audit-step.ts";
 import { decideApprovalDigest } from "./canonical.ts";
@@ -74,7 +75,7 @@ export function decideRpc(o: DecideRpcOptions): PolicyRpc<DecideRequest, DecideP
 
   return {
     rpc: "Decide",
-    entrypoint: "arbiter/decide",
+    entrypoint: ENTRYPOINT.decide,
     prepare(req, ctx, nowMs) {
       return req.approvalToken === "" ? NO_TOKEN : approvalFact(req, ctx, nowMs);
     },

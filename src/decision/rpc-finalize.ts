@@ -2,6 +2,7 @@
  * Finalize as a pipeline description: Arbiter computes the claim coverage, the policy picks the
  * terminal mode; any failure answers SOURCE_UNAVAILABLE (never a partial success).
  */
+import { ENTRYPOINT } from "./contract.ts";
 import { computeCoverage, finalizeInput, nowFact, type Coverage } from "./facts.ts";
 import type { PolicyRpc, Prepared } from "./pipeline.ts";
 import { parseFinalize, type FinalizeResult } from "./results.ts";
@@ -14,7 +15,7 @@ interface FinalizePrep extends Prepared {
 export function finalizeRpc(): PolicyRpc<FinalizeRequest, FinalizePrep, FinalizeResult, FinalizeResponse> {
   return {
     rpc: "Finalize",
-    entrypoint: "arbiter/finalize",
+    entrypoint: ENTRYPOINT.finalize,
     prepare: (req) => ({ cov: computeCoverage(req) }),
     input: (req, prep, nowMs) => finalizeInput(req, nowFact(nowMs), prep.cov),
     cacheable: () => true,

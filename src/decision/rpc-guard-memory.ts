@@ -9,6 +9,7 @@
  * session may see one more write than will finally count and be denied `session_quota_exceeded`
  * early: the quota can be under-used under contention, never exceeded.
  */
+import { ENTRYPOINT } from "./contract.ts";
 import type { Logger } from "pino";
 import { throwIfAborted } from "./audit-step.ts";
 import { guardMemoryInput, nowFact } from "./facts.ts";
@@ -59,7 +60,7 @@ export function guardMemoryRpc(o: GuardMemoryRpcOptions): PolicyRpc<GuardMemoryR
 
   return {
     rpc: "GuardMemory",
-    entrypoint: "arbiter/guard_memory",
+    entrypoint: ENTRYPOINT.guardMemory,
     validate(req) {
       if (!MEMORY_OPERATIONS.has(req.operation)) throw invalidArgument("operation", "must be READ, WRITE or DELETE");
       if (req.ttlSeconds !== undefined && (!Number.isInteger(req.ttlSeconds) || req.ttlSeconds < 0)) {

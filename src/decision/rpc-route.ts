@@ -3,6 +3,7 @@
  * the local provider when it cannot be read; `usage_stale` appended when the store could only
  * give its last known fleet spend), and the local fail-closed route.
  */
+import { ENTRYPOINT } from "./contract.ts";
 import type { Logger } from "pino";
 import { throwIfAborted } from "./audit-step.ts";
 import type { ActivePolicy } from "../engine/types.ts";
@@ -48,7 +49,7 @@ export function routeRpc(o: RouteRpcOptions): PolicyRpc<RouteRequest, RoutePrep,
 
   return {
     rpc: "Route",
-    entrypoint: "arbiter/route",
+    entrypoint: ENTRYPOINT.route,
     prepare(req, ctx, nowMs) {
       if (usage === undefined) return NO_USAGE;
       let spend: Spend | Promise<Spend>;

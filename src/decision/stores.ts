@@ -48,6 +48,15 @@ export interface ApprovalCheck {
   readonly reason: string;
 }
 
+/** What CreateApproval binds a new token to. */
+export interface ApprovalCreateArgs {
+  readonly tenantId: string;
+  readonly digest: string;
+  readonly approver: string;
+  readonly ttlSeconds: number;
+  readonly nowMs: number;
+}
+
 export interface ApprovalStore {
   /** Checks a locally created `token` for this tenant and request digest (see `decideApprovalDigest`), without consuming it. */
   check(
@@ -58,13 +67,7 @@ export interface ApprovalStore {
   consume(args: { readonly tenantId: string; readonly token: string; readonly nowMs: number }, signal: AbortSignal): Promise<boolean>;
   /** Creates a single-use token bound to `digest` (CreateApproval, local development only); only its hash is kept. */
   create(
-    args: {
-      readonly tenantId: string;
-      readonly digest: string;
-      readonly approver: string;
-      readonly ttlSeconds: number;
-      readonly nowMs: number;
-    },
+    args: ApprovalCreateArgs,
     signal: AbortSignal,
   ): Promise<{ readonly token: string; readonly expiresAtMs: number }>;
   /**

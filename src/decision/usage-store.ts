@@ -12,6 +12,7 @@
  * `maxTenants` above the number of active tenants. The state lives in this process only.
  */
 import { StoreArgumentError, type UsageStore } from "./stores.ts";
+import { positiveInteger as checkPositiveInteger } from "../util/options.ts";
 
 export interface UsageStoreOptions {
   /** Length of a budget window in seconds, a whole number from 1 to 31622400 (366 days). Default 86400 (one UTC day). */
@@ -42,11 +43,7 @@ export class UsageStoreError extends StoreArgumentError {
 }
 
 function positiveInteger(name: string, value: number | undefined, fallback: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    throw new UsageStoreError(`usage store: ${name} must be a whole number from 1 to ${max}, got ${String(value)}`);
-  }
-  return value;
+  return checkPositiveInteger(name, value, fallback, max, (message) => new UsageStoreError(`usage store: ${message}`));
 }
 
 export class InMemoryUsageStore implements UsageStore {

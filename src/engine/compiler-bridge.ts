@@ -5,15 +5,12 @@
  */
 import { buildBundle, hostBuiltins, type BundleManifest } from "../compiler/index.ts";
 import { BundleError, describe } from "./errors.ts";
+import { isObject } from "../util/object.ts";
 import type { BundleParts } from "./bundle-files.ts";
 
 /** Host builtins (name -> JS implementation) passed to the SDK's `loadPolicy`. */
 export function hostBuiltinMap(): Record<string, (...args: unknown[]) => unknown> {
   return hostBuiltins as Record<string, (...args: unknown[]) => unknown>;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /**

@@ -8,18 +8,17 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import type { Logger } from "pino";
 import { DEFAULT_MAX_BUNDLE_BYTES, type BundleParts } from "./bundle-files.ts";
 import { buildInWorker } from "./build-in-worker.ts";
-import { buildFromSources, hostBuiltinMap, partsFromBuild } from "./compiler-bridge.ts";
+import { buildFromSources, partsFromBuild } from "./compiler-bridge.ts";
 import type { LoadRequest, LoadSource } from "./load-bundle.ts";
 import { LoadWorker, loadHere } from "./load-in-worker.ts";
 import type { WorkerLoadReply } from "./load-worker.ts";
 import { BundleSignatureError, type BundleVerificationOptions } from "./bundle-signature.ts";
 import type { BundleManifest } from "../compiler/index.ts";
-import { BundleError, describe, EvaluationTimeoutError, wrapError } from "./errors.ts";
-import { Deadline, instantiatePolicy, type SdkPolicy } from "./policy-instance.ts";
-import { instrumentDeadline } from "./wasm-deadline.ts";
+import { BundleError, describe } from "./errors.ts";
 import { fetchBundle } from "./http-fetch.ts";
-import { checkArbiterConfig, deepFreeze, defaultSmokeInput } from "./validate.ts";
 import { watchSource, type SourceWatcher } from "./watcher.ts";
+import { buildSnapshot, type Snapshot } from "./snapshot.ts";
+import { DEFAULT_POLICY_MEMORY } from "./load-policy.ts";
 import type {
   ActivePolicy,
   EngineHost,
@@ -32,18 +31,16 @@ import type {
 const DEFAULTS = {
   pollIntervalMs: 10_000,
   debounceMs: 200,
-  memory: { initial: 5, maximum: 1024 },
+  memory: DEFAULT_POLICY_MEMORY,
   timeoutMs: 10_000,
   maxBytes: DEFAULT_MAX_BUNDLE_BYTES,
   evalTimeoutMs: 100,
   maxElements: 1_000_000,
 } as const;
 
-type SourceKind = "http" | "file" | "directory";
-
-function classify(source: string): SourceKind | undefined {
-  if (/^https?:\/\//i.test(source)) return "http";
-  return undefined;
+/** An `http(s)://` source is polled; anything else is a path (file or directory, told at load). */
+function isHttpSource(source: string): boolean {
+  return /^https?:\/\//i.test(source);
 }
 
 /** `https://user:secret@host/b.tar.gz` -> `https://***:***@host/b.tar.gz`. */
@@ -99,10 +96,6 @@ function metric<T>(registry: Registry, name: string, make: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? make();
 }
 
-interface Snapshot extends ActivePolicy {
-  readonly digest: string;
-}
-
 export function createEngineHost(options: EngineHostOptions): EngineHost {
   validateOptions(options);
   return new Host(options);
@@ -111,7 +104,7 @@ export function createEngineHost(options: EngineHostOptions): EngineHost {
 class Host implements EngineHost {
   readonly #options: EngineHostOptions;
   readonly #log: Logger;
-  readonly #kind: SourceKind | undefined;
+  readonly #http: boolean;
   /** The source as shown in status, logs and errors: URL credentials masked. */
   readonly #display: string;
   readonly #memory: { initial: number; maximum: number };
@@ -143,8 +136,8 @@ class Host implements EngineHost {
   constructor(options: EngineHostOptions) {
     this.#options = options;
     this.#log = options.logger.child({ component: "engine" });
-    this.#kind = classify(options.source);
-    this.#display = this.#kind === "http" ? maskCredentials(options.source) : options.source;
+    this.#http = isHttpSource(options.source);
+    this.#display = this.#http ? maskCredentials(options.source) : options.source;
     this.#memory = { ...(options.memory ?? DEFAULTS.memory) };
     this.#evalTimeoutMs = options.evalTimeoutMs ?? DEFAULTS.evalTimeoutMs;
     this.#loadWorker = new LoadWorker(options.bundleLimits?.workerHeapMb);
@@ -209,7 +202,7 @@ class Host implements EngineHost {
   async start(): Promise<void> {
     await this.reload();
     if (this.#closed) return;
-    if (this.#kind === "http") {
+    if (this.#http) {
       this.#schedulePoll();
       return;
     }
@@ -223,7 +216,7 @@ class Host implements EngineHost {
    * that appears later as a directory gets a directory watch.
    */
   async #ensureWatcher(): Promise<void> {
-    if (this.#closed || this.#kind === "http" || this.#options.watch === false) return;
+    if (this.#closed || this.#http || this.#options.watch === false) return;
     let isFile = true;
     try {
       isFile = !(await stat(this.#options.source)).isDirectory();
@@ -324,7 +317,7 @@ class Host implements EngineHost {
     const source = this.#options.source;
     let request: LoadSource;
     let etag: string | undefined;
-    if (this.#kind === "http") {
+    if (this.#http) {
       const fetched = await fetchBundle(source, {
         etag: this.#active ? this.#etag : undefined,
         timeoutMs: this.#options.http?.timeoutMs ?? DEFAULTS.timeoutMs,
@@ -380,7 +373,15 @@ class Host implements EngineHost {
         ...(reply.module ? { module: reply.module } : {}),
       };
     }
-    const snapshot = await this.#instantiate(parts);
+    const snapshot = await buildSnapshot(parts, {
+      requiredEntrypoints: this.#options.requiredEntrypoints,
+      ...(this.#options.smokeInputs !== undefined ? { smokeInputs: this.#options.smokeInputs } : {}),
+      ...(this.#options.validateData !== undefined ? { validateData: this.#options.validateData } : {}),
+      memory: this.#memory,
+      evalTimeoutMs: this.#evalTimeoutMs,
+      timeouts: this.#timeouts,
+      display: this.#display,
+    });
     // The swap: one reference assignment. A request holding the previous snapshot finishes on it.
     const previous = this.#active;
     this.#active = snapshot;
@@ -413,110 +414,5 @@ class Host implements EngineHost {
       this.#log.warn({ reason: r.message }, "build worker unavailable; compiling Rego on the main thread");
     }
     return buildFromSources(dir, entrypoints, digest);
-  }
-
-  async #instantiate(parts: BundleParts): Promise<Snapshot> {
-    let module: WebAssembly.Module;
-    try {
-      module = parts.module ?? (await WebAssembly.compile(instrumentDeadline(parts.wasm)));
-    } catch (err) {
-      throw new BundleError(`bundle: policy.wasm does not load: ${describe(err)}`, { cause: err });
-    }
-    // The data document as JSON bytes, kept for the replacement instance after a timeout: the
-    // SDK parses it into wasm memory without a JSON.stringify of the whole document each time.
-    const dataJson = parts.dataJson ?? new TextEncoder().encode(JSON.stringify(parts.data));
-    const dataBuffer = dataJson.buffer.slice(dataJson.byteOffset, dataJson.byteOffset + dataJson.byteLength) as ArrayBuffer;
-    const deadline = new Deadline();
-    const fresh = (): SdkPolicy => {
-      const p = instantiatePolicy(module, { memory: this.#memory, hostBuiltins: hostBuiltinMap(), deadline });
-      p.setData(dataBuffer);
-      return p;
-    };
-    let policy: SdkPolicy;
-    try {
-      policy = instantiatePolicy(module, { memory: this.#memory, hostBuiltins: hostBuiltinMap(), deadline });
-    } catch (err) {
-      throw new BundleError(`bundle: policy.wasm does not load: ${describe(err)}`, { cause: err });
-    }
-    try {
-      policy.setData(dataBuffer);
-    } catch (err) {
-      throw new BundleError(`bundle: data does not load into the policy: ${describe(err)}`, { cause: err });
-    }
-    const timeoutMs = this.#evalTimeoutMs;
-    const timeouts = this.#timeouts;
-    /**
-     * Runs one evaluation under the deadline. After a timeout (or a trap) the instance stopped
-     * mid-evaluation with its runtime state undefined, so it is replaced before the next one.
-     */
-    const run = (entrypoint: string, input: unknown): unknown => {
-      deadline.limitMs = timeoutMs;
-      deadline.at = performance.now() + timeoutMs;
-      try {
-        return policy.evaluate(input, entrypoint);
-      } catch (err) {
-        if (err instanceof EvaluationTimeoutError || err instanceof WebAssembly.RuntimeError || err instanceof RangeError) {
-          if (err instanceof EvaluationTimeoutError) timeouts.inc();
-          deadline.at = Number.POSITIVE_INFINITY;
-          policy = fresh();
-        }
-        throw err;
-      } finally {
-        deadline.at = Number.POSITIVE_INFINITY;
-      }
-    };
-    const moduleEntrypoints = Object.keys(policy.entrypoints).sort();
-    const declared = new Set(parts.manifest.wasm.map((w) => w.entrypoint));
-    for (const ep of this.#options.requiredEntrypoints) {
-      if (declared.size > 0 && !declared.has(ep)) {
-        throw new BundleError(`bundle: manifest does not declare required entrypoint ${ep} (declares ${[...declared].sort().join(", ")})`);
-      }
-      if (!moduleEntrypoints.includes(ep)) {
-        throw new BundleError(`bundle: policy.wasm does not export required entrypoint ${ep} (exports ${moduleEntrypoints.join(", ")})`);
-      }
-    }
-    const dataErrors = [...checkArbiterConfig(parts.data)];
-    if (this.#options.validateData) {
-      try {
-        dataErrors.push(...this.#options.validateData(parts.data));
-      } catch (err) {
-        throw wrapError("bundle: data validation threw", err);
-      }
-    }
-    if (dataErrors.length > 0) throw new BundleError(`bundle: invalid data: ${dataErrors.join("; ")}`);
-    for (const ep of this.#options.requiredEntrypoints) {
-      const input = this.#options.smokeInputs?.[ep] ?? defaultSmokeInput(ep);
-      let rs: unknown;
-      try {
-        rs = run(ep, input);
-      } catch (err) {
-        throw new BundleError(`bundle: smoke evaluation of ${ep} failed: ${describe(err)}`, { cause: err });
-      }
-      if (!Array.isArray(rs)) throw new BundleError(`bundle: smoke evaluation of ${ep} returned no result set`);
-    }
-    const revision = parts.manifest.revision !== "" ? parts.manifest.revision : `sha256:${parts.digest.slice(0, 12)}`;
-    const entrypoints = new Set(moduleEntrypoints);
-    const data = deepFreeze(parts.data);
-    const snapshot: Snapshot = Object.freeze({
-      revision,
-      loadedAt: Date.now(),
-      source: this.#display,
-      data,
-      entrypoints: Object.freeze(moduleEntrypoints),
-      digest: parts.digest,
-      evaluate(entrypoint: string, input: unknown): unknown {
-        if (!entrypoints.has(entrypoint)) {
-          throw new Error(`entrypoint ${entrypoint} is not in bundle revision ${revision}`);
-        }
-        try {
-          return run(entrypoint, input);
-        } catch (err) {
-          // The timeout keeps its class: the decision core maps it to `evaluation_timeout`.
-          if (err instanceof EvaluationTimeoutError) throw err;
-          throw wrapError(`evaluating ${entrypoint} (revision ${revision})`, err);
-        }
-      },
-    });
-    return snapshot;
   }
 }

@@ -1,7 +1,6 @@
 /** Public surface of the policy engine host. */
 export { createEngineHost } from "./engine-host.ts";
 export { EvaluationTimeoutError } from "./errors.ts";
-export { checkArbiterConfig, defaultSmokeInput } from "./validate.ts";
 export type {
   ActivePolicy,
   DataValidator,

@@ -16,11 +16,14 @@ export interface EngineHostOptions {
    * a directory of `.rego` sources (compiled in-process), or an `http(s)://` URL.
    */
   readonly source: string;
-  /** Entrypoints a bundle must declare and evaluate without throwing, e.g. `arbiter/decide`. */
+  /**
+   * Entrypoints a bundle must declare and evaluate without throwing, e.g. `arbiter/decide`
+   * (Arbiter's are in `decision/contract.ts`; the engine knows no entrypoint names itself).
+   */
   readonly requiredEntrypoints: readonly string[];
   /**
-   * Smoke inputs per entrypoint for the pre-swap evaluation; entrypoints without one get
-   * `defaultSmokeInput(entrypoint)` (the representative inputs of docs/input-schema.md).
+   * Smoke inputs per entrypoint for the pre-swap evaluation; entrypoints without one get `{}`.
+   * Arbiter's representative inputs are `SMOKE_INPUTS` in `decision/contract.ts`.
    */
   readonly smokeInputs?: Readonly<Record<string, unknown>>;
   /** HTTP polling interval in ms (`ARBITER_BUNDLE_POLL_SECONDS` * 1000). Default 10000. */
@@ -39,7 +42,10 @@ export interface EngineHostOptions {
    * falls back to the main thread when no worker can start). Default true.
    */
   readonly loadInWorker?: boolean;
-  /** Policy-pack data checks, run after the engine's own (see `checkArbiterConfig`). */
+  /**
+   * Data checks run before a swap (any message refuses the bundle). Arbiter's contract checks
+   * plus the default pack's come from `engineContract(validatePackData)` in `decision/contract.ts`.
+   */
   readonly validateData?: DataValidator;
   /** Wasm memory bounds in 64 KiB pages. Default `{ initial: 5, maximum: 1024 }` (64 MiB). */
   readonly memory?: { readonly initial: number; readonly maximum: number };

@@ -63,7 +63,7 @@ export async function createCore(config: CoreConfig, options: CoreOptions): Prom
   const log = componentLogger(root, "server");
   // The engine pulls in the compiler and the audit stack: loaded here, after the configuration
   // was checked, so a bad setting fails fast.
-  const [{ createAuditPipeline, startEmbeddedPostgres }, { createDecisionService, DECISION_ENTRYPOINTS }, { createApprovalStore }, { createUsageStore }, { createEngineHost }, { createStateStores }, { validatePackData }] =
+  const [{ createAuditPipeline, startEmbeddedPostgres }, { createDecisionService }, { createApprovalStore }, { createUsageStore }, { createEngineHost }, { createStateStores }, { validatePackData }, { engineContract }] =
     await Promise.all([
       import("../audit/index.ts"),
       import("../decision/decision-service.ts"),
@@ -72,6 +72,7 @@ export async function createCore(config: CoreConfig, options: CoreOptions): Prom
       import("../engine/index.ts"),
       import("../state/index.ts"),
       import("../decision/pack-validation.ts"),
+      import("../decision/contract.ts"),
     ]);
   const cleanups: Array<() => Promise<unknown>> = [];
   try {
@@ -92,9 +93,9 @@ export async function createCore(config: CoreConfig, options: CoreOptions): Prom
 
     const engine = createEngineHost({
       source: config.bundle,
-      requiredEntrypoints: DECISION_ENTRYPOINTS,
-      // The default pack's data checks (a bundle without data.arbiter.config is not checked).
-      validateData: validatePackData,
+      // Arbiter's policy contract: entrypoints, smoke inputs, data.arbiter.config checks, then the
+      // default pack's data checks (a bundle without data.arbiter.config is not checked).
+      ...engineContract(validatePackData),
       pollIntervalMs: config.bundlePollSeconds * 1000,
       ...(config.bundleVerification ? { verification: bundleVerification(config.bundleVerification) } : {}),
       // Evaluation deadline and bundle resource limits (issue #12).

@@ -2,7 +2,8 @@
  * gRPC over HTTP/2 on Arbiter's own HTTP/2 streams (`./h2/session.ts`), written by hand: the
  * stock stacks cost 2-6x the throughput of raw http2 on this workload (docs/transport.md).
  *
- * - unary: collect the one length-prefixed frame, decode (protobuf-es), run the method, answer
+ * - unary: collect the one length-prefixed frame, decode (the generated codecs of ./codec.ts,
+ *   protobuf-es semantics and errors), run the method, answer
  *   with one frame and `grpc-status` trailers, or a trailers-only error.
  * - `grpc-timeout` arms a deadline; the call's AbortSignal fires on deadline or when the client
  *   resets the stream, and the decision core sees it.

@@ -21,7 +21,7 @@ import { file_grpc_reflection_v1_reflection } from "../../gen/grpc/reflection/v1
 import { file_grpc_reflection_v1alpha_reflection } from "../../gen/grpc/reflection/v1alpha/reflection_pb.ts";
 import type { ListenTarget } from "../config/config.ts";
 import type { DecisionService } from "../decision/types.ts";
-import { createConnectHandler, type ConnectResponse } from "./connect-handler.ts";
+import { createConnectHandler, type ConnectRequest, type ConnectResponse } from "./connect-handler.ts";
 import { createConnectionPool, type PoolEntry, type PooledConnection } from "./connection-pool.ts";
 import { createGrpcHandler, type CallTracker } from "./grpc-handler.ts";
 import { encodeHeaderBlock } from "./h2/hpack.ts";
@@ -133,6 +133,26 @@ export function createTransportServer(options: TransportServerOptions): Transpor
     logger,
   });
   const onConnect = createConnectHandler({ unary, metrics, tracker, logger });
+  /**
+   * One Connect unary call, the same on HTTP/2 and HTTP/1.1: the body read (bounded; over the
+   * limit answers 413 without running the handler), the handler run, then `respond`; `fail` when
+   * the handler itself throws (a bug: logged, the stream or socket torn down).
+   */
+  const serveConnect = (
+    read: Promise<Buffer>,
+    head: Omit<ConnectRequest, "body">,
+    respond: (res: ConnectResponse) => void,
+    fail: () => void,
+  ): void => {
+    read.then(
+      (body) =>
+        onConnect({ method: head.method, path: head.path, contentType: head.contentType, headers: head.headers, body, signal: head.signal }),
+      (): ConnectResponse => tooLarge(maxMessageBytes),
+    ).then(respond, (err: unknown) => {
+      logger.error({ err: (err as Error).message }, "connect handler failed");
+      fail();
+    });
+  };
 
   let closing = false;
   const maxConnections = options.maxConnections ?? 1024;
@@ -176,25 +196,22 @@ export function createTransportServer(options: TransportServerOptions): Transpor
     }
     // Connect unary over h2c.
     const controller = new AbortController();
-    readStreamBody(stream, maxMessageBytes, () => controller.abort()).then(
-      (body) =>
-        onConnect({
-          method: String(headers[":method"]),
-          path: String(headers[":path"]).split("?")[0]!,
-          contentType: String(ct ?? ""),
-          headers,
-          body,
-          signal: controller.signal,
-        }),
-      (): ConnectResponse => tooLarge(maxMessageBytes),
-    ).then((res) => {
-      if (stream.closed) return;
-      stream.respond(encodeHeaderBlock([[":status", String(res.status)], ["content-type", res.contentType]]));
-      stream.write(typeof res.body === "string" ? Buffer.from(res.body) : res.body, true);
-    }, (err: unknown) => {
-      logger.error({ err: (err as Error).message }, "connect handler failed");
-      stream.close(H2Error.INTERNAL_ERROR);
-    });
+    serveConnect(
+      readStreamBody(stream, maxMessageBytes, () => controller.abort()),
+      {
+        method: String(headers[":method"]),
+        path: String(headers[":path"]).split("?")[0]!,
+        contentType: String(ct ?? ""),
+        headers,
+        signal: controller.signal,
+      },
+      (res) => {
+        if (stream.closed) return;
+        stream.respond(encodeHeaderBlock([[":status", String(res.status)], ["content-type", res.contentType]]));
+        stream.write(typeof res.body === "string" ? Buffer.from(res.body) : res.body, true);
+      },
+      () => stream.close(H2Error.INTERNAL_ERROR),
+    );
   };
   const startSession = (socket: net.Socket, firstBytes?: Buffer): void => {
     const p = pooled.get(socket);
@@ -253,26 +270,17 @@ export function createTransportServer(options: TransportServerOptions): Transpor
     res.once("close", () => {
       if (!res.writableFinished) controller.abort();
     });
-    readBody(req, maxMessageBytes).then(
-      (body) =>
-        onConnect({
-          method: req.method ?? "GET",
-          path: (req.url ?? "/").split("?")[0]!,
-          contentType: ct,
-          headers: req.headers,
-          body,
-          signal: controller.signal,
-        }),
-      (): ConnectResponse => tooLarge(maxMessageBytes),
-    ).then((r) => {
-      if (res.destroyed) return;
-      const headers: Record<string, string> = { "content-type": r.contentType };
-      if (closing) headers.connection = "close";
-      res.writeHead(r.status, headers).end(r.body);
-    }, (err: unknown) => {
-      logger.error({ err: (err as Error).message }, "connect handler failed");
-      res.destroy();
-    });
+    serveConnect(
+      readBody(req, maxMessageBytes),
+      { method: req.method ?? "GET", path: (req.url ?? "/").split("?")[0]!, contentType: ct, headers: req.headers, signal: controller.signal },
+      (r) => {
+        if (res.destroyed) return;
+        const headers: Record<string, string> = { "content-type": r.contentType };
+        if (closing) headers.connection = "close";
+        res.writeHead(r.status, headers).end(r.body);
+      },
+      () => res.destroy(),
+    );
   });
   h1.on("clientError", (err: NodeJS.ErrnoException, socket) => {
     const status = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "408 Request Timeout" : "400 Bad Request";

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { compile, loadCompiledPolicy } from "../../src/compiler/index.ts";
+import { compile } from "../../src/compiler/index.ts";
+import { loadCompiledPolicy } from "../../src/engine/load-policy.ts";
 
 // End to end through the public API: Rego -> front end -> codegen -> SDK with Arbiter's host
 // builtins, checking what only the back end decides (host routing, sprintf's Go semantics,

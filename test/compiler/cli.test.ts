@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadCompiledPolicy, readBundle, unpackBundle } from "../../src/compiler/index.ts";
+import { readBundle, unpackBundle } from "../../src/compiler/index.ts";
+import { loadCompiledPolicy } from "../../src/engine/load-policy.ts";
 import { verifyBundleSignature } from "../../src/engine/bundle-signature.ts";
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "arbiter.js");

@@ -13,7 +13,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { compile, loadCompiledPolicy } from "../../src/compiler/index.ts";
+import { compile } from "../../src/compiler/index.ts";
+import { loadCompiledPolicy } from "../../src/engine/load-policy.ts";
 import { formatReport, loadOpaFailing, loadOpaSuite, OPA_PREFIX, OPA_SUITE_DIR, runOpaSuite } from "./opa-suite.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));

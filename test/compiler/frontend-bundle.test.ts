@@ -9,7 +9,9 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import * as tar from "tar";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildBundle, compile, loadCompiledPolicy, readBundle, writeBundle } from "../../src/compiler/index.ts";
+import { buildBundle, compile, readBundle, writeBundle } from "../../src/compiler/index.ts";
+import { loadCompiledPolicy } from "../../src/engine/load-policy.ts";
+import { POLICY_ENTRYPOINTS } from "../../src/decision/contract.ts";
 
 let dir: string;
 
@@ -31,7 +33,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("buildBundle / writeBundle / readBundle", () => {
   it("round-trips a bundle through a tarball and evaluates it", async () => {
-    const bundle = buildBundle([join(dir, "policy")], { revision: "r1" });
+    const bundle = buildBundle([join(dir, "policy")], { defaultEntrypoints: POLICY_ENTRYPOINTS, revision: "r1" });
     expect(bundle.manifest).toEqual({
       revision: "r1",
       roots: [""],
@@ -59,22 +61,22 @@ describe("buildBundle / writeBundle / readBundle", () => {
   });
 
   it("defaults the revision to a short content hash that changes with the contents", () => {
-    const a = buildBundle([join(dir, "policy")]).manifest.revision;
+    const a = buildBundle([join(dir, "policy")], { defaultEntrypoints: POLICY_ENTRYPOINTS }).manifest.revision;
     expect(a).toMatch(/^[0-9a-f]{12}$/);
-    expect(buildBundle([join(dir, "policy")]).manifest.revision).toBe(a);
+    expect(buildBundle([join(dir, "policy")], { defaultEntrypoints: POLICY_ENTRYPOINTS }).manifest.revision).toBe(a);
     write("policy2/p.rego", "package arbiter.decide\nallow := false\n");
-    expect(buildBundle([join(dir, "policy2")]).manifest.revision).not.toBe(a);
+    expect(buildBundle([join(dir, "policy2")], { defaultEntrypoints: POLICY_ENTRYPOINTS }).manifest.revision).not.toBe(a);
   });
 
   it("refuses base data that defines a document a rule defines", () => {
     write("conflict/p.rego", "package arbiter.decide\n\nallow := true\n");
     write("conflict/arbiter/decide/data.json", '{"allow": false}');
-    expect(() => buildBundle([join(dir, "conflict")])).toThrow(
+    expect(() => buildBundle([join(dir, "conflict")], { defaultEntrypoints: POLICY_ENTRYPOINTS })).toThrow(
       `${join(dir, "conflict", "p.rego")}:3:1: rule data.arbiter.decide.allow conflicts with base data at arbiter.decide.allow`,
     );
     write("conflict2/p.rego", "package arbiter.decide\n\nallow := true\n");
     write("conflict2/arbiter/data.json", '{"decide": 5}');
-    expect(() => buildBundle([join(dir, "conflict2")])).toThrow("rule data.arbiter.decide.allow conflicts with base data at arbiter.decide");
+    expect(() => buildBundle([join(dir, "conflict2")], { defaultEntrypoints: POLICY_ENTRYPOINTS })).toThrow("rule data.arbiter.decide.allow conflicts with base data at arbiter.decide");
   });
 
   it("reads a tarball made by another tar writer, with nested data files merged at their path", async () => {

@@ -118,10 +118,14 @@ describe("front-end compile errors", () => {
     expect(errorOf("package t\nf(x) := x\n", ["t/f"]).message).toBe('entrypoint "t/f" refers to a function');
   });
 
-  it("needs an entrypoint when no default package exists", () => {
-    expect(() => planPolicy([{ path: "t.rego", text: "package t\np := 1\n" }])).toThrow(
-      "no entrypoint given and none of the default packages (arbiter/decide, arbiter/route, arbiter/guard_memory, arbiter/finalize) is defined",
+  it("needs an entrypoint when none is given, or when no default package exists", () => {
+    const src = [{ path: "t.rego", text: "package t\np := 1\n" }];
+    expect(() => planPolicy(src)).toThrow(/^no entrypoint given$/);
+    expect(() => planPolicy(src, { entrypoints: [] })).toThrow(/^no entrypoint given$/);
+    expect(() => planPolicy(src, { defaultEntrypoints: ["arbiter/decide", "arbiter/route"] })).toThrow(
+      /^no entrypoint given and none of the default packages \(arbiter\/decide, arbiter\/route\) is defined$/,
     );
+    expect(planPolicy(src, { defaultEntrypoints: ["x/y", "t"] }).plans.map((p) => p.name)).toEqual(["t"]);
   });
 
   it("rejects two sources with the same path", () => {

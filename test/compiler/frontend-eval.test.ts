@@ -5,7 +5,8 @@
  * documents merged with base data, `not`/`every` over iteration, unification patterns.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { compile, loadCompiledPolicy, planPolicy, type LoadedPolicy } from "../../src/compiler/index.ts";
+import { compile, planPolicy } from "../../src/compiler/index.ts";
+import { loadCompiledPolicy, type LoadedPolicy } from "../../src/engine/load-policy.ts";
 
 const MAIN = `package t
 import data.lib.helpers as h
@@ -187,6 +188,8 @@ describe("package documents", () => {
         { path: "a.rego", text: "package arbiter.decide\nallow if input.ok\nreasons contains \"r\" if not input.ok\nf(x) := x\nlimit := f(3)\n" },
         { path: "b.rego", text: "package arbiter.decide.sub\nq := 1\n" },
       ],
+      // Only the defaults whose package is defined are compiled: arbiter/route is not.
+      { defaultEntrypoints: ["arbiter/decide", "arbiter/route"] },
     );
     expect(r.entrypoints).toEqual(["arbiter/decide"]);
     const p = await loadCompiledPolicy(r.wasm, { arbiter: { decide: { config: { x: 1 }, sub: { base: true } } } });

@@ -3,12 +3,13 @@
  * Rego -> IR -> wasm -> @open-policy-agent/opa-wasm, compared with what OPA answers.
  */
 import { describe, expect, it } from "vitest";
-import { compile, loadCompiledPolicy } from "../../src/compiler/index.ts";
+import { compile } from "../../src/compiler/index.ts";
+import { loadCompiledPolicy } from "../../src/engine/load-policy.ts";
 
 async function evalRego(text: string, entrypoint: string, input?: unknown): Promise<unknown[]> {
   const { wasm } = compile([{ path: "t.rego", text }], { entrypoints: [entrypoint] });
   const policy = await loadCompiledPolicy(wasm);
-  return policy.evaluate(input as never, entrypoint).map((r: { result: unknown }) => r.result);
+  return (policy.evaluate(input, entrypoint) as { result: unknown }[]).map((r) => r.result);
 }
 
 describe("calls with an output argument", () => {

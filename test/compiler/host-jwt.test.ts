@@ -6,7 +6,8 @@
 import { generateKeyPairSync, createHmac } from "node:crypto";
 import { CompactSign, SignJWT, exportJWK } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { compile, loadCompiledPolicy } from "../../src/compiler/index.ts";
+import { compile } from "../../src/compiler/index.ts";
+import { loadCompiledPolicy } from "../../src/engine/load-policy.ts";
 import { jwtHostBuiltins } from "../../src/compiler/host-jwt.ts";
 
 const b64 = (s: string | Buffer): string => Buffer.from(s).toString("base64url");

@@ -1,5 +1,6 @@
 // Real compile + evaluate of Rego expressions for the host-builtin family tests.
-import { compile, loadCompiledPolicy } from "../../src/compiler/index.ts";
+import { compile } from "../../src/compiler/index.ts";
+import { loadCompiledPolicy } from "../../src/engine/load-policy.ts";
 
 /** An expression and what `r := <expr>` must answer (undefined: no result; Error: the evaluation fails). */
 export type RegoCase = readonly [expr: string, want: unknown];

@@ -4,7 +4,8 @@
  * real pipeline, against OPA's answers.
  */
 import { describe, expect, it } from "vitest";
-import { compile, loadCompiledPolicy } from "../../src/compiler/index.ts";
+import { compile } from "../../src/compiler/index.ts";
+import { loadCompiledPolicy } from "../../src/engine/load-policy.ts";
 import { type RegoCase, regoFailures } from "./host-opa-helpers.ts";
 
 describe("uuid.parse, uuid.rfc4122", () => {

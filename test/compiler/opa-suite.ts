@@ -20,7 +20,8 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml, parseDocument } from "yaml";
-import { compile, loadCompiledPolicy, RegoCompileError } from "../../src/compiler/index.ts";
+import { compile, RegoCompileError } from "../../src/compiler/index.ts";
+import { loadCompiledPolicy } from "../../src/engine/load-policy.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 

@@ -9,8 +9,9 @@ import { rm } from "node:fs/promises";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import type { AuditEvent, AuditSink } from "../../src/audit/types.ts";
-import { createDecisionService, DECISION_ENTRYPOINTS, type DecisionServiceOptions } from "../../src/decision/decision-service.ts";
+import { createDecisionService, type DecisionServiceOptions } from "../../src/decision/decision-service.ts";
 import type { CallContext, DecisionService } from "../../src/decision/types.ts";
+import { engineContract } from "../../src/decision/contract.ts";
 import { createEngineHost, type EngineHost } from "../../src/engine/index.ts";
 import { tempDir, writeBundleDir, type BundleSpec } from "../engine/fixtures.ts";
 
@@ -57,7 +58,7 @@ export async function harness(
   const registry = new Registry();
   const engine = createEngineHost({
     source: spec ? dir : `${dir}/missing.tar.gz`,
-    requiredEntrypoints: DECISION_ENTRYPOINTS,
+    ...engineContract(),
     watch: false,
     logger,
     registry,

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { engineContract } from "../../src/decision/contract.ts";
 import { createEngineHost, type EngineHost, type EngineHostOptions } from "../../src/engine/index.ts";
 import { checkJsonBounds, ElementBudget, MAX_JSON_DEPTH } from "../../src/engine/bundle-reader.ts";
 import { ENTRYPOINTS, tempDir, writeTarGzAtomically } from "./fixtures.ts";
@@ -42,7 +43,7 @@ async function goodHost(options: Partial<EngineHostOptions> = {}): Promise<{ eng
   dirs.push(dir);
   const file = join(dir, "b.tar.gz");
   await writeTarGzAtomically(file, { revision: "good" });
-  const engine = createEngineHost({ source: file, requiredEntrypoints: ENTRYPOINTS, watch: false, logger, registry: new Registry(), ...options });
+  const engine = createEngineHost({ source: file, ...engineContract(), watch: false, logger, registry: new Registry(), ...options });
   hosts.push(engine);
   await engine.start();
   expect(engine.status().revision).toBe("good");

@@ -14,6 +14,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { unpackBundle, writeBundle, type BundleManifest } from "../../src/compiler/index.ts";
 import { readDirectoryFiles } from "../../src/engine/bundle-files.ts";
 import { SIGNATURES_FILE, signBundleFiles, type BundleVerificationOptions } from "../../src/engine/bundle-signature.ts";
+import { engineContract } from "../../src/decision/contract.ts";
 import { createEngineHost, type EngineHost } from "../../src/engine/index.ts";
 import { ENTRYPOINTS, POLICY_SOURCES, bundleTarGz, dataFor, tempDir, writeBundleDir, writeConfigMapGeneration } from "./fixtures.ts";
 
@@ -30,7 +31,7 @@ afterEach(async () => {
 });
 
 function host(source: string): EngineHost {
-  const engine = createEngineHost({ source, requiredEntrypoints: ENTRYPOINTS, logger, registry: new Registry(), watch: false, verification });
+  const engine = createEngineHost({ source, ...engineContract(), logger, registry: new Registry(), watch: false, verification });
   hosts.push(engine);
   return engine;
 }

@@ -11,6 +11,7 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { buildBundle, writeBundle } from "../../src/compiler/index.ts";
+import { engineContract } from "../../src/decision/contract.ts";
 import { createEngineHost } from "../../src/engine/index.ts";
 import type { EngineHost, EngineHostOptions, EngineStatus, LoadResult } from "../../src/engine/index.ts";
 import {
@@ -37,7 +38,7 @@ afterEach(async () => {
 function host(options: Partial<EngineHostOptions> & { source: string }): { engine: EngineHost; registry: Registry; events: [EngineStatus, LoadResult][] } {
   const registry = new Registry();
   const engine = createEngineHost({
-    requiredEntrypoints: ENTRYPOINTS,
+    ...engineContract(),
     debounceMs: 50,
     logger,
     registry,

@@ -8,6 +8,7 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
+import { engineContract } from "../../src/decision/contract.ts";
 import { createEngineHost, EvaluationTimeoutError, type EngineHost } from "../../src/engine/index.ts";
 import { hostBuiltins } from "../../src/compiler/index.ts";
 import { instrumentDeadline, WasmInstrumentError } from "../../src/engine/wasm-deadline.ts";
@@ -28,7 +29,7 @@ async function loaded(wasm: Uint8Array, evalTimeoutMs = 100): Promise<{ engine: 
   dirs.push(dir);
   await writeBundleDir(dir, { revision: "r1", wasm });
   const registry = new Registry();
-  const engine = createEngineHost({ source: dir, requiredEntrypoints: ENTRYPOINTS, watch: false, evalTimeoutMs, logger, registry });
+  const engine = createEngineHost({ source: dir, ...engineContract(), watch: false, evalTimeoutMs, logger, registry });
   hosts.push(engine);
   await engine.start();
   return { engine, registry };
@@ -107,7 +108,7 @@ describe("evaluation deadline", () => {
       const dir = await tempDir("deadline-eq");
       dirs.push(dir);
       await writeBundleDir(dir, { revision: "m1", data: dataFor("m1") });
-      const e = createEngineHost({ source: dir, requiredEntrypoints: ENTRYPOINTS, watch: false, logger, registry: new Registry() });
+      const e = createEngineHost({ source: dir, ...engineContract(), watch: false, logger, registry: new Registry() });
       hosts.push(e);
       await e.start();
       return { engine: e };

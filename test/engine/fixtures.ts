@@ -3,13 +3,15 @@
  * project's compiler, and writers for the bundle layouts the engine loads (directory, .tar.gz via
  * the `tar` package, ConfigMap `..data` symlink layout).
  */
+import { POLICY_ENTRYPOINTS } from "../../src/decision/contract.ts";
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create as createTar } from "tar";
 import { compile } from "../../src/compiler/index.ts";
 
-export const ENTRYPOINTS = ["arbiter/decide", "arbiter/route", "arbiter/guard_memory", "arbiter/finalize"];
+/** Arbiter's four entrypoints, from the policy contract. */
+export const ENTRYPOINTS = POLICY_ENTRYPOINTS;
 
 /**
  * A policy set exercising every entrypoint; every Decide/Finalize answer carries

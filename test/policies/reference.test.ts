@@ -7,7 +7,9 @@
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { compile, loadCompiledPolicy, type LoadedPolicy } from "../../src/compiler/index.ts";
+import { compile } from "../../src/compiler/index.ts";
+import { loadCompiledPolicy, type LoadedPolicy } from "../../src/engine/load-policy.ts";
+import { POLICY_ENTRYPOINTS } from "../../src/decision/contract.ts";
 import { PACK_DIR } from "./harness.ts";
 
 const N = 400;
@@ -23,7 +25,7 @@ beforeAll(async () => {
   const sources = walk(PACK_DIR)
     .filter((f) => f.endsWith(".rego") && !f.endsWith("_test.rego"))
     .map((f) => ({ path: relative(PACK_DIR, f), text: readFileSync(f, "utf8") }));
-  policy = await loadCompiledPolicy(compile(sources).wasm, data);
+  policy = await loadCompiledPolicy(compile(sources, { entrypoints: POLICY_ENTRYPOINTS }).wasm, data);
 }, 60_000);
 
 /** mulberry32: small seeded PRNG, so every run sees the same inputs. */

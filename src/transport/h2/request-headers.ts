@@ -2,7 +2,9 @@
  * RFC 9113 8.2-8.3 rules for a request's header list, applied after HPACK decoding.
  */
 import type { HeaderList } from "./hpack.ts";
-import type { H2Headers } from "./stream.ts";
+
+/** Request headers: lowercase names; repeated fields joined with ", " ("; " for cookie). */
+export type H2Headers = Record<string, string | undefined>;
 
 const CONNECTION_SPECIFIC = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
 const PSEUDO_REQUEST = new Set([":method", ":scheme", ":authority", ":path"]);

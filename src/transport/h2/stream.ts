@@ -10,7 +10,7 @@
  */
 import { H2Error } from "./frame.ts";
 import { RecvWindow, SendWindow } from "./flow.ts";
-import { NO_LENGTH, requestContentLength } from "./request-headers.ts";
+import { NO_LENGTH, requestContentLength, type H2Headers } from "./request-headers.ts";
 import { STREAM_WINDOW } from "./settings.ts";
 
 export const StreamState = {
@@ -25,8 +25,7 @@ export type StreamState = (typeof StreamState)[keyof typeof StreamState];
 const Response = { NONE: 0, STARTED: 1, ENDED: 2 } as const;
 type Response = (typeof Response)[keyof typeof Response];
 
-/** Request headers: lowercase names; repeated fields joined with ", " ("; " for cookie). */
-export type H2Headers = Record<string, string | undefined>;
+export type { H2Headers } from "./request-headers.ts";
 
 /** What a stream needs from its connection (implemented by H2Session). */
 export interface StreamOwner {
