@@ -9,14 +9,12 @@
  */
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { isIP } from "node:net";
 import YAML from "yaml";
 import { loadBundleKey, SIGNATURE_ALGORITHMS, type SignatureAlgorithm } from "../engine/bundle-signature.ts";
 import { deepFreeze } from "../util/object.ts";
+import { ConfigError, int, isLoopback, type ListenTarget, oneOf, parseListen } from "./values.ts";
 
-export type ListenTarget =
-  | { readonly kind: "tcp"; readonly host: string; readonly port: number }
-  | { readonly kind: "unix"; readonly path: string };
+export { ConfigError, formatListen, isLoopback, parseListen, type ListenTarget } from "./values.ts";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
@@ -117,10 +115,6 @@ export interface Config {
   };
 }
 
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
-
 const VARS = [
   "ARBITER_GRPC_LISTEN",
   "ARBITER_ADMIN_LISTEN",
@@ -173,43 +167,6 @@ const VARS = [
   "ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS",
 ] as const;
 type Var = (typeof VARS)[number];
-
-/** Parses `host:port`, `[v6]:port` or `unix:/absolute/or/relative/path`. */
-export function parseListen(name: string, value: string): ListenTarget {
-  const expected = `${name}: expected host:port, [ipv6]:port or unix:/path, got "${value}"`;
-  if (value.startsWith("unix:")) {
-    const path = value.slice(5);
-    if (path === "") throw new ConfigError(expected);
-    return { kind: "unix", path };
-  }
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
-  if (!m) throw new ConfigError(expected);
-  const host = m[1] ?? m[2]!;
-  const port = Number(m[3]);
-  if (port > 65535) throw new ConfigError(`${name}: port must be 0-65535, got "${value}"`);
-  if (m[1] !== undefined && isIP(host) !== 6) throw new ConfigError(expected);
-  return { kind: "tcp", host, port };
-}
-
-/** True for addresses only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  if (host === "localhost" || host === "::1") return true;
-  return isIP(host) === 4 && host.startsWith("127.");
-}
-
-function int(name: string, value: string, min: number, max: number): number {
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw new ConfigError(`${name}: expected an integer from ${min} to ${max}, got "${value}"`);
-  }
-  return Number(value);
-}
-
-function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(value)) {
-    throw new ConfigError(`${name}: expected one of ${allowed.join(", ")}, got "${value}"`);
-  }
-  return value as T;
-}
 
 /** Reads the optional config file into a map of ARBITER_* names to strings. */
 function readConfigFile(path: string): Partial<Record<Var, string>> {
@@ -451,10 +408,4 @@ export function redactConfig(c: Config): Record<string, unknown> {
     databaseUrl: c.databaseUrl === undefined ? undefined : c.databaseUrl.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@"),
     state: { ...c.state, databaseUrl: c.state.databaseUrl?.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@") },
   };
-}
-
-/** `host:port` / `unix:/path` form of a listen target. */
-export function formatListen(t: ListenTarget): string {
-  if (t.kind === "unix") return `unix:${t.path}`;
-  return t.host.includes(":") ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
 }
