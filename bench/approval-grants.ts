@@ -41,11 +41,22 @@ const CALLS = Number(flag("--calls") ?? 2000);
 const ROUNDS = Number(flag("--rounds") ?? 5);
 
 const logger = pino({ level: "silent" });
-const engine = createEngineHost({ source: path.join(root, "policies"), ...engineContract(), watch: false, logger, registry: new Registry() });
+const engine = createEngineHost({
+  source: path.join(root, "policies"),
+  ...engineContract(),
+  watch: false,
+  logger,
+  registry: new Registry(),
+});
 await engine.start();
 if (!engine.active()) throw new Error(`default pack did not load: ${engine.status().lastError}`);
 
-const [ed, ec, rsa, outsider] = await Promise.all([makeKey("EdDSA", "ed"), makeKey("ES256", "ec"), makeKey("RS256", "rsa"), makeKey("EdDSA", "x")]);
+const [ed, ec, rsa, outsider] = await Promise.all([
+  makeKey("EdDSA", "ed"),
+  makeKey("ES256", "ec"),
+  makeKey("RS256", "rsa"),
+  makeKey("EdDSA", "x"),
+]);
 const dir = mkdtempSync(path.join(tmpdir(), "arbiter-bench-grants-"));
 writeFileSync(path.join(dir, "jwks.json"), JSON.stringify({ keys: [ed.jwk, ec.jwk, rsa.jwk] }));
 const keys = await createApprovalKeySet({ source: path.join(dir, "jwks.json"), refreshSeconds: 3600, logger });
@@ -80,7 +91,14 @@ async function grants(key: TestKey, n: number, signer: TestKey = key): Promise<s
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
     out.push(
-      await new SignJWT({ jti: randomUUID(), sub: "carol", tenant_id: "acme", request_digest: digest, iat: now, exp: now + 3600 })
+      await new SignJWT({
+        jti: randomUUID(),
+        sub: "carol",
+        tenant_id: "acme",
+        request_digest: digest,
+        iat: now,
+        exp: now + 3600,
+      })
         .setProtectedHeader({ alg: key.alg, kid: key.kid })
         .sign(signer.privateKey),
     );
@@ -111,17 +129,26 @@ for (let r = 0; r < ROUNDS; r++) {
     const t0 = performance.now();
     for (let i = 0; i < tokens.length; i++) {
       const token = tokens[i]!;
-      const req = token === "" ? { ...request, resource: { ...request.resource, id: `checkout-${r}-${i}` } } : { ...request, approvalToken: token };
+      const req =
+        token === ""
+          ? { ...request, resource: { ...request.resource, id: `checkout-${r}-${i}` } }
+          : { ...request, approvalToken: token };
       const res = await service.decide(req, ctx());
-      if (res.allow !== c.expectAllow) throw new Error(`${c.name}: expected allow=${c.expectAllow}, got ${JSON.stringify(res.reasons)}`);
+      if (res.allow !== c.expectAllow)
+        throw new Error(`${c.name}: expected allow=${c.expectAllow}, got ${JSON.stringify(res.reasons)}`);
     }
     perCase[k]!.push(((performance.now() - t0) * 1000) / tokens.length);
   }
 }
 const results = cases.map((c, k) => ({ name: c.name, us: median(perCase[k]!) }));
 
-console.log(`node ${process.version}, ${CALLS} Decide calls x ${ROUNDS} rounds per case (median of rounds), every call evaluated; load ${loadavg()[0]!.toFixed(2)}`);
+console.log(
+  `node ${process.version}, ${CALLS} Decide calls x ${ROUNDS} rounds per case (median of rounds), every call evaluated; load ${loadavg()[0]!.toFixed(2)}`,
+);
 const base = results[0]!.us;
-for (const r of results) console.log(`${r.name.padEnd(34)} ${r.us.toFixed(1).padStart(8)} us/call  ${(r.us / base).toFixed(2).padStart(5)}x baseline`);
+for (const r of results)
+  console.log(
+    `${r.name.padEnd(34)} ${r.us.toFixed(1).padStart(8)} us/call  ${(r.us / base).toFixed(2).padStart(5)}x baseline`,
+  );
 keys.close();
 await engine.close();

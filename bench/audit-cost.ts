@@ -94,7 +94,7 @@ function call(s: http2.ClientHttp2Session): Promise<boolean> {
     req.on("response", (h) => {
       if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
     });
-    req.on("trailers", (t) => (status = String(t["grpc-status"])));
+    req.on("trailers", (t: http2.IncomingHttpHeaders) => (status = String(t["grpc-status"])));
     req.on("data", () => {});
     req.on("error", () => {});
     req.on("close", () => res(status === "0"));
@@ -102,7 +102,8 @@ function call(s: http2.ClientHttp2Session): Promise<boolean> {
   });
 }
 
-const pct = (s: Float64Array, p: number) => (s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN);
+const pct = (s: Float64Array, p: number) =>
+  s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
 
 interface Phase {
   calls: number;
@@ -131,7 +132,14 @@ async function closedLoop(sessions: http2.ClientHttp2Session[], seconds: number)
   );
   const sorted = Float64Array.from(lat).sort();
   const wall = (performance.now() - t0) / 1000;
-  return { calls, errors, rps: (calls - errors) / wall, p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted.at(-1) ?? NaN };
+  return {
+    calls,
+    errors,
+    rps: (calls - errors) / wall,
+    p50: pct(sorted, 50),
+    p99: pct(sorted, 99),
+    max: sorted.at(-1) ?? NaN,
+  };
 }
 
 async function openLoop(sessions: http2.ClientHttp2Session[], rate: number, seconds: number): Promise<Phase> {
@@ -166,7 +174,14 @@ async function openLoop(sessions: http2.ClientHttp2Session[], rate: number, seco
   });
   await Promise.all(pending);
   const sorted = Float64Array.from(lat).sort();
-  return { calls: total, errors, rps: total / seconds, p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted.at(-1) ?? NaN };
+  return {
+    calls: total,
+    errors,
+    rps: total / seconds,
+    p50: pct(sorted, 50),
+    p99: pct(sorted, 99),
+    max: sorted.at(-1) ?? NaN,
+  };
 }
 
 async function metric(sidecar: Sidecar, name: string): Promise<number> {
@@ -248,7 +263,9 @@ const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : "-");
 const f3 = (n: number) => (Number.isFinite(n) ? n.toFixed(3) : "-");
 
 console.log(
-  `audit-cost: Node ${process.version}, ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}; ` +
+  `audit-cost: Node ${process.version}, ${cpus().length} CPUs, load average ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ")}; ` +
     `saturation: ${CONNECTIONS} connections x 1 stream, one cached Decide, ${SECONDS}s; open loop ${RATE} req/s over 4 connections, ${SECONDS}s; ` +
     `${ROUNDS} round(s), best kept`,
 );

@@ -73,7 +73,12 @@ async function main(): Promise<void> {
 
   const call = (session: http2.ClientHttp2Session): Promise<boolean> =>
     new Promise((resolve) => {
-      const req = session.request({ ":method": "POST", ":path": PATH, "content-type": "application/grpc+proto", te: "trailers" });
+      const req = session.request({
+        ":method": "POST",
+        ":path": PATH,
+        "content-type": "application/grpc+proto",
+        te: "trailers",
+      });
       let status: string | undefined;
       req.on("response", (h) => {
         if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
@@ -85,7 +90,8 @@ async function main(): Promise<void> {
       req.end(FRAMES[n++ % FRAMES.length]);
     });
 
-  const pct = (s: Float64Array, p: number) => (s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN);
+  const pct = (s: Float64Array, p: number) =>
+    s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
 
   async function openLoop(address: string) {
     const session = http2.connect(`http://${address}`);
@@ -146,11 +152,20 @@ async function main(): Promise<void> {
   const { startEmbeddedPostgres } = await import("../src/audit/embedded-postgres.ts");
   const db = await startEmbeddedPostgres({ dataDir: join(tmp, "pg") });
   const f = (x: number) => x.toFixed(3);
-  console.log(`Decide with audit off/async/sync: ${SECONDS}s per loop, open loop ${RATE} req/s, closed loop ${CONCURRENCY} streams; loadavg ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
-  console.log("variant | open p50 ms | open p99 ms | open max ms | closed req/s | closed p50 ms | closed p99 ms | errors | decisions sent | audit rows");
+  console.log(
+    `Decide with audit off/async/sync: ${SECONDS}s per loop, open loop ${RATE} req/s, closed loop ${CONCURRENCY} streams; loadavg ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(" ")}`,
+  );
+  console.log(
+    "variant | open p50 ms | open p99 ms | open max ms | closed req/s | closed p50 ms | closed p99 ms | errors | decisions sent | audit rows",
+  );
   try {
     for (const variant of ["off", "async", "sync"]) {
-      const env: Record<string, string> = { ARBITER_DATA_DIR: join(tmp, `data-${variant}`), ARBITER_INSTANCE_ID: `bench-${variant}` };
+      const env: Record<string, string> = {
+        ARBITER_DATA_DIR: join(tmp, `data-${variant}`),
+        ARBITER_INSTANCE_ID: `bench-${variant}`,
+      };
       let dbUrl: string | undefined;
       if (variant === "off") env.ARBITER_AUDIT = "off";
       else {
@@ -165,11 +180,15 @@ async function main(): Promise<void> {
         env.ARBITER_AUDIT_DURABILITY = variant;
         env.ARBITER_DATABASE_URL = dbUrl;
       }
-      const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "bench/audit-decide-overhead.ts", "--target"], {
-        cwd: root,
-        env: { ...process.env, ...env },
-        stdio: ["ignore", "pipe", "inherit"],
-      });
+      const child: ChildProcess = spawn(
+        process.execPath,
+        ["--import", "tsx", "bench/audit-decide-overhead.ts", "--target"],
+        {
+          cwd: root,
+          env: { ...process.env, ...env },
+          stdio: ["ignore", "pipe", "inherit"],
+        },
+      );
       const address = await new Promise<string>((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`${variant} target did not start`)), 60_000);
         createInterface({ input: child.stdout! }).on("line", (l) => {

@@ -52,17 +52,17 @@ function makeBatch(instance: string): { payloads: string[]; records: HashedAudit
   for (let i = 0; i < BATCH; i++) {
     const event: AuditEvent = {
       decisionId: randomUUID(),
-        timestampMs: Date.now(),
-        tenantId: "acme",
-        requestId: `req-${chainSeq}`,
-        traceId: "",
-        rpc: "Decide",
-        principal: "alice",
-        bundleRevision: "rev-1",
-        outcome: "allow",
-        reasons: ["rbac_allow"],
-        inputSha256: hashes[chainSeq % 64]!,
-        latencyUs: 120,
+      timestampMs: Date.now(),
+      tenantId: "acme",
+      requestId: `req-${chainSeq}`,
+      traceId: "",
+      rpc: "Decide",
+      principal: "alice",
+      bundleRevision: "rev-1",
+      outcome: "allow",
+      reasons: ["rbac_allow"],
+      inputSha256: hashes[chainSeq % 64]!,
+      latencyUs: 120,
     };
     const prev = chainPrev;
     const c = chainRecord(event, instance, ++chainSeq, prev);
@@ -77,19 +77,38 @@ function makeBatch(instance: string): { payloads: string[]; records: HashedAudit
 type Way = "jsonb" | "json" | "unnest" | "copy";
 const WAYS: Way[] = ["jsonb", "json", "unnest", "copy"];
 
-async function write(client: pg.Client, way: Way, b: { payloads: string[]; records: HashedAuditRecord[]; copy: string }): Promise<void> {
+async function write(
+  client: pg.Client,
+  way: Way,
+  b: { payloads: string[]; records: HashedAuditRecord[]; copy: string },
+): Promise<void> {
   if (way === "jsonb" || way === "json") {
-    const sql = way === "json" ? INSERT_JSON_SQL : INSERT_JSON_SQL.replace("$1::json", "$1::jsonb").replace("json_to_recordset", "jsonb_to_recordset");
+    const sql =
+      way === "json"
+        ? INSERT_JSON_SQL
+        : INSERT_JSON_SQL.replace("$1::json", "$1::jsonb").replace("json_to_recordset", "jsonb_to_recordset");
     await client.query(sql, ["[" + b.payloads.join(",") + "]"]);
   } else if (way === "unnest") {
     const r = b.records;
     const col = <T>(f: (x: HashedAuditRecord) => T) => r.map(f);
     const lit = (a: readonly string[]) => "{" + a.map((s) => '"' + s.replace(/["\\]/g, "\\$&") + '"').join(",") + "}";
     await client.query(UNNEST_SQL, [
-      col((x) => x.decision_id), col((x) => x.ts_ms), col((x) => x.tenant_id), col((x) => x.request_id),
-      col((x) => x.trace_id), col((x) => x.rpc), col((x) => x.principal), col((x) => x.bundle_revision),
-      col((x) => x.outcome), col((x) => lit(x.reasons)), col((x) => x.input_sha256), col((x) => x.latency_us),
-      col((x) => x.instance_id), col((x) => x.seq), col((x) => x.prev_hash), col((x) => x.hash),
+      col((x) => x.decision_id),
+      col((x) => x.ts_ms),
+      col((x) => x.tenant_id),
+      col((x) => x.request_id),
+      col((x) => x.trace_id),
+      col((x) => x.rpc),
+      col((x) => x.principal),
+      col((x) => x.bundle_revision),
+      col((x) => x.outcome),
+      col((x) => lit(x.reasons)),
+      col((x) => x.input_sha256),
+      col((x) => x.latency_us),
+      col((x) => x.instance_id),
+      col((x) => x.seq),
+      col((x) => x.prev_hash),
+      col((x) => x.hash),
     ]);
   } else {
     await pipeline(Readable.from([b.copy]), client.query(copyFrom(COPY_SQL)));
@@ -120,9 +139,26 @@ try {
         allUs: ((postgresCpu(postmaster) - a0) * 1000) / n,
         wallUs: (wall * 1000) / n,
       };
-      console.log(JSON.stringify({ round, way, batch: BATCH, rows: n, ...Object.fromEntries(Object.entries(r).map(([k, v]) => [k, +v.toFixed(2)])) }));
+      console.log(
+        JSON.stringify({
+          round,
+          way,
+          batch: BATCH,
+          rows: n,
+          ...Object.fromEntries(Object.entries(r).map(([k, v]) => [k, +v.toFixed(2)])),
+        }),
+      );
       const prev = best.get(way);
-      best.set(way, prev ? { backendUs: Math.min(prev.backendUs, r.backendUs), allUs: Math.min(prev.allUs, r.allUs), wallUs: Math.min(prev.wallUs, r.wallUs) } : r);
+      best.set(
+        way,
+        prev
+          ? {
+              backendUs: Math.min(prev.backendUs, r.backendUs),
+              allUs: Math.min(prev.allUs, r.allUs),
+              wallUs: Math.min(prev.wallUs, r.wallUs),
+            }
+          : r,
+      );
     }
   }
   const count = (await client.query<{ n: string }>("SELECT count(*) AS n FROM audit_records")).rows[0]!.n;
@@ -130,7 +166,12 @@ try {
   console.table(
     WAYS.map((w) => {
       const r = best.get(w)!;
-      return { way: w, "backend CPU us/row": r.backendUs.toFixed(2), "Postgres CPU us/row": r.allUs.toFixed(2), "wall us/row": r.wallUs.toFixed(2) };
+      return {
+        way: w,
+        "backend CPU us/row": r.backendUs.toFixed(2),
+        "Postgres CPU us/row": r.allUs.toFixed(2),
+        "wall us/row": r.wallUs.toFixed(2),
+      };
     }),
   );
   await client.end();

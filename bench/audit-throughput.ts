@@ -91,8 +91,12 @@ try {
     const s = p.stats();
     await p.close();
     const secs = (t1 - t0) / 1000;
-    console.log(`throughput: ${records} records into Postgres in ${secs.toFixed(2)} s = ${Math.round(records / secs)} records/s`);
-    console.log(`  appends done after ${((tAppended - t0) / 1000).toFixed(2)} s; written=${s.recordsWritten} failedBatches=${s.batchesFailed} dropped=${s.recordsDropped}`);
+    console.log(
+      `throughput: ${records} records into Postgres in ${secs.toFixed(2)} s = ${Math.round(records / secs)} records/s`,
+    );
+    console.log(
+      `  appends done after ${((tAppended - t0) / 1000).toFixed(2)} s; written=${s.recordsWritten} failedBatches=${s.batchesFailed} dropped=${s.recordsDropped}`,
+    );
   }
 
   // 2. Append latency, async vs sync, 64 concurrent producers.

@@ -35,9 +35,18 @@ const transportCompareDecide = create(pb.DecideRequestSchema, {
 const attributedDecide = create(pb.DecideRequestSchema, {
   tenantId: "acme",
   requestId: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
-  subject: { id: "alice@example.com", roles: ["viewer", "analyst"], attributes: { department: "finance", clearance: 3, mfa: true } },
+  subject: {
+    id: "alice@example.com",
+    roles: ["viewer", "analyst"],
+    attributes: { department: "finance", clearance: 3, mfa: true },
+  },
   action: "tool.invoke",
-  resource: { type: "tool", id: "sql.query", tenantId: "acme", attributes: { sensitivity: "high", tables: ["ledger", "payroll"] } },
+  resource: {
+    type: "tool",
+    id: "sql.query",
+    tenantId: "acme",
+    attributes: { sensitivity: "high", tables: ["ledger", "payroll"] },
+  },
   context: { model: "gpt-4o", estimated_cost: 0.0123, channel: "slack", labels: { env: "prod" } },
 });
 
@@ -62,9 +71,24 @@ const finalizeRequest = create(pb.FinalizeRequestSchema, {
     { id: "c3", evidenceIds: [] },
   ],
   evidence: [
-    { id: "e1", sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", source: "kb://policies/travel", asOf: "2026-11-01T00:00:00Z" },
-    { id: "e2", sha256: "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752", source: "kb://policies/expenses", asOf: "2026-11-01T00:00:00Z" },
-    { id: "e3", sha256: "fd61a03af4f77d870fc21e05e7e80678095c92d808cfb3b5c279ee04c74aca13", source: "https://intranet/hr", asOf: "2026-10-15T00:00:00Z" },
+    {
+      id: "e1",
+      sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+      source: "kb://policies/travel",
+      asOf: "2026-11-01T00:00:00Z",
+    },
+    {
+      id: "e2",
+      sha256: "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752",
+      source: "kb://policies/expenses",
+      asOf: "2026-11-01T00:00:00Z",
+    },
+    {
+      id: "e3",
+      sha256: "fd61a03af4f77d870fc21e05e7e80678095c92d808cfb3b5c279ee04c74aca13",
+      source: "https://intranet/hr",
+      asOf: "2026-10-15T00:00:00Z",
+    },
   ],
   signals: { permissionDenied: false, sourceUnavailable: false },
 });
@@ -125,16 +149,26 @@ function cases(label: string, schema: DescMessage, msg: Message, framed = false)
   const bytes = toBinary(schema, msg);
   // The comparison is only meaningful if both sides agree.
   if (!isDeepStrictEqual(codec.decode(bytes), fromBinary(schema, bytes))) throw new Error(`${label}: decode differs`);
-  if (Buffer.compare(Buffer.from(codec.encode(msg)), Buffer.from(bytes)) !== 0) throw new Error(`${label}: encode differs`);
-  const [dp, dc] = pair(() => fromBinary(schema, bytes), () => codec.decode(bytes));
-  const [ep, ec] = pair(() => toBinary(schema, msg), () => codec.encode(msg));
+  if (Buffer.compare(Buffer.from(codec.encode(msg)), Buffer.from(bytes)) !== 0)
+    throw new Error(`${label}: encode differs`);
+  const [dp, dc] = pair(
+    () => fromBinary(schema, bytes),
+    () => codec.decode(bytes),
+  );
+  const [ep, ec] = pair(
+    () => toBinary(schema, msg),
+    () => codec.encode(msg),
+  );
   const rows: Row[] = [
     { what: `decode ${label}`, bytes: bytes.length, pbes: dp, ours: dc },
     { what: `encode ${label}`, bytes: bytes.length, pbes: ep, ours: ec },
   ];
   if (framed) {
     // What the gRPC handler sends: encodeFrame(toBinary(...)) against the one-buffer encodeFramed.
-    const [fp, fc] = pair(() => encodeFrame(toBinary(schema, msg)), () => codec.encodeFramed(msg));
+    const [fp, fc] = pair(
+      () => encodeFrame(toBinary(schema, msg)),
+      () => codec.encodeFramed(msg),
+    );
     rows.push({ what: `encode+frame ${label}`, bytes: bytes.length + 5, pbes: fp, ours: fc });
   }
   return rows;
@@ -150,7 +184,9 @@ const rows = [
 
 const w = Math.max(...rows.map((r) => r.what.length));
 console.log(`node ${process.version}, ${ROUNDS} rounds of ~${MS} ms, median ns/call`);
-console.log(`${"case".padEnd(w)}  ${"bytes".padStart(5)}  ${"protobuf-es".padStart(11)}  ${"codec".padStart(7)}  ratio`);
+console.log(
+  `${"case".padEnd(w)}  ${"bytes".padStart(5)}  ${"protobuf-es".padStart(11)}  ${"codec".padStart(7)}  ratio`,
+);
 for (const r of rows) {
   console.log(
     `${r.what.padEnd(w)}  ${String(r.bytes).padStart(5)}  ${r.pbes.toFixed(0).padStart(11)}  ${r.ours.toFixed(0).padStart(7)}  ${(r.pbes / r.ours).toFixed(2)}x`,

@@ -51,16 +51,20 @@ if (child.status !== 0) {
   console.log(`cold process failed (exit ${child.status}): ${child.stderr.trim().split("\n").slice(0, 5).join(" | ")}`);
 } else {
   const cold = JSON.parse(child.stdout.trim().split("\n").pop()!) as { compileMs: number };
-  console.log(`compile() cold process: first compile ${cold.compileMs.toFixed(1)} ms, whole process ` +
-    `${coldWall.toFixed(0)} ms wall, ${coldCpu.toFixed(0)} ms CPU`);
+  console.log(
+    `compile() cold process: first compile ${cold.compileMs.toFixed(1)} ms, whole process ` +
+      `${coldWall.toFixed(0)} ms wall, ${coldCpu.toFixed(0)} ms CPU`,
+  );
 }
 
 // In process: the first call pays for JIT warm-up; then the median of RUNS.
 const first = compileOnce();
 const times: number[] = [];
 for (let i = 0; i < RUNS; i++) times.push(compileOnce().ms);
-console.log(`compile() in process: first ${first.ms.toFixed(1)} ms, median of ${RUNS} ${median(times).toFixed(1)} ms ` +
-  `(min ${Math.min(...times).toFixed(1)}, max ${Math.max(...times).toFixed(1)}), wasm ${first.wasmBytes} bytes`);
+console.log(
+  `compile() in process: first ${first.ms.toFixed(1)} ms, median of ${RUNS} ${median(times).toFixed(1)} ms ` +
+    `(min ${Math.min(...times).toFixed(1)}, max ${Math.max(...times).toFixed(1)}), wasm ${first.wasmBytes} bytes`,
+);
 
 // Show what the compiled set decides for one sample input per entrypoint, so a fast build of a
 // wrong policy is visible.
@@ -91,8 +95,10 @@ try {
   }
   if (failure) console.log(`node bin/arbiter.js build failed: ${failure}`);
   else {
-    console.log(`node bin/arbiter.js build (whole command): first ${cli[0]!.toFixed(0)} ms, median of ${RUNS} ` +
-      `${median(cli).toFixed(0)} ms wall; CPU (user + system) median ${median(cliCpu).toFixed(0)} ms (target < 3000 ms)`);
+    console.log(
+      `node bin/arbiter.js build (whole command): first ${cli[0]!.toFixed(0)} ms, median of ${RUNS} ` +
+        `${median(cli).toFixed(0)} ms wall; CPU (user + system) median ${median(cliCpu).toFixed(0)} ms (target < 3000 ms)`,
+    );
     console.log(`  runs (ms wall): ${cli.map((x) => x.toFixed(0)).join(", ")}`);
   }
 } finally {

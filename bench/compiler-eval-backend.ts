@@ -59,12 +59,20 @@ let end = addr;
 while (u8[end] !== 0) end++;
 const viaRaw = JSON.stringify(JSON.parse(new TextDecoder().decode(u8.subarray(addr, end))));
 if (viaRaw !== viaSdk) throw new Error(`raw opa_eval differs from the SDK:\n${viaRaw}\n${viaSdk}`);
-console.log(`input ${inputBytes.length} bytes, result ${end - addr} bytes; ${SAMPLES} timed calls after ${WARMUP} warm-up calls`);
+console.log(
+  `input ${inputBytes.length} bytes, result ${end - addr} bytes; ${SAMPLES} timed calls after ${WARMUP} warm-up calls`,
+);
 
-report("SDK evaluate (what callers pay)", measure(() => policy.evaluate(input, "bench/eval")));
+report(
+  "SDK evaluate (what callers pay)",
+  measure(() => policy.evaluate(input, "bench/eval")),
+);
 report("raw opa_eval: parse input, 20 rules, dump result", measure(rawEval));
 const resultText = new TextDecoder().decode(u8.subarray(addr, end));
-report("SDK-side JSON only (stringify+encode+decode+parse)", measure(() => {
-  new TextEncoder().encode(JSON.stringify(input));
-  JSON.parse(new TextDecoder().decode(new TextEncoder().encode(resultText)));
-}));
+report(
+  "SDK-side JSON only (stringify+encode+decode+parse)",
+  measure(() => {
+    new TextEncoder().encode(JSON.stringify(input));
+    JSON.parse(new TextDecoder().decode(new TextEncoder().encode(resultText)));
+  }),
+);

@@ -49,15 +49,30 @@ const trivial = await load("trivial.rego", "bench/trivial/allow");
 // Sanity: show what is being measured, so a broken policy cannot pass for a fast one.
 const sample = policy.evaluate(input, "bench/eval") as { result: Record<string, unknown> }[];
 const rules = sample[0] ? Object.keys(sample[0].result).length : 0;
-console.log(`input ${inputBytes} bytes; 20-rule policy document has ${rules} defined rules; ` +
-  `decision = ${JSON.stringify(sample[0]?.result.decision)}`);
+console.log(
+  `input ${inputBytes} bytes; 20-rule policy document has ${rules} defined rules; ` +
+    `decision = ${JSON.stringify(sample[0]?.result.decision)}`,
+);
 console.log(`trivial policy result = ${JSON.stringify(trivial.evaluate(input, "bench/trivial/allow"))}`);
 console.log(`${SAMPLES} timed calls each after ${WARMUP} warm-up calls`);
 
-const full = report("20-rule policy, SDK evaluate", measure(() => policy.evaluate(input, "bench/eval")));
-const base = report("trivial 1-rule policy, SDK evaluate", measure(() => trivial.evaluate(input, "bench/trivial/allow")));
-const json = report("JSON.stringify + JSON.parse of the input", measure(() => JSON.parse(JSON.stringify(input))));
+const full = report(
+  "20-rule policy, SDK evaluate",
+  measure(() => policy.evaluate(input, "bench/eval")),
+);
+const base = report(
+  "trivial 1-rule policy, SDK evaluate",
+  measure(() => trivial.evaluate(input, "bench/trivial/allow")),
+);
+const json = report(
+  "JSON.stringify + JSON.parse of the input",
+  measure(() => JSON.parse(JSON.stringify(input))),
+);
 
-console.log(`ratio 20-rule / trivial:        ${(full.p50 / base.p50).toFixed(2)}x median, ${(full.p99 / base.p99).toFixed(2)}x p99`);
-console.log(`ratio 20-rule / JSON round trip: ${(full.p50 / json.p50).toFixed(2)}x median, ${(full.p99 / json.p99).toFixed(2)}x p99`);
+console.log(
+  `ratio 20-rule / trivial:        ${(full.p50 / base.p50).toFixed(2)}x median, ${(full.p99 / base.p99).toFixed(2)}x p99`,
+);
+console.log(
+  `ratio 20-rule / JSON round trip: ${(full.p50 / json.p50).toFixed(2)}x median, ${(full.p99 / json.p99).toFixed(2)}x p99`,
+);
 console.log(`target: 20-rule median < 20 µs -> ${full.p50 < 20 ? "met" : "NOT met"}`);

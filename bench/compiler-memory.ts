@@ -29,7 +29,11 @@ async function run(wasmPath: string): Promise<void> {
   const { loadPolicy } = await import("@open-policy-agent/opa-wasm");
   const { hostBuiltins } = await import("../src/compiler/host-builtins.ts");
   const input = readJson(join(fixturesDir, "eval", "input.json")) as Record<string, unknown>;
-  const policy = await loadPolicy(readFileSync(wasmPath), undefined, hostBuiltins as Record<string, (...a: unknown[]) => unknown>);
+  const policy = await loadPolicy(
+    readFileSync(wasmPath),
+    undefined,
+    hostBuiltins as Record<string, (...a: unknown[]) => unknown>,
+  );
   policy.setData({});
   const mem = policy.mem;
   const mib = (n: number): string => `${(n / 1048576).toFixed(2)} MiB`;
@@ -52,21 +56,29 @@ async function run(wasmPath: string): Promise<void> {
       if (i === 10_000) at10k = now;
       if (i === TOTAL / 2) atHalf = now;
       // heapUsed tells garbage not yet collected apart from memory the process keeps.
-      console.log(`${String(i).padStart(9)} evaluations: wasm memory ${now.wasm} bytes (${mib(now.wasm)}), ` +
-        `rss ${mib(now.rss)}, js heap used ${mib(usage.heapUsed)}, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      console.log(
+        `${String(i).padStart(9)} evaluations: wasm memory ${now.wasm} bytes (${mib(now.wasm)}), ` +
+          `rss ${mib(now.rss)}, js heap used ${mib(usage.heapUsed)}, ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      );
     }
   }
   (globalThis as { gc?: () => void }).gc?.();
   const usage = process.memoryUsage();
   const end: Sample = { wasm: mem.buffer.byteLength, rss: usage.rss, heap: usage.heapUsed };
   const flat = 8 * 1048576;
-  console.log(`wasm memory ${end.wasm > at10k.wasm ? "GREW" : "did not grow"} between 10,000 and ${TOTAL} ` +
-    `evaluations (${at10k.wasm} -> ${end.wasm} bytes)`);
-  console.log(`js heap retained after GC ${end.heap - at10k.heap > flat ? "GREW" : "stayed flat (within 8 MiB)"} ` +
-    `(${mib(at10k.heap)} -> ${mib(end.heap)})`);
-  console.log(`rss ${end.rss - at10k.rss > flat ? "grew" : "stayed flat (within 8 MiB)"} between 10,000 and ${TOTAL} ` +
-    `(${mib(at10k.rss)} -> ${mib(end.rss)}); over the second half it ` +
-    `${end.rss - atHalf.rss > flat ? "STILL GREW" : "stayed flat (within 8 MiB)"} (${mib(atHalf.rss)} -> ${mib(end.rss)})`);
+  console.log(
+    `wasm memory ${end.wasm > at10k.wasm ? "GREW" : "did not grow"} between 10,000 and ${TOTAL} ` +
+      `evaluations (${at10k.wasm} -> ${end.wasm} bytes)`,
+  );
+  console.log(
+    `js heap retained after GC ${end.heap - at10k.heap > flat ? "GREW" : "stayed flat (within 8 MiB)"} ` +
+      `(${mib(at10k.heap)} -> ${mib(end.heap)})`,
+  );
+  console.log(
+    `rss ${end.rss - at10k.rss > flat ? "grew" : "stayed flat (within 8 MiB)"} between 10,000 and ${TOTAL} ` +
+      `(${mib(at10k.rss)} -> ${mib(end.rss)}); over the second half it ` +
+      `${end.rss - atHalf.rss > flat ? "STILL GREW" : "stayed flat (within 8 MiB)"} (${mib(atHalf.rss)} -> ${mib(end.rss)})`,
+  );
 }
 
 const runAt = process.argv.indexOf("--run");
@@ -81,9 +93,13 @@ if (runAt >= 0) {
     const wasmPath = join(dir, "policy.wasm");
     writeFileSync(wasmPath, wasm);
     console.log(`compiled ${wasm.byteLength} bytes; evaluating ${TOTAL} times in a fresh process`);
-    const child = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", fileURLToPath(import.meta.url), "--run", wasmPath], {
-      stdio: "inherit",
-    });
+    const child = spawnSync(
+      process.execPath,
+      ["--expose-gc", "--import", "tsx", fileURLToPath(import.meta.url), "--run", wasmPath],
+      {
+        stdio: "inherit",
+      },
+    );
     if (child.status !== 0) console.log(`evaluation process failed (exit ${child.status})`);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -58,17 +58,34 @@ if (compare !== undefined) {
   const runs: Record<string, Record<string, Row>[]> = { baseline: [], current: [] };
   const tsx = path.join(root, "node_modules", "tsx", "dist", "loader.mjs");
   for (let pass = 0; pass < PASSES; pass++) {
-    for (const [name, src] of [["baseline", path.resolve(compare)], ["current", path.join(root, "src")]] as const) {
+    for (const [name, src] of [
+      ["baseline", path.resolve(compare)],
+      ["current", path.join(root, "src")],
+    ] as const) {
       const r = spawnSync(
         process.execPath,
-        ["--expose-gc", "--import", pathToFileURL(tsx).href, fileURLToPath(import.meta.url), "--impl", src, "--iters", String(ITERS), "--rounds", String(ROUNDS), "--json"],
+        [
+          "--expose-gc",
+          "--import",
+          pathToFileURL(tsx).href,
+          fileURLToPath(import.meta.url),
+          "--impl",
+          src,
+          "--iters",
+          String(ITERS),
+          "--rounds",
+          String(ROUNDS),
+          "--json",
+        ],
         { cwd: root, encoding: "utf8", maxBuffer: 1 << 24 },
       );
       if (r.status !== 0) throw new Error(`${name} run failed:\n${r.stderr}`);
       runs[name]!.push(JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, Row>);
     }
   }
-  console.log(`node ${process.version}, ${ITERS} calls x ${ROUNDS} rounds per case, ${PASSES} processes per implementation, alternating (best of the medians); load ${loadavg()[0]!.toFixed(2)}`);
+  console.log(
+    `node ${process.version}, ${ITERS} calls x ${ROUNDS} rounds per case, ${PASSES} processes per implementation, alternating (best of the medians); load ${loadavg()[0]!.toFixed(2)}`,
+  );
   console.log(`baseline: ${compare}\ncurrent:  ${path.join(root, "src")}\n`);
   console.log(
     `${"case".padEnd(40)} ${"base cpu".padStart(9)} ${"now cpu".padStart(9)} ${"change".padStart(7)}   ${"base wall".padStart(9)} ${"now wall".padStart(9)} ${"change".padStart(7)}   ${"base B".padStart(7)} ${"now B".padStart(7)}`,
@@ -102,13 +119,19 @@ interface Row {
 const { createDecisionService } = (await import(
   pathToFileURL(path.join(impl, "decision", "decision-service.ts")).href
 )) as typeof import("../src/decision/decision-service.ts");
-const { createRequestMetrics } = (await import(pathToFileURL(path.join(impl, "transport", "metrics.ts")).href)) as typeof import(
-  "../src/transport/metrics.ts"
-);
+const { createRequestMetrics } = (await import(
+  pathToFileURL(path.join(impl, "transport", "metrics.ts")).href
+)) as typeof import("../src/transport/metrics.ts");
 
 const logger = pino({ level: "silent" });
 const registry = new Registry();
-const engine = createEngineHost({ source: path.join(root, "policies"), ...engineContract(), watch: false, logger, registry });
+const engine = createEngineHost({
+  source: path.join(root, "policies"),
+  ...engineContract(),
+  watch: false,
+  logger,
+  registry,
+});
 await engine.start();
 if (!engine.active()) throw new Error(`default pack did not load: ${engine.status().lastError}`);
 
@@ -135,9 +158,18 @@ const decide = (i: number): DecideRequest => ({
   tenantId: "acme",
   requestId: `req-${i}`,
   traceId: "",
-  subject: { id: `user-${i}`, roles: [ROLES[i % ROLES.length]!], attributes: { department: "eng", clearance: 2, mfa: true } },
+  subject: {
+    id: `user-${i}`,
+    roles: [ROLES[i % ROLES.length]!],
+    attributes: { department: "eng", clearance: 2, mfa: true },
+  },
   action: i % 2 === 0 ? "read" : "update",
-  resource: { type: "service", id: `svc-${i % 7}`, tenantId: "", attributes: { environment: "production", owner: "team-a", labels: ["pci", "tier1"] } },
+  resource: {
+    type: "service",
+    id: `svc-${i % 7}`,
+    tenantId: "",
+    attributes: { environment: "production", owner: "team-a", labels: ["pci", "tier1"] },
+  },
   context: { ip: "10.0.0.1", channel: "chat", tool: "kubectl", user_agent: "agent/1.2 (linux)", amount: 12.5 },
   approvalToken: "",
 });
@@ -147,7 +179,10 @@ const route = (i: number): RouteRequest => ({
   traceId: "",
   messages: [
     { role: "system", content: "You are a helpful assistant for the support team." },
-    { role: "user", content: `Summarise ticket ${i % 50}: the customer cannot log in after the password reset, please help.` },
+    {
+      role: "user",
+      content: `Summarise ticket ${i % 50}: the customer cannot log in after the password reset, please help.`,
+    },
   ],
   requestedModel: "gpt-4o-mini",
   classifications: ["internal"],
@@ -158,7 +193,11 @@ const finalize = (i: number): FinalizeRequest => ({
   requestId: `f-${i}`,
   traceId: "",
   sessionId: "sess-1",
-  claims: [{ id: "c1", evidenceIds: ["e1"] }, { id: "c2", evidenceIds: [`e${i % 20}`] }, { id: "c3", evidenceIds: ["e2", "e9"] }],
+  claims: [
+    { id: "c1", evidenceIds: ["e1"] },
+    { id: "c2", evidenceIds: [`e${i % 20}`] },
+    { id: "c3", evidenceIds: ["e2", "e9"] },
+  ],
   evidence: [
     { id: "e1", sha256: "a".repeat(64), source: "wiki", asOf: "2026-11-01T00:00:00Z" },
     { id: "e2", sha256: "b".repeat(64), source: "crm", asOf: "" },
@@ -260,7 +299,9 @@ if (args.includes("--json")) {
 } else {
   console.log(`node ${process.version}, impl ${impl}, ${ITERS} calls x ${ROUNDS} rounds (median)\n`);
   for (const [name, r] of Object.entries(rows)) {
-    console.log(`${name.padEnd(40)} ${r.cpuNs.toFixed(0).padStart(8)} cpu ns/call ${r.ns.toFixed(0).padStart(8)} wall ns/call  ${Number.isNaN(r.bytes) ? "     ?" : r.bytes.toFixed(0).padStart(6)} B/call`);
+    console.log(
+      `${name.padEnd(40)} ${r.cpuNs.toFixed(0).padStart(8)} cpu ns/call ${r.ns.toFixed(0).padStart(8)} wall ns/call  ${Number.isNaN(r.bytes) ? "     ?" : r.bytes.toFixed(0).padStart(6)} B/call`,
+    );
   }
   console.log(`\naudit events appended: ${sink.appended}`);
 }

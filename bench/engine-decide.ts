@@ -26,9 +26,12 @@ const logger = pino({ level: "silent" });
 
 function summarize(name: string, samples: number[]): void {
   samples.sort((a, b) => a - b);
-  const q = (p: number): string => (samples[Math.min(samples.length - 1, Math.floor(p * samples.length))]! * 1000).toFixed(1);
+  const q = (p: number): string =>
+    (samples[Math.min(samples.length - 1, Math.floor(p * samples.length))]! * 1000).toFixed(1);
   const mean = (samples.reduce((a, b) => a + b, 0) / samples.length) * 1000;
-  console.log(`${name.padEnd(44)} n=${String(samples.length).padStart(6)}  p50=${q(0.5).padStart(7)}µs  p95=${q(0.95).padStart(7)}µs  p99=${q(0.99).padStart(7)}µs  mean=${mean.toFixed(1).padStart(7)}µs`);
+  console.log(
+    `${name.padEnd(44)} n=${String(samples.length).padStart(6)}  p50=${q(0.5).padStart(7)}µs  p95=${q(0.95).padStart(7)}µs  p99=${q(0.99).padStart(7)}µs  mean=${mean.toFixed(1).padStart(7)}µs`,
+  );
 }
 
 async function counter(registry: Registry, name: string): Promise<number> {
@@ -58,7 +61,9 @@ const decide = (i: number, extra: JsonObject = {}): DecideRequest => ({
   approvalToken: "",
 });
 
-console.log(`node ${process.version}, ${N} iterations per row, policy: ${source ?? "test fixture"} (revision ${active.revision})\n`);
+console.log(
+  `node ${process.version}, ${N} iterations per row, policy: ${source ?? "test fixture"} (revision ${active.revision})\n`,
+);
 
 // Raw engine evaluation (the SDK call on the active snapshot, no facts, no cache).
 const rawInput = {
@@ -97,7 +102,9 @@ for (let i = 0; i < 2000; i++) active.evaluate("arbiter/decide", rawInput);
   const hits = (await counter(registry, "arbiter_decision_cache_hits_total")) - h0;
   const misses = (await counter(registry, "arbiter_decision_cache_misses_total")) - m0;
   summarize("service.decide, 100 distinct inputs (cached)", s);
-  console.log(`  cache hit rate on repeated inputs (cold start included): ${((hits / (hits + misses)) * 100).toFixed(2)}% (${hits} hits, ${misses} misses)`);
+  console.log(
+    `  cache hit rate on repeated inputs (cold start included): ${((hits / (hits + misses)) * 100).toFixed(2)}% (${hits} hits, ${misses} misses)`,
+  );
 }
 
 // Decide with cacheable: false (every call evaluates; the fixture policy honours context.volatile).
@@ -118,20 +125,48 @@ if (source === undefined) {
   const guard: number[] = [];
   for (let i = 0; i < N; i++) {
     let t = performance.now();
-    await service.route({ tenantId: "acme", requestId: `r${i}`, messages: [{ role: "user", content: `question number ${i % 50} about things` }], requestedModel: "m", classifications: [], estimatedTokens: 0 }, ctx());
+    await service.route(
+      {
+        tenantId: "acme",
+        requestId: `r${i}`,
+        messages: [{ role: "user", content: `question number ${i % 50} about things` }],
+        requestedModel: "m",
+        classifications: [],
+        estimatedTokens: 0,
+      },
+      ctx(),
+    );
     route.push(performance.now() - t);
     t = performance.now();
-    await service.finalize({
-      tenantId: "acme",
-      requestId: `f${i}`,
-      sessionId: "s",
-      claims: [{ id: "c1", evidenceIds: ["e1"] }, { id: "c2", evidenceIds: [`e${i % 20}`] }],
-      evidence: [{ id: "e1", sha256: "a".repeat(64), source: "wiki", asOf: "" }],
-      signals: { permissionDenied: false, sourceUnavailable: false },
-    }, ctx());
+    await service.finalize(
+      {
+        tenantId: "acme",
+        requestId: `f${i}`,
+        sessionId: "s",
+        claims: [
+          { id: "c1", evidenceIds: ["e1"] },
+          { id: "c2", evidenceIds: [`e${i % 20}`] },
+        ],
+        evidence: [{ id: "e1", sha256: "a".repeat(64), source: "wiki", asOf: "" }],
+        signals: { permissionDenied: false, sourceUnavailable: false },
+      },
+      ctx(),
+    );
     fin.push(performance.now() - t);
     t = performance.now();
-    await service.guardMemory({ tenantId: "acme", requestId: `g${i}`, agentId: "a", sessionId: `s${i}`, operation: "WRITE", store: "notes", ttlSeconds: 60, content: "remember this" }, ctx());
+    await service.guardMemory(
+      {
+        tenantId: "acme",
+        requestId: `g${i}`,
+        agentId: "a",
+        sessionId: `s${i}`,
+        operation: "WRITE",
+        store: "notes",
+        ttlSeconds: 60,
+        content: "remember this",
+      },
+      ctx(),
+    );
     guard.push(performance.now() - t);
   }
   summarize("service.route, 50 distinct prompts (cached)", route);

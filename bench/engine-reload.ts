@@ -19,8 +19,11 @@ const logger = pino({ level: "silent" });
 function summarize(name: string, samples: number[], unit: "ms" | "µs"): void {
   samples.sort((a, b) => a - b);
   const k = unit === "ms" ? 1 : 1000;
-  const q = (p: number): string => (samples[Math.min(samples.length - 1, Math.floor(p * samples.length))]! * k).toFixed(unit === "ms" ? 2 : 1);
-  console.log(`${name.padEnd(48)} n=${String(samples.length).padStart(6)}  p50=${q(0.5).padStart(8)}${unit}  p95=${q(0.95).padStart(8)}${unit}  max=${(samples.at(-1)! * k).toFixed(1).padStart(8)}${unit}`);
+  const q = (p: number): string =>
+    (samples[Math.min(samples.length - 1, Math.floor(p * samples.length))]! * k).toFixed(unit === "ms" ? 2 : 1);
+  console.log(
+    `${name.padEnd(48)} n=${String(samples.length).padStart(6)}  p50=${q(0.5).padStart(8)}${unit}  p95=${q(0.95).padStart(8)}${unit}  max=${(samples.at(-1)! * k).toFixed(1).padStart(8)}${unit}`,
+  );
 }
 
 async function reloads(name: string, source: string, change: (i: number) => Promise<void>): Promise<void> {
@@ -57,14 +60,29 @@ await reloads(".tar.gz", tgz, async (i) => writeFile(tgz, archives[i % 2]!));
 
 const pack = join(root, "pack");
 await cp("policies", pack, { recursive: true });
-const packData = JSON.parse(await (await import("node:fs/promises")).readFile(join(pack, "data.json"), "utf8")) as Record<string, unknown>;
+const packData = JSON.parse(
+  await (await import("node:fs/promises")).readFile(join(pack, "data.json"), "utf8"),
+) as Record<string, unknown>;
 await reloads("Rego sources (policies/, compiled)", pack, async (i) => {
   await writeFile(join(pack, "data.json"), JSON.stringify({ ...packData, bench_marker: i }));
 });
 
 // Evaluation latency while reloads run back to back.
-async function evaluateDuringReloads(name: string, source: string, buildInWorker: boolean, change: (i: number) => Promise<void>, count: number): Promise<void> {
-  const engine = createEngineHost({ source, ...engineContract(), watch: false, logger, registry: new Registry(), buildInWorker });
+async function evaluateDuringReloads(
+  name: string,
+  source: string,
+  buildInWorker: boolean,
+  change: (i: number) => Promise<void>,
+  count: number,
+): Promise<void> {
+  const engine = createEngineHost({
+    source,
+    ...engineContract(),
+    watch: false,
+    logger,
+    registry: new Registry(),
+    buildInWorker,
+  });
   await engine.start();
   const input = {
     tenant_id: "t",
@@ -99,9 +117,16 @@ async function evaluateDuringReloads(name: string, source: string, buildInWorker
   await engine.close();
 }
 
-await evaluateDuringReloads("bundle directory", bdir, true, (i) => writeFile(join(bdir, "data.json"), JSON.stringify(dataFor(`x${i}`))), N);
+await evaluateDuringReloads(
+  "bundle directory",
+  bdir,
+  true,
+  (i) => writeFile(join(bdir, "data.json"), JSON.stringify(dataFor(`x${i}`))),
+  N,
+);
 const few = Math.min(N, 10);
-const change = (i: number) => writeFile(join(pack, "data.json"), JSON.stringify({ ...packData, bench_marker: `w${i}` }));
+const change = (i: number) =>
+  writeFile(join(pack, "data.json"), JSON.stringify({ ...packData, bench_marker: `w${i}` }));
 await evaluateDuringReloads("Rego sources, worker build", pack, true, change, few);
 await evaluateDuringReloads("Rego sources, main-thread build", pack, false, (i) => change(i + 1000), few);
 

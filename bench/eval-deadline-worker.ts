@@ -16,7 +16,10 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 for (;;) {
   for (let state = Atomics.load(ctrl, 0); state !== 1; state = Atomics.load(ctrl, 0)) Atomics.wait(ctrl, 0, state);
-  const { entrypoint, input } = JSON.parse(dec.decode(bytes.slice(0, ctrl[1]))) as { entrypoint: string; input: unknown };
+  const { entrypoint, input } = JSON.parse(dec.decode(bytes.slice(0, ctrl[1]))) as {
+    entrypoint: string;
+    input: unknown;
+  };
   let out: unknown;
   try {
     out = { rs: policy.evaluate(input, entrypoint) as unknown };

@@ -37,7 +37,13 @@ const ROUNDS = Number(flag("--rounds") ?? 5);
 const DEADLINE_MS = 100;
 
 const logger = pino({ level: "silent" });
-const engine = createEngineHost({ source: path.join(root, "policies"), ...engineContract(), watch: false, logger, registry: new Registry() });
+const engine = createEngineHost({
+  source: path.join(root, "policies"),
+  ...engineContract(),
+  watch: false,
+  logger,
+  registry: new Registry(),
+});
 await engine.start();
 const shipped = engine.active()!;
 if (shipped === undefined) throw new Error(`bundle did not load: ${engine.status().lastError}`);
@@ -64,14 +70,15 @@ function viaWorker(entrypoint: string, input: unknown): unknown {
   ctrl[1] = enc.encodeInto(JSON.stringify({ entrypoint, input }), bytes).written;
   Atomics.store(ctrl, 0, 1);
   Atomics.notify(ctrl, 0);
-  if (Atomics.wait(ctrl, 0, 1, DEADLINE_MS) === "timed-out") throw new Error("deadline (the worker would be terminated and replaced)");
+  if (Atomics.wait(ctrl, 0, 1, DEADLINE_MS) === "timed-out")
+    throw new Error("deadline (the worker would be terminated and replaced)");
   const out = JSON.parse(dec.decode(bytes.slice(0, ctrl[1]))) as { rs?: unknown; error?: string };
   Atomics.store(ctrl, 0, 0);
   if (out.error !== undefined) throw new Error(out.error);
   return out.rs;
 }
 // Wait for the worker to be ready: the first call spins until it answers.
-for (let t0 = performance.now(); ; ) {
+for (let t0 = performance.now(); ;) {
   try {
     viaWorker("arbiter/decide", {});
     break;
@@ -100,7 +107,11 @@ const request = (i: number): DecideRequest => ({
   tenantId: "acme",
   requestId: "",
   traceId: "",
-  subject: { id: `user-${i}`, roles: ["viewer", i % 3 === 0 ? "editor" : "analyst"], attributes: { department: "sales" } },
+  subject: {
+    id: `user-${i}`,
+    roles: ["viewer", i % 3 === 0 ? "editor" : "analyst"],
+    attributes: { department: "sales" },
+  },
   action: i % 5 === 0 ? "update" : "read",
   resource: { type: "document", id: `doc-${i}`, tenantId: "acme", attributes: { classification: "internal" } },
   context: { ip: "10.0.0.1" },
@@ -112,7 +123,13 @@ let serial = 0;
 const failures: Record<string, number> = {};
 async function time(label: string, active: ActivePolicy, cached: boolean): Promise<[number, number]> {
   const host: Pick<EngineHost, "active" | "onChange"> = { active: () => active, onChange: () => () => undefined };
-  const service = createDecisionService({ engine: host, logger, registry: new Registry(), instanceId: "bench", cache: { maxEntries: 100_000 } });
+  const service = createDecisionService({
+    engine: host,
+    logger,
+    registry: new Registry(),
+    instanceId: "bench",
+    cache: { maxEntries: 100_000 },
+  });
   const one = request(-1);
   const first = await service.decide(one, ctx);
   if (first.reasons.some((r) => r === "policy_error" || r === "evaluation_timeout")) {
@@ -138,13 +155,16 @@ async function time(label: string, active: ActivePolicy, cached: boolean): Promi
     // A starved machine can deschedule an evaluation past the deadline (wall time): rare ones are
     // counted and shown; more than 0.1% would make the figures something else than evaluations.
     failures[label] = (failures[label] ?? 0) + failed;
-    if (failed > ITERS / 1000) throw new Error(`${failed} of ${ITERS} calls failed closed: the figures would not be evaluations`);
+    if (failed > ITERS / 1000)
+      throw new Error(`${failed} of ${ITERS} calls failed closed: the figures would not be evaluations`);
   }
   const median = (k: 0 | 1): number => samples.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
   return [median(0), median(1)];
 }
 
-console.log(`node ${process.version}; ${ITERS} Decides x ${ROUNDS} rounds per case (median), best of 3 passes in rotating order after a warm-up pass; deadline ${DEADLINE_MS} ms; load ${loadavg()[0]!.toFixed(2)}`);
+console.log(
+  `node ${process.version}; ${ITERS} Decides x ${ROUNDS} rounds per case (median), best of 3 passes in rotating order after a warm-up pass; deadline ${DEADLINE_MS} ms; load ${loadavg()[0]!.toFixed(2)}`,
+);
 type Row = { cached: [number, number]; uncached: [number, number] };
 const results: Record<string, Row> = {};
 const names = Object.keys(options);
@@ -156,13 +176,16 @@ for (let pass = 0; pass < 4; pass++) {
     const u = await time(name, active, false);
     if (pass === 0) continue; // warm-up: JIT tiers, caches, the worker
     const prev = results[name];
-    const best = (a: [number, number] | undefined, b: [number, number]): [number, number] => (a ? [Math.min(a[0], b[0]), Math.min(a[1], b[1])] : b);
+    const best = (a: [number, number] | undefined, b: [number, number]): [number, number] =>
+      a ? [Math.min(a[0], b[0]), Math.min(a[1], b[1])] : b;
     results[name] = { cached: best(prev?.cached, c), uncached: best(prev?.uncached, u) };
   }
 }
 const base = results.none!;
 const us = (ns: number): string => (ns / 1000).toFixed(1);
-console.log(`${"option".padEnd(8)} ${"cached wall µs".padStart(15)} ${"ratio".padStart(6)} ${"cpu µs".padStart(7)} ${"ratio".padStart(6)}   ${"uncached wall µs".padStart(17)} ${"ratio".padStart(6)} ${"cpu µs".padStart(7)} ${"ratio".padStart(6)}`);
+console.log(
+  `${"option".padEnd(8)} ${"cached wall µs".padStart(15)} ${"ratio".padStart(6)} ${"cpu µs".padStart(7)} ${"ratio".padStart(6)}   ${"uncached wall µs".padStart(17)} ${"ratio".padStart(6)} ${"cpu µs".padStart(7)} ${"ratio".padStart(6)}`,
+);
 for (const name of names) {
   const r = results[name]!;
   console.log(

@@ -60,7 +60,10 @@ const REQUEST_HEADERS = encodeHeaderBlock([
   ["grpc-accept-encoding", "identity,deflate,gzip"],
 ]);
 const BODY = Buffer.alloc(5 + 90, 1);
-const RESPONSE_HEADERS = encodeHeaderBlock([[":status", "200"], ["content-type", "application/grpc+proto"]]);
+const RESPONSE_HEADERS = encodeHeaderBlock([
+  [":status", "200"],
+  ["content-type", "application/grpc+proto"],
+]);
 const RESPONSE_BODY = Buffer.alloc(5 + 120, 2);
 const TRAILERS = encodeHeaderBlock([["grpc-status", "0"]]);
 
@@ -85,8 +88,14 @@ async function run(mod: SessionModule): Promise<number> {
     maxHeaderListSize: 65_536,
     maxSessionMemory: 32 << 20,
     maxResetsPerSecond: 10_000,
-    ...(POOL ? { onReady: () => entry.idle(), onActivity: (busy: boolean) => (busy ? entry.busy() : entry.idle()) } : {}),
-    onStream: (s: { ondata?: (c: Buffer) => void; onend?: () => void; respondUnary(h: Buffer, b: Buffer, t: Buffer): void }) => {
+    ...(POOL
+      ? { onReady: () => entry.idle(), onActivity: (busy: boolean) => (busy ? entry.busy() : entry.idle()) }
+      : {}),
+    onStream: (s: {
+      ondata?: (c: Buffer) => void;
+      onend?: () => void;
+      respondUnary(h: Buffer, b: Buffer, t: Buffer): void;
+    }) => {
       s.ondata = () => {};
       s.onend = () => s.respondUnary(RESPONSE_HEADERS, RESPONSE_BODY, TRAILERS);
     },
@@ -125,7 +134,11 @@ for (let round = 0; round < ROUNDS; round++) {
   }
 }
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const summary = [...results].map(([name, xs]) => ({ variant: name, "median CPU us/req": median(xs).toFixed(3), rounds: xs.length }));
+const summary = [...results].map(([name, xs]) => ({
+  variant: name,
+  "median CPU us/req": median(xs).toFixed(3),
+  rounds: xs.length,
+}));
 console.table(summary);
 pool.close();
 if (results.has("old")) {

@@ -47,11 +47,18 @@ async function measure(call: () => Promise<unknown>, calls: number): Promise<Fig
   lat.sort();
   const t1 = performance.now();
   let next = 0;
-  await Promise.all(Array.from({ length: INFLIGHT }, async () => {
-    while (next++ < calls) await call();
-  }));
+  await Promise.all(
+    Array.from({ length: INFLIGHT }, async () => {
+      while (next++ < calls) await call();
+    }),
+  );
   const parMs = performance.now() - t1;
-  return { p50: lat[Math.floor(calls * 0.5)]!, p99: lat[Math.floor(calls * 0.99)]!, seqPerSec: (calls / seqMs) * 1000, parPerSec: (calls / parMs) * 1000 };
+  return {
+    p50: lat[Math.floor(calls * 0.5)]!,
+    p99: lat[Math.floor(calls * 0.99)]!,
+    seqPerSec: (calls / seqMs) * 1000,
+    parPerSec: (calls / parMs) * 1000,
+  };
 }
 
 const arbiter = await createArbiter({ audit: false, logLevel: "warn", bundle: join(repo, "policies") });
@@ -59,9 +66,23 @@ const inProcess = await measure(() => arbiter.decide(request), CALLS);
 await arbiter.close();
 
 const logDir = mkdtempSync(join(tmpdir(), "arbiter-library-bench-"));
-const sidecar = await startSidecar({ repo, bundle: join(repo, "policies"), audit: "off", logFile: join(logDir, "sidecar.log"), readyTimeoutMs: 120_000 });
+const sidecar = await startSidecar({
+  repo,
+  bundle: join(repo, "policies"),
+  audit: "off",
+  logFile: join(logDir, "sidecar.log"),
+  readyTimeoutMs: 120_000,
+});
 const client = new grpc.Client(sidecar.target, grpc.credentials.createInsecure());
-const bytes = Buffer.from(toBinary(DecideRequestSchema, create(DecideRequestSchema, { ...request, subject: { ...request.subject, roles: [...(request.subject.roles ?? [])] } })));
+const bytes = Buffer.from(
+  toBinary(
+    DecideRequestSchema,
+    create(DecideRequestSchema, {
+      ...request,
+      subject: { ...request.subject, roles: [...(request.subject.roles ?? [])] },
+    }),
+  ),
+);
 const overGrpc = await measure(
   () =>
     new Promise((ok, fail) => {
@@ -82,7 +103,10 @@ rmSync(logDir, { recursive: true, force: true });
 const us = (ms: number): string => `${(ms * 1000).toFixed(1)} us`.padStart(10);
 const rate = (n: number): string => `${Math.round(n).toLocaleString("en-US")}/s`.padStart(11);
 console.log(`Decide (default pack, audit off, cached)      p50        p99   sequential  ${INFLIGHT} in flight`);
-for (const [name, f] of [["library (in-process)", inProcess], ["sidecar (gRPC, loopback TCP)", overGrpc]] as const) {
+for (const [name, f] of [
+  ["library (in-process)", inProcess],
+  ["sidecar (gRPC, loopback TCP)", overGrpc],
+] as const) {
   console.log(`${name.padEnd(40)} ${us(f.p50)} ${us(f.p99)} ${rate(f.seqPerSec)} ${rate(f.parPerSec)}`);
 }
 console.log(

@@ -29,7 +29,13 @@ const EVERY = Number(flag("--every") ?? 200_000);
 
 const logger = pino({ level: "silent" });
 const registry = new Registry();
-const engine = createEngineHost({ source: path.join(root, "policies"), ...engineContract(), watch: false, logger, registry });
+const engine = createEngineHost({
+  source: path.join(root, "policies"),
+  ...engineContract(),
+  watch: false,
+  logger,
+  registry,
+});
 await engine.start();
 if (engine.active() === undefined) throw new Error(`bundle did not load: ${engine.status().lastError}`);
 const service = createDecisionService({ engine, logger, registry, instanceId: "soak" });
@@ -41,9 +47,18 @@ function request(i: number): DecideRequest {
     tenantId: `tenant-${i % 50}`,
     requestId: `req-${i}`,
     traceId: "",
-    subject: { id: `user-${i}`, roles: [i % 3 === 0 ? "editor" : "viewer"], attributes: { department: `dept-${i % 17}`, seq: i } },
+    subject: {
+      id: `user-${i}`,
+      roles: [i % 3 === 0 ? "editor" : "viewer"],
+      attributes: { department: `dept-${i % 17}`, seq: i },
+    },
     action: ACTIONS[i % ACTIONS.length]!,
-    resource: { type: "document", id: `doc-${i}`, tenantId: `tenant-${i % 50}`, attributes: { classification: i % 2 ? "internal" : "public" } },
+    resource: {
+      type: "document",
+      id: `doc-${i}`,
+      tenantId: `tenant-${i % 50}`,
+      attributes: { classification: i % 2 ? "internal" : "public" },
+    },
     context: { ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` },
     approvalToken: "",
   };
@@ -55,7 +70,9 @@ const t0 = performance.now();
 let failed = 0;
 const failedBy = new Map<string, number>();
 console.log(`${CALLS} Decides, distinct inputs, report every ${EVERY}; node ${process.version}`);
-console.log(`${"calls".padStart(9)} ${"rss MiB".padStart(8)} ${"heapUsed".padStart(8)} ${"heapTotal".padStart(9)} ${"external".padStart(8)} ${"arrayBuf".padStart(8)} ${"calls/s".padStart(8)}`);
+console.log(
+  `${"calls".padStart(9)} ${"rss MiB".padStart(8)} ${"heapUsed".padStart(8)} ${"heapTotal".padStart(9)} ${"external".padStart(8)} ${"arrayBuf".padStart(8)} ${"calls/s".padStart(8)}`,
+);
 let last = performance.now();
 for (let i = 1; i <= CALLS; i++) {
   const res = await service.decide(request(i), ctx);
@@ -69,12 +86,22 @@ for (let i = 1; i <= CALLS; i++) {
     const m = process.memoryUsage();
     const now = performance.now();
     rows.push({ calls: i, rss: m.rss });
-    console.log(`${String(i).padStart(9)} ${MiB(m.rss)}  ${MiB(m.heapUsed)}  ${MiB(m.heapTotal)}  ${MiB(m.external)}  ${MiB(m.arrayBuffers)} ${Math.round(EVERY / ((now - last) / 1000)).toString().padStart(8)}`);
+    console.log(
+      `${String(i).padStart(9)} ${MiB(m.rss)}  ${MiB(m.heapUsed)}  ${MiB(m.heapTotal)}  ${MiB(m.external)}  ${MiB(m.arrayBuffers)} ${Math.round(
+        EVERY / ((now - last) / 1000),
+      )
+        .toString()
+        .padStart(8)}`,
+    );
     last = now;
   }
 }
 const stats = (await registry.getSingleMetric("arbiter_decision_cache_hits_total")?.get())?.values[0]?.value;
-console.log(`done in ${((performance.now() - t0) / 1000).toFixed(0)} s; failed-closed calls: ${failed} ${JSON.stringify(Object.fromEntries(failedBy))}; cache hits: ${stats ?? "n/a"}; load ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+console.log(
+  `done in ${((performance.now() - t0) / 1000).toFixed(0)} s; failed-closed calls: ${failed} ${JSON.stringify(Object.fromEntries(failedBy))}; cache hits: ${stats ?? "n/a"}; load ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ")}`,
+);
 await engine.close();
 if (rows.length >= 4) {
   // RSS moves with the GC's sawtooth: compare medians of the halves after the first report.
@@ -86,6 +113,8 @@ if (rows.length >= 4) {
   const growth = late - early;
   const flat = growth <= Math.max(16 * 1048576, early * 0.1);
   const range = `${MiB(Math.min(...after.map((r) => r.rss))).trim()}-${MiB(Math.max(...after.map((r) => r.rss))).trim()} MiB`;
-  console.log(`RSS after warm-up (from ${after[0]!.calls} calls): range ${range}; median of the first half ${MiB(early).trim()} MiB, of the second half ${MiB(late).trim()} MiB: ${growth >= 0 ? "+" : ""}${(growth / 1048576).toFixed(1)} MiB, ${flat ? "flat" : "NOT FLAT"}`);
+  console.log(
+    `RSS after warm-up (from ${after[0]!.calls} calls): range ${range}; median of the first half ${MiB(early).trim()} MiB, of the second half ${MiB(late).trim()} MiB: ${growth >= 0 ? "+" : ""}${(growth / 1048576).toFixed(1)} MiB, ${flat ? "flat" : "NOT FLAT"}`,
+  );
   if (!flat) process.exitCode = 1;
 }

@@ -30,7 +30,13 @@ async function timeToServing(argv: readonly string[]): Promise<number> {
   const t0 = performance.now();
   const child = spawn(process.execPath, [...argv], {
     cwd: repo,
-    env: { PATH: process.env.PATH, ARBITER_AUDIT: "off", ARBITER_GRPC_LISTEN: "127.0.0.1:0", ARBITER_ADMIN_LISTEN: "127.0.0.1:0", ARBITER_LOG_LEVEL: "info" },
+    env: {
+      PATH: process.env.PATH,
+      ARBITER_AUDIT: "off",
+      ARBITER_GRPC_LISTEN: "127.0.0.1:0",
+      ARBITER_ADMIN_LISTEN: "127.0.0.1:0",
+      ARBITER_LOG_LEVEL: "info",
+    },
     stdio: ["ignore", "pipe", "inherit"],
   });
   try {
@@ -58,6 +64,8 @@ for (let i = 0; i < runs; i++) {
 }
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 for (const name of ["tsx", "dist"] as const) {
-  console.log(`${name.padEnd(5)} time to SERVING: median ${median(times[name]).toFixed(0)} ms  (runs: ${times[name].map((t) => t.toFixed(0)).join(", ")})`);
+  console.log(
+    `${name.padEnd(5)} time to SERVING: median ${median(times[name]).toFixed(0)} ms  (runs: ${times[name].map((t) => t.toFixed(0)).join(", ")})`,
+  );
 }
 console.log(`dist / tsx: ${(median(times.dist) / median(times.tsx)).toFixed(2)}x`);

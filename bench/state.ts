@@ -92,12 +92,20 @@ async function closedLoop(
   const one = (payload: Buffer) =>
     new Promise<void>((done) => {
       const start = performance.now();
-      client.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, payload, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err) => {
-        hist.recordValue(Math.max(1, Math.round((performance.now() - start) * 1000)));
-        calls++;
-        if (err) errors++;
-        done();
-      });
+      client.makeUnaryRequest(
+        path,
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        payload,
+        new grpc.Metadata(),
+        { deadline: Date.now() + 5000 },
+        (err) => {
+          hist.recordValue(Math.max(1, Math.round((performance.now() - start) * 1000)));
+          calls++;
+          if (err) errors++;
+          done();
+        },
+      );
     });
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
@@ -120,7 +128,10 @@ async function main(): Promise<void> {
   writeFileSync(join(bundle, "data.json"), JSON.stringify(data));
   mkdirSync(join(tmp, "logs"));
   const results = new Map<string, Result>();
-  const encoded = Object.fromEntries(RPCS.map((r) => [r, encodePayloads(r, payloads[r])])) as Record<(typeof RPCS)[number], Buffer[]>;
+  const encoded = Object.fromEntries(RPCS.map((r) => [r, encodePayloads(r, payloads[r])])) as Record<
+    (typeof RPCS)[number],
+    Buffer[]
+  >;
   const c = new pg.Client(pgServer.url);
   await c.connect();
   await c.query("CREATE DATABASE bench_state");
@@ -139,7 +150,10 @@ async function main(): Promise<void> {
         audit: "off",
         logFile: join(tmp, "logs", `${mode}.log`),
         readyTimeoutMs: 120_000,
-        env: mode === "postgres" ? { ARBITER_STATE: "postgres", ARBITER_STATE_DATABASE_URL: stateUrl } : { ARBITER_STATE: "memory" },
+        env:
+          mode === "postgres"
+            ? { ARBITER_STATE: "postgres", ARBITER_STATE_DATABASE_URL: stateUrl }
+            : { ARBITER_STATE: "memory" },
       });
       sidecars.set(mode, sidecar);
       clients.set(mode, createClient(sidecar.target));
@@ -167,7 +181,11 @@ async function main(): Promise<void> {
       if (rpc === "Route") {
         // How the postgres sidecar got its spends: background refreshes vs reads a Route waited for.
         const text = await (await fetch(`${sidecars.get("postgres")!.adminUrl}/metrics`)).text();
-        const count = (op: string) => Number(new RegExp(`^arbiter_state_operation_seconds_count\\{operation="${op}"\\} (\\S+)$`, "m").exec(text)?.[1] ?? 0);
+        const count = (op: string) =>
+          Number(
+            new RegExp(`^arbiter_state_operation_seconds_count\\{operation="${op}"\\} (\\S+)$`, "m").exec(text)?.[1] ??
+              0,
+          );
         routeReads = { refresh: count("usage_refresh"), read: count("usage_read") };
       }
     }
@@ -180,7 +198,9 @@ async function main(): Promise<void> {
   const ms = (us: number) => (us / 1000).toFixed(2);
   console.log(
     `bench/state: ${SECONDS} s per RPC and mode in ${SLICES} alternating slices, ${CONCURRENCY} in flight, ` +
-      `load ${loadavg().map((l) => l.toFixed(1)).join(" ")}`,
+      `load ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(" ")}`,
   );
   // CPU per call is the sidecar's own cost, the figure least moved by a machine shared with other
   // work; req/s and latency include everything else that runs.
@@ -196,14 +216,16 @@ async function main(): Promise<void> {
     const mem = results.get(`${rpc}/memory`)!;
     const pgr = results.get(`${rpc}/postgres`)!;
     const ratio = pgr.calls / (pgr.wallMs / 1000) / (mem.calls / (mem.wallMs / 1000));
-    const cpuRatio = (pgr.cpuS / pgr.calls) / (mem.cpuS / mem.calls);
+    const cpuRatio = pgr.cpuS / pgr.calls / (mem.cpuS / mem.calls);
     if (rpc === "Route") {
       console.log(
         `Route        postgres spend reads: ${routeReads.refresh} background refreshes (all tenants, one query each), ` +
           `${routeReads.read} single-tenant reads a Route waited for, over ${pgr.calls} measured calls (+ warm-up)`,
       );
     }
-    console.log(`${rpc.padEnd(12)} postgres/memory: throughput ${(ratio * 100).toFixed(1)}%, sidecar CPU per call ${(cpuRatio * 100).toFixed(1)}%`);
+    console.log(
+      `${rpc.padEnd(12)} postgres/memory: throughput ${(ratio * 100).toFixed(1)}%, sidecar CPU per call ${(cpuRatio * 100).toFixed(1)}%`,
+    );
   }
 }
 

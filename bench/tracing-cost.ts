@@ -38,7 +38,13 @@ await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
 const endpoint = `http://127.0.0.1:${(receiver.address() as { port: number }).port}`;
 
 const logger = pino({ level: "silent" });
-const engine = createEngineHost({ source: path.join(root, "policies"), ...engineContract(), watch: false, logger, registry: new Registry() });
+const engine = createEngineHost({
+  source: path.join(root, "policies"),
+  ...engineContract(),
+  watch: false,
+  logger,
+  registry: new Registry(),
+});
 await engine.start();
 
 const env = (sampler: string, arg?: string): NodeJS.ProcessEnv => ({
@@ -61,8 +67,14 @@ const one = tracingWith(env("traceidratio", "0.01"));
 const all = tracingWith(env("always_on"));
 const services: [string, DecisionService][] = [
   ["off", createDecisionService({ engine, logger, registry: new Registry(), instanceId: "bench" })],
-  ["1% sampled", createDecisionService({ engine, logger, registry: new Registry(), instanceId: "bench", tracing: one })],
-  ["100% sampled", createDecisionService({ engine, logger, registry: new Registry(), instanceId: "bench", tracing: all })],
+  [
+    "1% sampled",
+    createDecisionService({ engine, logger, registry: new Registry(), instanceId: "bench", tracing: one }),
+  ],
+  [
+    "100% sampled",
+    createDecisionService({ engine, logger, registry: new Registry(), instanceId: "bench", tracing: all }),
+  ],
 ];
 
 const req: DecideRequest = {
@@ -74,7 +86,10 @@ const req: DecideRequest = {
   context: {},
   approvalToken: "",
 };
-const parents = Array.from({ length: 1024 }, () => `00-${randomBytes(16).toString("hex")}-${randomBytes(8).toString("hex")}-01`);
+const parents = Array.from(
+  { length: 1024 },
+  () => `00-${randomBytes(16).toString("hex")}-${randomBytes(8).toString("hex")}-01`,
+);
 
 const signal = new AbortController().signal;
 async function time(s: DecisionService, n: number): Promise<number> {

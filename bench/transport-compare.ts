@@ -103,7 +103,8 @@ interface Started {
 
 async function startTarget(kind: string, listen: string): Promise<Started> {
   const [name, where] = kind.split("@");
-  if (where !== undefined && (where !== "base" || BASELINE === "")) throw new Error(`${kind}: only KIND@base, with --baseline DIR`);
+  if (where !== undefined && (where !== "base" || BASELINE === ""))
+    throw new Error(`${kind}: only KIND@base, with --baseline DIR`);
   const child = spawn(process.execPath, ["--import", "tsx", "bench/transport-targets.ts", name!, listen], {
     stdio: ["ignore", "pipe", "inherit"],
     ...(where === "base" ? { cwd: BASELINE } : {}),
@@ -152,10 +153,10 @@ function call(session: http2.ClientHttp2Session): Promise<boolean> {
     let req: http2.ClientHttp2Stream;
     try {
       req = session.request({
-      ":method": "POST",
-      ":path": PATH,
-      "content-type": "application/grpc+proto",
-      te: "trailers",
+        ":method": "POST",
+        ":path": PATH,
+        "content-type": "application/grpc+proto",
+        te: "trailers",
       });
     } catch {
       // The peer tore the session down (e.g. ENHANCE_YOUR_CALM under overload): an error.
@@ -175,7 +176,8 @@ function call(session: http2.ClientHttp2Session): Promise<boolean> {
       errorKinds.set(err.code ?? err.message, (errorKinds.get(err.code ?? err.message) ?? 0) + 1);
     });
     req.on("close", () => {
-      if (status !== "0" && status !== undefined) errorKinds.set(`grpc-status ${status}`, (errorKinds.get(`grpc-status ${status}`) ?? 0) + 1);
+      if (status !== "0" && status !== undefined)
+        errorKinds.set(`grpc-status ${status}`, (errorKinds.get(`grpc-status ${status}`) ?? 0) + 1);
       resolve(status === "0");
     });
     req.end(FRAMES[sentCount++ % FRAMES.length]);
@@ -265,7 +267,13 @@ async function openLoop(address: string, rate: number, seconds: number): Promise
   errors += unanswered;
   session.destroy();
   const sorted = Float64Array.from(lat).sort();
-  return { rps: total / seconds, p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted[sorted.length - 1] ?? NaN, errors };
+  return {
+    rps: total / seconds,
+    p50: pct(sorted, 50),
+    p99: pct(sorted, 99),
+    max: sorted[sorted.length - 1] ?? NaN,
+    errors,
+  };
 }
 
 const H2LOAD_BODY = (() => {
@@ -276,9 +284,7 @@ const H2LOAD_BODY = (() => {
 
 /** h2load's target arguments: a URL, or for a Unix socket `-B unix:<path>` plus a URL for the path. */
 function h2loadTarget(address: string): string[] {
-  return address.startsWith("unix:")
-    ? ["-B", address, `http://localhost${PATH}`]
-    : [`http://${address}${PATH}`];
+  return address.startsWith("unix:") ? ["-B", address, `http://localhost${PATH}`] : [`http://${address}${PATH}`];
 }
 
 const H2LOAD_HEADERS = ["-d", H2LOAD_BODY, "-H", "content-type: application/grpc+proto", "-H", "te: trailers"];
@@ -287,7 +293,18 @@ const H2LOAD_HEADERS = ["-d", H2LOAD_BODY, "-H", "content-type: application/grpc
 function h2load(address: string, seconds: number): number | undefined {
   const r = spawnSync(
     "h2load",
-    ["-D", String(seconds), "-c", "1", "-m", String(CONCURRENCY), "-t", "1", ...H2LOAD_HEADERS, ...h2loadTarget(address)],
+    [
+      "-D",
+      String(seconds),
+      "-c",
+      "1",
+      "-m",
+      String(CONCURRENCY),
+      "-t",
+      "1",
+      ...H2LOAD_HEADERS,
+      ...h2loadTarget(address),
+    ],
     { encoding: "utf8" },
   );
   const m = /finished in [^,]+, ([\d.]+) req\/s/.exec(r.stdout ?? "");
@@ -310,8 +327,22 @@ function h2loadRate(address: string, rate: number, seconds: number): RateResult 
   const clients = 4;
   const r = spawnSync(
     "h2load",
-    ["-D", String(seconds), "-c", String(clients), "-m", "4", "-t", "1", "--rps", String(rate / clients),
-      "--log-file", log, ...H2LOAD_HEADERS, ...h2loadTarget(address)],
+    [
+      "-D",
+      String(seconds),
+      "-c",
+      String(clients),
+      "-m",
+      "4",
+      "-t",
+      "1",
+      "--rps",
+      String(rate / clients),
+      "--log-file",
+      log,
+      ...H2LOAD_HEADERS,
+      ...h2loadTarget(address),
+    ],
     { encoding: "utf8" },
   );
   const done = /(\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(r.stdout ?? "");
@@ -343,7 +374,11 @@ function h2loadRate(address: string, rate: number, seconds: number): RateResult 
 const f = (n: number): string => (Number.isFinite(n) ? n.toFixed(3) : "-");
 
 console.log(
-  `transport-compare: Node ${process.version}, ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}, ${CONCURRENCY} streams closed loop for ${SECONDS}s, open loop ${RATE} req/s for ${SECONDS}s, Node driver cycling ${DISTINCT} distinct request(s)`,
+  `transport-compare: Node ${process.version}, ${cpus().length} CPUs, load average ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(
+      " ",
+    )}, ${CONCURRENCY} streams closed loop for ${SECONDS}s, open loop ${RATE} req/s for ${SECONDS}s, Node driver cycling ${DISTINCT} distinct request(s)`,
 );
 for (const sock of SOCKETS) {
   // All targets run at once (idle ones cost nothing) and are measured in interleaved rounds; each
@@ -356,8 +391,14 @@ for (const sock of SOCKETS) {
       started.set(kind, await startTarget(kind, sock === "uds" ? `unix:${join(dir, "s.sock")}` : "127.0.0.1:0"));
     }
     type Best = {
-      closed: Result; cpuPerReq: number; open?: Result & { max: number }; errors: number; kinds: Record<string, number>;
-      h2?: number; h2CpuPerReq?: number; rate?: RateResult;
+      closed: Result;
+      cpuPerReq: number;
+      open?: Result & { max: number };
+      errors: number;
+      kinds: Record<string, number>;
+      h2?: number;
+      h2CpuPerReq?: number;
+      rate?: RateResult;
     };
     const best = new Map<string, Best>();
     for (let round = 0; round < ROUNDS; round++) {
@@ -389,12 +430,35 @@ for (const sock of SOCKETS) {
             : {}),
         };
         best.set(kind, entry);
-        console.log(JSON.stringify({ socket: sock, round, target: kind, rps: Math.round(closed.rps), cpuUsPerReq: Math.round(cpuPerReq),
-          p50: +closed.p50.toFixed(3), p99: +closed.p99.toFixed(3), openP50: +open.p50.toFixed(3), openP99: +open.p99.toFixed(3),
-          errors: closed.errors + open.errors, errorKinds: Object.fromEntries(errorKinds), load: loadavg()[0]!.toFixed(1),
-          ...(h2 !== undefined ? { h2loadRps: Math.round(h2), h2loadCpuUsPerReq: Math.round(h2CpuPerReq!) } : {}),
-          ...(rate ? { h2loadRate: { rps: Math.round(rate.rps), p50: +rate.p50.toFixed(3), p99: +rate.p99.toFixed(3),
-            p999: +rate.p999.toFixed(3), max: +rate.max.toFixed(3), errors: rate.errors } } : {}) }));
+        console.log(
+          JSON.stringify({
+            socket: sock,
+            round,
+            target: kind,
+            rps: Math.round(closed.rps),
+            cpuUsPerReq: Math.round(cpuPerReq),
+            p50: +closed.p50.toFixed(3),
+            p99: +closed.p99.toFixed(3),
+            openP50: +open.p50.toFixed(3),
+            openP99: +open.p99.toFixed(3),
+            errors: closed.errors + open.errors,
+            errorKinds: Object.fromEntries(errorKinds),
+            load: loadavg()[0]!.toFixed(1),
+            ...(h2 !== undefined ? { h2loadRps: Math.round(h2), h2loadCpuUsPerReq: Math.round(h2CpuPerReq!) } : {}),
+            ...(rate
+              ? {
+                  h2loadRate: {
+                    rps: Math.round(rate.rps),
+                    p50: +rate.p50.toFixed(3),
+                    p99: +rate.p99.toFixed(3),
+                    p999: +rate.p999.toFixed(3),
+                    max: +rate.max.toFixed(3),
+                    errors: rate.errors,
+                  },
+                }
+              : {}),
+          }),
+        );
       }
     }
     const raw = best.get("raw");
@@ -414,18 +478,23 @@ for (const sock of SOCKETS) {
         [`@${RATE}/s p99 ms`]: f(b.open!.p99),
         [`@${RATE}/s max ms`]: f(b.open!.max),
         errors: String(b.errors),
-        ...(USE_H2LOAD ? {
-          "h2load rps": b.h2 ? b.h2.toFixed(0) : "-",
-          "h2load vs raw": b.h2 && raw?.h2 ? `${((b.h2 / raw.h2) * 100).toFixed(0)}%` : "-",
-          "h2load CPU us/req": b.h2CpuPerReq !== undefined && Number.isFinite(b.h2CpuPerReq) ? b.h2CpuPerReq.toFixed(0) : "-",
-        } : {}),
-        ...(b.rate ? {
-          [`h2load @${H2LOAD_RATE}/s rps`]: b.rate.rps.toFixed(0),
-          [`h2load @${H2LOAD_RATE}/s p50 ms`]: f(b.rate.p50),
-          [`h2load @${H2LOAD_RATE}/s p99 ms`]: f(b.rate.p99),
-          [`h2load @${H2LOAD_RATE}/s max ms`]: f(b.rate.max),
-          "h2load open errors": String(b.rate.errors),
-        } : {}),
+        ...(USE_H2LOAD
+          ? {
+              "h2load rps": b.h2 ? b.h2.toFixed(0) : "-",
+              "h2load vs raw": b.h2 && raw?.h2 ? `${((b.h2 / raw.h2) * 100).toFixed(0)}%` : "-",
+              "h2load CPU us/req":
+                b.h2CpuPerReq !== undefined && Number.isFinite(b.h2CpuPerReq) ? b.h2CpuPerReq.toFixed(0) : "-",
+            }
+          : {}),
+        ...(b.rate
+          ? {
+              [`h2load @${H2LOAD_RATE}/s rps`]: b.rate.rps.toFixed(0),
+              [`h2load @${H2LOAD_RATE}/s p50 ms`]: f(b.rate.p50),
+              [`h2load @${H2LOAD_RATE}/s p99 ms`]: f(b.rate.p99),
+              [`h2load @${H2LOAD_RATE}/s max ms`]: f(b.rate.max),
+              "h2load open errors": String(b.rate.errors),
+            }
+          : {}),
       };
     });
     console.log(`\n${sock === "uds" ? "Unix socket" : "TCP 127.0.0.1"} (best of ${ROUNDS} interleaved rounds)`);

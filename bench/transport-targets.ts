@@ -32,7 +32,9 @@ import { startServer } from "../src/server/serve.ts";
 
 const [kind, listenArg] = process.argv.slice(2);
 if (!kind || !listenArg) {
-  process.stderr.write("usage: tsx bench/transport-targets.ts raw|grpcjs|connect|ours-fixed|ours <host:port|unix:/path>\n");
+  process.stderr.write(
+    "usage: tsx bench/transport-targets.ts raw|grpcjs|connect|ours-fixed|ours <host:port|unix:/path>\n",
+  );
   process.exit(2);
 }
 const target: ListenTarget = parseListen("listen", listenArg);

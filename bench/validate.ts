@@ -78,7 +78,8 @@ for (const c of cases) {
       return (err as Error).message;
     }
   });
-  if (texts[0] !== texts[1] || (texts[0] !== "") !== c.throws) throw new Error(`engines disagree on ${c.name}: ${JSON.stringify(texts)}`);
+  if (texts[0] !== texts[1] || (texts[0] !== "") !== c.throws)
+    throw new Error(`engines disagree on ${c.name}: ${JSON.stringify(texts)}`);
 }
 
 console.log(`validate: ${ROUNDS} rounds x ${N} checks per case and engine, median ns/check (node ${process.version})`);
@@ -107,5 +108,7 @@ run(engines.compiled!, cases[0]!, 1_000_000);
 const after = process.memoryUsage().heapUsed;
 await new Promise((r) => setTimeout(r, 50)); // let the observer deliver
 obs.disconnect();
-console.log(`compiled, 1e6 valid DecideRequest checks: ${gcs} GC(s), heapUsed delta ${((after - before) / 1024).toFixed(0)} KiB`);
+console.log(
+  `compiled, 1e6 valid DecideRequest checks: ${gcs} GC(s), heapUsed delta ${((after - before) / 1024).toFixed(0)} KiB`,
+);
 if (sink < 0) console.log(sink);

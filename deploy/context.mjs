@@ -68,7 +68,9 @@ export function copyContext(src, dest) {
       if (entry.name === ".git") continue;
       if (entry.isDirectory()) {
         // Skip an excluded directory unless an exception could re-include something below it.
-        const mayReinclude = exceptions.some((p) => p.startsWith(`${path}/`) || p.startsWith("**") || p.startsWith("*"));
+        const mayReinclude = exceptions.some(
+          (p) => p.startsWith(`${path}/`) || p.startsWith("**") || p.startsWith("*"),
+        );
         if (isExcluded(rules, path) && !mayReinclude) continue;
         walk(path);
       } else if (entry.isFile() && !isExcluded(rules, path)) {

@@ -5,7 +5,15 @@
  *   npx tsx examples/grpc-js-client.ts [target]     # default 127.0.0.1:50051; or unix:/path/to.sock
  */
 import * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary, toJson, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import {
+  create,
+  fromBinary,
+  toBinary,
+  toJson,
+  type DescMessage,
+  type MessageInitShape,
+  type MessageShape,
+} from "@bufbuild/protobuf";
 import {
   DecideRequestSchema,
   DecideResponseSchema,

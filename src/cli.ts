@@ -22,7 +22,10 @@ const commands: Record<string, () => Promise<Command>> = {
   serve: async () => (await import("./server/serve.ts")).runServe,
   build: async () => {
     // Arbiter's entrypoints are the build default; the compiler itself knows none.
-    const [{ runBuild }, { POLICY_ENTRYPOINTS }] = await Promise.all([import("./compiler/cli.ts"), import("./decision/contract.ts")]);
+    const [{ runBuild }, { POLICY_ENTRYPOINTS }] = await Promise.all([
+      import("./compiler/cli.ts"),
+      import("./decision/contract.ts"),
+    ]);
     return (args) => runBuild(args, undefined, { defaultEntrypoints: POLICY_ENTRYPOINTS });
   },
   eval: async () => (await import("./compiler/cli.ts")).runEval,

@@ -10,15 +10,7 @@ import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 
 export type { Logger } from "pino";
 
 /** Keys whose values are censored wherever they appear (two levels deep). */
-const REDACT_KEYS = [
-  "content",
-  "messages",
-  "token",
-  "approvalToken",
-  "approval_token",
-  "password",
-  "authorization",
-];
+const REDACT_KEYS = ["content", "messages", "token", "approvalToken", "approval_token", "password", "authorization"];
 
 export interface CreateLoggerOptions {
   /** pino level; default "info". */

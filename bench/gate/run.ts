@@ -78,12 +78,17 @@ function parseOptions(argv: string[]): Options {
   }
   const v = parsed.values;
   const env = process.env;
-  const rpcList = (v.rpcs ?? env.GATE_RPCS ?? RPCS.join(",")).split(",").map((s) => s.trim()).filter(Boolean);
+  const rpcList = (v.rpcs ?? env.GATE_RPCS ?? RPCS.join(","))
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const r of rpcList) {
-    if (!(RPCS as readonly string[]).includes(r)) throw new UsageError(`--rpcs: unknown RPC "${r}"; expected ${RPCS.join(", ")}`);
+    if (!(RPCS as readonly string[]).includes(r))
+      throw new UsageError(`--rpcs: unknown RPC "${r}"; expected ${RPCS.join(", ")}`);
   }
   const audit = v.audit ?? "off";
-  if (audit !== "off" && audit !== "embedded") throw new UsageError(`--audit: expected off or embedded, got "${audit}"`);
+  if (audit !== "off" && audit !== "embedded")
+    throw new UsageError(`--audit: expected off or embedded, got "${audit}"`);
   const warmup = v.warmup ?? env.GATE_WARMUP_S;
   const o: Options = {
     thresholdsFile: resolve(v.thresholds ?? env.GATE_THRESHOLDS ?? join(repo, "k6/thresholds.json")),
@@ -99,7 +104,8 @@ function parseOptions(argv: string[]): Options {
   if (durationS !== undefined) o.durationS = durationS;
   if (warmup !== undefined && warmup !== "") {
     const w = Number(warmup);
-    if (!Number.isFinite(w) || w < 0) throw new UsageError(`--warmup: expected a number of seconds >= 0, got "${warmup}"`);
+    if (!Number.isFinite(w) || w < 0)
+      throw new UsageError(`--warmup: expected a number of seconds >= 0, got "${warmup}"`);
     o.warmupS = w;
   }
   const k6 = v.k6 ?? env.GATE_K6;
@@ -124,7 +130,10 @@ const LAG_WARN_MS = 2;
 
 function measuredViolations(r: RunResult, thresholds: Thresholds): string[] {
   const h = r.histogram;
-  return violations({ rpc: r.rpc, count: r.count, errors: r.errors, p95Ms: pct(h, 95), p99Ms: pct(h, 99) }, thresholds.rpcs[r.rpc]);
+  return violations(
+    { rpc: r.rpc, count: r.count, errors: r.errors, p95Ms: pct(h, 95), p99Ms: pct(h, 99) },
+    thresholds.rpcs[r.rpc],
+  );
 }
 
 interface ServerTotals {
@@ -174,8 +183,20 @@ function toReport(r: RunResult, target: string): GhzReport {
  * same file and exits 99 when one is crossed; its table and ghz-shaped report are the output.
  */
 async function runK6(opts: Options, sidecar: { target: string; stop(): Promise<number | null> }): Promise<number> {
-  const args = ["run", "--quiet", "-e", `ARBITER_ADDR=${sidecar.target}`, "-e", `THRESHOLDS=${opts.thresholdsFile}`,
-    "-e", `PAYLOADS=${opts.payloadsFile}`, "-e", `SUMMARY_OUT=${opts.out}`, "-e", `RPCS=${opts.rpcs.join(",")}`];
+  const args = [
+    "run",
+    "--quiet",
+    "-e",
+    `ARBITER_ADDR=${sidecar.target}`,
+    "-e",
+    `THRESHOLDS=${opts.thresholdsFile}`,
+    "-e",
+    `PAYLOADS=${opts.payloadsFile}`,
+    "-e",
+    `SUMMARY_OUT=${opts.out}`,
+    "-e",
+    `RPCS=${opts.rpcs.join(",")}`,
+  ];
   if (opts.rate !== undefined) args.push("-e", `RATE=${opts.rate}`);
   if (opts.durationS !== undefined) args.push("-e", `DURATION_S=${opts.durationS}`);
   if (opts.warmupS !== undefined) args.push("-e", `WARMUP_S=${opts.warmupS}`);
@@ -199,7 +220,11 @@ async function runK6(opts: Options, sidecar: { target: string; stop(): Promise<n
     process.stdout.write(`bench:gate: k6: all budgets of ${opts.thresholdsFile} met\n`);
     return 0;
   }
-  process.stderr.write(code === 99 ? `bench:gate: FAIL k6: a threshold of ${opts.thresholdsFile} was crossed\n` : `bench:gate: FAIL k6 exited with ${code}\n`);
+  process.stderr.write(
+    code === 99
+      ? `bench:gate: FAIL k6: a threshold of ${opts.thresholdsFile} was crossed\n`
+      : `bench:gate: FAIL k6 exited with ${code}\n`,
+  );
   return code === -1 ? 2 : 1;
 }
 
@@ -214,7 +239,12 @@ async function main(argv: string[]): Promise<number> {
     payloads = {} as Record<RpcName, Buffer[]>;
     for (const rpc of opts.rpcs) payloads[rpc] = encodePayloads(rpc, json[rpc] ?? []);
   } catch (err) {
-    if (err instanceof UsageError || err instanceof ThresholdsError || err instanceof SyntaxError || err instanceof Error) {
+    if (
+      err instanceof UsageError ||
+      err instanceof ThresholdsError ||
+      err instanceof SyntaxError ||
+      err instanceof Error
+    ) {
       process.stderr.write(`bench:gate: ${(err as Error).message}\n`);
       return 2;
     }
@@ -223,7 +253,9 @@ async function main(argv: string[]): Promise<number> {
 
   mkdirSync(dirname(opts.out), { recursive: true });
   const logFile = join(dirname(opts.out), "gate-sidecar.log");
-  process.stdout.write(`bench:gate: starting the sidecar (bundle ${opts.bundle}, audit ${opts.audit}); log ${logFile}\n`);
+  process.stdout.write(
+    `bench:gate: starting the sidecar (bundle ${opts.bundle}, audit ${opts.audit}); log ${logFile}\n`,
+  );
   let sidecar;
   try {
     sidecar = await startSidecar({ repo, bundle: opts.bundle, audit: opts.audit, logFile, readyTimeoutMs: 180_000 });
@@ -253,7 +285,8 @@ async function main(argv: string[]): Promise<number> {
       const after = await serverTotals(sidecar.adminUrl).catch(() => undefined);
       const end = after?.get(rpc);
       const start = before?.get(rpc) ?? { sum: 0, count: 0 };
-      if (end && end.count > start.count) serverMeanMs.set(rpc, ((end.sum - start.sum) / (end.count - start.count)) * 1000);
+      if (end && end.count > start.count)
+        serverMeanMs.set(rpc, ((end.sum - start.sum) / (end.count - start.count)) * 1000);
       return result;
     };
     for (const rpc of opts.rpcs) results.push(await measure(rpc));
@@ -278,25 +311,32 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const widths = [20, 8, 9, 9, 9, 9, 9, 7, 12, 12];
-  const lines = [row(["rpc", "calls", "rps", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "srv mean ms", "lag p99 ms"], widths)];
+  const lines = [
+    row(["rpc", "calls", "rps", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "srv mean ms", "lag p99 ms"], widths),
+  ];
   const warnings: string[] = [];
   const reports: Record<string, GhzReport> = {};
   const failures: string[] = [];
   for (const r of results) {
     const h = r.histogram;
     const rps = r.wallMs > 0 ? r.count / (r.wallMs / 1000) : 0;
-    lines.push(row([
-      retried.has(r.rpc) ? `${r.rpc} (2nd)` : r.rpc,
-      r.count,
-      rps.toFixed(1),
-      pct(h, 50).toFixed(3),
-      pct(h, 95).toFixed(3),
-      pct(h, 99).toFixed(3),
-      ms(h.maxValue).toFixed(3),
-      r.errors,
-      serverMeanMs.has(r.rpc) ? serverMeanMs.get(r.rpc)!.toFixed(3) : "-",
-      pct(r.sendLag, 99).toFixed(3),
-    ], widths));
+    lines.push(
+      row(
+        [
+          retried.has(r.rpc) ? `${r.rpc} (2nd)` : r.rpc,
+          r.count,
+          rps.toFixed(1),
+          pct(h, 50).toFixed(3),
+          pct(h, 95).toFixed(3),
+          pct(h, 99).toFixed(3),
+          ms(h.maxValue).toFixed(3),
+          r.errors,
+          serverMeanMs.has(r.rpc) ? serverMeanMs.get(r.rpc)!.toFixed(3) : "-",
+          pct(r.sendLag, 99).toFixed(3),
+        ],
+        widths,
+      ),
+    );
     if (pct(r.sendLag, 99) > LAG_WARN_MS) {
       warnings.push(
         `${r.rpc}: the load generator sent 1% of calls more than ${pct(r.sendLag, 99).toFixed(3)} ms late; ` +
@@ -309,14 +349,21 @@ async function main(argv: string[]): Promise<number> {
   }
   process.stdout.write(`\n${lines.join("\n")}\n\n`);
   for (const w of warnings) process.stdout.write(`bench:gate: warning: ${w}\n`);
-  writeFileSync(opts.out, JSON.stringify({
-    tool: "arbiter-gate",
-    date: new Date().toISOString(),
-    thresholds: opts.thresholdsFile,
-    // Mean server-side time per call (the sidecar's own histogram), ms.
-    serverMeanMs: Object.fromEntries(serverMeanMs),
-    reports,
-  }, null, 2) + "\n");
+  writeFileSync(
+    opts.out,
+    JSON.stringify(
+      {
+        tool: "arbiter-gate",
+        date: new Date().toISOString(),
+        thresholds: opts.thresholdsFile,
+        // Mean server-side time per call (the sidecar's own histogram), ms.
+        serverMeanMs: Object.fromEntries(serverMeanMs),
+        reports,
+      },
+      null,
+      2,
+    ) + "\n",
+  );
   process.stdout.write(`bench:gate: ghz-shaped report written to ${opts.out}\n`);
   if (failures.length > 0) {
     for (const f of failures) process.stderr.write(`bench:gate: FAIL ${f}\n`);

@@ -49,7 +49,10 @@ export function parseThresholds(file: string, text: string): Thresholds {
   const d = doc as Record<string, unknown>;
   const known = new Set<string>(["rate", "duration_s", "warmup_s", ...RPCS]);
   for (const k of Object.keys(d)) {
-    if (!known.has(k)) throw new ThresholdsError(`${file}: unknown key "${k}"; expected rate, duration_s, warmup_s or an RPC (${RPCS.join(", ")})`);
+    if (!known.has(k))
+      throw new ThresholdsError(
+        `${file}: unknown key "${k}"; expected rate, duration_s, warmup_s or an RPC (${RPCS.join(", ")})`,
+      );
   }
   const rate = num(`${file}: rate`, d.rate, 1, 100_000);
   const durationS = num(`${file}: duration_s`, d.duration_s, 0.1, 3600);

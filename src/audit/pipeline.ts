@@ -18,7 +18,13 @@ import { AuditEventError, FrameEncoder, GENESIS_HASH, validateEvent } from "./re
 import { Spool } from "./spool.ts";
 import { ensurePartitions, partitionWindow, runMigrations } from "./schema.ts";
 import { createAuditMetrics, type AuditMetrics } from "./metrics.ts";
-import { resolveAuditOptions, silentLogger, type AuditLogger, type AuditPipelineOptions, type ResolvedAuditOptions } from "./pipeline-options.ts";
+import {
+  resolveAuditOptions,
+  silentLogger,
+  type AuditLogger,
+  type AuditPipelineOptions,
+  type ResolvedAuditOptions,
+} from "./pipeline-options.ts";
 import { Shipper } from "./shipper.ts";
 import { copyField, copyRow } from "./rows.ts";
 import { RateLimitedWarn, Signal, sleep } from "./wake.ts";
@@ -267,9 +273,12 @@ class Pipeline implements AuditPipeline {
         } catch (err) {
           await this.#shipper.dropClient();
           if (Date.now() >= deadline) {
-            throw new Error(`audit: database not reachable within ${this.#o.startTimeoutMs} ms: ${(err as Error).message}`, {
-              cause: err,
-            });
+            throw new Error(
+              `audit: database not reachable within ${this.#o.startTimeoutMs} ms: ${(err as Error).message}`,
+              {
+                cause: err,
+              },
+            );
           }
           this.#warn.warn("start", { err: (err as Error).message, attempt }, "audit: database not ready, retrying");
           await sleep(Math.min(1000, 100 * 2 ** attempt));
@@ -328,7 +337,9 @@ class Pipeline implements AuditPipeline {
     const deadline = Date.now() + timeoutMs;
     while (!(this.#queue.length === 0 && !this.#spooling && this.#shipper.caughtUp())) {
       if (Date.now() >= deadline) {
-        throw new Error(`audit flush: not caught up after ${timeoutMs} ms (${this.#queue.length} queued, ${this.#spool.bytes} spool bytes)`);
+        throw new Error(
+          `audit flush: not caught up after ${timeoutMs} ms (${this.#queue.length} queued, ${this.#spool.bytes} spool bytes)`,
+        );
       }
       this.#spoolWake.notify();
       this.#shipWake.notify();

@@ -167,6 +167,7 @@ export function chainRecord(
 
 // Characters JSON.stringify escapes in a string: '"', '\\', controls, surrogates (lone ones are
 // refused by validateEvent; a string holding a pair is left to JSON.stringify all the same).
+// eslint-disable-next-line no-control-regex -- matching control characters is the point: JSON must escape them
 const JSON_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
 function jsonText(s: string): string {
@@ -183,22 +184,37 @@ export function canonicalEventJson(event: AuditEvent, instanceJson: string, seq:
   let reasons = "[";
   for (let i = 0; i < r.length; i++) reasons += (i === 0 ? "" : ",") + jsonText(r[i]!);
   return (
-    '{"decision_id":"' + event.decisionId +
-    '","ts_ms":' + event.timestampMs +
-    ',"tenant_id":' + jsonText(event.tenantId) +
-    ',"request_id":' + jsonText(event.requestId) +
-    ',"trace_id":' + jsonText(event.traceId) +
-    ',"rpc":"' + event.rpc +
-    '","principal":' + jsonText(event.principal) +
-    ',"bundle_revision":' + jsonText(event.bundleRevision) +
-    ',"outcome":' + jsonText(event.outcome) +
-    ',"reasons":' + reasons +
-    '],"input_sha256":"' + event.inputSha256 +
+    '{"decision_id":"' +
+    event.decisionId +
+    '","ts_ms":' +
+    event.timestampMs +
+    ',"tenant_id":' +
+    jsonText(event.tenantId) +
+    ',"request_id":' +
+    jsonText(event.requestId) +
+    ',"trace_id":' +
+    jsonText(event.traceId) +
+    ',"rpc":"' +
+    event.rpc +
+    '","principal":' +
+    jsonText(event.principal) +
+    ',"bundle_revision":' +
+    jsonText(event.bundleRevision) +
+    ',"outcome":' +
+    jsonText(event.outcome) +
+    ',"reasons":' +
+    reasons +
+    '],"input_sha256":"' +
+    event.inputSha256 +
     // Stored as an integer column; rounding here keeps the hashed value equal to the stored one.
-    '","latency_us":' + JSON.stringify(Math.round(event.latencyUs)) +
-    ',"instance_id":' + instanceJson +
-    ',"seq":' + seq +
-    ',"prev_hash":"' + prevHash +
+    '","latency_us":' +
+    JSON.stringify(Math.round(event.latencyUs)) +
+    ',"instance_id":' +
+    instanceJson +
+    ',"seq":' +
+    seq +
+    ',"prev_hash":"' +
+    prevHash +
     '"}'
   );
 }

@@ -41,7 +41,8 @@ function arrayLiteral(items: readonly string[]): string {
   let out = "{";
   for (let i = 0; i < items.length; i++) {
     const v = items[i]!;
-    out += (i === 0 ? '"' : ',"') + (v.includes('"') || v.includes("\\") ? v.replace(ARRAY_SPECIAL_G, "\\$&") : v) + '"';
+    out +=
+      (i === 0 ? '"' : ',"') + (v.includes('"') || v.includes("\\") ? v.replace(ARRAY_SPECIAL_G, "\\$&") : v) + '"';
   }
   return out + "}";
 }
@@ -59,7 +60,13 @@ export function copyField(s: string): string {
  * carry faithfully (a timestamp past year 9999): its batch then goes by the JSON insert.
  * `instanceField` is `copyField(instanceId)`.
  */
-export function copyRow(e: AuditEvent, instanceField: string, seq: number, prevHash: string, hash: string): string | undefined {
+export function copyRow(
+  e: AuditEvent,
+  instanceField: string,
+  seq: number,
+  prevHash: string,
+  hash: string,
+): string | undefined {
   if (e.timestampMs > MAX_ISO_MS) return undefined;
   return (
     e.decisionId +

@@ -66,9 +66,12 @@ export async function runMigrations(client: pg.ClientBase, migrations?: Migratio
         await client.query("COMMIT");
       } catch (err) {
         await client.query("ROLLBACK").catch(() => undefined);
-        throw new Error(`audit migration ${String(m.version).padStart(3, "0")}_${m.name} failed: ${(err as Error).message}`, {
-          cause: err,
-        });
+        throw new Error(
+          `audit migration ${String(m.version).padStart(3, "0")}_${m.name} failed: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
       }
       applied.push(m.version);
     }

@@ -91,7 +91,9 @@ export class Shipper {
   }
   /** Age in seconds of the oldest record not yet in Postgres (0 when caught up). */
   lagSeconds(): number {
-    return this.caughtUp() || this.#oldestUnwrittenMs === 0 ? 0 : Math.max(0, (Date.now() - this.#oldestUnwrittenMs) / 1000);
+    return this.caughtUp() || this.#oldestUnwrittenMs === 0
+      ? 0
+      : Math.max(0, (Date.now() - this.#oldestUnwrittenMs) / 1000);
   }
   markPartitionsChecked(): void {
     this.#lastPartitionCheck = Date.now();
@@ -168,7 +170,12 @@ export class Shipper {
         // the previous insert. Under load the previous insert took at least that long, so
         // records gathered meanwhile go at once.
         const sinceLast = Date.now() - this.#lastInsertAt;
-        if (this.#pending() < this.#o.batchMaxRecords && sinceLast < this.#o.batchMaxDelayMs && !this.#o.closing() && !this.#stop) {
+        if (
+          this.#pending() < this.#o.batchMaxRecords &&
+          sinceLast < this.#o.batchMaxDelayMs &&
+          !this.#o.closing() &&
+          !this.#stop
+        ) {
           await sleep(this.#o.batchMaxDelayMs - sinceLast);
         }
         const next = (await this.#copyHanded(client)) ?? (await this.#insertFromSpool(client));

@@ -4,13 +4,7 @@
  * owns everything after `append` (queue, spool, Postgres).
  */
 
-export type AuditRpc =
-  | "Decide"
-  | "Route"
-  | "GuardMemory"
-  | "Finalize"
-  | "RecordUsage"
-  | "CreateApproval";
+export type AuditRpc = "Decide" | "Route" | "GuardMemory" | "Finalize" | "RecordUsage" | "CreateApproval";
 
 export interface AuditEvent {
   readonly decisionId: string;

@@ -10,14 +10,13 @@ export class Signal {
   }
   wait(ms: number): Promise<void> {
     return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        this.#waiters = this.#waiters.filter((f) => f !== done);
+        resolve();
+      };
       const t = setTimeout(done, ms);
       t.unref();
-      const self = this;
-      function done() {
-        clearTimeout(t);
-        self.#waiters = self.#waiters.filter((f) => f !== done);
-        resolve();
-      }
       this.#waiters.push(done);
     });
   }

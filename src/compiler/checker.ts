@@ -40,6 +40,7 @@ class Scope {
     readonly depth: number,
   ) {}
   lookup(name: string): string | undefined {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- walks the scope chain starting here
     for (let s: Scope | undefined = this; s; s = s.parent) {
       const u = s.declared.get(name);
       if (u !== undefined) return u;

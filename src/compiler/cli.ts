@@ -59,7 +59,7 @@ function parseArgs(
         opts.set(name, ["true"]);
         continue;
       }
-      let value: string | undefined = eq > 0 ? a.slice(eq + 1) : args[++i];
+      const value: string | undefined = eq > 0 ? a.slice(eq + 1) : args[++i];
       if (value === undefined) throw new UsageError(`flag ${flag} needs a value`);
       opts.set(name, [...(opts.get(name) ?? []), value]);
       continue;

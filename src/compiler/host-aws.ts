@@ -32,11 +32,34 @@ const REQUIRED_CONFIG = ["aws_access_key", "aws_region", "aws_secret_access_key"
 
 /** http.send request keys (validateHTTPRequestOperand); a key outside this list is not guessed at. */
 const HTTP_SEND_KEYS = new Set([
-  "method", "url", "body", "enable_redirect", "force_json_decode", "force_yaml_decode", "headers", "raw_body",
-  "tls_use_system_certs", "tls_ca_cert", "tls_ca_cert_file", "tls_ca_cert_env_variable", "tls_client_cert",
-  "tls_client_cert_file", "tls_client_cert_env_variable", "tls_client_key", "tls_client_key_file",
-  "tls_client_key_env_variable", "tls_insecure_skip_verify", "tls_server_name", "timeout", "cache", "force_cache",
-  "force_cache_duration_seconds", "raise_error", "caching_mode", "max_retry_attempts", "cache_ignored_headers",
+  "method",
+  "url",
+  "body",
+  "enable_redirect",
+  "force_json_decode",
+  "force_yaml_decode",
+  "headers",
+  "raw_body",
+  "tls_use_system_certs",
+  "tls_ca_cert",
+  "tls_ca_cert_file",
+  "tls_ca_cert_env_variable",
+  "tls_client_cert",
+  "tls_client_cert_file",
+  "tls_client_cert_env_variable",
+  "tls_client_key",
+  "tls_client_key_file",
+  "tls_client_key_env_variable",
+  "tls_insecure_skip_verify",
+  "tls_server_name",
+  "timeout",
+  "cache",
+  "force_cache",
+  "force_cache_duration_seconds",
+  "raise_error",
+  "caching_mode",
+  "max_retry_attempts",
+  "cache_ignored_headers",
 ]);
 
 const IGNORED_HEADERS = new Set(["authorization", "user-agent", "x-amzn-trace-id"]);
@@ -54,8 +77,12 @@ function stamps(ns: number): [string, string] {
   const ms = BigInt(ns) / 1_000_000n - (BigInt(ns) % 1_000_000n < 0n ? 1n : 0n);
   const d = new Date(Number(ms));
   const y = d.getUTCFullYear();
-  if (!(y >= 0 && y <= 9999)) throw new Error(`providers.aws.sign_req: year ${y} is not signed (Go formats it otherwise)`);
-  const iso = d.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+  if (!(y >= 0 && y <= 9999))
+    throw new Error(`providers.aws.sign_req: year ${y} is not signed (Go formats it otherwise)`);
+  const iso = d
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}Z$/, "Z");
   return [iso.slice(0, 8), iso];
 }
 
@@ -67,20 +94,27 @@ function signReq(req: unknown, config: unknown, timeNs: unknown): Json {
   const invalid = REQUIRED_CONFIG.filter((k) => typeof config[k] !== "string");
   if (invalid.length > 0) fail(`operand 2 invalid values for required AWS config parameters(s): ${invalid.join(", ")}`);
   if (typeof timeNs !== "number") return fail("operand 3 must be a number");
-  if (!Number.isInteger(timeNs) || Math.abs(timeNs) > 2 ** 63) fail("operand 3 could not convert time_ns value into a unix timestamp");
+  if (!Number.isInteger(timeNs) || Math.abs(timeNs) > 2 ** 63)
+    fail("operand 3 could not convert time_ns value into a unix timestamp");
   const missingReq = ["method", "url"].filter((k) => !(k in req));
   if (missingReq.length > 0) fail(`operand 1 missing required request parameters(s): ${missingReq.join(", ")}`);
   for (const k of Object.keys(req)) {
-    if (!HTTP_SEND_KEYS.has(k)) throw new Error(`providers.aws.sign_req: request key "${k}" is not signed (not known to be accepted by OPA)`);
+    if (!HTTP_SEND_KEYS.has(k))
+      throw new Error(`providers.aws.sign_req: request key "${k}" is not signed (not known to be accepted by OPA)`);
   }
   const headers = req.headers === undefined ? {} : req.headers;
   if (!isObject(headers)) return fail("operand 1 headers must be an object");
-  if (typeof req.url !== "string" || typeof req.method !== "string") fail("operand 1 invalid values for required request parameters(s)");
+  if (typeof req.url !== "string" || typeof req.method !== "string")
+    fail("operand 1 invalid values for required request parameters(s)");
   const url = PLAIN_URL.exec(req.url as string);
-  if (!url) throw new Error(`providers.aws.sign_req: the URL ${JSON.stringify(req.url)} is not of the plain form signed exactly`);
+  if (!url)
+    throw new Error(
+      `providers.aws.sign_req: the URL ${JSON.stringify(req.url)} is not of the plain form signed exactly`,
+    );
   const body = req.raw_body !== undefined ? str(req.raw_body) : req.body !== undefined ? goJsonMarshal(req.body) : "";
   const dps = config.disable_payload_signing;
-  if (dps !== undefined && typeof dps !== "boolean") fail("operand 2 invalid value for 'disable_payload_signing' in AWS config");
+  if (dps !== undefined && typeof dps !== "boolean")
+    fail("operand 2 invalid value for 'disable_payload_signing' in AWS config");
   const service = config.aws_service as string;
   const region = config.aws_region as string;
   if (dps === true && service !== "s3" && service !== "glacier") {
@@ -96,13 +130,22 @@ function signReq(req: unknown, config: unknown, timeNs: unknown): Json {
   const seen = new Set<string>();
   for (const [k, v] of Object.entries(headers)) {
     const lower = k.toLowerCase();
-    if (seen.has(lower)) throw new Error(`providers.aws.sign_req: two headers named ${JSON.stringify(lower)} but for case (OPA picks one at random)`);
+    if (seen.has(lower))
+      throw new Error(
+        `providers.aws.sign_req: two headers named ${JSON.stringify(lower)} but for case (OPA picks one at random)`,
+      );
     seen.add(lower);
     if (!IGNORED_HEADERS.has(lower)) toSign.set(lower, str(v));
   }
   const names = [...toSign.keys()].sort(byBytes);
   const canonical = [
-    req.method as string, url[2] ?? "", url[3] ?? "", ...names.map((k) => `${k}:${toSign.get(k)}`), "", names.join(";"), bodyHash,
+    req.method as string,
+    url[2] ?? "",
+    url[3] ?? "",
+    ...names.map((k) => `${k}:${toSign.get(k)}`),
+    "",
+    names.join(";"),
+    bodyHash,
   ].join("\n");
   const scope = `${date}/${region}/${service}/aws4_request`;
   const stringToSign = `AWS4-HMAC-SHA256\n${iso}\n${scope}\n${sha256Hex(canonical)}`;

@@ -13,7 +13,9 @@ import type { HostBuiltin as Builtin } from "./host-types.ts";
 
 /** Thrown for a result a JavaScript number cannot hold exactly (OPA's numbers are arbitrary precision). */
 function inexact(name: string, what: string): never {
-  throw new Error(`${name}: ${what} is not held exactly by a JavaScript number (OPA's numbers are arbitrary precision)`);
+  throw new Error(
+    `${name}: ${what} is not held exactly by a JavaScript number (OPA's numbers are arbitrary precision)`,
+  );
 }
 
 /** An exact integer as a JavaScript number, or a throw. */
@@ -34,7 +36,13 @@ export function exactDecimal(text: string): { int: bigint; scale: number } | und
 }
 
 /** int * 10^-scale * mult / div, as a number: exact when an integer, else the nearest f64. */
-export function decimalTimes(name: string, d: { int: bigint; scale: number }, mult: bigint, div = 1n, truncate = false): number {
+export function decimalTimes(
+  name: string,
+  d: { int: bigint; scale: number },
+  mult: bigint,
+  div = 1n,
+  truncate = false,
+): number {
   let num = d.int * mult;
   let den = div;
   if (d.scale > 0) den *= 10n ** BigInt(d.scale);
@@ -43,8 +51,23 @@ export function decimalTimes(name: string, d: { int: bigint; scale: number }, mu
   return Number(num) / Number(den);
 }
 
-const SI: Record<string, bigint> = { "": 1n, k: 10n ** 3n, m: 10n ** 6n, g: 10n ** 9n, t: 10n ** 12n, p: 10n ** 15n, e: 10n ** 18n };
-const IEC: Record<string, bigint> = { ki: 2n ** 10n, mi: 2n ** 20n, gi: 2n ** 30n, ti: 2n ** 40n, pi: 2n ** 50n, ei: 2n ** 60n };
+const SI: Record<string, bigint> = {
+  "": 1n,
+  k: 10n ** 3n,
+  m: 10n ** 6n,
+  g: 10n ** 9n,
+  t: 10n ** 12n,
+  p: 10n ** 15n,
+  e: 10n ** 18n,
+};
+const IEC: Record<string, bigint> = {
+  ki: 2n ** 10n,
+  mi: 2n ** 20n,
+  gi: 2n ** 30n,
+  ti: 2n ** 40n,
+  pi: 2n ** 50n,
+  ei: 2n ** 60n,
+};
 
 /** units.parse: SI and IEC suffixes; "m" is milli and "M" mega, other suffixes ignore case. */
 function unitsParse(s: unknown): number | undefined {
@@ -65,9 +88,31 @@ function unitsParse(s: unknown): number | undefined {
 }
 
 const BYTE_UNITS: Record<string, bigint> = {
-  "": 1n, k: SI.k!, kb: SI.k!, ki: IEC.ki!, kib: IEC.ki!, m: SI.m!, mb: SI.m!, mi: IEC.mi!, mib: IEC.mi!,
-  g: SI.g!, gb: SI.g!, gi: IEC.gi!, gib: IEC.gi!, t: SI.t!, tb: SI.t!, ti: IEC.ti!, tib: IEC.ti!,
-  p: SI.p!, pb: SI.p!, pi: IEC.pi!, pib: IEC.pi!, e: SI.e!, eb: SI.e!, ei: IEC.ei!, eib: IEC.ei!,
+  "": 1n,
+  k: SI.k!,
+  kb: SI.k!,
+  ki: IEC.ki!,
+  kib: IEC.ki!,
+  m: SI.m!,
+  mb: SI.m!,
+  mi: IEC.mi!,
+  mib: IEC.mi!,
+  g: SI.g!,
+  gb: SI.g!,
+  gi: IEC.gi!,
+  gib: IEC.gi!,
+  t: SI.t!,
+  tb: SI.t!,
+  ti: IEC.ti!,
+  tib: IEC.ti!,
+  p: SI.p!,
+  pb: SI.p!,
+  pi: IEC.pi!,
+  pib: IEC.pi!,
+  e: SI.e!,
+  eb: SI.e!,
+  ei: IEC.ei!,
+  eib: IEC.ei!,
 };
 
 /** units.parse_bytes: case-insensitive suffixes, the result truncated to whole bytes, exactly. */
@@ -136,7 +181,8 @@ function hmacEqual(a: unknown, b: unknown): boolean | undefined {
 }
 
 /** Semantic Versioning 2.0.0, as OPA's semver builtins (no leading "v"). */
-const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
+const SEMVER =
+  /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
 
 function semverCompare(a: unknown, b: unknown): number | undefined {
   if (typeof a !== "string" || typeof b !== "string") return undefined;
@@ -208,7 +254,8 @@ function unionN(objs: unknown): unknown {
 
 /** numbers.range_step(a, b, step): a, a±step, ... up to b inclusive; step a positive integer. */
 function rangeStep(a: unknown, b: unknown, step: unknown): number[] | undefined {
-  if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || !Number.isSafeInteger(step) || (step as number) <= 0) return undefined;
+  if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || !Number.isSafeInteger(step) || (step as number) <= 0)
+    return undefined;
   const [x, y, k] = [a as number, b as number, step as number];
   const count = Math.floor(Math.abs(y - x) / k) + 1;
   if (count > 10_000_000) return undefined;
@@ -218,7 +265,9 @@ function rangeStep(a: unknown, b: unknown, step: unknown): number[] | undefined 
 
 /** Go's url.QueryEscape: space as "+", everything but unreserved characters percent-encoded. */
 export function queryEscape(s: string): string {
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).replace(/%20/g, "+");
+  return encodeURIComponent(s)
+    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+    .replace(/%20/g, "+");
 }
 
 /** urlquery.encode_object: keys sorted (Go's url.Values.Encode); values a string or a list of strings. */

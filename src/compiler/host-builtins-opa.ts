@@ -10,8 +10,9 @@ import { regexMoreHostBuiltins } from "./host-regex-more.ts";
 import { graphHostBuiltins } from "./host-graph.ts";
 import { timeParseHostBuiltins } from "./host-time-parse.ts";
 import { subsetHostBuiltins } from "./host-subset.ts";
+import type { HostBuiltin } from "./host-types.ts";
 
-export const opaHostBuiltins: Record<string, (...args: any[]) => unknown> = {
+export const opaHostBuiltins: Record<string, HostBuiltin> = {
   ...jsonHostBuiltins,
   ...netHostBuiltins,
   ...timeHostBuiltins,

@@ -64,7 +64,8 @@ function regexReplace(s: unknown, pattern: unknown, value: unknown): string | un
 }
 
 function regexFindN(pattern: unknown, value: unknown, n: unknown): string[] | undefined {
-  if (typeof pattern !== "string" || typeof value !== "string" || typeof n !== "number" || !Number.isInteger(n)) return undefined;
+  if (typeof pattern !== "string" || typeof value !== "string" || typeof n !== "number" || !Number.isInteger(n))
+    return undefined;
   const re = cached(regexCache, pattern, () => compileRe2(pattern));
   if (re === null) return undefined;
   const out: string[] = [];
@@ -236,7 +237,6 @@ function urlqueryDecode(s: string): string | undefined {
   }
 }
 
-
 function isJson(s: string): boolean {
   try {
     JSON.parse(s);
@@ -266,7 +266,8 @@ export const hostBuiltins: Record<string, Builtin> = {
   format_int: formatInt,
   "strings.replace_n": replaceN,
   "time.now_ns": timeNowNs,
-  "crypto.sha256": (s: unknown) => (typeof s === "string" ? createHash("sha256").update(s, "utf8").digest("hex") : undefined),
+  "crypto.sha256": (s: unknown) =>
+    typeof s === "string" ? createHash("sha256").update(s, "utf8").digest("hex") : undefined,
   "base64.encode": (s: unknown) => (typeof s === "string" ? Buffer.from(s, "utf8").toString("base64") : undefined),
   "base64.decode": base64Decode,
   "regex.replace": regexReplace,
@@ -275,7 +276,9 @@ export const hostBuiltins: Record<string, Builtin> = {
   "regex.is_valid": (p: unknown) => typeof p === "string" && compileRe2(p) !== null,
   "arbiter.json.is_valid": (s: unknown) => typeof s === "string" && isJson(s),
   "arbiter.yaml.is_valid": (s: unknown) => typeof s === "string" && isYaml(s),
-  "base64url.encode": str((s) => Buffer.from(s, "utf8").toString("base64url") + "=".repeat((3 - (Buffer.byteLength(s) % 3)) % 3)),
+  "base64url.encode": str(
+    (s) => Buffer.from(s, "utf8").toString("base64url") + "=".repeat((3 - (Buffer.byteLength(s) % 3)) % 3),
+  ),
   "base64url.decode": str(base64UrlDecode),
   "hex.encode": str((s) => Buffer.from(s, "utf8").toString("hex")),
   "hex.decode": str(hexDecode),

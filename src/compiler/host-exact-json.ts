@@ -21,7 +21,7 @@ export function parseExactJson(text: string): ExactJson {
       i++;
       const out: Record<string, ExactJson> = {};
       ws();
-      if (text[i] === "}") return i++, out;
+      if (text[i] === "}") return (i++, out);
       for (;;) {
         ws();
         const k = value();
@@ -36,7 +36,7 @@ export function parseExactJson(text: string): ExactJson {
       i++;
       const out: ExactJson[] = [];
       ws();
-      if (text[i] === "]") return i++, out;
+      if (text[i] === "]") return (i++, out);
       for (;;) {
         out.push(value());
         ws();
@@ -62,7 +62,9 @@ export function exactJsonText(v: ExactJson): string {
   if (typeof v === "bigint") return v.toString();
   if (Array.isArray(v)) return `[${v.map(exactJsonText).join(",")}]`;
   if (v !== null && typeof v === "object") {
-    return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}:${exactJsonText(x)}`).join(",")}}`;
+    return `{${Object.entries(v)
+      .map(([k, x]) => `${JSON.stringify(k)}:${exactJsonText(x)}`)
+      .join(",")}}`;
   }
   return JSON.stringify(v);
 }
@@ -80,7 +82,9 @@ export function builtinError(name: string, message: string): never {
 }
 
 /** Wraps an implementation on exact values as a HOST_JSON_IO builtin (texts in, text out). */
-export function jsonIo(f: (...args: ExactJson[]) => ExactJson | undefined): (...texts: unknown[]) => string | undefined {
+export function jsonIo(
+  f: (...args: ExactJson[]) => ExactJson | undefined,
+): (...texts: unknown[]) => string | undefined {
   return (...texts) => {
     if (!texts.every((t) => typeof t === "string")) return undefined;
     try {

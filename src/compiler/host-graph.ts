@@ -10,6 +10,7 @@
  * matched against the wrong node; nodes that are themselves sets arrive as arrays.
  */
 import { builtinError, type ExactJson, jsonIo } from "./host-exact-json.ts";
+import type { HostBuiltin } from "./host-types.ts";
 
 type Graph = { [k: string]: ExactJson };
 
@@ -25,7 +26,9 @@ function checkKeys(name: string, graph: Graph): void {
       continue;
     }
     if (typeof parsed !== "string") {
-      throw new Error(`${name}: the graph key ${JSON.stringify(k)} may stand for a non-string key, which Arbiter cannot tell apart; refusing rather than answering for another graph`);
+      throw new Error(
+        `${name}: the graph key ${JSON.stringify(k)} may stand for a non-string key, which Arbiter cannot tell apart; refusing rather than answering for another graph`,
+      );
     }
   }
 }
@@ -60,7 +63,13 @@ function reachable(g: ExactJson, initial: ExactJson): ExactJson {
 }
 
 /** OPA's pathBuilder: adds to `out` every path from `root`; `reached` is shared and grows. */
-function pathBuilder(graph: Graph, root: ExactJson, path: readonly ExactJson[], out: Map<string, ExactJson>, reached: Set<string>): void {
+function pathBuilder(
+  graph: Graph,
+  root: ExactJson,
+  path: readonly ExactJson[],
+  out: Map<string, ExactJson>,
+  reached: Set<string>,
+): void {
   const add = (p: ExactJson[]) => out.set(key(p), p);
   const edges = edgesOf(graph, root);
   // A node outside the graph: the path so far, without it.
@@ -94,7 +103,7 @@ function reachablePaths(g: ExactJson, initial: ExactJson): ExactJson {
   return [...results.values()];
 }
 
-export const graphHostBuiltins: Record<string, (...args: any[]) => unknown> = {
+export const graphHostBuiltins: Record<string, HostBuiltin> = {
   "graph.reachable": jsonIo(reachable),
   "graph.reachable_paths": jsonIo(reachablePaths),
 };

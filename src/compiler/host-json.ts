@@ -5,6 +5,7 @@
  * walked against it. Same contract as host-builtins.ts: JSON-shaped values in (a set operand
  * arrives as an array), `undefined` where OPA raises a builtin error.
  */
+import type { HostBuiltin } from "./host-types.ts";
 
 type Json = unknown;
 
@@ -20,9 +21,12 @@ const segKey = (v: unknown): string => JSON.stringify(v);
 function parsePath(p: unknown): unknown[] | undefined {
   if (typeof p === "string") {
     if (p === "") return [];
-    return p.replace(/^\/+/, "").split("/").map((s) => s.replaceAll("~1", "/").replaceAll("~0", "~"));
+    return p
+      .replace(/^\/+/, "")
+      .split("/")
+      .map((s) => s.replaceAll("~1", "/").replaceAll("~0", "~"));
   }
-  if (Array.isArray(p)) return p;
+  if (Array.isArray(p)) return p as unknown[];
   return undefined;
 }
 
@@ -125,7 +129,8 @@ function goString(s: string): string {
     else if (ch === "\f") out += "\\f";
     else if (c < 0x20 || ch === "<" || ch === ">" || ch === "&" || c === 0x2028 || c === 0x2029) {
       out += `\\u${c.toString(16).padStart(4, "0")}`;
-    } else if (c >= 0xd800 && c <= 0xdfff) out += "\ufffd"; // a lone surrogate: invalid UTF-8 in Go
+    } else if (c >= 0xd800 && c <= 0xdfff)
+      out += "\ufffd"; // a lone surrogate: invalid UTF-8 in Go
     else out += ch;
   }
   return `${out}"`;
@@ -138,7 +143,9 @@ function goString(s: string): string {
 function goNumber(x: number): string {
   const t = String(x);
   if (!Number.isFinite(x) || /e/i.test(t) || (Number.isInteger(x) && !Number.isSafeInteger(x))) {
-    throw new Error(`json.marshal_with_options: the number ${t} cannot be printed exactly as OPA does (OPA's numbers are arbitrary precision)`);
+    throw new Error(
+      `json.marshal_with_options: the number ${t} cannot be printed exactly as OPA does (OPA's numbers are arbitrary precision)`,
+    );
   }
   return t;
 }
@@ -186,7 +193,7 @@ function marshalWithOptions(v: unknown, opts: unknown): string | undefined {
   return pretty ? prefix + marshal(v, prefix, indent, 0) : marshal(v, "", undefined, 0);
 }
 
-export const jsonHostBuiltins: Record<string, (...args: any[]) => unknown> = {
+export const jsonHostBuiltins: Record<string, HostBuiltin> = {
   "json.remove": jsonRemove,
   "json.filter": jsonFilter,
   "json.marshal_with_options": marshalWithOptions,

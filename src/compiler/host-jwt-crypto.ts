@@ -31,7 +31,14 @@ function rsaBytes(key: KeyObject): number | undefined {
  * modulus length (OpenSSL would accept a shorter one). `pss`: false for PKCS#1 v1.5, "auto"
  * for a salt of any length (OPA's verify_ps*), "hash" for a salt as long as the hash (jwx).
  */
-export function rsaVerify(key: KeyObject, hash: string, hashLen: number, data: Buffer, sig: Buffer, pss: false | "auto" | "hash"): boolean {
+export function rsaVerify(
+  key: KeyObject,
+  hash: string,
+  hashLen: number,
+  data: Buffer,
+  sig: Buffer,
+  pss: false | "auto" | "hash",
+): boolean {
   const size = rsaBytes(key);
   if (size === undefined || sig.length !== size) return false;
   try {
@@ -63,7 +70,16 @@ function derLength(n: number): Buffer {
 export function curveBytes(key: KeyObject): number | undefined {
   if (key.asymmetricKeyType !== "ec") return undefined;
   const curve = key.asymmetricKeyDetails?.namedCurve;
-  const bits = curve === "prime256v1" ? 256 : curve === "secp384r1" ? 384 : curve === "secp521r1" ? 521 : curve === "secp224r1" ? 224 : 0;
+  const bits =
+    curve === "prime256v1"
+      ? 256
+      : curve === "secp384r1"
+        ? 384
+        : curve === "secp521r1"
+          ? 521
+          : curve === "secp224r1"
+            ? 224
+            : 0;
   return bits === 0 ? undefined : Math.ceil(bits / 8);
 }
 
@@ -142,7 +158,8 @@ export function jwsSign(key: KeyObject, alg: string, data: Buffer): Buffer {
     switch (info.family) {
       case "RS":
       case "PS":
-        if (rsaBytes(key) === undefined) return fail(`jwsbb.Sign: an RSA key of at least ${RSA_MIN_BITS} bits is required for ${alg}`);
+        if (rsaBytes(key) === undefined)
+          return fail(`jwsbb.Sign: an RSA key of at least ${RSA_MIN_BITS} bits is required for ${alg}`);
         if (info.family === "RS") return sign(info.hash, data, key);
         return sign(info.hash, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: info.hashLen });
       case "ES":

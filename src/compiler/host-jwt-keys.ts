@@ -31,7 +31,19 @@ export interface VerificationKey {
 
 /** OPA's `tokenAlgorithms`. */
 export const TOKEN_ALGORITHMS: ReadonlySet<string> = new Set([
-  "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "HS256", "HS384", "HS512", "EdDSA",
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "HS256",
+  "HS384",
+  "HS512",
+  "EdDSA",
 ]);
 
 /** The curves Go's crypto/x509 and crypto/ecdsa accept (node:crypto names). */
@@ -144,7 +156,8 @@ function jwkString(jwk: Record<string, unknown>, name: string, required: boolean
 
 /** One JWK as a key (jwx: RSA, EC on Go's curves, OKP Ed25519/X25519, oct). */
 export function keyFromJwk(jwk: unknown): { key: KeyObject; isPrivate: boolean; alg: string; kid: string } {
-  if (typeof jwk !== "object" || jwk === null || Array.isArray(jwk)) return fail("failed to parse a JWK key (set): not an object");
+  if (typeof jwk !== "object" || jwk === null || Array.isArray(jwk))
+    return fail("failed to parse a JWK key (set): not an object");
   const o = jwk as Record<string, unknown>;
   const kty = jwkString(o, "kty", true)!;
   const alg = jwkString(o, "alg", false) ?? "";
@@ -155,7 +168,8 @@ export function keyFromJwk(jwk: unknown): { key: KeyObject; isPrivate: boolean; 
     if (kty === "oct") {
       key = createSecretKey(goBase64UrlDecode(jwkString(o, "k", true)!));
     } else if (kty === "RSA" || kty === "EC" || kty === "OKP") {
-      if (kty === "EC" && !["P-256", "P-384", "P-521"].includes(String(o.crv))) fail(`unsupported curve ${String(o.crv)}`);
+      if (kty === "EC" && !["P-256", "P-384", "P-521"].includes(String(o.crv)))
+        fail(`unsupported curve ${String(o.crv)}`);
       if (kty === "OKP" && o.crv !== "Ed25519" && o.crv !== "X25519") fail(`unsupported curve ${String(o.crv)}`);
       isPrivate = o.d !== undefined;
       const input = { key: o as never, format: "jwk" as const };
@@ -198,7 +212,9 @@ export function keysFromCertOrJwk(text: string): VerificationKey[] {
       } catch (err) {
         return fail(`failed to parse a PEM certificate: ${(err as Error).message}`);
       }
-      return [{ key: goPublicKey(cert.publicKey, "failed to parse a PEM certificate"), isPrivate: false, alg: "", kid: "" }];
+      return [
+        { key: goPublicKey(cert.publicKey, "failed to parse a PEM certificate"), isPrivate: false, alg: "", kid: "" },
+      ];
     }
     if (block.type === "PUBLIC KEY") {
       let key: KeyObject;

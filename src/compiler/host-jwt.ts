@@ -17,7 +17,13 @@ import type { HostBuiltin } from "./host-types.ts";
 import { timeNowNs } from "./host-builtins.ts";
 import { algInfo, ecVerify, edVerify, hmacVerify, jwsSign, jwsVerify, rsaVerify } from "./host-jwt-crypto.ts";
 import {
-  fail, goBase64UrlDecode, JwtBuiltinError, keysFromCertOrJwk, parseJwkSet, TOKEN_ALGORITHMS, utf8Text,
+  fail,
+  goBase64UrlDecode,
+  JwtBuiltinError,
+  keysFromCertOrJwk,
+  parseJwkSet,
+  TOKEN_ALGORITHMS,
+  utf8Text,
   type VerificationKey,
 } from "./host-jwt-keys.ts";
 
@@ -58,7 +64,9 @@ function checkNumbers(text: string, what: string): void {
     if (lit === undefined) continue;
     const x = Number(lit);
     if (!Number.isFinite(x) || compareDecimal(lit, String(x)) !== 0) {
-      throw new Error(`${what}: the number ${lit} is not held exactly by a JavaScript number (OPA's numbers are arbitrary precision)`);
+      throw new Error(
+        `${what}: the number ${lit} is not held exactly by a JavaScript number (OPA's numbers are arbitrary precision)`,
+      );
     }
   }
 }
@@ -311,12 +319,17 @@ export function goJsonMarshal(v: unknown): string {
   if (typeof v === "boolean") return String(v);
   if (typeof v === "number") {
     if (!Number.isSafeInteger(v)) {
-      throw new Error(`the number ${v} may not be spelled as OPA spells it in JSON (only integers within 2^53 are encoded)`);
+      throw new Error(
+        `the number ${v} may not be spelled as OPA spells it in JSON (only integers within 2^53 are encoded)`,
+      );
     }
     return String(v);
   }
   if (typeof v === "string") {
-    return JSON.stringify(v).replace(/[<>&\u2028\u2029]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
+    return JSON.stringify(v).replace(
+      /[<>&\u2028\u2029]/g,
+      (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    );
   }
   if (Array.isArray(v)) return `[${v.map(goJsonMarshal).join(",")}]`;
   if (isObject(v)) {
@@ -397,6 +410,8 @@ export const jwtHostBuiltins: Record<string, HostBuiltin> = {
   "io.jwt.verify_hs512": builtin(verifyHs("sha512")),
   "io.jwt.verify_eddsa": builtin(verifyAsym("EdDSA")),
   ...Object.fromEntries(
-    ["RS", "PS", "ES"].flatMap((f) => ["256", "384", "512"].map((n) => [`io.jwt.verify_${f.toLowerCase()}${n}`, builtin(verifyAsym(f + n))])),
+    ["RS", "PS", "ES"].flatMap((f) =>
+      ["256", "384", "512"].map((n) => [`io.jwt.verify_${f.toLowerCase()}${n}`, builtin(verifyAsym(f + n))]),
+    ),
   ),
 };

@@ -10,6 +10,7 @@
  * Both answer sets; the planner turns the JSON array into one (HOST_SET_RESULTS).
  */
 import { cidrContains, parseCidr, parseIp } from "./host-builtins-more.ts";
+import type { HostBuiltin } from "./host-types.ts";
 
 const V4_MAPPED = 0xffffn << 32n;
 const isV4Mapped = (a: bigint) => a >> 32n === 0xffffn;
@@ -82,7 +83,8 @@ function rangeToCidrs(first: bigint, last: bigint): string[] {
   const out: string[] = [];
   while (lo <= hi) {
     let size = 0;
-    while (size < bits && (lo & ((1n << BigInt(size + 1)) - 1n)) === 0n && lo + (1n << BigInt(size + 1)) - 1n <= hi) size++;
+    while (size < bits && (lo & ((1n << BigInt(size + 1)) - 1n)) === 0n && lo + (1n << BigInt(size + 1)) - 1n <= hi)
+      size++;
     out.push(`${v4 ? dotted(lo) : ipText(lo)}/${bits - size}`);
     lo += 1n << BigInt(size);
   }
@@ -97,7 +99,9 @@ function cidrMerge(addrs: unknown): string[] | undefined {
     if (!r) return undefined;
     ranges.push(r);
   }
-  ranges.sort((a, b) => (a.last < b.last ? -1 : a.last > b.last ? 1 : a.first < b.first ? -1 : a.first > b.first ? 1 : 0));
+  ranges.sort((a, b) =>
+    a.last < b.last ? -1 : a.last > b.last ? 1 : a.first < b.first ? -1 : a.first > b.first ? 1 : 0,
+  );
   for (let i = ranges.length - 1; i > 0; i--) {
     const cur = ranges[i]!;
     const prev = ranges[i - 1]!;
@@ -122,7 +126,7 @@ function cidrExpand(cidr: unknown): string[] | undefined {
   return out;
 }
 
-export const netHostBuiltins: Record<string, (...args: any[]) => unknown> = {
+export const netHostBuiltins: Record<string, HostBuiltin> = {
   "net.cidr_merge": cidrMerge,
   "net.cidr_expand": cidrExpand,
 };
@@ -139,8 +143,13 @@ function matchOperand(v: unknown, type: unknown): [unknown, unknown][] | undefin
   if (typeof v === "string") return [[v, v]];
   const out: [unknown, unknown][] = [];
   const entries: [unknown, unknown][] =
-    type === "array" ? (v as unknown[]).map((x, i) => [x, i]) : type === "set" ? (v as unknown[]).map((x) => [x, x])
-      : type === "object" ? Object.entries(v as object).map(([k, x]) => [x, k]) : [];
+    type === "array"
+      ? (v as unknown[]).map((x, i) => [x, i])
+      : type === "set"
+        ? (v as unknown[]).map((x) => [x, x])
+        : type === "object"
+          ? Object.entries(v as object).map(([k, x]) => [x, k])
+          : [];
   for (const [x, index] of entries) {
     const cidr = matchTerm(x);
     if (cidr === undefined) return undefined; // "element must be string or non-empty array"

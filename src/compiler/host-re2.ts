@@ -11,15 +11,60 @@
  */
 
 const POSIX: Record<string, string> = {
-  alnum: "0-9A-Za-z", alpha: "A-Za-z", ascii: "\\x00-\\x7F", blank: "\\t ", cntrl: "\\x00-\\x1F\\x7F",
-  digit: "0-9", graph: "!-~", lower: "a-z", print: " -~", punct: "!-\\/:-@\\[-`{-~", space: "\\t\\n\\v\\f\\r ",
-  upper: "A-Z", word: "0-9A-Za-z_", xdigit: "0-9A-Fa-f",
+  alnum: "0-9A-Za-z",
+  alpha: "A-Za-z",
+  ascii: "\\x00-\\x7F",
+  blank: "\\t ",
+  cntrl: "\\x00-\\x1F\\x7F",
+  digit: "0-9",
+  graph: "!-~",
+  lower: "a-z",
+  print: " -~",
+  punct: "!-\\/:-@\\[-`{-~",
+  space: "\\t\\n\\v\\f\\r ",
+  upper: "A-Z",
+  word: "0-9A-Za-z_",
+  xdigit: "0-9A-Fa-f",
 };
 
 const GENERAL_CATEGORIES = new Set([
-  "L", "Lu", "Ll", "Lt", "Lm", "Lo", "M", "Mn", "Mc", "Me", "N", "Nd", "Nl", "No", "P", "Pc", "Pd",
-  "Ps", "Pe", "Pi", "Pf", "Po", "S", "Sm", "Sc", "Sk", "So", "Z", "Zs", "Zl", "Zp", "C", "Cc", "Cf",
-  "Cs", "Co", "Cn",
+  "L",
+  "Lu",
+  "Ll",
+  "Lt",
+  "Lm",
+  "Lo",
+  "M",
+  "Mn",
+  "Mc",
+  "Me",
+  "N",
+  "Nd",
+  "Nl",
+  "No",
+  "P",
+  "Pc",
+  "Pd",
+  "Ps",
+  "Pe",
+  "Pi",
+  "Pf",
+  "Po",
+  "S",
+  "Sm",
+  "Sc",
+  "Sk",
+  "So",
+  "Z",
+  "Zs",
+  "Zl",
+  "Zp",
+  "C",
+  "Cc",
+  "Cf",
+  "Cs",
+  "Co",
+  "Cn",
 ]);
 
 const RE2_SPACE = "\\t\\n\\f\\r ";
@@ -78,10 +123,14 @@ export function translateRe2(pattern: string): { source: string; flags: string }
     if (c === undefined) return null;
     i += 2;
     switch (c) {
-      case "A": return inClass ? null : "(?<![\\s\\S])";
-      case "z": return inClass ? null : "(?![\\s\\S])";
-      case "s": return inClass ? RE2_SPACE : `[${RE2_SPACE}]`;
-      case "S": return inClass ? null : `[^${RE2_SPACE}]`;
+      case "A":
+        return inClass ? null : "(?<![\\s\\S])";
+      case "z":
+        return inClass ? null : "(?![\\s\\S])";
+      case "s":
+        return inClass ? RE2_SPACE : `[${RE2_SPACE}]`;
+      case "S":
+        return inClass ? null : `[^${RE2_SPACE}]`;
       case "Q": {
         let lit = "";
         while (i < cps.length && !(cps[i] === "\\" && cps[i + 1] === "E")) lit += escapeLiteral(cps[i++]!);

@@ -3,10 +3,12 @@
  * with Go's rule for empty matches, base64.is_valid, base64url.encode_no_pad, glob.quote_meta.
  */
 import { compileRe2 } from "./host-re2.ts";
+import type { HostBuiltin } from "./host-types.ts";
 
 /** Go's FindAllStringSubmatch(value, n): an empty match right after a match is skipped. */
 function findAllSubmatch(pattern: unknown, value: unknown, n: unknown): string[][] | undefined {
-  if (typeof pattern !== "string" || typeof value !== "string" || typeof n !== "number" || !Number.isInteger(n)) return undefined;
+  if (typeof pattern !== "string" || typeof value !== "string" || typeof n !== "number" || !Number.isInteger(n))
+    return undefined;
   const compiled = compileRe2(pattern);
   if (compiled === null) return undefined;
   const re = new RegExp(compiled.source, compiled.flags.replace("g", "") + "g");
@@ -40,10 +42,11 @@ function base64IsValid(s: unknown): boolean {
   return t.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(t);
 }
 
-export const regexMoreHostBuiltins: Record<string, (...args: any[]) => unknown> = {
+export const regexMoreHostBuiltins: Record<string, HostBuiltin> = {
   "regex.find_all_string_submatch_n": findAllSubmatch,
   "base64.is_valid": base64IsValid,
-  "base64url.encode_no_pad": (s: unknown) => (typeof s === "string" ? Buffer.from(s, "utf8").toString("base64url") : undefined),
+  "base64url.encode_no_pad": (s: unknown) =>
+    typeof s === "string" ? Buffer.from(s, "utf8").toString("base64url") : undefined,
   // gobwas/glob QuoteMeta: the glob metacharacters get a backslash.
   "glob.quote_meta": (s: unknown) => (typeof s === "string" ? s.replace(/[*?[\]{}\\]/g, "\\$&") : undefined),
 };

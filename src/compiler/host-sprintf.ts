@@ -127,16 +127,33 @@ function formatInt(a: { v: bigint }, verb: string, spec: Spec): string | undefin
   const abs = neg ? -a.v : a.v;
   let body: string;
   switch (verb) {
-    case "v": case "d": body = abs.toString(10); break;
-    case "b": body = abs.toString(2); break;
-    case "o": body = (spec.sharp ? "0" : "") + abs.toString(8); break;
-    case "O": body = `0o${abs.toString(8)}`; break;
-    case "x": body = (spec.sharp ? "0x" : "") + abs.toString(16); break;
-    case "X": body = (spec.sharp ? "0X" : "") + abs.toString(16).toUpperCase(); break;
-    case "c": return pad(String.fromCodePoint(Number(a.v)), spec, false);
-    case "q": return pad(`'${String.fromCodePoint(Number(a.v))}'`, spec, false);
-    case "U": return pad(`U+${abs.toString(16).toUpperCase().padStart(4, "0")}`, spec, false);
-    default: return undefined;
+    case "v":
+    case "d":
+      body = abs.toString(10);
+      break;
+    case "b":
+      body = abs.toString(2);
+      break;
+    case "o":
+      body = (spec.sharp ? "0" : "") + abs.toString(8);
+      break;
+    case "O":
+      body = `0o${abs.toString(8)}`;
+      break;
+    case "x":
+      body = (spec.sharp ? "0x" : "") + abs.toString(16);
+      break;
+    case "X":
+      body = (spec.sharp ? "0X" : "") + abs.toString(16).toUpperCase();
+      break;
+    case "c":
+      return pad(String.fromCodePoint(Number(a.v)), spec, false);
+    case "q":
+      return pad(`'${String.fromCodePoint(Number(a.v))}'`, spec, false);
+    case "U":
+      return pad(`U+${abs.toString(16).toUpperCase().padStart(4, "0")}`, spec, false);
+    default:
+      return undefined;
   }
   if (spec.prec !== undefined) body = body.padStart(spec.prec, "0");
   return pad(signed(body, neg, spec), { ...spec, zero: spec.zero && spec.prec === undefined }, true);
@@ -145,11 +162,23 @@ function formatInt(a: { v: bigint }, verb: string, spec: Spec): string | undefin
 function formatFloat(x: number, verb: string, spec: Spec): string | undefined {
   let s: string;
   switch (verb) {
-    case "v": case "g": s = goFloatG(x, spec.prec, false); break;
-    case "G": s = goFloatG(x, spec.prec, true); break;
-    case "e": case "E": s = goExp(x, spec.prec ?? 6, verb === "E"); break;
-    case "f": case "F": s = goFixed(x, spec.prec ?? 6); break;
-    default: return undefined;
+    case "v":
+    case "g":
+      s = goFloatG(x, spec.prec, false);
+      break;
+    case "G":
+      s = goFloatG(x, spec.prec, true);
+      break;
+    case "e":
+    case "E":
+      s = goExp(x, spec.prec ?? 6, verb === "E");
+      break;
+    case "f":
+    case "F":
+      s = goFixed(x, spec.prec ?? 6);
+      break;
+    default:
+      return undefined;
   }
   const neg = s.startsWith("-");
   return pad(signed(neg ? s.slice(1) : s, neg, spec), spec, true);
@@ -157,16 +186,20 @@ function formatFloat(x: number, verb: string, spec: Spec): string | undefined {
 
 function formatString(v: string, verb: string, spec: Spec): string | undefined {
   switch (verb) {
-    case "v": case "s": {
+    case "v":
+    case "s": {
       const s = spec.prec !== undefined ? [...v].slice(0, spec.prec).join("") : v;
       return pad(s, spec, false);
     }
-    case "q": return pad(JSON.stringify(v), spec, false);
-    case "x": case "X": {
+    case "q":
+      return pad(JSON.stringify(v), spec, false);
+    case "x":
+    case "X": {
       const hex = Buffer.from(v, "utf8").toString("hex");
       return pad(verb === "X" ? hex.toUpperCase() : hex, spec, false);
     }
-    default: return undefined;
+    default:
+      return undefined;
   }
 }
 
@@ -238,7 +271,9 @@ export function goSprintf(format: unknown, values: unknown): string | undefined 
     out += s ?? badVerb(verb, a);
   }
   if (argi < args.length) {
-    const extra = args.slice(argi).map((a) => `${a.kind}=${a.kind === "float64" ? goFloatG(a.v, undefined, false) : String(a.v)}`);
+    const extra = args
+      .slice(argi)
+      .map((a) => `${a.kind}=${a.kind === "float64" ? goFloatG(a.v, undefined, false) : String(a.v)}`);
     out += `%!(EXTRA ${extra.join(", ")})`;
   }
   return out;

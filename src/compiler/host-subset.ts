@@ -5,12 +5,17 @@
  * HOST_TYPED_ARGS (a set arrives as an array); a set nested deeper cannot reach the host (the
  * runtime refuses it with an error), so nested values are objects, arrays and scalars.
  */
+import type { HostBuiltin } from "./host-types.ts";
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Rego equality on JSON values (key order ignored; 1 == 1.0 holds for JavaScript numbers). */
 function canon(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canon).join(",")}]`;
-  if (isObj(v)) return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canon(v[k])}`).join(",")}}`;
+  if (isObj(v))
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canon(v[k])}`)
+      .join(",")}}`;
   return JSON.stringify(v);
 }
 
@@ -43,7 +48,8 @@ function arraySubset(sup: unknown[], sub: unknown[]): boolean {
 }
 
 function objectSubsetBuiltin(sup: unknown, sub: unknown, supType: unknown, subType: unknown): boolean | undefined {
-  if (supType === "object" && subType === "object") return objectSubset(sup as Record<string, unknown>, sub as Record<string, unknown>);
+  if (supType === "object" && subType === "object")
+    return objectSubset(sup as Record<string, unknown>, sub as Record<string, unknown>);
   if (supType === "set" && subType === "set") {
     const have = new Set((sup as unknown[]).map(canon));
     return (sub as unknown[]).every((x) => have.has(canon(x)));
@@ -61,6 +67,6 @@ function objectSubsetBuiltin(sup: unknown, sub: unknown, supType: unknown, subTy
   return undefined; // OPA: both arguments must be of the same type or array and set
 }
 
-export const subsetHostBuiltins: Record<string, (...args: any[]) => unknown> = {
+export const subsetHostBuiltins: Record<string, HostBuiltin> = {
   "object.subset": objectSubsetBuiltin,
 };

@@ -9,23 +9,81 @@
  */
 import { builtinError, type ExactJson, jsonIo } from "./host-exact-json.ts";
 import { daysFromCivil } from "./host-time.ts";
+import type { HostBuiltin } from "./host-types.ts";
 
 const NAMED: Record<string, string> = {
-  ANSIC: "Mon Jan _2 15:04:05 2006", UnixDate: "Mon Jan _2 15:04:05 MST 2006", RubyDate: "Mon Jan 02 15:04:05 -0700 2006",
-  RFC822: "02 Jan 06 15:04 MST", RFC822Z: "02 Jan 06 15:04 -0700", RFC850: "Monday, 02-Jan-06 15:04:05 MST",
-  RFC1123: "Mon, 02 Jan 2006 15:04:05 MST", RFC1123Z: "Mon, 02 Jan 2006 15:04:05 -0700",
-  RFC3339: "2006-01-02T15:04:05Z07:00", RFC3339Nano: "2006-01-02T15:04:05.999999999Z07:00", Kitchen: "3:04PM",
-  Stamp: "Jan _2 15:04:05", StampMilli: "Jan _2 15:04:05.000", StampMicro: "Jan _2 15:04:05.000000",
-  StampNano: "Jan _2 15:04:05.000000000", DateTime: "2006-01-02 15:04:05", DateOnly: "2006-01-02", TimeOnly: "15:04:05",
+  ANSIC: "Mon Jan _2 15:04:05 2006",
+  UnixDate: "Mon Jan _2 15:04:05 MST 2006",
+  RubyDate: "Mon Jan 02 15:04:05 -0700 2006",
+  RFC822: "02 Jan 06 15:04 MST",
+  RFC822Z: "02 Jan 06 15:04 -0700",
+  RFC850: "Monday, 02-Jan-06 15:04:05 MST",
+  RFC1123: "Mon, 02 Jan 2006 15:04:05 MST",
+  RFC1123Z: "Mon, 02 Jan 2006 15:04:05 -0700",
+  RFC3339: "2006-01-02T15:04:05Z07:00",
+  RFC3339Nano: "2006-01-02T15:04:05.999999999Z07:00",
+  Kitchen: "3:04PM",
+  Stamp: "Jan _2 15:04:05",
+  StampMilli: "Jan _2 15:04:05.000",
+  StampMicro: "Jan _2 15:04:05.000000",
+  StampNano: "Jan _2 15:04:05.000000000",
+  DateTime: "2006-01-02 15:04:05",
+  DateOnly: "2006-01-02",
+  TimeOnly: "15:04:05",
 };
 
-const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const MONTHS = [
+  "January",
+  "February",
+  "March",
+  "April",
+  "May",
+  "June",
+  "July",
+  "August",
+  "September",
+  "October",
+  "November",
+  "December",
+];
 const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 
 /** Layout elements, longest first where one is a prefix of another (Go's nextStdChunk order). */
 const ELEMENTS = [
-  "January", "Jan", "Monday", "Mon", "MST", "2006", "002", "01", "02", "03", "04", "05", "06", "15", "1", "2", "_2006", "__2", "_2",
-  "3", "4", "5", "PM", "pm", "-07:00:00", "-070000", "-0700", "-07:00", "-07", "Z07:00:00", "Z070000", "Z0700", "Z07:00", "Z07",
+  "January",
+  "Jan",
+  "Monday",
+  "Mon",
+  "MST",
+  "2006",
+  "002",
+  "01",
+  "02",
+  "03",
+  "04",
+  "05",
+  "06",
+  "15",
+  "1",
+  "2",
+  "_2006",
+  "__2",
+  "_2",
+  "3",
+  "4",
+  "5",
+  "PM",
+  "pm",
+  "-07:00:00",
+  "-070000",
+  "-0700",
+  "-07:00",
+  "-07",
+  "Z07:00:00",
+  "Z070000",
+  "Z0700",
+  "Z07:00",
+  "Z07",
 ];
 
 interface Chunk {
@@ -37,7 +95,7 @@ interface Chunk {
 function chunks(layout: string): Chunk[] {
   const out: Chunk[] = [];
   let lit = "";
-  for (let i = 0; i < layout.length; ) {
+  for (let i = 0; i < layout.length;) {
     const frac = /^[.,](0+|9+)(?!\d)/.exec(layout.slice(i));
     if (frac && out.length + 1 > 0 && /[0-9]$/.test(layout.slice(0, i))) {
       out.push({ lit, el: frac[0][0] + frac[1]![0] + frac[1]!.length });
@@ -70,7 +128,8 @@ function parse(layoutArg: ExactJson, valueArg: ExactJson): ExactJson {
   if (typeof layoutArg !== "string" || typeof valueArg !== "string") builtinError(name, "operands must be strings");
   const layout = NAMED[layoutArg] ?? layoutArg;
   let v = valueArg;
-  const bad = (): never => builtinError(name, `parsing time ${JSON.stringify(valueArg)} as ${JSON.stringify(layout)}: cannot parse`);
+  const bad = (): never =>
+    builtinError(name, `parsing time ${JSON.stringify(valueArg)} as ${JSON.stringify(layout)}: cannot parse`);
   const num = (min: number, max: number, fixed: boolean): number => {
     const m = (fixed ? /^\d{2}/ : /^\d{1,2}/).exec(v);
     if (!m) bad();
@@ -80,7 +139,9 @@ function parse(layoutArg: ExactJson, valueArg: ExactJson): ExactJson {
     return n;
   };
   const lookup = (names: string[], len?: number): number => {
-    const i = names.findIndex((n) => v.slice(0, (len ?? n.length)).toLowerCase() === (len ? n.slice(0, len) : n).toLowerCase());
+    const i = names.findIndex(
+      (n) => v.slice(0, len ?? n.length).toLowerCase() === (len ? n.slice(0, len) : n).toLowerCase(),
+    );
     if (i < 0) bad();
     v = v.slice(len ?? names[i]!.length);
     return i;
@@ -112,23 +173,49 @@ function parse(layoutArg: ExactJson, valueArg: ExactJson): ExactJson {
         year = y >= 69 ? 1900 + y : 2000 + y;
         break;
       }
-      case "January": month = lookup(MONTHS) + 1; break;
-      case "Jan": month = lookup(MONTHS, 3) + 1; break;
-      case "Monday": lookup(DAYS); break;
-      case "Mon": lookup(DAYS, 3); break;
-      case "01": month = num(1, 12, true); break;
-      case "1": month = num(1, 12, false); break;
-      case "02": day = num(1, 31, true); break;
+      case "January":
+        month = lookup(MONTHS) + 1;
+        break;
+      case "Jan":
+        month = lookup(MONTHS, 3) + 1;
+        break;
+      case "Monday":
+        lookup(DAYS);
+        break;
+      case "Mon":
+        lookup(DAYS, 3);
+        break;
+      case "01":
+        month = num(1, 12, true);
+        break;
+      case "1":
+        month = num(1, 12, false);
+        break;
+      case "02":
+        day = num(1, 31, true);
+        break;
       case "_2":
         if (v.startsWith(" ")) v = v.slice(1);
         day = num(1, 31, false);
         break;
-      case "2": day = num(1, 31, false); break;
-      case "15": hour = num(0, 23, false); break;
-      case "03": hour = num(1, 12, true); break;
-      case "3": hour = num(1, 12, false); break;
-      case "04": minute = num(0, 59, true); break;
-      case "4": minute = num(0, 59, false); break;
+      case "2":
+        day = num(1, 31, false);
+        break;
+      case "15":
+        hour = num(0, 23, false);
+        break;
+      case "03":
+        hour = num(1, 12, true);
+        break;
+      case "3":
+        hour = num(1, 12, false);
+        break;
+      case "04":
+        minute = num(0, 59, true);
+        break;
+      case "4":
+        minute = num(0, 59, false);
+        break;
       case "05":
       case "5": {
         second = num(0, 59, el === "05");
@@ -141,7 +228,8 @@ function parse(layoutArg: ExactJson, valueArg: ExactJson): ExactJson {
         }
         break;
       }
-      case "PM": case "pm": {
+      case "PM":
+      case "pm": {
         const t = v.slice(0, 2);
         if (t === (el === "PM" ? "PM" : "pm")) pm = true;
         else if (t === (el === "PM" ? "AM" : "am")) pm = false;
@@ -173,11 +261,17 @@ function parse(layoutArg: ExactJson, valueArg: ExactJson): ExactJson {
           v = v.slice(m![0].length);
           break;
         }
-        if (el === "002" || el === "__2" || el === "_2006") unsupported(name, `layout element ${el} is not supported by Arbiter`);
+        if (el === "002" || el === "__2" || el === "_2006")
+          unsupported(name, `layout element ${el} is not supported by Arbiter`);
         // numeric zones: -07, -0700, -07:00, -070000, -07:00:00 (and the Z forms)
         const shape = el.replace(/^Z/, "-");
-        const re = { "-07": /^([+-])(\d{2})/, "-0700": /^([+-])(\d{2})(\d{2})/, "-07:00": /^([+-])(\d{2}):(\d{2})/,
-          "-070000": /^([+-])(\d{2})(\d{2})(\d{2})/, "-07:00:00": /^([+-])(\d{2}):(\d{2}):(\d{2})/ }[shape];
+        const re = {
+          "-07": /^([+-])(\d{2})/,
+          "-0700": /^([+-])(\d{2})(\d{2})/,
+          "-07:00": /^([+-])(\d{2}):(\d{2})/,
+          "-070000": /^([+-])(\d{2})(\d{2})(\d{2})/,
+          "-07:00:00": /^([+-])(\d{2}):(\d{2}):(\d{2})/,
+        }[shape];
         const m = re?.exec(v) ?? bad();
         const secs = Number(m[2]) * 3600 + Number(m[3] ?? 0) * 60 + Number(m[4] ?? 0);
         offset = m[1] === "-" ? -secs : secs;
@@ -191,7 +285,20 @@ function parse(layoutArg: ExactJson, valueArg: ExactJson): ExactJson {
     if (pm && hour < 12) hour += 12;
     if (!pm && hour === 12) hour = 0;
   }
-  const dim = [31, year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]!;
+  const dim = [
+    31,
+    year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28,
+    31,
+    30,
+    31,
+    30,
+    31,
+    31,
+    30,
+    31,
+    30,
+    31,
+  ][month - 1]!;
   if (day > dim) builtinError(name, `parsing time ${JSON.stringify(valueArg)}: day out of range`);
   const days = BigInt(daysFromCivil(year, month, day));
   const ns = (days * 86_400n + BigInt(hour * 3600 + minute * 60 + second - offset)) * 1_000_000_000n + nanos;
@@ -199,6 +306,6 @@ function parse(layoutArg: ExactJson, valueArg: ExactJson): ExactJson {
   return ns;
 }
 
-export const timeParseHostBuiltins: Record<string, (...args: any[]) => unknown> = {
+export const timeParseHostBuiltins: Record<string, HostBuiltin> = {
   "time.parse_ns": jsonIo(parse),
 };

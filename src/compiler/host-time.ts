@@ -11,6 +11,7 @@
  * range"; both throw here (an error, never another value).
  */
 import { builtinError, type ExactJson, jsonIo } from "./host-exact-json.ts";
+import type { HostBuiltin } from "./host-types.ts";
 
 const NS_PER_S = 1_000_000_000n;
 const NS_PER_DAY = 86_400n * NS_PER_S;
@@ -46,7 +47,7 @@ function civilFromDays(days: number): [number, number, number] {
 /** [year, month (any integer, normalized as Go's time.Date does), day (any)] -> days since epoch. */
 export function daysFromCivil(year: number, month: number, day: number): number {
   const y0 = year + Math.floor((month - 1) / 12);
-  const m = (((month - 1) % 12) + 12) % 12 + 1;
+  const m = ((((month - 1) % 12) + 12) % 12) + 1;
   const y = y0 - (m <= 2 ? 1 : 0);
   const era = Math.floor(y / 400);
   const yoe = y - era * 400;
@@ -63,8 +64,14 @@ function zone(name: string, tz: string): Intl.DateTimeFormat {
   if (tz === "Local") unsupported(name, "the Local time zone is the host's and is not supported");
   try {
     f = new Intl.DateTimeFormat("en-US", {
-      timeZone: tz, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric",
-      hour: "numeric", minute: "numeric", second: "numeric",
+      timeZone: tz,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "numeric",
+      day: "numeric",
+      hour: "numeric",
+      minute: "numeric",
+      second: "numeric",
     });
   } catch {
     fail(name, `unknown time zone ${tz}`);
@@ -87,8 +94,19 @@ interface Moment {
 function offsetAt(name: string, ns: bigint, tz: string): number {
   if (tz === "" || tz === "UTC") return 0;
   const ms = floorDiv(ns, 1_000_000n);
-  const parts = Object.fromEntries(zone(name, tz).formatToParts(new Date(Number(ms))).map((p) => [p.type, p.value]));
-  const wall = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute), Number(parts.second));
+  const parts = Object.fromEntries(
+    zone(name, tz)
+      .formatToParts(new Date(Number(ms)))
+      .map((p) => [p.type, p.value]),
+  );
+  const wall = Date.UTC(
+    Number(parts.year),
+    Number(parts.month) - 1,
+    Number(parts.day),
+    Number(parts.hour),
+    Number(parts.minute),
+    Number(parts.second),
+  );
   const secs = Number(floorDiv(ms, 1000n));
   return Math.round((wall - secs * 1000) / 1000);
 }
@@ -119,8 +137,13 @@ function fields(m: Moment) {
   const secs = Number(inDay / NS_PER_S);
   const [year, month, day] = civilFromDays(Number(days));
   return {
-    year, month, day, days: Number(days),
-    hour: Math.floor(secs / 3600), minute: Math.floor(secs / 60) % 60, second: secs % 60,
+    year,
+    month,
+    day,
+    days: Number(days),
+    hour: Math.floor(secs / 3600),
+    minute: Math.floor(secs / 60) % 60,
+    second: secs % 60,
     nanos: inDay % NS_PER_S,
   };
 }
@@ -170,7 +193,14 @@ function diff(a: ExactJson, b: ExactJson): ExactJson {
 }
 
 const UNITS: Record<string, bigint> = {
-  ns: 1n, us: 1000n, "\u00b5s": 1000n, "\u03bcs": 1000n, ms: 1_000_000n, s: NS_PER_S, m: 60n * NS_PER_S, h: 3600n * NS_PER_S,
+  ns: 1n,
+  us: 1000n,
+  "\u00b5s": 1000n,
+  "\u03bcs": 1000n,
+  ms: 1_000_000n,
+  s: NS_PER_S,
+  m: 60n * NS_PER_S,
+  h: 3600n * NS_PER_S,
 };
 
 /** Go's time.ParseDuration, exactly (including its float64 rounding of fractions). */
@@ -250,11 +280,14 @@ function format(a: ExactJson): ExactJson {
   if (f.year < 0 || f.year > 9999) unsupported(name, "a year outside of [0,9999]");
   const frac = nano && f.nanos > 0n ? `.${pad(f.nanos, 9).replace(/0+$/, "")}` : "";
   const off = Math.abs(m.offset);
-  const zoneText = m.offset === 0 ? "Z" : `${m.offset < 0 ? "-" : "+"}${pad(Math.floor(off / 3600), 2)}:${pad(Math.floor(off / 60) % 60, 2)}`;
+  const zoneText =
+    m.offset === 0
+      ? "Z"
+      : `${m.offset < 0 ? "-" : "+"}${pad(Math.floor(off / 3600), 2)}:${pad(Math.floor(off / 60) % 60, 2)}`;
   return `${pad(f.year, 4)}-${pad(f.month, 2)}-${pad(f.day, 2)}T${pad(f.hour, 2)}:${pad(f.minute, 2)}:${pad(f.second, 2)}${frac}${zoneText}`;
 }
 
-export const timeHostBuiltins: Record<string, (...args: any[]) => unknown> = {
+export const timeHostBuiltins: Record<string, HostBuiltin> = {
   "time.date": jsonIo((a) => {
     const f = fields(moment("time.date", a));
     return [BigInt(f.year), BigInt(f.month), BigInt(f.day)];

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { type ExactJson, jsonIo } from "./host-exact-json.ts";
+import type { HostBuiltin } from "./host-types.ts";
 
 /** google/uuid.Parse: 36 characters, `{...}` (38), `urn:uuid:...` (45) or 32 hex digits. */
 function uuidBytes(text: string): Uint8Array | undefined {
@@ -89,7 +90,7 @@ function rfc4122(key: unknown): string | undefined {
   return id;
 }
 
-export const uuidHostBuiltins: Record<string, (...args: any[]) => unknown> = {
+export const uuidHostBuiltins: Record<string, HostBuiltin> = {
   "uuid.parse": jsonIo(parse),
   "uuid.rfc4122": rfc4122,
 };

@@ -62,7 +62,10 @@ function jwkOf(key: KeyObject): Record<string, unknown> {
     (t === "rsa" && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 1024) ||
     (t === "ec" && ["prime256v1", "secp384r1", "secp521r1"].includes(curve)) ||
     t === "ed25519";
-  if (!same) throw new Error(`crypto.x509.parse_rsa_private_key: a ${t ?? "unknown"} key is not converted (its JWK could differ from OPA's)`);
+  if (!same)
+    throw new Error(
+      `crypto.x509.parse_rsa_private_key: a ${t ?? "unknown"} key is not converted (its JWK could differ from OPA's)`,
+    );
   return key.export({ format: "jwk" }) as Record<string, unknown>;
 }
 
@@ -79,7 +82,9 @@ function parsePrivateKeys(input: unknown): unknown {
   if (typeof input !== "string") return fail("operand 1 must be a string");
   if (input === "") return null;
   if (privateKeys(bytesOf(input)).length === 0) return [];
-  throw new Error("crypto.parse_private_keys: OPA answers Go's key structures with integers beyond what JavaScript holds; not answered");
+  throw new Error(
+    "crypto.parse_private_keys: OPA answers Go's key structures with integers beyond what JavaScript holds; not answered",
+  );
 }
 
 /** A builtin error becomes undefined (OPA's non-strict mode); any other throw fails the evaluation. */

@@ -61,12 +61,14 @@ export interface Config {
    * OPA bundle signature verification (`ARBITER_BUNDLE_VERIFICATION_*`); undefined: off. Only the
    * key's path is kept here (the configuration is logged); serve.ts loads the key itself.
    */
-  readonly bundleVerification: {
-    readonly keyPath: string;
-    readonly algorithm: SignatureAlgorithm;
-    readonly keyId?: string;
-    readonly scope?: string;
-  } | undefined;
+  readonly bundleVerification:
+    | {
+        readonly keyPath: string;
+        readonly algorithm: SignatureAlgorithm;
+        readonly keyId?: string;
+        readonly scope?: string;
+      }
+    | undefined;
   readonly admin: {
     /** `ARBITER_ADMIN_ALLOW_REMOTE=on`: a non-loopback `ARBITER_ADMIN_LISTEN` is allowed. */
     readonly allowRemote: boolean;
@@ -174,13 +176,17 @@ function readConfigFile(path: string): Partial<Record<Var, string>> {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new ConfigError(`ARBITER_CONFIG: cannot read "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new ConfigError(
+      `ARBITER_CONFIG: cannot read "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   let doc: unknown;
   try {
     doc = YAML.parse(text); // JSON is YAML
   } catch (err) {
-    throw new ConfigError(`ARBITER_CONFIG: "${path}" is not valid YAML or JSON: ${(err as Error).message.split("\n")[0]}`);
+    throw new ConfigError(
+      `ARBITER_CONFIG: "${path}" is not valid YAML or JSON: ${(err as Error).message.split("\n")[0]}`,
+    );
   }
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== "object" || Array.isArray(doc)) {
@@ -228,9 +234,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (clientCa !== undefined && cert === undefined) {
     throw new ConfigError("ARBITER_TLS_CLIENT_CA: mTLS needs ARBITER_TLS_CERT and ARBITER_TLS_KEY as well");
   }
-  const tls = cert !== undefined && key !== undefined
-    ? clientCa !== undefined ? { certPath: cert, keyPath: key, clientCaPath: clientCa } : { certPath: cert, keyPath: key }
-    : undefined;
+  const tls =
+    cert !== undefined && key !== undefined
+      ? clientCa !== undefined
+        ? { certPath: cert, keyPath: key, clientCaPath: clientCa }
+        : { certPath: cert, keyPath: key }
+      : undefined;
   if (grpcListen.kind === "tcp" && !isLoopback(grpcListen.host) && tls === undefined) {
     throw new ConfigError(
       `ARBITER_GRPC_LISTEN: refusing to listen on non-loopback address "${grpcListen.host}" without TLS; ` +
@@ -244,7 +253,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const logLevel = oneOf("ARBITER_LOG_LEVEL", get("ARBITER_LOG_LEVEL", "info"), [
-    "fatal", "error", "warn", "info", "debug", "trace", "silent",
+    "fatal",
+    "error",
+    "warn",
+    "info",
+    "debug",
+    "trace",
+    "silent",
   ] as const);
 
   // --- bundle signatures and admin exposure (issue #11) ---
@@ -254,24 +269,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const verificationScope = opt("ARBITER_BUNDLE_VERIFICATION_SCOPE");
   let bundleVerification: Config["bundleVerification"];
   if (verificationKey === undefined) {
-    const stray = ([
-      ["ARBITER_BUNDLE_VERIFICATION_ALG", verificationAlg],
-      ["ARBITER_BUNDLE_VERIFICATION_KEY_ID", verificationKeyId],
-      ["ARBITER_BUNDLE_VERIFICATION_SCOPE", verificationScope],
-    ] as const).find(([, v]) => v !== undefined);
-    if (stray) throw new ConfigError(`${stray[0]}: has no effect without ARBITER_BUNDLE_VERIFICATION_KEY (a PEM public key file, or a file holding the HMAC secret)`);
+    const stray = (
+      [
+        ["ARBITER_BUNDLE_VERIFICATION_ALG", verificationAlg],
+        ["ARBITER_BUNDLE_VERIFICATION_KEY_ID", verificationKeyId],
+        ["ARBITER_BUNDLE_VERIFICATION_SCOPE", verificationScope],
+      ] as const
+    ).find(([, v]) => v !== undefined);
+    if (stray)
+      throw new ConfigError(
+        `${stray[0]}: has no effect without ARBITER_BUNDLE_VERIFICATION_KEY (a PEM public key file, or a file holding the HMAC secret)`,
+      );
   } else {
     const algorithm = oneOf("ARBITER_BUNDLE_VERIFICATION_ALG", verificationAlg ?? "RS256", SIGNATURE_ALGORITHMS);
     let material: Buffer;
     try {
       material = readFileSync(verificationKey);
     } catch (err) {
-      throw new ConfigError(`ARBITER_BUNDLE_VERIFICATION_KEY: cannot read "${verificationKey}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new ConfigError(
+        `ARBITER_BUNDLE_VERIFICATION_KEY: cannot read "${verificationKey}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
     try {
       loadBundleKey(material, algorithm, "public");
     } catch (err) {
-      throw new ConfigError(`ARBITER_BUNDLE_VERIFICATION_KEY: "${verificationKey}" is not usable for ${algorithm} (ARBITER_BUNDLE_VERIFICATION_ALG): ${(err as Error).message}`);
+      throw new ConfigError(
+        `ARBITER_BUNDLE_VERIFICATION_KEY: "${verificationKey}" is not usable for ${algorithm} (ARBITER_BUNDLE_VERIFICATION_ALG): ${(err as Error).message}`,
+      );
     }
     bundleVerification = {
       keyPath: verificationKey,
@@ -281,7 +305,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     };
   }
   const admin = {
-    allowRemote: oneOf("ARBITER_ADMIN_ALLOW_REMOTE", get("ARBITER_ADMIN_ALLOW_REMOTE", "off"), ["on", "off"] as const) === "on",
+    allowRemote:
+      oneOf("ARBITER_ADMIN_ALLOW_REMOTE", get("ARBITER_ADMIN_ALLOW_REMOTE", "off"), ["on", "off"] as const) === "on",
     verbose: oneOf("ARBITER_ADMIN_VERBOSE", get("ARBITER_ADMIN_VERBOSE", "off"), ["on", "off"] as const) === "on",
   };
   if (adminListen.kind === "tcp" && !isLoopback(adminListen.host) && !admin.allowRemote) {
@@ -303,7 +328,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const stateDefault = auditEnabled || databaseUrl !== undefined || stateUrl !== undefined ? "postgres" : "memory";
   const stateMode = oneOf("ARBITER_STATE", get("ARBITER_STATE", stateDefault), ["memory", "postgres"] as const);
   if (stateMode === "memory" && stateUrl !== undefined) {
-    throw new ConfigError("ARBITER_STATE_DATABASE_URL: set while ARBITER_STATE is memory; unset it or set ARBITER_STATE=postgres");
+    throw new ConfigError(
+      "ARBITER_STATE_DATABASE_URL: set while ARBITER_STATE is memory; unset it or set ARBITER_STATE=postgres",
+    );
   }
   const usageWindowRaw = get("ARBITER_USAGE_WINDOW", "1d");
   const usageWindowMatch = /^([1-9]\d{0,7})(s|m|h|d)$/.exec(usageWindowRaw);
@@ -311,18 +338,35 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ? Number(usageWindowMatch[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[usageWindowMatch[2] as "s" | "m" | "h" | "d"]
     : NaN;
   if (!(usageWindowSeconds >= 1 && usageWindowSeconds <= 31_622_400)) {
-    throw new ConfigError(`ARBITER_USAGE_WINDOW: expected a duration from 1s to 366d such as 1h, 1d or 30d, got "${usageWindowRaw}"`);
+    throw new ConfigError(
+      `ARBITER_USAGE_WINDOW: expected a duration from 1s to 366d such as 1h, 1d or 30d, got "${usageWindowRaw}"`,
+    );
   }
   const state: Config["state"] = {
     mode: stateMode,
     databaseUrl: stateUrl ?? databaseUrl,
-    databaseUrlVariable: stateUrl !== undefined ? "ARBITER_STATE_DATABASE_URL" : databaseUrl !== undefined ? "ARBITER_DATABASE_URL" : undefined,
+    databaseUrlVariable:
+      stateUrl !== undefined
+        ? "ARBITER_STATE_DATABASE_URL"
+        : databaseUrl !== undefined
+          ? "ARBITER_DATABASE_URL"
+          : undefined,
     stalenessMs: int("ARBITER_STATE_STALENESS_MS", get("ARBITER_STATE_STALENESS_MS", "1000"), 10, 600_000),
     usageWindowSeconds,
     poolSize: int("ARBITER_STATE_POOL_SIZE", get("ARBITER_STATE_POOL_SIZE", "10"), 1, 200),
     timeoutMs: int("ARBITER_STATE_TIMEOUT_MS", get("ARBITER_STATE_TIMEOUT_MS", "2000"), 100, 60_000),
-    spoolMaxBytes: int("ARBITER_STATE_SPOOL_MAX_BYTES", get("ARBITER_STATE_SPOOL_MAX_BYTES", "67108864"), 1_048_576, 2 ** 40),
-    pruneIntervalSeconds: int("ARBITER_STATE_PRUNE_INTERVAL_SECONDS", get("ARBITER_STATE_PRUNE_INTERVAL_SECONDS", "300"), 0, 86_400),
+    spoolMaxBytes: int(
+      "ARBITER_STATE_SPOOL_MAX_BYTES",
+      get("ARBITER_STATE_SPOOL_MAX_BYTES", "67108864"),
+      1_048_576,
+      2 ** 40,
+    ),
+    pruneIntervalSeconds: int(
+      "ARBITER_STATE_PRUNE_INTERVAL_SECONDS",
+      get("ARBITER_STATE_PRUNE_INTERVAL_SECONDS", "300"),
+      0,
+      86_400,
+    ),
   };
 
   const config: Config = {
@@ -336,9 +380,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl,
     audit: {
       enabled: oneOf("ARBITER_AUDIT", get("ARBITER_AUDIT", "on"), ["on", "off"] as const) === "on",
-      durability: oneOf("ARBITER_AUDIT_DURABILITY", get("ARBITER_AUDIT_DURABILITY", "async"), ["async", "sync"] as const),
-      overflow: oneOf("ARBITER_AUDIT_OVERFLOW", get("ARBITER_AUDIT_OVERFLOW", "fail_closed"), ["fail_closed", "drop"] as const),
-      spoolMaxBytes: int("ARBITER_AUDIT_SPOOL_MAX_BYTES", get("ARBITER_AUDIT_SPOOL_MAX_BYTES", "268435456"), 1_048_576, 2 ** 40),
+      durability: oneOf("ARBITER_AUDIT_DURABILITY", get("ARBITER_AUDIT_DURABILITY", "async"), [
+        "async",
+        "sync",
+      ] as const),
+      overflow: oneOf("ARBITER_AUDIT_OVERFLOW", get("ARBITER_AUDIT_OVERFLOW", "fail_closed"), [
+        "fail_closed",
+        "drop",
+      ] as const),
+      spoolMaxBytes: int(
+        "ARBITER_AUDIT_SPOOL_MAX_BYTES",
+        get("ARBITER_AUDIT_SPOOL_MAX_BYTES", "268435456"),
+        1_048_576,
+        2 ** 40,
+      ),
     },
     cache: {
       maxEntries: int("ARBITER_CACHE_MAX_ENTRIES", get("ARBITER_CACHE_MAX_ENTRIES", "10000"), 0, 10_000_000),
@@ -348,7 +403,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     instanceId: get("ARBITER_INSTANCE_ID", `${hostname()}-${process.pid}`),
     logLevel,
     shutdownTimeoutMs: int("ARBITER_SHUTDOWN_TIMEOUT_MS", get("ARBITER_SHUTDOWN_TIMEOUT_MS", "10000"), 0, 600_000),
-    approvalsLocalCreate: oneOf("ARBITER_APPROVALS_LOCAL_CREATE", get("ARBITER_APPROVALS_LOCAL_CREATE", "off"), ["on", "off"] as const) === "on",
+    approvalsLocalCreate:
+      oneOf("ARBITER_APPROVALS_LOCAL_CREATE", get("ARBITER_APPROVALS_LOCAL_CREATE", "off"), ["on", "off"] as const) ===
+      "on",
     approvals: approvalsConfig(opt),
     bundleVerification,
     admin,
@@ -357,14 +414,34 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     engineLimits: {
       evalTimeoutMs: int("ARBITER_EVAL_TIMEOUT_MS", get("ARBITER_EVAL_TIMEOUT_MS", "100"), 1, 60_000),
       bundleMaxBytes: int("ARBITER_BUNDLE_MAX_BYTES", get("ARBITER_BUNDLE_MAX_BYTES", "67108864"), 1024, 1_073_741_824),
-      bundleMaxElements: int("ARBITER_BUNDLE_MAX_ELEMENTS", get("ARBITER_BUNDLE_MAX_ELEMENTS", "1000000"), 1, 10_000_000),
+      bundleMaxElements: int(
+        "ARBITER_BUNDLE_MAX_ELEMENTS",
+        get("ARBITER_BUNDLE_MAX_ELEMENTS", "1000000"),
+        1,
+        10_000_000,
+      ),
     },
     connections: {
       max: int("ARBITER_MAX_CONNECTIONS", get("ARBITER_MAX_CONNECTIONS", "1024"), 1, 1_000_000),
-      handshakeTimeoutMs: int("ARBITER_HANDSHAKE_TIMEOUT_MS", get("ARBITER_HANDSHAKE_TIMEOUT_MS", "10000"), 100, 600_000),
+      handshakeTimeoutMs: int(
+        "ARBITER_HANDSHAKE_TIMEOUT_MS",
+        get("ARBITER_HANDSHAKE_TIMEOUT_MS", "10000"),
+        100,
+        600_000,
+      ),
       idleTimeoutMs: int("ARBITER_IDLE_TIMEOUT_MS", get("ARBITER_IDLE_TIMEOUT_MS", "300000"), 1000, 86_400_000),
-      http1HeadersTimeoutMs: int("ARBITER_HTTP1_HEADERS_TIMEOUT_MS", get("ARBITER_HTTP1_HEADERS_TIMEOUT_MS", "10000"), 100, 600_000),
-      http1KeepAliveTimeoutMs: int("ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS", get("ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS", "5000"), 100, 600_000),
+      http1HeadersTimeoutMs: int(
+        "ARBITER_HTTP1_HEADERS_TIMEOUT_MS",
+        get("ARBITER_HTTP1_HEADERS_TIMEOUT_MS", "10000"),
+        100,
+        600_000,
+      ),
+      http1KeepAliveTimeoutMs: int(
+        "ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS",
+        get("ARBITER_HTTP1_KEEPALIVE_TIMEOUT_MS", "5000"),
+        100,
+        600_000,
+      ),
     },
   };
   return deepFreeze(config);
@@ -397,7 +474,12 @@ function approvalsConfig(opt: (name: Var) => string | undefined): Config["approv
   return {
     keys,
     audience,
-    keysRefreshSeconds: int("ARBITER_APPROVAL_KEYS_REFRESH_SECONDS", opt("ARBITER_APPROVAL_KEYS_REFRESH_SECONDS") ?? "60", 1, 86_400),
+    keysRefreshSeconds: int(
+      "ARBITER_APPROVAL_KEYS_REFRESH_SECONDS",
+      opt("ARBITER_APPROVAL_KEYS_REFRESH_SECONDS") ?? "60",
+      1,
+      86_400,
+    ),
   };
 }
 

@@ -15,15 +15,17 @@
  * The state lives in this process only: a restart forgets every approval (fail closed).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { StateUnavailableError, StoreArgumentError, type ApprovalCheck, type ApprovalCreateArgs, type ApprovalStore } from "./stores.ts";
+import {
+  StateUnavailableError,
+  StoreArgumentError,
+  type ApprovalCheck,
+  type ApprovalCreateArgs,
+  type ApprovalStore,
+} from "./stores.ts";
 import { positiveInteger as checkPositiveInteger } from "../util/options.ts";
 
 export type ApprovalReason =
-  | "approval_unknown"
-  | "approval_wrong_tenant"
-  | "approval_replayed"
-  | "approval_expired"
-  | "approval_wrong_action";
+  "approval_unknown" | "approval_wrong_tenant" | "approval_replayed" | "approval_expired" | "approval_wrong_action";
 
 export interface ApprovalStoreOptions {
   /** Most approvals kept (used ones included until they expire). Default 10000. */
@@ -49,7 +51,13 @@ const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 const DIGEST_PATTERN = /^[0-9a-f]{64}$/;
 
 function positiveInteger(name: string, value: number | undefined, fallback: number, max: number): number {
-  return checkPositiveInteger(name, value, fallback, max, (message) => new ApprovalStoreError(`approval store: ${message}`));
+  return checkPositiveInteger(
+    name,
+    value,
+    fallback,
+    max,
+    (message) => new ApprovalStoreError(`approval store: ${message}`),
+  );
 }
 
 /** SHA-256 (hex) of a token: the only form in which a store keeps it. */
@@ -92,7 +100,13 @@ export function approvalRefusal(
 
 /** Validates CreateApproval arguments (throws `ApprovalStoreError` naming the argument); returns the expiry. */
 export function validateCreateArgs(
-  args: { readonly tenantId: string; readonly digest: string; readonly approver: string; readonly ttlSeconds: number; readonly nowMs: number },
+  args: {
+    readonly tenantId: string;
+    readonly digest: string;
+    readonly approver: string;
+    readonly ttlSeconds: number;
+    readonly nowMs: number;
+  },
   maxTtlSeconds: number,
 ): number {
   const { tenantId, digest, approver, ttlSeconds, nowMs } = args;
@@ -163,14 +177,22 @@ export class InMemoryApprovalStore implements ApprovalStore {
   }
 
   /** Whether `token` approves the request with `digest` for `tenantId` now, without consuming it. */
-  checkSync(args: { readonly tenantId: string; readonly token: string; readonly digest: string; readonly nowMs: number }): ApprovalCheck {
+  checkSync(args: {
+    readonly tenantId: string;
+    readonly token: string;
+    readonly digest: string;
+    readonly nowMs: number;
+  }): ApprovalCheck {
     const found = this.#find(args.tenantId, args.token, args.nowMs);
     if ("reason" in found) return { valid: false, reason: found.reason };
     const refused = approvalRefusal(found.entry, args);
     return refused === undefined ? { valid: true, reason: "" } : { valid: false, reason: refused };
   }
 
-  async consume(args: { readonly tenantId: string; readonly token: string; readonly nowMs: number }, signal?: AbortSignal): Promise<boolean> {
+  async consume(
+    args: { readonly tenantId: string; readonly token: string; readonly nowMs: number },
+    signal?: AbortSignal,
+  ): Promise<boolean> {
     signal?.throwIfAborted();
     return this.consumeSync(args);
   }
@@ -187,7 +209,12 @@ export class InMemoryApprovalStore implements ApprovalStore {
   }
 
   /** check + consume in one step: the single-use redemption of a token for one request. */
-  redeem(args: { readonly tenantId: string; readonly token: string; readonly digest: string; readonly nowMs: number }): ApprovalCheck {
+  redeem(args: {
+    readonly tenantId: string;
+    readonly token: string;
+    readonly digest: string;
+    readonly nowMs: number;
+  }): ApprovalCheck {
     const result = this.checkSync(args);
     if (result.valid) this.consumeSync(args);
     return result;
@@ -206,7 +233,9 @@ export class InMemoryApprovalStore implements ApprovalStore {
       for (const [k, exp] of this.#grants) if (args.nowMs >= exp) this.#grants.delete(k);
       // Forgetting a used grant that has not expired would let it be replayed: refuse instead.
       if (this.#grants.size >= this.#maxEntries) {
-        throw new StateUnavailableError(`approval store: ${this.#maxEntries} unexpired used grants kept (maxEntries); refusing more`);
+        throw new StateUnavailableError(
+          `approval store: ${this.#maxEntries} unexpired used grants kept (maxEntries); refusing more`,
+        );
       }
     }
     this.#grants.set(key, args.expiresAtMs);

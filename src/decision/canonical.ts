@@ -187,7 +187,10 @@ export function canonicalPair(obj: Record<string, unknown>, omit: ReadonlySet<st
  * For the omit set of the cache key, a shallow copy of `obj` without those two members (object
  * rest: same order, own "__proto__" kept as a member); undefined for any other set.
  */
-function withoutNowAndRequestId(obj: Record<string, unknown>, omit: ReadonlySet<string>): Record<string, unknown> | undefined {
+function withoutNowAndRequestId(
+  obj: Record<string, unknown>,
+  omit: ReadonlySet<string>,
+): Record<string, unknown> | undefined {
   if (omit.size !== 2 || !omit.has("now") || !omit.has("request_id")) return undefined;
   const { now: _now, request_id: _requestId, ...rest } = obj;
   return rest;

@@ -18,7 +18,8 @@ import type {
   RecordUsageResponse,
 } from "./types.ts";
 
-const invalidArgument = (field: string, problem: string): DecisionError => new DecisionError("invalid_argument", `${field}: ${problem}`);
+const invalidArgument = (field: string, problem: string): DecisionError =>
+  new DecisionError("invalid_argument", `${field}: ${problem}`);
 
 /** A store's argument error becomes INVALID_ARGUMENT, an unavailable store UNAVAILABLE. */
 async function storeCall<T>(rpc: string, call: () => Promise<T>): Promise<T> {
@@ -27,7 +28,11 @@ async function storeCall<T>(rpc: string, call: () => Promise<T>): Promise<T> {
   } catch (err) {
     if (err instanceof StoreArgumentError) throw new DecisionError("invalid_argument", err.message, { cause: err });
     if (err instanceof StateUnavailableError) {
-      throw new DecisionError("unavailable", `${rpc}: the shared state is unavailable (state_unavailable); retry later`, { cause: err });
+      throw new DecisionError(
+        "unavailable",
+        `${rpc}: the shared state is unavailable (state_unavailable); retry later`,
+        { cause: err },
+      );
     }
     throw err;
   }
@@ -61,14 +66,17 @@ export class Companions {
   async recordUsage(req: RecordUsageRequest, ctx: CallContext): Promise<RecordUsageResponse> {
     const { usage, audit, clock } = this.#o;
     requireTenant(req.tenantId);
-    if (usage === undefined) throw new DecisionError("unimplemented", "RecordUsage: this instance has no usage store configured");
+    if (usage === undefined)
+      throw new DecisionError("unimplemented", "RecordUsage: this instance has no usage store configured");
     if (typeof req.amount !== "number" || !Number.isFinite(req.amount) || req.amount < 0) {
       throw invalidArgument("amount", "must be a finite number >= 0");
     }
     if (typeof req.unit !== "string" || req.unit === "") throw invalidArgument("unit", "must not be empty");
     throwIfAborted(ctx);
     const nowMs = clock();
-    const state = await storeCall("RecordUsage", () => usage.record({ tenantId: req.tenantId, unit: req.unit, amount: req.amount, nowMs }, ctx.signal));
+    const state = await storeCall("RecordUsage", () =>
+      usage.record({ tenantId: req.tenantId, unit: req.unit, amount: req.amount, nowMs }, ctx.signal),
+    );
     const revision = this.#o.revision();
     const decisionId = uuidv7(nowMs);
     const event = audit.event("RecordUsage", req, ctx, decisionId, nowMs, {
@@ -79,7 +87,10 @@ export class Companions {
       input: { tenant_id: req.tenantId, request_id: req.requestId, unit: req.unit, amount: req.amount },
     });
     if (!(await audit.append(event, ctx))) {
-      throw new DecisionError("unavailable", "RecordUsage: the audit trail is not accepting records; usage was recorded but not audited");
+      throw new DecisionError(
+        "unavailable",
+        "RecordUsage: the audit trail is not accepting records; usage was recorded but not audited",
+      );
     }
     return {
       decisionId,
@@ -95,16 +106,23 @@ export class Companions {
     const { approvals, audit, clock } = this.#o;
     requireTenant(req.tenantId);
     if (!this.#o.approvalsLocalCreate) throw new DecisionError("permission_denied", LOCAL_CREATE_DISABLED);
-    if (approvals === undefined) throw new DecisionError("unimplemented", "CreateApproval: this instance has no approval store configured");
-    if (req.decide === undefined || req.decide.tenantId !== req.tenantId) throw invalidArgument("decide.tenant_id", "must equal tenant_id");
+    if (approvals === undefined)
+      throw new DecisionError("unimplemented", "CreateApproval: this instance has no approval store configured");
+    if (req.decide === undefined || req.decide.tenantId !== req.tenantId)
+      throw invalidArgument("decide.tenant_id", "must equal tenant_id");
     if (typeof req.approver !== "string" || req.approver === "") throw invalidArgument("approver", "must not be empty");
-    if (!Number.isInteger(req.ttlSeconds) || req.ttlSeconds <= 0) throw invalidArgument("ttl_seconds", "must be a positive integer");
+    if (!Number.isInteger(req.ttlSeconds) || req.ttlSeconds <= 0)
+      throw invalidArgument("ttl_seconds", "must be a positive integer");
     throwIfAborted(ctx);
     const nowMs = clock();
     const digest = decideApprovalDigest(req.decide);
-    if (!audit.accepting()) throw new DecisionError("unavailable", "CreateApproval: the audit trail is not accepting records");
+    if (!audit.accepting())
+      throw new DecisionError("unavailable", "CreateApproval: the audit trail is not accepting records");
     const created = await storeCall("CreateApproval", () =>
-      approvals.create({ tenantId: req.tenantId, digest, approver: req.approver, ttlSeconds: req.ttlSeconds, nowMs }, ctx.signal),
+      approvals.create(
+        { tenantId: req.tenantId, digest, approver: req.approver, ttlSeconds: req.ttlSeconds, nowMs },
+        ctx.signal,
+      ),
     );
     const revision = this.#o.revision();
     const decisionId = uuidv7(nowMs);
@@ -115,7 +133,8 @@ export class Companions {
       reasons: [],
       input: { tenant_id: req.tenantId, approval_sha256: digest, approver: req.approver, ttl_seconds: req.ttlSeconds },
     });
-    if (!(await audit.append(event, ctx))) throw new DecisionError("unavailable", "CreateApproval: the audit trail is not accepting records");
+    if (!(await audit.append(event, ctx)))
+      throw new DecisionError("unavailable", "CreateApproval: the audit trail is not accepting records");
     return {
       decisionId,
       requestId: req.requestId,

@@ -41,7 +41,9 @@ export function checkArbiterConfig(data: unknown): string[] {
   if (route === undefined) return errors;
   if (!isObject(route)) return [`data.arbiter.config.route: expected an object, got ${typeName(route)}`];
   if (route.local_provider !== undefined && (typeof route.local_provider !== "string" || route.local_provider === "")) {
-    errors.push(`data.arbiter.config.route.local_provider: expected a non-empty string, got ${typeName(route.local_provider)}`);
+    errors.push(
+      `data.arbiter.config.route.local_provider: expected a non-empty string, got ${typeName(route.local_provider)}`,
+    );
   }
   if (route.local_model !== undefined && typeof route.local_model !== "string") {
     errors.push(`data.arbiter.config.route.local_model: expected a string, got ${typeName(route.local_model)}`);
@@ -106,6 +108,7 @@ export function engineContract(validatePack?: DataValidator): EngineContract {
   return {
     requiredEntrypoints: POLICY_ENTRYPOINTS,
     smokeInputs: SMOKE_INPUTS,
-    validateData: validatePack === undefined ? checkArbiterConfig : (data) => [...checkArbiterConfig(data), ...validatePack(data)],
+    validateData:
+      validatePack === undefined ? checkArbiterConfig : (data) => [...checkArbiterConfig(data), ...validatePack(data)],
   };
 }

@@ -21,7 +21,8 @@ export const DEFAULT_CACHE: DecisionCacheOptions = { maxEntries: 10_000, maxByte
 
 export function validateCacheOptions(o: DecisionCacheOptions): void {
   const check = (name: string, env: string, v: number): void => {
-    if (!Number.isInteger(v) || v <= 0) throw new Error(`${env} (cache.${name}): expected a positive integer, got ${v}`);
+    if (!Number.isInteger(v) || v <= 0)
+      throw new Error(`${env} (cache.${name}): expected a positive integer, got ${v}`);
   };
   check("maxEntries", "ARBITER_CACHE_MAX_ENTRIES", o.maxEntries);
   check("maxBytes", "ARBITER_CACHE_MAX_BYTES", o.maxBytes);

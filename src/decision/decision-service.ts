@@ -115,22 +115,37 @@ class Service implements DecisionService {
       log,
       tracing: o.tracing,
       metrics: {
-        failClosed: metric(registry, "arbiter_fail_closed_total", () => new Counter({
-          name: "arbiter_fail_closed_total",
-          help: "Fail-closed answers by RPC and reason.",
-          labelNames: ["rpc", "reason"],
-          registers: [registry],
-        })),
-        hits: metric(registry, "arbiter_decision_cache_hits_total", () => new Counter({
-          name: "arbiter_decision_cache_hits_total",
-          help: "Decision cache hits.",
-          registers: [registry],
-        })),
-        misses: metric(registry, "arbiter_decision_cache_misses_total", () => new Counter({
-          name: "arbiter_decision_cache_misses_total",
-          help: "Decision cache misses (cacheable requests only).",
-          registers: [registry],
-        })),
+        failClosed: metric(
+          registry,
+          "arbiter_fail_closed_total",
+          () =>
+            new Counter({
+              name: "arbiter_fail_closed_total",
+              help: "Fail-closed answers by RPC and reason.",
+              labelNames: ["rpc", "reason"],
+              registers: [registry],
+            }),
+        ),
+        hits: metric(
+          registry,
+          "arbiter_decision_cache_hits_total",
+          () =>
+            new Counter({
+              name: "arbiter_decision_cache_hits_total",
+              help: "Decision cache hits.",
+              registers: [registry],
+            }),
+        ),
+        misses: metric(
+          registry,
+          "arbiter_decision_cache_misses_total",
+          () =>
+            new Counter({
+              name: "arbiter_decision_cache_misses_total",
+              help: "Decision cache misses (cacheable requests only).",
+              registers: [registry],
+            }),
+        ),
       },
     });
     const sessions = o.sessionStore ?? memorySessions(new SessionCounters({ ...DEFAULT_SESSIONS, ...o.sessions }));

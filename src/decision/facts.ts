@@ -4,13 +4,7 @@
  * writes, approval) are passed in.
  */
 import * as crypto from "node:crypto";
-import type {
-  DecideRequest,
-  FinalizeRequest,
-  GuardMemoryRequest,
-  JsonObject,
-  RouteRequest,
-} from "./types.ts";
+import type { DecideRequest, FinalizeRequest, GuardMemoryRequest, JsonObject, RouteRequest } from "./types.ts";
 
 export interface NowFact {
   readonly rfc3339: string;
@@ -88,7 +82,9 @@ export function decideInput(req: DecideRequest, now: NowFact, approval: Approval
 // module, hence not imported from there).
 const oneShot = (crypto as { hash?: (alg: string, data: string, enc: "hex") => string }).hash;
 function sha256Hex(text: string): string {
-  return oneShot !== undefined ? oneShot("sha256", text, "hex") : crypto.createHash("sha256").update(text).digest("hex");
+  return oneShot !== undefined
+    ? oneShot("sha256", text, "hex")
+    : crypto.createHash("sha256").update(text).digest("hex");
 }
 
 /** Unicode code points in `s` (a surrogate pair counts once). */

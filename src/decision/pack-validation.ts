@@ -60,7 +60,11 @@ class Checker {
     return ok ? (v as string[]) : undefined;
   }
 
-  number(path: string, v: unknown, opts: { min?: number; max?: number; integer?: boolean; minExclusive?: boolean }): number | undefined {
+  number(
+    path: string,
+    v: unknown,
+    opts: { min?: number; max?: number; integer?: boolean; minExclusive?: boolean },
+  ): number | undefined {
     if (v === undefined) return undefined;
     if (typeof v !== "number" || !Number.isFinite(v)) return this.fail(path, `expected a number, got ${typeName(v)}`);
     if (opts.integer && !Number.isInteger(v)) return this.fail(path, `expected a whole number, got ${v}`);
@@ -135,7 +139,8 @@ function checkDecide(c: Checker, v: unknown): void {
     if ("environment_key" in risk) c.string(`${riskPath}.environment_key`, risk.environment_key);
   }
   if (!Array.isArray(decide.redaction)) {
-    if ("redaction" in decide) c.fail(`${path}.redaction`, `expected an array of rules, got ${typeName(decide.redaction)}`);
+    if ("redaction" in decide)
+      c.fail(`${path}.redaction`, `expected an array of rules, got ${typeName(decide.redaction)}`);
     return;
   }
   decide.redaction.forEach((r, i) => {
@@ -190,7 +195,8 @@ function checkRoute(c: Checker, v: unknown): void {
       if (!fb) return;
       const target = c.string(`${fp}.provider`, fb.provider);
       c.string(`${fp}.model`, fb.model, false);
-      if (target !== undefined && providers && !(target in providers)) c.fail(`${fp}.provider`, `unknown provider "${target}"`);
+      if (target !== undefined && providers && !(target in providers))
+        c.fail(`${fp}.provider`, `unknown provider "${target}"`);
     });
   }
   for (const key of ["local_provider", "default_provider"] as const) {
@@ -199,7 +205,11 @@ function checkRoute(c: Checker, v: unknown): void {
     if (!(name in providers)) c.fail(`${path}.${key}`, `unknown provider "${name}"`);
   }
   // Sensitivity and budget decisions go to the local provider: it must really be local.
-  if (typeof route.local_provider === "string" && kinds.has(route.local_provider) && kinds.get(route.local_provider) !== "local") {
+  if (
+    typeof route.local_provider === "string" &&
+    kinds.has(route.local_provider) &&
+    kinds.get(route.local_provider) !== "local"
+  ) {
     c.fail(`${path}.local_provider`, `provider "${route.local_provider}" must be of kind "local"`);
   }
   const budgets = c.map(`${path}.budgets`, route.budgets);
@@ -214,7 +224,13 @@ function checkBudget(c: Checker, path: string, v: unknown): void {
 
 function checkGuardMemory(c: Checker, v: unknown): void {
   const path = `${ROOT}.guard_memory`;
-  const gm = c.object(path, v, ["store_allowlist", "ttl_ceiling_seconds", "max_content_bytes", "deny_patterns", "session_write_quota"]);
+  const gm = c.object(path, v, [
+    "store_allowlist",
+    "ttl_ceiling_seconds",
+    "max_content_bytes",
+    "deny_patterns",
+    "session_write_quota",
+  ]);
   if (!gm) return;
   const stores = c.strings(`${path}.store_allowlist`, gm.store_allowlist);
   stores?.forEach((s, i) => {
@@ -228,7 +244,8 @@ function checkGuardMemory(c: Checker, v: unknown): void {
   c.number(`${path}.max_content_bytes`, gm.max_content_bytes, { min: 0, integer: true });
   c.number(`${path}.session_write_quota`, gm.session_write_quota, { min: 0, integer: true });
   if (!Array.isArray(gm.deny_patterns)) {
-    if ("deny_patterns" in gm) c.fail(`${path}.deny_patterns`, `expected an array of strings, got ${typeName(gm.deny_patterns)}`);
+    if ("deny_patterns" in gm)
+      c.fail(`${path}.deny_patterns`, `expected an array of strings, got ${typeName(gm.deny_patterns)}`);
     return;
   }
   gm.deny_patterns.forEach((p, i) => {
@@ -252,7 +269,8 @@ export function regexProblem(pattern: string): string | undefined {
   try {
     new RegExp(pattern);
   } catch (e) {
-    const message = e instanceof Error ? e.message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, "") : String(e);
+    const message =
+      e instanceof Error ? e.message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, "") : String(e);
     return `invalid regular expression: ${message}`;
   }
   return "invalid regular expression";

@@ -39,7 +39,12 @@ export interface PolicyResult {
 }
 
 /** Describes one policy RPC to the pipeline. */
-export interface PolicyRpc<Req extends RequestMeta, Prep extends Prepared, Res extends PolicyResult, Resp extends ResponseMeta> {
+export interface PolicyRpc<
+  Req extends RequestMeta,
+  Prep extends Prepared,
+  Res extends PolicyResult,
+  Resp extends ResponseMeta,
+> {
   readonly rpc: AuditRpc;
   readonly entrypoint: string;
   /** Argument checks the transport's schema validation cannot express; throws `DecisionError`. */
@@ -63,7 +68,12 @@ export interface PolicyRpc<Req extends RequestMeta, Prep extends Prepared, Res e
    * `failClosed` copy the meta fields one by one: an object spread of `meta` here made a cached
    * Decide three times slower (bench/decision-hot.ts).
    */
-  failClosed(meta: ResponseMeta, req: Req, prep: Prep, active: ActivePolicy | undefined): { response: Resp; outcome: string };
+  failClosed(
+    meta: ResponseMeta,
+    req: Req,
+    prep: Prep,
+    active: ActivePolicy | undefined,
+  ): { response: Resp; outcome: string };
 }
 
 export interface PipelineOptions {
@@ -108,8 +118,16 @@ function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown } | undefined)?.then === "function";
 }
 
-const AUDIT_REFUSED: Rejected = Object.freeze({ ok: false, reason: "audit_unavailable", detail: "audit append rejected" });
-const AUDIT_FULL: Rejected = Object.freeze({ ok: false, reason: "audit_unavailable", detail: "audit sink is not accepting records" });
+const AUDIT_REFUSED: Rejected = Object.freeze({
+  ok: false,
+  reason: "audit_unavailable",
+  detail: "audit append rejected",
+});
+const AUDIT_FULL: Rejected = Object.freeze({
+  ok: false,
+  reason: "audit_unavailable",
+  detail: "audit sink is not accepting records",
+});
 const NO_BUNDLE: Rejected = Object.freeze({ ok: false, reason: "no_bundle", detail: "no bundle is active" });
 
 export class Pipeline {
@@ -161,7 +179,8 @@ export class Pipeline {
     }
     const prep = prepared;
     const input = rpc.input(req, prep, nowMs);
-    if (prep.rejected !== undefined) return this.#failClosed(rpc, req, ctx, prep, prep.rejected, this.#engine.active(), nowMs, input, trace);
+    if (prep.rejected !== undefined)
+      return this.#failClosed(rpc, req, ctx, prep, prep.rejected, this.#engine.active(), nowMs, input, trace);
     // ---- synchronous from here to the result ----
     const active = this.#engine.active();
     const digest: InputDigest = { inputSha256: "" };
@@ -209,7 +228,12 @@ export class Pipeline {
         return this.#failClosed(rpc, req, ctx, prep, AUDIT_REFUSED, active, nowMs, input, trace);
       }
     }
-    return rpc.respond({ decisionId, requestId: req.requestId, bundleRevision: revision, reasons: [...result.reasons] }, req, prep, result);
+    return rpc.respond(
+      { decisionId, requestId: req.requestId, bundleRevision: revision, reasons: [...result.reasons] },
+      req,
+      prep,
+      result,
+    );
   }
 
   /** Cache lookup, else evaluation on `active` and the RPC's result check; caches what may be. */
@@ -247,9 +271,13 @@ export class Pipeline {
     try {
       rs = active.evaluate(entrypoint, input);
     } catch (err) {
-      trace?.child("arbiter.evaluate", t1, performance.now(), { "arbiter.bundle_revision": active.revision, "arbiter.error": true });
+      trace?.child("arbiter.evaluate", t1, performance.now(), {
+        "arbiter.bundle_revision": active.revision,
+        "arbiter.error": true,
+      });
       // The evaluation deadline (ARBITER_EVAL_TIMEOUT_MS) has its own reason.
-      if (err instanceof EvaluationTimeoutError) return { ok: false, reason: "evaluation_timeout", detail: err.message };
+      if (err instanceof EvaluationTimeoutError)
+        return { ok: false, reason: "evaluation_timeout", detail: err.message };
       return { ok: false, reason: "policy_error", detail: err instanceof Error ? err.message : String(err) };
     }
     trace?.child("arbiter.evaluate", t1, performance.now(), { "arbiter.bundle_revision": active.revision });
@@ -259,7 +287,12 @@ export class Pipeline {
   }
 
   /** Counts, logs and (unless the audit itself is the problem) audits the RPC's fail-closed answer. */
-  async #failClosed<Req extends RequestMeta, Prep extends Prepared, Res extends PolicyResult, Resp extends ResponseMeta>(
+  async #failClosed<
+    Req extends RequestMeta,
+    Prep extends Prepared,
+    Res extends PolicyResult,
+    Resp extends ResponseMeta,
+  >(
     rpc: PolicyRpc<Req, Prep, Res, Resp>,
     req: Req,
     ctx: CallContext,
@@ -271,7 +304,12 @@ export class Pipeline {
     trace: RpcTrace | undefined,
   ): Promise<Resp> {
     const decisionId = uuidv7(nowMs);
-    const meta: ResponseMeta = { decisionId, requestId: req.requestId, bundleRevision: active?.revision ?? "", reasons: [rejected.reason] };
+    const meta: ResponseMeta = {
+      decisionId,
+      requestId: req.requestId,
+      bundleRevision: active?.revision ?? "",
+      reasons: [rejected.reason],
+    };
     const { response, outcome } = rpc.failClosed(meta, req, prep, active);
     trace?.set({ "arbiter.outcome": outcome, "arbiter.fail_closed": rejected.reason });
     if (rejected.reason !== "audit_unavailable" && this.#audit.sink !== undefined) {
@@ -284,7 +322,11 @@ export class Pipeline {
       });
       if (!(await this.#audit.append(event, ctx))) {
         // Counted once, under the reason actually answered.
-        const refused: Rejected = { ok: false, reason: "audit_unavailable", detail: `audit append rejected (after ${rejected.reason})` };
+        const refused: Rejected = {
+          ok: false,
+          reason: "audit_unavailable",
+          detail: `audit append rejected (after ${rejected.reason})`,
+        };
         this.#count(rpc.rpc, refused, req, meta.bundleRevision);
         return { ...response, reasons: [refused.reason] };
       }
@@ -296,7 +338,14 @@ export class Pipeline {
   #count(rpc: AuditRpc, rejected: Rejected, req: RequestMeta, revision: string): void {
     this.#metrics.failClosed.inc({ rpc, reason: rejected.reason });
     this.#log.warn(
-      { rpc, reason: rejected.reason, detail: rejected.detail.slice(0, 300), revision, tenantId: req.tenantId, requestId: req.requestId },
+      {
+        rpc,
+        reason: rejected.reason,
+        detail: rejected.detail.slice(0, 300),
+        revision,
+        tenantId: req.tenantId,
+        requestId: req.requestId,
+      },
       "fail-closed answer",
     );
   }

@@ -129,7 +129,8 @@ export function parseDecide(rs: unknown): Parsed<DecideResult> {
 
 export function parseRoute(rs: unknown): Parsed<RouteResult> {
   return parse(rs, (doc) => {
-    if (typeof doc.provider !== "string" || doc.provider === "") throw new ShapeError("provider: expected a non-empty string");
+    if (typeof doc.provider !== "string" || doc.provider === "")
+      throw new ShapeError("provider: expected a non-empty string");
     const model = doc.model ?? "";
     if (typeof model !== "string") throw new ShapeError("model: expected a string");
     const fb = doc.fallbacks ?? [];
@@ -158,7 +159,9 @@ const MODES: ReadonlySet<string> = new Set([
 export function parseFinalize(rs: unknown): Parsed<FinalizeResult> {
   return parse(rs, (doc) => {
     if (typeof doc.mode !== "string" || !MODES.has(doc.mode)) {
-      throw new ShapeError("mode: expected one of SUPPORTED, INSUFFICIENT_EVIDENCE, INSUFFICIENT_PERMISSION, SOURCE_UNAVAILABLE");
+      throw new ShapeError(
+        "mode: expected one of SUPPORTED, INSUFFICIENT_EVIDENCE, INSUFFICIENT_PERMISSION, SOURCE_UNAVAILABLE",
+      );
     }
     return { mode: doc.mode as TerminalMode, reasons: strings(doc, "reasons", true) };
   });

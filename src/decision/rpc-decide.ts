@@ -19,7 +19,9 @@ interface DecidePrep extends Prepared {
   readonly grant?: { readonly grantId: string; readonly expiresAtMs: number };
 }
 
-const NO_TOKEN: DecidePrep = Object.freeze({ approval: Object.freeze({ present: false, valid: false, reason: "approval_missing" }) });
+const NO_TOKEN: DecidePrep = Object.freeze({
+  approval: Object.freeze({ present: false, valid: false, reason: "approval_missing" }),
+});
 
 const invalidFact = (reason: string): DecidePrep => ({ approval: { present: true, valid: false, reason } });
 
@@ -45,9 +47,15 @@ export function decideRpc(o: DecideRpcOptions): PolicyRpc<DecideRequest, DecideP
         const v = await grants.verify(token, { tenantId: req.tenantId, digest: decideApprovalDigest(req), nowMs });
         throwIfAborted(ctx);
         if (!v.valid) return invalidFact(v.reason);
-        return { approval: { present: true, valid: true, reason: "" }, grant: { grantId: v.grantId, expiresAtMs: v.expiresAtMs } };
+        return {
+          approval: { present: true, valid: true, reason: "" },
+          grant: { grantId: v.grantId, expiresAtMs: v.expiresAtMs },
+        };
       }
-      const check = await approvals.check({ tenantId: req.tenantId, token, digest: decideApprovalDigest(req), nowMs }, ctx.signal);
+      const check = await approvals.check(
+        { tenantId: req.tenantId, token, digest: decideApprovalDigest(req), nowMs },
+        ctx.signal,
+      );
       throwIfAborted(ctx);
       return check.valid ? { approval: { present: true, valid: true, reason: "" } } : invalidFact(check.reason);
     } catch (err) {
@@ -58,12 +66,22 @@ export function decideRpc(o: DecideRpcOptions): PolicyRpc<DecideRequest, DecideP
   }
 
   /** Single use of the approval that lets this request through; a replay or a failure denies. */
-  async function useApproval(req: DecideRequest, prep: DecidePrep, r: DecideResult, ctx: CallContext, nowMs: number): Promise<DecideResult> {
+  async function useApproval(
+    req: DecideRequest,
+    prep: DecidePrep,
+    r: DecideResult,
+    ctx: CallContext,
+    nowMs: number,
+  ): Promise<DecideResult> {
     let used: string | undefined;
     try {
-      const first = prep.grant !== undefined
-        ? await approvals!.redeemGrant({ tenantId: req.tenantId, grantId: prep.grant.grantId, expiresAtMs: prep.grant.expiresAtMs, nowMs }, ctx.signal)
-        : await approvals!.consume({ tenantId: req.tenantId, token: req.approvalToken, nowMs }, ctx.signal);
+      const first =
+        prep.grant !== undefined
+          ? await approvals!.redeemGrant(
+              { tenantId: req.tenantId, grantId: prep.grant.grantId, expiresAtMs: prep.grant.expiresAtMs, nowMs },
+              ctx.signal,
+            )
+          : await approvals!.consume({ tenantId: req.tenantId, token: req.approvalToken, nowMs }, ctx.signal);
       if (!first) used = "approval_replayed";
     } catch (err) {
       throwIfAborted(ctx);
@@ -85,7 +103,9 @@ export function decideRpc(o: DecideRpcOptions): PolicyRpc<DecideRequest, DecideP
     parse: parseDecide,
     // Synchronous unless an approval is to be used: no extra await on the common path.
     settle: (req, prep, r, ctx, nowMs) =>
-      r.allow && r.requiresApproval && prep.approval.valid && approvals !== undefined ? useApproval(req, prep, r, ctx, nowMs) : r,
+      r.allow && r.requiresApproval && prep.approval.valid && approvals !== undefined
+        ? useApproval(req, prep, r, ctx, nowMs)
+        : r,
     principal: (req) => req.subject.id,
     outcome: (r) => (r.allow ? "allow" : "deny"),
     respond: (meta, _req, _prep, r) => ({
@@ -99,7 +119,16 @@ export function decideRpc(o: DecideRpcOptions): PolicyRpc<DecideRequest, DecideP
       obligations: { redactFields: [...r.obligations.redactFields], allowFields: [...r.obligations.allowFields] },
     }),
     failClosed: (meta) => ({
-      response: { decisionId: meta.decisionId, requestId: meta.requestId, bundleRevision: meta.bundleRevision, reasons: meta.reasons, allow: false, riskTier: 3, requiresApproval: false, obligations: { redactFields: [], allowFields: [] } },
+      response: {
+        decisionId: meta.decisionId,
+        requestId: meta.requestId,
+        bundleRevision: meta.bundleRevision,
+        reasons: meta.reasons,
+        allow: false,
+        riskTier: 3,
+        requiresApproval: false,
+        obligations: { redactFields: [], allowFields: [] },
+      },
       outcome: "deny",
     }),
   };

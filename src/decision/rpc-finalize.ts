@@ -32,7 +32,15 @@ export function finalizeRpc(): PolicyRpc<FinalizeRequest, FinalizePrep, Finalize
       unsupportedClaimIds: [...prep.cov.unsupported],
     }),
     failClosed: (meta, _req, prep) => ({
-      response: { decisionId: meta.decisionId, requestId: meta.requestId, bundleRevision: meta.bundleRevision, reasons: meta.reasons, mode: "SOURCE_UNAVAILABLE", coverage: prep.cov.coverage, unsupportedClaimIds: [...prep.cov.unsupported] },
+      response: {
+        decisionId: meta.decisionId,
+        requestId: meta.requestId,
+        bundleRevision: meta.bundleRevision,
+        reasons: meta.reasons,
+        mode: "SOURCE_UNAVAILABLE",
+        coverage: prep.cov.coverage,
+        unsupportedClaimIds: [...prep.cov.unsupported],
+      },
       outcome: "SOURCE_UNAVAILABLE",
     }),
   };

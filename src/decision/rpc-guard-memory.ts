@@ -28,7 +28,8 @@ interface GuardPrep extends Prepared {
 
 const MEMORY_OPERATIONS = new Set(["READ", "WRITE", "DELETE"]);
 
-const invalidArgument = (field: string, problem: string): DecisionError => new DecisionError("invalid_argument", `${field}: ${problem}`);
+const invalidArgument = (field: string, problem: string): DecisionError =>
+  new DecisionError("invalid_argument", `${field}: ${problem}`);
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown } | undefined)?.then === "function";
@@ -39,12 +40,19 @@ export interface GuardMemoryRpcOptions {
   readonly log: Logger;
 }
 
-export function guardMemoryRpc(o: GuardMemoryRpcOptions): PolicyRpc<GuardMemoryRequest, GuardPrep, GuardMemoryResult, GuardMemoryResponse> {
+export function guardMemoryRpc(
+  o: GuardMemoryRpcOptions,
+): PolicyRpc<GuardMemoryRequest, GuardPrep, GuardMemoryResult, GuardMemoryResponse> {
   const { sessions, log } = o;
 
   function unavailable(key: SessionKey, err: unknown, requestId: string): GuardPrep {
     log.error({ err, requestId }, "session store failed");
-    return { key, writes: 0, held: false, rejected: { ok: false, reason: "state_unavailable", detail: "session store failed" } };
+    return {
+      key,
+      writes: 0,
+      held: false,
+      rejected: { ok: false, reason: "state_unavailable", detail: "session store failed" },
+    };
   }
 
   async function release(prep: GuardPrep, nowMs: number): Promise<void> {
@@ -93,7 +101,22 @@ export function guardMemoryRpc(o: GuardMemoryRpcOptions): PolicyRpc<GuardMemoryR
     undo: (_req, prep, nowMs) => release(prep, nowMs),
     principal: (req) => req.agentId,
     outcome: (r) => (r.allow ? "allow" : "deny"),
-    respond: (meta, _req, _prep, r) => ({ decisionId: meta.decisionId, requestId: meta.requestId, bundleRevision: meta.bundleRevision, reasons: meta.reasons, allow: r.allow }),
-    failClosed: (meta) => ({ response: { decisionId: meta.decisionId, requestId: meta.requestId, bundleRevision: meta.bundleRevision, reasons: meta.reasons, allow: false }, outcome: "deny" }),
+    respond: (meta, _req, _prep, r) => ({
+      decisionId: meta.decisionId,
+      requestId: meta.requestId,
+      bundleRevision: meta.bundleRevision,
+      reasons: meta.reasons,
+      allow: r.allow,
+    }),
+    failClosed: (meta) => ({
+      response: {
+        decisionId: meta.decisionId,
+        requestId: meta.requestId,
+        bundleRevision: meta.bundleRevision,
+        reasons: meta.reasons,
+        allow: false,
+      },
+      outcome: "deny",
+    }),
   };
 }

@@ -24,9 +24,11 @@ const NO_USAGE: RoutePrep = Object.freeze({ spend: Object.freeze({}), degraded: 
 
 /** Local provider/model for a fail-closed Route: bundle data, else `"local"` / `""`. */
 function localRoute(active: ActivePolicy | undefined): { provider: string; model: string } {
-  const route = ((active?.data as { arbiter?: { config?: { route?: Record<string, unknown> } } } | undefined)
-    ?.arbiter?.config?.route) ?? {};
-  const provider = typeof route.local_provider === "string" && route.local_provider !== "" ? route.local_provider : "local";
+  const route =
+    (active?.data as { arbiter?: { config?: { route?: Record<string, unknown> } } } | undefined)?.arbiter?.config
+      ?.route ?? {};
+  const provider =
+    typeof route.local_provider === "string" && route.local_provider !== "" ? route.local_provider : "local";
   const model = typeof route.local_model === "string" ? route.local_model : "";
   return { provider, model };
 }
@@ -42,10 +44,17 @@ export function routeRpc(o: RouteRpcOptions): PolicyRpc<RouteRequest, RoutePrep,
   function failed(err: unknown, req: RouteRequest): RoutePrep {
     log.error({ err, requestId: req.requestId }, "usage store read failed");
     // Without the spend the budget rule cannot be applied: route locally.
-    return { spend: {}, degraded: false, rejected: { ok: false, reason: "usage_unavailable", detail: "usage store read failed" } };
+    return {
+      spend: {},
+      degraded: false,
+      rejected: { ok: false, reason: "usage_unavailable", detail: "usage store read failed" },
+    };
   }
 
-  const prepared = (req: RouteRequest, spend: Spend): RoutePrep => ({ spend, degraded: usage?.degraded?.(req.tenantId) === true });
+  const prepared = (req: RouteRequest, spend: Spend): RoutePrep => ({
+    spend,
+    degraded: usage?.degraded?.(req.tenantId) === true,
+  });
 
   return {
     rpc: "Route",
@@ -84,7 +93,18 @@ export function routeRpc(o: RouteRpcOptions): PolicyRpc<RouteRequest, RoutePrep,
     }),
     failClosed(meta, _req, _prep, active) {
       const local = localRoute(active);
-      return { response: { decisionId: meta.decisionId, requestId: meta.requestId, bundleRevision: meta.bundleRevision, reasons: meta.reasons, provider: local.provider, model: local.model, fallbacks: [] }, outcome: local.provider };
+      return {
+        response: {
+          decisionId: meta.decisionId,
+          requestId: meta.requestId,
+          bundleRevision: meta.bundleRevision,
+          reasons: meta.reasons,
+          provider: local.provider,
+          model: local.model,
+          fallbacks: [],
+        },
+        outcome: local.provider,
+      };
     },
   };
 }

@@ -64,7 +64,10 @@ export interface ApprovalStore {
     signal: AbortSignal,
   ): Promise<ApprovalCheck>;
   /** Consumes a locally created token checked valid; false when another call consumed it first (single use). One atomic step. */
-  consume(args: { readonly tenantId: string; readonly token: string; readonly nowMs: number }, signal: AbortSignal): Promise<boolean>;
+  consume(
+    args: { readonly tenantId: string; readonly token: string; readonly nowMs: number },
+    signal: AbortSignal,
+  ): Promise<boolean>;
   /** Creates a single-use token bound to `digest` (CreateApproval, local development only); only its hash is kept. */
   create(
     args: ApprovalCreateArgs,

@@ -131,11 +131,7 @@ export interface FinalizeSignals {
   readonly sourceUnavailable: boolean;
 }
 
-export type TerminalMode =
-  | "SUPPORTED"
-  | "INSUFFICIENT_EVIDENCE"
-  | "INSUFFICIENT_PERMISSION"
-  | "SOURCE_UNAVAILABLE";
+export type TerminalMode = "SUPPORTED" | "INSUFFICIENT_EVIDENCE" | "INSUFFICIENT_PERMISSION" | "SOURCE_UNAVAILABLE";
 
 export interface FinalizeRequest extends RequestMeta {
   readonly sessionId: string;

@@ -117,7 +117,9 @@ export class InMemoryUsageStore implements UsageStore {
     }
     const before = entry.spend.get(unit);
     if (before === undefined && entry.spend.size >= this.#maxUnits) {
-      throw new UsageStoreError(`usage store: tenant already has ${this.#maxUnits} units in this window (maxUnitsPerTenant)`);
+      throw new UsageStoreError(
+        `usage store: tenant already has ${this.#maxUnits} units in this window (maxUnitsPerTenant)`,
+      );
     }
     const windowSpend = (before ?? 0) + amount;
     entry.spend.set(unit, windowSpend);
@@ -142,7 +144,8 @@ export function validateUsageRecord(tenantId: string, unit: string, amount: numb
   if (typeof tenantId !== "string" || tenantId === "") {
     throw new UsageStoreError("usage store: tenantId must be a non-empty string");
   }
-  if (typeof unit !== "string" || unit === "") throw new UsageStoreError("usage store: unit must be a non-empty string");
+  if (typeof unit !== "string" || unit === "")
+    throw new UsageStoreError("usage store: unit must be a non-empty string");
   if (typeof amount !== "number" || !Number.isFinite(amount) || amount < 0) {
     throw new UsageStoreError(`usage store: amount must be a finite number >= 0, got ${String(amount)}`);
   }

@@ -17,10 +17,15 @@ export interface WorkerBuildOptions {
   readonly maxHeapMb?: number;
 }
 
-export type WorkerBuildResult = BuildReply | { readonly ok: false; readonly unavailable: true; readonly message: string };
+export type WorkerBuildResult =
+  BuildReply | { readonly ok: false; readonly unavailable: true; readonly message: string };
 
 /** Builds `dir` in a worker; `unavailable` when the worker could not run at all. */
-export async function buildInWorker(dir: string, entrypoints: readonly string[], options: WorkerBuildOptions = {}): Promise<WorkerBuildResult> {
+export async function buildInWorker(
+  dir: string,
+  entrypoints: readonly string[],
+  options: WorkerBuildOptions = {},
+): Promise<WorkerBuildResult> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   const outcome = await runTsWorker<BuildReply>({
     entry: new URL("./build-worker.ts", import.meta.url),
@@ -29,10 +34,15 @@ export async function buildInWorker(dir: string, entrypoints: readonly string[],
     maxHeapMb: options.maxHeapMb ?? 512,
   });
   switch (outcome.kind) {
-    case "reply": return outcome.reply;
-    case "timeout": return { ok: false, message: `build did not finish within ${timeoutMs} ms` };
-    case "out_of_memory": return { ok: false, message: "build ran out of memory" };
-    case "unavailable": return { ok: false, unavailable: true, message: outcome.message };
-    case "crashed": return { ok: false, unavailable: true, message: `build ${outcome.message}` };
+    case "reply":
+      return outcome.reply;
+    case "timeout":
+      return { ok: false, message: `build did not finish within ${timeoutMs} ms` };
+    case "out_of_memory":
+      return { ok: false, message: "build ran out of memory" };
+    case "unavailable":
+      return { ok: false, unavailable: true, message: outcome.message };
+    case "crashed":
+      return { ok: false, unavailable: true, message: `build ${outcome.message}` };
   }
 }

@@ -16,7 +16,6 @@ export function isStructuredFile(name: string): boolean {
   return base === "data.json" || base === "data.yaml" || base === ".manifest" || base === "signatures.json";
 }
 
-
 /** A JSON number kept as written (OPA decodes with `UseNumber` and re-encodes the literal). */
 class NumberLiteral {
   constructor(readonly text: string) {}
@@ -47,7 +46,7 @@ function parseJsonKeepingNumbers(text: string): unknown {
       }
       for (;;) {
         ws();
-        if (text[i] !== "\"") fail("expected a string key");
+        if (text[i] !== '"') fail("expected a string key");
         const key = string();
         ws();
         if (text[i++] !== ":") fail("expected ':'");
@@ -74,7 +73,7 @@ function parseJsonKeepingNumbers(text: string): unknown {
         if (d !== ",") fail("expected ',' or ']'");
       }
     }
-    if (c === "\"") return string();
+    if (c === '"') return string();
     if (text.startsWith("true", i)) {
       i += 4;
       return true;
@@ -105,7 +104,7 @@ function parseJsonKeepingNumbers(text: string): unknown {
         if (e === "u") {
           if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) fail("bad \\u escape");
           i += 6;
-        } else if (e !== undefined && "\"\\/bfnrt".includes(e)) {
+        } else if (e !== undefined && '"\\/bfnrt'.includes(e)) {
           i += 2;
         } else {
           fail("bad escape");
@@ -134,7 +133,9 @@ function isWellFormed(s: string): boolean {
 
 /** A string as Go's encoding/json writes it with `SetEscapeHTML(false)`. */
 function goString(s: string): string {
-  return JSON.stringify(s).replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
+  return JSON.stringify(s)
+    .replace(/\u2028/g, "\\u2028")
+    .replace(/\u2029/g, "\\u2029");
 }
 
 const utf8 = new TextEncoder();
@@ -169,11 +170,13 @@ function canonical(v: unknown, out: string[]): void {
   } else if (typeof v === "object") {
     out.push("{");
     const obj = v as Record<string, unknown>;
-    Object.keys(obj).sort(byUtf8).forEach((k, n) => {
-      if (n > 0) out.push(",");
-      out.push(goString(k), ":");
-      canonical(obj[k], out);
-    });
+    Object.keys(obj)
+      .sort(byUtf8)
+      .forEach((k, n) => {
+        if (n > 0) out.push(",");
+        out.push(goString(k), ":");
+        canonical(obj[k], out);
+      });
     out.push("}");
   } else {
     throw new MalformedJson(`a ${typeof v} has no JSON form`);
@@ -199,4 +202,3 @@ export function canonicalStructuredBytes(name: string, bytes: Uint8Array): Uint8
   canonical(value, out);
   return utf8.encode(out.join(""));
 }
-

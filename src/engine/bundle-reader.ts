@@ -59,15 +59,19 @@ export function readArchive(bytes: Uint8Array, limits: BundleLimits): Promise<Bu
         if (failed) return entry.resume();
         if (entry.type !== "File" && entry.type !== "OldFile" && entry.type !== "ContiguousFile") return entry.resume();
         const name = entry.path.replace(/^(\.\/|\/)+/, "");
-        if (name.split("/").includes("..")) return fail(new BundleError(`bundle: entry ${entry.path} escapes the bundle root`));
+        if (name.split("/").includes(".."))
+          return fail(new BundleError(`bundle: entry ${entry.path} escapes the bundle root`));
         if (files.has(name)) return fail(new BundleError(`bundle: entry ${name} appears more than once`));
-        if (files.size >= MAX_BUNDLE_ENTRIES) return fail(new BundleError(`bundle: more than ${MAX_BUNDLE_ENTRIES} entries`));
+        if (files.size >= MAX_BUNDLE_ENTRIES)
+          return fail(new BundleError(`bundle: more than ${MAX_BUNDLE_ENTRIES} entries`));
         const chunks: Buffer[] = [];
         entry.on("data", (c: Buffer) => chunks.push(c));
         entry.on("end", () => files.set(name, Buffer.concat(chunks)));
       },
     });
-    parser.on("error", (err: Error) => fail(new BundleError(`bundle tar data is corrupt: ${describe(err)}`, { cause: err })));
+    parser.on("error", (err: Error) =>
+      fail(new BundleError(`bundle tar data is corrupt: ${describe(err)}`, { cause: err })),
+    );
     parser.on("end", () => {
       if (failed) return;
       if (files.size === 0) fail(new BundleError("bundle tar data is truncated"));
@@ -85,7 +89,9 @@ export function readArchive(bytes: Uint8Array, limits: BundleLimits): Promise<Bu
     gunzip.on("end", () => {
       if (!failed) parser.end();
     });
-    gunzip.on("error", (err) => fail(new BundleError(`bundle gzip data is corrupt or truncated: ${describe(err)}`, { cause: err })));
+    gunzip.on("error", (err) =>
+      fail(new BundleError(`bundle gzip data is corrupt or truncated: ${describe(err)}`, { cause: err })),
+    );
     gunzip.end(bytes);
   });
 }
@@ -101,12 +107,20 @@ export class ElementBudget {
   take(n: number, file: string): void {
     this.#left -= n;
     if (this.#left < 0) {
-      throw new BundleError(`bundle: ${file} takes the bundle over ${this.limit} JSON elements (ARBITER_BUNDLE_MAX_ELEMENTS)`);
+      throw new BundleError(
+        `bundle: ${file} takes the bundle over ${this.limit} JSON elements (ARBITER_BUNDLE_MAX_ELEMENTS)`,
+      );
     }
   }
 }
 
-const QUOTE = 0x22, BACKSLASH = 0x5c, COMMA = 0x2c, OPEN_ARRAY = 0x5b, OPEN_OBJECT = 0x7b, CLOSE_ARRAY = 0x5d, CLOSE_OBJECT = 0x7d;
+const QUOTE = 0x22,
+  BACKSLASH = 0x5c,
+  COMMA = 0x2c,
+  OPEN_ARRAY = 0x5b,
+  OPEN_OBJECT = 0x7b,
+  CLOSE_ARRAY = 0x5d,
+  CLOSE_OBJECT = 0x7d;
 
 /**
  * One pass over JSON text before it is parsed: nesting depth and an upper bound of its values
@@ -172,7 +186,8 @@ function parseManifest(doc: unknown): BundleManifest {
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) return bad("expected a JSON object");
   const o = doc as Record<string, unknown>;
   if (o.revision !== undefined && typeof o.revision !== "string") bad(`"revision" must be a string`);
-  if (o.roots !== undefined && !(Array.isArray(o.roots) && o.roots.every((r) => typeof r === "string"))) bad(`"roots" must be a list of strings`);
+  if (o.roots !== undefined && !(Array.isArray(o.roots) && o.roots.every((r) => typeof r === "string")))
+    bad(`"roots" must be a list of strings`);
   if (o.wasm !== undefined && !Array.isArray(o.wasm)) bad(`"wasm" must be a list`);
   const wasm = ((o.wasm ?? []) as unknown[]).map((w, i) => {
     const e = w as Record<string, unknown> | null;
@@ -200,7 +215,9 @@ export interface InterpretedBundle {
 export function interpretFiles(files: BundleFiles, limits: BundleLimits): InterpretedBundle {
   const budget = new ElementBudget(limits.maxElements);
   const manifestBytes = files.get(".manifest");
-  const manifest = manifestBytes ? parseManifest(parseJson(".manifest", manifestBytes, budget)) : { revision: "", roots: [""], wasm: [] };
+  const manifest = manifestBytes
+    ? parseManifest(parseJson(".manifest", manifestBytes, budget))
+    : { revision: "", roots: [""], wasm: [] };
   const modules = new Set(manifest.wasm.map((w) => w.module.replace(/^\/+/, "")));
   if (modules.size > 1) throw new BundleError("bundle .manifest names more than one wasm module (not supported)");
   const wasmPath = [...modules][0] ?? "policy.wasm";
@@ -212,7 +229,8 @@ export function interpretFiles(files: BundleFiles, limits: BundleLimits): Interp
   if (dataFiles.length === 1 && dataFiles[0] === "data.json") {
     const bytes = files.get("data.json")!;
     const doc = parseJson("data.json", bytes, budget);
-    if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new BundleError("bundle data must be a JSON object");
+    if (typeof doc !== "object" || doc === null || Array.isArray(doc))
+      throw new BundleError("bundle data must be a JSON object");
     return { manifest, wasm, dataJson: bytes };
   }
   const data: Record<string, unknown> = {};

@@ -29,10 +29,18 @@ const utf8 = new TextEncoder();
 
 /** JWS algorithms accepted for bundle signatures (OPA's RS/PS/ES/HS families, plus EdDSA). */
 export const SIGNATURE_ALGORITHMS = [
-  "RS256", "RS384", "RS512",
-  "PS256", "PS384", "PS512",
-  "ES256", "ES384", "ES512",
-  "HS256", "HS384", "HS512",
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "HS256",
+  "HS384",
+  "HS512",
   "EdDSA",
 ] as const;
 export type SignatureAlgorithm = (typeof SIGNATURE_ALGORITHMS)[number];
@@ -101,7 +109,7 @@ export const SIGNATURES_FILE = ".signatures.json";
 const MIN_HMAC_SECRET_BYTES = 32;
 
 const HASHES: Readonly<Record<string, string>> = {
-  "MD5": "md5",
+  MD5: "md5",
   "SHA-1": "sha1",
   "SHA-224": "sha224",
   "SHA-256": "sha256",
@@ -121,7 +129,11 @@ function isSignaturesPath(name: string): boolean {
  * as OPA), at least 32 of them; the others take a PEM key of the matching type. Throws an `Error`
  * saying what is wrong; the caller names the variable or flag.
  */
-export function loadBundleKey(material: Uint8Array, algorithm: SignatureAlgorithm, use: "public" | "private"): BundleKey {
+export function loadBundleKey(
+  material: Uint8Array,
+  algorithm: SignatureAlgorithm,
+  use: "public" | "private",
+): BundleKey {
   if (!(SIGNATURE_ALGORITHMS as readonly string[]).includes(algorithm)) {
     throw new Error(`unsupported algorithm "${algorithm}"; expected one of ${SIGNATURE_ALGORITHMS.join(", ")}`);
   }
@@ -133,7 +145,10 @@ export function loadBundleKey(material: Uint8Array, algorithm: SignatureAlgorith
   }
   let key: KeyObject;
   try {
-    key = use === "public" ? createPublicKey({ key: Buffer.from(material), format: "pem" }) : createPrivateKey({ key: Buffer.from(material), format: "pem" });
+    key =
+      use === "public"
+        ? createPublicKey({ key: Buffer.from(material), format: "pem" })
+        : createPrivateKey({ key: Buffer.from(material), format: "pem" });
   } catch (err) {
     throw new Error(`not a PEM ${use} key: ${(err as Error).message}`, { cause: err });
   }
@@ -158,14 +173,21 @@ export function loadBundleKey(material: Uint8Array, algorithm: SignatureAlgorith
 export function hashBundleFile(name: string, bytes: Uint8Array, algorithm: string): string {
   const nodeAlg = HASHES[algorithm];
   if (nodeAlg === undefined) {
-    throw new BundleSignatureError("unsupported_hash_algorithm", `${name}: unsupported hashing algorithm "${algorithm}" (supported: ${Object.keys(HASHES).join(", ")})`);
+    throw new BundleSignatureError(
+      "unsupported_hash_algorithm",
+      `${name}: unsupported hashing algorithm "${algorithm}" (supported: ${Object.keys(HASHES).join(", ")})`,
+    );
   }
   let content: Uint8Array;
   if (isStructuredFile(name)) {
     try {
       content = canonicalStructuredBytes(name, bytes);
     } catch (err) {
-      throw new BundleSignatureError("malformed_file", `${name}: cannot be hashed as a structured document: ${(err as Error).message}`, { cause: err });
+      throw new BundleSignatureError(
+        "malformed_file",
+        `${name}: cannot be hashed as a structured document: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
   } else {
     content = bytes;
@@ -190,14 +212,26 @@ function readSignaturesFile(bytes: Uint8Array): string {
   }
   const sigs = (doc as { signatures?: unknown } | null)?.signatures;
   if (!Array.isArray(sigs) || sigs.length === 0) {
-    throw new BundleSignatureError("malformed_signatures", `${SIGNATURES_FILE}: missing JWT (expected exactly one in "signatures")`);
+    throw new BundleSignatureError(
+      "malformed_signatures",
+      `${SIGNATURES_FILE}: missing JWT (expected exactly one in "signatures")`,
+    );
   }
-  if (sigs.length > 1) throw new BundleSignatureError("malformed_signatures", `${SIGNATURES_FILE}: multiple JWTs not supported (expected exactly one)`);
-  if (typeof sigs[0] !== "string") throw new BundleSignatureError("malformed_signatures", `${SIGNATURES_FILE}: the JWT must be a string`);
+  if (sigs.length > 1)
+    throw new BundleSignatureError(
+      "malformed_signatures",
+      `${SIGNATURES_FILE}: multiple JWTs not supported (expected exactly one)`,
+    );
+  if (typeof sigs[0] !== "string")
+    throw new BundleSignatureError("malformed_signatures", `${SIGNATURES_FILE}: the JWT must be a string`);
   return sigs[0];
 }
 
-function readPayload(payload: Uint8Array): { files: SignedFile[]; keyid: string | undefined; scope: string | undefined } {
+function readPayload(payload: Uint8Array): {
+  files: SignedFile[];
+  keyid: string | undefined;
+  scope: string | undefined;
+} {
   let doc: unknown;
   try {
     doc = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payload));
@@ -208,17 +242,28 @@ function readPayload(payload: Uint8Array): { files: SignedFile[]; keyid: string 
     throw new BundleSignatureError("malformed_signatures", "the JWT payload must be a JSON object");
   }
   const o = doc as Record<string, unknown>;
-  if (!Array.isArray(o.files)) throw new BundleSignatureError("malformed_signatures", `the JWT payload has no "files" list`);
+  if (!Array.isArray(o.files))
+    throw new BundleSignatureError("malformed_signatures", `the JWT payload has no "files" list`);
   const files = o.files.map((f, n) => {
     const e = f as Record<string, unknown> | null;
-    if (typeof e !== "object" || e === null || typeof e.name !== "string" || typeof e.hash !== "string" || (e.algorithm !== undefined && typeof e.algorithm !== "string")) {
-      throw new BundleSignatureError("malformed_signatures", `files[${n}] must have string "name", "hash" and "algorithm"`);
+    if (
+      typeof e !== "object" ||
+      e === null ||
+      typeof e.name !== "string" ||
+      typeof e.hash !== "string" ||
+      (e.algorithm !== undefined && typeof e.algorithm !== "string")
+    ) {
+      throw new BundleSignatureError(
+        "malformed_signatures",
+        `files[${n}] must have string "name", "hash" and "algorithm"`,
+      );
     }
     return { name: e.name, hash: e.hash, algorithm: (e.algorithm as string | undefined) ?? "" };
   });
   const str = (k: string): string | undefined => {
     if (o[k] === undefined) return undefined;
-    if (typeof o[k] !== "string") throw new BundleSignatureError("malformed_signatures", `the JWT payload "${k}" must be a string`);
+    if (typeof o[k] !== "string")
+      throw new BundleSignatureError("malformed_signatures", `the JWT payload "${k}" must be a string`);
     return o[k] as string;
   };
   return { files, keyid: str("keyid"), scope: str("scope") };
@@ -229,16 +274,25 @@ function readPayload(payload: Uint8Array): { files: SignedFile[]; keyid: string 
  * `.signatures.json`. Resolves with what it was signed with; rejects with a
  * `BundleSignatureError` naming the reason and the offending file.
  */
-export async function verifyBundleSignature(files: ReadonlyMap<string, Uint8Array>, options: BundleVerificationOptions): Promise<VerifiedSignature> {
+export async function verifyBundleSignature(
+  files: ReadonlyMap<string, Uint8Array>,
+  options: BundleVerificationOptions,
+): Promise<VerifiedSignature> {
   const sigBytes = files.get(SIGNATURES_FILE);
   if (sigBytes === undefined) {
-    throw new BundleSignatureError("missing_signatures", `the bundle has no ${SIGNATURES_FILE} and bundle verification is on (ARBITER_BUNDLE_VERIFICATION_KEY)`);
+    throw new BundleSignatureError(
+      "missing_signatures",
+      `the bundle has no ${SIGNATURES_FILE} and bundle verification is on (ARBITER_BUNDLE_VERIFICATION_KEY)`,
+    );
   }
   for (const name of files.keys()) {
     // OPA would take any of these as the signatures file (the last one read wins): refuse the
     // ambiguity instead of picking one.
     if (name !== SIGNATURES_FILE && isSignaturesPath(name)) {
-      throw new BundleSignatureError("malformed_signatures", `${name}: a second signatures file besides ${SIGNATURES_FILE}`);
+      throw new BundleSignatureError(
+        "malformed_signatures",
+        `${name}: a second signatures file besides ${SIGNATURES_FILE}`,
+      );
     }
   }
   const token = readSignaturesFile(sigBytes);
@@ -247,15 +301,25 @@ export async function verifyBundleSignature(files: ReadonlyMap<string, Uint8Arra
   try {
     header = decodeProtectedHeader(token);
   } catch (err) {
-    throw new BundleSignatureError("malformed_signatures", `the JWT header cannot be decoded: ${(err as Error).message}`, { cause: err });
+    throw new BundleSignatureError(
+      "malformed_signatures",
+      `the JWT header cannot be decoded: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   if (header.alg !== options.algorithm) {
-    throw new BundleSignatureError("wrong_algorithm", `signed with ${JSON.stringify(header.alg ?? null)}, expected ${options.algorithm} (ARBITER_BUNDLE_VERIFICATION_ALG)`);
+    throw new BundleSignatureError(
+      "wrong_algorithm",
+      `signed with ${JSON.stringify(header.alg ?? null)}, expected ${options.algorithm} (ARBITER_BUNDLE_VERIFICATION_ALG)`,
+    );
   }
   const headerKid = typeof header.kid === "string" && header.kid !== "" ? header.kid : undefined;
   const checkKeyId = (named: string | undefined): void => {
     if (options.keyId !== undefined && named !== undefined && named !== "" && named !== options.keyId) {
-      throw new BundleSignatureError("unknown_key", `signed with key id "${named}", expected "${options.keyId}" (ARBITER_BUNDLE_VERIFICATION_KEY_ID)`);
+      throw new BundleSignatureError(
+        "unknown_key",
+        `signed with key id "${named}", expected "${options.keyId}" (ARBITER_BUNDLE_VERIFICATION_KEY_ID)`,
+      );
     }
   };
   // The header names the key before anything is verified: only ever used to refuse.
@@ -264,13 +328,20 @@ export async function verifyBundleSignature(files: ReadonlyMap<string, Uint8Arra
   try {
     verified = await compactVerify(token, options.key, { algorithms: [options.algorithm] });
   } catch (err) {
-    throw new BundleSignatureError("bad_signature", `the JWT signature does not verify with the configured key (${(err as Error).message})`, { cause: err });
+    throw new BundleSignatureError(
+      "bad_signature",
+      `the JWT signature does not verify with the configured key (${(err as Error).message})`,
+      { cause: err },
+    );
   }
   const payload = readPayload(verified.payload);
   const named = headerKid ?? payload.keyid;
   checkKeyId(named);
   if ((payload.scope ?? "") !== (options.scope ?? "")) {
-    throw new BundleSignatureError("scope_mismatch", `scope ${JSON.stringify(payload.scope ?? "")} does not match ${JSON.stringify(options.scope ?? "")} (ARBITER_BUNDLE_VERIFICATION_SCOPE)`);
+    throw new BundleSignatureError(
+      "scope_mismatch",
+      `scope ${JSON.stringify(payload.scope ?? "")} does not match ${JSON.stringify(options.scope ?? "")} (ARBITER_BUNDLE_VERIFICATION_SCOPE)`,
+    );
   }
 
   const listed = new Map<string, SignedFile>();
@@ -279,17 +350,25 @@ export async function verifyBundleSignature(files: ReadonlyMap<string, Uint8Arra
   for (const [name, bytes] of [...files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     if (isSignaturesPath(name)) continue;
     const entry = listed.get(name);
-    if (entry === undefined) throw new BundleSignatureError("file_not_signed", `${name} is not included in the bundle signature`);
-    if (entry.algorithm === "") throw new BundleSignatureError("malformed_signatures", `no hashing algorithm provided for ${name}`);
+    if (entry === undefined)
+      throw new BundleSignatureError("file_not_signed", `${name} is not included in the bundle signature`);
+    if (entry.algorithm === "")
+      throw new BundleSignatureError("malformed_signatures", `no hashing algorithm provided for ${name}`);
     const actual = hashBundleFile(name, bytes, entry.algorithm);
     if (entry.hash.toLowerCase() !== actual) {
-      throw new BundleSignatureError("digest_mismatch", `${name}: digest mismatch (signed ${entry.hash}, got ${actual})`);
+      throw new BundleSignatureError(
+        "digest_mismatch",
+        `${name}: digest mismatch (signed ${entry.hash}, got ${actual})`,
+      );
     }
     listed.delete(name);
     count++;
   }
   if (listed.size > 0) {
-    throw new BundleSignatureError("file_missing", `file(s) ${[...listed.keys()].sort().join(", ")} specified in the bundle signature but not found in the bundle`);
+    throw new BundleSignatureError(
+      "file_missing",
+      `file(s) ${[...listed.keys()].sort().join(", ")} specified in the bundle signature but not found in the bundle`,
+    );
   }
   return { keyId: named, scope: payload.scope, files: count };
 }
@@ -298,7 +377,10 @@ export async function verifyBundleSignature(files: ReadonlyMap<string, Uint8Arra
  * The `.signatures.json` content for `files` (every file except signatures files, hashed with
  * SHA-256 under OPA's rules), in the form `opa build --signing-key` writes.
  */
-export async function signBundleFiles(files: ReadonlyMap<string, Uint8Array>, options: BundleSigningOptions): Promise<Uint8Array> {
+export async function signBundleFiles(
+  files: ReadonlyMap<string, Uint8Array>,
+  options: BundleSigningOptions,
+): Promise<Uint8Array> {
   const list: SignedFile[] = [];
   for (const name of [...files.keys()].sort()) {
     if (isSignaturesPath(name)) continue;

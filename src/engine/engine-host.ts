@@ -19,14 +19,7 @@ import { fetchBundle } from "./http-fetch.ts";
 import { watchSource, type SourceWatcher } from "./watcher.ts";
 import { buildSnapshot, type Snapshot } from "./snapshot.ts";
 import { DEFAULT_POLICY_MEMORY } from "./load-policy.ts";
-import type {
-  ActivePolicy,
-  EngineHost,
-  EngineHostOptions,
-  EngineListener,
-  EngineStatus,
-  LoadResult,
-} from "./types.ts";
+import type { ActivePolicy, EngineHost, EngineHostOptions, EngineListener, EngineStatus, LoadResult } from "./types.ts";
 
 const DEFAULTS = {
   pollIntervalMs: 10_000,
@@ -61,10 +54,11 @@ function validateOptions(options: EngineHostOptions): void {
     throw new Error("ARBITER_BUNDLE: expected a bundle .tar.gz, a directory or an http(s):// URL, got an empty value");
   }
   if (!Array.isArray(options.requiredEntrypoints)) {
-    throw new Error("engine: requiredEntrypoints must be an array of entrypoint names like \"arbiter/decide\"");
+    throw new Error('engine: requiredEntrypoints must be an array of entrypoint names like "arbiter/decide"');
   }
   const positive = (name: string, v: number | undefined): void => {
-    if (v !== undefined && (!Number.isFinite(v) || v <= 0)) throw new Error(`engine: ${name} must be a positive number of milliseconds, got ${v}`);
+    if (v !== undefined && (!Number.isFinite(v) || v <= 0))
+      throw new Error(`engine: ${name} must be a positive number of milliseconds, got ${v}`);
   };
   positive("pollIntervalMs", options.pollIntervalMs);
   positive("debounceMs", options.debounceMs);
@@ -87,8 +81,19 @@ function validateOptions(options: EngineHostOptions): void {
     throw new Error(`engine: http.maxBytes must be a positive integer, got ${options.http.maxBytes}`);
   }
   const mem = options.memory;
-  if (mem !== undefined && !(Number.isInteger(mem.initial) && Number.isInteger(mem.maximum) && mem.initial >= 1 && mem.maximum >= mem.initial && mem.maximum <= 65536)) {
-    throw new Error(`engine: memory must be {initial, maximum} wasm pages with 1 <= initial <= maximum <= 65536, got ${JSON.stringify(mem)}`);
+  if (
+    mem !== undefined &&
+    !(
+      Number.isInteger(mem.initial) &&
+      Number.isInteger(mem.maximum) &&
+      mem.initial >= 1 &&
+      mem.maximum >= mem.initial &&
+      mem.maximum <= 65536
+    )
+  ) {
+    throw new Error(
+      `engine: memory must be {initial, maximum} wasm pages with 1 <= initial <= maximum <= 65536, got ${JSON.stringify(mem)}`,
+    );
   }
 }
 
@@ -142,35 +147,60 @@ class Host implements EngineHost {
     this.#evalTimeoutMs = options.evalTimeoutMs ?? DEFAULTS.evalTimeoutMs;
     this.#loadWorker = new LoadWorker(options.bundleLimits?.workerHeapMb);
     const registry = options.registry;
-    this.#reloads = metric(registry, "arbiter_bundle_reloads_total", () => new Counter({
-      name: "arbiter_bundle_reloads_total",
-      help: "Bundle load attempts by result (ok, failed, unchanged).",
-      labelNames: ["result"],
-      registers: [registry],
-    }));
-    this.#info = metric(registry, "arbiter_bundle_info", () => new Gauge({
-      name: "arbiter_bundle_info",
-      help: "1 for the active bundle revision.",
-      labelNames: ["revision"],
-      registers: [registry],
-    }));
-    this.#loadedTs = metric(registry, "arbiter_bundle_loaded_timestamp_seconds", () => new Gauge({
-      name: "arbiter_bundle_loaded_timestamp_seconds",
-      help: "Unix time at which the active bundle was swapped in.",
-      registers: [registry],
-    }));
+    this.#reloads = metric(
+      registry,
+      "arbiter_bundle_reloads_total",
+      () =>
+        new Counter({
+          name: "arbiter_bundle_reloads_total",
+          help: "Bundle load attempts by result (ok, failed, unchanged).",
+          labelNames: ["result"],
+          registers: [registry],
+        }),
+    );
+    this.#info = metric(
+      registry,
+      "arbiter_bundle_info",
+      () =>
+        new Gauge({
+          name: "arbiter_bundle_info",
+          help: "1 for the active bundle revision.",
+          labelNames: ["revision"],
+          registers: [registry],
+        }),
+    );
+    this.#loadedTs = metric(
+      registry,
+      "arbiter_bundle_loaded_timestamp_seconds",
+      () =>
+        new Gauge({
+          name: "arbiter_bundle_loaded_timestamp_seconds",
+          help: "Unix time at which the active bundle was swapped in.",
+          registers: [registry],
+        }),
+    );
     this.#verification = options.verification;
-    this.#verificationFailures = metric(registry, "arbiter_bundle_verification_failures_total", () => new Counter({
-      name: "arbiter_bundle_verification_failures_total",
-      help: "Bundles refused by signature verification (ARBITER_BUNDLE_VERIFICATION_KEY), by reason.",
-      labelNames: ["reason"],
-      registers: [registry],
-    }));
-    this.#timeouts = metric(registry, "arbiter_evaluation_timeouts_total", () => new Counter({
-      name: "arbiter_evaluation_timeouts_total",
-      help: "Policy evaluations abandoned at the evaluation deadline (ARBITER_EVAL_TIMEOUT_MS).",
-      registers: [registry],
-    }));
+    this.#verificationFailures = metric(
+      registry,
+      "arbiter_bundle_verification_failures_total",
+      () =>
+        new Counter({
+          name: "arbiter_bundle_verification_failures_total",
+          help: "Bundles refused by signature verification (ARBITER_BUNDLE_VERIFICATION_KEY), by reason.",
+          labelNames: ["reason"],
+          registers: [registry],
+        }),
+    );
+    this.#timeouts = metric(
+      registry,
+      "arbiter_evaluation_timeouts_total",
+      () =>
+        new Counter({
+          name: "arbiter_evaluation_timeouts_total",
+          help: "Policy evaluations abandoned at the evaluation deadline (ARBITER_EVAL_TIMEOUT_MS).",
+          registers: [registry],
+        }),
+    );
   }
 
   active(): ActivePolicy | undefined {
@@ -279,7 +309,10 @@ class Host implements EngineHost {
       this.#lastError = message;
       this.#lastErrorAt = Date.now();
       this.#lastErrorReason = err instanceof BundleSignatureError ? `signature_${err.reason}` : "bundle_invalid";
-      this.#log.error({ err, source: this.#display, revision: this.#active?.revision ?? "" }, `bundle load failed, keeping the active bundle: ${message}`);
+      this.#log.error(
+        { err, source: this.#display, revision: this.#active?.revision ?? "" },
+        `bundle load failed, keeping the active bundle: ${message}`,
+      );
     }
     this.#counts[result]++;
     this.#reloads.inc({ result });
@@ -291,7 +324,10 @@ class Host implements EngineHost {
     if (result === "unchanged") {
       this.#log.debug({ source: this.#display, revision: this.#active?.revision }, "bundle unchanged");
     } else if (result === "ok") {
-      this.#log.info({ source: this.#display, revision: this.#active?.revision, ms: Math.round(performance.now() - started) }, "bundle activated");
+      this.#log.info(
+        { source: this.#display, revision: this.#active?.revision, ms: Math.round(performance.now() - started) },
+        "bundle activated",
+      );
     }
     const status = this.status();
     for (const listener of [...this.#listeners]) {
@@ -333,9 +369,13 @@ class Host implements EngineHost {
       try {
         info = await stat(source);
       } catch (err) {
-        throw new BundleError(`bundle: cannot read ${source}: ${(err as NodeJS.ErrnoException).code ?? describe(err)}`, { cause: err });
+        throw new BundleError(
+          `bundle: cannot read ${source}: ${(err as NodeJS.ErrnoException).code ?? describe(err)}`,
+          { cause: err },
+        );
       }
-      if (!info.isFile() && !info.isDirectory()) throw new BundleError(`bundle: ${source} is neither a file nor a directory`);
+      if (!info.isFile() && !info.isDirectory())
+        throw new BundleError(`bundle: ${source} is neither a file nor a directory`);
       request = info.isFile() ? { kind: "file", path: source } : { kind: "directory", path: source };
     }
     const reply = await this.#loadOffThread({
@@ -361,7 +401,8 @@ class Host implements EngineHost {
         if (reply.copy) await rm(reply.dir, { recursive: true, force: true });
       }
     } else {
-      if (reply.compileError !== undefined) throw new BundleError(`bundle: policy.wasm does not load: ${reply.compileError}`);
+      if (reply.compileError !== undefined)
+        throw new BundleError(`bundle: policy.wasm does not load: ${reply.compileError}`);
       parts = {
         manifest: reply.manifest,
         wasm: reply.wasm,

@@ -5,8 +5,7 @@
 import { BundleError, describe } from "./errors.ts";
 
 export type FetchOutcome =
-  | { readonly status: 304 }
-  | { readonly status: 200; readonly bytes: Uint8Array; readonly etag: string | undefined };
+  { readonly status: 304 } | { readonly status: 200; readonly bytes: Uint8Array; readonly etag: string | undefined };
 
 export interface FetchBundleOptions {
   readonly etag: string | undefined;
@@ -40,7 +39,8 @@ export async function fetchBundle(url: string, options: FetchBundleOptions): Pro
   try {
     response = await fetch(target, { headers, signal, redirect: "follow" });
   } catch (err) {
-    if (timeout.aborted) throw new BundleError(`bundle: GET ${shown} timed out after ${options.timeoutMs} ms`, { cause: err });
+    if (timeout.aborted)
+      throw new BundleError(`bundle: GET ${shown} timed out after ${options.timeoutMs} ms`, { cause: err });
     throw new BundleError(`bundle: GET ${shown} failed: ${describe(err)}`, { cause: err });
   }
   if (response.status === 304) {
@@ -71,7 +71,8 @@ export async function fetchBundle(url: string, options: FetchBundleOptions): Pro
     }
   } catch (err) {
     if (err instanceof BundleError) throw err;
-    if (timeout.aborted) throw new BundleError(`bundle: GET ${shown} timed out after ${options.timeoutMs} ms`, { cause: err });
+    if (timeout.aborted)
+      throw new BundleError(`bundle: GET ${shown} timed out after ${options.timeoutMs} ms`, { cause: err });
     throw new BundleError(`bundle: GET ${shown} body failed: ${describe(err)}`, { cause: err });
   }
   return { status: 200, bytes: Buffer.concat(chunks), etag: response.headers.get("etag") ?? undefined };

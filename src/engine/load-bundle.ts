@@ -13,7 +13,12 @@ import { dirname, join } from "node:path";
 import type { BundleManifest } from "../compiler/index.ts";
 import { digestBytes, digestFiles, readDirectoryFiles, type BundleFiles } from "./bundle-files.ts";
 import { interpretFiles, readArchive, type BundleLimits } from "./bundle-reader.ts";
-import { BundleSignatureError, verifyBundleSignature, type BundleVerificationOptions, type SignatureFailure } from "./bundle-signature.ts";
+import {
+  BundleSignatureError,
+  verifyBundleSignature,
+  type BundleVerificationOptions,
+  type SignatureFailure,
+} from "./bundle-signature.ts";
 import { BundleError, describe } from "./errors.ts";
 import { instrumentDeadline } from "./wasm-deadline.ts";
 
@@ -42,16 +47,16 @@ export type LoadReply =
    */
   | { readonly ok: true; readonly kind: "rego"; readonly dir: string; readonly digest: string; readonly copy?: boolean }
   | {
-    readonly ok: true;
-    readonly kind: "bundle";
-    readonly digest: string;
-    readonly manifest: BundleManifest;
-    /** The bundle's wasm as shipped (digest and status). */
-    readonly wasm: Uint8Array;
-    /** The deadline-instrumented wasm, what is compiled and run. */
-    readonly instrumented: Uint8Array;
-    readonly dataJson: Uint8Array;
-  }
+      readonly ok: true;
+      readonly kind: "bundle";
+      readonly digest: string;
+      readonly manifest: BundleManifest;
+      /** The bundle's wasm as shipped (digest and status). */
+      readonly wasm: Uint8Array;
+      /** The deadline-instrumented wasm, what is compiled and run. */
+      readonly instrumented: Uint8Array;
+      readonly dataJson: Uint8Array;
+    }
   /** `signature`: the bundle was refused by signature verification, for this reason. */
   | { readonly ok: false; readonly message: string; readonly signature?: SignatureFailure };
 
@@ -67,7 +72,15 @@ async function verify(files: BundleFiles, request: LoadRequest): Promise<void> {
 async function interpret(files: BundleFiles, digest: string, request: LoadRequest): Promise<LoadReply> {
   await verify(files, request);
   const b = interpretFiles(files, request.limits);
-  return { ok: true, kind: "bundle", digest, manifest: b.manifest, wasm: b.wasm, instrumented: instrumentDeadline(b.wasm), dataJson: b.dataJson };
+  return {
+    ok: true,
+    kind: "bundle",
+    digest,
+    manifest: b.manifest,
+    wasm: b.wasm,
+    instrumented: instrumentDeadline(b.wasm),
+    dataJson: b.dataJson,
+  };
 }
 
 /** Writes the verified files to a private temp directory (mode 0600 files). */
@@ -95,9 +108,11 @@ async function load(request: LoadRequest): Promise<LoadReply> {
   }
   if (source.kind === "file") {
     const info = await stat(source.path);
-    if (info.size > limits.maxBytes) throw new BundleError(`bundle: ${source.path} is larger than ${limits.maxBytes} bytes`);
+    if (info.size > limits.maxBytes)
+      throw new BundleError(`bundle: ${source.path} is larger than ${limits.maxBytes} bytes`);
     const bytes = await readFile(source.path);
-    if (bytes.length > limits.maxBytes) throw new BundleError(`bundle: ${source.path} is larger than ${limits.maxBytes} bytes`);
+    if (bytes.length > limits.maxBytes)
+      throw new BundleError(`bundle: ${source.path} is larger than ${limits.maxBytes} bytes`);
     const digest = digestBytes(bytes);
     if (digest === request.activeDigest) return { ok: true, kind: "unchanged" };
     return interpret(await readArchive(bytes, limits), digest, request);

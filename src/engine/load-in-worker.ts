@@ -13,7 +13,8 @@ export const LOAD_WORKER_HEAP_MB = 512;
 /** Deadline of one load in the worker. */
 export const LOAD_WORKER_TIMEOUT_MS = 60_000;
 
-export type LoadOutcome = WorkerLoadReply | { readonly ok: false; readonly unavailable: true; readonly message: string };
+export type LoadOutcome =
+  WorkerLoadReply | { readonly ok: false; readonly unavailable: true; readonly message: string };
 
 /**
  * The host's load worker. `load` resolves `unavailable` when no worker could run at all (the
@@ -25,22 +26,37 @@ export class LoadWorker {
 
   constructor(maxHeapMb = LOAD_WORKER_HEAP_MB) {
     this.#maxHeapMb = maxHeapMb;
-    this.#worker = new ServiceWorker({ entry: new URL("./load-worker.ts", import.meta.url), timeoutMs: LOAD_WORKER_TIMEOUT_MS, maxHeapMb });
+    this.#worker = new ServiceWorker({
+      entry: new URL("./load-worker.ts", import.meta.url),
+      timeoutMs: LOAD_WORKER_TIMEOUT_MS,
+      maxHeapMb,
+    });
   }
 
   async load(request: LoadRequest): Promise<LoadOutcome> {
     const source = request.source;
     // Only a buffer the bytes own alone can be moved; anything else is copied.
-    const transferList = source.kind === "bytes" && source.bytes.byteOffset === 0 && source.bytes.byteLength === source.bytes.buffer.byteLength
-      ? [source.bytes.buffer as ArrayBuffer]
-      : [];
+    const transferList =
+      source.kind === "bytes" &&
+      source.bytes.byteOffset === 0 &&
+      source.bytes.byteLength === source.bytes.buffer.byteLength
+        ? [source.bytes.buffer as ArrayBuffer]
+        : [];
     const outcome = await this.#worker.run(request, transferList);
     switch (outcome.kind) {
-      case "reply": return outcome.reply;
-      case "unavailable": return { ok: false, unavailable: true, message: outcome.message };
-      case "timeout": return { ok: false, message: `bundle: loading did not finish within ${LOAD_WORKER_TIMEOUT_MS} ms` };
-      case "out_of_memory": return { ok: false, message: `bundle: loading exceeded the load worker's heap limit of ${this.#maxHeapMb} MiB` };
-      case "crashed": return { ok: false, message: `bundle: the load worker failed: ${outcome.message}` };
+      case "reply":
+        return outcome.reply;
+      case "unavailable":
+        return { ok: false, unavailable: true, message: outcome.message };
+      case "timeout":
+        return { ok: false, message: `bundle: loading did not finish within ${LOAD_WORKER_TIMEOUT_MS} ms` };
+      case "out_of_memory":
+        return {
+          ok: false,
+          message: `bundle: loading exceeded the load worker's heap limit of ${this.#maxHeapMb} MiB`,
+        };
+      case "crashed":
+        return { ok: false, message: `bundle: the load worker failed: ${outcome.message}` };
     }
   }
 

@@ -9,7 +9,10 @@ import { Deadline, instantiatePolicy, type SdkPolicy } from "./policy-instance.t
 import { instrumentDeadline } from "./wasm-deadline.ts";
 
 /** Wasm memory bounds in 64 KiB pages: 320 KiB initial, 64 MiB maximum (`EngineHostOptions.memory`). */
-export const DEFAULT_POLICY_MEMORY: { readonly initial: number; readonly maximum: number } = Object.freeze({ initial: 5, maximum: 1024 });
+export const DEFAULT_POLICY_MEMORY: { readonly initial: number; readonly maximum: number } = Object.freeze({
+  initial: 5,
+  maximum: 1024,
+});
 
 /** A loaded policy: the SDK's `LoadedPolicy`, whose every throw is an `Error`. */
 export interface LoadedPolicy extends SdkPolicy {
@@ -27,11 +30,19 @@ export interface LoadPolicyOptions {
  * memory, then sets `data` when given. Evaluations run without a deadline (the engine host sets
  * one per evaluation on its own `Deadline`). Every failure is an `Error` naming its step.
  */
-export async function loadCompiledPolicy(wasm: Uint8Array, data?: unknown, options: LoadPolicyOptions = {}): Promise<LoadedPolicy> {
+export async function loadCompiledPolicy(
+  wasm: Uint8Array,
+  data?: unknown,
+  options: LoadPolicyOptions = {},
+): Promise<LoadedPolicy> {
   let policy: SdkPolicy;
   try {
     const module = await WebAssembly.compile(instrumentDeadline(wasm));
-    policy = instantiatePolicy(module, { memory: options.memory ?? DEFAULT_POLICY_MEMORY, hostBuiltins: hostBuiltinMap(), deadline: new Deadline() });
+    policy = instantiatePolicy(module, {
+      memory: options.memory ?? DEFAULT_POLICY_MEMORY,
+      hostBuiltins: hostBuiltinMap(),
+      deadline: new Deadline(),
+    });
   } catch (e) {
     throw toError(e, "loading the policy module failed");
   }

@@ -18,10 +18,16 @@ type Builtin = (...args: unknown[]) => unknown;
 const require = createRequire(import.meta.url);
 /** The SDK's `LoadedPolicy` class (exported by its CommonJS entry; its typings omit it). */
 const { LoadedPolicy } = require("@open-policy-agent/opa-wasm") as {
-  LoadedPolicy: new (instance: WebAssembly.Instance, memory: WebAssembly.Memory, minorVersion: number | undefined) => SdkPolicy;
+  LoadedPolicy: new (
+    instance: WebAssembly.Instance,
+    memory: WebAssembly.Memory,
+    minorVersion: number | undefined,
+  ) => SdkPolicy;
 };
 /** The SDK's builtin implementations (`src/builtins`), which its package exports do not expose. */
-const sdkBuiltins = require(join(dirname(require.resolve("@open-policy-agent/opa-wasm")), "builtins", "index.js")) as Record<string, Builtin>;
+const sdkBuiltins = require(
+  join(dirname(require.resolve("@open-policy-agent/opa-wasm")), "builtins", "index.js"),
+) as Record<string, Builtin>;
 
 /** What the engine uses of the SDK's `LoadedPolicy`. */
 export interface SdkPolicy {
@@ -80,7 +86,7 @@ function loadJSON(exports: Exports, memory: WebAssembly.Memory, value: unknown):
 }
 
 function globalValue(g: WebAssembly.Global | number | undefined): number | undefined {
-  return typeof g === "number" ? g : g?.value as number | undefined;
+  return typeof g === "number" ? g : (g?.value as number | undefined);
 }
 
 export interface InstanceOptions {
@@ -100,7 +106,7 @@ export function instantiatePolicy(module: WebAssembly.Module, options: InstanceO
   let names: Record<number, string> = {};
   const call = (id: number, ...argAddrs: number[]): number => {
     const name = names[id];
-    const impl = name === undefined ? undefined : sdkBuiltins[name] ?? options.hostBuiltins[name];
+    const impl = name === undefined ? undefined : (sdkBuiltins[name] ?? options.hostBuiltins[name]);
     if (impl === undefined) throw new Error(`not implemented: built-in function ${id}: ${name}`);
     const args = argAddrs.map((a) => dumpJSON(exports!, memory, a));
     return loadJSON(exports!, memory, impl(...args));

@@ -18,7 +18,10 @@ export interface Snapshot extends ActivePolicy {
   readonly digest: string;
 }
 
-export interface SnapshotOptions extends Pick<EngineHostOptions, "requiredEntrypoints" | "smokeInputs" | "validateData"> {
+export interface SnapshotOptions extends Pick<
+  EngineHostOptions,
+  "requiredEntrypoints" | "smokeInputs" | "validateData"
+> {
   readonly memory: { readonly initial: number; readonly maximum: number };
   readonly evalTimeoutMs: number;
   /** `arbiter_evaluation_timeouts_total`. */
@@ -37,7 +40,10 @@ export async function buildSnapshot(parts: BundleParts, options: SnapshotOptions
   // The data document as JSON bytes, kept for the replacement instance after a timeout: the
   // SDK parses it into wasm memory without a JSON.stringify of the whole document each time.
   const dataJson = parts.dataJson ?? new TextEncoder().encode(JSON.stringify(parts.data));
-  const dataBuffer = dataJson.buffer.slice(dataJson.byteOffset, dataJson.byteOffset + dataJson.byteLength) as ArrayBuffer;
+  const dataBuffer = dataJson.buffer.slice(
+    dataJson.byteOffset,
+    dataJson.byteOffset + dataJson.byteLength,
+  ) as ArrayBuffer;
   const deadline = new Deadline();
   const fresh = (): SdkPolicy => {
     const p = instantiatePolicy(module, { memory: options.memory, hostBuiltins: hostBuiltinMap(), deadline });
@@ -67,7 +73,11 @@ export async function buildSnapshot(parts: BundleParts, options: SnapshotOptions
     try {
       return policy.evaluate(input, entrypoint);
     } catch (err) {
-      if (err instanceof EvaluationTimeoutError || err instanceof WebAssembly.RuntimeError || err instanceof RangeError) {
+      if (
+        err instanceof EvaluationTimeoutError ||
+        err instanceof WebAssembly.RuntimeError ||
+        err instanceof RangeError
+      ) {
         if (err instanceof EvaluationTimeoutError) timeouts.inc();
         deadline.at = Number.POSITIVE_INFINITY;
         policy = fresh();
@@ -81,10 +91,14 @@ export async function buildSnapshot(parts: BundleParts, options: SnapshotOptions
   const declared = new Set(parts.manifest.wasm.map((w) => w.entrypoint));
   for (const ep of options.requiredEntrypoints) {
     if (declared.size > 0 && !declared.has(ep)) {
-      throw new BundleError(`bundle: manifest does not declare required entrypoint ${ep} (declares ${[...declared].sort().join(", ")})`);
+      throw new BundleError(
+        `bundle: manifest does not declare required entrypoint ${ep} (declares ${[...declared].sort().join(", ")})`,
+      );
     }
     if (!moduleEntrypoints.includes(ep)) {
-      throw new BundleError(`bundle: policy.wasm does not export required entrypoint ${ep} (exports ${moduleEntrypoints.join(", ")})`);
+      throw new BundleError(
+        `bundle: policy.wasm does not export required entrypoint ${ep} (exports ${moduleEntrypoints.join(", ")})`,
+      );
     }
   }
   const dataErrors: string[] = [];

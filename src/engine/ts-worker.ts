@@ -25,7 +25,9 @@ function tsxApi(): string | undefined {
     // `require` condition would give the CommonJS build, which cannot be imported from a data: URL).
     const require = createRequire(import.meta.url);
     const pkgPath = require.resolve("tsx/package.json");
-    const pkg = JSON.parse(readFileSync(pkgPath, "utf8")) as { exports: Record<string, { import?: { default?: string } }> };
+    const pkg = JSON.parse(readFileSync(pkgPath, "utf8")) as {
+      exports: Record<string, { import?: { default?: string } }>;
+    };
     const rel = pkg.exports["./esm/api"]?.import?.default;
     if (rel === undefined) return undefined;
     return pathToFileURL(join(dirname(pkgPath), rel)).href;
@@ -60,12 +62,21 @@ export function spawnTsWorker(entry: URL, workerData: unknown, maxHeapMb: number
   return spawn(api, entry, workerData, maxHeapMb);
 }
 
-function spawn(api: string, entry: URL, workerData: unknown, maxHeapMb: number, transferList?: readonly Transferable[]): Worker {
+function spawn(
+  api: string,
+  entry: URL,
+  workerData: unknown,
+  maxHeapMb: number,
+  transferList?: readonly Transferable[],
+): Worker {
   // Callers name the `.ts` entry (`new URL("./x.ts", import.meta.url)`: tsc rewrites import
   // specifiers, not URL strings); compiled, its `.js` twin sits beside it.
-  const url = api === ""
-    ? new URL(entry.href.replace(/\.ts$/, ".js"))
-    : new URL(`data:text/javascript,${encodeURIComponent(`import { register } from ${JSON.stringify(api)};\nregister();\nawait import(${JSON.stringify(entry.href)});\n`)}`);
+  const url =
+    api === ""
+      ? new URL(entry.href.replace(/\.ts$/, ".js"))
+      : new URL(
+          `data:text/javascript,${encodeURIComponent(`import { register } from ${JSON.stringify(api)};\nregister();\nawait import(${JSON.stringify(entry.href)});\n`)}`,
+        );
   return new Worker(url, {
     workerData,
     transferList: transferList ? [...transferList] : undefined,
@@ -136,7 +147,8 @@ export class ServiceWorker<Q, R> {
 
   /** Sends one request; callers serialize (a second concurrent call is refused). Never rejects. */
   run(request: Q, transferList?: readonly Transferable[]): Promise<TsWorkerOutcome<R>> {
-    if (this.#settle !== undefined) return Promise.resolve({ kind: "crashed", message: "a request is already in flight" });
+    if (this.#settle !== undefined)
+      return Promise.resolve({ kind: "crashed", message: "a request is already in flight" });
     const worker = this.#ensure();
     if (typeof worker === "string") return Promise.resolve({ kind: "unavailable", message: worker });
     return new Promise((resolve) => {

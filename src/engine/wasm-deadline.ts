@@ -84,7 +84,21 @@ interface Shape {
 }
 
 /** Canonical section order (custom sections excepted), for inserting a missing one. */
-const ORDER: Record<number, number> = { 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13 };
+const ORDER: Record<number, number> = {
+  1: 1,
+  2: 2,
+  3: 3,
+  4: 4,
+  5: 5,
+  13: 6,
+  6: 7,
+  7: 8,
+  8: 9,
+  9: 10,
+  12: 11,
+  10: 12,
+  11: 13,
+};
 
 /**
  * Returns `wasm` with the deadline check woven in. Throws `WasmInstrumentError` for a module it
@@ -124,22 +138,57 @@ export function instrumentDeadline(wasm: Uint8Array, fuelInterval = DEFAULT_FUEL
   // global.get $fuel; i32.const 1; i32.sub; global.set $fuel; global.get $fuel; i32.eqz;
   // if; call $check; global.set $fuel; end
   const probe = new Bytes()
-    .byte(0x23).u32(fuelGlobal).byte(0x41).s32(1).byte(0x6b).byte(0x24).u32(fuelGlobal)
-    .byte(0x23).u32(fuelGlobal).byte(0x45).byte(0x04).byte(0x40)
-    .byte(0x10).u32(checkFunc).byte(0x24).u32(fuelGlobal).byte(0x0b)
-    .view().slice();
+    .byte(0x23)
+    .u32(fuelGlobal)
+    .byte(0x41)
+    .s32(1)
+    .byte(0x6b)
+    .byte(0x24)
+    .u32(fuelGlobal)
+    .byte(0x23)
+    .u32(fuelGlobal)
+    .byte(0x45)
+    .byte(0x04)
+    .byte(0x40)
+    .byte(0x10)
+    .u32(checkFunc)
+    .byte(0x24)
+    .u32(fuelGlobal)
+    .byte(0x0b)
+    .view()
+    .slice();
 
   const replaced = new Map<number, Uint8Array>();
   const present = new Set(sections.map((s) => s.id));
   for (const s of sections) {
     switch (s.id) {
-      case 1: replaced.set(1, appendToVector(s.body, new Uint8Array([0x60, 0x00, 0x01, 0x7f]))); break;
-      case 2: replaced.set(2, appendToVector(s.body, importEntry(checkType))); break;
-      case 6: replaced.set(6, appendToVector(s.body, fuelGlobalEntry(fuelInterval))); break;
-      case 7: replaced.set(7, rewriteExports(s.body, remap)); break;
-      case 8: replaced.set(8, new Bytes().u32(remap(new Reader(s.body).u32())).view().slice()); break;
-      case 9: replaced.set(9, rewriteElements(s.body, remap)); break;
-      case 10: replaced.set(10, rewriteCode(s.body, remap, probe)); break;
+      case 1:
+        replaced.set(1, appendToVector(s.body, new Uint8Array([0x60, 0x00, 0x01, 0x7f])));
+        break;
+      case 2:
+        replaced.set(2, appendToVector(s.body, importEntry(checkType)));
+        break;
+      case 6:
+        replaced.set(6, appendToVector(s.body, fuelGlobalEntry(fuelInterval)));
+        break;
+      case 7:
+        replaced.set(7, rewriteExports(s.body, remap));
+        break;
+      case 8:
+        replaced.set(
+          8,
+          new Bytes()
+            .u32(remap(new Reader(s.body).u32()))
+            .view()
+            .slice(),
+        );
+        break;
+      case 9:
+        replaced.set(9, rewriteElements(s.body, remap));
+        break;
+      case 10:
+        replaced.set(10, rewriteCode(s.body, remap, probe));
+        break;
     }
   }
   const missing = new Map<number, Uint8Array>();
@@ -183,7 +232,12 @@ function fuelGlobalEntry(fuel: number): Uint8Array {
 function appendToVector(body: Uint8Array, entry: Uint8Array): Uint8Array {
   const r = new Reader(body);
   const count = r.u32();
-  return new Bytes().u32(count + 1).bytes(body.subarray(r.pos)).bytes(entry).view().slice();
+  return new Bytes()
+    .u32(count + 1)
+    .bytes(body.subarray(r.pos))
+    .bytes(entry)
+    .view()
+    .slice();
 }
 
 function countImports(body: Uint8Array, shape: Shape): void {
@@ -298,7 +352,13 @@ function rewriteExpr(r: Reader, out: Bytes, remap: (f: number) => number, probe:
   }
 }
 
-function rewriteInstructions(r: Reader, out: Bytes, remap: (f: number) => number, probe: Uint8Array, end: number): void {
+function rewriteInstructions(
+  r: Reader,
+  out: Bytes,
+  remap: (f: number) => number,
+  probe: Uint8Array,
+  end: number,
+): void {
   while (r.pos < end) rewriteOne(r, out, remap, probe);
 }
 
@@ -324,32 +384,58 @@ function rewriteOne(r: Reader, out: Bytes, remap: (f: number) => number, probe: 
 }
 
 function skipImmediates(r: Reader, op: number): void {
-  if ((op >= 0x45 && op <= 0xc4) || op === 0x00 || op === 0x01 || op === 0x05 || op === 0x0b || op === 0x0f ||
-    op === 0x1a || op === 0x1b || op === 0xd1 || op === 0x19) return;
+  if (
+    (op >= 0x45 && op <= 0xc4) ||
+    op === 0x00 ||
+    op === 0x01 ||
+    op === 0x05 ||
+    op === 0x0b ||
+    op === 0x0f ||
+    op === 0x1a ||
+    op === 0x1b ||
+    op === 0xd1 ||
+    op === 0x19
+  )
+    return;
   switch (op) {
-    case 0x02: case 0x04: case 0x06: // block, if, try: block type
+    case 0x02:
+    case 0x04:
+    case 0x06: // block, if, try: block type
       r.skipLeb();
       return;
-    case 0x07: case 0x08: case 0x09: case 0x18: // catch, throw, rethrow, delegate
-    case 0x0c: case 0x0d: // br, br_if
-    case 0x20: case 0x21: case 0x22: case 0x23: case 0x24: // locals, globals
-    case 0x25: case 0x26: // table.get/set
-    case 0x3f: case 0x40: // memory.size/grow
+    case 0x07:
+    case 0x08:
+    case 0x09:
+    case 0x18: // catch, throw, rethrow, delegate
+    case 0x0c:
+    case 0x0d: // br, br_if
+    case 0x20:
+    case 0x21:
+    case 0x22:
+    case 0x23:
+    case 0x24: // locals, globals
+    case 0x25:
+    case 0x26: // table.get/set
+    case 0x3f:
+    case 0x40: // memory.size/grow
       r.u32();
       return;
-    case 0x0e: { // br_table
+    case 0x0e: {
+      // br_table
       for (let n = r.u32(); n > 0; n--) r.u32();
       r.u32();
       return;
     }
-    case 0x11: case 0x13: // call_indirect, return_call_indirect
+    case 0x11:
+    case 0x13: // call_indirect, return_call_indirect
       r.u32();
       r.u32();
       return;
     case 0x1c: // select t*
       r.skip(r.u32());
       return;
-    case 0x41: case 0x42:
+    case 0x41:
+    case 0x42:
       r.skipLeb();
       return;
     case 0x43:
@@ -373,14 +459,19 @@ function skipImmediates(r: Reader, op: number): void {
         r.u32();
         return;
       }
-      throw new WasmInstrumentError(`policy.wasm uses opcode 0xfc ${sub}, which the deadline instrumentation does not know`);
+      throw new WasmInstrumentError(
+        `policy.wasm uses opcode 0xfc ${sub}, which the deadline instrumentation does not know`,
+      );
     }
   }
-  if (op >= 0x28 && op <= 0x3e) { // loads and stores: memarg (align, with bit 6 a memory index, offset)
+  if (op >= 0x28 && op <= 0x3e) {
+    // loads and stores: memarg (align, with bit 6 a memory index, offset)
     const align = r.u32();
     if (align & 0x40) r.u32();
     r.u32();
     return;
   }
-  throw new WasmInstrumentError(`policy.wasm uses opcode 0x${op.toString(16).padStart(2, "0")}, which the deadline instrumentation does not know`);
+  throw new WasmInstrumentError(
+    `policy.wasm uses opcode 0x${op.toString(16).padStart(2, "0")}, which the deadline instrumentation does not know`,
+  );
 }

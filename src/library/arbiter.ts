@@ -14,11 +14,25 @@ import type * as t from "../decision/types.ts";
 import type { EngineStatus } from "../engine/types.ts";
 import { componentLogger, createLogger } from "../log.ts";
 import { createCore } from "../server/core.ts";
-import { decideFromPb, finalizeFromPb, guardMemoryFromPb, recordUsageFromPb, routeFromPb } from "../transport/convert.ts";
+import {
+  decideFromPb,
+  finalizeFromPb,
+  guardMemoryFromPb,
+  recordUsageFromPb,
+  routeFromPb,
+} from "../transport/convert.ts";
 import { createRequestValidator } from "../transport/validate.ts";
 import { ArbiterError, toArbiterError } from "./errors.ts";
 import { configFromOptions, type ArbiterOptions } from "./options.ts";
-import type { CallOptions, DecideInput, FinalizeInput, GuardMemoryInput, RecordUsageInput, RequestInput, RouteInput } from "./types.ts";
+import type {
+  CallOptions,
+  DecideInput,
+  FinalizeInput,
+  GuardMemoryInput,
+  RecordUsageInput,
+  RequestInput,
+  RouteInput,
+} from "./types.ts";
 
 /** An Arbiter running in this process. */
 export interface Arbiter {
@@ -38,7 +52,9 @@ export interface Arbiter {
  * The package's default policy pack (policies/ at the package root), from src/library/ or
  * dist/src/library/.
  */
-const DEFAULT_PACK = fileURLToPath(new URL(import.meta.url.endsWith(".js") ? "../../../policies/" : "../../policies/", import.meta.url));
+const DEFAULT_PACK = fileURLToPath(
+  new URL(import.meta.url.endsWith(".js") ? "../../../policies/" : "../../policies/", import.meta.url),
+);
 
 /** A signal that never aborts, for calls without one. */
 const NEVER = new AbortController().signal;
@@ -91,20 +107,54 @@ export async function createArbiter(options: ArbiterOptions): Promise<Arbiter> {
   }
 
   return {
-    decide: (r, o) => run(pb.DecideRequestSchema, r as MessageInitShape<typeof pb.DecideRequestSchema>, r, decideFromPb, (q, c) => service.decide(q, c), o),
-    route: (r, o) => run(pb.RouteRequestSchema, r as MessageInitShape<typeof pb.RouteRequestSchema>, r, routeFromPb, (q, c) => service.route(q, c), o),
+    decide: (r, o) =>
+      run(
+        pb.DecideRequestSchema,
+        r as MessageInitShape<typeof pb.DecideRequestSchema>,
+        r,
+        decideFromPb,
+        (q, c) => service.decide(q, c),
+        o,
+      ),
+    route: (r, o) =>
+      run(
+        pb.RouteRequestSchema,
+        r as MessageInitShape<typeof pb.RouteRequestSchema>,
+        r,
+        routeFromPb,
+        (q, c) => service.route(q, c),
+        o,
+      ),
     guardMemory: (r, o) =>
       run(
         pb.GuardMemoryRequestSchema,
         // Unknown names become UNSPECIFIED, which validation refuses naming the field.
-        { ...r, operation: MEMORY_OPERATIONS[r?.operation] ?? pb.MemoryOperation.UNSPECIFIED } as MessageInitShape<typeof pb.GuardMemoryRequestSchema>,
+        { ...r, operation: MEMORY_OPERATIONS[r?.operation] ?? pb.MemoryOperation.UNSPECIFIED } as MessageInitShape<
+          typeof pb.GuardMemoryRequestSchema
+        >,
         r,
         guardMemoryFromPb,
         (q, c) => service.guardMemory(q, c),
         o,
       ),
-    finalize: (r, o) => run(pb.FinalizeRequestSchema, r as MessageInitShape<typeof pb.FinalizeRequestSchema>, r, finalizeFromPb, (q, c) => service.finalize(q, c), o),
-    recordUsage: (r, o) => run(pb.RecordUsageRequestSchema, r as MessageInitShape<typeof pb.RecordUsageRequestSchema>, r, recordUsageFromPb, (q, c) => service.recordUsage(q, c), o),
+    finalize: (r, o) =>
+      run(
+        pb.FinalizeRequestSchema,
+        r as MessageInitShape<typeof pb.FinalizeRequestSchema>,
+        r,
+        finalizeFromPb,
+        (q, c) => service.finalize(q, c),
+        o,
+      ),
+    recordUsage: (r, o) =>
+      run(
+        pb.RecordUsageRequestSchema,
+        r as MessageInitShape<typeof pb.RecordUsageRequestSchema>,
+        r,
+        recordUsageFromPb,
+        (q, c) => service.recordUsage(q, c),
+        o,
+      ),
     status: () => core.engine.status(),
     close: async () => {
       closed = true;

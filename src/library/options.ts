@@ -104,8 +104,16 @@ function settings(o: ArbiterOptions, defaultBundle: string): Settings {
 
 /** The configuration `arbiter serve` would build from the same settings. Throws ArbiterError. */
 export function configFromOptions(o: ArbiterOptions, defaultBundle: string): Config {
-  if (o === null || typeof o !== "object" || !("audit" in o) || (o.audit !== false && (o.audit === null || typeof o.audit !== "object"))) {
-    throw new ArbiterError("invalid_argument", "createArbiter: options.audit is required: false (no audit trail) or { databaseUrl?, durability?, overflow? }");
+  if (
+    o === null ||
+    typeof o !== "object" ||
+    !("audit" in o) ||
+    (o.audit !== false && (o.audit === null || typeof o.audit !== "object"))
+  ) {
+    throw new ArbiterError(
+      "invalid_argument",
+      "createArbiter: options.audit is required: false (no audit trail) or { databaseUrl?, durability?, overflow? }",
+    );
   }
   const env: Record<string, string> = {};
   const byVariable = new Map<string, string>();
@@ -113,7 +121,10 @@ export function configFromOptions(o: ArbiterOptions, defaultBundle: string): Con
     byVariable.set(variable, option);
     if (value === undefined) continue;
     if (typeof value !== "string" && typeof value !== "number") {
-      throw new ArbiterError("invalid_argument", `createArbiter: options.${option} (${variable}): expected a string or number, got ${typeof value}`);
+      throw new ArbiterError(
+        "invalid_argument",
+        `createArbiter: options.${option} (${variable}): expected a string or number, got ${typeof value}`,
+      );
     }
     env[variable] = String(value);
   }
@@ -122,7 +133,9 @@ export function configFromOptions(o: ArbiterOptions, defaultBundle: string): Con
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     // "ARBITER_X: ..." -> "createArbiter: options.x (ARBITER_X): ..."
-    const message = err.message.replace(/^(ARBITER_[A-Z0-9_]+)(?=[: ])/, (v) => (byVariable.has(v) ? `options.${byVariable.get(v)} (${v})` : v));
+    const message = err.message.replace(/^(ARBITER_[A-Z0-9_]+)(?=[: ])/, (v) =>
+      byVariable.has(v) ? `options.${byVariable.get(v)} (${v})` : v,
+    );
     throw new ArbiterError("invalid_argument", `createArbiter: ${message}`, { cause: err });
   }
 }

@@ -58,7 +58,12 @@ export interface GuardMemoryInput extends RequestInput, Omit<GuardMemoryRequest,
 export interface FinalizeInput extends RequestInput {
   readonly sessionId: string;
   readonly claims: readonly { readonly id: string; readonly evidenceIds: readonly string[] }[];
-  readonly evidence: readonly { readonly id: string; readonly sha256: string; readonly source?: string; readonly asOf?: string }[];
+  readonly evidence: readonly {
+    readonly id: string;
+    readonly sha256: string;
+    readonly source?: string;
+    readonly asOf?: string;
+  }[];
   readonly signals?: { readonly permissionDenied?: boolean; readonly sourceUnavailable?: boolean };
 }
 

@@ -63,27 +63,42 @@ export async function createCore(config: CoreConfig, options: CoreOptions): Prom
   const log = componentLogger(root, "server");
   // The engine pulls in the compiler and the audit stack: loaded here, after the configuration
   // was checked, so a bad setting fails fast.
-  const [{ createAuditPipeline, startEmbeddedPostgres }, { createDecisionService }, { createApprovalStore }, { createUsageStore }, { createEngineHost }, { createStateStores }, { validatePackData }, { engineContract }] =
-    await Promise.all([
-      import("../audit/index.ts"),
-      import("../decision/decision-service.ts"),
-      import("../decision/approval-store.ts"),
-      import("../decision/usage-store.ts"),
-      import("../engine/index.ts"),
-      import("../state/index.ts"),
-      import("../decision/pack-validation.ts"),
-      import("../decision/contract.ts"),
-    ]);
+  const [
+    { createAuditPipeline, startEmbeddedPostgres },
+    { createDecisionService },
+    { createApprovalStore },
+    { createUsageStore },
+    { createEngineHost },
+    { createStateStores },
+    { validatePackData },
+    { engineContract },
+  ] = await Promise.all([
+    import("../audit/index.ts"),
+    import("../decision/decision-service.ts"),
+    import("../decision/approval-store.ts"),
+    import("../decision/usage-store.ts"),
+    import("../engine/index.ts"),
+    import("../state/index.ts"),
+    import("../decision/pack-validation.ts"),
+    import("../decision/contract.ts"),
+  ]);
   const cleanups: Array<() => Promise<unknown>> = [];
   try {
     // Approver public keys first: an unusable key file fails start-up before anything heavy runs.
     const { createApprovalKeySet, emptyApprovalKeySet } = await import("../trust/approval-keys.ts");
     const { createGrantVerifier } = await import("../trust/grant-verifier.ts");
-    const approvalKeys = config.approvals.keys === undefined
-      ? emptyApprovalKeySet()
-      : await createApprovalKeySet({ source: config.approvals.keys, refreshSeconds: config.approvals.keysRefreshSeconds, logger: root, registry });
+    const approvalKeys =
+      config.approvals.keys === undefined
+        ? emptyApprovalKeySet()
+        : await createApprovalKeySet({
+            source: config.approvals.keys,
+            refreshSeconds: config.approvals.keysRefreshSeconds,
+            logger: root,
+            registry,
+          });
     cleanups.push(async () => approvalKeys.close());
-    if (config.approvals.keys === undefined) log.info("ARBITER_APPROVAL_KEYS unset: signed approval grants are refused (approval_unknown_key)");
+    if (config.approvals.keys === undefined)
+      log.info("ARBITER_APPROVAL_KEYS unset: signed approval grants are refused (approval_unknown_key)");
     const grants = createGrantVerifier({
       keys: approvalKeys,
       ...(config.approvals.audience !== undefined ? { audience: config.approvals.audience } : {}),
@@ -100,7 +115,10 @@ export async function createCore(config: CoreConfig, options: CoreOptions): Prom
       ...(config.bundleVerification ? { verification: bundleVerification(config.bundleVerification) } : {}),
       // Evaluation deadline and bundle resource limits (issue #12).
       evalTimeoutMs: config.engineLimits.evalTimeoutMs,
-      bundleLimits: { maxBytes: config.engineLimits.bundleMaxBytes, maxElements: config.engineLimits.bundleMaxElements },
+      bundleLimits: {
+        maxBytes: config.engineLimits.bundleMaxBytes,
+        maxElements: config.engineLimits.bundleMaxElements,
+      },
       logger: root, // the engine names its own child logger (component "engine")
       registry,
     });
@@ -110,7 +128,10 @@ export async function createCore(config: CoreConfig, options: CoreOptions): Prom
     let pg: EmbeddedPostgres | undefined;
     // The embedded Postgres serves the audit trail and the fleet-wide state alike, whichever
     // of them has no URL of its own.
-    if ((config.audit.enabled && config.databaseUrl === undefined) || (config.state.mode === "postgres" && config.state.databaseUrl === undefined)) {
+    if (
+      (config.audit.enabled && config.databaseUrl === undefined) ||
+      (config.state.mode === "postgres" && config.state.databaseUrl === undefined)
+    ) {
       pg = await startEmbeddedPostgres({ dataDir: join(config.dataDir, "postgres"), logger: root });
       const stopPg = pg;
       cleanups.push(() => stopPg.stop());
@@ -132,12 +153,16 @@ export async function createCore(config: CoreConfig, options: CoreOptions): Prom
     }
 
     // OpenTelemetry only when an OTLP endpoint is configured (the SDK is not even loaded otherwise).
-    const tracing = process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT
-      ? (await import("../telemetry/tracing.ts")).createTracing({ serviceInstanceId: config.instanceId })
-      : undefined;
+    const tracing =
+      process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT
+        ? (await import("../telemetry/tracing.ts")).createTracing({ serviceInstanceId: config.instanceId })
+        : undefined;
     if (tracing) {
       cleanups.push(() => tracing.close());
-      log.info({ endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, "exporting traces over OTLP");
+      log.info(
+        { endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT },
+        "exporting traces over OTLP",
+      );
     }
 
     // Fleet-wide state (ARBITER_STATE=postgres, issue #10): a state database that cannot be

@@ -45,7 +45,10 @@ export interface RunningServer {
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const startedAt = Date.now();
-  const root = createLogger({ level: config.logLevel, ...(options.logDestination ? { destination: options.logDestination } : {}) });
+  const root = createLogger({
+    level: config.logLevel,
+    ...(options.logDestination ? { destination: options.logDestination } : {}),
+  });
   const log = componentLogger(root, "server");
   log.info({ config: redactConfig(config) }, "starting");
 
@@ -71,11 +74,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const service = options.wrapService ? options.wrapService(core) : core;
 
     if (config.approvalsLocalCreate) {
-      log.warn("ARBITER_APPROVALS_LOCAL_CREATE=on: CreateApproval creates approvals on the application listener, so the agent can approve itself; local development only");
+      log.warn(
+        "ARBITER_APPROVALS_LOCAL_CREATE=on: CreateApproval creates approvals on the application listener, so the agent can approve itself; local development only",
+      );
     }
     await engine.start();
     const st = engine.status();
-    if (!st.ready) log.warn({ source: config.bundle, error: st.lastError }, "no valid bundle yet: answering fail-closed");
+    if (!st.ready)
+      log.warn({ source: config.bundle, error: st.lastError }, "no valid bundle yet: answering fail-closed");
 
     const transport = createTransportServer({
       service,
@@ -156,11 +162,15 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 /** `arbiter serve`: runs until SIGTERM/SIGINT. Exit code 0 on a clean stop, 2 on bad config. */
 export async function runServe(args: string[]): Promise<number> {
   if (args.includes("-h") || args.includes("--help")) {
-    process.stdout.write("usage: arbiter serve\n\nConfiguration comes from ARBITER_* variables (docs/architecture.md).\n");
+    process.stdout.write(
+      "usage: arbiter serve\n\nConfiguration comes from ARBITER_* variables (docs/architecture.md).\n",
+    );
     return 0;
   }
   if (args.length > 0) {
-    process.stderr.write(`arbiter serve: unexpected argument "${args[0]}"; configuration comes from ARBITER_* variables\n`);
+    process.stderr.write(
+      `arbiter serve: unexpected argument "${args[0]}"; configuration comes from ARBITER_* variables\n`,
+    );
     return 2;
   }
   let config: Config;
@@ -183,7 +193,9 @@ export async function runServe(args: string[]): Promise<number> {
       process.stderr.write(`arbiter serve: ${err.message}\n`);
       return 2;
     }
-    process.stderr.write(`arbiter serve: start-up failed on ${formatListen(config.grpcListen)}: ${(err as Error).message}\n`);
+    process.stderr.write(
+      `arbiter serve: start-up failed on ${formatListen(config.grpcListen)}: ${(err as Error).message}\n`,
+    );
     return 1;
   }
   const signal = await new Promise<NodeJS.Signals>((resolve) => {

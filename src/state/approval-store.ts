@@ -49,7 +49,13 @@ export class PostgresApprovalStore implements ApprovalStore {
   }
 
   async create(
-    args: { readonly tenantId: string; readonly digest: string; readonly approver: string; readonly ttlSeconds: number; readonly nowMs: number },
+    args: {
+      readonly tenantId: string;
+      readonly digest: string;
+      readonly approver: string;
+      readonly ttlSeconds: number;
+      readonly nowMs: number;
+    },
     signal?: AbortSignal,
   ): Promise<{ readonly token: string; readonly expiresAtMs: number }> {
     const expiresAtMs = validateCreateArgs(args, this.#maxTtlSeconds);
@@ -59,7 +65,14 @@ export class PostgresApprovalStore implements ApprovalStore {
       this.#pool.query(
         `INSERT INTO arbiter_approvals (token_sha256, tenant_id, digest, approver, created_at_ms, expires_at_ms)
          VALUES ($1, $2, $3, $4, $5, $6)`,
-        [approvalTokenKey(token), args.tenantId, args.digest, args.approver, Math.trunc(args.nowMs), Math.trunc(expiresAtMs)],
+        [
+          approvalTokenKey(token),
+          args.tenantId,
+          args.digest,
+          args.approver,
+          Math.trunc(args.nowMs),
+          Math.trunc(expiresAtMs),
+        ],
       ),
     );
     return { token, expiresAtMs };
@@ -80,13 +93,21 @@ export class PostgresApprovalStore implements ApprovalStore {
     const row = r.rows[0];
     if (row === undefined) return { valid: false, reason: "approval_unknown" };
     const refused = approvalRefusal(
-      { tenantId: row.tenant_id, digest: row.digest, expiresAtMs: Number(row.expires_at_ms), used: row.used_at_ms !== null },
+      {
+        tenantId: row.tenant_id,
+        digest: row.digest,
+        expiresAtMs: Number(row.expires_at_ms),
+        used: row.used_at_ms !== null,
+      },
       args,
     );
     return refused === undefined ? { valid: true, reason: "" } : { valid: false, reason: refused };
   }
 
-  async consume(args: { readonly tenantId: string; readonly token: string; readonly nowMs: number }, signal?: AbortSignal): Promise<boolean> {
+  async consume(
+    args: { readonly tenantId: string; readonly token: string; readonly nowMs: number },
+    signal?: AbortSignal,
+  ): Promise<boolean> {
     if (!isApprovalTokenShape(args.token)) return false;
     signal?.throwIfAborted();
     // One statement: the row lock serialises concurrent consumers; the loser re-evaluates the

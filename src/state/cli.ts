@@ -23,7 +23,8 @@ const USAGE = `usage: arbiter state prune [--database-url URL] [--batch N] [--ru
 function positive(p: Parsed, name: string, fallback: number, max: number): number {
   const raw = p.flags.get(name);
   if (raw === undefined) return fallback;
-  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > max) throw new UsageError(`${name} must be a whole number from 1 to ${max}, got "${raw}"`);
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > max)
+    throw new UsageError(`${name} must be a whole number from 1 to ${max}, got "${raw}"`);
   return Number(raw);
 }
 
@@ -37,8 +38,10 @@ function duration(p: Parsed, name: string): number | undefined {
 
 async function prune(args: string[]): Promise<number> {
   const p = parseArgs(args, ["--database-url", "--batch", "--runs", "--keep-usage", "--session-idle"], []);
-  const url = p.flags.get("--database-url") ?? (process.env.ARBITER_STATE_DATABASE_URL || process.env.ARBITER_DATABASE_URL);
-  if (!url) throw new UsageError("no database: pass --database-url or set ARBITER_STATE_DATABASE_URL or ARBITER_DATABASE_URL");
+  const url =
+    p.flags.get("--database-url") ?? (process.env.ARBITER_STATE_DATABASE_URL || process.env.ARBITER_DATABASE_URL);
+  if (!url)
+    throw new UsageError("no database: pass --database-url or set ARBITER_STATE_DATABASE_URL or ARBITER_DATABASE_URL");
   const batch = positive(p, "--batch", 1000, 1_000_000);
   const runs = positive(p, "--runs", 1, 10_000);
   const usageRetentionMs = duration(p, "--keep-usage");

@@ -62,7 +62,16 @@ export async function migrateState(pool: pg.Pool): Promise<number[]> {
   }
 }
 
-const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"]);
+const UNAVAILABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+]);
 
 /**
  * Reason label of a database error: `unavailable` when the server cannot be reached or went
@@ -74,8 +83,13 @@ export function errorReason(err: unknown): "unavailable" | "timeout" | "internal
   const code = typeof e?.code === "string" ? e.code : "";
   const message = typeof e?.message === "string" ? e.message : String(err);
   if (code === "57014" || /timeout/i.test(message)) return "timeout";
-  if (UNAVAILABLE_CODES.has(code) || code.startsWith("08") || code.startsWith("57P") || code === "53300") return "unavailable";
-  if (/Connection terminated|connect ECONN|not queryable|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message)) {
+  if (UNAVAILABLE_CODES.has(code) || code.startsWith("08") || code.startsWith("57P") || code === "53300")
+    return "unavailable";
+  if (
+    /Connection terminated|connect ECONN|not queryable|Client has encountered a connection error|Cannot use a pool after calling end/i.test(
+      message,
+    )
+  ) {
     return "unavailable";
   }
   return "internal";

@@ -67,7 +67,10 @@ export async function createStateStores(options: StateStoresOptions): Promise<St
     await warmPool(pool, options.maxConnections ?? 10);
   } catch (err) {
     await pool.end().catch(() => undefined);
-    throw new Error(`${variable}: cannot use the state database at ${maskUrl(options.databaseUrl)}: ${(err as Error).message}`, { cause: err });
+    throw new Error(
+      `${variable}: cannot use the state database at ${maskUrl(options.databaseUrl)}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   const log = options.logger;
   let usage: PostgresUsageStore | undefined;
@@ -95,7 +98,8 @@ export async function createStateStores(options: StateStoresOptions): Promise<St
     pool,
     metrics,
     ...(options.sessionIdleMs !== undefined ? { idleMs: options.sessionIdleMs } : {}),
-    onReleaseError: (err) => log?.warn({ err: (err as Error).message }, "state: giving back a session write failed; it stays counted"),
+    onReleaseError: (err) =>
+      log?.warn({ err: (err as Error).message }, "state: giving back a session write failed; it stays counted"),
   });
   const prune = async (nowMs = Date.now()): Promise<PruneResult> => {
     const stop = metrics.operationSeconds.startTimer({ operation: "prune" });

@@ -43,7 +43,8 @@ const TABLES = {
 
 export async function pruneState(db: pg.Pool | pg.ClientBase, options: PruneOptions): Promise<PruneResult> {
   const batch = options.batch ?? 1000;
-  if (!Number.isInteger(batch) || batch < 1 || batch > 1_000_000) throw new RangeError(`prune: batch must be 1..1000000, got ${batch}`);
+  if (!Number.isInteger(batch) || batch < 1 || batch > 1_000_000)
+    throw new RangeError(`prune: batch must be 1..1000000, got ${batch}`);
   const now = Math.trunc(options.nowMs);
   const cutoffs: Record<keyof typeof TABLES, number> = {
     approvals: now,
@@ -54,7 +55,9 @@ export async function pruneState(db: pg.Pool | pg.ClientBase, options: PruneOpti
   };
   const out: Record<string, number> = {};
   let more = false;
-  for (const [key, [table, where]] of Object.entries(TABLES) as Array<[keyof typeof TABLES, readonly [string, string]]>) {
+  for (const [key, [table, where]] of Object.entries(TABLES) as Array<
+    [keyof typeof TABLES, readonly [string, string]]
+  >) {
     // ctid batches: bounded work, and SKIP LOCKED so a prune never waits on live traffic.
     const r = await db.query(
       `DELETE FROM ${table} WHERE ctid IN (SELECT ctid FROM ${table} WHERE ${where} LIMIT $2 FOR UPDATE SKIP LOCKED)`,

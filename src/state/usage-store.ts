@@ -181,7 +181,11 @@ export class PostgresUsageStore implements UsageStore {
     return Number.isFinite(oldest) ? (now - oldest) / 1000 : 0;
   }
 
-  spend(tenantId: string, nowMs: number, signal?: AbortSignal): Readonly<Record<string, number>> | Promise<Readonly<Record<string, number>>> {
+  spend(
+    tenantId: string,
+    nowMs: number,
+    signal?: AbortSignal,
+  ): Readonly<Record<string, number>> | Promise<Readonly<Record<string, number>>> {
     const ws = windowStartOf(nowMs, this.#windowMs);
     const t = performance.now();
     const e = this.#cache.get(tenantId);
@@ -208,8 +212,15 @@ export class PostgresUsageStore implements UsageStore {
     validateUsageRecord(args.tenantId, args.unit, args.amount, args.nowMs);
     const ws = windowStartOf(args.nowMs, this.#windowMs);
     const cached = this.#cache.get(args.tenantId);
-    if (cached !== undefined && cached.windowStartMs === ws && !cached.spend.has(args.unit) && cached.spend.size >= this.#maxUnits) {
-      throw new UsageStoreError(`usage store: tenant already has ${this.#maxUnits} units in this window (maxUnitsPerTenant)`);
+    if (
+      cached !== undefined &&
+      cached.windowStartMs === ws &&
+      !cached.spend.has(args.unit) &&
+      cached.spend.size >= this.#maxUnits
+    ) {
+      throw new UsageStoreError(
+        `usage store: tenant already has ${this.#maxUnits} units in this window (maxUnitsPerTenant)`,
+      );
     }
     signal?.throwIfAborted();
     const ev: UsageEvent = {
@@ -277,7 +288,9 @@ export class PostgresUsageStore implements UsageStore {
   #degradedAnswer(tenantId: string, e: CacheEntry | undefined, ws: number): Readonly<Record<string, number>> {
     if (e === undefined || e.fetchedAt === -Infinity) {
       this.#metrics.errors.inc({ operation: "usage_read", reason: "unavailable" });
-      throw new StateUnavailableError("state store: no fleet spend known for this tenant and the database is unavailable");
+      throw new StateUnavailableError(
+        "state store: no fleet spend known for this tenant and the database is unavailable",
+      );
     }
     return this.#answer(tenantId, e, ws, true);
   }
@@ -386,7 +399,9 @@ export class PostgresUsageStore implements UsageStore {
     const frame = encodeFrames([JSON.stringify(ev)]);
     if (this.#spool.bytes + frame.length > this.#spoolMaxBytes) {
       this.#metrics.errors.inc({ operation: "usage_record", reason: "spool_full" });
-      throw new StateUnavailableError(`state store: usage spool full (${this.#spoolMaxBytes} bytes, ARBITER_STATE_SPOOL_MAX_BYTES)`);
+      throw new StateUnavailableError(
+        `state store: usage spool full (${this.#spoolMaxBytes} bytes, ARBITER_STATE_SPOOL_MAX_BYTES)`,
+      );
     }
     // Counted before the write: the flusher may read and apply the frame before sync returns.
     this.#addUnflushed(ev, 1);
@@ -449,7 +464,10 @@ export class PostgresUsageStore implements UsageStore {
         this.#downUntil = 0;
         backoff = 50;
       } catch (err) {
-        this.#log?.warn({ err: (err as Error).message, unflushed: this.#unflushedCount }, "state: applying spooled usage failed; retrying");
+        this.#log?.warn(
+          { err: (err as Error).message, unflushed: this.#unflushedCount },
+          "state: applying spooled usage failed; retrying",
+        );
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, backoff);
           t.unref();

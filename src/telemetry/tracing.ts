@@ -55,7 +55,11 @@ export class RpcTrace {
   /** A finished child span from `start` to `end` (both `performance.now()`). */
   child(name: string, start: number, end: number, attributes?: Record<string, string | number | boolean>): void {
     if (!this.#recording) return;
-    const s = this.#tracer.startSpan(name, { kind: SpanKind.INTERNAL, startTime: wallMs(start), ...(attributes ? { attributes } : {}) }, this.#ctx);
+    const s = this.#tracer.startSpan(
+      name,
+      { kind: SpanKind.INTERNAL, startTime: wallMs(start), ...(attributes ? { attributes } : {}) },
+      this.#ctx,
+    );
     s.end(wallMs(end));
   }
 
@@ -97,14 +101,24 @@ export function createTracing(options: TracingOptions = {}): Tracing | undefined
   const tracer = provider.getTracer("arbiter");
   return {
     startRpc(rpc, tenantId, traceparent, startedAt) {
-      const parent = traceparent === undefined
-        ? context.active()
-        : propagator.extract(context.active(), { traceparent }, headerGetter);
-      const span = tracer.startSpan(`${SERVICE}/${rpc}`, {
-        kind: SpanKind.SERVER,
-        startTime: wallMs(startedAt),
-        attributes: { "rpc.system": "grpc", "rpc.service": SERVICE, "rpc.method": rpc, "arbiter.tenant_id": tenantId },
-      }, parent);
+      const parent =
+        traceparent === undefined
+          ? context.active()
+          : propagator.extract(context.active(), { traceparent }, headerGetter);
+      const span = tracer.startSpan(
+        `${SERVICE}/${rpc}`,
+        {
+          kind: SpanKind.SERVER,
+          startTime: wallMs(startedAt),
+          attributes: {
+            "rpc.system": "grpc",
+            "rpc.service": SERVICE,
+            "rpc.method": rpc,
+            "arbiter.tenant_id": tenantId,
+          },
+        },
+        parent,
+      );
       return new RpcTrace(tracer, span, trace.setSpan(parent, span));
     },
     async close() {
@@ -113,4 +127,3 @@ export function createTracing(options: TracingOptions = {}): Tracing | undefined
     },
   };
 }
-

@@ -24,7 +24,9 @@ function tagBytes(no: number, wt: number): number[] {
 }
 
 function writeTag(no: number, wt: number): string {
-  return tagBytes(no, wt).map((b) => `w1(${b});`).join(" ");
+  return tagBytes(no, wt)
+    .map((b) => `w1(${b});`)
+    .join(" ");
 }
 
 const WT_VARINT = 0;
@@ -172,7 +174,9 @@ ${cases.join("\n")}
 }
 
 function genEncoder(d: DescMessage, ids: Map<DescMessage, number>): string {
-  const lines: string[] = [`  if (m === null || typeof m !== "object" || m.$typeName !== ${JSON.stringify(d.typeName)}) throw BAIL;`];
+  const lines: string[] = [
+    `  if (m === null || typeof m !== "object" || m.$typeName !== ${JSON.stringify(d.typeName)}) throw BAIL;`,
+  ];
   const sorted = [...d.fields].sort((a, b) => a.number - b.number);
   for (const f of sorted) {
     const p = prop(f.localName);
@@ -204,7 +208,9 @@ function genEncoder(d: DescMessage, ids: Map<DescMessage, number>): string {
         lines.push(`  v = m${p}; if (!Array.isArray(v)) throw BAIL;`);
         if (f.listKind === "message") {
           const tag = writeTag(f.number, WT_LEN);
-          lines.push(`  for (let i = 0; i < v.length; i++) { ${tag} const at = fork(); E${ids.get(f.message)}(v[i]); join(at); }`);
+          lines.push(
+            `  for (let i = 0; i < v.length; i++) { ${tag} const at = fork(); E${ids.get(f.message)}(v[i]); join(at); }`,
+          );
         } else {
           const t = f.listKind === "enum" ? ScalarType.INT32 : f.scalar;
           const [check, , write] = scalarEncodeParts(t);
@@ -215,7 +221,9 @@ function genEncoder(d: DescMessage, ids: Map<DescMessage, number>): string {
             );
           } else {
             const tag = writeTag(f.number, scalarWireType(t));
-            lines.push(`  { const a = v; for (let i = 0; i < a.length; i++) { v = a[i]; if (!(${check})) throw BAIL; ${tag} ${write} } }`);
+            lines.push(
+              `  { const a = v; for (let i = 0; i < a.length; i++) { v = a[i]; if (!(${check})) throw BAIL; ${tag} ${write} } }`,
+            );
           }
         }
         break;

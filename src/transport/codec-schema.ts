@@ -22,7 +22,8 @@ export function unsupportedReason(schema: DescMessage): string | undefined {
   if (!LITTLE_ENDIAN) return "big-endian platform";
   // Long-standing but undocumented Buffer methods the generated code calls directly.
   const proto = Buffer.prototype as unknown as Record<string, unknown>;
-  if (typeof proto.latin1Slice !== "function" || typeof proto.utf8Write !== "function") return "Buffer lacks latin1Slice/utf8Write";
+  if (typeof proto.latin1Slice !== "function" || typeof proto.utf8Write !== "function")
+    return "Buffer lacks latin1Slice/utf8Write";
   const seen = new Set<DescMessage>();
   const visit = (d: DescMessage): string | undefined => {
     if (seen.has(d)) return undefined;
@@ -59,7 +60,8 @@ function fieldReason(f: DescField): string | undefined {
       if (f.message.typeName.startsWith("google.protobuf.") && f.message.typeName !== STRUCT) return f.message.typeName;
       return undefined;
     case "list":
-      if (f.listKind === "scalar") return SUPPORTED_SCALARS.has(f.scalar) ? undefined : `repeated ${ScalarType[f.scalar]}`;
+      if (f.listKind === "scalar")
+        return SUPPORTED_SCALARS.has(f.scalar) ? undefined : `repeated ${ScalarType[f.scalar]}`;
       if (f.listKind === "enum") return f.enum.open ? undefined : "repeated closed enum";
       if (f.delimitedEncoding) return "delimited encoding";
       return f.message.typeName.startsWith("google.protobuf.") ? `repeated ${f.message.typeName}` : undefined;

@@ -118,7 +118,6 @@ function frame(message: Uint8Array): Uint8Array {
   return out;
 }
 
-
 /**
  * Compiles the codec for `schema` without caching and without the protobuf-es fallback, or
  * returns undefined when the schema is unsupported. Exported for the differential tests, which

@@ -62,12 +62,23 @@ export function createConnectHandler(opts: ConnectHandlerOptions) {
       return { status: 404, contentType: "application/json", body };
     }
     if (req.method !== "POST") {
-      return { status: 405, contentType: "application/json", body: JSON.stringify({ code: "unimplemented", message: `HTTP method ${req.method} not allowed; use POST` }) };
+      return {
+        status: 405,
+        contentType: "application/json",
+        body: JSON.stringify({ code: "unimplemented", message: `HTTP method ${req.method} not allowed; use POST` }),
+      };
     }
     const ct = req.contentType.split(";")[0]!.trim().toLowerCase();
     const json = ct === "application/json";
     if (!json && ct !== "application/proto") {
-      return { status: 415, contentType: "application/json", body: JSON.stringify({ code: "unimplemented", message: `content-type "${req.contentType}" not supported; use application/json or application/proto` }) };
+      return {
+        status: 415,
+        contentType: "application/json",
+        body: JSON.stringify({
+          code: "unimplemented",
+          message: `content-type "${req.contentType}" not supported; use application/json or application/proto`,
+        }),
+      };
     }
     const startedAt = performance.now();
     tracker.begin();
@@ -105,15 +116,24 @@ export function createConnectHandler(opts: ConnectHandlerOptions) {
           ? fromJson(method.input, JSON.parse(req.body.length === 0 ? "{}" : req.body.toString("utf8")) as JsonValue)
           : fromBinary(method.input, req.body);
       } catch (err) {
-        throw new RpcError(Code.INVALID_ARGUMENT, `request is not a valid ${method.input.typeName}: ${(err as Error).message}`, { cause: err });
+        throw new RpcError(
+          Code.INVALID_ARGUMENT,
+          `request is not a valid ${method.input.typeName}: ${(err as Error).message}`,
+          { cause: err },
+        );
       }
       const traceId = traceIdFrom(req.headers.traceparent);
-      const call = traceId === undefined
-        ? { signal: controller.signal, startedAt }
-        : { signal: controller.signal, startedAt, traceId, traceparent: (req.headers.traceparent as string).trim() };
+      const call =
+        traceId === undefined
+          ? { signal: controller.signal, startedAt }
+          : { signal: controller.signal, startedAt, traceId, traceparent: (req.headers.traceparent as string).trim() };
       const res = await Promise.race([method.handle(msg, call), deadline]);
       return json
-        ? { status: 200, contentType: "application/json", body: JSON.stringify(toJson(method.output, res, { alwaysEmitImplicit: true })) }
+        ? {
+            status: 200,
+            contentType: "application/json",
+            body: JSON.stringify(toJson(method.output, res, { alwaysEmitImplicit: true })),
+          }
         : { status: 200, contentType: "application/proto", body: Buffer.from(toBinary(method.output, res)) };
     } catch (err) {
       const e = toRpcError(err, controller.signal);
@@ -126,7 +146,8 @@ export function createConnectHandler(opts: ConnectHandlerOptions) {
     } finally {
       if (timer !== undefined) clearTimeout(timer);
       req.signal.removeEventListener("abort", onClientAbort);
-      if (method.rpc !== undefined) metrics.observe(method.rpc, outcomeLabel(code), (performance.now() - startedAt) / 1000);
+      if (method.rpc !== undefined)
+        metrics.observe(method.rpc, outcomeLabel(code), (performance.now() - startedAt) / 1000);
       tracker.end();
     }
   };

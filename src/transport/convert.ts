@@ -101,10 +101,7 @@ export function recordUsageFromPb(m: pb.RecordUsageRequest, extra: ConvertMeta =
   return { ...meta(m, extra), amount: m.amount, unit: m.unit };
 }
 
-export function createApprovalFromPb(
-  m: pb.CreateApprovalRequest,
-  extra: ConvertMeta = {},
-): t.CreateApprovalRequest {
+export function createApprovalFromPb(m: pb.CreateApprovalRequest, extra: ConvertMeta = {}): t.CreateApprovalRequest {
   // The approved request keeps its own request id as sent (possibly ""): it is hashed as is.
   const decide = decideFromPb(m.decide ?? create(pb.DecideRequestSchema), {});
   return {

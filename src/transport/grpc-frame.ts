@@ -33,10 +33,7 @@ export class FrameParser {
         throw new RpcError(Code.INTERNAL, "compressed message received but no grpc-encoding was negotiated");
       }
       if (len > this.#max) {
-        throw new RpcError(
-          Code.RESOURCE_EXHAUSTED,
-          `message of ${len} bytes exceeds the limit of ${this.#max} bytes`,
-        );
+        throw new RpcError(Code.RESOURCE_EXHAUSTED, `message of ${len} bytes exceeds the limit of ${this.#max} bytes`);
       }
       if (this.#buf.length < 5 + len) break;
       out.push(this.#buf.subarray(5, 5 + len));
@@ -86,7 +83,10 @@ export function encodeGrpcMessage(msg: string): string {
   if (plain) return msg;
   let out = "";
   for (const byte of Buffer.from(msg, "utf8")) {
-    out += byte < 0x20 || byte > 0x7e || byte === 0x25 ? "%" + byte.toString(16).toUpperCase().padStart(2, "0") : String.fromCharCode(byte);
+    out +=
+      byte < 0x20 || byte > 0x7e || byte === 0x25
+        ? "%" + byte.toString(16).toUpperCase().padStart(2, "0")
+        : String.fromCharCode(byte);
   }
   return out;
 }

@@ -12,10 +12,7 @@
 import { fromBinary, toBinary, type Message } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { create } from "@bufbuild/protobuf";
-import {
-  HealthCheckRequestSchema,
-  HealthCheckResponseSchema,
-} from "../../gen/grpc/health/v1/health_pb.ts";
+import { HealthCheckRequestSchema, HealthCheckResponseSchema } from "../../gen/grpc/health/v1/health_pb.ts";
 import {
   ServerReflectionRequestSchema,
   ServerReflectionResponseSchema,
@@ -58,7 +55,10 @@ const OK_HEADERS = encodeHeaderBlock([
   ["content-type", "application/grpc+proto"],
   ["grpc-accept-encoding", "identity"],
 ]);
-const STREAM_HEADERS = encodeHeaderBlock([[":status", "200"], ["content-type", "application/grpc+proto"]]);
+const STREAM_HEADERS = encodeHeaderBlock([
+  [":status", "200"],
+  ["content-type", "application/grpc+proto"],
+]);
 const OK_TRAILERS = encodeHeaderBlock([["grpc-status", "0"]]);
 const NO_MESSAGE = "unary call carried no request message";
 const MANY_MESSAGES = "unary call carried more than one request message";
@@ -131,7 +131,11 @@ function trailersOnly(stream: H2Stream, code: Code, message: string): void {
     return;
   }
   stream.respond(
-    encodeHeaderBlock([[":status", "200"], ["content-type", "application/grpc+proto"], ...statusTrailers(code, message)]),
+    encodeHeaderBlock([
+      [":status", "200"],
+      ["content-type", "application/grpc+proto"],
+      ...statusTrailers(code, message),
+    ]),
     true,
   );
 }
@@ -144,7 +148,8 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
       // A failure of ours: the cause goes to the log (message and stack only; never the
       // request). INTERNAL without a cause is the client's framing error (a compressed flag
       // without grpc-encoding, per the gRPC spec): debug, like other client errors.
-      const cause = err.cause instanceof Error ? { message: err.cause.message, stack: err.cause.stack } : String(err.cause);
+      const cause =
+        err.cause instanceof Error ? { message: err.cause.message, stack: err.cause.stack } : String(err.cause);
       logger.error({ method: path, code: Code[err.code], cause }, "call failed");
     } else {
       logger.debug({ method: path, code: Code[err.code], detail: err.message }, "call failed");
@@ -174,7 +179,8 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
       if (finished) return;
       finished = true;
       if (timer !== undefined) clearTimeout(timer);
-      if (method.rpc !== undefined) metrics.observe(method.rpc, outcomeLabel(code), (performance.now() - startedAt) / 1000);
+      if (method.rpc !== undefined)
+        metrics.observe(method.rpc, outcomeLabel(code), (performance.now() - startedAt) / 1000);
       tracker.end();
       if (err) logFailure(method.path, err);
       if (stream.closed) return;
@@ -234,7 +240,11 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
         try {
           msg = codecs(method).in.decode(bytes);
         } catch (err) {
-          throw new RpcError(Code.INVALID_ARGUMENT, `request is not a valid ${method.input.typeName}: ${(err as Error).message}`, { cause: err });
+          throw new RpcError(
+            Code.INVALID_ARGUMENT,
+            `request is not a valid ${method.input.typeName}: ${(err as Error).message}`,
+            { cause: err },
+          );
         }
       } catch (err) {
         fail(toRpcError(err));
@@ -298,7 +308,11 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
       stream.respond(STREAM_HEADERS);
       const send = (s: ReturnType<HealthState["get"]>): void => {
         if (ended || stream.closed) return;
-        stream.write(encodeFrame(toBinary(HealthCheckResponseSchema, create(HealthCheckResponseSchema, { status: toPbStatus(s) }))));
+        stream.write(
+          encodeFrame(
+            toBinary(HealthCheckResponseSchema, create(HealthCheckResponseSchema, { status: toPbStatus(s) })),
+          ),
+        );
       };
       send(opts.health.get(service));
       unsubscribe = opts.health.watch(service, send);
@@ -334,7 +348,10 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
         }
       } catch (err) {
         const e = toRpcError(err);
-        end(e.code === Code.INTERNAL ? Code.INVALID_ARGUMENT : e.code, e.code === Code.INTERNAL ? "malformed reflection request" : e.message);
+        end(
+          e.code === Code.INTERNAL ? Code.INVALID_ARGUMENT : e.code,
+          e.code === Code.INTERNAL ? "malformed reflection request" : e.message,
+        );
       }
     };
     stream.onend = () => end(Code.OK, "");

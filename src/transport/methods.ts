@@ -50,12 +50,54 @@ export function policyMethods(service: DecisionService, validator: RequestValida
     };
   }
   return [
-    method("Decide", pb.DecideRequestSchema, pb.DecideResponseSchema, convert.decideFromPb, (r, c) => service.decide(r, c), convert.decideToPb),
-    method("Route", pb.RouteRequestSchema, pb.RouteResponseSchema, convert.routeFromPb, (r, c) => service.route(r, c), convert.routeToPb),
-    method("GuardMemory", pb.GuardMemoryRequestSchema, pb.GuardMemoryResponseSchema, convert.guardMemoryFromPb, (r, c) => service.guardMemory(r, c), convert.guardMemoryToPb),
-    method("Finalize", pb.FinalizeRequestSchema, pb.FinalizeResponseSchema, convert.finalizeFromPb, (r, c) => service.finalize(r, c), convert.finalizeToPb),
-    method("RecordUsage", pb.RecordUsageRequestSchema, pb.RecordUsageResponseSchema, convert.recordUsageFromPb, (r, c) => service.recordUsage(r, c), convert.recordUsageToPb),
-    method("CreateApproval", pb.CreateApprovalRequestSchema, pb.CreateApprovalResponseSchema, convert.createApprovalFromPb, (r, c) => service.createApproval(r, c), convert.createApprovalToPb),
+    method(
+      "Decide",
+      pb.DecideRequestSchema,
+      pb.DecideResponseSchema,
+      convert.decideFromPb,
+      (r, c) => service.decide(r, c),
+      convert.decideToPb,
+    ),
+    method(
+      "Route",
+      pb.RouteRequestSchema,
+      pb.RouteResponseSchema,
+      convert.routeFromPb,
+      (r, c) => service.route(r, c),
+      convert.routeToPb,
+    ),
+    method(
+      "GuardMemory",
+      pb.GuardMemoryRequestSchema,
+      pb.GuardMemoryResponseSchema,
+      convert.guardMemoryFromPb,
+      (r, c) => service.guardMemory(r, c),
+      convert.guardMemoryToPb,
+    ),
+    method(
+      "Finalize",
+      pb.FinalizeRequestSchema,
+      pb.FinalizeResponseSchema,
+      convert.finalizeFromPb,
+      (r, c) => service.finalize(r, c),
+      convert.finalizeToPb,
+    ),
+    method(
+      "RecordUsage",
+      pb.RecordUsageRequestSchema,
+      pb.RecordUsageResponseSchema,
+      convert.recordUsageFromPb,
+      (r, c) => service.recordUsage(r, c),
+      convert.recordUsageToPb,
+    ),
+    method(
+      "CreateApproval",
+      pb.CreateApprovalRequestSchema,
+      pb.CreateApprovalResponseSchema,
+      convert.createApprovalFromPb,
+      (r, c) => service.createApproval(r, c),
+      convert.createApprovalToPb,
+    ),
   ];
 }
 

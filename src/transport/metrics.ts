@@ -125,7 +125,11 @@ export function createRequestMetrics(registry: Registry): RequestMetrics {
         let cumulative = 0;
         for (let i = 0; i < nb; i++) {
           cumulative += s.buckets[i]!;
-          values.push({ value: cumulative, labels: { le: bounds[i]!, rpc: s.rpc, outcome: s.outcome }, metricName: `${this.name}_bucket` });
+          values.push({
+            value: cumulative,
+            labels: { le: bounds[i]!, rpc: s.rpc, outcome: s.outcome },
+            metricName: `${this.name}_bucket`,
+          });
         }
         values.push(
           { value: s.count, labels: { le: "+Inf", rpc: s.rpc, outcome: s.outcome }, metricName: `${this.name}_bucket` },

@@ -31,6 +31,7 @@ import { listenOn, removeStaleSocket } from "./listen.ts";
 import { policyMethods, type UnaryMethod } from "./methods.ts";
 import { createRequestMetrics } from "./metrics.ts";
 import { createReflector, REFLECTION_V1, REFLECTION_V1ALPHA } from "./reflection.ts";
+import { readBody, readStreamBody, settleBy, tooLarge } from "./request-body.ts";
 import { createRequestValidator } from "./validate.ts";
 
 export interface TlsOptions {
@@ -144,14 +145,23 @@ export function createTransportServer(options: TransportServerOptions): Transpor
     respond: (res: ConnectResponse) => void,
     fail: () => void,
   ): void => {
-    read.then(
-      (body) =>
-        onConnect({ method: head.method, path: head.path, contentType: head.contentType, headers: head.headers, body, signal: head.signal }),
-      (): ConnectResponse => tooLarge(maxMessageBytes),
-    ).then(respond, (err: unknown) => {
-      logger.error({ err: (err as Error).message }, "connect handler failed");
-      fail();
-    });
+    read
+      .then(
+        (body) =>
+          onConnect({
+            method: head.method,
+            path: head.path,
+            contentType: head.contentType,
+            headers: head.headers,
+            body,
+            signal: head.signal,
+          }),
+        (): ConnectResponse => tooLarge(maxMessageBytes),
+      )
+      .then(respond, (err: unknown) => {
+        logger.error({ err: (err as Error).message }, "connect handler failed");
+        fail();
+      });
   };
 
   let closing = false;
@@ -189,7 +199,12 @@ export function createTransportServer(options: TransportServerOptions): Transpor
       if (ct === "application/grpc" || ct.startsWith("application/grpc+proto") || ct.startsWith("application/grpc;")) {
         onGrpc(stream);
       } else {
-        stream.respond(encodeHeaderBlock([[":status", "415"], ["content-type", "text/plain"]]));
+        stream.respond(
+          encodeHeaderBlock([
+            [":status", "415"],
+            ["content-type", "text/plain"],
+          ]),
+        );
         stream.write(Buffer.from(`content-type "${ct}" not supported; use application/grpc+proto`), true);
       }
       return;
@@ -207,7 +222,12 @@ export function createTransportServer(options: TransportServerOptions): Transpor
       },
       (res) => {
         if (stream.closed) return;
-        stream.respond(encodeHeaderBlock([[":status", String(res.status)], ["content-type", res.contentType]]));
+        stream.respond(
+          encodeHeaderBlock([
+            [":status", String(res.status)],
+            ["content-type", res.contentType],
+          ]),
+        );
         stream.write(typeof res.body === "string" ? Buffer.from(res.body) : res.body, true);
       },
       () => stream.close(H2Error.INTERNAL_ERROR),
@@ -272,7 +292,13 @@ export function createTransportServer(options: TransportServerOptions): Transpor
     });
     serveConnect(
       readBody(req, maxMessageBytes),
-      { method: req.method ?? "GET", path: (req.url ?? "/").split("?")[0]!, contentType: ct, headers: req.headers, signal: controller.signal },
+      {
+        method: req.method ?? "GET",
+        path: (req.url ?? "/").split("?")[0]!,
+        contentType: ct,
+        headers: req.headers,
+        signal: controller.signal,
+      },
       (r) => {
         if (res.destroyed) return;
         const headers: Record<string, string> = { "content-type": r.contentType };
@@ -406,71 +432,4 @@ export function createTransportServer(options: TransportServerOptions): Transpor
       return { forced };
     },
   };
-}
-
-/** True when `p` settles before the `performance.now()` deadline. */
-async function settleBy(p: Promise<unknown>, deadline: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
-  });
-  try {
-    return await Promise.race([p.then(() => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function tooLarge(max: number): ConnectResponse {
-  return {
-    status: 429,
-    contentType: "application/json",
-    body: JSON.stringify({ code: "resource_exhausted", message: `request exceeds the limit of ${max} bytes` }),
-  };
-}
-
-/** The request body of an HTTP/2 stream, bounded; `onAbort` runs if the stream closes early. */
-function readStreamBody(stream: H2Stream, max: number, onAbort: () => void): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    stream.ondata = (c) => {
-      size += c.length;
-      if (size > max && !done) {
-        done = true;
-        stream.ondata = undefined;
-        reject(new Error("body too large"));
-        return;
-      }
-      chunks.push(c);
-    };
-    stream.onend = () => {
-      if (done) return;
-      done = true;
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
-    };
-    stream.onclose = () => {
-      if (!stream.localEnded || stream.reset) onAbort();
-    };
-  });
-}
-
-function readBody(stream: NodeJS.ReadableStream, max: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    stream.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size > max) {
-        reject(new Error("body too large"));
-        stream.removeAllListeners("data");
-        stream.resume();
-        return;
-      }
-      chunks.push(c);
-    });
-    stream.once("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
-    stream.once("error", reject);
-  });
 }

@@ -2,9 +2,9 @@
  * The CEL subset of message-level rules the request-validation compiler handles (see
  * `compileCel`); anything else throws `Unsupported` and the type goes to protovalidate.
  */
-import { type DescMessage, type Message, ScalarType } from "@bufbuild/protobuf";
+import { type DescMessage, ScalarType } from "@bufbuild/protobuf";
 import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
-import { Unsupported, lit, setTest, unsupported } from "./validate-support.ts";
+import { lit, setTest, unsupported } from "./validate-support.ts";
 
 // ---- CEL subset ------------------------------------------------------------------------------
 //
@@ -111,7 +111,11 @@ export function compileCel(d: DescMessage, expr: string, where: string): string 
         if (guarded) unsupported(`${where}: CEL has() on a nested field`);
         return { type: "bool", js: setTest(f, "m", `m[${lit(f.localName)}]`) };
       }
-      if (f.fieldKind !== "scalar" || (f.scalar !== ScalarType.STRING && f.scalar !== ScalarType.BOOL) || f.proto.defaultValue) {
+      if (
+        f.fieldKind !== "scalar" ||
+        (f.scalar !== ScalarType.STRING && f.scalar !== ScalarType.BOOL) ||
+        f.proto.defaultValue
+      ) {
         unsupported(`${where}: CEL field "${name}" of this kind`);
       }
       const zero = f.scalar === ScalarType.STRING ? '""' : "false";

@@ -2,12 +2,44 @@
  * The request-validation compiler: a message type's protovalidate rules as two generated JS
  * functions, `ok(m)` and `collect(m, path, out)` (see `validate.ts`).
  */
-import { type DescEnum, type DescField, type DescMessage, type Message, ScalarType, getOption, isFieldSet } from "@bufbuild/protobuf";
+import {
+  type DescEnum,
+  type DescField,
+  type DescMessage,
+  type Message,
+  ScalarType,
+  getOption,
+  isFieldSet,
+} from "@bufbuild/protobuf";
 import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
 import * as vpb from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import { type FieldRules, Ignore, field as extField, message as extMessage, oneof as extOneof } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import { Code } from "./status.ts";
-import { NUMERIC, NumericKind, RULE_DESCS, SCALAR_RULE_CASE, SUPPORTED, Sink, Unsupported, big, colSink, cpLen, hasOwn, lit, numLit, okSink, onlySupported, setTest, unsupported, utf8Len } from "./validate-support.ts";
+import {
+  type FieldRules,
+  Ignore,
+  field as extField,
+  message as extMessage,
+  oneof as extOneof,
+} from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import {
+  NUMERIC,
+  NumericKind,
+  RULE_DESCS,
+  SCALAR_RULE_CASE,
+  SUPPORTED,
+  Sink,
+  Unsupported,
+  big,
+  colSink,
+  cpLen,
+  hasOwn,
+  lit,
+  numLit,
+  okSink,
+  onlySupported,
+  setTest,
+  unsupported,
+  utf8Len,
+} from "./validate-support.ts";
 import { compileCel } from "./validate-cel.ts";
 
 /** A message type's rules as compiled functions. */
@@ -27,7 +59,6 @@ export interface UnsupportedMessageValidator {
   readonly reason: string;
 }
 
-
 /** Compile the rules of `schema` and every message type it reaches. */
 export function compileMessageValidator(schema: DescMessage): CompiledMessageValidator | UnsupportedMessageValidator {
   try {
@@ -38,7 +69,6 @@ export function compileMessageValidator(schema: DescMessage): CompiledMessageVal
     return { kind: "unsupported", reason: `compiler error: ${String(err)}` };
   }
 }
-
 
 class Compiler {
   readonly #root: DescMessage;
@@ -72,7 +102,9 @@ class Compiler {
       rootIdx === undefined
         ? "return { ok: () => true, col: () => {} };"
         : `return { ok: ok${rootIdx}, col: col${rootIdx} };`;
-    const fns = new Function("K", "cpLen", "utf8Len", "hasOwn", src)(this.#consts, cpLen, utf8Len, hasOwn) as {
+    // The generated checker (its source is built above from the descriptors, never from input).
+    const make = new Function("K", "cpLen", "utf8Len", "hasOwn", src) as (...args: unknown[]) => unknown;
+    const fns = make(this.#consts, cpLen, utf8Len, hasOwn) as {
       ok: (m: Message) => boolean;
       col: (m: Message, p: string, out: string[]) => void;
     };
@@ -171,12 +203,14 @@ class Compiler {
     let s = `${label}: {\nconst v = ${get};\n`;
     const isSet = setTest(f, "m", "v");
     if (rules?.required) {
-      const fail = sink.mode === "ok" ? "return false;" : `${sink.fail(path, "value is required", "required")} break ${label};`;
+      const fail =
+        sink.mode === "ok" ? "return false;" : `${sink.fail(path, "value is required", "required")} break ${label};`;
       s += `if (!(${isSet})) { ${fail} }\n`;
     }
     switch (f.fieldKind) {
       case "message": {
-        if (rules !== undefined && rules.type.case !== undefined) unsupported(`${where}: ${rules.type.case} rules on a message field`);
+        if (rules !== undefined && rules.type.case !== undefined)
+          unsupported(`${where}: ${rules.type.case} rules on a message field`);
         if (subNeeds) s += `if (${isSet}) { ${this.#callMessage(f.message, "v", path, sink)} }\n`;
         break;
       }
@@ -208,7 +242,8 @@ class Compiler {
         const itemPath = sink.mode === "ok" ? "" : `(${path} + "[" + i + "]")`;
         let itemBody = "";
         if (f.listKind === "message") {
-          if (items !== undefined && items.type.case !== undefined) unsupported(`${where} items: ${items.type.case} rules on messages`);
+          if (items !== undefined && items.type.case !== undefined)
+            unsupported(`${where} items: ${items.type.case} rules on messages`);
           if (subNeeds) itemBody = this.#callMessage(f.message, "e", itemPath, sink);
         } else if (items !== undefined) {
           itemBody = this.#valueRules(f, items, "e", itemPath, sink, `${where} items`);
@@ -246,7 +281,8 @@ class Compiler {
     onlySupported(r, "string", SUPPORTED.string!, where);
     const F = vpb.StringRulesSchema.field;
     let s = "";
-    if (isFieldSet(r, F.const)) s += `if (${v} !== ${lit(r.const)}) { ${sink.fail(path, `must equal \`${r.const}\``, "string.const")} }\n`;
+    if (isFieldSet(r, F.const))
+      s += `if (${v} !== ${lit(r.const)}) { ${sink.fail(path, `must equal \`${r.const}\``, "string.const")} }\n`;
     const lenSet = isFieldSet(r, F.len);
     const minSet = isFieldSet(r, F.minLen);
     const maxSet = isFieldSet(r, F.maxLen);
@@ -255,13 +291,17 @@ class Compiler {
       // count cannot decide.
       if (sink.mode === "ok") {
         if (lenSet) s += `if (cpLen(${v}) !== ${big(r.len)}) return false;\n`;
-        if (minSet) s += `if (${v}.length < ${big(r.minLen)} || (${v}.length < ${big(r.minLen * 2n)} && cpLen(${v}) < ${big(r.minLen)})) return false;\n`;
+        if (minSet)
+          s += `if (${v}.length < ${big(r.minLen)} || (${v}.length < ${big(r.minLen * 2n)} && cpLen(${v}) < ${big(r.minLen)})) return false;\n`;
         if (maxSet) s += `if (${v}.length > ${big(r.maxLen)} && cpLen(${v}) > ${big(r.maxLen)}) return false;\n`;
       } else {
         s += `{ const n = cpLen(${v});\n`;
-        if (lenSet) s += `if (n !== ${big(r.len)}) { ${sink.fail(path, `must be ${r.len} characters`, "string.len")} }\n`;
-        if (minSet) s += `if (n < ${big(r.minLen)}) { ${sink.fail(path, `must be at least ${r.minLen} characters`, "string.min_len")} }\n`;
-        if (maxSet) s += `if (n > ${big(r.maxLen)}) { ${sink.fail(path, `must be at most ${r.maxLen} characters`, "string.max_len")} }\n`;
+        if (lenSet)
+          s += `if (n !== ${big(r.len)}) { ${sink.fail(path, `must be ${r.len} characters`, "string.len")} }\n`;
+        if (minSet)
+          s += `if (n < ${big(r.minLen)}) { ${sink.fail(path, `must be at least ${r.minLen} characters`, "string.min_len")} }\n`;
+        if (maxSet)
+          s += `if (n > ${big(r.maxLen)}) { ${sink.fail(path, `must be at most ${r.maxLen} characters`, "string.max_len")} }\n`;
         s += "}\n";
       }
     }
@@ -270,9 +310,12 @@ class Compiler {
     const maxBSet = isFieldSet(r, F.maxBytes);
     if (lbSet || minBSet || maxBSet) {
       s += `{ const b = utf8Len(${v});\n`;
-      if (lbSet) s += `if (b !== ${big(r.lenBytes)}) { ${sink.fail(path, `must be ${r.lenBytes} bytes`, "string.len_bytes")} }\n`;
-      if (minBSet) s += `if (b < ${big(r.minBytes)}) { ${sink.fail(path, `must be at least ${r.minBytes} bytes`, "string.min_bytes")} }\n`;
-      if (maxBSet) s += `if (b > ${big(r.maxBytes)}) { ${sink.fail(path, `must be at most ${r.maxBytes} bytes`, "string.max_bytes")} }\n`;
+      if (lbSet)
+        s += `if (b !== ${big(r.lenBytes)}) { ${sink.fail(path, `must be ${r.lenBytes} bytes`, "string.len_bytes")} }\n`;
+      if (minBSet)
+        s += `if (b < ${big(r.minBytes)}) { ${sink.fail(path, `must be at least ${r.minBytes} bytes`, "string.min_bytes")} }\n`;
+      if (maxBSet)
+        s += `if (b > ${big(r.maxBytes)}) { ${sink.fail(path, `must be at most ${r.maxBytes} bytes`, "string.max_bytes")} }\n`;
       s += "}\n";
     }
     if (r.in.length > 0) {
@@ -317,8 +360,10 @@ class Compiler {
     const nan = k.nanFailsRange ? `Number.isNaN(${v}) || ` : "";
     const below = lo && (lo.kind === "gt" ? `${v} <= ${numLit(lo.val)}` : `${v} < ${numLit(lo.val)}`);
     const above = hi && (hi.kind === "lt" ? `${v} >= ${numLit(hi.val)}` : `${v} > ${numLit(hi.val)}`);
-    const loMsg = lo && (lo.kind === "gt" ? `greater than ${k.format(lo.val)}` : `greater than or equal to ${k.format(lo.val)}`);
-    const hiMsg = hi && (hi.kind === "lt" ? `less than ${k.format(hi.val)}` : `less than or equal to ${k.format(hi.val)}`);
+    const loMsg =
+      lo && (lo.kind === "gt" ? `greater than ${k.format(lo.val)}` : `greater than or equal to ${k.format(lo.val)}`);
+    const hiMsg =
+      hi && (hi.kind === "lt" ? `less than ${k.format(hi.val)}` : `less than or equal to ${k.format(hi.val)}`);
     if (lo && hi) {
       const normal = hi.val >= lo.val;
       const cond = normal ? `${nan}(${above}) || (${below})` : `${nan}((${above}) && (${below}))`;
@@ -351,7 +396,6 @@ type NumericRules = Message & {
   finite?: boolean;
 };
 
-
 function hasFieldRules(f: DescField): boolean {
   return f.proto.options !== undefined && getOption(f, extField) !== undefined && isNonEmpty(getOption(f, extField));
 }
@@ -365,7 +409,10 @@ function isNonEmpty(r: FieldRules): boolean {
 function ownRules(d: DescMessage): boolean {
   if (d.fields.some(hasFieldRules)) return true;
   const mr = getOption(d, extMessage);
-  if (vpb.MessageRulesSchema.fields.some((f) => isFieldSet(mr, f)) || (mr as { $unknown?: unknown[] }).$unknown?.length) {
+  if (
+    vpb.MessageRulesSchema.fields.some((f) => isFieldSet(mr, f)) ||
+    (mr as { $unknown?: unknown[] }).$unknown?.length
+  ) {
     return true;
   }
   return d.oneofs.some((o) => getOption(o, extOneof).required);

@@ -6,14 +6,12 @@
 import { type DescField, type DescMessage, type Message, ScalarType, isFieldSet } from "@bufbuild/protobuf";
 import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
 import * as vpb from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import { type FieldRules } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 
 export class Unsupported extends Error {}
 
 export function unsupported(reason: string): never {
   throw new Unsupported(reason);
 }
-
 
 /** Number of code points, as protovalidate counts them (a lone surrogate is one). */
 export function cpLen(s: string): number {
@@ -133,7 +131,8 @@ export function onlySupported(rules: Message, kind: string, allowed: ReadonlySet
   if ((rules as { $unknown?: unknown[] }).$unknown?.length) unsupported(`${where}: predefined rule extensions`);
   for (const f of desc.fields) {
     if (f.oneof !== undefined && f.oneof.name === "type" && kind === "field") continue; // the rule kind itself
-    if (isFieldSet(rules, f) && !allowed.has(f.name)) unsupported(`${where}: ${kind === "field" ? "" : `${kind}.`}${f.name}`);
+    if (isFieldSet(rules, f) && !allowed.has(f.name))
+      unsupported(`${where}: ${kind === "field" ? "" : `${kind}.`}${f.name}`);
   }
 }
 
@@ -158,7 +157,8 @@ export const SCALAR_RULE_CASE: Partial<Record<ScalarType, string>> = {
 /** JS expression: protobuf-es `isFieldSet` for field `f` of message `m` whose value is in `v`. */
 export function setTest(f: DescField, m: string, v: string): string {
   if (f.fieldKind === "list") return `${v}.length > 0`;
-  if (f.presence !== FeatureSet_FieldPresence.IMPLICIT) return `(${v} !== undefined && hasOwn(${m}, ${lit(f.localName)}))`;
+  if (f.presence !== FeatureSet_FieldPresence.IMPLICIT)
+    return `(${v} !== undefined && hasOwn(${m}, ${lit(f.localName)}))`;
   if (f.fieldKind === "enum") return `${v} !== ${f.enum.values[0]!.number}`;
   if (f.fieldKind === "scalar") {
     switch (f.scalar) {

@@ -26,7 +26,11 @@
 import { type DescMessage, type Message, type MessageShape } from "@bufbuild/protobuf";
 import { createValidator, type Validator } from "@bufbuild/protovalidate";
 import { Code, RpcError } from "./status.ts";
-import { compileMessageValidator, type CompiledMessageValidator, type UnsupportedMessageValidator } from "./validate-compiler.ts";
+import {
+  compileMessageValidator,
+  type CompiledMessageValidator,
+  type UnsupportedMessageValidator,
+} from "./validate-compiler.ts";
 
 export { compileMessageValidator } from "./validate-compiler.ts";
 export type { CompiledMessageValidator, UnsupportedMessageValidator } from "./validate-compiler.ts";

@@ -41,25 +41,33 @@ function algFor(jwk: JWK): GrantAlgorithm | undefined {
 /** One public JWK -> an ApprovalKey; `where` names it in errors. */
 async function keyFromJwk(jwk: JWK, where: string): Promise<ApprovalKey> {
   if (typeof jwk !== "object" || jwk === null || Array.isArray(jwk)) throw new Error(`${where} is not a JSON object`);
-  if (jwk.kty === "oct") throw new Error(`${where} is a symmetric (oct) key; only public keys (Ed25519, P-256, RSA) are accepted`);
+  if (jwk.kty === "oct")
+    throw new Error(`${where} is a symmetric (oct) key; only public keys (Ed25519, P-256, RSA) are accepted`);
   if (jwk.d !== undefined || jwk.p !== undefined || jwk.k !== undefined) {
     throw new Error(`${where} holds private key material; publish only the public key`);
   }
   const alg = algFor(jwk);
   if (alg === undefined) {
-    throw new Error(`${where}: unsupported key (kty ${String(jwk.kty)}, crv ${String(jwk.crv)}); expected Ed25519, P-256 or RSA`);
+    throw new Error(
+      `${where}: unsupported key (kty ${String(jwk.kty)}, crv ${String(jwk.crv)}); expected Ed25519, P-256 or RSA`,
+    );
   }
   if (jwk.alg !== undefined && jwk.alg !== alg) {
     throw new Error(`${where}: "alg" ${JSON.stringify(jwk.alg)} does not fit the key; expected "${alg}"`);
   }
-  if (jwk.use !== undefined && jwk.use !== "sig") throw new Error(`${where}: "use" must be "sig", got ${JSON.stringify(jwk.use)}`);
+  if (jwk.use !== undefined && jwk.use !== "sig")
+    throw new Error(`${where}: "use" must be "sig", got ${JSON.stringify(jwk.use)}`);
   if (jwk.kid !== undefined && (typeof jwk.kid !== "string" || jwk.kid === "" || jwk.kid.length > 256)) {
     throw new Error(`${where}: "kid" must be a string of 1 to 256 characters`);
   }
   // Only the members that define the public key: a JWKS from an identity provider may carry
   // x5c, key_ops, ... that importJWK would otherwise check against the verify usage.
   const pub: JWK =
-    jwk.kty === "RSA" ? { kty: "RSA", n: jwk.n, e: jwk.e } : jwk.kty === "EC" ? { kty: "EC", crv: jwk.crv, x: jwk.x, y: jwk.y } : { kty: "OKP", crv: jwk.crv, x: jwk.x };
+    jwk.kty === "RSA"
+      ? { kty: "RSA", n: jwk.n, e: jwk.e }
+      : jwk.kty === "EC"
+        ? { kty: "EC", crv: jwk.crv, x: jwk.x, y: jwk.y }
+        : { kty: "OKP", crv: jwk.crv, x: jwk.x };
   let key: CryptoKey;
   try {
     key = (await importJWK(pub, alg)) as CryptoKey;
@@ -68,7 +76,8 @@ async function keyFromJwk(jwk: JWK, where: string): Promise<ApprovalKey> {
   }
   if (alg === "RS256") {
     const bits = (key.algorithm as RsaHashedKeyAlgorithm).modulusLength;
-    if (bits < MIN_RSA_BITS) throw new Error(`${where}: RSA key of ${bits} bits; at least ${MIN_RSA_BITS} are required`);
+    if (bits < MIN_RSA_BITS)
+      throw new Error(`${where}: RSA key of ${bits} bits; at least ${MIN_RSA_BITS} are required`);
   }
   const kid = jwk.kid ?? (await calculateJwkThumbprint(pub, "sha256"));
   return { kid, alg, key };
@@ -105,13 +114,17 @@ export async function parseApprovalKeys(text: string): Promise<ApprovalKey[]> {
     throw new Error('is neither a JWKS (JSON {"keys": [...]}) nor a PEM public key');
   }
   const keys = (doc as { keys?: unknown } | null)?.keys;
-  if (typeof doc !== "object" || doc === null || !Array.isArray(keys)) throw new Error('is JSON but not a JWKS: expected {"keys": [...]}');
+  if (typeof doc !== "object" || doc === null || !Array.isArray(keys))
+    throw new Error('is JSON but not a JWKS: expected {"keys": [...]}');
   if (keys.length === 0) throw new Error("is a JWKS without keys");
   if (keys.length > MAX_KEYS) throw new Error(`holds ${keys.length} keys; at most ${MAX_KEYS} are accepted`);
   const out: ApprovalKey[] = [];
   const seen = new Set<string>();
   for (let i = 0; i < keys.length; i++) {
-    const k = await keyFromJwk(keys[i] as JWK, `key ${i}${typeof (keys[i] as JWK)?.kid === "string" ? ` (kid ${JSON.stringify((keys[i] as JWK).kid)})` : ""}`);
+    const k = await keyFromJwk(
+      keys[i] as JWK,
+      `key ${i}${typeof (keys[i] as JWK)?.kid === "string" ? ` (kid ${JSON.stringify((keys[i] as JWK).kid)})` : ""}`,
+    );
     if (seen.has(k.kid)) throw new Error(`kid ${JSON.stringify(k.kid)} appears twice`);
     seen.add(k.kid);
     out.push(k);

@@ -120,10 +120,17 @@ async function readBounded(path: string): Promise<Buffer> {
   }
 }
 
-type Fetched = { readonly notModified: true } | { readonly notModified: false; readonly text: string; readonly etag: string | undefined };
+type Fetched =
+  | { readonly notModified: true }
+  | { readonly notModified: false; readonly text: string; readonly etag: string | undefined };
 
 /** GET of a JWKS URL, bounded by `timeoutMs` and MAX_KEYS_BYTES; redirects are refused. */
-async function fetchJwks(url: string, etag: string | undefined, signal: AbortSignal, timeoutMs: number): Promise<Fetched> {
+async function fetchJwks(
+  url: string,
+  etag: string | undefined,
+  signal: AbortSignal,
+  timeoutMs: number,
+): Promise<Fetched> {
   const timeout = AbortSignal.timeout(timeoutMs);
   const both = AbortSignal.any([signal, timeout]);
   const headers: Record<string, string> = { accept: "application/jwk-set+json, application/json" };
@@ -149,7 +156,11 @@ async function fetchJwks(url: string, etag: string | undefined, signal: AbortSig
       }
       chunks.push(chunk as Uint8Array);
     }
-    return { notModified: false, text: Buffer.concat(chunks).toString("utf8"), etag: res.headers.get("etag") ?? undefined };
+    return {
+      notModified: false,
+      text: Buffer.concat(chunks).toString("utf8"),
+      etag: res.headers.get("etag") ?? undefined,
+    };
   } catch (err) {
     if (timeout.aborted) throw new Error(`timed out after ${timeoutMs} ms`, { cause: err });
     throw err;
@@ -170,9 +181,12 @@ function checkUrl(source: string, variable: string): void {
   }
   const loopback = u.hostname === "[::1]" || isLoopback(u.hostname);
   if (u.protocol !== "https:" && !(u.protocol === "http:" && loopback)) {
-    throw new ApprovalKeysError(`${variable}: a JWKS URL must use https:// (http:// only for a loopback host), got "${source}"`);
+    throw new ApprovalKeysError(
+      `${variable}: a JWKS URL must use https:// (http:// only for a loopback host), got "${source}"`,
+    );
   }
-  if (u.username !== "" || u.password !== "") throw new ApprovalKeysError(`${variable}: credentials in the JWKS URL are not supported`);
+  if (u.username !== "" || u.password !== "")
+    throw new ApprovalKeysError(`${variable}: credentials in the JWKS URL are not supported`);
 }
 
 // ---- the set -----------------------------------------------------------------------------------
@@ -213,17 +227,27 @@ class LiveKeySet implements ApprovalKeySet {
     this.#log = options.logger.child({ component: "approval-keys" });
     const r = options.registry;
     if (r) {
-      this.#reloads = metric(r, "arbiter_approval_keys_reloads_total", () => new Counter({
-        name: "arbiter_approval_keys_reloads_total",
-        help: "Approval key set loads by result (ok, failed, unchanged).",
-        labelNames: ["result"],
-        registers: [r],
-      }));
-      this.#loaded = metric(r, "arbiter_approval_keys", () => new Gauge({
-        name: "arbiter_approval_keys",
-        help: "Approver public keys in the active set.",
-        registers: [r],
-      }));
+      this.#reloads = metric(
+        r,
+        "arbiter_approval_keys_reloads_total",
+        () =>
+          new Counter({
+            name: "arbiter_approval_keys_reloads_total",
+            help: "Approval key set loads by result (ok, failed, unchanged).",
+            labelNames: ["result"],
+            registers: [r],
+          }),
+      );
+      this.#loaded = metric(
+        r,
+        "arbiter_approval_keys",
+        () =>
+          new Gauge({
+            name: "arbiter_approval_keys",
+            help: "Approver public keys in the active set.",
+            registers: [r],
+          }),
+      );
     }
   }
 
@@ -255,11 +279,15 @@ class LiveKeySet implements ApprovalKeySet {
       checkUrl(this.#source, this.#variable);
       const err = await this.#attempt();
       if (err !== undefined) {
-        this.#log.error({ err: err.message, source: this.#source }, "approval keys: first JWKS fetch failed; grants are refused (approval_unknown_key) until it succeeds");
+        this.#log.error(
+          { err: err.message, source: this.#source },
+          "approval keys: first JWKS fetch failed; grants are refused (approval_unknown_key) until it succeeds",
+        );
       }
     } else {
       const err = await this.#attempt();
-      if (err !== undefined) throw new ApprovalKeysError(`${this.#variable}: "${this.#source}" ${err.message}`, { cause: err });
+      if (err !== undefined)
+        throw new ApprovalKeysError(`${this.#variable}: "${this.#source}" ${err.message}`, { cause: err });
       this.#watch();
     }
     this.#schedule();
@@ -277,7 +305,10 @@ class LiveKeySet implements ApprovalKeySet {
           this.#again = false;
           const err = await this.#attempt();
           if (err !== undefined && !this.#closed) {
-            this.#log.error({ err: err.message, source: this.#source, kids: this.kids() }, "approval keys: reload failed; keeping the last good set");
+            this.#log.error(
+              { err: err.message, source: this.#source, kids: this.kids() },
+              "approval keys: reload failed; keeping the last good set",
+            );
           }
         } while (this.#again && !this.#closed);
       } finally {
@@ -359,12 +390,18 @@ class LiveKeySet implements ApprovalKeySet {
       });
       this.#watcher.on("error", (err) => {
         // The directory went away or was replaced: the refresh timer re-reads and re-watches.
-        this.#log.warn({ err: err.message, file: basename(this.#source) }, "approval keys: watch failed; relying on the refresh interval");
+        this.#log.warn(
+          { err: err.message, file: basename(this.#source) },
+          "approval keys: watch failed; relying on the refresh interval",
+        );
         this.#watcher?.close();
         this.#watcher = undefined;
       });
     } catch (err) {
-      this.#log.warn({ err: (err as Error).message, source: this.#source }, "approval keys: cannot watch; relying on the refresh interval");
+      this.#log.warn(
+        { err: (err as Error).message, source: this.#source },
+        "approval keys: cannot watch; relying on the refresh interval",
+      );
       this.#watcher = undefined;
     }
   }

@@ -49,10 +49,12 @@ class UsageError extends Error {}
 
 function parse(args: string[], options: Record<string, { type: "string" }>): Record<string, string | undefined> {
   try {
-    return parseArgs({ args, options: { ...options, help: { type: "boolean", short: "h" } }, strict: true, allowPositionals: false }).values as Record<
-      string,
-      string | undefined
-    >;
+    return parseArgs({
+      args,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      strict: true,
+      allowPositionals: false,
+    }).values as Record<string, string | undefined>;
   } catch (err) {
     throw new UsageError((err as Error).message.split("\n")[0]!);
   }
@@ -85,7 +87,9 @@ export async function runKeygen(args: string[]): Promise<number> {
     // "wx": never overwrite an approver's key; 0600: the private key is the approver's alone.
     writeFileSync(keyPath, privateKey.export({ format: "pem", type: "pkcs8" }), { flag: "wx", mode: 0o600 });
     writeFileSync(jwksPath, JSON.stringify(jwks, null, 2) + "\n", { flag: "wx" });
-    process.stdout.write(`wrote ${keyPath} (private key: keep it with the approver)\nwrote ${jwksPath} (public JWKS: ARBITER_APPROVAL_KEYS)\nkid ${kid}\n`);
+    process.stdout.write(
+      `wrote ${keyPath} (private key: keep it with the approver)\nwrote ${jwksPath} (public JWKS: ARBITER_APPROVAL_KEYS)\nkid ${kid}\n`,
+    );
     return 0;
   } catch (err) {
     return fail("keygen", KEYGEN_USAGE, err);
@@ -122,7 +126,10 @@ export async function runApprove(args: string[]): Promise<number> {
     try {
       key = createPrivateKey(readFileSync(o.key!));
     } catch (err) {
-      throw new Error(`--key ${o.key}: not a readable PEM private key (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+      throw new Error(
+        `--key ${o.key}: not a readable PEM private key (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+        { cause: err },
+      );
     }
     const alg = algOf(key);
     const kid = o.kid ?? (await calculateJwkThumbprint(publicJwk(key), "sha256"));
@@ -134,11 +141,14 @@ export async function runApprove(args: string[]): Promise<number> {
     } catch (err) {
       throw new Error(`--request ${o.request}: not JSON (${(err as Error).message})`, { cause: err });
     }
-    if (typeof json !== "object" || json === null || Array.isArray(json)) throw new Error(`--request ${o.request}: expected a JSON object (a Decide request)`);
+    if (typeof json !== "object" || json === null || Array.isArray(json))
+      throw new Error(`--request ${o.request}: expected a JSON object (a Decide request)`);
     // The grant names its tenant; a request file naming another one is a mistake, not a choice.
     const requestTenant = json.tenantId ?? json.tenant_id;
     if (requestTenant !== undefined && requestTenant !== tenant) {
-      throw new Error(`--request ${o.request}: the request's tenant ${JSON.stringify(requestTenant)} is not --tenant "${tenant}"`);
+      throw new Error(
+        `--request ${o.request}: the request's tenant ${JSON.stringify(requestTenant)} is not --tenant "${tenant}"`,
+      );
     }
     const { decideRequestFromJson } = await import("../transport/decide-json.ts");
     let digest: string;
@@ -186,6 +196,8 @@ function fail(command: string, usage: string, err: unknown): number {
     return 2;
   }
   const e = err as NodeJS.ErrnoException;
-  process.stderr.write(`arbiter ${command}: ${e.code === "EEXIST" ? `${e.path} exists; not overwriting it` : e.message}\n`);
+  process.stderr.write(
+    `arbiter ${command}: ${e.code === "EEXIST" ? `${e.path} exists; not overwriting it` : e.message}\n`,
+  );
   return 1;
 }

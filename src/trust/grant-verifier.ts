@@ -114,7 +114,8 @@ class GrantVerifier implements ApprovalGrantVerifier {
     this.#log = o.logger?.child({ component: "approval-grants" });
     const r = o.registry;
     if (r) {
-      this.#results = (r.getSingleMetric("arbiter_approval_grants_total") as Counter<"result"> | undefined) ??
+      this.#results =
+        (r.getSingleMetric("arbiter_approval_grants_total") as Counter<"result"> | undefined) ??
         new Counter({
           name: "arbiter_approval_grants_total",
           help: "Signed approval grants verified, by result (valid or the reason code).",
@@ -163,7 +164,13 @@ class GrantVerifier implements ApprovalGrantVerifier {
       return { valid: false, reason };
     }
     const c = payload as Partial<GrantClaims> & JWTPayload;
-    if (!isText(c.jti, 256) || !isText(c.sub, 256) || !isText(c.tenant_id, 128) || typeof c.request_digest !== "string" || !DIGEST.test(c.request_digest)) {
+    if (
+      !isText(c.jti, 256) ||
+      !isText(c.sub, 256) ||
+      !isText(c.tenant_id, 128) ||
+      typeof c.request_digest !== "string" ||
+      !DIGEST.test(c.request_digest)
+    ) {
       this.#log?.debug({ reason: "approval_unknown", kid }, "approval grant refused: claims not those of a grant");
       return { valid: false, reason: "approval_unknown" };
     }

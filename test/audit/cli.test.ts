@@ -26,7 +26,10 @@ afterAll(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
-function arbiter(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function arbiter(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
@@ -42,7 +45,11 @@ function arbiter(args: string[], env: Record<string, string | undefined> = {}): 
 /** A database with `n` records from instance "cli-1"; returns the URL and the decision ids in seq order. */
 async function seeded(n: number, timestamps?: (i: number) => number): Promise<{ url: string; ids: string[] }> {
   const url = await pgt.createTestDatabase();
-  const p = createAuditPipeline({ databaseUrl: url, spoolDir: await mkdtemp(join(tmp, "spool-")), instanceId: "cli-1" });
+  const p = createAuditPipeline({
+    databaseUrl: url,
+    spoolDir: await mkdtemp(join(tmp, "spool-")),
+    instanceId: "cli-1",
+  });
   await p.start();
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
@@ -74,7 +81,10 @@ describe("arbiter audit verify", () => {
     expect(bad.code).toBe(1);
     expect(bad.stdout).toContain("instance cli-1: 50 records, seq 1..50: BROKEN\n");
     expect(bad.stdout).toMatch(
-      new RegExp(`^BREAK instance=cli-1 seq=30 decision_id=${victim} hash_mismatch: stored hash [0-9a-f]{64}, recomputed [0-9a-f]{64}$`, "m"),
+      new RegExp(
+        `^BREAK instance=cli-1 seq=30 decision_id=${victim} hash_mismatch: stored hash [0-9a-f]{64}, recomputed [0-9a-f]{64}$`,
+        "m",
+      ),
     );
     expect(bad.stdout).toContain("audit verify: 1 instance(s), 50 record(s), 1 break(s)\n");
     expect(bad.stderr).toBe(`audit verify: chain broken at decision_id ${victim} (instance cli-1, seq 30)\n`);
@@ -89,7 +99,9 @@ describe("arbiter audit verify", () => {
     });
     const bad = await arbiter(["audit", "verify", "--database-url", url]);
     expect(bad.code).toBe(1);
-    expect(bad.stdout).toContain(`BREAK instance=cli-1 seq=11 decision_id=${ids[10]} sequence_gap: expected seq 10, found 11\n`);
+    expect(bad.stdout).toContain(
+      `BREAK instance=cli-1 seq=11 decision_id=${ids[10]} sequence_gap: expected seq 10, found 11\n`,
+    );
     // Every record is from the last minute: a window starting in the future sees none.
     const future = await arbiter(["audit", "verify", "--database-url", url, "--since", "2999-01-01T00:00:00Z"]);
     expect(future).toEqual({ code: 0, stdout: "audit verify: 0 instance(s), 0 record(s), 0 break(s)\n", stderr: "" });
@@ -98,13 +110,15 @@ describe("arbiter audit verify", () => {
   it("rejects UPDATE, DELETE and TRUNCATE on the normal path with the trigger's message", async () => {
     const { url, ids } = await seeded(3);
     await withClient(url, async (c) => {
-      await expect(c.query("UPDATE audit_records SET outcome = 'allow' WHERE decision_id = $1", [ids[0]])).rejects.toThrow(
-        "audit_records is append-only: UPDATE is not allowed",
-      );
+      await expect(
+        c.query("UPDATE audit_records SET outcome = 'allow' WHERE decision_id = $1", [ids[0]]),
+      ).rejects.toThrow("audit_records is append-only: UPDATE is not allowed");
       await expect(c.query("DELETE FROM audit_records WHERE decision_id = $1", [ids[1]])).rejects.toThrow(
         "audit_records is append-only: DELETE is not allowed",
       );
-      await expect(c.query("TRUNCATE audit_records")).rejects.toThrow("audit_records is append-only: TRUNCATE is not allowed");
+      await expect(c.query("TRUNCATE audit_records")).rejects.toThrow(
+        "audit_records is append-only: TRUNCATE is not allowed",
+      );
     });
     const [row] = await query<{ n: string }>(url, "SELECT count(*) AS n FROM audit_records");
     expect(row!.n).toBe("3");
@@ -113,7 +127,9 @@ describe("arbiter audit verify", () => {
   it("explains usage errors with exit code 2", async () => {
     const noDb = await arbiter(["audit", "verify"]);
     expect(noDb.code).toBe(2);
-    expect(noDb.stderr.split("\n")[0]).toBe("arbiter audit: no database: pass --database-url or set ARBITER_DATABASE_URL");
+    expect(noDb.stderr.split("\n")[0]).toBe(
+      "arbiter audit: no database: pass --database-url or set ARBITER_DATABASE_URL",
+    );
     const badSince = await arbiter(["audit", "verify", "--database-url", "postgres://x", "--since", "yesterday"]);
     expect(badSince.code).toBe(2);
     expect(badSince.stderr.split("\n")[0]).toBe(
@@ -121,7 +137,9 @@ describe("arbiter audit verify", () => {
     );
     const badDur = await arbiter(["audit", "prune", "--older-than", "30 days", "--database-url", "postgres://x"]);
     expect(badDur.code).toBe(2);
-    expect(badDur.stderr.split("\n")[0]).toBe('arbiter audit: --older-than must be a duration like 30d, 12h or 2w, got "30 days"');
+    expect(badDur.stderr.split("\n")[0]).toBe(
+      'arbiter audit: --older-than must be a duration like 30d, 12h or 2w, got "30 days"',
+    );
     const unknown = await arbiter(["audit", "check"]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr.split("\n")[0]).toBe('arbiter audit: unknown subcommand "check"');
@@ -145,7 +163,9 @@ describe("arbiter audit prune", () => {
     expect(res.code).toBe(0);
     const rows = await query<{ id: string }>(url, "SELECT decision_id::text AS id FROM audit_records ORDER BY seq");
     expect(rows.map((r) => r.id)).toEqual(ids.slice(5));
-    const parts = await query<{ n: string }>(url, "SELECT count(*) AS n FROM pg_class WHERE relname = $1", [oldPartition]);
+    const parts = await query<{ n: string }>(url, "SELECT count(*) AS n FROM pg_class WHERE relname = $1", [
+      oldPartition,
+    ]);
     expect(parts[0]!.n).toBe("0");
 
     const v = await arbiter(["audit", "verify", "--database-url", url]);

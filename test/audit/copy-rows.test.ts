@@ -27,7 +27,20 @@ afterAll(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
-const NASTY = ["a\tb", "line\nbreak", "cr\rx", "back\\slash", "\\N", "NULL", 'q"uote', "{brace}", "a,b", "é漢🙂", "", " "];
+const NASTY = [
+  "a\tb",
+  "line\nbreak",
+  "cr\rx",
+  "back\\slash",
+  "\\N",
+  "NULL",
+  'q"uote',
+  "{brace}",
+  "a,b",
+  "é漢🙂",
+  "",
+  " ",
+];
 
 describe("audit COPY rows", () => {
   it("stores special text exactly, and the chain verifies from the stored columns", async () => {
@@ -36,12 +49,31 @@ describe("audit COPY rows", () => {
     const pipeline = createAuditPipeline({ databaseUrl, spoolDir, instanceId: "copy:1", batchMaxDelayMs: 5 });
     await pipeline.start();
     const events = NASTY.map((s, i) =>
-      makeEvent(i, { tenantId: s, requestId: s, traceId: s, principal: s, bundleRevision: s, outcome: s, reasons: [s, "x", s] }),
+      makeEvent(i, {
+        tenantId: s,
+        requestId: s,
+        traceId: s,
+        principal: s,
+        bundleRevision: s,
+        outcome: s,
+        reasons: [s, "x", s],
+      }),
     );
     for (const e of events) await pipeline.append(e);
     await pipeline.flush(30_000);
     await pipeline.close();
-    const rows = await query<{ decision_id: string; tenant_id: string; request_id: string; trace_id: string; principal: string; bundle_revision: string; outcome: string; reasons: string[]; instance_id: string; ts_ms: string }>(
+    const rows = await query<{
+      decision_id: string;
+      tenant_id: string;
+      request_id: string;
+      trace_id: string;
+      principal: string;
+      bundle_revision: string;
+      outcome: string;
+      reasons: string[];
+      instance_id: string;
+      ts_ms: string;
+    }>(
       databaseUrl,
       `SELECT decision_id::text, tenant_id, request_id, trace_id, principal, bundle_revision, outcome, reasons, instance_id,
          (extract(epoch FROM ts) * 1000)::bigint::text AS ts_ms FROM audit_records ORDER BY seq`,
@@ -87,7 +119,10 @@ describe("audit COPY rows", () => {
          'latency_us', latency_us, 'instance_id', instance_id, 'seq', seq, 'prev_hash', prev_hash, 'hash', hash))::text AS j
        FROM audit_records`,
     );
-    const inserted = await withClient(databaseUrl, async (c) => (await c.query(INSERT_JSON_SQL, [payload[0]!.j])).rowCount);
+    const inserted = await withClient(
+      databaseUrl,
+      async (c) => (await c.query(INSERT_JSON_SQL, [payload[0]!.j])).rowCount,
+    );
     expect(inserted).toBe(0);
   });
 });

@@ -41,7 +41,10 @@ describe("embedded Postgres", () => {
     try {
       // A second cluster on the same data dir: Postgres refuses (its lock file is held).
       await expect(startEmbeddedPostgres({ dataDir: join(tmp, "a") })).rejects.toThrow(
-        new RegExp(`^embedded Postgres did not start on 127\\.0\\.0\\.1:\\d+ with data in ${join(tmp, "a")}: .*lock file`, "s"),
+        new RegExp(
+          `^embedded Postgres did not start on 127\\.0\\.0\\.1:\\d+ with data in ${join(tmp, "a")}: .*lock file`,
+          "s",
+        ),
       );
     } finally {
       await a.stop();
@@ -49,16 +52,20 @@ describe("embedded Postgres", () => {
   }, 60_000);
   // As root the server runs as `postgres`, which must traverse every parent directory; a clone
   // made by `mktemp -d` (mode 0700) made initdb fail with EACCES before prepareDirs added o+x.
-  it.runIf(userInfo().uid === 0)("starts under a 0700 parent by granting only o+x to it", async () => {
-    const locked = join(tmp, "locked");
-    await mkdir(locked, { mode: 0o700 });
-    await chmod(locked, 0o700);
-    const pg = await startEmbeddedPostgres({ dataDir: join(locked, "pg") });
-    try {
-      expect(await query(pg.url, "SELECT 1 AS one")).toEqual([{ one: 1 }]);
-    } finally {
-      await pg.stop();
-    }
-    expect((await stat(locked)).mode & 0o777).toBe(0o701);
-  }, 60_000);
+  it.runIf(userInfo().uid === 0)(
+    "starts under a 0700 parent by granting only o+x to it",
+    async () => {
+      const locked = join(tmp, "locked");
+      await mkdir(locked, { mode: 0o700 });
+      await chmod(locked, 0o700);
+      const pg = await startEmbeddedPostgres({ dataDir: join(locked, "pg") });
+      try {
+        expect(await query(pg.url, "SELECT 1 AS one")).toEqual([{ one: 1 }]);
+      } finally {
+        await pg.stop();
+      }
+      expect((await stat(locked)).mode & 0o777).toBe(0o701);
+    },
+    60_000,
+  );
 });

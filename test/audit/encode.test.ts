@@ -29,31 +29,35 @@ const event = fc.record({
 describe("FrameEncoder", () => {
   it("writes the same payloads and hashes as chainRecord, each frame CRC-valid", () => {
     fc.assert(
-      fc.property(fc.array(event, { minLength: 1, maxLength: 8 }), fc.constantFrom("pod-a", "x.y:z@1"), (events, instance) => {
-        const valid = events.filter((e) => {
-          try {
-            validateEvent(e);
-            return true;
-          } catch {
-            return false;
-          }
-        });
-        const enc = new FrameEncoder(instance, 64); // small: the buffer must grow
-        let prev = GENESIS_HASH;
-        const expected: string[] = [];
-        valid.forEach((e, i) => {
-          const c = chainRecord(e, instance, i + 1, prev);
-          const h = enc.add(e, i + 1, prev);
-          expect(h).toBe(c.hash);
-          expected.push(c.payload);
-          prev = h;
-        });
-        const frames = enc.take();
-        const { payloads, consumed, invalid } = decodeFrames(frames);
-        expect(invalid).toBe(false);
-        expect(consumed).toBe(frames.length);
-        expect(payloads.map((p) => p.toString("utf8"))).toEqual(expected);
-      }),
+      fc.property(
+        fc.array(event, { minLength: 1, maxLength: 8 }),
+        fc.constantFrom("pod-a", "x.y:z@1"),
+        (events, instance) => {
+          const valid = events.filter((e) => {
+            try {
+              validateEvent(e);
+              return true;
+            } catch {
+              return false;
+            }
+          });
+          const enc = new FrameEncoder(instance, 64); // small: the buffer must grow
+          let prev = GENESIS_HASH;
+          const expected: string[] = [];
+          valid.forEach((e, i) => {
+            const c = chainRecord(e, instance, i + 1, prev);
+            const h = enc.add(e, i + 1, prev);
+            expect(h).toBe(c.hash);
+            expected.push(c.payload);
+            prev = h;
+          });
+          const frames = enc.take();
+          const { payloads, consumed, invalid } = decodeFrames(frames);
+          expect(invalid).toBe(false);
+          expect(consumed).toBe(frames.length);
+          expect(payloads.map((p) => p.toString("utf8"))).toEqual(expected);
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -24,7 +24,11 @@ export function makeEvent(i: number, overrides: Partial<AuditEvent> = {}): Audit
   };
 }
 
-export async function query<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+export async function query<T extends pg.QueryResultRow>(
+  url: string,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
   const c = new pg.Client(url);
   await c.connect();
   try {
@@ -69,13 +73,17 @@ export async function checkStored(url: string, ids: readonly string[]): Promise<
     }
     const one = async (sql: string) => Number((await c.query<{ n: string }>(sql)).rows[0]!.n);
     const rows = await one("SELECT count(*) AS n FROM audit_records");
-    const seq = (await c.query<{ n: string; d: string; lo: string | null; hi: string | null; inst: string }>(
-      "SELECT count(*) AS n, count(DISTINCT seq) AS d, min(seq)::text AS lo, max(seq)::text AS hi, count(DISTINCT instance_id) AS inst FROM audit_records",
-    )).rows[0]!;
+    const seq = (
+      await c.query<{ n: string; d: string; lo: string | null; hi: string | null; inst: string }>(
+        "SELECT count(*) AS n, count(DISTINCT seq) AS d, min(seq)::text AS lo, max(seq)::text AS hi, count(DISTINCT instance_id) AS inst FROM audit_records",
+      )
+    ).rows[0]!;
     return {
       rows,
       distinct: await one("SELECT count(DISTINCT decision_id) AS n FROM audit_records"),
-      missing: await one("SELECT count(*) AS n FROM acked k WHERE NOT EXISTS (SELECT 1 FROM audit_records a WHERE a.decision_id = k.decision_id)"),
+      missing: await one(
+        "SELECT count(*) AS n FROM acked k WHERE NOT EXISTS (SELECT 1 FROM audit_records a WHERE a.decision_id = k.decision_id)",
+      ),
       duplicated: await one(
         "SELECT count(*) AS n FROM (SELECT k.decision_id FROM acked k JOIN audit_records a USING (decision_id) GROUP BY 1 HAVING count(*) > 1) d",
       ),
@@ -89,7 +97,10 @@ export async function checkStored(url: string, ids: readonly string[]): Promise<
 /** `node bin/arbiter.js audit verify --database-url URL`: exit code and output, bounded in time. */
 export function auditVerify(url: string, timeoutMs = 60_000): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, "audit", "verify", "--database-url", url], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [BIN, "audit", "verify", "--database-url", url], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     child.stdout.setEncoding("utf8").on("data", (s: string) => (out += s));
     child.stderr.setEncoding("utf8").on("data", (s: string) => (out += s));

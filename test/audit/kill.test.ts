@@ -74,17 +74,26 @@ describe("audit pipeline killed with SIGKILL under load", () => {
     const databaseUrl = await pgt.createTestDatabase();
     const spoolDir = join(tmp, "spool-sync");
     const acked = await runAndKill(
-      { AUDIT_DATABASE_URL: databaseUrl, AUDIT_SPOOL_DIR: spoolDir, AUDIT_DURABILITY: "sync", AUDIT_INSTANCE_ID: "kill-sync" },
+      {
+        AUDIT_DATABASE_URL: databaseUrl,
+        AUDIT_SPOOL_DIR: spoolDir,
+        AUDIT_DURABILITY: "sync",
+        AUDIT_INSTANCE_ID: "kill-sync",
+      },
       3000,
     );
     const lastSeq = await recover(databaseUrl, spoolDir, "kill-sync");
     expect(lastSeq).toBeGreaterThanOrEqual(acked.length);
-    const stored = new Set((await query<{ id: string }>(databaseUrl, "SELECT decision_id::text AS id FROM audit_records")).map((r) => r.id));
+    const stored = new Set(
+      (await query<{ id: string }>(databaseUrl, "SELECT decision_id::text AS id FROM audit_records")).map((r) => r.id),
+    );
     const missing = acked.filter((id) => !stored.has(id));
     expect(missing).toEqual([]);
     const v = await withClient(databaseUrl, (c) => verifyChains(c));
     expect(v.breaks).toEqual([]);
-    expect(v.instances).toMatchObject([{ instanceId: "kill-sync", firstSeq: 1, lastSeq: stored.size, records: stored.size }]);
+    expect(v.instances).toMatchObject([
+      { instanceId: "kill-sync", firstSeq: 1, lastSeq: stored.size, records: stored.size },
+    ]);
     console.log(`kill sync: ${acked.length} acknowledged, ${stored.size} stored, 0 missing`);
   }, 90_000);
 
@@ -104,7 +113,9 @@ describe("audit pipeline killed with SIGKILL under load", () => {
       minAcks,
     );
     await recover(databaseUrl, spoolDir, name);
-    const stored = new Set((await query<{ id: string }>(databaseUrl, "SELECT decision_id::text AS id FROM audit_records")).map((r) => r.id));
+    const stored = new Set(
+      (await query<{ id: string }>(databaseUrl, "SELECT decision_id::text AS id FROM audit_records")).map((r) => r.id),
+    );
     const missing = acked.filter((id) => !stored.has(id));
     // Lost at most: the queue, plus the one group the spooler had taken off it and was writing
     // (a saturated run measured exactly 2,000 + 512 once).

@@ -142,8 +142,9 @@ describe("audit pipeline: append contract", () => {
     // Acknowledged means on disk in the spool, whatever Postgres is doing.
     const { decodeFrames } = await import("../../src/audit/spool.ts");
     const segs = (await readdir(spoolDir)).filter((f) => f.endsWith(".seg"));
-    const onDisk = (await Promise.all(segs.map((f) => readFile(join(spoolDir, f)))))
-      .flatMap((b) => decodeFrames(b).payloads.map((p) => JSON.parse(p.toString()).decision_id as string));
+    const onDisk = (await Promise.all(segs.map((f) => readFile(join(spoolDir, f))))).flatMap((b) =>
+      decodeFrames(b).payloads.map((p) => JSON.parse(p.toString()).decision_id as string),
+    );
     expect(onDisk).toContain(first.decisionId);
 
     const before = pipeline.stats().spoolFsyncs;
@@ -184,7 +185,12 @@ describe("audit pipeline: append contract", () => {
     const spoolA = await mkdtemp(join(tmp, "spool-"));
     const spoolB = await mkdtemp(join(tmp, "spool-"));
     const run = async (spoolDir: string, n: number, flush: boolean) => {
-      const p = createAuditPipeline({ databaseUrl, spoolDir, instanceId: "restart-1", closeTimeoutMs: flush ? 5000 : 1 });
+      const p = createAuditPipeline({
+        databaseUrl,
+        spoolDir,
+        instanceId: "restart-1",
+        closeTimeoutMs: flush ? 5000 : 1,
+      });
       await p.start();
       const seq0 = p.stats().lastSeq;
       for (let i = 0; i < n; i++) await p.append(makeEvent(i));
@@ -258,7 +264,10 @@ describe("audit pipeline: close with a backlog", () => {
     await again.append(next);
     await again.flush(30_000);
     await again.close();
-    const rows = await query<{ id: string }>(databaseUrl, "SELECT decision_id::text AS id FROM audit_records ORDER BY seq");
+    const rows = await query<{ id: string }>(
+      databaseUrl,
+      "SELECT decision_id::text AS id FROM audit_records ORDER BY seq",
+    );
     expect(rows.map((r) => r.id)).toEqual(ids);
     const v = await withClient(databaseUrl, (c) => verifyChains(c));
     expect(v.breaks).toEqual([]);

@@ -69,7 +69,12 @@ interface LoadResult {
  * Runs Decide calls with `concurrency` in flight until `total` calls were made or `stop()`
  * returns true; every OK answer's decision id is kept.
  */
-async function drive(client: grpc.Client, concurrency: number, total: number, stop: () => boolean = () => false): Promise<LoadResult> {
+async function drive(
+  client: grpc.Client,
+  concurrency: number,
+  total: number,
+  stop: () => boolean = () => false,
+): Promise<LoadResult> {
   const ids: string[] = [];
   let auditUnavailable = 0;
   let errors = 0;
@@ -78,7 +83,9 @@ async function drive(client: grpc.Client, concurrency: number, total: number, st
   const worker = async () => {
     while (next < total && !stop()) {
       const i = next++;
-      const r = await unary(client, DECIDE, pb.DecideRequestSchema, pb.DecideResponseSchema, decideRequest(i), { deadline: Date.now() + 30_000 });
+      const r = await unary(client, DECIDE, pb.DecideRequestSchema, pb.DecideResponseSchema, decideRequest(i), {
+        deadline: Date.now() + 30_000,
+      });
       if (r.error) {
         errors++;
         firstError ??= `${r.error.code} ${r.error.details}`;
@@ -93,18 +100,19 @@ async function drive(client: grpc.Client, concurrency: number, total: number, st
   return { ids, auditUnavailable, errors, ...(firstError ? { firstError } : {}) };
 }
 
-
 describe("audit through the real sidecar", () => {
   it("stores 100,000 decisions made over gRPC under concurrent load exactly once, chain verified", async () => {
     const url = await pgt.createTestDatabase();
-    const server = await startServer(testConfig({
-      ARBITER_BUNDLE: copyPolicies(),
-      ARBITER_AUDIT: "on",
-      ARBITER_AUDIT_DURABILITY: "async",
-      ARBITER_DATABASE_URL: url,
-      ARBITER_DATA_DIR: tempDir("arbiter-e2e-data-"),
-      ARBITER_INSTANCE_ID: "e2e-load",
-    }));
+    const server = await startServer(
+      testConfig({
+        ARBITER_BUNDLE: copyPolicies(),
+        ARBITER_AUDIT: "on",
+        ARBITER_AUDIT_DURABILITY: "async",
+        ARBITER_DATABASE_URL: url,
+        ARBITER_DATA_DIR: tempDir("arbiter-e2e-data-"),
+        ARBITER_INSTANCE_ID: "e2e-load",
+      }),
+    );
     const client = new grpc.Client(server.address, grpc.credentials.createInsecure());
     const N = 100_000;
     const t0 = performance.now();
@@ -119,7 +127,11 @@ describe("audit through the real sidecar", () => {
     }
     const drainedMs = performance.now() - t0;
     expect(load.firstError).toBeUndefined();
-    expect({ errors: load.errors, auditUnavailable: load.auditUnavailable, answered: load.ids.length }).toEqual({ errors: 0, auditUnavailable: 0, answered: N });
+    expect({ errors: load.errors, auditUnavailable: load.auditUnavailable, answered: load.ids.length }).toEqual({
+      errors: 0,
+      auditUnavailable: 0,
+      answered: N,
+    });
     expect(load.ids.every((id) => UUID.test(id))).toBe(true);
     expect(new Set(load.ids).size).toBe(N);
 
@@ -165,7 +177,10 @@ describe("audit through the real sidecar", () => {
       // No new calls from here; the ones in flight fail (or were answered just before).
       killed = true;
       expect(process.kill(first.child.pid!, "SIGKILL")).toBe(true);
-      expect(await withTimeout(first.exited, 10_000, "the killed server to exit")).toEqual({ code: null, signal: "SIGKILL" });
+      expect(await withTimeout(first.exited, 10_000, "the killed server to exit")).toEqual({
+        code: null,
+        signal: "SIGKILL",
+      });
       load = await withTimeout(loadDone, 40_000, "in-flight calls to end after the kill");
       client.close();
     } finally {
@@ -177,7 +192,9 @@ describe("audit through the real sidecar", () => {
     expect(new Set(acked).size).toBe(acked.length);
 
     // What the shipper had committed before the kill; the rest can only come from the spool.
-    const beforeRestart = Number((await queryRows<{ n: string }>(url, "SELECT count(*) AS n FROM audit_records"))[0]!.n);
+    const beforeRestart = Number(
+      (await queryRows<{ n: string }>(url, "SELECT count(*) AS n FROM audit_records"))[0]!.n,
+    );
 
     // Second run on the same data dir and instance id: start-up replays the spool.
     const second = spawnServe(env);

@@ -87,13 +87,19 @@ function decideRequest(i: number) {
   };
 }
 
-type Answer = { kind: "audited"; id: string; reasons: string[] } | { kind: "audit_unavailable"; allow: boolean; reasons: string[] } | { kind: "error"; detail: string };
+type Answer =
+  | { kind: "audited"; id: string; reasons: string[] }
+  | { kind: "audit_unavailable"; allow: boolean; reasons: string[] }
+  | { kind: "error"; detail: string };
 
 async function decide(client: grpc.Client, i: number): Promise<Answer> {
-  const r = await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, decideRequest(i), { deadline: Date.now() + 30_000 });
+  const r = await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, decideRequest(i), {
+    deadline: Date.now() + 30_000,
+  });
   if (r.error) return { kind: "error", detail: `${r.error.code} ${r.error.details}` };
   const v = r.value!;
-  if (v.reasons.includes("audit_unavailable")) return { kind: "audit_unavailable", allow: v.allow, reasons: [...v.reasons] };
+  if (v.reasons.includes("audit_unavailable"))
+    return { kind: "audit_unavailable", allow: v.allow, reasons: [...v.reasons] };
   return { kind: "audited", id: v.decisionId, reasons: [...v.reasons] };
 }
 
@@ -106,7 +112,12 @@ interface Load {
 }
 
 /** Decide calls with `concurrency` in flight until `stop()`; `onAnswer` sees each answer. */
-function runLoad(client: grpc.Client, concurrency: number, stop: () => boolean, onAnswer: (a: Answer) => void = () => {}): { load: Load; done: Promise<void> } {
+function runLoad(
+  client: grpc.Client,
+  concurrency: number,
+  stop: () => boolean,
+  onAnswer: (a: Answer) => void = () => {},
+): { load: Load; done: Promise<void> } {
   const load: Load = { ids: [], auditUnavailable: 0, errors: 0, calls: 0 };
   let next = 0;
   const worker = async () => {
@@ -130,15 +141,17 @@ function runLoad(client: grpc.Client, concurrency: number, stop: () => boolean, 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function serve(url: string, instanceId: string, extra: Record<string, string> = {}): Promise<RunningServer> {
-  return startServer(testConfig({
-    ARBITER_BUNDLE: copyPolicies(),
-    ARBITER_AUDIT: "on",
-    ARBITER_AUDIT_DURABILITY: "async",
-    ARBITER_DATABASE_URL: url,
-    ARBITER_DATA_DIR: tempDir("arbiter-outage-data-"),
-    ARBITER_INSTANCE_ID: instanceId,
-    ...extra,
-  }));
+  return startServer(
+    testConfig({
+      ARBITER_BUNDLE: copyPolicies(),
+      ARBITER_AUDIT: "on",
+      ARBITER_AUDIT_DURABILITY: "async",
+      ARBITER_DATABASE_URL: url,
+      ARBITER_DATA_DIR: tempDir("arbiter-outage-data-"),
+      ARBITER_INSTANCE_ID: instanceId,
+      ...extra,
+    }),
+  );
 }
 
 describe("audit outage through the real sidecar", () => {
@@ -180,7 +193,13 @@ describe("audit outage through the real sidecar", () => {
     expect(new Set(load.ids).size).toBe(load.ids.length);
 
     const stored = await checkStored(url, load.ids);
-    expect(stored).toEqual({ rows: load.ids.length, distinct: load.ids.length, missing: 0, duplicated: 0, seqContiguous: true });
+    expect(stored).toEqual({
+      rows: load.ids.length,
+      distinct: load.ids.length,
+      missing: 0,
+      duplicated: 0,
+      seqContiguous: true,
+    });
     const v = await auditVerify(url);
     expect(v.out).toContain(`audit verify: 1 instance(s), ${stored.rows} record(s), 0 break(s)`);
     expect(v.code).toBe(0);
@@ -212,18 +231,23 @@ describe("audit outage through the real sidecar", () => {
     let callsAtStop = 0;
     let callsUntilClosed = 0;
     try {
-      const run = runLoad(client, 4, () => stop, (a) => {
-        if (a.kind === "audit_unavailable") {
-          if (!firstClosedAt && phase === "down") {
-            firstClosedAt = Date.now();
-            callsUntilClosed = load.calls - callsAtStop;
+      const run = runLoad(
+        client,
+        4,
+        () => stop,
+        (a) => {
+          if (a.kind === "audit_unavailable") {
+            if (!firstClosedAt && phase === "down") {
+              firstClosedAt = Date.now();
+              callsUntilClosed = load.calls - callsAtStop;
+            }
+            unavailableShape ??= { allow: a.allow, reasons: a.reasons };
+          } else if (a.kind === "audited") {
+            if (phase === "down") auditedDuringDown++;
+            if (phase === "up" && !firstAuditedAfterUpAt) firstAuditedAfterUpAt = Date.now();
           }
-          unavailableShape ??= { allow: a.allow, reasons: a.reasons };
-        } else if (a.kind === "audited") {
-          if (phase === "down") auditedDuringDown++;
-          if (phase === "up" && !firstAuditedAfterUpAt) firstAuditedAfterUpAt = Date.now();
-        }
-      });
+        },
+      );
       load = run.load;
       await sleep(500);
       expect(load.auditUnavailable).toBe(0);
@@ -232,7 +256,10 @@ describe("audit outage through the real sidecar", () => {
       phase = "down";
       callsAtStop = load.calls;
       while (!firstClosedAt && Date.now() - outageStart < 20_000) await sleep(20);
-      expect(firstClosedAt, "Decide answers never turned audit_unavailable within 20 s of stopping Postgres").toBeGreaterThan(0);
+      expect(
+        firstClosedAt,
+        "Decide answers never turned audit_unavailable within 20 s of stopping Postgres",
+      ).toBeGreaterThan(0);
       expect(unavailableShape).toEqual({ allow: false, reasons: ["audit_unavailable"] });
 
       const route = await unary(client, `${S}/Route`, pb.RouteRequestSchema, pb.RouteResponseSchema, {
@@ -241,14 +268,20 @@ describe("audit outage through the real sidecar", () => {
         messages: [{ role: "user", content: "summarise the quarterly roadmap" }],
       });
       expect(route.error).toBeUndefined();
-      expect({ provider: route.value!.provider, reasons: route.value!.reasons }).toEqual({ provider: "local", reasons: ["audit_unavailable"] });
+      expect({ provider: route.value!.provider, reasons: route.value!.reasons }).toEqual({
+        provider: "local",
+        reasons: ["audit_unavailable"],
+      });
 
       restartRequestedAt = Date.now();
       await startPostgres();
       restartedAt = Date.now();
       phase = "up";
       while (!firstAuditedAfterUpAt && Date.now() - restartedAt < 30_000) await sleep(20);
-      expect(firstAuditedAfterUpAt, "decisions were not audited again within 30 s of restarting Postgres").toBeGreaterThan(0);
+      expect(
+        firstAuditedAfterUpAt,
+        "decisions were not audited again within 30 s of restarting Postgres",
+      ).toBeGreaterThan(0);
       // Routed normally again too (its record is audited and checked below).
       const routeUp = await unary(client, `${S}/Route`, pb.RouteRequestSchema, pb.RouteResponseSchema, {
         tenantId: "acme",
@@ -283,6 +316,8 @@ describe("audit outage through the real sidecar", () => {
     const v = await auditVerify(url);
     expect(v.out).toContain(`audit verify: 1 instance(s), ${stored.rows} record(s), 0 break(s)`);
     expect(v.code).toBe(0);
-    console.log(`sidecar outage (fail_closed, 1 MiB spool): ${stored.rows} rows = every audited answer, seq 1..${stored.rows}, verify exit 0`);
+    console.log(
+      `sidecar outage (fail_closed, 1 MiB spool): ${stored.rows} rows = every audited answer, seq 1..${stored.rows}, verify exit 0`,
+    );
   }, 60_000);
 });

@@ -33,9 +33,9 @@ async function segmentFiles(): Promise<string[]> {
 
 describe("spool frames", () => {
   it("round-trips payloads and stops at a cut or corrupt frame", () => {
-    const buf = encodeFrames(["{\"a\":1}", "{\"b\":\"é\"}"]);
+    const buf = encodeFrames(['{"a":1}', '{"b":"é"}']);
     expect(decodeFrames(buf)).toMatchObject({ consumed: buf.length, invalid: false });
-    expect(decodeFrames(buf).payloads.map((p) => p.toString())).toEqual(["{\"a\":1}", "{\"b\":\"é\"}"]);
+    expect(decodeFrames(buf).payloads.map((p) => p.toString())).toEqual(['{"a":1}', '{"b":"é"}']);
     const cut = decodeFrames(buf.subarray(0, buf.length - 3));
     expect(cut.payloads.length).toBe(1);
     expect(cut.invalid).toBe(false);

@@ -8,7 +8,13 @@ const D1 = digestOf('{"action":"delete","tenant_id":"acme"}');
 const D2 = digestOf('{"action":"drop","tenant_id":"acme"}');
 
 function issue(store = createApprovalStore(), ttlSeconds = 300) {
-  const { token, expiresAtMs } = store.createSync({ tenantId: "acme", digest: D1, approver: "alice", ttlSeconds, nowMs: T0 });
+  const { token, expiresAtMs } = store.createSync({
+    tenantId: "acme",
+    digest: D1,
+    approver: "alice",
+    ttlSeconds,
+    nowMs: T0,
+  });
   return { store, token, expiresAtMs };
 }
 
@@ -41,7 +47,10 @@ describe("approval store", () => {
 
   it("expires at expiresAt exactly", () => {
     const { store, token, expiresAtMs } = issue();
-    expect(store.checkSync({ tenantId: "acme", token, digest: D1, nowMs: expiresAtMs - 1 })).toEqual({ valid: true, reason: "" });
+    expect(store.checkSync({ tenantId: "acme", token, digest: D1, nowMs: expiresAtMs - 1 })).toEqual({
+      valid: true,
+      reason: "",
+    });
     expect(store.checkSync({ tenantId: "acme", token, digest: D1, nowMs: expiresAtMs })).toEqual({
       valid: false,
       reason: "approval_expired",
@@ -103,7 +112,9 @@ describe("approval store", () => {
     expect(() => store.createSync({ ...ok, digest: "ABC" })).toThrow(
       "approval store: digest must be 64 lowercase hex characters (SHA-256)",
     );
-    expect(() => store.createSync({ ...ok, tenantId: "" })).toThrow("approval store: tenantId must be a non-empty string");
+    expect(() => store.createSync({ ...ok, tenantId: "" })).toThrow(
+      "approval store: tenantId must be a non-empty string",
+    );
     expect(() => store.createSync({ ...ok, nowMs: Number.NaN })).toThrow(
       "approval store: nowMs must be a finite number, got NaN",
     );

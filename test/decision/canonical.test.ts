@@ -8,7 +8,15 @@ import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { canonicalJson, canonicalPair, decideApprovalDigest, sha256Hex } from "../../src/decision/canonical.ts";
 import { cacheKey, cacheKeyAndInputSha256 } from "../../src/decision/decision-cache.ts";
-import { decideAction, decideInput, finalizeInput, guardMemoryInput, nowFact, routeInput, computeCoverage } from "../../src/decision/facts.ts";
+import {
+  decideAction,
+  decideInput,
+  finalizeInput,
+  guardMemoryInput,
+  nowFact,
+  routeInput,
+  computeCoverage,
+} from "../../src/decision/facts.ts";
 import type { DecideRequest, JsonObject } from "../../src/decision/types.ts";
 import { ctx, harness, type Harness } from "./helpers.ts";
 
@@ -41,12 +49,81 @@ function rng(seed: number): () => number {
 }
 
 const ALPHABET = [
-  "a", "b", "z", "A", "Z", "0", "9", "_", " ", "é", "ß", "中", "😀", "\u{10ffff}",
-  '"', "\\", "/", "\n", "\t", "\u0000", "\u001f", "\u007f", "\u2028", "\u2029",
-  "\ud800", "\udbff", "\udc00", "\udfff", // lone surrogates
+  "a",
+  "b",
+  "z",
+  "A",
+  "Z",
+  "0",
+  "9",
+  "_",
+  " ",
+  "é",
+  "ß",
+  "中",
+  "😀",
+  "\u{10ffff}",
+  '"',
+  "\\",
+  "/",
+  "\n",
+  "\t",
+  "\u0000",
+  "\u001f",
+  "\u007f",
+  "\u2028",
+  "\u2029",
+  "\ud800",
+  "\udbff",
+  "\udc00",
+  "\udfff", // lone surrogates
 ];
-const NUMBERS = [0, -0, 1, -1, 0.1, 1e21, 1e-7, -1e-7, 2 ** 53, 2 ** 53 + 2, -(2 ** 63), 1.7976931348623157e308, 5e-324, 123456789.123, NaN, Infinity, -Infinity, 1795316645678000000];
-const KEYS = ["a", "b", "aa", "B", "é", "z", "_", "", "0", "1", "10", "2", "01", "4294967295", "4294967294", "now", "request_id", "__proto__", 'k"ey', "k\\ey", "k\ney", "\ud800", "😀", "ﬀ"];
+const NUMBERS = [
+  0,
+  -0,
+  1,
+  -1,
+  0.1,
+  1e21,
+  1e-7,
+  -1e-7,
+  2 ** 53,
+  2 ** 53 + 2,
+  -(2 ** 63),
+  1.7976931348623157e308,
+  5e-324,
+  123456789.123,
+  NaN,
+  Infinity,
+  -Infinity,
+  1795316645678000000,
+];
+const KEYS = [
+  "a",
+  "b",
+  "aa",
+  "B",
+  "é",
+  "z",
+  "_",
+  "",
+  "0",
+  "1",
+  "10",
+  "2",
+  "01",
+  "4294967295",
+  "4294967294",
+  "now",
+  "request_id",
+  "__proto__",
+  'k"ey',
+  "k\\ey",
+  "k\ney",
+  "\ud800",
+  "😀",
+  "ﬀ",
+];
 
 function makeValue(next: () => number, depth: number): unknown {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!;
@@ -56,7 +133,8 @@ function makeValue(next: () => number, depth: number): unknown {
     if (p < 0.35) {
       let s = "";
       const n = Math.floor(next() * 12);
-      for (let i = 0; i < n; i++) s += next() < 0.6 ? String.fromCharCode(97 + Math.floor(next() * 26)) : pick(ALPHABET);
+      for (let i = 0; i < n; i++)
+        s += next() < 0.6 ? String.fromCharCode(97 + Math.floor(next() * 26)) : pick(ALPHABET);
       return s;
     }
     if (p < 0.6) return next() < 0.5 ? pick(NUMBERS) : (next() - 0.5) * 10 ** Math.floor(next() * 30 - 10);
@@ -70,13 +148,19 @@ function makeValue(next: () => number, depth: number): unknown {
   }
   const n = Math.floor(next() * 6);
   const keys: string[] = [];
-  for (let i = 0; i < n; i++) keys.push(next() < 0.5 ? pick(KEYS) : String.fromCharCode(97 + Math.floor(next() * 26)) + pick(KEYS));
+  for (let i = 0; i < n; i++)
+    keys.push(next() < 0.5 ? pick(KEYS) : String.fromCharCode(97 + Math.floor(next() * 26)) + pick(KEYS));
   // Half the objects get their keys in sorted order (the JSON.stringify path), half shuffled.
   if (next() < 0.5) keys.sort();
   const o: Record<string, unknown> = next() < 0.1 ? Object.create(null) : {};
   for (const k of keys) {
     // defineProperty so that "__proto__" becomes an own member, as JSON.parse would make it.
-    Object.defineProperty(o, k, { value: makeValue(next, depth + 1), enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(o, k, {
+      value: makeValue(next, depth + 1),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return o;
 }
@@ -95,7 +179,10 @@ describe("canonical JSON", () => {
         expect(canonicalJson(o, omit)).toBe(reference(o, omit));
         expect(canonicalPair(o, omit)).toEqual({ full: reference(o), partial: reference(o, omit) });
         const both = cacheKeyAndInputSha256("rev", "arbiter/decide", o);
-        expect(both).toEqual({ key: `rev\0arbiter/decide\0${sha256Hex(reference(o, omit))}`, inputSha256: sha256Hex(reference(o)) });
+        expect(both).toEqual({
+          key: `rev\0arbiter/decide\0${sha256Hex(reference(o, omit))}`,
+          inputSha256: sha256Hex(reference(o)),
+        });
         expect(cacheKey("rev", "arbiter/decide", o)).toBe(both.key);
       }
     }
@@ -106,7 +193,9 @@ describe("canonical JSON", () => {
     const next = rng(7);
     const omit = new Set(["now", "request_id"]);
     for (let i = 0; i < 2000; i++) {
-      const keys = ["action", "approval", "context", "now", "request_id", "resource", "tenant_id", "0", "zz"].filter(() => next() < 0.7);
+      const keys = ["action", "approval", "context", "now", "request_id", "resource", "tenant_id", "0", "zz"].filter(
+        () => next() < 0.7,
+      );
       if (next() < 0.3) keys.reverse();
       const o: Record<string, unknown> = {};
       for (const k of keys) o[k] = makeValue(next, 2);
@@ -119,7 +208,9 @@ describe("canonical JSON", () => {
     expect(canonicalJson([NaN, Infinity, undefined, () => 1, Symbol("s")])).toBe("[null,null,null,null,null]");
     expect(canonicalJson({ f: () => 1, s: Symbol("s"), u: undefined })).toBe('{"f":null,"s":null}');
     expect(canonicalJson("\ud800x\udc00😀")).toBe('"\\ud800x\\udc00😀"');
-    expect(canonicalJson({ b: 1, 10: 2, 9: 3, a: { toJSON: () => "no" } })).toBe('{"10":2,"9":3,"a":{"toJSON":null},"b":1}');
+    expect(canonicalJson({ b: 1, 10: 2, 9: 3, a: { toJSON: () => "no" } })).toBe(
+      '{"10":2,"9":3,"a":{"toJSON":null},"b":1}',
+    );
     expect(canonicalJson(new Date(0))).toBe("{}");
     expect(() => canonicalJson({ a: 1n })).toThrow(TypeError);
   });
@@ -139,10 +230,41 @@ describe("canonical JSON", () => {
     const inputs: JsonObject[] = [
       decideInput(req, now, approval),
       decideAction(req),
-      routeInput({ tenantId: "t", requestId: "r", messages: [{ role: "user", content: "hi" }], requestedModel: "m", classifications: ["c"], estimatedTokens: 0 }, now, { usd: 1, eur: 2 }),
-      guardMemoryInput({ tenantId: "t", requestId: "r", agentId: "a", sessionId: "s", operation: "WRITE", store: "n", ttlSeconds: 5, content: "x" }, now, 3),
+      routeInput(
+        {
+          tenantId: "t",
+          requestId: "r",
+          messages: [{ role: "user", content: "hi" }],
+          requestedModel: "m",
+          classifications: ["c"],
+          estimatedTokens: 0,
+        },
+        now,
+        { usd: 1, eur: 2 },
+      ),
+      guardMemoryInput(
+        {
+          tenantId: "t",
+          requestId: "r",
+          agentId: "a",
+          sessionId: "s",
+          operation: "WRITE",
+          store: "n",
+          ttlSeconds: 5,
+          content: "x",
+        },
+        now,
+        3,
+      ),
     ];
-    const fin = { tenantId: "t", requestId: "r", sessionId: "s", claims: [{ id: "c", evidenceIds: ["e"] }], evidence: [{ id: "e", sha256: "a".repeat(64), source: "w", asOf: "" }], signals: { permissionDenied: false, sourceUnavailable: true } };
+    const fin = {
+      tenantId: "t",
+      requestId: "r",
+      sessionId: "s",
+      claims: [{ id: "c", evidenceIds: ["e"] }],
+      evidence: [{ id: "e", sha256: "a".repeat(64), source: "w", asOf: "" }],
+      signals: { permissionDenied: false, sourceUnavailable: true },
+    };
     inputs.push(finalizeInput(fin, now, computeCoverage(fin)));
     for (const input of inputs) {
       expect(JSON.stringify(input)).toBe(reference(input));
@@ -159,7 +281,14 @@ describe("canonical JSON", () => {
       streamed.update(c);
     });
     const input = routeInput(
-      { tenantId: "t", requestId: "r", messages: contents.map((content) => ({ role: "user", content })), requestedModel: "m", classifications: [], estimatedTokens: 0 },
+      {
+        tenantId: "t",
+        requestId: "r",
+        messages: contents.map((content) => ({ role: "user", content })),
+        requestedModel: "m",
+        classifications: [],
+        estimatedTokens: 0,
+      },
       nowFact(0),
       {},
     );
@@ -199,7 +328,14 @@ describe("audit input_sha256 and the cache key share one serialization", () => {
     ]);
     expect(h.sink.events[0]!.inputSha256).not.toBe(h.sink.events[1]!.inputSha256);
 
-    const route = { tenantId: "acme", requestId: "q1", messages: [{ role: "user", content: "héllo 😀" }], requestedModel: "m", classifications: [], estimatedTokens: 0 };
+    const route = {
+      tenantId: "acme",
+      requestId: "q1",
+      messages: [{ role: "user", content: "héllo 😀" }],
+      requestedModel: "m",
+      classifications: [],
+      estimatedTokens: 0,
+    };
     await h.service.route(route, ctx());
     await h.service.route({ ...route, requestId: "q2" }, ctx());
     expect(h.sink.events.slice(2).map((e) => e.inputSha256)).toEqual([

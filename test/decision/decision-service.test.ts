@@ -11,12 +11,7 @@ import { createApprovalStore } from "../../src/decision/approval-store.ts";
 import { StateUnavailableError } from "../../src/decision/stores.ts";
 import { createDecisionService } from "../../src/decision/decision-service.ts";
 import { isUuidv7 } from "../../src/decision/ids.ts";
-import type {
-  DecideRequest,
-  FinalizeRequest,
-  GuardMemoryRequest,
-  RouteRequest,
-} from "../../src/decision/types.ts";
+import type { DecideRequest, FinalizeRequest, GuardMemoryRequest, RouteRequest } from "../../src/decision/types.ts";
 import { dataFor, policyWasm } from "../engine/fixtures.ts";
 import { counter, ctx, harness, logger, type Harness } from "./helpers.ts";
 import { Registry } from "prom-client";
@@ -135,8 +130,16 @@ describe("answers from the policy", () => {
     });
     expect(ev.latencyUs).toBeGreaterThanOrEqual(0);
 
-    const read = await h.service.decide(decideReq({ action: "read", subject: { id: "bob", roles: [], attributes: {} } }), ctx());
-    expect(read).toMatchObject({ allow: true, riskTier: 0, requiresApproval: false, obligations: { redactFields: ["ssn"], allowFields: [] } });
+    const read = await h.service.decide(
+      decideReq({ action: "read", subject: { id: "bob", roles: [], attributes: {} } }),
+      ctx(),
+    );
+    expect(read).toMatchObject({
+      allow: true,
+      riskTier: 0,
+      requiresApproval: false,
+      obligations: { redactFields: ["ssn"], allowFields: [] },
+    });
     const denied = await h.service.decide(decideReq({ subject: { id: "bob", roles: [], attributes: {} } }), ctx());
     expect(denied).toMatchObject({ allow: false, reasons: ["approval_missing", "rev_r1"] });
     expect(h.sink.events.map((e) => e.outcome)).toEqual(["allow", "allow", "deny"]);
@@ -155,9 +158,26 @@ describe("answers from the policy", () => {
     });
     expect(JSON.parse(res.reasons[2]!)).toEqual({ spend: {} });
 
-    const long = await h.service.route(routeReq({ messages: [{ role: "system", content: "be brief" }, { role: "user", content: "tell me a story" }], estimatedTokens: 99 }), ctx());
-    expect(long).toMatchObject({ provider: "cloud", model: "gpt-x", reasons: ["default_provider"], fallbacks: [{ provider: "local", model: "llama" }] });
-    expect(h.sink.events.map((e) => [e.rpc, e.outcome, e.principal])).toEqual([["Route", "local", ""], ["Route", "cloud", ""]]);
+    const long = await h.service.route(
+      routeReq({
+        messages: [
+          { role: "system", content: "be brief" },
+          { role: "user", content: "tell me a story" },
+        ],
+        estimatedTokens: 99,
+      }),
+      ctx(),
+    );
+    expect(long).toMatchObject({
+      provider: "cloud",
+      model: "gpt-x",
+      reasons: ["default_provider"],
+      fallbacks: [{ provider: "local", model: "llama" }],
+    });
+    expect(h.sink.events.map((e) => [e.rpc, e.outcome, e.principal])).toEqual([
+      ["Route", "local", ""],
+      ["Route", "cloud", ""],
+    ]);
   });
 
   it("Route: tenant.spend comes from the usage store", async () => {
@@ -190,7 +210,13 @@ describe("answers from the policy", () => {
     expect(full).toMatchObject({ mode: "SUPPORTED", coverage: 1, unsupportedClaimIds: [], reasons: ["rev_r1"] });
     const none = await h.service.finalize(finalizeReq({ claims: [] }), ctx());
     expect(none).toMatchObject({ mode: "INSUFFICIENT_EVIDENCE", coverage: 0, unsupportedClaimIds: [] });
-    const down = await h.service.finalize(finalizeReq({ signals: { permissionDenied: false, sourceUnavailable: true }, claims: [{ id: "c1", evidenceIds: ["e1"] }] }), ctx());
+    const down = await h.service.finalize(
+      finalizeReq({
+        signals: { permissionDenied: false, sourceUnavailable: true },
+        claims: [{ id: "c1", evidenceIds: ["e1"] }],
+      }),
+      ctx(),
+    );
     expect(down.mode).toBe("SOURCE_UNAVAILABLE");
   });
 
@@ -198,7 +224,10 @@ describe("answers from the policy", () => {
     const approvals = createApprovalStore();
     const h = await start({ revision: "r1" }, { approvals });
     const req = decideReq({ action: "delete", subject: { id: "bob", roles: [], attributes: {} } });
-    const created = await h.service.createApproval({ tenantId: "acme", requestId: "a1", decide: req, approver: "carol", ttlSeconds: 60 }, ctx());
+    const created = await h.service.createApproval(
+      { tenantId: "acme", requestId: "a1", decide: req, approver: "carol", ttlSeconds: 60 },
+      ctx(),
+    );
     expect(created.token).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(created.expiresAt).toBe(new Date(NOW_MS + 60_000).toISOString());
     const ev = h.sink.events.at(-1)!;
@@ -220,7 +249,12 @@ describe("answers from the policy", () => {
     const approvals = createApprovalStore();
     const h = await start({ revision: "r1" }, { approvals, approvalsLocalCreate: false });
     const req = decideReq({ action: "delete", subject: { id: "bob", roles: [], attributes: {} } });
-    await expect(h.service.createApproval({ tenantId: "acme", requestId: "a1", decide: req, approver: "bob", ttlSeconds: 60 }, ctx())).rejects.toMatchObject({
+    await expect(
+      h.service.createApproval(
+        { tenantId: "acme", requestId: "a1", decide: req, approver: "bob", ttlSeconds: 60 },
+        ctx(),
+      ),
+    ).rejects.toMatchObject({
       code: "permission_denied",
       message: expect.stringContaining("approvals are signed grants issued with `arbiter approve`"),
     });
@@ -232,8 +266,15 @@ describe("answers from the policy", () => {
     const approvals = createApprovalStore();
     const h = await start({ revision: "r1" }, { approvals });
     const req = decideReq({ action: "delete", subject: { id: "bob", roles: [], attributes: {} } });
-    const { token } = await h.service.createApproval({ tenantId: "acme", requestId: "a1", decide: req, approver: "carol", ttlSeconds: 60 }, ctx());
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => h.service.decide({ ...req, requestId: `x${i}`, approvalToken: token }, ctx())));
+    const { token } = await h.service.createApproval(
+      { tenantId: "acme", requestId: "a1", decide: req, approver: "carol", ttlSeconds: 60 },
+      ctx(),
+    );
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        h.service.decide({ ...req, requestId: `x${i}`, approvalToken: token }, ctx()),
+      ),
+    );
     expect(results.filter((r) => r.allow)).toHaveLength(1);
     for (const r of results.filter((x) => !x.allow)) {
       // Either it checked after the winner consumed the token, or it lost the consume race.
@@ -248,13 +289,25 @@ describe("fail-closed answers", () => {
     const h = await start(undefined);
     expect(h.engine.status().ready).toBe(false);
     const d = await h.service.decide(decideReq(), ctx());
-    expect(d).toMatchObject({ allow: false, riskTier: 3, requiresApproval: false, reasons: ["no_bundle"], bundleRevision: "", obligations: { redactFields: [], allowFields: [] } });
+    expect(d).toMatchObject({
+      allow: false,
+      riskTier: 3,
+      requiresApproval: false,
+      reasons: ["no_bundle"],
+      bundleRevision: "",
+      obligations: { redactFields: [], allowFields: [] },
+    });
     const r = await h.service.route(routeReq(), ctx());
     expect(r).toMatchObject({ provider: "local", model: "", fallbacks: [], reasons: ["no_bundle"] });
     const g = await h.service.guardMemory(guardReq(), ctx());
     expect(g).toMatchObject({ allow: false, reasons: ["no_bundle"] });
     const f = await h.service.finalize(finalizeReq(), ctx());
-    expect(f).toMatchObject({ mode: "SOURCE_UNAVAILABLE", reasons: ["no_bundle"], coverage: 1 / 3, unsupportedClaimIds: ["c2", "c3"] });
+    expect(f).toMatchObject({
+      mode: "SOURCE_UNAVAILABLE",
+      reasons: ["no_bundle"],
+      coverage: 1 / 3,
+      unsupportedClaimIds: ["c2", "c3"],
+    });
     expect(h.sink.events.map((e) => [e.rpc, e.outcome, e.reasons[0]])).toEqual([
       ["Decide", "deny", "no_bundle"],
       ["Route", "local", "no_bundle"],
@@ -275,12 +328,19 @@ describe("fail-closed answers", () => {
     const bad = await h.service.decide(decideReq({ context: { bad_tier: true } }), ctx());
     expect(bad).toMatchObject({ allow: false, reasons: ["policy_invalid_result"] });
     expect(await counter(h.registry, "arbiter_fail_closed_total", { rpc: "Decide", reason: "policy_error" })).toBe(1);
-    expect(await counter(h.registry, "arbiter_fail_closed_total", { rpc: "Route", reason: "policy_undefined" })).toBe(1);
-    expect(await counter(h.registry, "arbiter_fail_closed_total", { rpc: "Decide", reason: "policy_invalid_result" })).toBe(1);
+    expect(await counter(h.registry, "arbiter_fail_closed_total", { rpc: "Route", reason: "policy_undefined" })).toBe(
+      1,
+    );
+    expect(
+      await counter(h.registry, "arbiter_fail_closed_total", { rpc: "Decide", reason: "policy_invalid_result" }),
+    ).toBe(1);
   });
 
   it("the fail-closed Route provider and model come from bundle data", async () => {
-    const h = await start({ revision: "r1", data: dataFor("r1", { arbiter: { config: { route: { local_provider: "ollama", local_model: "llama3" } } } }) });
+    const h = await start({
+      revision: "r1",
+      data: dataFor("r1", { arbiter: { config: { route: { local_provider: "ollama", local_model: "llama3" } } } }),
+    });
     const r = await h.service.route(routeReq({ requestedModel: "undefined-please" }), ctx());
     expect(r).toMatchObject({ provider: "ollama", model: "llama3", reasons: ["policy_undefined"], fallbacks: [] });
   });
@@ -312,8 +372,13 @@ describe("fail-closed answers", () => {
     const h = await start({ revision: "r1" }, { usage, approvals });
     const r = await h.service.route(routeReq(), ctx());
     expect(r).toMatchObject({ provider: "local", reasons: ["usage_unavailable"], bundleRevision: "r1" });
-    expect(await counter(h.registry, "arbiter_fail_closed_total", { rpc: "Route", reason: "usage_unavailable" })).toBe(1);
-    const d = await h.service.decide(decideReq({ action: "delete", subject: { id: "bob", roles: [], attributes: {} }, approvalToken: "tok" }), ctx());
+    expect(await counter(h.registry, "arbiter_fail_closed_total", { rpc: "Route", reason: "usage_unavailable" })).toBe(
+      1,
+    );
+    const d = await h.service.decide(
+      decideReq({ action: "delete", subject: { id: "bob", roles: [], attributes: {} }, approvalToken: "tok" }),
+      ctx(),
+    );
     expect(d).toMatchObject({ allow: false, reasons: ["approvals_unavailable", "rev_r1"] });
   });
 
@@ -321,7 +386,8 @@ describe("fail-closed answers", () => {
     const down = new StateUnavailableError("database down");
     let failing = true;
     const counts = new Map<string, number>();
-    const keyOf = (k: { tenantId: string; agentId: string; sessionId: string }): string => `${k.tenantId}/${k.agentId}/${k.sessionId}`;
+    const keyOf = (k: { tenantId: string; agentId: string; sessionId: string }): string =>
+      `${k.tenantId}/${k.agentId}/${k.sessionId}`;
     const sessionStore = {
       async writes(k: { tenantId: string; agentId: string; sessionId: string }): Promise<number> {
         if (failing) throw down;
@@ -339,10 +405,16 @@ describe("fail-closed answers", () => {
     };
     const approvals = createApprovalStore();
     const stateless = {
-      check: async () => { throw down; },
-      consume: async () => { throw down; },
+      check: async () => {
+        throw down;
+      },
+      consume: async () => {
+        throw down;
+      },
       create: (a: Parameters<typeof approvals.create>[0], sig: AbortSignal) => approvals.create(a, sig),
-      redeemGrant: async () => { throw down; },
+      redeemGrant: async () => {
+        throw down;
+      },
     };
     const spent: Record<string, number> = { usd: 1 };
     const usage = {
@@ -353,13 +425,23 @@ describe("fail-closed answers", () => {
     const h = await start({ revision: "r1" }, { sessionStore, approvals: stateless, usage });
     const g = await h.service.guardMemory(guardReq(), ctx());
     expect(g).toMatchObject({ allow: false, reasons: ["state_unavailable"], bundleRevision: "r1" });
-    expect(await counter(h.registry, "arbiter_fail_closed_total", { rpc: "GuardMemory", reason: "state_unavailable" })).toBe(1);
+    expect(
+      await counter(h.registry, "arbiter_fail_closed_total", { rpc: "GuardMemory", reason: "state_unavailable" }),
+    ).toBe(1);
     expect(h.sink.events.at(-1)).toMatchObject({ rpc: "GuardMemory", outcome: "deny", reasons: ["state_unavailable"] });
-    const d = await h.service.decide(decideReq({ action: "delete", subject: { id: "bob", roles: [], attributes: {} }, approvalToken: "x".repeat(43) }), ctx());
+    const d = await h.service.decide(
+      decideReq({ action: "delete", subject: { id: "bob", roles: [], attributes: {} }, approvalToken: "x".repeat(43) }),
+      ctx(),
+    );
     expect(d).toMatchObject({ allow: false, reasons: ["rev_r1", "state_unavailable"] });
     const r = await h.service.route(routeReq(), ctx());
     expect(r.reasons.at(-1)).toBe("usage_stale");
-    await expect(h.service.createApproval({ tenantId: "acme", requestId: "a", decide: decideReq(), approver: "c", ttlSeconds: 5 }, ctx())).resolves.toMatchObject({
+    await expect(
+      h.service.createApproval(
+        { tenantId: "acme", requestId: "a", decide: decideReq(), approver: "c", ttlSeconds: 5 },
+        ctx(),
+      ),
+    ).resolves.toMatchObject({
       token: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
     });
 
@@ -380,8 +462,12 @@ describe("fail-closed answers", () => {
     const r = await h.service.route(routeReq(), ctx());
     expect(r).toMatchObject({ provider: "local", reasons: ["audit_unavailable"] });
     expect(h.sink.events).toHaveLength(0);
-    await expect(h.service.createApproval({ tenantId: "acme", requestId: "x", decide: decideReq(), approver: "c", ttlSeconds: 5 }, ctx()))
-      .rejects.toMatchObject({ code: "unimplemented" });
+    await expect(
+      h.service.createApproval(
+        { tenantId: "acme", requestId: "x", decide: decideReq(), approver: "c", ttlSeconds: 5 },
+        ctx(),
+      ),
+    ).rejects.toMatchObject({ code: "unimplemented" });
 
     h.sink.open = true;
     h.sink.rejectNext = 1;
@@ -486,7 +572,9 @@ describe("GuardMemory session quota", () => {
     expect(big).toMatchObject({ allow: false, reasons: ["content_too_large", "writes_0"] });
     expect((await h.service.guardMemory(guardReq({ operation: "READ" }), ctx())).allow).toBe(true);
 
-    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => h.service.guardMemory(guardReq({ requestId: `w${i}` }), ctx())));
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => h.service.guardMemory(guardReq({ requestId: `w${i}` }), ctx())),
+    );
     const allowed = results.filter((r) => r.allow);
     expect(allowed).toHaveLength(10);
     // Each allowed write saw a distinct count 0..9: no two read the same counter value.
@@ -523,13 +611,21 @@ describe("swaps under load", () => {
       let i = 0;
       while (!done) {
         i++;
-        const res = await h.service.decide(decideReq({ requestId: `w${worker}-${i}`, resource: { type: "doc", id: `d${i % 7}`, tenantId: "", attributes: {} } }), ctx());
+        const res = await h.service.decide(
+          decideReq({
+            requestId: `w${worker}-${i}`,
+            resource: { type: "doc", id: `d${i % 7}`, tenantId: "", attributes: {} },
+          }),
+          ctx(),
+        );
         calls++;
         seenRevisions.add(res.bundleRevision);
-        if (!res.reasons.includes(`rev_${res.bundleRevision}`)) problems.push(`${res.bundleRevision}: ${res.reasons.join(",")}`);
+        if (!res.reasons.includes(`rev_${res.bundleRevision}`))
+          problems.push(`${res.bundleRevision}: ${res.reasons.join(",")}`);
         const fin = await h.service.finalize(finalizeReq({ requestId: `f${worker}-${i}` }), ctx());
         calls++;
-        if (!fin.reasons.includes(`rev_${fin.bundleRevision}`)) problems.push(`finalize ${fin.bundleRevision}: ${fin.reasons.join(",")}`);
+        if (!fin.reasons.includes(`rev_${fin.bundleRevision}`))
+          problems.push(`finalize ${fin.bundleRevision}: ${fin.reasons.join(",")}`);
       }
     };
     const workers = Array.from({ length: 8 }, (_, w) => load(w));
@@ -556,14 +652,30 @@ describe("swaps under load", () => {
 describe("errors", () => {
   it("invalid arguments and missing stores are domain errors with codes and exact messages", async () => {
     const h = await start({ revision: "r1" });
-    await expect(h.service.decide(decideReq({ tenantId: "" }), ctx())).rejects.toMatchObject({ code: "invalid_argument", message: "tenant_id: must not be empty" });
-    await expect(h.service.guardMemory(guardReq({ operation: "UPSERT" as never }), ctx())).rejects.toMatchObject({ code: "invalid_argument", message: "operation: must be READ, WRITE or DELETE" });
-    await expect(h.service.guardMemory(guardReq({ ttlSeconds: -1 }), ctx())).rejects.toMatchObject({ code: "invalid_argument", message: "ttl_seconds: must be a whole number of seconds >= 0" });
-    await expect(h.service.recordUsage({ tenantId: "acme", requestId: "u", amount: 1, unit: "usd" }, ctx())).rejects.toMatchObject({
+    await expect(h.service.decide(decideReq({ tenantId: "" }), ctx())).rejects.toMatchObject({
+      code: "invalid_argument",
+      message: "tenant_id: must not be empty",
+    });
+    await expect(h.service.guardMemory(guardReq({ operation: "UPSERT" as never }), ctx())).rejects.toMatchObject({
+      code: "invalid_argument",
+      message: "operation: must be READ, WRITE or DELETE",
+    });
+    await expect(h.service.guardMemory(guardReq({ ttlSeconds: -1 }), ctx())).rejects.toMatchObject({
+      code: "invalid_argument",
+      message: "ttl_seconds: must be a whole number of seconds >= 0",
+    });
+    await expect(
+      h.service.recordUsage({ tenantId: "acme", requestId: "u", amount: 1, unit: "usd" }, ctx()),
+    ).rejects.toMatchObject({
       code: "unimplemented",
       message: "RecordUsage: this instance has no usage store configured",
     });
-    await expect(h.service.createApproval({ tenantId: "acme", requestId: "a", decide: decideReq(), approver: "c", ttlSeconds: 5 }, ctx())).rejects.toMatchObject({
+    await expect(
+      h.service.createApproval(
+        { tenantId: "acme", requestId: "a", decide: decideReq(), approver: "c", ttlSeconds: 5 },
+        ctx(),
+      ),
+    ).rejects.toMatchObject({
       code: "unimplemented",
       message: "CreateApproval: this instance has no approval store configured",
     });
@@ -609,8 +721,8 @@ describe("errors", () => {
     expect(() => createDecisionService({ engine, logger, registry: new Registry(), instanceId: "" })).toThrowError(
       "ARBITER_INSTANCE_ID (instanceId): expected a non-empty string",
     );
-    expect(() => createDecisionService({ engine, logger, registry: new Registry(), instanceId: "i", cache: { maxEntries: 0 } })).toThrowError(
-      "ARBITER_CACHE_MAX_ENTRIES (cache.maxEntries): expected a positive integer, got 0",
-    );
+    expect(() =>
+      createDecisionService({ engine, logger, registry: new Registry(), instanceId: "i", cache: { maxEntries: 0 } }),
+    ).toThrowError("ARBITER_CACHE_MAX_ENTRIES (cache.maxEntries): expected a positive integer, got 0");
   });
 });

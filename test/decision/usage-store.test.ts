@@ -68,7 +68,9 @@ describe("usage store", () => {
 
   it("rejects bad arguments and options with exact messages", () => {
     const store = createUsageStore();
-    expect(() => store.recordSync("acme", "usd", -1, T0)).toThrow("usage store: amount must be a finite number >= 0, got -1");
+    expect(() => store.recordSync("acme", "usd", -1, T0)).toThrow(
+      "usage store: amount must be a finite number >= 0, got -1",
+    );
     expect(() => store.recordSync("acme", "usd", Number.NaN, T0)).toThrow(
       "usage store: amount must be a finite number >= 0, got NaN",
     );

@@ -15,8 +15,14 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { engineContract } from "../../src/decision/contract.ts";
 import { createEngineHost, type EngineHost, type EngineHostOptions } from "../../src/engine/index.ts";
 import { checkJsonBounds, ElementBudget, MAX_JSON_DEPTH } from "../../src/engine/bundle-reader.ts";
-import { ENTRYPOINTS, tempDir, writeTarGzAtomically } from "./fixtures.ts";
-import { bundleWithEntries, gzipBombBundle, heapHungryBundle, hugeArrayBundle, manyElementsBundle } from "./hostile-bundles.ts";
+import { tempDir, writeTarGzAtomically } from "./fixtures.ts";
+import {
+  bundleWithEntries,
+  gzipBombBundle,
+  heapHungryBundle,
+  hugeArrayBundle,
+  manyElementsBundle,
+} from "./hostile-bundles.ts";
 
 const logger = pino({ level: "silent" });
 const hosts: EngineHost[] = [];
@@ -43,7 +49,14 @@ async function goodHost(options: Partial<EngineHostOptions> = {}): Promise<{ eng
   dirs.push(dir);
   const file = join(dir, "b.tar.gz");
   await writeTarGzAtomically(file, { revision: "good" });
-  const engine = createEngineHost({ source: file, ...engineContract(), watch: false, logger, registry: new Registry(), ...options });
+  const engine = createEngineHost({
+    source: file,
+    ...engineContract(),
+    watch: false,
+    logger,
+    registry: new Registry(),
+    ...options,
+  });
   hosts.push(engine);
   await engine.start();
   expect(engine.status().revision).toBe("good");
@@ -66,22 +79,31 @@ describe("bundle limits", () => {
     await Promise.all([hugeArrayBundle(SMALL_ZEROS), gzipBombBundle(SMALL_BOMB)]);
   }, 60_000);
 
-  it("refuses a huge zeros array in data.json by its decompressed size; the previous bundle stays", { timeout: 60_000 }, async () => {
-    const { engine, file } = await goodHost({ bundleLimits: { maxBytes: 8 * 1024 * 1024 } });
-    const delay = await reloadWith(engine, file, await hugeArrayBundle(SMALL_ZEROS));
-    expect(engine.status()).toMatchObject({
-      revision: "good",
-      lastError: "bundle: decompresses to more than 8388608 bytes (ARBITER_BUNDLE_MAX_BYTES)",
-      reloads: { ok: 1, failed: 1, unchanged: 0 },
-    });
-    expect(engine.active()!.evaluate("arbiter/decide", { action: "read", subject: { roles: [] } })).toBeInstanceOf(Array);
-    expect(delay).toBeLessThan(EVENT_LOOP_BOUND_MS);
-  });
+  it(
+    "refuses a huge zeros array in data.json by its decompressed size; the previous bundle stays",
+    { timeout: 60_000 },
+    async () => {
+      const { engine, file } = await goodHost({ bundleLimits: { maxBytes: 8 * 1024 * 1024 } });
+      const delay = await reloadWith(engine, file, await hugeArrayBundle(SMALL_ZEROS));
+      expect(engine.status()).toMatchObject({
+        revision: "good",
+        lastError: "bundle: decompresses to more than 8388608 bytes (ARBITER_BUNDLE_MAX_BYTES)",
+        reloads: { ok: 1, failed: 1, unchanged: 0 },
+      });
+      expect(engine.active()!.evaluate("arbiter/decide", { action: "read", subject: { roles: [] } })).toBeInstanceOf(
+        Array,
+      );
+      expect(delay).toBeLessThan(EVENT_LOOP_BOUND_MS);
+    },
+  );
 
   it("refuses a gzip bomb at the byte cap", { timeout: 60_000 }, async () => {
     const { engine, file } = await goodHost({ bundleLimits: { maxBytes: 8 * 1024 * 1024 } });
     const delay = await reloadWith(engine, file, await gzipBombBundle(SMALL_BOMB));
-    expect(engine.status()).toMatchObject({ revision: "good", lastError: "bundle: decompresses to more than 8388608 bytes (ARBITER_BUNDLE_MAX_BYTES)" });
+    expect(engine.status()).toMatchObject({
+      revision: "good",
+      lastError: "bundle: decompresses to more than 8388608 bytes (ARBITER_BUNDLE_MAX_BYTES)",
+    });
     expect(delay).toBeLessThan(EVENT_LOOP_BOUND_MS);
   });
 
@@ -104,30 +126,43 @@ describe("bundle limits", () => {
     expect(engine.status().lastError).toBe(`bundle: deep/data.json nests deeper than ${MAX_JSON_DEPTH} levels`);
     await reloadWith(engine, file, await bundleWithEntries("trav", { "../evil/data.json": Buffer.from("{}") }));
     expect(engine.status().lastError).toBe("bundle: entry ../evil/data.json escapes the bundle root");
-    await reloadWith(engine, file, await bundleWithEntries("dup", { "data.json": Buffer.from('{"test":{"marker":"dup"}}') }));
+    await reloadWith(
+      engine,
+      file,
+      await bundleWithEntries("dup", { "data.json": Buffer.from('{"test":{"marker":"dup"}}') }),
+    );
     expect(engine.status().lastError).toBe("bundle: entry data.json appears more than once");
     expect(engine.status().revision).toBe("good");
   });
 
-  it("a load that exhausts the worker's heap ends that worker only; the next load starts a new one", { timeout: 120_000 }, async () => {
-    // Within the limits, 60 MB of JSON text holding 60,000 distinct 1,000-character strings
-    // need more than a 64 MiB worker heap (the default heap is 512 MiB for a 64 MiB byte cap).
-    const { engine, file } = await goodHost({ bundleLimits: { maxBytes: 128 << 20, workerHeapMb: 64 } });
-    const delay = await reloadWith(engine, file, await heapHungryBundle(60_000));
-    expect(engine.status()).toMatchObject({ revision: "good", lastError: "bundle: loading exceeded the load worker's heap limit of 64 MiB" });
-    // Known cost, not hidden: Node joins a worker killed at its heap limit on the main thread
-    // while it tears the isolate down (100-130 ms measured here); limits refuse the hostile
-    // bundles above before any worker gets there.
-    expect(delay).toBeLessThan(500);
-    await writeTarGzAtomically(file, { revision: "after" });
-    await engine.reload();
-    expect(engine.status()).toMatchObject({ revision: "after", lastError: undefined });
-  });
+  it(
+    "a load that exhausts the worker's heap ends that worker only; the next load starts a new one",
+    { timeout: 120_000 },
+    async () => {
+      // Within the limits, 60 MB of JSON text holding 60,000 distinct 1,000-character strings
+      // need more than a 64 MiB worker heap (the default heap is 512 MiB for a 64 MiB byte cap).
+      const { engine, file } = await goodHost({ bundleLimits: { maxBytes: 128 << 20, workerHeapMb: 64 } });
+      const delay = await reloadWith(engine, file, await heapHungryBundle(60_000));
+      expect(engine.status()).toMatchObject({
+        revision: "good",
+        lastError: "bundle: loading exceeded the load worker's heap limit of 64 MiB",
+      });
+      // Known cost, not hidden: Node joins a worker killed at its heap limit on the main thread
+      // while it tears the isolate down (100-130 ms measured here); limits refuse the hostile
+      // bundles above before any worker gets there.
+      expect(delay).toBeLessThan(500);
+      await writeTarGzAtomically(file, { revision: "after" });
+      await engine.reload();
+      expect(engine.status()).toMatchObject({ revision: "after", lastError: undefined });
+    },
+  );
 
   it("counts JSON values and nesting outside strings only", () => {
     const budget = new ElementBudget(5);
     checkJsonBounds(Buffer.from('{"a":"[[[,,,]]]","b":[1,2]}'), "x.json", budget); // 1 + { + , + [ + , = 5
-    expect(() => checkJsonBounds(Buffer.from("0"), "y.json", budget)).toThrow("bundle: y.json takes the bundle over 5 JSON elements (ARBITER_BUNDLE_MAX_ELEMENTS)");
+    expect(() => checkJsonBounds(Buffer.from("0"), "y.json", budget)).toThrow(
+      "bundle: y.json takes the bundle over 5 JSON elements (ARBITER_BUNDLE_MAX_ELEMENTS)",
+    );
     expect(() => checkJsonBounds(Buffer.from('"\\"[[["'), "z.json", new ElementBudget(10))).not.toThrow();
   });
 });

@@ -16,7 +16,7 @@ import { readDirectoryFiles } from "../../src/engine/bundle-files.ts";
 import { SIGNATURES_FILE, signBundleFiles, type BundleVerificationOptions } from "../../src/engine/bundle-signature.ts";
 import { engineContract } from "../../src/decision/contract.ts";
 import { createEngineHost, type EngineHost } from "../../src/engine/index.ts";
-import { ENTRYPOINTS, POLICY_SOURCES, bundleTarGz, dataFor, tempDir, writeBundleDir, writeConfigMapGeneration } from "./fixtures.ts";
+import { POLICY_SOURCES, bundleTarGz, dataFor, tempDir, writeBundleDir, writeConfigMapGeneration } from "./fixtures.ts";
 
 const logger = pino({ level: "silent" });
 const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
@@ -31,7 +31,14 @@ afterEach(async () => {
 });
 
 function host(source: string): EngineHost {
-  const engine = createEngineHost({ source, ...engineContract(), logger, registry: new Registry(), watch: false, verification });
+  const engine = createEngineHost({
+    source,
+    ...engineContract(),
+    logger,
+    registry: new Registry(),
+    watch: false,
+    verification,
+  });
   hosts.push(engine);
   return engine;
 }
@@ -49,7 +56,10 @@ async function signDir(d: string): Promise<void> {
   await writeFile(join(d, SIGNATURES_FILE), await signBundleFiles(files, signing));
 }
 
-async function signedTarGz(spec: Parameters<typeof bundleTarGz>[0], edit?: (files: Map<string, Uint8Array>) => void): Promise<Buffer> {
+async function signedTarGz(
+  spec: Parameters<typeof bundleTarGz>[0],
+  edit?: (files: Map<string, Uint8Array>) => void,
+): Promise<Buffer> {
   const files = unpackBundle(await bundleTarGz(spec));
   files.set(SIGNATURES_FILE, await signBundleFiles(files, signing));
   edit?.(files);
@@ -67,7 +77,11 @@ describe("bundle signature verification per source", () => {
     await writeBundleDir(d, { revision: "dir-1" });
     const engine = host(d);
     await engine.start();
-    expect(engine.status()).toMatchObject({ ready: false, lastErrorReason: "signature_missing_signatures", signatureVerification: true });
+    expect(engine.status()).toMatchObject({
+      ready: false,
+      lastErrorReason: "signature_missing_signatures",
+      signatureVerification: true,
+    });
 
     await signDir(d);
     await engine.reload();
@@ -75,7 +89,11 @@ describe("bundle signature verification per source", () => {
 
     await writeFile(join(d, "data.json"), JSON.stringify(dataFor("tampered")));
     await engine.reload();
-    expect(engine.status()).toMatchObject({ ready: true, revision: "dir-1", lastErrorReason: "signature_digest_mismatch" });
+    expect(engine.status()).toMatchObject({
+      ready: true,
+      revision: "dir-1",
+      lastErrorReason: "signature_digest_mismatch",
+    });
     expect(engine.status().lastError).toMatch(/^bundle signature: data\.json: digest mismatch/);
   });
 
@@ -109,7 +127,9 @@ describe("bundle signature verification per source", () => {
     await engine.start();
     expect(engine.status()).toMatchObject({ ready: true, revision: "http-1" });
 
-    body = await signedTarGz({ revision: "http-2" }, (files) => files.set("data.json", new TextEncoder().encode(JSON.stringify(dataFor("evil")))));
+    body = await signedTarGz({ revision: "http-2" }, (files) =>
+      files.set("data.json", new TextEncoder().encode(JSON.stringify(dataFor("evil")))),
+    );
     await engine.reload();
     expect(engine.status()).toMatchObject({ revision: "http-1", lastErrorReason: "signature_digest_mismatch" });
   });
@@ -126,7 +146,12 @@ describe("bundle signature verification per source", () => {
     await signDir(d);
     await engine.reload();
     expect(engine.status()).toMatchObject({ ready: true, lastErrorReason: undefined });
-    const decide = engine.active()!.evaluate("arbiter/decide", { action: "read", subject: { roles: [] }, approval: { valid: false, reason: "" }, context: {} }) as { result: { reasons: string[] } }[];
+    const decide = engine.active()!.evaluate("arbiter/decide", {
+      action: "read",
+      subject: { roles: [] },
+      approval: { valid: false, reason: "" },
+      context: {},
+    }) as { result: { reasons: string[] } }[];
     expect(decide[0]!.result.reasons).toContain("rev_src-1");
 
     const revision = engine.status().revision;

@@ -35,7 +35,11 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
 
-function host(options: Partial<EngineHostOptions> & { source: string }): { engine: EngineHost; registry: Registry; events: [EngineStatus, LoadResult][] } {
+function host(options: Partial<EngineHostOptions> & { source: string }): {
+  engine: EngineHost;
+  registry: Registry;
+  events: [EngineStatus, LoadResult][];
+} {
   const registry = new Registry();
   const engine = createEngineHost({
     ...engineContract(),
@@ -92,7 +96,13 @@ describe("loading", () => {
     const { engine, registry, events } = host({ source: d, watch: false });
     await engine.start();
     const s = engine.status();
-    expect(s).toMatchObject({ ready: true, revision: "r1", source: d, lastError: undefined, reloads: { ok: 1, failed: 0, unchanged: 0 } });
+    expect(s).toMatchObject({
+      ready: true,
+      revision: "r1",
+      source: d,
+      lastError: undefined,
+      reloads: { ok: 1, failed: 0, unchanged: 0 },
+    });
     expect(s.loadedAt).toBeGreaterThan(0);
     expect(engine.active()!.entrypoints).toEqual([...ENTRYPOINTS].sort());
     expect(markerOf(engine)).toBe("rev_r1");
@@ -152,7 +162,11 @@ describe("loading", () => {
     const { engine, events } = host({ source: join(d, "nope.tar.gz"), watch: false });
     await engine.start();
     expect(engine.active()).toBeUndefined();
-    expect(engine.status()).toMatchObject({ ready: false, revision: "", lastError: `bundle: cannot read ${join(d, "nope.tar.gz")}: ENOENT` });
+    expect(engine.status()).toMatchObject({
+      ready: false,
+      revision: "",
+      lastError: `bundle: cannot read ${join(d, "nope.tar.gz")}: ENOENT`,
+    });
     expect(events.map(([, r]) => r)).toEqual(["failed"]);
   });
 
@@ -180,7 +194,10 @@ describe("loading", () => {
 
   it("rejects malformed data types with the data path, and the policy pack's validateData errors", async () => {
     const d = await dir("baddata");
-    await writeBundleDir(d, { revision: "r1", data: dataFor("r1", { arbiter: { config: { route: { local_provider: 7 } } } }) });
+    await writeBundleDir(d, {
+      revision: "r1",
+      data: dataFor("r1", { arbiter: { config: { route: { local_provider: 7 } } } }),
+    });
     const { engine } = host({ source: d, watch: false });
     await engine.start();
     expect(engine.status().lastError).toBe(
@@ -188,22 +205,28 @@ describe("loading", () => {
     );
 
     const d2 = await dir("hook");
-    await writeBundleDir(d2, { revision: "r1", data: dataFor("r1", { arbiter: { config: { guard_memory: { deny_patterns: ["("] } } } }) });
+    await writeBundleDir(d2, {
+      revision: "r1",
+      data: dataFor("r1", { arbiter: { config: { guard_memory: { deny_patterns: ["("] } } } }),
+    });
     const validateData = (data: unknown): string[] => {
-      const pats = (data as { arbiter: { config: { guard_memory: { deny_patterns: string[] } } } }).arbiter.config.guard_memory.deny_patterns;
+      const pats = (data as { arbiter: { config: { guard_memory: { deny_patterns: string[] } } } }).arbiter.config
+        .guard_memory.deny_patterns;
       return pats.flatMap((p, i) => {
         try {
           new RegExp(p);
           return [];
         } catch {
-          return [`data.arbiter.config.guard_memory.deny_patterns[${i}]: invalid regular expression ${JSON.stringify(p)}`];
+          return [
+            `data.arbiter.config.guard_memory.deny_patterns[${i}]: invalid regular expression ${JSON.stringify(p)}`,
+          ];
         }
       });
     };
     const { engine: e2 } = host({ source: d2, watch: false, validateData });
     await e2.start();
     expect(e2.status().lastError).toBe(
-      "bundle: invalid data: data.arbiter.config.guard_memory.deny_patterns[0]: invalid regular expression \"(\"",
+      'bundle: invalid data: data.arbiter.config.guard_memory.deny_patterns[0]: invalid regular expression "("',
     );
   });
 
@@ -230,7 +253,9 @@ describe("loading", () => {
     expect(() => active.evaluate("arbiter/decide", { ...decideInput, context: { boom: true } })).toThrowError(
       new Error("evaluating arbiter/decide (revision r1): complete rules must not produce multiple outputs"),
     );
-    expect(() => active.evaluate("arbiter/nope", {})).toThrowError(new Error("entrypoint arbiter/nope is not in bundle revision r1"));
+    expect(() => active.evaluate("arbiter/nope", {})).toThrowError(
+      new Error("entrypoint arbiter/nope is not in bundle revision r1"),
+    );
   });
 
   it("bounds wasm memory: an input beyond the maximum fails evaluation with an Error, not a crash", async () => {
@@ -252,10 +277,18 @@ describe("loading", () => {
   });
 
   it("validates options with exact messages", () => {
-    expect(() => createEngineHost({ source: "", requiredEntrypoints: [], logger, registry: new Registry() })).toThrowError(
-      "ARBITER_BUNDLE: expected a bundle .tar.gz, a directory or an http(s):// URL, got an empty value",
-    );
-    expect(() => createEngineHost({ source: "x", requiredEntrypoints: [], logger, registry: new Registry(), memory: { initial: 10, maximum: 5 } })).toThrowError(
+    expect(() =>
+      createEngineHost({ source: "", requiredEntrypoints: [], logger, registry: new Registry() }),
+    ).toThrowError("ARBITER_BUNDLE: expected a bundle .tar.gz, a directory or an http(s):// URL, got an empty value");
+    expect(() =>
+      createEngineHost({
+        source: "x",
+        requiredEntrypoints: [],
+        logger,
+        registry: new Registry(),
+        memory: { initial: 10, maximum: 5 },
+      }),
+    ).toThrowError(
       'engine: memory must be {initial, maximum} wasm pages with 1 <= initial <= maximum <= 65536, got {"initial":10,"maximum":5}',
     );
   });
@@ -338,7 +371,9 @@ describe("hot reload", () => {
     const second = engine.status().revision;
     await writeFile(join(d, "decide.rego"), "package arbiter.decide\nallow if {\n");
     await waitFor(() => engine.status().lastError !== undefined, 5000, "compile failure");
-    expect(engine.status().lastError).toBe(`bundle: compiling Rego failed: ${join(d, "decide.rego")}:3:1: unexpected end of file: expected "}"`);
+    expect(engine.status().lastError).toBe(
+      `bundle: compiling Rego failed: ${join(d, "decide.rego")}:3:1: unexpected end of file: expected "}"`,
+    );
     expect(engine.status().revision).toBe(second);
     expect(markerOf(engine)).toBe("rev_two");
   });

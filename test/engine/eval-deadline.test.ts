@@ -12,7 +12,15 @@ import { engineContract } from "../../src/decision/contract.ts";
 import { createEngineHost, EvaluationTimeoutError, type EngineHost } from "../../src/engine/index.ts";
 import { hostBuiltins } from "../../src/compiler/index.ts";
 import { instrumentDeadline, WasmInstrumentError } from "../../src/engine/wasm-deadline.ts";
-import { ENTRYPOINTS, POLICY_SOURCES, compileSources, dataFor, policyWasm, tempDir, writeBundleDir } from "./fixtures.ts";
+import {
+  ENTRYPOINTS,
+  POLICY_SOURCES,
+  compileSources,
+  dataFor,
+  policyWasm,
+  tempDir,
+  writeBundleDir,
+} from "./fixtures.ts";
 import { HEAVY_REGO, LOOP_INPUT_BYTES, LOOPING_MODULE_DECIDE, loopingModuleWasm } from "./hostile-modules.ts";
 
 const logger = pino({ level: "silent" });
@@ -35,7 +43,13 @@ async function loaded(wasm: Uint8Array, evalTimeoutMs = 100): Promise<{ engine: 
   return { engine, registry };
 }
 
-const smallInput = { tenant_id: "t", subject: { id: "u", roles: [] }, action: "read", resource: { type: "doc", id: "d" }, context: {} };
+const smallInput = {
+  tenant_id: "t",
+  subject: { id: "u", roles: [] },
+  action: "read",
+  resource: { type: "doc", id: "d" },
+  context: {},
+};
 const loopInput = { ...smallInput, context: { pad: "x".repeat(LOOP_INPUT_BYTES) } };
 
 function timed<T>(fn: () => T): { value?: T; error?: unknown; ms: number } {
@@ -93,7 +107,10 @@ describe("evaluation deadline", () => {
   });
 
   it("refuses a bundle whose smoke evaluation runs past the deadline, keeping none active", async () => {
-    const loopsOnEverything = compileSources({ ...POLICY_SOURCES, "decide.rego": HEAVY_REGO.replace("input.context.heavy == true", "true") });
+    const loopsOnEverything = compileSources({
+      ...POLICY_SOURCES,
+      "decide.rego": HEAVY_REGO.replace("input.context.heavy == true", "true"),
+    });
     const { engine } = await loaded(loopsOnEverything, 50);
     expect(engine.active()).toBeUndefined();
     expect(engine.status().lastError).toBe(
@@ -142,14 +159,42 @@ describe("evaluation deadline", () => {
   it("refuses a module with an opcode it cannot decode, naming it", () => {
     // (func (result v128) v128.const 0) — SIMD, which no OPA or Arbiter module uses.
     const simd = new Uint8Array([
-      0, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
-      1, 5, 1, 0x60, 0, 1, 0x7b,
-      3, 2, 1, 0,
-      10, 22, 1, 20, 0, 0xfd, 0x0c, ...new Array<number>(16).fill(0), 0x0b,
+      0,
+      0x61,
+      0x73,
+      0x6d,
+      1,
+      0,
+      0,
+      0,
+      1,
+      5,
+      1,
+      0x60,
+      0,
+      1,
+      0x7b,
+      3,
+      2,
+      1,
+      0,
+      10,
+      22,
+      1,
+      20,
+      0,
+      0xfd,
+      0x0c,
+      ...new Array<number>(16).fill(0),
+      0x0b,
     ]);
     expect(() => new WebAssembly.Module(simd)).not.toThrow();
     expect(() => instrumentDeadline(simd)).toThrow(WasmInstrumentError);
-    expect(() => instrumentDeadline(simd)).toThrow("policy.wasm uses opcode 0xfd, which the deadline instrumentation does not know");
-    expect(() => instrumentDeadline(new Uint8Array([1, 2, 3]))).toThrow("policy.wasm is not a WebAssembly version 1 module");
+    expect(() => instrumentDeadline(simd)).toThrow(
+      "policy.wasm uses opcode 0xfd, which the deadline instrumentation does not know",
+    );
+    expect(() => instrumentDeadline(new Uint8Array([1, 2, 3]))).toThrow(
+      "policy.wasm is not a WebAssembly version 1 module",
+    );
   });
 });

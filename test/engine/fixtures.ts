@@ -107,7 +107,10 @@ export function policyWasm(): Uint8Array {
 }
 
 export function compileSources(sources: Record<string, string>, entrypoints = ENTRYPOINTS): Uint8Array {
-  return compile(Object.entries(sources).map(([path, text]) => ({ path, text })), { entrypoints }).wasm;
+  return compile(
+    Object.entries(sources).map(([path, text]) => ({ path, text })),
+    { entrypoints },
+  ).wasm;
 }
 
 export interface BundleSpec {

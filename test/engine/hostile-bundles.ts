@@ -52,7 +52,11 @@ async function gzipTar(entries: Chunks[]): Promise<Buffer> {
 }
 
 function validFiles(revision: string, withData = true): Chunks[] {
-  const manifest = { revision, roots: [""], wasm: ENTRYPOINTS.map((entrypoint) => ({ entrypoint, module: "/policy.wasm" })) };
+  const manifest = {
+    revision,
+    roots: [""],
+    wasm: ENTRYPOINTS.map((entrypoint) => ({ entrypoint, module: "/policy.wasm" })),
+  };
   return [
     () => smallFile(".manifest", Buffer.from(JSON.stringify(manifest))),
     () => smallFile("policy.wasm", policyWasm()),
@@ -111,7 +115,8 @@ export function gzipBombBundle(bytes = BOMB_BYTES): Promise<Buffer> {
 export function manyElementsBundle(elements: number): Promise<Buffer> {
   return gzipTar([
     ...validFiles("many", false),
-    () => smallFile("data.json", Buffer.from(`{"test":{"marker":"many","quota":3},"big":[${"0,".repeat(elements - 1)}0]}`)),
+    () =>
+      smallFile("data.json", Buffer.from(`{"test":{"marker":"many","quota":3},"big":[${"0,".repeat(elements - 1)}0]}`)),
   ]);
 }
 
@@ -142,5 +147,12 @@ export function heapHungryBundle(count: number): Promise<Buffer> {
 
 /** A bundle with the given extra raw entries (name -> bytes) besides a valid one. */
 export function bundleWithEntries(revision: string, extra: Record<string, Uint8Array>): Promise<Buffer> {
-  return gzipTar([...validFiles(revision), ...Object.entries(extra).map(([name, bytes]) => () => smallFile(name, bytes))]);
+  return gzipTar([
+    ...validFiles(revision),
+    ...Object.entries(extra).map(
+      ([name, bytes]) =>
+        () =>
+          smallFile(name, bytes),
+    ),
+  ]);
 }

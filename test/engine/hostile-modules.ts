@@ -14,7 +14,13 @@ import { Bytes } from "../../src/compiler/wasm-module.ts";
 export const LOOP_INPUT_BYTES = 2048;
 
 /** The Decide result the looping module gives for shorter inputs. */
-export const LOOPING_MODULE_DECIDE = { allow: true, reasons: ["handwritten_module"], risk_tier: 0, requires_approval: false, obligations: {} };
+export const LOOPING_MODULE_DECIDE = {
+  allow: true,
+  reasons: ["handwritten_module"],
+  risk_tier: 0,
+  requires_approval: false,
+  obligations: {},
+};
 
 const I32 = 0x7f;
 
@@ -37,7 +43,10 @@ function section(out: Bytes, id: number, body: Bytes): void {
 export function loopingModuleWasm(): Uint8Array {
   const statics: [string, string][] = [
     ["builtins", "{}"],
-    ["entrypoints", JSON.stringify({ "arbiter/decide": 0, "arbiter/route": 1, "arbiter/guard_memory": 2, "arbiter/finalize": 3 })],
+    [
+      "entrypoints",
+      JSON.stringify({ "arbiter/decide": 0, "arbiter/route": 1, "arbiter/guard_memory": 2, "arbiter/finalize": 3 }),
+    ],
     ["decide", JSON.stringify([{ result: LOOPING_MODULE_DECIDE }])],
     ["empty", "[]"],
   ];
@@ -52,10 +61,33 @@ export function loopingModuleWasm(): Uint8Array {
   // name, type, locals, code (without the final end)
   const fns: [string, number, Bytes][] = [
     // opa_malloc(len): p = heap; mem[p + len] = 0; heap = p + len + 1; p
-    ["opa_malloc", 1, new Bytes()
-      .byte(0x23).u32(0)
-      .byte(0x23).u32(0).byte(0x20).u32(0).byte(0x6a).byte(0x41).s32(0).byte(0x3a).u32(0).u32(0)
-      .byte(0x23).u32(0).byte(0x20).u32(0).byte(0x6a).byte(0x41).s32(1).byte(0x6a).byte(0x24).u32(0)],
+    [
+      "opa_malloc",
+      1,
+      new Bytes()
+        .byte(0x23)
+        .u32(0)
+        .byte(0x23)
+        .u32(0)
+        .byte(0x20)
+        .u32(0)
+        .byte(0x6a)
+        .byte(0x41)
+        .s32(0)
+        .byte(0x3a)
+        .u32(0)
+        .u32(0)
+        .byte(0x23)
+        .u32(0)
+        .byte(0x20)
+        .u32(0)
+        .byte(0x6a)
+        .byte(0x41)
+        .s32(1)
+        .byte(0x6a)
+        .byte(0x24)
+        .u32(0),
+    ],
     ["opa_json_parse", 2, new Bytes().byte(0x20).u32(0)],
     ["opa_json_dump", 1, new Bytes().byte(0x20).u32(0)],
     ["opa_heap_ptr_get", 0, new Bytes().byte(0x23).u32(0)],
@@ -63,12 +95,39 @@ export function loopingModuleWasm(): Uint8Array {
     ["builtins", 0, new Bytes().byte(0x41).s32(addr.builtins!)],
     ["entrypoints", 0, new Bytes().byte(0x41).s32(addr.entrypoints!)],
     // opa_eval(_, entrypoint, data, input, inputLen, heapPtr, format)
-    ["opa_eval", 4, new Bytes()
-      .byte(0x20).u32(4).byte(0x41).s32(LOOP_INPUT_BYTES).byte(0x4f) // i32.ge_u
-      .byte(0x04).byte(0x40).byte(0x03).byte(0x40).byte(0x0c).u32(0).byte(0x0b).byte(0x0b) // if loop br 0 end end
-      .byte(0x20).u32(5).byte(0x24).u32(0)
-      .byte(0x20).u32(1).byte(0x45)
-      .byte(0x04).byte(I32).byte(0x41).s32(addr.decide!).byte(0x05).byte(0x41).s32(addr.empty!).byte(0x0b)],
+    [
+      "opa_eval",
+      4,
+      new Bytes()
+        .byte(0x20)
+        .u32(4)
+        .byte(0x41)
+        .s32(LOOP_INPUT_BYTES)
+        .byte(0x4f) // i32.ge_u
+        .byte(0x04)
+        .byte(0x40)
+        .byte(0x03)
+        .byte(0x40)
+        .byte(0x0c)
+        .u32(0)
+        .byte(0x0b)
+        .byte(0x0b) // if loop br 0 end end
+        .byte(0x20)
+        .u32(5)
+        .byte(0x24)
+        .u32(0)
+        .byte(0x20)
+        .u32(1)
+        .byte(0x45)
+        .byte(0x04)
+        .byte(I32)
+        .byte(0x41)
+        .s32(addr.decide!)
+        .byte(0x05)
+        .byte(0x41)
+        .s32(addr.empty!)
+        .byte(0x0b),
+    ],
   ];
   const out = new Bytes().bytes(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
   const typeSec = new Bytes().u32(types.length);
@@ -79,10 +138,27 @@ export function loopingModuleWasm(): Uint8Array {
   for (const [, type] of fns) funcSec.u32(type);
   section(out, 3, funcSec);
   // g0: heap pointer (after the statics), g1/g2: ABI version 1.2
-  section(out, 6, new Bytes().u32(3)
-    .byte(I32).byte(1).byte(0x41).s32(4096).byte(0x0b)
-    .byte(I32).byte(0).byte(0x41).s32(1).byte(0x0b)
-    .byte(I32).byte(0).byte(0x41).s32(2).byte(0x0b));
+  section(
+    out,
+    6,
+    new Bytes()
+      .u32(3)
+      .byte(I32)
+      .byte(1)
+      .byte(0x41)
+      .s32(4096)
+      .byte(0x0b)
+      .byte(I32)
+      .byte(0)
+      .byte(0x41)
+      .s32(1)
+      .byte(0x0b)
+      .byte(I32)
+      .byte(0)
+      .byte(0x41)
+      .s32(2)
+      .byte(0x0b),
+  );
   const exportSec = new Bytes().u32(fns.length + 2);
   fns.forEach(([name], i) => exportSec.name(name).byte(0).u32(i));
   exportSec.name("opa_wasm_abi_version").byte(3).u32(1);

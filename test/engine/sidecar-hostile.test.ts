@@ -82,12 +82,21 @@ async function startSidecar(bundle: string): Promise<Sidecar> {
   return { proc, exit, grpc: String(serving.grpc), admin: String(serving.admin) };
 }
 
-async function decide(s: Sidecar, context: Record<string, unknown> = {}): Promise<{ body: Record<string, unknown>; ms: number }> {
+async function decide(
+  s: Sidecar,
+  context: Record<string, unknown> = {},
+): Promise<{ body: Record<string, unknown>; ms: number }> {
   const t0 = performance.now();
   const res = await fetch(`http://${s.grpc}/arbiter.v1.PolicyService/Decide`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ tenantId: "acme", subject: { id: "alice", roles: ["viewer"] }, action: "read", resource: { type: "document", id: "d1" }, context }),
+    body: JSON.stringify({
+      tenantId: "acme",
+      subject: { id: "alice", roles: ["viewer"] },
+      action: "read",
+      resource: { type: "document", id: "d1" },
+      context,
+    }),
   });
   const body = (await res.json()) as Record<string, unknown>;
   return { body, ms: performance.now() - t0 };
@@ -99,8 +108,14 @@ async function admin(s: Sidecar, path: string): Promise<{ status: number; text: 
   return { status: res.status, text: await res.text(), ms: performance.now() - t0 };
 }
 
-async function bundleStatus(s: Sidecar): Promise<{ revision: string; lastError: string | null; reloads: { ok: number; failed: number } }> {
-  return (JSON.parse((await admin(s, "/v1/status")).text) as { bundle: { revision: string; lastError: string | null; reloads: { ok: number; failed: number } } }).bundle;
+async function bundleStatus(
+  s: Sidecar,
+): Promise<{ revision: string; lastError: string | null; reloads: { ok: number; failed: number } }> {
+  return (
+    JSON.parse((await admin(s, "/v1/status")).text) as {
+      bundle: { revision: string; lastError: string | null; reloads: { ok: number; failed: number } };
+    }
+  ).bundle;
 }
 
 async function eventLoopLagMaxMs(s: Sidecar): Promise<number> {
@@ -193,7 +208,9 @@ describe("sidecar: hostile bundles on hot reload", () => {
     await eventLoopLagMaxMs(sidecar);
   }, 120_000);
 
-  async function attempt(bytes: Buffer): Promise<{ lagMs: number; callMaxMs: number; status: Awaited<ReturnType<typeof bundleStatus>> }> {
+  async function attempt(
+    bytes: Buffer,
+  ): Promise<{ lagMs: number; callMaxMs: number; status: Awaited<ReturnType<typeof bundleStatus>> }> {
     const before = await bundleStatus(sidecar);
     await eventLoopLagMaxMs(sidecar); // resets the histogram: the next scrape covers the attempt only
     const tmp = `${file}.tmp`;
@@ -218,7 +235,10 @@ describe("sidecar: hostile bundles on hot reload", () => {
     ["a gzip bomb (1 GiB of zeros, 1 MB gzipped) under the byte cap", gzipBombBundle],
   ])("refuses %s: alive, previous bundle active, the event loop free", { timeout: 60_000 }, async (what, bundle) => {
     const r = await attempt(await bundle());
-    expect(r.status).toMatchObject({ revision: "good", lastError: "bundle: decompresses to more than 67108864 bytes (ARBITER_BUNDLE_MAX_BYTES)" });
+    expect(r.status).toMatchObject({
+      revision: "good",
+      lastError: "bundle: decompresses to more than 67108864 bytes (ARBITER_BUNDLE_MAX_BYTES)",
+    });
     expect(sidecar.proc.exitCode).toBeNull();
     expect((await decide(sidecar)).body).toMatchObject({ bundleRevision: "good", allow: true });
     console.log(`${what}: event-loop lag max ${r.lagMs.toFixed(1)} ms, slowest call ${r.callMaxMs.toFixed(1)} ms`);

@@ -16,7 +16,10 @@ const BIN = join(import.meta.dirname, "..", "..", "bin", "arbiter.js");
 function serve(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("ARBITER_")));
-    const child = spawn(process.execPath, [BIN, "serve"], { env: { ...clean, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(process.execPath, [BIN, "serve"], {
+      env: { ...clean, ...env },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     let stderr = "";
     child.stderr.on("data", (d) => (stderr += d));
     const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
@@ -57,7 +60,10 @@ describe("/readyz and /v1/status", () => {
     return s;
   }
 
-  async function get(s: RunningServer, path: string): Promise<{ status: number; text: string; body: { bundle: Record<string, unknown> } }> {
+  async function get(
+    s: RunningServer,
+    path: string,
+  ): Promise<{ status: number; text: string; body: { bundle: Record<string, unknown> } }> {
     const r = await fetch(`http://${s.adminAddress}${path}`);
     const text = await r.text();
     return { status: r.status, text, body: JSON.parse(text) as { bundle: Record<string, unknown> } };
@@ -71,7 +77,12 @@ describe("/readyz and /v1/status", () => {
       expect(r.status, path).toBe(path === "/readyz" ? 503 : 200);
       expect(r.text, path).not.toContain(dir);
       expect(r.text, path).not.toContain("decide.rego");
-      expect(r.body.bundle, path).toMatchObject({ ready: false, sourceKind: "local", lastErrorReason: "bundle_invalid", signatureVerification: false });
+      expect(r.body.bundle, path).toMatchObject({
+        ready: false,
+        sourceKind: "local",
+        lastErrorReason: "bundle_invalid",
+        signatureVerification: false,
+      });
       expect(r.body.bundle, path).not.toHaveProperty("source");
       expect(r.body.bundle, path).not.toHaveProperty("lastError");
     }

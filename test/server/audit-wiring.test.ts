@@ -30,13 +30,15 @@ afterAll(async () => {
 
 describe("serve with audit on", () => {
   it("has every returned decision in Postgres after shutdown", async () => {
-    const server = await startServer(testConfig({
-      ARBITER_BUNDLE: copyPolicies(),
-      ARBITER_AUDIT: "on",
-      ARBITER_DATABASE_URL: postgres.url,
-      ARBITER_DATA_DIR: mkdtempSync(join(tmpdir(), "arbiter-serve-data-")),
-      ARBITER_INSTANCE_ID: "serve-wiring-test",
-    }));
+    const server = await startServer(
+      testConfig({
+        ARBITER_BUNDLE: copyPolicies(),
+        ARBITER_AUDIT: "on",
+        ARBITER_DATABASE_URL: postgres.url,
+        ARBITER_DATA_DIR: mkdtempSync(join(tmpdir(), "arbiter-serve-data-")),
+        ARBITER_INSTANCE_ID: "serve-wiring-test",
+      }),
+    );
     const client = new grpc.Client(server.address, grpc.credentials.createInsecure());
     const ids: string[] = [];
     try {
@@ -65,10 +67,12 @@ describe("serve with audit on", () => {
     const db = new pg.Client(postgres.url);
     await db.connect();
     try {
-      const rows = (await db.query<{ decision_id: string; rpc: string; request_id: string; t: string }>(
-        "SELECT decision_id::text, rpc, request_id, audit_records::text AS t FROM audit_records WHERE instance_id = $1 ORDER BY seq",
-        ["serve-wiring-test"],
-      )).rows;
+      const rows = (
+        await db.query<{ decision_id: string; rpc: string; request_id: string; t: string }>(
+          "SELECT decision_id::text, rpc, request_id, audit_records::text AS t FROM audit_records WHERE instance_id = $1 ORDER BY seq",
+          ["serve-wiring-test"],
+        )
+      ).rows;
       expect(rows.map((r) => r.decision_id)).toEqual(ids);
       expect(rows.slice(0, 20).map((r) => r.request_id)).toEqual(Array.from({ length: 20 }, (_, i) => `req-${i}`));
       expect(rows.at(-1)!.rpc).toBe("Route");

@@ -14,13 +14,23 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as pb from "../../gen/arbiter/v1/arbiter_pb.ts";
 import { unpackBundle, writeBundle, type BundleManifest } from "../../src/compiler/index.ts";
-import { loadBundleKey, signBundleFiles, type SignatureAlgorithm, type SignatureFailure } from "../../src/engine/bundle-signature.ts";
+import {
+  loadBundleKey,
+  signBundleFiles,
+  type SignatureAlgorithm,
+  type SignatureFailure,
+} from "../../src/engine/bundle-signature.ts";
 import { startServer, type RunningServer } from "../../src/server/serve.ts";
 import { POLICIES, testConfig, unary } from "../transport/helpers.ts";
 
 const BIN = join(import.meta.dirname, "..", "..", "bin", "arbiter.js");
 const S = "/arbiter.v1.PolicyService";
-const DECIDE = { tenantId: "acme", subject: { id: "alice", roles: ["viewer"] }, action: "read", resource: { type: "document", id: "doc-1" } };
+const DECIDE = {
+  tenantId: "acme",
+  subject: { id: "alice", roles: ["viewer"] },
+  action: "read",
+  resource: { type: "document", id: "doc-1" },
+};
 const enc = new TextEncoder();
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -48,7 +58,10 @@ function keyFiles(dir: string, alg: SignatureAlgorithm, name: string): { signing
     writeFileSync(signing, secret);
     writeFileSync(verification, secret);
   } else {
-    const pair = alg === "ES256" ? generateKeyPairSync("ec", { namedCurve: "P-256" }) : generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const pair =
+      alg === "ES256"
+        ? generateKeyPairSync("ec", { namedCurve: "P-256" })
+        : generateKeyPairSync("rsa", { modulusLength: 2048 });
     writeFileSync(signing, pair.privateKey.export({ type: "pkcs8", format: "pem" }) as string);
     writeFileSync(verification, pair.publicKey.export({ type: "spki", format: "pem" }) as string);
   }
@@ -75,7 +88,9 @@ function hammer(client: grpc.Client): Hammer {
   const state = { ok: 0, failed: [] as string[], revisions: new Set<string>() };
   const loop = async (): Promise<void> => {
     while (!stopped) {
-      const r = await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, DECIDE, { deadline: Date.now() + 10_000 });
+      const r = await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, DECIDE, {
+        deadline: Date.now() + 10_000,
+      });
       if (r.error) state.failed.push(`${r.error.code}: ${r.error.details}`);
       else if (!r.value!.allow) state.failed.push(`deny: ${r.value!.reasons.join(",")}`);
       else {
@@ -119,18 +134,33 @@ describe.each(["RS256", "ES256", "HS256"] as const)("signed bundles, %s", (alg) 
     dir = mkdtempSync(join(tmpdir(), `arbiter-signing-${alg}-`));
     const keys = keyFiles(dir, alg, "release");
     other = keyFiles(dir, alg, "attacker");
-    const built = await run(["build", "-o", join(dir, "signed.tar.gz"), "--revision", `signed-${alg}`, "--signing-key", keys.signing, "--signing-alg", alg, "--signing-key-id", "release", POLICIES]);
+    const built = await run([
+      "build",
+      "-o",
+      join(dir, "signed.tar.gz"),
+      "--revision",
+      `signed-${alg}`,
+      "--signing-key",
+      keys.signing,
+      "--signing-alg",
+      alg,
+      "--signing-key-id",
+      "release",
+      POLICIES,
+    ]);
     expect(built.stderr).toBe("");
     expect(built.code).toBe(0);
     signed = unpackBundle(readFileSync(join(dir, "signed.tar.gz")));
     bundlePath = join(dir, "bundle.tar.gz");
     copyFileSync(join(dir, "signed.tar.gz"), bundlePath);
-    server = await startServer(testConfig({
-      ARBITER_BUNDLE: bundlePath,
-      ARBITER_BUNDLE_VERIFICATION_KEY: keys.verification,
-      ARBITER_BUNDLE_VERIFICATION_ALG: alg,
-      ARBITER_BUNDLE_VERIFICATION_KEY_ID: "release",
-    }));
+    server = await startServer(
+      testConfig({
+        ARBITER_BUNDLE: bundlePath,
+        ARBITER_BUNDLE_VERIFICATION_KEY: keys.verification,
+        ARBITER_BUNDLE_VERIFICATION_ALG: alg,
+        ARBITER_BUNDLE_VERIFICATION_KEY_ID: "release",
+      }),
+    );
     client = new grpc.Client(server.address, grpc.credentials.createInsecure());
   }, 120_000);
 
@@ -142,34 +172,59 @@ describe.each(["RS256", "ES256", "HS256"] as const)("signed bundles, %s", (alg) 
 
   it("loads the bundle signed by `arbiter build --signing-key` and answers from it", async () => {
     const st = server!.engine.status();
-    expect(st).toMatchObject({ ready: true, revision: `signed-${alg}`, lastError: undefined, signatureVerification: true });
+    expect(st).toMatchObject({
+      ready: true,
+      revision: `signed-${alg}`,
+      lastError: undefined,
+      signatureVerification: true,
+    });
     goodRevision = st.revision;
     const r = await unary(client!, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, DECIDE);
     expect(r.value).toMatchObject({ allow: true, bundleRevision: goodRevision });
   });
 
   const tampered: [string, SignatureFailure, () => Promise<Files>][] = [
-    ["data.json edited", "digest_mismatch", async () => {
-      const data = JSON.parse(new TextDecoder().decode(signed.get("data.json"))) as Record<string, unknown>;
-      return new Map(signed).set("data.json", enc.encode(JSON.stringify({ ...data, injected: true })));
-    }],
-    ["a file added", "file_not_signed", async () => new Map(signed).set("arbiter/backdoor.rego", enc.encode("package arbiter.backdoor\n"))],
-    ["a file removed", "file_missing", async () => {
-      const copy = new Map(signed);
-      copy.delete([...copy.keys()].find((k) => k.endsWith(".rego"))!);
-      return copy;
-    }],
-    ["a signature by another key", "bad_signature", async () => {
-      const copy = new Map(signed);
-      copy.delete(".signatures.json");
-      const key = loadBundleKey(readFileSync(other.signing), alg, "private");
-      return copy.set(".signatures.json", await signBundleFiles(copy, { key, algorithm: alg, keyId: "release" }));
-    }],
-    ["no signature", "missing_signatures", async () => {
-      const copy = new Map(signed);
-      copy.delete(".signatures.json");
-      return copy;
-    }],
+    [
+      "data.json edited",
+      "digest_mismatch",
+      async () => {
+        const data = JSON.parse(new TextDecoder().decode(signed.get("data.json"))) as Record<string, unknown>;
+        return new Map(signed).set("data.json", enc.encode(JSON.stringify({ ...data, injected: true })));
+      },
+    ],
+    [
+      "a file added",
+      "file_not_signed",
+      async () => new Map(signed).set("arbiter/backdoor.rego", enc.encode("package arbiter.backdoor\n")),
+    ],
+    [
+      "a file removed",
+      "file_missing",
+      async () => {
+        const copy = new Map(signed);
+        copy.delete([...copy.keys()].find((k) => k.endsWith(".rego"))!);
+        return copy;
+      },
+    ],
+    [
+      "a signature by another key",
+      "bad_signature",
+      async () => {
+        const copy = new Map(signed);
+        copy.delete(".signatures.json");
+        const key = loadBundleKey(readFileSync(other.signing), alg, "private");
+        return copy.set(".signatures.json", await signBundleFiles(copy, { key, algorithm: alg, keyId: "release" }));
+      },
+    ],
+    [
+      "no signature",
+      "missing_signatures",
+      async () => {
+        const copy = new Map(signed);
+        copy.delete(".signatures.json");
+        return copy;
+      },
+    ],
   ];
 
   for (const [what, reason, make] of tampered) {
@@ -195,12 +250,18 @@ describe.each(["RS256", "ES256", "HS256"] as const)("signed bundles, %s", (alg) 
       const ready = await fetch(`http://${server!.adminAddress}/readyz`);
       expect(ready.status).toBe(200);
       const body = (await ready.json()) as { bundle: Record<string, unknown> };
-      expect(body.bundle).toMatchObject({ revision: goodRevision, lastErrorReason: `signature_${reason}`, signatureVerification: true });
+      expect(body.bundle).toMatchObject({
+        revision: goodRevision,
+        lastErrorReason: `signature_${reason}`,
+        signatureVerification: true,
+      });
       expect(body.bundle).not.toHaveProperty("lastError");
       expect(JSON.stringify(body)).not.toContain(dir);
 
       const metrics = await (await fetch(`http://${server!.adminAddress}/metrics`)).text();
-      const m = new RegExp(`^arbiter_bundle_verification_failures_total\\{reason="${reason}"\\} (\\d+)$`, "m").exec(metrics);
+      const m = new RegExp(`^arbiter_bundle_verification_failures_total\\{reason="${reason}"\\} (\\d+)$`, "m").exec(
+        metrics,
+      );
       expect(Number(m?.[1])).toBeGreaterThanOrEqual(1);
     }, 60_000);
   }

@@ -60,12 +60,15 @@ async function startChild(env: Record<string, string>): Promise<Child> {
   return { proc, lines, exit, grpc: String(serving.grpc), admin: String(serving.admin) };
 }
 
-const REQUEST = toBinary(pb.DecideRequestSchema, create(pb.DecideRequestSchema, {
-  tenantId: "acme",
-  subject: { id: "alice", roles: ["viewer"] },
-  action: "read",
-  resource: { type: "document", id: "doc-1" },
-}));
+const REQUEST = toBinary(
+  pb.DecideRequestSchema,
+  create(pb.DecideRequestSchema, {
+    tenantId: "acme",
+    subject: { id: "alice", roles: ["viewer"] },
+    action: "read",
+    resource: { type: "document", id: "doc-1" },
+  }),
+);
 const FRAME = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), REQUEST]);
 FRAME.writeUInt32BE(REQUEST.length, 1);
 
@@ -73,7 +76,12 @@ FRAME.writeUInt32BE(REQUEST.length, 1);
 function heldCall(address: string, n: number) {
   const session = http2.connect(`http://${address}`);
   session.on("error", () => {});
-  const req = session.request({ ":method": "POST", ":path": "/arbiter.v1.PolicyService/Decide", "content-type": "application/grpc+proto", te: "trailers" });
+  const req = session.request({
+    ":method": "POST",
+    ":path": "/arbiter.v1.PolicyService/Decide",
+    "content-type": "application/grpc+proto",
+    te: "trailers",
+  });
   req.on("error", () => {});
   req.write(FRAME.subarray(0, n));
   const chunks: Buffer[] = [];
@@ -98,10 +106,14 @@ describe("arbiter serve shutdown", () => {
     const child = await startChild({ ARBITER_SHUTDOWN_TIMEOUT_MS: "10000" });
     const call = heldCall(child.grpc, 7);
     let n = 0;
-    await until(() => {
-      void inFlight(child.admin).then((v) => (n = v));
-      return n === 1;
-    }, 10_000, "the call to be in flight");
+    await until(
+      () => {
+        void inFlight(child.admin).then((v) => (n = v));
+        return n === 1;
+      },
+      10_000,
+      "the call to be in flight",
+    );
 
     expect((await fetch(`http://${child.admin}/readyz`)).status).toBe(200);
     child.proc.kill("SIGTERM");
@@ -127,10 +139,14 @@ describe("arbiter serve shutdown", () => {
     const child = await startChild({ ARBITER_SHUTDOWN_TIMEOUT_MS: "300" });
     const call = heldCall(child.grpc, 3);
     let n = 0;
-    await until(() => {
-      void inFlight(child.admin).then((v) => (n = v));
-      return n === 1;
-    }, 10_000, "the call to be in flight");
+    await until(
+      () => {
+        void inFlight(child.admin).then((v) => (n = v));
+        return n === 1;
+      },
+      10_000,
+      "the call to be in flight",
+    );
     const t0 = Date.now();
     child.proc.kill("SIGINT");
     expect(await child.exit).toEqual({ code: 0, signal: null });

@@ -28,13 +28,21 @@ describe("deploy/Dockerfile", () => {
 
   it("builds in stages on node:20-bookworm-slim", () => {
     expect(ins).toContain("ARG NODE_IMAGE=node:20-bookworm-slim");
-    expect(stages).toEqual(["FROM ${NODE_IMAGE} AS build", "FROM ${NODE_IMAGE} AS deps", "FROM ${NODE_IMAGE} AS runtime"]);
+    expect(stages).toEqual([
+      "FROM ${NODE_IMAGE} AS build",
+      "FROM ${NODE_IMAGE} AS deps",
+      "FROM ${NODE_IMAGE} AS runtime",
+    ]);
   });
 
   it("builds the default bundle with dev dependencies and ships production dependencies only", () => {
     const runs = ins.filter((l) => l.startsWith("RUN "));
     expect(runs.some((l) => /npm ci --no-audit --no-fund$/.test(l))).toBe(true);
-    expect(runs.some((l) => l.includes("npm run build") && l.includes("node bin/arbiter.js build -o /bundle/bundle.tar.gz policies"))).toBe(true);
+    expect(
+      runs.some(
+        (l) => l.includes("npm run build") && l.includes("node bin/arbiter.js build -o /bundle/bundle.tar.gz policies"),
+      ),
+    ).toBe(true);
     expect(runs.some((l) => l.includes("npm ci --omit=dev"))).toBe(true);
     expect(ins).toContain("COPY --from=deps /app/node_modules ./node_modules");
     expect(ins).toContain("COPY --from=build /bundle/bundle.tar.gz /opt/arbiter/bundle/bundle.tar.gz");
@@ -44,7 +52,11 @@ describe("deploy/Dockerfile", () => {
     const runtime = ins.slice(ins.indexOf("FROM ${NODE_IMAGE} AS runtime"));
     expect(runtime).toContain("COPY --from=build /src/dist ./dist");
     const copies = runtime.filter((l) => l.startsWith("COPY ") && !l.startsWith("COPY --from"));
-    expect(copies).toEqual(["COPY package.json ./", "COPY bin ./bin", "COPY deploy/healthcheck.mjs ./deploy/healthcheck.mjs"]);
+    expect(copies).toEqual([
+      "COPY package.json ./",
+      "COPY bin ./bin",
+      "COPY deploy/healthcheck.mjs ./deploy/healthcheck.mjs",
+    ]);
     // bin/arbiter.js runs dist/ when no src/ is beside it.
     expect(readText(join(repo, "bin/arbiter.js"))).toContain('await import("../dist/src/cli.js")');
   });
@@ -70,9 +82,18 @@ describe("deploy/Dockerfile", () => {
         .filter((l) => l.startsWith("COPY ") && !l.startsWith("COPY --from"))
         .flatMap((l) => l.split(/\s+/).slice(1, -1))
         .filter((s) => s !== ".");
-      expect(sources).toEqual(expect.arrayContaining(["package.json", "package-lock.json", "bin", "deploy/healthcheck.mjs"]));
+      expect(sources).toEqual(
+        expect.arrayContaining(["package.json", "package-lock.json", "bin", "deploy/healthcheck.mjs"]),
+      );
       // `COPY . .` of the build stage compiles these (npm run build).
-      for (const p of ["src/cli.ts", "gen/compiler/runtime.wasm", "tsconfig.json", "tsconfig.build.json", "scripts/build.mjs"]) expect(existsSync(join(dest, p)), p).toBe(true);
+      for (const p of [
+        "src/cli.ts",
+        "gen/compiler/runtime.wasm",
+        "tsconfig.json",
+        "tsconfig.build.json",
+        "scripts/build.mjs",
+      ])
+        expect(existsSync(join(dest, p)), p).toBe(true);
       for (const s of sources) expect(existsSync(join(dest, s)), s).toBe(true);
       for (const absent of ["node_modules", "test", "bench", "helm", ".git", "deploy/Dockerfile"]) {
         expect(existsSync(join(dest, absent)), absent).toBe(false);

@@ -80,7 +80,9 @@ describe("thresholds file", () => {
       "Decide p99: measured 12.500 ms > budget 10 ms",
       "Decide error rate: measured 0.0020 (2/1000) > budget 0.001",
     ]);
-    expect(violations({ rpc: "Route", count: 0, errors: 0, p95Ms: 0, p99Ms: 0 }, budget)).toEqual(["Route: no call completed"]);
+    expect(violations({ rpc: "Route", count: 0, errors: 0, p95Ms: 0, p99Ms: 0 }, budget)).toEqual([
+      "Route: no call completed",
+    ]);
     expect(violations({ rpc: "Route", count: 10, errors: 0, p95Ms: 5, p99Ms: 10 }, budget)).toEqual([]);
   });
 });
@@ -95,26 +97,48 @@ describe("bench:gate against a real sidecar", () => {
   it("rejects bad options before starting anything", async () => {
     const r = await gate(["--rpcs", "Decide,Nope"], 60_000);
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe('bench:gate: --rpcs: unknown RPC "Nope"; expected Decide, Route, GuardMemory, Finalize, RecordUsage, CreateApproval\n');
+    expect(r.stderr).toBe(
+      'bench:gate: --rpcs: unknown RPC "Nope"; expected Decide, Route, GuardMemory, Finalize, RecordUsage, CreateApproval\n',
+    );
   });
 
   it("stops at once with the loader's error when the sidecar has no valid bundle", async () => {
     const missing = join(dir, "missing.tar.gz");
-    const r = await gate(["--bundle", missing, "--rpcs", "Decide", "--duration", "1", "--out", join(dir, "none.json")], 120_000);
+    const r = await gate(
+      ["--bundle", missing, "--rpcs", "Decide", "--duration", "1", "--out", join(dir, "none.json")],
+      120_000,
+    );
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`bench:gate: the sidecar has no valid bundle (${missing}): bundle: cannot read ${missing}: ENOENT\n`);
+    expect(r.stderr).toBe(
+      `bench:gate: the sidecar has no valid bundle (${missing}): bundle: cannot read ${missing}: ENOENT\n`,
+    );
   });
 
   it("fails when a budget is below the measured p99, naming RPC, metric, measurement and budget", async () => {
     const file = join(dir, "impossible.json");
     writeFileSync(file, withBudgets(10_000, 0.001));
     const out = join(dir, "fail-report.json");
-    const r = await gate(["--thresholds", file, "--rpcs", "Decide", "--rate", "50", "--duration", "2", "--warmup", "0", "--out", out]);
+    const r = await gate([
+      "--thresholds",
+      file,
+      "--rpcs",
+      "Decide",
+      "--rate",
+      "50",
+      "--duration",
+      "2",
+      "--warmup",
+      "0",
+      "--out",
+      out,
+    ]);
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(r.stderr).toMatch(/^bench:gate: FAIL Decide p99: measured \d+\.\d{3} ms > budget 0\.001 ms$/m);
     expect(r.stderr).not.toMatch(/p95/);
     // rpc, calls, rps, p50, p95, p99, max, errors, server-side mean, send lag p99.
-    expect(r.stdout).toMatch(/^Decide(?: \(2nd\))?\s+100\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+0\s+\d+\.\d{3}\s+\d+\.\d{3}$/m);
+    expect(r.stdout).toMatch(
+      /^Decide(?: \(2nd\))?\s+100\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+0\s+\d+\.\d{3}\s+\d+\.\d{3}$/m,
+    );
   });
 
   it("passes with generous budgets and writes a ghz-shaped report for every RPC", async () => {
@@ -130,8 +154,22 @@ describe("bench:gate against a real sidecar", () => {
       reports: Record<string, Record<string, unknown>>;
     };
     expect(report.tool).toBe("arbiter-gate");
-    expect(Object.keys(report.serverMeanMs)).toEqual(["Decide", "Route", "GuardMemory", "Finalize", "RecordUsage", "CreateApproval"]);
-    expect(Object.keys(report.reports)).toEqual(["Decide", "Route", "GuardMemory", "Finalize", "RecordUsage", "CreateApproval"]);
+    expect(Object.keys(report.serverMeanMs)).toEqual([
+      "Decide",
+      "Route",
+      "GuardMemory",
+      "Finalize",
+      "RecordUsage",
+      "CreateApproval",
+    ]);
+    expect(Object.keys(report.reports)).toEqual([
+      "Decide",
+      "Route",
+      "GuardMemory",
+      "Finalize",
+      "RecordUsage",
+      "CreateApproval",
+    ]);
     for (const [rpc, g] of Object.entries(report.reports)) {
       expect(g.name).toBe(`arbiter.v1.PolicyService.${rpc}`);
       expect(g.count).toBe(40);
@@ -170,7 +208,22 @@ describe.skipIf(!haveK6)("bench:gate --k6 drives the sidecar with real k6", () =
   it("fails (k6 exit 99 -> gate exit 1) when a budget is impossible", async () => {
     const file = join(dir, "impossible.json");
     writeFileSync(file, withBudgets(0.001, 0.001));
-    const r = await gate(["--k6", k6, "--thresholds", file, "--rpcs", "Decide", "--rate", "20", "--duration", "1", "--warmup", "0", "--out", join(dir, "fail.json")]);
+    const r = await gate([
+      "--k6",
+      k6,
+      "--thresholds",
+      file,
+      "--rpcs",
+      "Decide",
+      "--rate",
+      "20",
+      "--duration",
+      "1",
+      "--warmup",
+      "0",
+      "--out",
+      join(dir, "fail.json"),
+    ]);
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(r.stderr).toContain(`bench:gate: FAIL k6: a threshold of ${file} was crossed`);
     expect(r.stderr).toMatch(/thresholds on metrics 'grpc_req_duration\{scenario:Decide\}' have been crossed/);
@@ -180,10 +233,28 @@ describe.skipIf(!haveK6)("bench:gate --k6 drives the sidecar with real k6", () =
     const file = join(dir, "generous.json");
     writeFileSync(file, withBudgets(5_000, 10_000));
     const out = join(dir, "pass.json");
-    const r = await gate(["--k6", k6, "--thresholds", file, "--rpcs", "Decide,Route,CreateApproval", "--rate", "20", "--duration", "1", "--warmup", "0", "--out", out]);
+    const r = await gate([
+      "--k6",
+      k6,
+      "--thresholds",
+      file,
+      "--rpcs",
+      "Decide,Route,CreateApproval",
+      "--rate",
+      "20",
+      "--duration",
+      "1",
+      "--warmup",
+      "0",
+      "--out",
+      out,
+    ]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^Decide\s+(\d+)\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+0$/m);
-    const report = JSON.parse(readFileSync(out, "utf8")) as { tool: string; reports: Record<string, { count: number; statusCodeDistribution: Record<string, number> }> };
+    const report = JSON.parse(readFileSync(out, "utf8")) as {
+      tool: string;
+      reports: Record<string, { count: number; statusCodeDistribution: Record<string, number> }>;
+    };
     expect(report.tool).toBe("k6");
     expect(Object.keys(report.reports)).toEqual(["Decide", "Route", "CreateApproval"]);
     for (const g of Object.values(report.reports)) {
@@ -199,10 +270,29 @@ describe.skipIf(!haveK6)("bench:gate --k6 drives the sidecar with real k6", () =
     // No tenant, action or resource: the sidecar answers INVALID_ARGUMENT to every call.
     writeFileSync(payloads, JSON.stringify({ Decide: [{ subject: { id: "x" } }] }));
     const out = join(dir, "errors-report.json");
-    const r = await gate(["--k6", k6, "--thresholds", file, "--payloads", payloads, "--rpcs", "Decide", "--rate", "20", "--duration", "1", "--warmup", "0", "--out", out]);
+    const r = await gate([
+      "--k6",
+      k6,
+      "--thresholds",
+      file,
+      "--payloads",
+      payloads,
+      "--rpcs",
+      "Decide",
+      "--rate",
+      "20",
+      "--duration",
+      "1",
+      "--warmup",
+      "0",
+      "--out",
+      out,
+    ]);
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(r.stderr).toMatch(/thresholds on metrics 'rpc_errors\{scenario:Decide\}' have been crossed/);
-    const report = JSON.parse(readFileSync(out, "utf8")) as { reports: Record<string, { count: number; statusCodeDistribution: Record<string, number> }> };
+    const report = JSON.parse(readFileSync(out, "utf8")) as {
+      reports: Record<string, { count: number; statusCodeDistribution: Record<string, number> }>;
+    };
     const g = report.reports.Decide!;
     expect(g.count).toBeGreaterThanOrEqual(19);
     expect(g.statusCodeDistribution).toEqual({ InvalidArgument: g.count });

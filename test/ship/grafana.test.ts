@@ -8,7 +8,10 @@ import { readText } from "./helm-lite.ts";
 
 const repo = join(import.meta.dirname, "../..");
 
-interface Target { expr: string; datasource: { uid: string } }
+interface Target {
+  expr: string;
+  datasource: { uid: string };
+}
 interface Panel {
   id: number;
   type: string;
@@ -37,7 +40,9 @@ describe("grafana dashboard", () => {
   const queries = dash.panels.flatMap((p) => p.targets ?? []);
 
   it("declares the Prometheus datasource input and uses it everywhere", () => {
-    expect(dash.__inputs).toEqual([expect.objectContaining({ name: "DS_PROMETHEUS", type: "datasource", pluginId: "prometheus" })]);
+    expect(dash.__inputs).toEqual([
+      expect.objectContaining({ name: "DS_PROMETHEUS", type: "datasource", pluginId: "prometheus" }),
+    ]);
     for (const p of dash.panels.filter((p) => p.type !== "row")) {
       expect(p.datasource?.uid, p.title).toBe("${DS_PROMETHEUS}");
       for (const t of p.targets!) expect(t.datasource.uid, p.title).toBe("${DS_PROMETHEUS}");
@@ -60,14 +65,22 @@ describe("grafana dashboard", () => {
   });
 
   it("shows per-RPC quantiles with histogram_quantile over buckets by le", () => {
-    const quantiles = queries.filter((q) => q.expr.startsWith("histogram_quantile(") && q.expr.includes("arbiter_request_duration_seconds_bucket"));
+    const quantiles = queries.filter(
+      (q) => q.expr.startsWith("histogram_quantile(") && q.expr.includes("arbiter_request_duration_seconds_bucket"),
+    );
     expect(quantiles.map((q) => q.expr.slice(19, 23)).sort()).toEqual(["0.50", "0.95", "0.99", "0.99"]);
     for (const q of quantiles) {
       expect(q.expr).toMatch(/sum by \(le(, rpc)?\) \(rate\(arbiter_request_duration_seconds_bucket\{/);
     }
     // The state's latency quantile, by operation.
-    const state = queries.filter((q) => q.expr.startsWith("histogram_quantile(") && !q.expr.includes("arbiter_request_duration_seconds_bucket"));
-    expect(state.map((q) => q.expr)).toEqual([expect.stringMatching(/^histogram_quantile\(0\.99, sum by \(le, operation\) \(rate\(arbiter_state_operation_seconds_bucket\{/)]);
+    const state = queries.filter(
+      (q) => q.expr.startsWith("histogram_quantile(") && !q.expr.includes("arbiter_request_duration_seconds_bucket"),
+    );
+    expect(state.map((q) => q.expr)).toEqual([
+      expect.stringMatching(
+        /^histogram_quantile\(0\.99, sum by \(le, operation\) \(rate\(arbiter_state_operation_seconds_bucket\{/,
+      ),
+    ]);
   });
 
   it("uses only the template variables it defines, balanced braces and parentheses", () => {

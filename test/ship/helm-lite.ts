@@ -70,7 +70,10 @@ export function stripTemplate(source: string): string {
       } else {
         // A block appended to a list (e.g. extra env entries) becomes one more list item.
         const sibling = [...out].reverse().find((l) => l.trim() !== "" && l.length - l.trimStart().length <= Number(n));
-        const inList = sibling !== undefined && sibling.length - sibling.trimStart().length === Number(n) && sibling.trimStart().startsWith("- ");
+        const inList =
+          sibling !== undefined &&
+          sibling.length - sibling.trimStart().length === Number(n) &&
+          sibling.trimStart().startsWith("- ");
         out.push(inList ? `${pad}- ${key}` : `${pad}${key}`);
       }
       continue;

@@ -31,9 +31,10 @@ const validate = ajv.compile(schema);
 function errorsOf(values: Values): string[] {
   if (validate(values)) return [];
   return (validate.errors ?? []).map((e: ErrorObject) => {
-    const extra = e.keyword === "additionalProperties"
-      ? ` (${(e.params as { additionalProperty: string }).additionalProperty})`
-      : "";
+    const extra =
+      e.keyword === "additionalProperties"
+        ? ` (${(e.params as { additionalProperty: string }).additionalProperty})`
+        : "";
     return `${e.instancePath || "/"}: ${e.message}${extra}`;
   });
 }
@@ -163,14 +164,16 @@ describe("templates", () => {
       "failureThreshold",
     ]);
     const env = (c.env as { name: string }[]).map((e) => e.name);
-    expect(env).toEqual(expect.arrayContaining([
-      "ARBITER_GRPC_LISTEN",
-      "ARBITER_ADMIN_LISTEN",
-      "ARBITER_BUNDLE",
-      "ARBITER_DATABASE_URL",
-      "ARBITER_AUDIT",
-      "ARBITER_DATA_DIR",
-    ]));
+    expect(env).toEqual(
+      expect.arrayContaining([
+        "ARBITER_GRPC_LISTEN",
+        "ARBITER_ADMIN_LISTEN",
+        "ARBITER_BUNDLE",
+        "ARBITER_DATABASE_URL",
+        "ARBITER_AUDIT",
+        "ARBITER_DATA_DIR",
+      ]),
+    );
     // The default securityContext the container gets.
     const sc = defaults.securityContext as Record<string, unknown>;
     expect(sc).toMatchObject({
@@ -184,7 +187,10 @@ describe("templates", () => {
 
   it("the sidecar template makes a restartable init container", () => {
     const helpers = readText(join(chart, "templates/_helpers.tpl"));
-    const [doc] = parseYamlDocs("arbiter.sidecarContainer", stripTemplate(defineBody(helpers, "arbiter.sidecarContainer")));
+    const [doc] = parseYamlDocs(
+      "arbiter.sidecarContainer",
+      stripTemplate(defineBody(helpers, "arbiter.sidecarContainer")),
+    );
     expect(doc!.value).toEqual([{ placeholder_1: "included", restartPolicy: "Always" }]);
   });
 });
@@ -196,10 +202,10 @@ describe("stripTemplate", () => {
       "kind: {{ .Values.kind | quote }}",
       "metadata:",
       "  labels:",
-      "    {{- include \"x.labels\" . | nindent 4 }}",
+      '    {{- include "x.labels" . | nindent 4 }}',
       "spec:",
       "  containers:",
-      "    - {{- include \"x.c\" . | nindent 6 }}",
+      '    - {{- include "x.c" . | nindent 6 }}',
       "{{- end }}",
     ].join("\n");
     expect(parse(stripTemplate(src))).toEqual({
@@ -228,7 +234,12 @@ function helm(args: string[]): { code: number | null; out: string; err: string }
 
 interface RenderedPod {
   initContainers?: { name: string; restartPolicy?: string; env: { name: string; value?: string }[] }[];
-  containers: { name: string; env?: { name: string; value?: string }[]; volumeMounts?: { name: string }[]; startupProbe?: { grpc: { port: number } } }[];
+  containers: {
+    name: string;
+    env?: { name: string; value?: string }[];
+    volumeMounts?: { name: string }[];
+    startupProbe?: { grpc: { port: number } };
+  }[];
   volumes: { name: string }[];
 }
 interface Rendered {
@@ -252,12 +263,28 @@ describe.skipIf(!hasHelm)("helm lint and helm template", () => {
       if (file === "sidecar-only.yaml") expect(dep).toBeUndefined();
       else expect(dep!.spec!.template!.spec.containers[0]!.startupProbe!.grpc.port).toBe(50052);
       // `helm test`: a hook pod calling the health listener through the Service's grpc-health port.
-      const testPod = docs.find((d) => d.kind === "Pod") as (Rendered & { metadata: { annotations: Record<string, string> }; spec: { containers: { command: string[] }[] } }) | undefined;
+      const testPod = docs.find((d) => d.kind === "Pod") as
+        | (Rendered & {
+            metadata: { annotations: Record<string, string> };
+            spec: { containers: { command: string[] }[] };
+          })
+        | undefined;
       if (file === "sidecar-only.yaml") expect(testPod).toBeUndefined();
       else {
         expect(testPod!.metadata.annotations["helm.sh/hook"]).toBe("test");
-        expect(testPod!.spec.containers[0]!.command).toEqual(["node", "deploy/healthcheck.mjs", "--target", "arbiter:50052", "--service", "arbiter.v1.PolicyService", "--timeout-ms", "5000"]);
-        const svc = docs.find((d) => d.kind === "Service") as unknown as { spec: { ports: { name: string; port: number }[] } };
+        expect(testPod!.spec.containers[0]!.command).toEqual([
+          "node",
+          "deploy/healthcheck.mjs",
+          "--target",
+          "arbiter:50052",
+          "--service",
+          "arbiter.v1.PolicyService",
+          "--timeout-ms",
+          "5000",
+        ]);
+        const svc = docs.find((d) => d.kind === "Service") as unknown as {
+          spec: { ports: { name: string; port: number }[] };
+        };
         expect(svc.spec.ports).toContainEqual(expect.objectContaining({ name: "grpc-health", port: 50052 }));
       }
     }
@@ -267,7 +294,15 @@ describe.skipIf(!hasHelm)("helm lint and helm template", () => {
     const typo = helm(["template", "arbiter", chart, "--kube-version", "1.30.0", "--set", "audit.durabilty=sync"]);
     expect(typo.code).not.toBe(0);
     expect(typo.err).toContain("Additional property durabilty is not allowed");
-    const plain = helm(["template", "arbiter", chart, "--kube-version", "1.30.0", "--set", "listener.tls.enabled=false"]);
+    const plain = helm([
+      "template",
+      "arbiter",
+      chart,
+      "--kube-version",
+      "1.30.0",
+      "--set",
+      "listener.tls.enabled=false",
+    ]);
     expect(plain.code).not.toBe(0);
     expect(plain.err).toContain(
       'listener.host "0.0.0.0" is not loopback: set listener.tls.enabled=true with listener.tls.secretName, or use listener.mode=unix',
@@ -278,9 +313,12 @@ describe.skipIf(!hasHelm)("helm lint and helm template", () => {
     const render = (...set: string[]) => {
       const tpl = helm(["template", "arbiter", chart, "--kube-version", "1.30.0", ...set.flatMap((s) => ["--set", s])]);
       expect(tpl.code, tpl.err).toBe(0);
-      return parseYamlDocs("render", tpl.out).map((d) => d.value as Rendered & { spec?: { ingress?: { from?: unknown[]; ports: { port: string }[] }[] } });
+      return parseYamlDocs("render", tpl.out).map(
+        (d) => d.value as Rendered & { spec?: { ingress?: { from?: unknown[]; ports: { port: string }[] }[] } },
+      );
     };
-    const envOf = (docs: Rendered[]) => docs.find((d) => d.kind === "Deployment")!.spec!.template!.spec.containers[0]!.env!;
+    const envOf = (docs: Rendered[]) =>
+      docs.find((d) => d.kind === "Deployment")!.spec!.template!.spec.containers[0]!.env!;
     const remote = render();
     expect(envOf(remote)).toContainEqual({ name: "ARBITER_ADMIN_ALLOW_REMOTE", value: "on" });
     const policy = remote.find((d) => d.kind === "NetworkPolicy")!;
@@ -290,15 +328,36 @@ describe.skipIf(!hasHelm)("helm lint and helm template", () => {
     expect(envOf(local).map((e) => e.name)).not.toContain("ARBITER_ADMIN_ALLOW_REMOTE");
     expect(local.map((d) => d.kind)).not.toContain("NetworkPolicy");
 
-    const signed = render("bundle.verification.enabled=true", "bundle.verification.secretName=bv", "bundle.verification.algorithm=ES256");
+    const signed = render(
+      "bundle.verification.enabled=true",
+      "bundle.verification.secretName=bv",
+      "bundle.verification.algorithm=ES256",
+    );
     const dep = signed.find((d) => d.kind === "Deployment")!.spec!.template!.spec;
-    expect(envOf(signed)).toEqual(expect.arrayContaining([
-      { name: "ARBITER_BUNDLE_VERIFICATION_KEY", value: "/etc/arbiter/bundle-verification/verification.pem" },
-      { name: "ARBITER_BUNDLE_VERIFICATION_ALG", value: "ES256" },
-    ]));
-    expect(dep.containers[0]!.volumeMounts).toContainEqual({ name: "arbiter-bundle-verification", mountPath: "/etc/arbiter/bundle-verification", readOnly: true });
-    expect(dep.volumes).toContainEqual({ name: "arbiter-bundle-verification", secret: { secretName: "bv", items: [{ key: "verification.pem", path: "verification.pem" }] } });
-    const missing = helm(["template", "arbiter", chart, "--kube-version", "1.30.0", "--set", "bundle.verification.enabled=true"]);
+    expect(envOf(signed)).toEqual(
+      expect.arrayContaining([
+        { name: "ARBITER_BUNDLE_VERIFICATION_KEY", value: "/etc/arbiter/bundle-verification/verification.pem" },
+        { name: "ARBITER_BUNDLE_VERIFICATION_ALG", value: "ES256" },
+      ]),
+    );
+    expect(dep.containers[0]!.volumeMounts).toContainEqual({
+      name: "arbiter-bundle-verification",
+      mountPath: "/etc/arbiter/bundle-verification",
+      readOnly: true,
+    });
+    expect(dep.volumes).toContainEqual({
+      name: "arbiter-bundle-verification",
+      secret: { secretName: "bv", items: [{ key: "verification.pem", path: "verification.pem" }] },
+    });
+    const missing = helm([
+      "template",
+      "arbiter",
+      chart,
+      "--kube-version",
+      "1.30.0",
+      "--set",
+      "bundle.verification.enabled=true",
+    ]);
     expect(missing.code).not.toBe(0);
     expect(missing.err).toContain("bundle.verification.secretName is required when bundle.verification.enabled=true");
   });
@@ -319,11 +378,18 @@ describe.skipIf(!hasHelm)("helm lint and helm template", () => {
       const sidecar = pod.initContainers![0]!;
       expect(sidecar.name).toBe("arbiter");
       expect(sidecar.restartPolicy).toBe("Always");
-      expect(sidecar.env.find((e) => e.name === "ARBITER_GRPC_LISTEN")!.value).toBe("unix:/var/run/arbiter/arbiter.sock");
+      expect(sidecar.env.find((e) => e.name === "ARBITER_GRPC_LISTEN")!.value).toBe(
+        "unix:/var/run/arbiter/arbiter.sock",
+      );
       const app = pod.containers[0]!;
       expect(app.env!.find((e) => e.name === "ARBITER_ADDR")!.value).toBe("unix:///var/run/arbiter/arbiter.sock");
       expect(app.volumeMounts!.map((m) => m.name)).toEqual(["arbiter-socket"]);
-      expect(pod.volumes.map((v) => v.name)).toEqual(["arbiter-data", "arbiter-tmp", "arbiter-socket", "arbiter-bundle"]);
+      expect(pod.volumes.map((v) => v.name)).toEqual([
+        "arbiter-data",
+        "arbiter-tmp",
+        "arbiter-socket",
+        "arbiter-bundle",
+      ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

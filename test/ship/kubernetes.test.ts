@@ -71,11 +71,13 @@ describe("deploy/kubernetes", () => {
   const files = listFiles(root, (n) => n.endsWith(".yaml"));
 
   it("every file parses as YAML", () => {
-    expect(files).toEqual(expect.arrayContaining([
-      "base/deployment.yaml",
-      "base/kustomization.yaml",
-      "overlays/http-bundle/kustomization.yaml",
-    ]));
+    expect(files).toEqual(
+      expect.arrayContaining([
+        "base/deployment.yaml",
+        "base/kustomization.yaml",
+        "overlays/http-bundle/kustomization.yaml",
+      ]),
+    );
     for (const f of files) {
       const docs = parseYamlDocs(f, readText(join(root, f)));
       expect(docs.length, f).toBeGreaterThan(0);
@@ -137,7 +139,10 @@ describe("deploy/kubernetes", () => {
     }
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 10001 });
     // Writable paths are volumes only: data dir and /tmp besides the socket.
-    const writable = sidecar.volumeMounts!.filter((m) => !m.readOnly).map((m) => m.mountPath).sort();
+    const writable = sidecar
+      .volumeMounts!.filter((m) => !m.readOnly)
+      .map((m) => m.mountPath)
+      .sort();
     expect(writable).toEqual(["/tmp", "/var/lib/arbiter", "/var/run/arbiter"]);
     expect(env(sidecar, "ARBITER_DATA_DIR")!.value).toBe("/var/lib/arbiter");
   });
@@ -158,13 +163,25 @@ describe("deploy/kubernetes", () => {
     expect(env(sidecar, "ARBITER_ADMIN_LISTEN")?.value).toBe("0.0.0.0:9090");
     expect(env(sidecar, "ARBITER_ADMIN_ALLOW_REMOTE")?.value).toBe("on");
     const [doc] = parseYamlDocs("base/networkpolicy.yaml", readText(join(root, "base/networkpolicy.yaml")));
-    const np = doc!.value as { spec: { podSelector: unknown; ingress: { from?: unknown[]; ports: { protocol: string; port: number; endPort?: number }[] }[] } };
+    const np = doc!.value as {
+      spec: {
+        podSelector: unknown;
+        ingress: { from?: unknown[]; ports: { protocol: string; port: number; endPort?: number }[] }[];
+      };
+    };
     expect(np.spec.podSelector).toEqual({ matchLabels: { "app.kubernetes.io/name": "demo-app" } });
     const admin = np.spec.ingress.find((r) => r.ports.some((p) => p.port === 9090))!;
     expect(admin.from).toEqual([{ podSelector: {} }]);
     // Every other TCP port stays open to any source; 9090 is in no open range.
-    const open = np.spec.ingress.filter((r) => r.from === undefined).flatMap((r) => r.ports).filter((p) => p.protocol === "TCP");
-    for (const port of [1, 8080, 9089, 9091, 50052, 65535]) expect(open.some((p) => p.port <= port && port <= (p.endPort ?? p.port)), String(port)).toBe(true);
+    const open = np.spec.ingress
+      .filter((r) => r.from === undefined)
+      .flatMap((r) => r.ports)
+      .filter((p) => p.protocol === "TCP");
+    for (const port of [1, 8080, 9089, 9091, 50052, 65535])
+      expect(
+        open.some((p) => p.port <= port && port <= (p.endPort ?? p.port)),
+        String(port),
+      ).toBe(true);
     expect(open.some((p) => p.port <= 9090 && 9090 <= (p.endPort ?? p.port))).toBe(false);
   });
 
@@ -175,7 +192,9 @@ describe("deploy/kubernetes", () => {
     expect(env(c, "ARBITER_BUNDLE_VERIFICATION_ALG")!.value).toBe("RS256");
     const mount = c.volumeMounts!.find((m) => key.startsWith(`${m.mountPath}/`))!;
     expect(mount).toMatchObject({ name: "arbiter-bundle-verification", readOnly: true });
-    expect(spec.volumes.find((v) => v.name === mount.name)).toMatchObject({ secret: { secretName: "arbiter-bundle-verification" } });
+    expect(spec.volumes.find((v) => v.name === mount.name)).toMatchObject({
+      secret: { secretName: "arbiter-bundle-verification" },
+    });
     expect(env(c, "ARBITER_BUNDLE")!.value).toBe("/etc/arbiter/bundle");
   });
 

@@ -25,8 +25,14 @@ let postgres: TestPostgres | undefined;
 
 /** Runs a command, bounded in time; throws with its output on failure. */
 function run(cmd: string, args: string[], cwd: string, timeout: number): string {
-  const r = spawnSync(cmd, args, { cwd, encoding: "utf8", timeout, env: { ...process.env, npm_config_update_notifier: "false" } });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: status ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`);
+  const r = spawnSync(cmd, args, {
+    cwd,
+    encoding: "utf8",
+    timeout,
+    env: { ...process.env, npm_config_update_notifier: "false" },
+  });
+  if (r.status !== 0)
+    throw new Error(`${cmd} ${args.join(" ")}: status ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
 }
 
@@ -44,7 +50,10 @@ try {
 
 beforeAll(async () => {
   const src = join(work, "src");
-  const files = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard", "-z"], { cwd: repo, encoding: "utf8" })
+  const files = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard", "-z"], {
+    cwd: repo,
+    encoding: "utf8",
+  })
     .split("\0")
     .filter((f) => f !== "" && !f.startsWith("node_modules/"));
   for (const f of files) {
@@ -59,9 +68,15 @@ beforeAll(async () => {
   symlinkSync(join(repo, "node_modules"), join(src, "node_modules"));
   // `npm pack` runs `prepare` (npm run build) first.
   run("npm", ["pack", "--silent", "--pack-destination", work], src, 240_000);
-  tarball = join(work, readdirSync(work).find((f) => f.endsWith(".tgz"))!);
+  tarball = join(
+    work,
+    readdirSync(work).find((f) => f.endsWith(".tgz"))!,
+  );
   mkdirSync(project);
-  writeFileSync(join(project, "package.json"), JSON.stringify({ name: "empty-project", version: "1.0.0", private: true, type: "module" }));
+  writeFileSync(
+    join(project, "package.json"),
+    JSON.stringify({ name: "empty-project", version: "1.0.0", private: true, type: "module" }),
+  );
   writeFileSync(join(project, "decide.mjs"), SCRIPT);
   run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", tarball], project, 240_000);
   postgres = await startTestPostgres();
@@ -79,8 +94,20 @@ function decide(options: object): Record<string, unknown> {
 
 describe("npm pack -> npm install in an empty project -> createArbiter", () => {
   it("packs the compiled build, its types, the bin and the default pack, and no sources or tests", () => {
-    const members = execFileSync("tar", ["-tzf", tarball], { encoding: "utf8" }).split("\n").map((m) => m.replace(/^package\//, ""));
-    for (const m of ["package.json", "bin/arbiter.js", "dist/src/library/index.js", "dist/src/library/index.d.ts", "dist/src/cli.js", "dist/gen/compiler/runtime.wasm", "dist/src/audit/migrations/001_audit_records.sql", "policies/data.json", "policies/decide.rego"]) {
+    const members = execFileSync("tar", ["-tzf", tarball], { encoding: "utf8" })
+      .split("\n")
+      .map((m) => m.replace(/^package\//, ""));
+    for (const m of [
+      "package.json",
+      "bin/arbiter.js",
+      "dist/src/library/index.js",
+      "dist/src/library/index.d.ts",
+      "dist/src/cli.js",
+      "dist/gen/compiler/runtime.wasm",
+      "dist/src/audit/migrations/001_audit_records.sql",
+      "policies/data.json",
+      "policies/decide.rego",
+    ]) {
       expect(members, m).toContain(m);
     }
     expect(members.filter((m) => /^(src|test|bench|gen|deploy|helm)\//.test(m))).toEqual([]);
@@ -100,7 +127,9 @@ describe("npm pack -> npm install in an empty project -> createArbiter", () => {
     const c = new pg.Client(url);
     await c.connect();
     try {
-      const rows = await c.query("SELECT rpc, tenant_id, reasons FROM audit_records WHERE decision_id = $1", [r.decisionId]);
+      const rows = await c.query("SELECT rpc, tenant_id, reasons FROM audit_records WHERE decision_id = $1", [
+        r.decisionId,
+      ]);
       expect(rows.rows).toEqual([{ rpc: "Decide", tenant_id: "acme", reasons: ["role_permitted"] }]);
     } finally {
       await c.end();

@@ -40,7 +40,9 @@ function publishConfigMap(dir: string, stamp: string, files: Record<string, Buff
   const payload = join(dir, `..${stamp}`);
   mkdirSync(payload);
   for (const [name, content] of Object.entries(files)) writeFileSync(join(payload, name), content);
-  const previous = existsSync(join(dir, "..data")) ? readdirSync(dir).filter((n) => n.startsWith("..") && n !== "..data" && n !== `..${stamp}`) : [];
+  const previous = existsSync(join(dir, "..data"))
+    ? readdirSync(dir).filter((n) => n.startsWith("..") && n !== "..data" && n !== `..${stamp}`)
+    : [];
   symlinkSync(`..${stamp}`, join(dir, "..data_tmp"));
   renameSync(join(dir, "..data_tmp"), join(dir, "..data"));
   for (const name of Object.keys(files)) {
@@ -52,7 +54,11 @@ function publishConfigMap(dir: string, stamp: string, files: Record<string, Buff
 function probe(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
   const base = { ...process.env };
   for (const k of Object.keys(base)) if (k.startsWith("ARBITER_")) delete base[k];
-  const r = spawnSync(process.execPath, [probeScript, ...args], { env: { ...base, ...env }, encoding: "utf8", timeout: 20_000 });
+  const r = spawnSync(process.execPath, [probeScript, ...args], {
+    env: { ...base, ...env },
+    encoding: "utf8",
+    timeout: 20_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -75,12 +81,16 @@ describe("sidecar with a Unix socket and a health-only listener", () => {
     for (const k of Object.keys(env)) if (k.startsWith("ARBITER_")) delete env[k];
     // The bundle as deploy/README.md tells users to put it in a ConfigMap: `arbiter build`, unpack,
     // every regular file at the top (what `kubectl create configmap --from-file=dir/` takes).
-    const built = spawnSync(process.execPath, [join(repo, "bin/arbiter.js"), "build", "-o", join(dir, "bundle.tar.gz"), "policies"], {
-      cwd: repo,
-      env,
-      encoding: "utf8",
-      timeout: 100_000,
-    });
+    const built = spawnSync(
+      process.execPath,
+      [join(repo, "bin/arbiter.js"), "build", "-o", join(dir, "bundle.tar.gz"), "policies"],
+      {
+        cwd: repo,
+        env,
+        encoding: "utf8",
+        timeout: 100_000,
+      },
+    );
     if (built.status !== 0) throw new Error(`arbiter build failed: ${built.stderr}`);
     mkdirSync(join(dir, "unpacked"));
     await untar({ file: join(dir, "bundle.tar.gz"), cwd: join(dir, "unpacked") });
@@ -110,7 +120,10 @@ describe("sidecar with a Unix socket and a health-only listener", () => {
     const deadline = Date.now() + 110_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`sidecar exited ${child.exitCode}: ${stderr}`);
-      const ok = await fetch(`http://127.0.0.1:${adminPort}/readyz`).then((r) => r.status === 200, () => false);
+      const ok = await fetch(`http://127.0.0.1:${adminPort}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
       if (ok) break;
       if (Date.now() > deadline) throw new Error(`sidecar not ready: ${stderr}`);
       await new Promise((r) => setTimeout(r, 250));
@@ -151,9 +164,13 @@ describe("sidecar with a Unix socket and a health-only listener", () => {
     );
     const dead = probe(["--target", "unix:/nonexistent/arbiter.sock", "--timeout-ms", "500"]);
     expect(dead.code).toBe(1);
-    expect(dead.stderr).toMatch(/^healthcheck: unix:\/nonexistent\/arbiter\.sock service="" (UNAVAILABLE|DEADLINE_EXCEEDED): /);
+    expect(dead.stderr).toMatch(
+      /^healthcheck: unix:\/nonexistent\/arbiter\.sock service="" (UNAVAILABLE|DEADLINE_EXCEEDED): /,
+    );
     expect(probe(["--nope", "x"])).toEqual({ code: 2, stdout: "", stderr: 'healthcheck: unknown option "--nope"\n' });
-    expect(probe(["--timeout-ms", "soon"]).stderr).toBe('healthcheck: --timeout-ms must be a positive integer, got "soon"\n');
+    expect(probe(["--timeout-ms", "soon"]).stderr).toBe(
+      'healthcheck: --timeout-ms must be a positive integer, got "soon"\n',
+    );
     expect(probe([], { ARBITER_GRPC_LISTEN: "nonsense" }).stderr).toBe(
       'healthcheck: cannot derive a probe target from "nonsense" (expected host:port or unix:/path)\n',
     );
@@ -189,7 +206,9 @@ describe("sidecar with a Unix socket and a health-only listener", () => {
     return body.bundle;
   }
 
-  async function waitFor(pred: (s: Awaited<ReturnType<typeof status>>) => boolean): Promise<Awaited<ReturnType<typeof status>>> {
+  async function waitFor(
+    pred: (s: Awaited<ReturnType<typeof status>>) => boolean,
+  ): Promise<Awaited<ReturnType<typeof status>>> {
     const deadline = Date.now() + 30_000;
     for (;;) {
       const s = await status();
@@ -240,12 +259,18 @@ describe("sidecar with a Unix socket and a health-only listener", () => {
 describe("ARBITER_HEALTH_LISTEN", () => {
   it("is optional, plaintext on any address, and checked like the other listeners", () => {
     expect(loadConfig({}).healthListen).toBeUndefined();
-    expect(loadConfig({ ARBITER_HEALTH_LISTEN: "0.0.0.0:50052" }).healthListen).toEqual({ kind: "tcp", host: "0.0.0.0", port: 50052 });
+    expect(loadConfig({ ARBITER_HEALTH_LISTEN: "0.0.0.0:50052" }).healthListen).toEqual({
+      kind: "tcp",
+      host: "0.0.0.0",
+      port: 50052,
+    });
     expect(() => loadConfig({ ARBITER_HEALTH_LISTEN: "nope" })).toThrow(
       'ARBITER_HEALTH_LISTEN: expected host:port, [ipv6]:port or unix:/path, got "nope"',
     );
     // The policy listener keeps its rule: no plaintext on a non-loopback address.
-    expect(() => loadConfig({ ARBITER_GRPC_LISTEN: "0.0.0.0:50051" })).toThrow(/^ARBITER_GRPC_LISTEN: refusing to listen on non-loopback address "0\.0\.0\.0" without TLS/);
+    expect(() => loadConfig({ ARBITER_GRPC_LISTEN: "0.0.0.0:50051" })).toThrow(
+      /^ARBITER_GRPC_LISTEN: refusing to listen on non-loopback address "0\.0\.0\.0" without TLS/,
+    );
   });
 });
 
@@ -270,15 +295,18 @@ describe("deploy/context.mjs (the .dockerignore copy of docker-steps)", () => {
         mkdirSync(join(src, f, ".."), { recursive: true });
         writeFileSync(join(src, f), f);
       }
-      writeFileSync(join(src, ".dockerignore"), [
-        "# comment",
-        "**",
-        "!package.json",
-        "!src/",
-        "!/deploy/healthcheck.mjs",
-        "**/node_modules",
-        "**/*.test.ts",
-      ].join("\n"));
+      writeFileSync(
+        join(src, ".dockerignore"),
+        [
+          "# comment",
+          "**",
+          "!package.json",
+          "!src/",
+          "!/deploy/healthcheck.mjs",
+          "**/node_modules",
+          "**/*.test.ts",
+        ].join("\n"),
+      );
       expect(copyContext(src, dest)).toBe(3);
       expect(listFiles(dest, () => true)).toEqual(["deploy/healthcheck.mjs", "package.json", "src/a.ts"]);
     } finally {

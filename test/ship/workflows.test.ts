@@ -11,10 +11,13 @@ const dir = join(import.meta.dirname, "../../.github/workflows");
 type Step = { uses?: string; run?: string; with?: Record<string, unknown> };
 type Job = { permissions?: Record<string, string>; steps: Step[]; services?: Record<string, unknown> };
 type Workflow = { permissions?: unknown; jobs: Record<string, Job> };
-const load = (f: string): Workflow => YAML.parse(readFileSync(join(dir, f), "utf8"), { strict: true, uniqueKeys: true }) as Workflow;
+const load = (f: string): Workflow =>
+  YAML.parse(readFileSync(join(dir, f), "utf8"), { strict: true, uniqueKeys: true }) as Workflow;
 
 describe(".github/workflows", () => {
-  const files = readdirSync(dir).filter((f) => f.endsWith(".yml")).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith(".yml"))
+    .sort();
 
   it("has ci and release", () => expect(files).toEqual(["ci.yml", "release.yml"]));
 
@@ -36,7 +39,13 @@ describe(".github/workflows", () => {
   it("ci runs the README's checks against a Postgres service container, k6 and helm", () => {
     const wf = load("ci.yml");
     const runs = Object.values(wf.jobs).flatMap((j) => j.steps.map((s) => s.run ?? s.uses ?? ""));
-    for (const cmd of ["npm ci --no-audit --no-fund", "npm run typecheck", "npm test", "node bin/arbiter.js test policies"]) expect(runs).toContain(cmd);
+    for (const cmd of [
+      "npm ci --no-audit --no-fund",
+      "npm run typecheck",
+      "npm test",
+      "node bin/arbiter.js test policies",
+    ])
+      expect(runs).toContain(cmd);
     expect(runs.some((r) => r.includes("bench:gate -- --k6"))).toBe(true);
     expect(runs.some((r) => r.includes("helm lint --strict"))).toBe(true);
     expect(wf.jobs.test!.services).toHaveProperty("postgres");
@@ -45,7 +54,13 @@ describe(".github/workflows", () => {
   it("release pushes a multi-arch image with provenance and SBOM, and the chart as an OCI artifact", () => {
     const wf = load("release.yml");
     const build = wf.jobs.image!.steps.find((s) => s.uses?.startsWith("docker/build-push-action@"))!;
-    expect(build.with).toMatchObject({ platforms: "linux/amd64,linux/arm64", push: true, provenance: "mode=max", sbom: true, file: "deploy/Dockerfile" });
+    expect(build.with).toMatchObject({
+      platforms: "linux/amd64,linux/arm64",
+      push: true,
+      provenance: "mode=max",
+      sbom: true,
+      file: "deploy/Dockerfile",
+    });
     expect(wf.jobs.chart!.steps.some((s) => s.run?.includes("helm push") && s.run.includes("oci://"))).toBe(true);
   });
 });

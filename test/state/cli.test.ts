@@ -25,7 +25,11 @@ afterAll(async () => {
 function arbiter(args: string[], env: NodeJS.ProcessEnv = {}) {
   const base: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("ARBITER_")) base[k] = v;
-  const r = spawnSync(process.execPath, [join(REPO, "bin/arbiter.js"), ...args], { env: { ...base, ...env }, encoding: "utf8", timeout: 60_000 });
+  const r = spawnSync(process.execPath, [join(REPO, "bin/arbiter.js"), ...args], {
+    env: { ...base, ...env },
+    encoding: "utf8",
+    timeout: 60_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -36,9 +40,14 @@ describe("arbiter state prune", () => {
     const now = Date.now();
     const digest = "a".repeat(64);
     try {
-      for (let i = 0; i < 5; i++) await stores.approvals.create({ tenantId: "t", digest, approver: "x", ttlSeconds: 1, nowMs: now - 60_000 });
+      for (let i = 0; i < 5; i++)
+        await stores.approvals.create({ tenantId: "t", digest, approver: "x", ttlSeconds: 1, nowMs: now - 60_000 });
       await stores.approvals.create({ tenantId: "t", digest, approver: "x", ttlSeconds: 600, nowMs: now });
-      await stores.sessions.reserveWrite({ tenantId: "t", agentId: "a", sessionId: "idle" }, now - 7_200_000, new AbortController().signal);
+      await stores.sessions.reserveWrite(
+        { tenantId: "t", agentId: "a", sessionId: "idle" },
+        now - 7_200_000,
+        new AbortController().signal,
+      );
     } finally {
       await stores.close();
     }
@@ -49,15 +58,26 @@ describe("arbiter state prune", () => {
     );
     expect(one.code).toBe(0);
     const rest = arbiter(["state", "prune", "--batch", "2", "--runs", "10"], { ARBITER_STATE_DATABASE_URL: url });
-    expect(rest.stdout).toBe("state prune: 3 approval(s), 0 grant(s), 0 usage window(s), 0 usage record(s), 0 session(s) deleted in 2 run(s)\n");
+    expect(rest.stdout).toBe(
+      "state prune: 3 approval(s), 0 grant(s), 0 usage window(s), 0 usage record(s), 0 session(s) deleted in 2 run(s)\n",
+    );
     expect(rest.code).toBe(0);
     expect(await query(url, "SELECT count(*)::int AS n FROM arbiter_approvals")).toEqual([{ n: 1 }]);
   }, 120_000);
 
   it.each([
-    [["state", "prune"], "arbiter state: no database: pass --database-url or set ARBITER_STATE_DATABASE_URL or ARBITER_DATABASE_URL\n"],
-    [["state", "prune", "--database-url", "postgres://x@127.0.0.1:1/x", "--batch", "0"], 'arbiter state: --batch must be a whole number from 1 to 1000000, got "0"\n'],
-    [["state", "prune", "--database-url", "postgres://x@127.0.0.1:1/x", "--keep-usage", "a week"], 'arbiter state: --keep-usage must be a duration like 7d, 12h or 90m, got "a week"\n'],
+    [
+      ["state", "prune"],
+      "arbiter state: no database: pass --database-url or set ARBITER_STATE_DATABASE_URL or ARBITER_DATABASE_URL\n",
+    ],
+    [
+      ["state", "prune", "--database-url", "postgres://x@127.0.0.1:1/x", "--batch", "0"],
+      'arbiter state: --batch must be a whole number from 1 to 1000000, got "0"\n',
+    ],
+    [
+      ["state", "prune", "--database-url", "postgres://x@127.0.0.1:1/x", "--keep-usage", "a week"],
+      'arbiter state: --keep-usage must be a duration like 7d, 12h or 90m, got "a week"\n',
+    ],
     [["state", "vacuum"], 'arbiter state: unknown subcommand "vacuum"\n'],
   ])("usage error %j exits 2", (args, first) => {
     const r = arbiter(args);

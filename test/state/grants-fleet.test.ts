@@ -28,7 +28,12 @@ let clients: grpc.Client[] = [];
 function arbiter(args: string[]): string {
   const env = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith("ARBITER_")) delete env[k];
-  const r = spawnSync(process.execPath, [join(REPO, "bin/arbiter.js"), ...args], { cwd: REPO, env, encoding: "utf8", timeout: 60_000 });
+  const r = spawnSync(process.execPath, [join(REPO, "bin/arbiter.js"), ...args], {
+    cwd: REPO,
+    env,
+    encoding: "utf8",
+    timeout: 60_000,
+  });
   if (r.status !== 0) throw new Error(`arbiter ${args[0]} exited ${r.status}: ${r.stderr}`);
   return r.stdout;
 }
@@ -63,10 +68,18 @@ async function stopFleet(): Promise<void> {
 }
 
 // A tier 3 request (destructive verb): allowed only with a valid approval.
-const request = { tenantId: "acme", subject: { id: "eng-1", roles: ["engineer"] }, action: "delete", resource: { type: "service", id: "svc-grant" } };
+const request = {
+  tenantId: "acme",
+  subject: { id: "eng-1", roles: ["engineer"] },
+  action: "delete",
+  resource: { type: "service", id: "svc-grant" },
+};
 
 function decide(sidecar: number, token: string) {
-  return unary(clients[sidecar]!, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, { ...request, approvalToken: token });
+  return unary(clients[sidecar]!, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, {
+    ...request,
+    approvalToken: token,
+  });
 }
 
 beforeAll(async () => {
@@ -92,7 +105,19 @@ describe("a signed grant across three sidecars on one Postgres", () => {
 
   it("presented concurrently 50 times over the 3: exactly 1 allow, 49 approval_replayed; only the grant id's hash is stored", async () => {
     writeFileSync(join(tmp, "request.json"), JSON.stringify(request));
-    grant = arbiter(["approve", "--key", join(tmp, "keys", "approver.key.pem"), "--tenant", "acme", "--request", join(tmp, "request.json"), "--ttl", "15m", "--approver", "ops-lead"]).trim();
+    grant = arbiter([
+      "approve",
+      "--key",
+      join(tmp, "keys", "approver.key.pem"),
+      "--tenant",
+      "acme",
+      "--request",
+      join(tmp, "request.json"),
+      "--ttl",
+      "15m",
+      "--approver",
+      "ops-lead",
+    ]).trim();
     expect(grant.split(".")).toHaveLength(3);
     const without = await decide(0, "");
     expect(without.value).toMatchObject({ allow: false, requiresApproval: true });

@@ -28,6 +28,8 @@ describe("in-memory SessionStore", () => {
   });
 
   it("refuses unbounded options", () => {
-    expect(() => createSessionCounters({ maxEntries: 0 })).toThrow("sessions.maxEntries: expected a positive integer, got 0");
+    expect(() => createSessionCounters({ maxEntries: 0 })).toThrow(
+      "sessions.maxEntries: expected a positive integer, got 0",
+    );
   });
 });

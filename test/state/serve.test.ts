@@ -43,7 +43,9 @@ describe("state wiring in arbiter serve", () => {
       expect(metrics).toContain("arbiter_state_usage_staleness_seconds");
       const { readFileSync } = await import("node:fs");
       const password = readFileSync(join(config.dataDir, "postgres", "arbiter-embedded.password"), "utf8").trim();
-      const port = readFileSync(join(config.dataDir, "postgres", "postmaster.pid"), "utf8").split("\n")[3]!.trim();
+      const port = readFileSync(join(config.dataDir, "postgres", "postmaster.pid"), "utf8")
+        .split("\n")[3]!
+        .trim();
       const rows = await query<{ version: number }>(
         `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
         "SELECT version FROM arbiter_schema_migrations ORDER BY version",
@@ -66,9 +68,15 @@ describe("state wiring in arbiter serve", () => {
 
   it("an unreachable ARBITER_STATE_DATABASE_URL fails start-up with a message naming it", async () => {
     const port = await freePort();
-    const config = env({ ARBITER_AUDIT: "off", ARBITER_STATE_DATABASE_URL: `postgres://u:pw@127.0.0.1:${port}/state`, ARBITER_STATE_TIMEOUT_MS: "500" });
+    const config = env({
+      ARBITER_AUDIT: "off",
+      ARBITER_STATE_DATABASE_URL: `postgres://u:pw@127.0.0.1:${port}/state`,
+      ARBITER_STATE_TIMEOUT_MS: "500",
+    });
     await expect(startServer(config, { logDestination: captureLogs().stream })).rejects.toThrow(
-      new RegExp(`^ARBITER_STATE_DATABASE_URL: cannot use the state database at postgres://u:\\*\\*\\*@127\\.0\\.0\\.1:${port}/state: .*ECONNREFUSED`),
+      new RegExp(
+        `^ARBITER_STATE_DATABASE_URL: cannot use the state database at postgres://u:\\*\\*\\*@127\\.0\\.0\\.1:${port}/state: .*ECONNREFUSED`,
+      ),
     );
   });
 });

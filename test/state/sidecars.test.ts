@@ -97,18 +97,27 @@ const deleteService = (id: string) => ({
 });
 
 async function createApproval(sidecar: number, id: string): Promise<string> {
-  const r = await unary(clients[sidecar]!, `${S}/CreateApproval`, pb.CreateApprovalRequestSchema, pb.CreateApprovalResponseSchema, {
-    tenantId: "acme",
-    decide: deleteService(id),
-    approver: "ops-lead",
-    ttlSeconds: 3600,
-  });
+  const r = await unary(
+    clients[sidecar]!,
+    `${S}/CreateApproval`,
+    pb.CreateApprovalRequestSchema,
+    pb.CreateApprovalResponseSchema,
+    {
+      tenantId: "acme",
+      decide: deleteService(id),
+      approver: "ops-lead",
+      ttlSeconds: 3600,
+    },
+  );
   expect(r.error).toBeUndefined();
   return r.value!.token;
 }
 
 function decide(sidecar: number, id: string, token: string) {
-  return unary(clients[sidecar]!, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, { ...deleteService(id), approvalToken: token });
+  return unary(clients[sidecar]!, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, {
+    ...deleteService(id),
+    approvalToken: token,
+  });
 }
 
 function route(sidecar: number, tenantId: string) {
@@ -119,9 +128,16 @@ function route(sidecar: number, tenantId: string) {
 }
 
 function recordUsage(sidecar: number, tenantId: string, amount: number) {
-  return unary(clients[sidecar]!, `${S}/RecordUsage`, pb.RecordUsageRequestSchema, pb.RecordUsageResponseSchema, { tenantId, unit: "usd", amount }, {
-    deadline: Date.now() + 10_000,
-  });
+  return unary(
+    clients[sidecar]!,
+    `${S}/RecordUsage`,
+    pb.RecordUsageRequestSchema,
+    pb.RecordUsageResponseSchema,
+    { tenantId, unit: "usd", amount },
+    {
+      deadline: Date.now() + 10_000,
+    },
+  );
 }
 
 /** Reason code -> number of responses carrying it, for the printed figures and failure messages. */
@@ -143,7 +159,10 @@ describe("three sidecars on one Postgres", () => {
     expect(results.filter((r) => r.error !== undefined)).toEqual([]);
     const allowed = results.filter((r) => r.value!.allow);
     const replayed = results.filter((r) => !r.value!.allow && r.value!.reasons.includes("approval_replayed"));
-    console.log(`approvals: 50 concurrent presentations over 3 sidecars -> ${allowed.length} allow, ${replayed.length} approval_replayed`, reasonCounts(results));
+    console.log(
+      `approvals: 50 concurrent presentations over 3 sidecars -> ${allowed.length} allow, ${replayed.length} approval_replayed`,
+      reasonCounts(results),
+    );
     expect(allowed).toHaveLength(1);
     expect(replayed).toHaveLength(49);
     // Created before the restart below, presented only after it.
@@ -180,7 +199,10 @@ describe("three sidecars on one Postgres", () => {
     expect(results.filter((r) => r.error !== undefined)).toEqual([]);
     const allowed = results.filter((r) => r.value!.allow).length;
     const quota = results.filter((r) => r.value!.reasons.includes("session_quota_exceeded")).length;
-    console.log(`sessions: 300 concurrent writes over 3 sidecars, quota ${QUOTA} -> ${allowed} allowed, ${quota} session_quota_exceeded`, reasonCounts(results));
+    console.log(
+      `sessions: 300 concurrent writes over 3 sidecars, quota ${QUOTA} -> ${allowed} allowed, ${quota} session_quota_exceeded`,
+      reasonCounts(results),
+    );
     expect(allowed).toBe(QUOTA);
     // Every other write is denied: by the quota, or, when the burst on one hot row outlasts
     // ARBITER_STATE_TIMEOUT_MS on a loaded machine, fail closed (never an allow).
@@ -192,7 +214,10 @@ describe("three sidecars on one Postgres", () => {
     let rows: Array<{ writes: number }> = [];
     const deadline = performance.now() + 30_000;
     do {
-      rows = await query<{ writes: number }>(url, "SELECT writes FROM arbiter_session_writes WHERE session_id = 'session-300'");
+      rows = await query<{ writes: number }>(
+        url,
+        "SELECT writes FROM arbiter_session_writes WHERE session_id = 'session-300'",
+      );
       if (rows[0]?.writes === QUOTA) break;
       await new Promise((r) => setTimeout(r, 200));
     } while (performance.now() < deadline);
@@ -260,15 +285,21 @@ describe("three sidecars on one Postgres", () => {
       const during = await route(0, "acme-load");
       staleSeen = during.value!.reasons.includes("usage_stale");
       // Approvals and session quotas fail closed while the shared state cannot answer.
-      const write = await unary(clients[1]!, `${S}/GuardMemory`, pb.GuardMemoryRequestSchema, pb.GuardMemoryResponseSchema, {
-        tenantId: "acme",
-        agentId: "agent-8",
-        sessionId: "during-outage",
-        operation: pb.MemoryOperation.WRITE,
-        store: "scratch",
-        ttlSeconds: 60,
-        content: "x",
-      });
+      const write = await unary(
+        clients[1]!,
+        `${S}/GuardMemory`,
+        pb.GuardMemoryRequestSchema,
+        pb.GuardMemoryResponseSchema,
+        {
+          tenantId: "acme",
+          agentId: "agent-8",
+          sessionId: "during-outage",
+          operation: pb.MemoryOperation.WRITE,
+          store: "scratch",
+          ttlSeconds: 60,
+          content: "x",
+        },
+      );
       expect(write.value).toMatchObject({ allow: false, reasons: ["state_unavailable"] });
       const approved = await decide(2, "svc-outage", "A".repeat(43));
       expect(approved.value!.allow).toBe(false);
@@ -285,13 +316,24 @@ describe("three sidecars on one Postgres", () => {
     let stored = -1;
     const deadline = performance.now() + 60_000;
     while (performance.now() < deadline) {
-      const rows = await query<{ spend: string }>(url, "SELECT spend::text FROM arbiter_usage_windows WHERE tenant_id = 'acme-load'");
+      const rows = await query<{ spend: string }>(
+        url,
+        "SELECT spend::text FROM arbiter_usage_windows WHERE tenant_id = 'acme-load'",
+      );
       stored = Number(rows[0]?.spend ?? -1);
-      const status = await Promise.all(fleet.map(async (s) => (await (await fetch(`${s.adminUrl}/v1/status`)).json()) as { state?: { usageUnflushed?: number } }));
+      const status = await Promise.all(
+        fleet.map(
+          async (s) =>
+            (await (await fetch(`${s.adminUrl}/v1/status`)).json()) as { state?: { usageUnflushed?: number } },
+        ),
+      );
       if (status.every((st) => st.state?.usageUnflushed === 0) && stored === acknowledged) break;
       await new Promise((r) => setTimeout(r, 200));
     }
-    const events = await query<{ n: string }>(url, "SELECT count(*)::text AS n FROM arbiter_usage_events WHERE tenant_id = 'acme-load'");
+    const events = await query<{ n: string }>(
+      url,
+      "SELECT count(*)::text AS n FROM arbiter_usage_events WHERE tenant_id = 'acme-load'",
+    );
     console.log(
       `usage outage: Postgres down ${(outageMs / 1000).toFixed(1)} s; ${acknowledgedCalls} RecordUsage acknowledged ` +
         `(${duringOutage} during the outage), ${failed} failed; acknowledged sum ${acknowledged}, stored fleet spend ${stored}, ` +

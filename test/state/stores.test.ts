@@ -45,7 +45,11 @@ afterAll(async () => {
 const createDb = (): Promise<string> => createDatabase(postgres!.url, "state");
 
 /** `n` independent store sets ("sidecars") on one database, each with its own pool and spool. */
-async function sidecars(url: string, n: number, extra: { stalenessMs?: number; windowSeconds?: number; timeoutMs?: number } = {}): Promise<StateStores[]> {
+async function sidecars(
+  url: string,
+  n: number,
+  extra: { stalenessMs?: number; windowSeconds?: number; timeoutMs?: number } = {},
+): Promise<StateStores[]> {
   const out: StateStores[] = [];
   for (let i = 0; i < n; i++) {
     const s = await createStateStores({
@@ -62,7 +66,6 @@ async function sidecars(url: string, n: number, extra: { stalenessMs?: number; w
   return out;
 }
 
-
 const signal = new AbortController().signal;
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
@@ -76,13 +79,20 @@ describe("start-up", () => {
         spoolDir: mkdtempSync(join(tmp, "spool-")),
         timeoutMs: 1000,
       }),
-    ).rejects.toThrow(new RegExp(`^ARBITER_STATE_DATABASE_URL: cannot use the state database at postgres://postgres:\\*\\*\\*@127\\.0\\.0\\.1:${dead}/x: `));
+    ).rejects.toThrow(
+      new RegExp(
+        `^ARBITER_STATE_DATABASE_URL: cannot use the state database at postgres://postgres:\\*\\*\\*@127\\.0\\.0\\.1:${dead}/x: `,
+      ),
+    );
   });
 
   it("migrations run once with several sidecars starting together, beside the audit ones", async () => {
     const url = await createDb();
     await sidecars(url, 3);
-    const rows = await query<{ version: number }>(url, "SELECT version FROM arbiter_schema_migrations ORDER BY version");
+    const rows = await query<{ version: number }>(
+      url,
+      "SELECT version FROM arbiter_schema_migrations ORDER BY version",
+    );
     expect(rows.map((r) => r.version)).toEqual([101]);
   });
 });
@@ -93,16 +103,27 @@ describe("approvals", () => {
     const [a, b, c] = await sidecars(url, 3);
     const digest = decideApprovalDigestForTest("acme");
     const now = Date.now();
-    const { token, expiresAtMs } = await a!.approvals.create({ tenantId: "acme", digest, approver: "ops", ttlSeconds: 600, nowMs: now }, signal);
+    const { token, expiresAtMs } = await a!.approvals.create(
+      { tenantId: "acme", digest, approver: "ops", ttlSeconds: 600, nowMs: now },
+      signal,
+    );
     expect(expiresAtMs).toBe(now + 600_000);
     const stores = [a!, b!, c!];
-    expect(await b!.approvals.check({ tenantId: "acme", token, digest, nowMs: now }, signal)).toEqual({ valid: true, reason: "" });
+    expect(await b!.approvals.check({ tenantId: "acme", token, digest, nowMs: now }, signal)).toEqual({
+      valid: true,
+      reason: "",
+    });
     const results = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => stores[i % 3]!.approvals.consume({ tenantId: "acme", token, nowMs: now + 1 }, signal)),
+      Array.from({ length: 50 }, (_, i) =>
+        stores[i % 3]!.approvals.consume({ tenantId: "acme", token, nowMs: now + 1 }, signal),
+      ),
     );
     expect(results.filter(Boolean)).toHaveLength(1);
     for (const s of stores) {
-      expect(await s.approvals.check({ tenantId: "acme", token, digest, nowMs: now + 2 }, signal)).toEqual({ valid: false, reason: "approval_replayed" });
+      expect(await s.approvals.check({ tenantId: "acme", token, digest, nowMs: now + 2 }, signal)).toEqual({
+        valid: false,
+        reason: "approval_replayed",
+      });
     }
     const rows = await query<Record<string, unknown>>(url, "SELECT * FROM arbiter_approvals");
     expect(rows).toHaveLength(1);
@@ -115,7 +136,10 @@ describe("approvals", () => {
     const [a] = await sidecars(url, 1);
     const digest = decideApprovalDigestForTest("acme");
     const now = Date.now();
-    const { token } = await a!.approvals.create({ tenantId: "acme", digest, approver: "ops", ttlSeconds: 60, nowMs: now }, signal);
+    const { token } = await a!.approvals.create(
+      { tenantId: "acme", digest, approver: "ops", ttlSeconds: 60, nowMs: now },
+      signal,
+    );
     const check = (args: { tenantId?: string; token?: string; digest?: string; nowMs?: number }) =>
       a!.approvals.check({ tenantId: "acme", token, digest, nowMs: now, ...args }, signal);
     expect(await check({ token: "x".repeat(43) })).toEqual({ valid: false, reason: "approval_unknown" });
@@ -132,13 +156,24 @@ describe("approvals", () => {
     const [a] = await sidecars(url, 1);
     const digest = decideApprovalDigestForTest("acme");
     const now = Date.now();
-    const { token } = await a!.approvals.create({ tenantId: "acme", digest, approver: "ops", ttlSeconds: 600, nowMs: now }, signal);
-    const t2 = (await a!.approvals.create({ tenantId: "acme", digest, approver: "ops", ttlSeconds: 600, nowMs: now }, signal)).token;
+    const { token } = await a!.approvals.create(
+      { tenantId: "acme", digest, approver: "ops", ttlSeconds: 600, nowMs: now },
+      signal,
+    );
+    const t2 = (
+      await a!.approvals.create({ tenantId: "acme", digest, approver: "ops", ttlSeconds: 600, nowMs: now }, signal)
+    ).token;
     await a!.close();
     const [b] = await sidecars(url, 1);
-    expect(await b!.approvals.check({ tenantId: "acme", token, digest, nowMs: now + 5 }, signal)).toEqual({ valid: true, reason: "" });
+    expect(await b!.approvals.check({ tenantId: "acme", token, digest, nowMs: now + 5 }, signal)).toEqual({
+      valid: true,
+      reason: "",
+    });
     await query(url, "UPDATE arbiter_approvals SET tenant_id = 'unknown-tenant' WHERE token_sha256 = $1", [sha256(t2)]);
-    expect(await b!.approvals.check({ tenantId: "acme", token: t2, digest, nowMs: now + 5 }, signal)).toEqual({ valid: false, reason: "approval_wrong_tenant" });
+    expect(await b!.approvals.check({ tenantId: "acme", token: t2, digest, nowMs: now + 5 }, signal)).toEqual({
+      valid: false,
+      reason: "approval_wrong_tenant",
+    });
     expect(await b!.approvals.consume({ tenantId: "acme", token: t2, nowMs: now + 5 }, signal)).toBe(false);
   });
 
@@ -147,13 +182,18 @@ describe("approvals", () => {
     let stores = await sidecars(url, 3);
     const now = Date.now();
     const args = { tenantId: "acme", grantId: "01J9-grant", expiresAtMs: now + 60_000, nowMs: now };
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => stores[i % 3]!.approvals.redeemGrant(args, signal)));
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => stores[i % 3]!.approvals.redeemGrant(args, signal)),
+    );
     expect(results.filter(Boolean)).toHaveLength(1);
     for (const s of stores) await s.close();
     stores = await sidecars(url, 3);
     expect(await stores[2]!.approvals.redeemGrant(args, signal)).toBe(false);
     expect(await stores[0]!.approvals.redeemGrant({ ...args, tenantId: "other" }, signal)).toBe(true);
-    const rows = await query<{ grant_sha256: string }>(url, "SELECT grant_sha256 FROM arbiter_approval_grants ORDER BY 1");
+    const rows = await query<{ grant_sha256: string }>(
+      url,
+      "SELECT grant_sha256 FROM arbiter_approval_grants ORDER BY 1",
+    );
     expect(JSON.stringify(rows)).not.toContain("01J9-grant");
   });
 });
@@ -211,7 +251,9 @@ describe("usage", () => {
     const [a, b] = await sidecars(url, 2, { stalenessMs: 300 });
     const now = Date.now();
     expect(await b!.usage.spend("acme", now, signal)).toEqual({});
-    expect((await a!.usage.record({ tenantId: "acme", unit: "usd", amount: 2.5, nowMs: now }, signal)).windowSpend).toBe(2.5);
+    expect(
+      (await a!.usage.record({ tenantId: "acme", unit: "usd", amount: 2.5, nowMs: now }, signal)).windowSpend,
+    ).toBe(2.5);
     const r = await b!.usage.record({ tenantId: "acme", unit: "usd", amount: 0.25, nowMs: now }, signal);
     expect(r.windowSpend).toBe(2.75);
     expect(r.windowResetsAtMs).toBe(Math.floor(now / 86_400_000) * 86_400_000 + 86_400_000);
@@ -226,7 +268,9 @@ describe("usage", () => {
       }
       await new Promise((res) => setTimeout(res, 5));
     }
-    console.log(`usage store: spend recorded on sidecar A seen by sidecar B after ${seenAfter.toFixed(0)} ms (bound 300 ms)`);
+    console.log(
+      `usage store: spend recorded on sidecar A seen by sidecar B after ${seenAfter.toFixed(0)} ms (bound 300 ms)`,
+    );
     expect(seenAfter).toBeGreaterThanOrEqual(0);
     expect(seenAfter).toBeLessThanOrEqual(300 + 200); // the bound plus scheduling headroom on a loaded machine
     // Within the bound the answer comes from the cache: synchronously.
@@ -238,8 +282,12 @@ describe("usage", () => {
     const url = await createDb();
     const [a] = await sidecars(url, 1, { windowSeconds: 3600 });
     const base = Date.UTC(2026, 0, 1, 10, 59, 59);
-    for (let i = 0; i < 10; i++) await a!.usage.record({ tenantId: "t", unit: "usd", amount: 0.1, nowMs: base }, signal);
-    const rows = await query<{ spend: string; window_start_ms: string }>(url, "SELECT spend::text, window_start_ms::text FROM arbiter_usage_windows");
+    for (let i = 0; i < 10; i++)
+      await a!.usage.record({ tenantId: "t", unit: "usd", amount: 0.1, nowMs: base }, signal);
+    const rows = await query<{ spend: string; window_start_ms: string }>(
+      url,
+      "SELECT spend::text, window_start_ms::text FROM arbiter_usage_windows",
+    );
     expect(rows).toEqual([{ spend: "1.0", window_start_ms: String(Date.UTC(2026, 0, 1, 10)) }]);
     const next = await a!.usage.record({ tenantId: "t", unit: "usd", amount: 1, nowMs: base + 1000 });
     expect(next).toEqual({ windowSpend: 1, windowResetsAtMs: Date.UTC(2026, 0, 1, 12) });
@@ -260,7 +308,9 @@ describe("usage", () => {
     await new Promise((r) => setTimeout(r, 120));
     expect(await a!.usage.spend("acme", Date.now(), signal)).toEqual({ usd: 0 });
     // The next record repairs the row: 0 + 1, never -999.
-    expect((await a!.usage.record({ tenantId: "acme", unit: "usd", amount: 1, nowMs: now }, signal)).windowSpend).toBe(1);
+    expect((await a!.usage.record({ tenantId: "acme", unit: "usd", amount: 1, nowMs: now }, signal)).windowSpend).toBe(
+      1,
+    );
     await query(url, "UPDATE arbiter_usage_windows SET spend = 'NaN' WHERE tenant_id = 'acme'");
     await new Promise((r) => setTimeout(r, 120));
     expect((await a!.usage.spend("acme", Date.now(), signal)).usd).toBe(Number.MAX_VALUE);
@@ -291,12 +341,22 @@ describe("usage", () => {
       expect(await b!.usage.spend("acme", now, signal)).toEqual({ usd: 6 });
       expect(b!.usage.degraded("acme")).toBe(true);
       // May throw synchronously (answered from memory): the decision core awaits it inside a try.
-      await expect((async () => b!.usage.spend("never-seen", now, signal))()).rejects.toBeInstanceOf(StateUnavailableError);
+      await expect((async () => b!.usage.spend("never-seen", now, signal))()).rejects.toBeInstanceOf(
+        StateUnavailableError,
+      );
       const digest = decideApprovalDigestForTest("acme");
-      await expect(a!.approvals.create({ tenantId: "acme", digest, approver: "x", ttlSeconds: 60, nowMs: now }, signal)).rejects.toBeInstanceOf(StateUnavailableError);
-      await expect(a!.approvals.check({ tenantId: "acme", token: "x".repeat(43), digest, nowMs: now }, signal)).rejects.toBeInstanceOf(StateUnavailableError);
-      await expect(a!.approvals.redeemGrant({ tenantId: "acme", grantId: "g", expiresAtMs: now + 1, nowMs: now }, signal)).rejects.toBeInstanceOf(StateUnavailableError);
-      await expect(a!.sessions.reserveWrite({ tenantId: "acme", agentId: "a", sessionId: "s" }, now, signal)).rejects.toBeInstanceOf(StateUnavailableError);
+      await expect(
+        a!.approvals.create({ tenantId: "acme", digest, approver: "x", ttlSeconds: 60, nowMs: now }, signal),
+      ).rejects.toBeInstanceOf(StateUnavailableError);
+      await expect(
+        a!.approvals.check({ tenantId: "acme", token: "x".repeat(43), digest, nowMs: now }, signal),
+      ).rejects.toBeInstanceOf(StateUnavailableError);
+      await expect(
+        a!.approvals.redeemGrant({ tenantId: "acme", grantId: "g", expiresAtMs: now + 1, nowMs: now }, signal),
+      ).rejects.toBeInstanceOf(StateUnavailableError);
+      await expect(
+        a!.sessions.reserveWrite({ tenantId: "acme", agentId: "a", sessionId: "s" }, now, signal),
+      ).rejects.toBeInstanceOf(StateUnavailableError);
       // A release that fails is kept and retried, not lost.
       await a!.sessions.releaseWrite(held, now);
       expect(a!.sessions.pendingReleases).toBe(1);
@@ -306,7 +366,10 @@ describe("usage", () => {
       expect(a!.sessions.pendingReleases).toBe(0);
       expect(await a!.sessions.writes(held, now, signal)).toBe(0);
       expect(await b!.usage.drain(20_000)).toBe(true);
-      const rows = await query<{ spend: string }>(url, "SELECT spend::text FROM arbiter_usage_windows WHERE tenant_id = 'acme'");
+      const rows = await query<{ spend: string }>(
+        url,
+        "SELECT spend::text FROM arbiter_usage_windows WHERE tenant_id = 'acme'",
+      );
       expect(rows).toEqual([{ spend: "11.0" }]);
       expect(acknowledged).toBe(11);
       const events = await query<{ n: string }>(url, "SELECT count(*)::text AS n FROM arbiter_usage_events");
@@ -328,7 +391,8 @@ describe("usage", () => {
     await postgres!.stop();
     postgres = undefined;
     try {
-      for (let i = 0; i < 5; i++) await a.usage.record({ tenantId: "acme", unit: "usd", amount: 2, nowMs: now }, signal);
+      for (let i = 0; i < 5; i++)
+        await a.usage.record({ tenantId: "acme", unit: "usd", amount: 2, nowMs: now }, signal);
       await a.close();
     } finally {
       await startPostgres();
@@ -336,7 +400,10 @@ describe("usage", () => {
     const b = await mk();
     open.push(b);
     expect(await b.usage.drain(20_000)).toBe(true);
-    const rows = await query<{ spend: string }>(url, "SELECT spend::text FROM arbiter_usage_windows WHERE tenant_id = 'acme'");
+    const rows = await query<{ spend: string }>(
+      url,
+      "SELECT spend::text FROM arbiter_usage_windows WHERE tenant_id = 'acme'",
+    );
     expect(rows).toEqual([{ spend: "10" }]);
   }, 60_000);
 });
@@ -347,9 +414,19 @@ describe("prune", () => {
     const [a] = await sidecars(url, 1);
     const now = Date.now();
     const digest = decideApprovalDigestForTest("acme");
-    for (let i = 0; i < 3; i++) await a!.approvals.create({ tenantId: "acme", digest, approver: "x", ttlSeconds: 1, nowMs: now - 10_000 }, signal);
-    const live = await a!.approvals.create({ tenantId: "acme", digest, approver: "x", ttlSeconds: 600, nowMs: now }, signal);
-    await a!.approvals.redeemGrant({ tenantId: "acme", grantId: "old", expiresAtMs: now - 7_200_000, nowMs: now }, signal);
+    for (let i = 0; i < 3; i++)
+      await a!.approvals.create(
+        { tenantId: "acme", digest, approver: "x", ttlSeconds: 1, nowMs: now - 10_000 },
+        signal,
+      );
+    const live = await a!.approvals.create(
+      { tenantId: "acme", digest, approver: "x", ttlSeconds: 600, nowMs: now },
+      signal,
+    );
+    await a!.approvals.redeemGrant(
+      { tenantId: "acme", grantId: "old", expiresAtMs: now - 7_200_000, nowMs: now },
+      signal,
+    );
     await a!.approvals.redeemGrant({ tenantId: "acme", grantId: "new", expiresAtMs: now + 60_000, nowMs: now }, signal);
     await a!.usage.record({ tenantId: "acme", unit: "usd", amount: 1, nowMs: now - 30 * 86_400_000 }, signal);
     await a!.usage.record({ tenantId: "acme", unit: "usd", amount: 1, nowMs: now }, signal);
@@ -360,8 +437,16 @@ describe("prune", () => {
     expect(first).toEqual({ approvals: 2, grants: 1, usageWindows: 1, usageEvents: 1, sessions: 1, more: true });
     const second = await a!.prune(now);
     expect(second).toEqual({ approvals: 1, grants: 0, usageWindows: 0, usageEvents: 0, sessions: 0, more: false });
-    expect(await a!.approvals.check({ tenantId: "acme", token: live.token, digest, nowMs: now }, signal)).toEqual({ valid: true, reason: "" });
-    expect(await a!.approvals.redeemGrant({ tenantId: "acme", grantId: "new", expiresAtMs: now + 60_000, nowMs: now }, signal)).toBe(false);
+    expect(await a!.approvals.check({ tenantId: "acme", token: live.token, digest, nowMs: now }, signal)).toEqual({
+      valid: true,
+      reason: "",
+    });
+    expect(
+      await a!.approvals.redeemGrant(
+        { tenantId: "acme", grantId: "new", expiresAtMs: now + 60_000, nowMs: now },
+        signal,
+      ),
+    ).toBe(false);
   });
 });
 
@@ -369,16 +454,22 @@ describe("metrics", () => {
   it("latency by operation, errors by operation and reason, staleness and unflushed gauges", async () => {
     const url = await createDb();
     const registry = new Registry();
-    const s = await createStateStores({ databaseUrl: url, spoolDir: mkdtempSync(join(tmp, "spool-")), registry, stalenessMs: 100, maxConnections: 2 });
+    const s = await createStateStores({
+      databaseUrl: url,
+      spoolDir: mkdtempSync(join(tmp, "spool-")),
+      registry,
+      stalenessMs: 100,
+      maxConnections: 2,
+    });
     open.push(s);
     const now = Date.now();
     await s.usage.record({ tenantId: "acme", unit: "usd", amount: 1, nowMs: now }, signal);
     await s.usage.spend("acme", now, signal);
     await s.sessions.reserveWrite({ tenantId: "acme", agentId: "a", sessionId: "s" }, now, signal);
     await query(url, "DROP TABLE arbiter_approvals");
-    await expect(s.approvals.check({ tenantId: "acme", token: "x".repeat(43), digest: "0".repeat(64), nowMs: now }, signal)).rejects.toBeInstanceOf(
-      StateUnavailableError,
-    );
+    await expect(
+      s.approvals.check({ tenantId: "acme", token: "x".repeat(43), digest: "0".repeat(64), nowMs: now }, signal),
+    ).rejects.toBeInstanceOf(StateUnavailableError);
     const text = await registry.metrics();
     expect(text).toContain('arbiter_state_operation_seconds_count{operation="usage_record"} 1');
     expect(text).toContain('arbiter_state_operation_seconds_count{operation="usage_read"} 1');

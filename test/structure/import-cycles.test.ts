@@ -43,7 +43,10 @@ describe("import cycles", () => {
     try {
       const src = join(dir, "src");
       mkdirSync(src);
-      writeFileSync(join(src, "a.ts"), 'import { b } from "./b.ts";\nexport type A = string;\nexport const a = (): string => b;\n');
+      writeFileSync(
+        join(src, "a.ts"),
+        'import { b } from "./b.ts";\nexport type A = string;\nexport const a = (): string => b;\n',
+      );
       writeFileSync(join(src, "b.ts"), 'import type { A } from "./a.ts";\nexport const b: A = "b";\n');
       writeFileSync(join(src, "c.ts"), 'import { a } from "./a.ts";\nexport const c = a();\n');
       expect(await cycles(tsFiles(src), dir)).toEqual([["src/a.ts", "src/b.ts"]]);

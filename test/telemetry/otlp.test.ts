@@ -84,7 +84,12 @@ function decode(body: Buffer): DecodedSpan[] {
 }
 
 function unary<I extends DescMessage, O extends DescMessage>(
-  client: grpc.Client, method: string, input: I, output: O, msg: Record<string, unknown>, traceparent?: string,
+  client: grpc.Client,
+  method: string,
+  input: I,
+  output: O,
+  msg: Record<string, unknown>,
+  traceparent?: string,
 ): Promise<ReturnType<typeof fromBinary<O>>> {
   const md = new grpc.Metadata();
   if (traceparent) md.set("traceparent", traceparent);
@@ -151,7 +156,12 @@ describe("OpenTelemetry traces over OTLP", () => {
     const deadline = Date.now() + 60_000;
     for (;;) {
       try {
-        await unary(client, "Decide", pb.DecideRequestSchema, pb.DecideResponseSchema, { tenantId: "warm", action: "read", subject: { id: "w" }, resource: { type: "document", id: "w" } });
+        await unary(client, "Decide", pb.DecideRequestSchema, pb.DecideResponseSchema, {
+          tenantId: "warm",
+          action: "read",
+          subject: { id: "w" },
+          resource: { type: "document", id: "w" },
+        });
         break;
       } catch (err) {
         if (Date.now() > deadline) throw new Error(`sidecar did not answer: ${(err as Error).message}\n${stderr}`);
@@ -170,16 +180,49 @@ describe("OpenTelemetry traces over OTLP", () => {
   it("exports a SERVER span per RPC under the caller's traceparent, with step children and no request content", async () => {
     const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
     const parent = "00f067aa0ba902b7";
-    const decide = { tenantId: "acme", action: "read", subject: { id: "alice", roles: ["viewer"] }, resource: { type: "document", id: "d1" } };
-    const d = await unary(client, "Decide", pb.DecideRequestSchema, pb.DecideResponseSchema, decide, `00-${traceId}-${parent}-01`);
+    const decide = {
+      tenantId: "acme",
+      action: "read",
+      subject: { id: "alice", roles: ["viewer"] },
+      resource: { type: "document", id: "d1" },
+    };
+    const d = await unary(
+      client,
+      "Decide",
+      pb.DecideRequestSchema,
+      pb.DecideResponseSchema,
+      decide,
+      `00-${traceId}-${parent}-01`,
+    );
     expect(d.allow).toBe(true);
     // The same request again: a cache hit.
-    await unary(client, "Decide", pb.DecideRequestSchema, pb.DecideResponseSchema, decide, `00-${traceId}-${parent}-01`);
+    await unary(
+      client,
+      "Decide",
+      pb.DecideRequestSchema,
+      pb.DecideResponseSchema,
+      decide,
+      `00-${traceId}-${parent}-01`,
+    );
     const secret = "my secret prompt text 4711";
-    await unary(client, "Route", pb.RouteRequestSchema, pb.RouteResponseSchema, { tenantId: "acme", messages: [{ role: "user", content: secret }] }, `00-${traceId}-${parent}-01`);
+    await unary(
+      client,
+      "Route",
+      pb.RouteRequestSchema,
+      pb.RouteResponseSchema,
+      { tenantId: "acme", messages: [{ role: "user", content: secret }] },
+      `00-${traceId}-${parent}-01`,
+    );
     // Not sampled by the caller: parentbased_always_on exports nothing for it.
     const unsampled = "11111111111111111111111111111111";
-    await unary(client, "Decide", pb.DecideRequestSchema, pb.DecideResponseSchema, decide, `00-${unsampled}-${parent}-00`);
+    await unary(
+      client,
+      "Decide",
+      pb.DecideRequestSchema,
+      pb.DecideResponseSchema,
+      decide,
+      `00-${unsampled}-${parent}-00`,
+    );
     // SIGTERM flushes the batch processor on the way out.
     child.kill("SIGTERM");
     expect(await exited).toBe(0);
@@ -196,13 +239,27 @@ describe("OpenTelemetry traces over OTLP", () => {
     for (const s of servers) {
       expect(s.parentSpanId).toBe(parent);
       expect(s.resource["service.name"]).toBe("arbiter-otlp-test");
-      expect(s.attributes).toMatchObject({ "rpc.system": "grpc", "rpc.service": "arbiter.v1.PolicyService", "arbiter.tenant_id": "acme" });
+      expect(s.attributes).toMatchObject({
+        "rpc.system": "grpc",
+        "rpc.service": "arbiter.v1.PolicyService",
+        "arbiter.tenant_id": "acme",
+      });
       expect(s.attributes["arbiter.bundle_revision"]).toMatch(/^sha256:[0-9a-f]{12}$/);
     }
-    expect(servers[0]!.attributes).toMatchObject({ "rpc.method": "Decide", "arbiter.outcome": "allow", "arbiter.reasons": ["role_permitted"] });
+    expect(servers[0]!.attributes).toMatchObject({
+      "rpc.method": "Decide",
+      "arbiter.outcome": "allow",
+      "arbiter.reasons": ["role_permitted"],
+    });
     expect(servers[2]!.attributes["rpc.method"]).toBe("Route");
-    const children = (server: DecodedSpan) => mine.filter((s) => s.parentSpanId === server.spanId).map((s) => [s.name, s.kind, s.attributes["arbiter.cache_hit"]]);
-    expect(children(servers[0]!)).toEqual([["arbiter.cache", 1, false], ["arbiter.evaluate", 1, undefined]]);
+    const children = (server: DecodedSpan) =>
+      mine
+        .filter((s) => s.parentSpanId === server.spanId)
+        .map((s) => [s.name, s.kind, s.attributes["arbiter.cache_hit"]]);
+    expect(children(servers[0]!)).toEqual([
+      ["arbiter.cache", 1, false],
+      ["arbiter.evaluate", 1, undefined],
+    ]);
     expect(children(servers[1]!)).toEqual([["arbiter.cache", 1, true]]);
     expect(spans.some((s) => s.traceId === unsampled)).toBe(false);
     // Never request content.

@@ -195,7 +195,10 @@ const HAND: [DescMessage, Message][] = [
       unsupportedClaimIds: ["c2"],
     }),
   ],
-  [pb.RecordUsageRequestSchema, create(pb.RecordUsageRequestSchema, { tenantId: "acme", requestId: "r5", amount: 12.5, unit: "usd" })],
+  [
+    pb.RecordUsageRequestSchema,
+    create(pb.RecordUsageRequestSchema, { tenantId: "acme", requestId: "r5", amount: 12.5, unit: "usd" }),
+  ],
   [
     pb.RecordUsageResponseSchema,
     convert.recordUsageToPb({
@@ -209,7 +212,13 @@ const HAND: [DescMessage, Message][] = [
   ],
   [
     pb.CreateApprovalRequestSchema,
-    create(pb.CreateApprovalRequestSchema, { tenantId: "acme", requestId: "r6", decide: decideRequest, approver: "carol", ttlSeconds: 86400 }),
+    create(pb.CreateApprovalRequestSchema, {
+      tenantId: "acme",
+      requestId: "r6",
+      decide: decideRequest,
+      approver: "carol",
+      ttlSeconds: 86400,
+    }),
   ],
   [
     pb.CreateApprovalResponseSchema,
@@ -223,7 +232,10 @@ const HAND: [DescMessage, Message][] = [
     }),
   ],
   [health.HealthCheckRequestSchema, create(health.HealthCheckRequestSchema, { service: "arbiter.v1.PolicyService" })],
-  [health.HealthCheckResponseSchema, create(health.HealthCheckResponseSchema, { status: health.HealthCheckResponse_ServingStatus.SERVING })],
+  [
+    health.HealthCheckResponseSchema,
+    create(health.HealthCheckResponseSchema, { status: health.HealthCheckResponse_ServingStatus.SERVING }),
+  ],
 ];
 
 describe("codec: hand-written messages of every RPC", () => {
@@ -232,23 +244,30 @@ describe("codec: hand-written messages of every RPC", () => {
     for (const s of SCHEMAS) expect(unsupportedReason(s)).toBeUndefined();
   });
 
-  it.each(HAND.map(([s, m]) => [s.typeName, s, m] as const))("%s: same bytes as toBinary, same message as fromBinary", (_, schema, msg) => {
-    const expected = toBinary(schema, msg);
-    expect(hex(raw(schema).encode(msg)!)).toBe(hex(expected));
-    expect(hex(codecFor(schema).encode(msg))).toBe(hex(expected));
-    expect(hex(codecFor(schema).encodeFramed(msg))).toBe(hex(encodeFrame(expected)));
-    const decoded = raw(schema).decode(expected);
-    expect(decoded).toStrictEqual(fromBinary(schema, expected));
-    expect(decoded).toStrictEqual(msg);
-    expect(codecFor(schema).decode(expected)).toStrictEqual(msg);
-  });
+  it.each(HAND.map(([s, m]) => [s.typeName, s, m] as const))(
+    "%s: same bytes as toBinary, same message as fromBinary",
+    (_, schema, msg) => {
+      const expected = toBinary(schema, msg);
+      expect(hex(raw(schema).encode(msg)!)).toBe(hex(expected));
+      expect(hex(codecFor(schema).encode(msg))).toBe(hex(expected));
+      expect(hex(codecFor(schema).encodeFramed(msg))).toBe(hex(encodeFrame(expected)));
+      const decoded = raw(schema).decode(expected);
+      expect(decoded).toStrictEqual(fromBinary(schema, expected));
+      expect(decoded).toStrictEqual(msg);
+      expect(codecFor(schema).decode(expected)).toStrictEqual(msg);
+    },
+  );
 
   it("keeps earlier results intact across slabs and oversized messages", () => {
     const c = codecFor(pb.DecideRequestSchema);
     const results: [Uint8Array, string][] = [];
     for (let i = 0; i < 400; i++) {
       const big = i % 50 === 7;
-      const m = create(pb.DecideRequestSchema, { tenantId: `t${i}`, action: big ? "a".repeat(40_000 + i) : "read", context: { i } });
+      const m = create(pb.DecideRequestSchema, {
+        tenantId: `t${i}`,
+        action: big ? "a".repeat(40_000 + i) : "read",
+        context: { i },
+      });
       const r = i % 2 === 0 ? c.encode(m) : c.encodeFramed(m);
       const want = toBinary(pb.DecideRequestSchema, m);
       results.push([r, hex(i % 2 === 0 ? want : encodeFrame(want))]);
@@ -259,7 +278,13 @@ describe("codec: hand-written messages of every RPC", () => {
   it("stays correct when a getter on the message encodes another message mid-write", () => {
     const c = codecFor(pb.DecideResponseSchema);
     const other = convert.decideToPb({
-      decisionId: "inner", requestId: "r", bundleRevision: "v", reasons: ["x"], allow: false, riskTier: 0, requiresApproval: false,
+      decisionId: "inner",
+      requestId: "r",
+      bundleRevision: "v",
+      reasons: ["x"],
+      allow: false,
+      riskTier: 0,
+      requiresApproval: false,
       obligations: { redactFields: [], allowFields: [] },
     });
     let inner: Uint8Array | undefined;
@@ -300,7 +325,10 @@ function prng(seed: number): () => number {
 
 class Gen {
   readonly #r: () => number;
-  constructor(seed: number, readonly loneSurrogates = false) {
+  constructor(
+    seed: number,
+    readonly loneSurrogates = false,
+  ) {
     this.#r = prng(seed);
   }
   int(n: number): number {
@@ -376,22 +404,29 @@ function randomMessage(g: Gen, schema: DescMessage, depth = 0): Message {
         if (f.presence === 1 && g.chance(0.5)) break;
         if (g.chance(0.2)) break; // default value
         init[f.localName] =
-          f.scalar === ScalarType.STRING ? g.string()
-          : f.scalar === ScalarType.BOOL ? g.chance(0.5)
-          : f.scalar === ScalarType.DOUBLE ? g.double()
-          : g.uint32();
+          f.scalar === ScalarType.STRING
+            ? g.string()
+            : f.scalar === ScalarType.BOOL
+              ? g.chance(0.5)
+              : f.scalar === ScalarType.DOUBLE
+                ? g.double()
+                : g.uint32();
         break;
       case "enum":
-        init[f.localName] = g.chance(0.2) ? g.pick([-1, 2 ** 31 - 1, -(2 ** 31), 99, 12345]) : g.pick(f.enum.values).number;
+        init[f.localName] = g.chance(0.2)
+          ? g.pick([-1, 2 ** 31 - 1, -(2 ** 31), 99, 12345])
+          : g.pick(f.enum.values).number;
         break;
       case "message":
         if (g.chance(0.25)) break;
-        init[f.localName] = f.message.typeName === "google.protobuf.Struct" ? g.object(4) : randomMessage(g, f.message, depth + 1);
+        init[f.localName] =
+          f.message.typeName === "google.protobuf.Struct" ? g.object(4) : randomMessage(g, f.message, depth + 1);
         break;
       case "list": {
         const n = g.int(depth > 1 ? 2 : 5);
         const xs: unknown[] = [];
-        for (let i = 0; i < n; i++) xs.push(f.listKind === "message" ? randomMessage(g, f.message, depth + 1) : g.string());
+        for (let i = 0; i < n; i++)
+          xs.push(f.listKind === "message" ? randomMessage(g, f.message, depth + 1) : g.string());
         init[f.localName] = xs;
         break;
       }
@@ -428,9 +463,11 @@ describe("codec: seeded random messages", () => {
         continue;
       }
       const framed = codec.encode(msg, true);
-      if (framed === undefined || hex(framed) !== hex(encodeFrame(expected))) failures.push(`#${n} framed encode differs`);
+      if (framed === undefined || hex(framed) !== hex(encodeFrame(expected)))
+        failures.push(`#${n} framed encode differs`);
       const decoded = codec.decode(expected);
-      if (!isDeepStrictEqual(decoded, fromBinary(schema, expected))) failures.push(`#${n} decode differs from fromBinary`);
+      if (!isDeepStrictEqual(decoded, fromBinary(schema, expected)))
+        failures.push(`#${n} decode differs from fromBinary`);
       else if (!isDeepStrictEqual(decoded, msg)) failures.push(`#${n} round trip differs from the message`);
     }
     expect(failures).toEqual([]);
@@ -439,7 +476,10 @@ describe("codec: seeded random messages", () => {
   it("encodes strings with lone surrogates as protobuf-es does (U+FFFD)", () => {
     const g = new Gen(7, true);
     for (let n = 0; n < 2000; n++) {
-      const msg = create(pb.DecideRequestSchema, { tenantId: g.string(), subject: { id: g.string(), attributes: { [g.string()]: g.string() } } });
+      const msg = create(pb.DecideRequestSchema, {
+        tenantId: g.string(),
+        subject: { id: g.string(), attributes: { [g.string()]: g.string() } },
+      });
       const expected = toBinary(pb.DecideRequestSchema, msg);
       expect(hex(raw(pb.DecideRequestSchema).encode(msg)!)).toBe(hex(expected));
       expect(raw(pb.DecideRequestSchema).decode(expected)).toStrictEqual(fromBinary(pb.DecideRequestSchema, expected));
@@ -459,39 +499,44 @@ function sameOutcome(schema: DescMessage, bytes: Uint8Array): string | undefined
   if (!ref.ok) {
     // The public codec reports protobuf-es's own error.
     const pub = attempt(() => codecFor(schema).decode(bytes));
-    if (pub.ok || pub.error.message !== ref.error.message) return `${hex(bytes)}: public codec error "${pub.ok ? "none" : pub.error.message}"`;
+    if (pub.ok || pub.error.message !== ref.error.message)
+      return `${hex(bytes)}: public codec error "${pub.ok ? "none" : pub.error.message}"`;
   }
   return undefined;
 }
 
 describe("codec: corrupted input", () => {
-  it.each(HAND.map(([s, m]) => [s.typeName, s, m] as const))("%s: every truncation and bit flip, and random mutations", (_, schema, msg) => {
-    const good = toBinary(schema, msg);
-    const failures: string[] = [];
-    const check = (b: Uint8Array): void => {
-      const f = sameOutcome(schema, b);
-      if (f !== undefined && failures.length < 5) failures.push(f);
-    };
-    for (let cut = 0; cut < good.length; cut++) check(good.slice(0, cut));
-    for (let bit = 0; bit < good.length * 8; bit++) {
-      const b = good.slice();
-      b[bit >> 3]! ^= 1 << (bit & 7);
-      check(b);
-    }
-    const g = new Gen(good.length);
-    for (let n = 0; n < 1000; n++) {
-      const b = Array.from(good);
-      for (let k = 1 + g.int(4); k > 0; k--) {
-        const at = g.int(b.length + 1);
-        const op = g.int(3);
-        if (op === 0) b[at] = g.int(256);
-        else if (op === 1) b.splice(at, 0, g.pick([0x80, 0xff, 0x00, 0x0a, 0x12, 0x1a, 0x2a, 0x32, 0x03, 0x04, g.int(256)]));
-        else b.splice(at, 1);
+  it.each(HAND.map(([s, m]) => [s.typeName, s, m] as const))(
+    "%s: every truncation and bit flip, and random mutations",
+    (_, schema, msg) => {
+      const good = toBinary(schema, msg);
+      const failures: string[] = [];
+      const check = (b: Uint8Array): void => {
+        const f = sameOutcome(schema, b);
+        if (f !== undefined && failures.length < 5) failures.push(f);
+      };
+      for (let cut = 0; cut < good.length; cut++) check(good.slice(0, cut));
+      for (let bit = 0; bit < good.length * 8; bit++) {
+        const b = good.slice();
+        b[bit >> 3]! ^= 1 << (bit & 7);
+        check(b);
       }
-      check(new Uint8Array(b));
-    }
-    expect(failures).toEqual([]);
-  });
+      const g = new Gen(good.length);
+      for (let n = 0; n < 1000; n++) {
+        const b = Array.from(good);
+        for (let k = 1 + g.int(4); k > 0; k--) {
+          const at = g.int(b.length + 1);
+          const op = g.int(3);
+          if (op === 0) b[at] = g.int(256);
+          else if (op === 1)
+            b.splice(at, 0, g.pick([0x80, 0xff, 0x00, 0x0a, 0x12, 0x1a, 0x2a, 0x32, 0x03, 0x04, g.int(256)]));
+          else b.splice(at, 1);
+        }
+        check(new Uint8Array(b));
+      }
+      expect(failures).toEqual([]);
+    },
+  );
 
   const decide = codecFor(pb.DecideRequestSchema);
   const bytes = (...b: number[]): Uint8Array => new Uint8Array(b);
@@ -500,10 +545,14 @@ describe("codec: corrupted input", () => {
     expect(() => decide.decode(bytes(0x0a, 0x05, 0x61))).toThrow(new RangeError("premature EOF"));
     expect(() => decide.decode(bytes(0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f))).toThrow(new RangeError("premature EOF"));
     expect(() => decide.decode(bytes(0x0a, 0x80))).toThrow(new RangeError("premature EOF"));
-    expect(() => decide.decode(bytes(0x0a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01))).toThrow(new Error("invalid varint"));
+    expect(() => decide.decode(bytes(0x0a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01))).toThrow(
+      new Error("invalid varint"),
+    );
     expect(() => decide.decode(bytes(0x00))).toThrow(new Error("illegal tag: field no 0 wire type 0"));
     expect(() => decide.decode(bytes(0x0e))).toThrow(new Error("illegal tag: field no 1 wire type 6"));
-    expect(() => decide.decode(bytes(0x0a, 0x02, 0xc3, 0x28))).toThrow("The encoded data was not valid for encoding utf-8");
+    expect(() => decide.decode(bytes(0x0a, 0x02, 0xc3, 0x28))).toThrow(
+      "The encoded data was not valid for encoding utf-8",
+    );
     expect(() => decide.decode(bytes(0x7c))).toThrow(new Error("cant skip wire type 4"));
     // Subject.attributes (a Struct) with a key that is not UTF-8.
     expect(() => decide.decode(bytes(0x1a, 0x08, 0x1a, 0x06, 0x0a, 0x04, 0x0a, 0x02, 0xff, 0xfe))).toThrow(
@@ -530,21 +579,27 @@ describe("codec: corrupted input", () => {
     }
     expect(accepted).toBeGreaterThan(0);
     expect(rejected).toBeGreaterThan(0);
-    expect(() => decide.decode(nested(80))).toThrow(/^cannot decode message google\.protobuf\.(Value|Struct|ListValue) from binary: maximum recursion depth of 100 reached$/);
+    expect(() => decide.decode(nested(80))).toThrow(
+      /^cannot decode message google\.protobuf\.(Value|Struct|ListValue) from binary: maximum recursion depth of 100 reached$/,
+    );
     // 5,000 levels, built by hand (toBinary itself overflows the stack on such a tree): a clean
     // error, not a stack overflow.
     let v: Uint8Array = new Uint8Array([0x11, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]);
     for (let i = 0; i < 5000; i++) v = field(6, field(1, v));
     const deep = field(6, field(1, concat(field(1, new Uint8Array([0x76])), field(2, v))));
-    expect(() => decide.decode(deep)).toThrow(new Error("cannot decode message google.protobuf.Value from binary: maximum recursion depth of 100 reached"));
+    expect(() => decide.decode(deep)).toThrow(
+      new Error("cannot decode message google.protobuf.Value from binary: maximum recursion depth of 100 reached"),
+    );
     expect(sameOutcome(pb.DecideRequestSchema, deep)).toBeUndefined();
   });
 
   it("returns the right Struct keys through the key cache: many keys, collisions, non-minimal lengths", () => {
     const context: JsonObject = {};
-    for (let i = 0; i < 5000; i++) context[i % 3 === 0 ? `k${i}` : i % 3 === 1 ? `key_${i}_`.repeat(1 + (i % 4)) : `é${i}`] = i;
+    for (let i = 0; i < 5000; i++)
+      context[i % 3 === 0 ? `k${i}` : i % 3 === 1 ? `key_${i}_`.repeat(1 + (i % 4)) : `é${i}`] = i;
     const b = toBinary(pb.DecideRequestSchema, create(pb.DecideRequestSchema, { context }));
-    for (let round = 0; round < 2; round++) expect(decide.decode(b)).toStrictEqual(fromBinary(pb.DecideRequestSchema, b));
+    for (let round = 0; round < 2; round++)
+      expect(decide.decode(b)).toStrictEqual(fromBinary(pb.DecideRequestSchema, b));
     // Key "ab" with its length as a 2-byte varint (0x82 0x00), value unset.
     const entry = concat(new Uint8Array([0x0a, 0x82, 0x00]), new TextEncoder().encode("ab"));
     const odd = field(6, field(1, entry));
@@ -563,23 +618,30 @@ describe("codec: corrupted input", () => {
 // ---- protobuf semantics ----------------------------------------------------------------------
 
 describe("codec: merge, unknown fields, fallback, odd values", () => {
-
   it("merges repeated singular message and Struct fields, last scalar wins", () => {
-    const a = toBinary(pb.DecideRequestSchema, create(pb.DecideRequestSchema, {
-      tenantId: "first",
-      subject: { id: "alice", roles: ["a"], attributes: { x: 1, y: { z: [1] } } },
-      context: { keep: true, over: "old" },
-    }));
-    const b = toBinary(pb.DecideRequestSchema, create(pb.DecideRequestSchema, {
-      tenantId: "second",
-      subject: { roles: ["b"], attributes: { y: "new" } },
-      context: { over: "new", added: null },
-    }));
+    const a = toBinary(
+      pb.DecideRequestSchema,
+      create(pb.DecideRequestSchema, {
+        tenantId: "first",
+        subject: { id: "alice", roles: ["a"], attributes: { x: 1, y: { z: [1] } } },
+        context: { keep: true, over: "old" },
+      }),
+    );
+    const b = toBinary(
+      pb.DecideRequestSchema,
+      create(pb.DecideRequestSchema, {
+        tenantId: "second",
+        subject: { roles: ["b"], attributes: { y: "new" } },
+        context: { over: "new", added: null },
+      }),
+    );
     const both = concat(a, b);
     const got = codecFor(pb.DecideRequestSchema).decode(both);
     expect(got).toStrictEqual(fromBinary(pb.DecideRequestSchema, both));
     expect(got.tenantId).toBe("second");
-    expect(got.subject).toStrictEqual(create(pb.SubjectSchema, { id: "alice", roles: ["a", "b"], attributes: { x: 1, y: "new" } }));
+    expect(got.subject).toStrictEqual(
+      create(pb.SubjectSchema, { id: "alice", roles: ["a", "b"], attributes: { x: 1, y: "new" } }),
+    );
     expect(got.context).toStrictEqual({ keep: true, over: "new", added: null });
   });
 
@@ -587,8 +649,20 @@ describe("codec: merge, unknown fields, fallback, odd values", () => {
     // One Struct entry whose value field occurs three times: struct {a:1}, struct {b:2}, then a
     // list, then another list: structs merge, a list replaces the struct, lists append.
     const value = (v: JsonValue): Uint8Array => toBinary(ValueSchema, fromJson(ValueSchema, v));
-    const entry = field(1, concat(field(1, new TextEncoder().encode("k")), field(2, value({ a: 1 })), field(2, value({ b: 2 }))));
-    const entry2 = field(1, concat(field(1, new TextEncoder().encode("l")), field(2, value([1])), field(2, value({ s: 1 })), field(2, value([2])), field(2, value([3]))));
+    const entry = field(
+      1,
+      concat(field(1, new TextEncoder().encode("k")), field(2, value({ a: 1 })), field(2, value({ b: 2 }))),
+    );
+    const entry2 = field(
+      1,
+      concat(
+        field(1, new TextEncoder().encode("l")),
+        field(2, value([1])),
+        field(2, value({ s: 1 })),
+        field(2, value([2])),
+        field(2, value([3])),
+      ),
+    );
     const msg = field(6, concat(entry, entry2));
     const got = codecFor(pb.DecideRequestSchema).decode(msg);
     expect(got).toStrictEqual(fromBinary(pb.DecideRequestSchema, msg));
@@ -596,10 +670,19 @@ describe("codec: merge, unknown fields, fallback, odd values", () => {
   });
 
   it("keeps unknown fields in $unknown and writes them back", () => {
-    const known = toBinary(pb.DecideResponseSchema, convert.decideToPb({
-      decisionId: "d", requestId: "r", bundleRevision: "v", reasons: ["x"], allow: true, riskTier: 1, requiresApproval: false,
-      obligations: { redactFields: [], allowFields: [] },
-    }));
+    const known = toBinary(
+      pb.DecideResponseSchema,
+      convert.decideToPb({
+        decisionId: "d",
+        requestId: "r",
+        bundleRevision: "v",
+        reasons: ["x"],
+        allow: true,
+        riskTier: 1,
+        requiresApproval: false,
+        obligations: { redactFields: [], allowFields: [] },
+      }),
+    );
     const withUnknown = concat(known, new Uint8Array([0xa0, 0x06, 0x2a, 0xaa, 0x06, 0x02, 0x68, 0x69]));
     const got = codecFor(pb.DecideResponseSchema).decode(withUnknown);
     expect(got).toStrictEqual(fromBinary(pb.DecideResponseSchema, withUnknown));
@@ -628,7 +711,13 @@ describe("codec: merge, unknown fields, fallback, odd values", () => {
   it("leaves invalid and odd values to protobuf-es: same error, same bytes", () => {
     const c = codecFor(pb.DecideResponseSchema);
     const base = convert.decideToPb({
-      decisionId: "d", requestId: "r", bundleRevision: "v", reasons: [], allow: true, riskTier: 1, requiresApproval: false,
+      decisionId: "d",
+      requestId: "r",
+      bundleRevision: "v",
+      reasons: [],
+      allow: true,
+      riskTier: 1,
+      requiresApproval: false,
       obligations: { redactFields: [], allowFields: [] },
     });
     expect(() => c.encode({ ...base, riskTier: -1 })).toThrow(
@@ -637,9 +726,15 @@ describe("codec: merge, unknown fields, fallback, odd values", () => {
     expect(() => c.encode({ ...base, riskTier: 1.5 })).toThrow("invalid uint32: 1.5");
     expect(() => c.encodeFramed({ ...base, riskTier: 1.5 })).toThrow("invalid uint32: 1.5");
     const foreign = { ...base, obligations: create(pb.FallbackSchema) as never };
-    expect(() => c.encode(foreign)).toThrow("cannot use field arbiter.v1.Obligations.redact_fields with message arbiter.v1.Fallback");
+    expect(() => c.encode(foreign)).toThrow(
+      "cannot use field arbiter.v1.Obligations.redact_fields with message arbiter.v1.Fallback",
+    );
     // Accepted by protobuf-es though off-type: the same bytes come out.
-    for (const odd of [{ ...base, allow: 1 as never }, { ...base, riskTier: "7" as never }, { ...base, reasons: ["a", 5 as never] }]) {
+    for (const odd of [
+      { ...base, allow: 1 as never },
+      { ...base, riskTier: "7" as never },
+      { ...base, reasons: ["a", 5 as never] },
+    ]) {
       expect(hex(c.encode(odd))).toBe(hex(toBinary(pb.DecideResponseSchema, odd)));
     }
     const d = codecFor(pb.DecideRequestSchema);
@@ -655,7 +750,15 @@ describe("codec: numeric repeated fields (packed and unpacked), int32, enums", (
     name: "codec_test.proto",
     package: "codectest",
     syntax: "proto3",
-    enumType: [{ name: "Color", value: [{ name: "COLOR_UNSPECIFIED", number: 0 }, { name: "COLOR_RED", number: 1 }] }],
+    enumType: [
+      {
+        name: "Color",
+        value: [
+          { name: "COLOR_UNSPECIFIED", number: 0 },
+          { name: "COLOR_RED", number: 1 },
+        ],
+      },
+    ],
     messageType: [
       {
         name: "Nums",
@@ -665,10 +768,32 @@ describe("codec: numeric repeated fields (packed and unpacked), int32, enums", (
           { name: "is", number: 3, type: Type.INT32, label: Label.REPEATED, jsonName: "is" },
           { name: "ds", number: 4, type: Type.DOUBLE, label: Label.REPEATED, jsonName: "ds" },
           { name: "bs", number: 5, type: Type.BOOL, label: Label.REPEATED, jsonName: "bs" },
-          { name: "cs", number: 6, type: Type.ENUM, typeName: ".codectest.Color", label: Label.REPEATED, jsonName: "cs" },
+          {
+            name: "cs",
+            number: 6,
+            type: Type.ENUM,
+            typeName: ".codectest.Color",
+            label: Label.REPEATED,
+            jsonName: "cs",
+          },
           { name: "c", number: 7, type: Type.ENUM, typeName: ".codectest.Color", label: Label.OPTIONAL, jsonName: "c" },
-          { name: "self", number: 8, type: Type.MESSAGE, typeName: ".codectest.Nums", label: Label.OPTIONAL, jsonName: "self" },
-          { name: "d", number: 9, type: Type.DOUBLE, label: Label.OPTIONAL, jsonName: "d", proto3Optional: true, oneofIndex: 0 },
+          {
+            name: "self",
+            number: 8,
+            type: Type.MESSAGE,
+            typeName: ".codectest.Nums",
+            label: Label.OPTIONAL,
+            jsonName: "self",
+          },
+          {
+            name: "d",
+            number: 9,
+            type: Type.DOUBLE,
+            label: Label.OPTIONAL,
+            jsonName: "d",
+            proto3Optional: true,
+            oneofIndex: 0,
+          },
         ],
         oneofDecl: [{ name: "_d" }],
       },

@@ -31,7 +31,10 @@ interface RawConn {
 
 /** A TCP connection that writes `hello` and then nothing; resolves once the server has answered (or closed). */
 function rawConnection(address: string, hello: Buffer, waitForAnswer = true): Promise<RawConn> {
-  const [host, port] = [address.slice(0, address.lastIndexOf(":")), Number(address.slice(address.lastIndexOf(":") + 1))];
+  const [host, port] = [
+    address.slice(0, address.lastIndexOf(":")),
+    Number(address.slice(address.lastIndexOf(":") + 1)),
+  ];
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host, port });
     const c: RawConn = { socket, received: [], closed: false, closedAt: 0 };
@@ -55,7 +58,7 @@ function rawConnection(address: string, hello: Buffer, waitForAnswer = true): Pr
 
 function goawayCode(c: RawConn): number | undefined {
   const all = Buffer.concat(c.received);
-  for (let off = 0; off + 9 <= all.length; ) {
+  for (let off = 0; off + 9 <= all.length;) {
     const len = all.readUIntBE(off, 3);
     if (all[off + 3] === FrameType.GOAWAY && off + 17 <= all.length) return all.readUInt32BE(off + 13);
     off += 9 + len;
@@ -66,7 +69,10 @@ function goawayCode(c: RawConn): number | undefined {
 describe("connection limits", () => {
   it("1,100 idle HTTP/2 connections (preface + SETTINGS, then nothing): a new grpc-js client is answered within the handshake timeout + 1 s", async () => {
     const HANDSHAKE_MS = 2000;
-    const sidecar = await startSidecar({ ARBITER_HANDSHAKE_TIMEOUT_MS: String(HANDSHAKE_MS), ARBITER_MAX_CONNECTIONS: "1024" });
+    const sidecar = await startSidecar({
+      ARBITER_HANDSHAKE_TIMEOUT_MS: String(HANDSHAKE_MS),
+      ARBITER_MAX_CONNECTIONS: "1024",
+    });
     const idle: RawConn[] = [];
     const hello = Buffer.concat([PREFACE, settingsFrame()]);
     for (let i = 0; i < 1100; i += 100) {
@@ -90,7 +96,11 @@ describe("connection limits", () => {
       expect(r.error).toBeUndefined();
       expect(r.value?.allow).toBe(true);
       expect(took).toBeLessThan(HANDSHAKE_MS + 1000);
-      await until(() => idle.filter((c) => c.closed).length >= 77, 5000, "one more idle connection shed for the client");
+      await until(
+        () => idle.filter((c) => c.closed).length >= 77,
+        5000,
+        "one more idle connection shed for the client",
+      );
     } finally {
       client.close();
       for (const c of idle) c.socket.destroy();
@@ -121,7 +131,11 @@ describe("connection limits", () => {
     expect(goawayCode(handshaken)).toBe(0);
 
     // HTTP/1.1: a request whose headers never finish is answered 408 and closed (headersTimeout).
-    const slowHeaders = await rawConnection(sidecar.grpc, Buffer.from("POST /arbiter.v1.PolicyService/Decide HTTP/1.1\r\nhost: x\r\n"), false);
+    const slowHeaders = await rawConnection(
+      sidecar.grpc,
+      Buffer.from("POST /arbiter.v1.PolicyService/Decide HTTP/1.1\r\nhost: x\r\n"),
+      false,
+    );
     await until(() => slowHeaders.closed, 5000, "headersTimeout");
     expect(Buffer.concat(slowHeaders.received).toString()).toMatch(/^HTTP\/1\.1 408 /);
 
@@ -149,7 +163,9 @@ describe("connection limits", () => {
     const body = JSON.stringify(DECIDE_VIEWER);
     const c = await rawConnection(
       sidecar.grpc,
-      Buffer.from(`POST ${DECIDE} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`),
+      Buffer.from(
+        `POST ${DECIDE} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+      ),
     );
     await until(() => Buffer.concat(c.received).includes('"allow":true'), 5000, "the answer");
     const answered = performance.now();

@@ -1,6 +1,11 @@
 /** The connection pool's admission and timeouts on a test clock (src/transport/connection-pool.ts). */
 import { afterEach, describe, expect, it } from "vitest";
-import { createConnectionPool, type ConnectionPool, type PoolEntry, type ShedReason } from "../../src/transport/connection-pool.ts";
+import {
+  createConnectionPool,
+  type ConnectionPool,
+  type PoolEntry,
+  type ShedReason,
+} from "../../src/transport/connection-pool.ts";
 
 let pool: ConnectionPool | undefined;
 afterEach(() => pool?.close());
@@ -9,7 +14,12 @@ afterEach(() => pool?.close());
 function setup(max: number) {
   let now = 0;
   const shed: Array<[string, ShedReason]> = [];
-  const p = createConnectionPool({ maxConnections: max, handshakeTimeoutMs: 1000, idleTimeoutMs: 5000, now: () => now });
+  const p = createConnectionPool({
+    maxConnections: max,
+    handshakeTimeoutMs: 1000,
+    idleTimeoutMs: 5000,
+    now: () => now,
+  });
   pool = p;
   const add = (name: string): PoolEntry | undefined => p.add({ shed: (r: ShedReason) => shed.push([name, r]) });
   return { pool: p, shed, add, advance: (ms: number) => (now += ms) };
@@ -27,7 +37,10 @@ describe("connection pool", () => {
     expect(shed).toEqual([["b", "capacity"]]);
     a.busy();
     const e = add("e")!; // no idle one left: the oldest handshake (c) goes
-    expect(shed).toEqual([["b", "capacity"], ["c", "capacity"]]);
+    expect(shed).toEqual([
+      ["b", "capacity"],
+      ["c", "capacity"],
+    ]);
     d.busy();
     e.busy();
     expect(add("f")).toBeUndefined();
@@ -60,7 +73,10 @@ describe("connection pool", () => {
     expect(shed).toEqual([["slow", "handshake_timeout"]]);
     advance(1);
     pool.sweep();
-    expect(shed).toEqual([["slow", "handshake_timeout"], ["idle", "idle_timeout"]]);
+    expect(shed).toEqual([
+      ["slow", "handshake_timeout"],
+      ["idle", "idle_timeout"],
+    ]);
     advance(1_000_000);
     pool.sweep();
     expect(shed).toHaveLength(2);

@@ -30,7 +30,12 @@ beforeAll(async () => {
   pgt = await startTestPostgres();
   dbUrl = await pgt.createTestDatabase();
   server = await startServer(
-    testConfig({ ARBITER_BUNDLE: copyPolicies(), ARBITER_AUDIT: "on", ARBITER_AUDIT_DURABILITY: "sync", ARBITER_DATABASE_URL: dbUrl }),
+    testConfig({
+      ARBITER_BUNDLE: copyPolicies(),
+      ARBITER_AUDIT: "on",
+      ARBITER_AUDIT_DURABILITY: "sync",
+      ARBITER_DATABASE_URL: dbUrl,
+    }),
   );
 });
 
@@ -41,10 +46,17 @@ afterAll(async () => {
 });
 
 const DECIDE = "/arbiter.v1.PolicyService/Decide";
-const REQUEST = { tenantId: "acme", subject: { id: "alice", roles: ["viewer"] }, action: "read", resource: { type: "document", id: "doc-1" } };
+const REQUEST = {
+  tenantId: "acme",
+  subject: { id: "alice", roles: ["viewer"] },
+  action: "read",
+  resource: { type: "document", id: "doc-1" },
+};
 
 async function audited(decisionId: string): Promise<boolean> {
-  const rows = await query<{ n: string }>(dbUrl, "SELECT count(*) AS n FROM audit_records WHERE decision_id = $1", [decisionId]);
+  const rows = await query<{ n: string }>(dbUrl, "SELECT count(*) AS n FROM audit_records WHERE decision_id = $1", [
+    decisionId,
+  ]);
   return rows[0]!.n === "1";
 }
 
@@ -54,7 +66,11 @@ function decideWithTimeout(timeout: string): Promise<{ status: string | undefine
     const session = http2.connect(`http://${server.address}`);
     session.on("error", reject);
     const req = session.request({
-      ":method": "POST", ":path": DECIDE, "content-type": "application/grpc+proto", te: "trailers", "grpc-timeout": timeout,
+      ":method": "POST",
+      ":path": DECIDE,
+      "content-type": "application/grpc+proto",
+      te: "trailers",
+      "grpc-timeout": timeout,
     });
     const msg = toBinary(pb.DecideRequestSchema, create(pb.DecideRequestSchema, REQUEST));
     const frame = Buffer.alloc(5 + msg.length);
@@ -99,28 +115,34 @@ describe("deadlines past the largest timer", () => {
     }
   });
 
-  it.each(["2592000S", "43200M", "99999999H", "99999999S"])("grpc-timeout %s: OK and audited, not DEADLINE_EXCEEDED", async (timeout) => {
-    const r = await decideWithTimeout(timeout);
-    expect(r.status).toBe("0");
-    expect(await audited(r.decisionId)).toBe(true);
-  });
+  it.each(["2592000S", "43200M", "99999999H", "99999999S"])(
+    "grpc-timeout %s: OK and audited, not DEADLINE_EXCEEDED",
+    async (timeout) => {
+      const r = await decideWithTimeout(timeout);
+      expect(r.status).toBe("0");
+      expect(await audited(r.decisionId)).toBe(true);
+    },
+  );
 
   it("a short deadline still fires: grpc-timeout 1n is DEADLINE_EXCEEDED", async () => {
     const r = await decideWithTimeout("1n");
     expect(r.status).toBe(String(grpc.status.DEADLINE_EXCEEDED));
   });
 
-  it.each(["2592000000", "9999999999", "2147483648"])("Connect connect-timeout-ms %s over HTTP/1.1: OK and audited", async (ms) => {
-    const res = await fetch(`http://${server.address}${DECIDE}`, {
-      method: "POST",
-      headers: { "content-type": "application/json", "connect-timeout-ms": ms },
-      body: JSON.stringify(REQUEST),
-    });
-    const body = (await res.json()) as { allow?: boolean; decisionId?: string };
-    expect(res.status).toBe(200);
-    expect(body.allow).toBe(true);
-    expect(await audited(body.decisionId!)).toBe(true);
-  });
+  it.each(["2592000000", "9999999999", "2147483648"])(
+    "Connect connect-timeout-ms %s over HTTP/1.1: OK and audited",
+    async (ms) => {
+      const res = await fetch(`http://${server.address}${DECIDE}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "connect-timeout-ms": ms },
+        body: JSON.stringify(REQUEST),
+      });
+      const body = (await res.json()) as { allow?: boolean; decisionId?: string };
+      expect(res.status).toBe(200);
+      expect(body.allow).toBe(true);
+      expect(await audited(body.decisionId!)).toBe(true);
+    },
+  );
 
   it("no TimeoutOverflowWarning was raised", () => {
     expect(warnings.filter((w) => w === "TimeoutOverflowWarning")).toEqual([]);

@@ -104,7 +104,11 @@ export function hpackString(text: string, huffman: boolean): Buffer {
 export type Indexing = "without" | "incremental" | "never";
 
 /** A literal field with a literal name (RFC 7541 6.2). */
-export function hpackLiteral(name: string, value: string, opts: { huffman?: boolean; indexing?: Indexing } = {}): Buffer {
+export function hpackLiteral(
+  name: string,
+  value: string,
+  opts: { huffman?: boolean; indexing?: Indexing } = {},
+): Buffer {
   const first = opts.indexing === "incremental" ? 0x40 : opts.indexing === "never" ? 0x10 : 0x00;
   const huffman = opts.huffman ?? false;
   return Buffer.concat([Buffer.from([first]), hpackString(name, huffman), hpackString(value, huffman)]);
@@ -124,7 +128,10 @@ export const HEALTH_CHECK = "/grpc.health.v1.Health/Check";
 export const REFLECTION_INFO = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
 
 /** Request header fields of a gRPC call to `path`. */
-export function grpcRequestFields(path: string, extra: ReadonlyArray<readonly [string, string]> = []): Array<[string, string]> {
+export function grpcRequestFields(
+  path: string,
+  extra: ReadonlyArray<readonly [string, string]> = [],
+): Array<[string, string]> {
   return [
     [":method", "POST"],
     [":scheme", "http"],
@@ -137,7 +144,10 @@ export function grpcRequestFields(path: string, extra: ReadonlyArray<readonly [s
 }
 
 /** A header block of literals without indexing (plain strings unless `huffman`). */
-export function headerBlock(fields: ReadonlyArray<readonly [string, string]>, opts: { huffman?: boolean; indexing?: Indexing } = {}): Buffer {
+export function headerBlock(
+  fields: ReadonlyArray<readonly [string, string]>,
+  opts: { huffman?: boolean; indexing?: Indexing } = {},
+): Buffer {
   return Buffer.concat(fields.map(([n, v]) => hpackLiteral(n, v, opts)));
 }
 
@@ -217,7 +227,10 @@ export class H2TestClient {
    * Connects, exchanges SETTINGS (ours ACKed, theirs ACKed) and returns the server's SETTINGS
    * as a map.
    */
-  static async handshake(port: number, settings: ReadonlyArray<readonly [number, number]> = []): Promise<{ client: H2TestClient; serverSettings: Map<number, number> }> {
+  static async handshake(
+    port: number,
+    settings: ReadonlyArray<readonly [number, number]> = [],
+  ): Promise<{ client: H2TestClient; serverSettings: Map<number, number> }> {
     const c = await H2TestClient.open(port, settings);
     const s = await c.next((f) => f.type === FrameType.SETTINGS && (f.flags & Flag.ACK) === 0);
     c.send(frame(FrameType.SETTINGS, Flag.ACK, 0));
@@ -240,7 +253,12 @@ export class H2TestClient {
   }
 
   /** A complete gRPC unary request: HEADERS (END_HEADERS) + DATA frames of 16 KiB at most, the last with END_STREAM. */
-  request(id: number, path: string, body: Uint8Array = grpcMessage(), extra: ReadonlyArray<readonly [string, string]> = []): void {
+  request(
+    id: number,
+    path: string,
+    body: Uint8Array = grpcMessage(),
+    extra: ReadonlyArray<readonly [string, string]> = [],
+  ): void {
     const parts = [frame(FrameType.HEADERS, Flag.END_HEADERS, id, headerBlock(grpcRequestFields(path, extra)))];
     let p = 0;
     do {
@@ -253,10 +271,14 @@ export class H2TestClient {
 
   /** The first frame not consumed yet that matches `pred` (consumed by this call). */
   async next(pred: (f: Frame) => boolean, timeoutMs = 3000, what = "frame"): Promise<Frame> {
-    const found = await this.#waitFor(() => {
-      const i = this.frames.findIndex((f) => !consumed.has(f) && pred(f));
-      return i < 0 ? undefined : this.frames[i];
-    }, timeoutMs, what);
+    const found = await this.#waitFor(
+      () => {
+        const i = this.frames.findIndex((f) => !consumed.has(f) && pred(f));
+        return i < 0 ? undefined : this.frames[i];
+      },
+      timeoutMs,
+      what,
+    );
     consumed.add(found);
     return found;
   }
@@ -264,7 +286,11 @@ export class H2TestClient {
   /** Resolves with the GOAWAY frame's last stream id and code. */
   async goaway(timeoutMs = 3000): Promise<{ lastStreamId: number; code: number; debug: string }> {
     const f = await this.next((x) => x.type === FrameType.GOAWAY, timeoutMs, "GOAWAY");
-    return { lastStreamId: f.payload.readUInt32BE(0) & 0x7fffffff, code: f.payload.readUInt32BE(4), debug: f.payload.subarray(8).toString("utf8") };
+    return {
+      lastStreamId: f.payload.readUInt32BE(0) & 0x7fffffff,
+      code: f.payload.readUInt32BE(4),
+      debug: f.payload.subarray(8).toString("utf8"),
+    };
   }
 
   async rst(id: number, timeoutMs = 3000): Promise<number> {
@@ -283,7 +309,16 @@ export class H2TestClient {
    */
   async response(id: number, timeoutMs = 3000): Promise<Response> {
     await this.#waitFor(
-      () => (this.#headerParts === undefined && this.frames.some((f) => f.id === id && ((f.type === FrameType.HEADERS || f.type === FrameType.DATA) && (f.flags & Flag.END_STREAM) !== 0 || f.type === FrameType.RST_STREAM)) ? true : undefined),
+      () =>
+        this.#headerParts === undefined &&
+        this.frames.some(
+          (f) =>
+            f.id === id &&
+            (((f.type === FrameType.HEADERS || f.type === FrameType.DATA) && (f.flags & Flag.END_STREAM) !== 0) ||
+              f.type === FrameType.RST_STREAM),
+        )
+          ? true
+          : undefined,
       timeoutMs,
       `the end of stream ${id}`,
     );

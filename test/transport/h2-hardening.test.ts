@@ -13,7 +13,18 @@ import type { DecisionService } from "../../src/decision/types.ts";
 import { H2Error } from "../../src/transport/h2/session.ts";
 import { HealthState } from "../../src/transport/health.ts";
 import { createTransportServer, type TransportServer } from "../../src/transport/server.ts";
-import { field, Flag, frame, FrameType, grpcMessage, grpcRequestFields, H2TestClient, HEALTH_CHECK, headerBlock, u32 } from "./h2-client.ts";
+import {
+  field,
+  Flag,
+  frame,
+  FrameType,
+  grpcMessage,
+  grpcRequestFields,
+  H2TestClient,
+  HEALTH_CHECK,
+  headerBlock,
+  u32,
+} from "./h2-client.ts";
 
 let server: TransportServer;
 const clients: H2TestClient[] = [];
@@ -22,7 +33,13 @@ beforeAll(async () => {
   const health = new HealthState();
   health.set("", "SERVING");
   // Health-only: the protocol layer is under test; no decision core is built.
-  server = createTransportServer({ service: {} as DecisionService, health, logger: pino({ level: "silent" }), registry: new Registry(), healthOnly: true });
+  server = createTransportServer({
+    service: {} as DecisionService,
+    health,
+    logger: pino({ level: "silent" }),
+    registry: new Registry(),
+    healthOnly: true,
+  });
   await server.listen({ kind: "tcp", host: "127.0.0.1", port: 0 });
 });
 afterEach(() => {
@@ -72,10 +89,17 @@ describe("item 6: RFC 9113 points", () => {
   it("5.3.1: HEADERS whose priority field depends on its own stream is a stream error PROTOCOL_ERROR", async () => {
     const c = await client();
     const priority = Buffer.concat([u32(1), Buffer.from([16])]); // stream 1 depends on 1
-    c.send(Buffer.concat([
-      frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.PRIORITY, 1, Buffer.concat([priority, headerBlock(grpcRequestFields(HEALTH_CHECK))])),
-      frame(FrameType.DATA, Flag.END_STREAM, 1, BODY),
-    ]));
+    c.send(
+      Buffer.concat([
+        frame(
+          FrameType.HEADERS,
+          Flag.END_HEADERS | Flag.PRIORITY,
+          1,
+          Buffer.concat([priority, headerBlock(grpcRequestFields(HEALTH_CHECK))]),
+        ),
+        frame(FrameType.DATA, Flag.END_STREAM, 1, BODY),
+      ]),
+    );
     expect(await c.rst(1)).toBe(H2Error.PROTOCOL_ERROR);
     expect(c.frames.filter((f) => f.id === 1 && f.type === FrameType.HEADERS)).toEqual([]);
     await works(c, 3); // a stream error: the connection goes on, HPACK state intact
@@ -98,7 +122,9 @@ describe("item 6: RFC 9113 points", () => {
     const c = await client();
     const send = (id: number, length: string, body: Buffer, endOnHeaders = false): void => {
       const fields = grpcRequestFields(HEALTH_CHECK, [["content-length", length]]);
-      c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | (endOnHeaders ? Flag.END_STREAM : 0), id, headerBlock(fields)));
+      c.send(
+        frame(FrameType.HEADERS, Flag.END_HEADERS | (endOnHeaders ? Flag.END_STREAM : 0), id, headerBlock(fields)),
+      );
       if (!endOnHeaders) c.send(frame(FrameType.DATA, Flag.END_STREAM, id, body));
     };
     send(1, String(BODY.length + 5), BODY); // less body than announced
@@ -109,7 +135,8 @@ describe("item 6: RFC 9113 points", () => {
     expect(await c.rst(5)).toBe(H2Error.PROTOCOL_ERROR);
     send(7, "five", BODY);
     expect(await c.rst(7)).toBe(H2Error.PROTOCOL_ERROR);
-    for (const id of [1, 3, 5, 7]) expect(c.frames.filter((f) => f.id === id && f.type === FrameType.HEADERS)).toEqual([]);
+    for (const id of [1, 3, 5, 7])
+      expect(c.frames.filter((f) => f.id === id && f.type === FrameType.HEADERS)).toEqual([]);
     // A matching content-length is answered.
     send(9, String(BODY.length), BODY);
     const res = await c.response(9);
@@ -127,7 +154,14 @@ describe("item 6: RFC 9113 points", () => {
   it("6.1/5.1: DATA on a stream the server reset: ignored while it may have been in flight (1 s), then STREAM_CLOSED", async () => {
     const c = await client();
     // te: gzip is malformed (8.2.2): the server resets stream 1 with PROTOCOL_ERROR.
-    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(HEALTH_CHECK).map(([n, v]) => (n === "te" ? [n, "gzip"] : [n, v])))));
+    c.send(
+      frame(
+        FrameType.HEADERS,
+        Flag.END_HEADERS,
+        1,
+        headerBlock(grpcRequestFields(HEALTH_CHECK).map(([n, v]) => (n === "te" ? [n, "gzip"] : [n, v]))),
+      ),
+    );
     expect(await c.rst(1)).toBe(H2Error.PROTOCOL_ERROR);
     c.send(frame(FrameType.DATA, 0, 1, Buffer.from("in flight")));
     await works(c, 3);
@@ -141,7 +175,11 @@ describe("item 6: RFC 9113 points", () => {
     const c = await H2TestClient.connect(server.port!);
     clients.push(c);
     c.send(Buffer.from("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"));
-    expect(await c.goaway()).toMatchObject({ code: H2Error.PROTOCOL_ERROR, lastStreamId: 0, debug: "invalid connection preface" });
+    expect(await c.goaway()).toMatchObject({
+      code: H2Error.PROTOCOL_ERROR,
+      lastStreamId: 0,
+      debug: "invalid connection preface",
+    });
     await c.waitClosed();
   });
 });

@@ -23,7 +23,11 @@ import {
 import type { DecisionService } from "../../src/decision/types.ts";
 import { H2Error } from "../../src/transport/h2/session.ts";
 import { HealthState } from "../../src/transport/health.ts";
-import { createTransportServer, type TransportServer, type TransportServerOptions } from "../../src/transport/server.ts";
+import {
+  createTransportServer,
+  type TransportServer,
+  type TransportServerOptions,
+} from "../../src/transport/server.ts";
 import {
   field,
   Flag,
@@ -90,7 +94,9 @@ function healthBody(service = ""): Buffer {
   return grpcMessage(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service })));
 }
 
-const SERVING_BODY = grpcMessage(toBinary(HealthCheckResponseSchema, create(HealthCheckResponseSchema, { status: Serving.SERVING })));
+const SERVING_BODY = grpcMessage(
+  toBinary(HealthCheckResponseSchema, create(HealthCheckResponseSchema, { status: Serving.SERVING })),
+);
 
 /** A complete, correct health Check answer: 200, gRPC content type, one SERVING message, status 0. */
 function expectServing(res: Response): void {
@@ -177,35 +183,50 @@ describe("RFC 9113 3.4 preface and 6.5 SETTINGS", () => {
 describe("requests in every legal shape (RFC 9113 6.2, 6.10; RFC 7541)", () => {
   it("RFC 7541 5.2: Huffman-encoded names and values", async () => {
     const c = await handshake(port);
-    c.send(Buffer.concat([
-      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(HEALTH_CHECK), { huffman: true })),
-      frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()),
-    ]));
+    c.send(
+      Buffer.concat([
+        frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(HEALTH_CHECK), { huffman: true })),
+        frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()),
+      ]),
+    );
     expectServing(await c.response(1));
   });
 
   it("RFC 7541 6.2.1/2.3.2: incremental indexing, then the same request from the dynamic table", async () => {
     const c = await handshake(port);
     const fields = grpcRequestFields(HEALTH_CHECK);
-    c.send(Buffer.concat([
-      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(fields, { indexing: "incremental", huffman: true })),
-      frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()),
-    ]));
+    c.send(
+      Buffer.concat([
+        frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(fields, { indexing: "incremental", huffman: true })),
+        frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()),
+      ]),
+    );
     expectServing(await c.response(1));
     // Six entries, newest first: te=62 ... :method=67.
     const indexed = Buffer.concat(fields.map((_, i) => hpackIndexed(62 + fields.length - 1 - i)));
     expect(indexed).toHaveLength(6);
-    c.send(Buffer.concat([
-      frame(FrameType.HEADERS, Flag.END_HEADERS, 3, indexed),
-      frame(FrameType.DATA, Flag.END_STREAM, 3, healthBody()),
-    ]));
+    c.send(
+      Buffer.concat([
+        frame(FrameType.HEADERS, Flag.END_HEADERS, 3, indexed),
+        frame(FrameType.DATA, Flag.END_STREAM, 3, healthBody()),
+      ]),
+    );
     expectServing(await c.response(3));
     // Never-indexed literals with a static name index are accepted too.
-    const neverIndexed = Buffer.concat([indexed.subarray(0, 5), hpackInt(0x10, 4, 0), Buffer.from([2]), Buffer.from("te"), Buffer.from([8]), Buffer.from("trailers")]);
-    c.send(Buffer.concat([
-      frame(FrameType.HEADERS, Flag.END_HEADERS, 5, neverIndexed),
-      frame(FrameType.DATA, Flag.END_STREAM, 5, healthBody()),
-    ]));
+    const neverIndexed = Buffer.concat([
+      indexed.subarray(0, 5),
+      hpackInt(0x10, 4, 0),
+      Buffer.from([2]),
+      Buffer.from("te"),
+      Buffer.from([8]),
+      Buffer.from("trailers"),
+    ]);
+    c.send(
+      Buffer.concat([
+        frame(FrameType.HEADERS, Flag.END_HEADERS, 5, neverIndexed),
+        frame(FrameType.DATA, Flag.END_STREAM, 5, healthBody()),
+      ]),
+    );
     expectServing(await c.response(5));
   });
 
@@ -213,18 +234,39 @@ describe("requests in every legal shape (RFC 9113 6.2, 6.10; RFC 7541)", () => {
     const c = await handshake(port);
     const fields = grpcRequestFields(HEALTH_CHECK);
     // Table capped at 100 bytes: each entry is name + value + 32, so only the newest fits.
-    c.send(Buffer.concat([
-      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, Buffer.concat([hpackSizeUpdate(0), hpackSizeUpdate(100), headerBlock(fields, { indexing: "incremental" })])),
-      frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()),
-    ]));
+    c.send(
+      Buffer.concat([
+        frame(
+          FrameType.HEADERS,
+          Flag.END_HEADERS,
+          1,
+          Buffer.concat([hpackSizeUpdate(0), hpackSizeUpdate(100), headerBlock(fields, { indexing: "incremental" })]),
+        ),
+        frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()),
+      ]),
+    );
     expectServing(await c.response(1));
     // te: trailers (42 bytes) is entry 62; 63 was evicted.
-    c.send(Buffer.concat([
-      frame(FrameType.HEADERS, Flag.END_HEADERS, 3, Buffer.concat([headerBlock(fields.slice(0, 5)), hpackIndexed(62)])),
-      frame(FrameType.DATA, Flag.END_STREAM, 3, healthBody()),
-    ]));
+    c.send(
+      Buffer.concat([
+        frame(
+          FrameType.HEADERS,
+          Flag.END_HEADERS,
+          3,
+          Buffer.concat([headerBlock(fields.slice(0, 5)), hpackIndexed(62)]),
+        ),
+        frame(FrameType.DATA, Flag.END_STREAM, 3, healthBody()),
+      ]),
+    );
     expectServing(await c.response(3));
-    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 5, Buffer.concat([headerBlock(fields.slice(0, 5)), hpackIndexed(63)])));
+    c.send(
+      frame(
+        FrameType.HEADERS,
+        Flag.END_HEADERS | Flag.END_STREAM,
+        5,
+        Buffer.concat([headerBlock(fields.slice(0, 5)), hpackIndexed(63)]),
+      ),
+    );
     const g = await c.goaway();
     expect(g.code).toBe(H2Error.COMPRESSION_ERROR);
     expect(g.debug).toBe("header index 63 is not in the table");
@@ -237,13 +279,15 @@ describe("requests in every legal shape (RFC 9113 6.2, 6.10; RFC 7541)", () => {
     const a = block.subarray(0, 7);
     const b = block.subarray(7, 30);
     const rest = block.subarray(30);
-    c.send(Buffer.concat([
-      frame(FrameType.HEADERS, 0, 1, a),
-      frame(FrameType.CONTINUATION, 0, 1, b),
-      frame(FrameType.CONTINUATION, 0, 1, Buffer.alloc(0)),
-      frame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, rest),
-      frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()),
-    ]));
+    c.send(
+      Buffer.concat([
+        frame(FrameType.HEADERS, 0, 1, a),
+        frame(FrameType.CONTINUATION, 0, 1, b),
+        frame(FrameType.CONTINUATION, 0, 1, Buffer.alloc(0)),
+        frame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, rest),
+        frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()),
+      ]),
+    );
     expectServing(await c.response(1));
   });
 
@@ -254,11 +298,13 @@ describe("requests in every legal shape (RFC 9113 6.2, 6.10; RFC 7541)", () => {
     const headers = Buffer.concat([Buffer.from([pad]), u32(0x80000000), Buffer.from([200]), block, Buffer.alloc(pad)]);
     const body = healthBody(SERVICE);
     const data = Buffer.concat([Buffer.from([3]), body, Buffer.from([0, 0, 0])]);
-    c.send(Buffer.concat([
-      frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.PADDED | Flag.PRIORITY, 1, headers),
-      frame(FrameType.PRIORITY, 0, 1, Buffer.from([0, 0, 0, 0, 16])),
-      frame(FrameType.DATA, Flag.END_STREAM | Flag.PADDED, 1, data),
-    ]));
+    c.send(
+      Buffer.concat([
+        frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.PADDED | Flag.PRIORITY, 1, headers),
+        frame(FrameType.PRIORITY, 0, 1, Buffer.from([0, 0, 0, 0, 16])),
+        frame(FrameType.DATA, Flag.END_STREAM | Flag.PADDED, 1, data),
+      ]),
+    );
     expectServing(await c.response(1));
   });
 
@@ -278,7 +324,12 @@ describe("requests in every legal shape (RFC 9113 6.2, 6.10; RFC 7541)", () => {
     const bytes = Buffer.concat([
       PREFACE,
       settingsFrame([[Setting.ENABLE_PUSH, 0]]),
-      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(HEALTH_CHECK), { huffman: true, indexing: "incremental" })),
+      frame(
+        FrameType.HEADERS,
+        Flag.END_HEADERS,
+        1,
+        headerBlock(grpcRequestFields(HEALTH_CHECK), { huffman: true, indexing: "incremental" }),
+      ),
       frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody(SERVICE)),
     ]);
     await c.sendBytewise(bytes);
@@ -287,9 +338,14 @@ describe("requests in every legal shape (RFC 9113 6.2, 6.10; RFC 7541)", () => {
 });
 
 function reflectionBody(times = 1): Buffer {
-  const one = grpcMessage(toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, {
-    messageRequest: { case: "fileContainingSymbol", value: SERVICE },
-  })));
+  const one = grpcMessage(
+    toBinary(
+      ServerReflectionRequestSchema,
+      create(ServerReflectionRequestSchema, {
+        messageRequest: { case: "fileContainingSymbol", value: SERVICE },
+      }),
+    ),
+  );
   return Buffer.concat(Array.from({ length: times }, () => one));
 }
 
@@ -308,14 +364,16 @@ async function settle(c: H2TestClient, id: number, expected: number, what: strin
 describe("RFC 9113 5.2/6.9 flow control", () => {
   it("6.9: sends no more DATA than the stream window allows, the rest after WINDOW_UPDATEs, trailers last", async () => {
     const c = await handshake(port, [[Setting.INITIAL_WINDOW_SIZE, 10]]);
-    c.send(Buffer.concat([
-      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(REFLECTION_INFO))),
-      frame(FrameType.DATA, Flag.END_STREAM, 1, reflectionBody()),
-    ]));
+    c.send(
+      Buffer.concat([
+        frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(REFLECTION_INFO))),
+        frame(FrameType.DATA, Flag.END_STREAM, 1, reflectionBody()),
+      ]),
+    );
     await settle(c, 1, 10, "the initial stream window");
     c.send(windowUpdateFrame(1, 1000));
     await settle(c, 1, 1010, "after a 1000-byte WINDOW_UPDATE");
-    expect(c.frames.some((f) => f.id === 1 && f.type === FrameType.HEADERS && (f.flags & Flag.END_STREAM))).toBe(false);
+    expect(c.frames.some((f) => f.id === 1 && f.type === FrameType.HEADERS && f.flags & Flag.END_STREAM)).toBe(false);
     c.send(windowUpdateFrame(1, 1 << 20));
     const res = await c.response(1);
     expect(field(res.headers, ":status")).toBe("200");
@@ -329,10 +387,12 @@ describe("RFC 9113 5.2/6.9 flow control", () => {
 
   it("6.9.2: a SETTINGS_INITIAL_WINDOW_SIZE change mid-stream adjusts open streams, below zero too", async () => {
     const c = await handshake(port, [[Setting.INITIAL_WINDOW_SIZE, 10]]);
-    c.send(Buffer.concat([
-      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(REFLECTION_INFO))),
-      frame(FrameType.DATA, Flag.END_STREAM, 1, reflectionBody()),
-    ]));
+    c.send(
+      Buffer.concat([
+        frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(REFLECTION_INFO))),
+        frame(FrameType.DATA, Flag.END_STREAM, 1, reflectionBody()),
+      ]),
+    );
     await settle(c, 1, 10, "the initial stream window");
     c.send(settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 110]]));
     await settle(c, 1, 110, "after raising the initial window by 100");
@@ -351,10 +411,12 @@ describe("RFC 9113 5.2/6.9 flow control", () => {
   it("6.9.1: the connection window bounds all streams until a connection WINDOW_UPDATE", async () => {
     const c = await handshake(port, [[Setting.INITIAL_WINDOW_SIZE, 1 << 20]]);
     // Twenty answers of several KB each exceed the 65,535-byte connection window.
-    c.send(Buffer.concat([
-      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(REFLECTION_INFO))),
-      frame(FrameType.DATA, Flag.END_STREAM, 1, reflectionBody(20)),
-    ]));
+    c.send(
+      Buffer.concat([
+        frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(REFLECTION_INFO))),
+        frame(FrameType.DATA, Flag.END_STREAM, 1, reflectionBody(20)),
+      ]),
+    );
     await settle(c, 1, 65_535, "the connection window");
     c.send(windowUpdateFrame(0, 1 << 20));
     const res = await c.response(1);
@@ -390,7 +452,11 @@ describe("RFC 9113 5.2/6.9 flow control", () => {
     for (let p = 0; p < body.length; p += 16_384) {
       const chunk = body.subarray(p, Math.min(body.length, p + 16_384));
       while (streamWindow < chunk.length) {
-        const wu = await c.next((f) => f.type === FrameType.WINDOW_UPDATE && f.id === 1, 3000, "a stream WINDOW_UPDATE");
+        const wu = await c.next(
+          (f) => f.type === FrameType.WINDOW_UPDATE && f.id === 1,
+          3000,
+          "a stream WINDOW_UPDATE",
+        );
         streamWindow += wu.payload.readUInt32BE(0);
         credited += wu.payload.readUInt32BE(0);
       }
@@ -418,7 +484,8 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
     const { client: c, serverSettings } = await H2TestClient.handshake(small.port!);
     clients.push(c);
     expect(serverSettings.get(Setting.MAX_CONCURRENT_STREAMS)).toBe(2);
-    const open = (id: number): void => void c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, id, headerBlock(grpcRequestFields(HEALTH_CHECK))));
+    const open = (id: number): void =>
+      void c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, id, headerBlock(grpcRequestFields(HEALTH_CHECK))));
     open(1);
     open(3);
     open(5);
@@ -435,11 +502,20 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
     const c = await handshake(port);
     // 70,000 bytes of header value: HEADERS + CONTINUATION frames of 16,384 bytes.
     // The big field comes first: an entry larger than the table empties it (RFC 7541 4.4).
-    const block = headerBlock([["x-big", "b".repeat(70_000)], ...grpcRequestFields(HEALTH_CHECK)], { indexing: "incremental" });
+    const block = headerBlock([["x-big", "b".repeat(70_000)], ...grpcRequestFields(HEALTH_CHECK)], {
+      indexing: "incremental",
+    });
     const parts: Buffer[] = [];
     for (let p = 0; p < block.length; p += 16_384) {
       const last = p + 16_384 >= block.length;
-      parts.push(frame(p === 0 ? FrameType.HEADERS : FrameType.CONTINUATION, (last ? Flag.END_HEADERS : 0) | (p === 0 ? Flag.END_STREAM : 0), 1, block.subarray(p, p + 16_384)));
+      parts.push(
+        frame(
+          p === 0 ? FrameType.HEADERS : FrameType.CONTINUATION,
+          (last ? Flag.END_HEADERS : 0) | (p === 0 ? Flag.END_STREAM : 0),
+          1,
+          block.subarray(p, p + 16_384),
+        ),
+      );
     }
     c.send(Buffer.concat(parts));
     const res = await c.response(1);
@@ -447,16 +523,25 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
     expect(res.frames).toHaveLength(1);
     // The dynamic table stayed in step although the list was not kept: the six request fields
     // after the big one were indexed, so 62..67 are usable now.
-    c.send(Buffer.concat([
-      frame(FrameType.HEADERS, Flag.END_HEADERS, 3, Buffer.concat([67, 66, 65, 64, 63, 62].map(hpackIndexed))),
-      frame(FrameType.DATA, Flag.END_STREAM, 3, healthBody()),
-    ]));
+    c.send(
+      Buffer.concat([
+        frame(FrameType.HEADERS, Flag.END_HEADERS, 3, Buffer.concat([67, 66, 65, 64, 63, 62].map(hpackIndexed))),
+        frame(FrameType.DATA, Flag.END_STREAM, 3, healthBody()),
+      ]),
+    );
     expectServing(await c.response(3));
   });
 
   it("8.2.1/8.3.1: an uppercase header name or a missing :path is a stream error PROTOCOL_ERROR; the connection keeps working", async () => {
     const c = await handshake(port);
-    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, headerBlock(grpcRequestFields(HEALTH_CHECK, [["X-Upper", "1"]]))));
+    c.send(
+      frame(
+        FrameType.HEADERS,
+        Flag.END_HEADERS | Flag.END_STREAM,
+        1,
+        headerBlock(grpcRequestFields(HEALTH_CHECK, [["X-Upper", "1"]])),
+      ),
+    );
     expect(await c.rst(1)).toBe(H2Error.PROTOCOL_ERROR);
     const noPath = grpcRequestFields(HEALTH_CHECK).filter(([n]) => n !== ":path");
     c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 3, headerBlock(noPath)));
@@ -478,7 +563,11 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
   const okBlock = (): Buffer => headerBlock(grpcRequestFields(HEALTH_CHECK));
 
   it("5.1.1: an even stream id is a connection error PROTOCOL_ERROR", async () => {
-    await connectionError(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 2, okBlock()), H2Error.PROTOCOL_ERROR, "client stream ids must be odd");
+    await connectionError(
+      frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 2, okBlock()),
+      H2Error.PROTOCOL_ERROR,
+      "client stream ids must be odd",
+    );
   });
 
   it("5.1.1: HEADERS reusing a skipped stream id is a connection error PROTOCOL_ERROR (the client is not left waiting)", async () => {
@@ -500,51 +589,94 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
   });
 
   it("5.1: DATA on an idle stream is a connection error PROTOCOL_ERROR", async () => {
-    await connectionError(frame(FrameType.DATA, Flag.END_STREAM, 9, healthBody()), H2Error.PROTOCOL_ERROR, "DATA on an idle stream");
+    await connectionError(
+      frame(FrameType.DATA, Flag.END_STREAM, 9, healthBody()),
+      H2Error.PROTOCOL_ERROR,
+      "DATA on an idle stream",
+    );
   });
 
   it("4.2: a frame larger than SETTINGS_MAX_FRAME_SIZE (16,384) is a connection error FRAME_SIZE_ERROR", async () => {
-    await connectionError(frame(FrameType.DATA, 0, 1, Buffer.alloc(16_385)), H2Error.FRAME_SIZE_ERROR, "frame of 16385 bytes exceeds 16384");
+    await connectionError(
+      frame(FrameType.DATA, 0, 1, Buffer.alloc(16_385)),
+      H2Error.FRAME_SIZE_ERROR,
+      "frame of 16385 bytes exceeds 16384",
+    );
   });
 
   it("6.2: HEADERS on stream 0 is a connection error PROTOCOL_ERROR", async () => {
-    await connectionError(frame(FrameType.HEADERS, Flag.END_HEADERS, 0, okBlock()), H2Error.PROTOCOL_ERROR, "HEADERS on stream 0");
+    await connectionError(
+      frame(FrameType.HEADERS, Flag.END_HEADERS, 0, okBlock()),
+      H2Error.PROTOCOL_ERROR,
+      "HEADERS on stream 0",
+    );
   });
 
   it("RFC 7541 6.1: index 0 is a COMPRESSION_ERROR", async () => {
-    await connectionError(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([okBlock(), Buffer.from([0x80])])), H2Error.COMPRESSION_ERROR, "header index 0");
+    await connectionError(
+      frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([okBlock(), Buffer.from([0x80])])),
+      H2Error.COMPRESSION_ERROR,
+      "header index 0",
+    );
   });
 
   it("RFC 7541 2.3.3: an index past the static and dynamic tables is a COMPRESSION_ERROR", async () => {
-    await connectionError(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([okBlock(), hpackIndexed(62)])), H2Error.COMPRESSION_ERROR, "header index 62 is not in the table");
+    await connectionError(
+      frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([okBlock(), hpackIndexed(62)])),
+      H2Error.COMPRESSION_ERROR,
+      "header index 62 is not in the table",
+    );
   });
 
   it("RFC 7541 5.2: Huffman padding that is not EOS-prefix ones is a COMPRESSION_ERROR", async () => {
     // "a" is the 5-bit code 00011; the 3 padding bits must be 111, here 000.
     const bad = Buffer.concat([Buffer.from([0x00, 0x81, 0b00011000]), Buffer.from([0x01, 0x61])]);
-    await connectionError(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([okBlock(), bad])), H2Error.COMPRESSION_ERROR, "invalid Huffman padding");
+    await connectionError(
+      frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([okBlock(), bad])),
+      H2Error.COMPRESSION_ERROR,
+      "invalid Huffman padding",
+    );
   });
 
   it("RFC 7541 5.1: an integer that never ends within 2^31 is a COMPRESSION_ERROR, not a silently truncated block", async () => {
     // A literal whose name length continues for 200 bytes of 0x80: the value must be rejected
     // (it used to overflow to NaN and end the block early, dropping the fields after it).
     const bad = Buffer.concat([Buffer.from([0x00, 0x7f]), Buffer.alloc(200, 0x80), Buffer.from([0x01])]);
-    await connectionError(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([okBlock(), bad])), H2Error.COMPRESSION_ERROR, "integer too large");
+    await connectionError(
+      frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([okBlock(), bad])),
+      H2Error.COMPRESSION_ERROR,
+      "integer too large",
+    );
   });
 
   it("RFC 7541 4.2: a table size update past SETTINGS_HEADER_TABLE_SIZE, or after a field, is a COMPRESSION_ERROR", async () => {
-    await connectionError(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([hpackSizeUpdate(4097), okBlock()])), H2Error.COMPRESSION_ERROR, "table size update 4097 exceeds 4096");
-    await connectionError(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([okBlock(), hpackSizeUpdate(0)])), H2Error.COMPRESSION_ERROR, "table size update after a header field");
+    await connectionError(
+      frame(
+        FrameType.HEADERS,
+        Flag.END_HEADERS | Flag.END_STREAM,
+        1,
+        Buffer.concat([hpackSizeUpdate(4097), okBlock()]),
+      ),
+      H2Error.COMPRESSION_ERROR,
+      "table size update 4097 exceeds 4096",
+    );
+    await connectionError(
+      frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([okBlock(), hpackSizeUpdate(0)])),
+      H2Error.COMPRESSION_ERROR,
+      "table size update after a header field",
+    );
   });
 
   it("5.5: unknown frame types are ignored, on stream 0 and on a stream, even between HEADERS and DATA", async () => {
     const c = await handshake(port);
-    c.send(Buffer.concat([
-      frame(0x20, 0xff, 0, Buffer.from("hello")),
-      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, okBlock()),
-      frame(0xfa, 0, 1, Buffer.alloc(100)),
-      frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()),
-    ]));
+    c.send(
+      Buffer.concat([
+        frame(0x20, 0xff, 0, Buffer.from("hello")),
+        frame(FrameType.HEADERS, Flag.END_HEADERS, 1, okBlock()),
+        frame(0xfa, 0, 1, Buffer.alloc(100)),
+        frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()),
+      ]),
+    );
     expectServing(await c.response(1));
   });
 
@@ -564,7 +696,11 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
     const c = await handshake(port);
     const streams = 200;
     const junk = frame(0xfa, 0, 0, Buffer.alloc(16_000));
-    const open = Buffer.concat(Array.from({ length: streams }, (_, i) => frame(FrameType.HEADERS, Flag.END_HEADERS, 1 + 2 * i, headerBlock(grpcRequestFields(HEALTH_CHECK)))));
+    const open = Buffer.concat(
+      Array.from({ length: streams }, (_, i) =>
+        frame(FrameType.HEADERS, Flag.END_HEADERS, 1 + 2 * i, headerBlock(grpcRequestFields(HEALTH_CHECK))),
+      ),
+    );
     c.send(open);
     await sleep(50);
     gc();
@@ -584,7 +720,11 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
     const grown = process.memoryUsage().arrayBuffers - before;
     expect(grown).toBeLessThan(2 << 20); // 200 pinned reads would be ~9.6 MB
     // The bodies still arrive whole.
-    const rest = Buffer.concat(Array.from({ length: streams }, (_, i) => frame(FrameType.DATA, Flag.END_STREAM, 1 + 2 * i, healthBody().subarray(1))));
+    const rest = Buffer.concat(
+      Array.from({ length: streams }, (_, i) =>
+        frame(FrameType.DATA, Flag.END_STREAM, 1 + 2 * i, healthBody().subarray(1)),
+      ),
+    );
     c.send(rest);
     for (let i = 0; i < streams; i++) expectServing(await c.response(1 + 2 * i));
   });
@@ -608,7 +748,8 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
     const c = await handshake(port, [[Setting.INITIAL_WINDOW_SIZE, 0]]);
     c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(REFLECTION_INFO))));
     const requests = reflectionBody(10_000); // ~45 MB of answers against a 32 MiB bound
-    for (let p = 0; p < requests.length; p += 16_384) c.send(frame(FrameType.DATA, 0, 1, requests.subarray(p, p + 16_384)));
+    for (let p = 0; p < requests.length; p += 16_384)
+      c.send(frame(FrameType.DATA, 0, 1, requests.subarray(p, p + 16_384)));
     expect(await c.rst(1, 10_000)).toBe(H2Error.ENHANCE_YOUR_CALM);
     c.send(settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 65_535]]));
     await checkWorks(c, 3);
@@ -637,7 +778,8 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
     // measuring bandwidth-delay pings once per round trip while data flows).
     const ok = await handshake(port);
     ok.send(Buffer.concat(Array.from({ length: 100 }, () => settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 65_535]]))));
-    const pings = (n: number): Buffer => Buffer.concat(Array.from({ length: n }, () => frame(FrameType.PING, 0, 0, Buffer.alloc(8))));
+    const pings = (n: number): Buffer =>
+      Buffer.concat(Array.from({ length: n }, () => frame(FrameType.PING, 0, 0, Buffer.alloc(8))));
     ok.send(pings(9_000));
     await checkWorks(ok, 1);
     ok.send(pings(9_000));
@@ -652,7 +794,12 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
     c.socket.pause(); // never read
     // Compact requests from the dynamic table: 6 indexed fields + a 5-byte message.
     const index = Buffer.concat([headerBlock(grpcRequestFields(HEALTH_CHECK), { indexing: "incremental" })]);
-    c.send(Buffer.concat([frame(FrameType.HEADERS, Flag.END_HEADERS, 1, index), frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody())]));
+    c.send(
+      Buffer.concat([
+        frame(FrameType.HEADERS, Flag.END_HEADERS, 1, index),
+        frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()),
+      ]),
+    );
     const indexed = Buffer.from([0x80 | 67, 0x80 | 66, 0x80 | 65, 0x80 | 64, 0x80 | 63, 0x80 | 62]);
     let id = 3;
     let written = 0;
@@ -661,7 +808,10 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
     while (Date.now() < deadline && !blocked) {
       const batch: Buffer[] = [];
       for (let i = 0; i < 500; i++, id += 2) {
-        batch.push(frame(FrameType.HEADERS, Flag.END_HEADERS, id, indexed), frame(FrameType.DATA, Flag.END_STREAM, id, healthBody()));
+        batch.push(
+          frame(FrameType.HEADERS, Flag.END_HEADERS, id, indexed),
+          frame(FrameType.DATA, Flag.END_STREAM, id, healthBody()),
+        );
       }
       const buf = Buffer.concat(batch);
       written += buf.length;
@@ -684,28 +834,39 @@ describe("limits and errors (RFC 9113 5.1, 5.4, 6.x, 8.2; RFC 7541)", () => {
     c.socket.resume();
     const last = id - 2;
     await c.response(last, 15_000); // ~250,000 requests to answer on a loaded 2-core machine
-    const endedIds = (): Set<number> => new Set(c.frames.filter((f) => (f.type === FrameType.HEADERS && (f.flags & Flag.END_STREAM)) || f.type === FrameType.RST_STREAM).map((f) => f.id));
+    const endedIds = (): Set<number> =>
+      new Set(
+        c.frames
+          .filter((f) => (f.type === FrameType.HEADERS && f.flags & Flag.END_STREAM) || f.type === FrameType.RST_STREAM)
+          .map((f) => f.id),
+      );
     let ended = endedIds();
-    for (const stop = Date.now() + 5000; ended.size < (last + 1) / 2 && Date.now() < stop; ended = endedIds()) await sleep(50);
+    for (const stop = Date.now() + 5000; ended.size < (last + 1) / 2 && Date.now() < stop; ended = endedIds())
+      await sleep(50);
     const missing: number[] = [];
     for (let i = 1; i <= last && missing.length < 20; i += 2) if (!ended.has(i)) missing.push(i);
     expect(missing).toEqual([]);
-    const refused = c.frames.filter((f) => f.type === FrameType.RST_STREAM && f.payload.readUInt32BE(0) !== H2Error.REFUSED_STREAM);
+    const refused = c.frames.filter(
+      (f) => f.type === FrameType.RST_STREAM && f.payload.readUInt32BE(0) !== H2Error.REFUSED_STREAM,
+    );
     expect(refused).toEqual([]);
     await checkWorks(c, last + 2);
   });
 });
 
 describe("more stream and frame rules (RFC 9113 5.1, 6.x, 8.1-8.3)", () => {
-  const block = (extra: ReadonlyArray<readonly [string, string]> = []): Buffer => headerBlock(grpcRequestFields(HEALTH_CHECK, extra));
+  const block = (extra: ReadonlyArray<readonly [string, string]> = []): Buffer =>
+    headerBlock(grpcRequestFields(HEALTH_CHECK, extra));
 
   it("8.1: request trailers (HEADERS with END_STREAM after DATA) end the request", async () => {
     const c = await handshake(port);
-    c.send(Buffer.concat([
-      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, block()),
-      frame(FrameType.DATA, 0, 1, healthBody()),
-      frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, headerBlock([["x-trailer", "1"]])),
-    ]));
+    c.send(
+      Buffer.concat([
+        frame(FrameType.HEADERS, Flag.END_HEADERS, 1, block()),
+        frame(FrameType.DATA, 0, 1, healthBody()),
+        frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, headerBlock([["x-trailer", "1"]])),
+      ]),
+    );
     expectServing(await c.response(1));
   });
 
@@ -739,11 +900,32 @@ describe("more stream and frame rules (RFC 9113 5.1, 6.x, 8.1-8.3)", () => {
   it("8.2.1: a malformed field indexed into the dynamic table stays malformed when referenced later", async () => {
     const c = await handshake(port);
     const fields = grpcRequestFields(HEALTH_CHECK);
-    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([headerBlock(fields), hpackLiteral("x-bad", "a\nb", { indexing: "incremental" })])));
+    c.send(
+      frame(
+        FrameType.HEADERS,
+        Flag.END_HEADERS | Flag.END_STREAM,
+        1,
+        Buffer.concat([headerBlock(fields), hpackLiteral("x-bad", "a\nb", { indexing: "incremental" })]),
+      ),
+    );
     expect(await c.rst(1)).toBe(H2Error.PROTOCOL_ERROR);
-    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 3, Buffer.concat([headerBlock(fields), hpackIndexed(62)])));
+    c.send(
+      frame(
+        FrameType.HEADERS,
+        Flag.END_HEADERS | Flag.END_STREAM,
+        3,
+        Buffer.concat([headerBlock(fields), hpackIndexed(62)]),
+      ),
+    );
     expect(await c.rst(3)).toBe(H2Error.PROTOCOL_ERROR);
-    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 5, Buffer.concat([headerBlock(fields), hpackLiteral("x-good", "ok", { indexing: "incremental" })])));
+    c.send(
+      frame(
+        FrameType.HEADERS,
+        Flag.END_HEADERS | Flag.END_STREAM,
+        5,
+        Buffer.concat([headerBlock(fields), hpackLiteral("x-good", "ok", { indexing: "incremental" })]),
+      ),
+    );
     c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 7, Buffer.concat([headerBlock(fields), hpackIndexed(62)])));
     c.send(frame(FrameType.DATA, Flag.END_STREAM, 7, healthBody()));
     expectServing(await c.response(7));
@@ -751,7 +933,9 @@ describe("more stream and frame rules (RFC 9113 5.1, 6.x, 8.1-8.3)", () => {
 
   it("5.1: DATA after the client's END_STREAM is a stream error STREAM_CLOSED", async () => {
     const c = await handshake(port);
-    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, headerBlock(grpcRequestFields(REFLECTION_INFO))));
+    c.send(
+      frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, headerBlock(grpcRequestFields(REFLECTION_INFO))),
+    );
     c.send(frame(FrameType.DATA, 0, 1, Buffer.alloc(3)));
     // The reflection call ended OK at the client's END_STREAM, or is reset STREAM_CLOSED: the
     // stream is closed either way and no DATA of ours follows a reset.
@@ -781,10 +965,19 @@ describe("more stream and frame rules (RFC 9113 5.1, 6.x, 8.1-8.3)", () => {
 
   it("6.2/6.3/6.10: padding past the frame, PRIORITY on stream 0, stray CONTINUATION frames are connection errors PROTOCOL_ERROR", async () => {
     const cases: Array<[Buffer, string]> = [
-      [frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.PADDED, 1, Buffer.concat([Buffer.from([200]), block()])), "HEADERS padding exceeds the frame"],
+      [
+        frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.PADDED, 1, Buffer.concat([Buffer.from([200]), block()])),
+        "HEADERS padding exceeds the frame",
+      ],
       [frame(FrameType.PRIORITY, 0, 0, Buffer.alloc(5)), "PRIORITY on stream 0"],
       [frame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, block()), "CONTINUATION without HEADERS"],
-      [Buffer.concat([frame(FrameType.HEADERS, 0, 1, block()), frame(FrameType.CONTINUATION, Flag.END_HEADERS, 3, Buffer.alloc(0))]), "expected CONTINUATION"],
+      [
+        Buffer.concat([
+          frame(FrameType.HEADERS, 0, 1, block()),
+          frame(FrameType.CONTINUATION, Flag.END_HEADERS, 3, Buffer.alloc(0)),
+        ]),
+        "expected CONTINUATION",
+      ],
     ];
     for (const [bytes, debug] of cases) {
       const c = await handshake(port);
@@ -834,12 +1027,24 @@ describe("more stream and frame rules (RFC 9113 5.1, 6.x, 8.1-8.3)", () => {
 
   it("6.5.2/6.6: bad SETTINGS and PUSH_PROMISE from a client are connection errors", async () => {
     const cases: Array<[Buffer, number, string]> = [
-      [frame(FrameType.SETTINGS, 0, 0, Buffer.alloc(5)), H2Error.FRAME_SIZE_ERROR, "SETTINGS payload not a multiple of 6"],
+      [
+        frame(FrameType.SETTINGS, 0, 0, Buffer.alloc(5)),
+        H2Error.FRAME_SIZE_ERROR,
+        "SETTINGS payload not a multiple of 6",
+      ],
       [settingsFrame([[Setting.ENABLE_PUSH, 2]]), H2Error.PROTOCOL_ERROR, "SETTINGS_ENABLE_PUSH must be 0 or 1"],
       [settingsFrame([[Setting.MAX_FRAME_SIZE, 100]]), H2Error.PROTOCOL_ERROR, "SETTINGS_MAX_FRAME_SIZE out of range"],
-      [frame(FrameType.SETTINGS, Flag.ACK, 0, Buffer.alloc(6)), H2Error.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload"],
+      [
+        frame(FrameType.SETTINGS, Flag.ACK, 0, Buffer.alloc(6)),
+        H2Error.FRAME_SIZE_ERROR,
+        "SETTINGS ACK with a payload",
+      ],
       [frame(FrameType.SETTINGS, 0, 1), H2Error.PROTOCOL_ERROR, "SETTINGS on a stream"],
-      [frame(FrameType.PUSH_PROMISE, Flag.END_HEADERS, 1, Buffer.alloc(4)), H2Error.PROTOCOL_ERROR, "PUSH_PROMISE from a client"],
+      [
+        frame(FrameType.PUSH_PROMISE, Flag.END_HEADERS, 1, Buffer.alloc(4)),
+        H2Error.PROTOCOL_ERROR,
+        "PUSH_PROMISE from a client",
+      ],
       [frame(FrameType.RST_STREAM, 0, 7, u32(0)), H2Error.PROTOCOL_ERROR, "RST_STREAM on an idle stream"],
       [windowUpdateFrame(7, 100), H2Error.PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream"],
       [frame(FrameType.GOAWAY, 0, 0, Buffer.alloc(7)), H2Error.FRAME_SIZE_ERROR, "GOAWAY payload shorter than 8 bytes"],
@@ -868,12 +1073,17 @@ describe("more stream and frame rules (RFC 9113 5.1, 6.x, 8.1-8.3)", () => {
   });
 
   it("6.5.2: with SETTINGS_MAX_FRAME_SIZE raised, a large answer may use larger DATA frames", async () => {
-    const c = await handshake(port, [[Setting.MAX_FRAME_SIZE, 1 << 20], [Setting.INITIAL_WINDOW_SIZE, 1 << 20]]);
+    const c = await handshake(port, [
+      [Setting.MAX_FRAME_SIZE, 1 << 20],
+      [Setting.INITIAL_WINDOW_SIZE, 1 << 20],
+    ]);
     c.send(windowUpdateFrame(0, 1 << 20));
-    c.send(Buffer.concat([
-      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(REFLECTION_INFO))),
-      frame(FrameType.DATA, Flag.END_STREAM, 1, reflectionBody(10)),
-    ]));
+    c.send(
+      Buffer.concat([
+        frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(grpcRequestFields(REFLECTION_INFO))),
+        frame(FrameType.DATA, Flag.END_STREAM, 1, reflectionBody(10)),
+      ]),
+    );
     const res = await c.response(1);
     expect(field(res.trailers, "grpc-status")).toBe("0");
     expect(res.data.length).toBeGreaterThan(40_000);
@@ -902,7 +1112,9 @@ describe("graceful close (RFC 9113 6.8)", () => {
     const closed = server.close(3000);
     const g = await c.goaway();
     expect(g).toEqual({ lastStreamId: 1, code: H2Error.NO_ERROR, debug: "" });
-    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 3, headerBlock(grpcRequestFields(HEALTH_CHECK))));
+    c.send(
+      frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 3, headerBlock(grpcRequestFields(HEALTH_CHECK))),
+    );
     expect(await c.rst(3)).toBe(H2Error.REFUSED_STREAM);
     c.send(frame(FrameType.DATA, Flag.END_STREAM, 1, healthBody()));
     expectServing(await c.response(1));
@@ -923,9 +1135,17 @@ describe("graceful close (RFC 9113 6.8)", () => {
 });
 
 describe("interop with node's HTTP/2 client", () => {
-  function nodeCheck(session: http2.ClientHttp2Session, body: Buffer): Promise<{ status: string | undefined; data: Buffer; grpcStatus: string | undefined }> {
+  function nodeCheck(
+    session: http2.ClientHttp2Session,
+    body: Buffer,
+  ): Promise<{ status: string | undefined; data: Buffer; grpcStatus: string | undefined }> {
     return new Promise((resolve, reject) => {
-      const req = session.request({ ":method": "POST", ":path": HEALTH_CHECK, "content-type": "application/grpc", te: "trailers" });
+      const req = session.request({
+        ":method": "POST",
+        ":path": HEALTH_CHECK,
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
       const chunks: Buffer[] = [];
       let status: string | undefined;
       let grpcStatus: string | undefined;
@@ -942,7 +1162,10 @@ describe("interop with node's HTTP/2 client", () => {
     });
   }
 
-  async function withSession<T>(settings: http2.Settings, run: (s: http2.ClientHttp2Session) => Promise<T>): Promise<T> {
+  async function withSession<T>(
+    settings: http2.Settings,
+    run: (s: http2.ClientHttp2Session) => Promise<T>,
+  ): Promise<T> {
     const session = http2.connect(`http://127.0.0.1:${port}`, { settings });
     session.on("error", () => {});
     try {
@@ -953,7 +1176,9 @@ describe("interop with node's HTTP/2 client", () => {
   }
 
   it("200 concurrent unary health checks on one connection", async () => {
-    const results = await withSession({}, (s) => Promise.all(Array.from({ length: 200 }, () => nodeCheck(s, healthBody()))));
+    const results = await withSession({}, (s) =>
+      Promise.all(Array.from({ length: 200 }, () => nodeCheck(s, healthBody()))),
+    );
     for (const r of results) expect(r).toEqual({ status: "200", data: SERVING_BODY, grpcStatus: "0" });
   });
 
@@ -966,7 +1191,10 @@ describe("interop with node's HTTP/2 client", () => {
 
   it("RFC 7541 4.2: a client that lowers SETTINGS_HEADER_TABLE_SIZE still decodes our header blocks", async () => {
     for (const headerTableSize of [0, 256]) {
-      const r = await withSession({ headerTableSize }, async (s) => [await nodeCheck(s, healthBody()), await nodeCheck(s, healthBody())]);
+      const r = await withSession({ headerTableSize }, async (s) => [
+        await nodeCheck(s, healthBody()),
+        await nodeCheck(s, healthBody()),
+      ]);
       for (const x of r) expect(x).toEqual({ status: "200", data: SERVING_BODY, grpcStatus: "0" });
     }
   });

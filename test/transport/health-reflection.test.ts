@@ -40,11 +40,20 @@ describe("health Watch follows the bundle", () => {
     expect(server.engine.status().ready).toBe(false);
     client = new grpc.Client(server.address, grpc.credentials.createInsecure());
 
-    const check = await unary(client, "/grpc.health.v1.Health/Check", HealthCheckRequestSchema, HealthCheckResponseSchema, { service: "" });
+    const check = await unary(
+      client,
+      "/grpc.health.v1.Health/Check",
+      HealthCheckRequestSchema,
+      HealthCheckResponseSchema,
+      { service: "" },
+    );
     expect(check.value?.status).toBe(Serving.NOT_SERVING);
     const ready = await fetch(`http://${server.adminAddress}/readyz`);
     expect(ready.status).toBe(503);
-    const readyBody = (await ready.json()) as { reason: string; bundle: { lastErrorReason: string; lastError?: string } };
+    const readyBody = (await ready.json()) as {
+      reason: string;
+      bundle: { lastErrorReason: string; lastError?: string };
+    };
     expect(readyBody.reason).toBe("no valid bundle active");
     // The reason code only: error texts (here naming decide.rego) need ARBITER_ADMIN_VERBOSE=on.
     expect(readyBody.bundle.lastErrorReason).toBe("bundle_invalid");
@@ -54,7 +63,8 @@ describe("health Watch follows the bundle", () => {
     let ended: grpc.StatusObject | undefined;
     const watch = client.makeServerStreamRequest(
       "/grpc.health.v1.Health/Watch",
-      (m: ReturnType<typeof create<typeof HealthCheckRequestSchema>>) => Buffer.from(toBinary(HealthCheckRequestSchema, m)),
+      (m: ReturnType<typeof create<typeof HealthCheckRequestSchema>>) =>
+        Buffer.from(toBinary(HealthCheckRequestSchema, m)),
       (b: Buffer) => fromBinary(HealthCheckResponseSchema, b),
       create(HealthCheckRequestSchema, { service: "arbiter.v1.PolicyService" }),
     );
@@ -75,7 +85,9 @@ describe("health Watch follows the bundle", () => {
     // A bad bundle never replaces a good one: still serving, the error is reported.
     const after = await fetch(`http://${server.adminAddress}/readyz`);
     expect(after.status).toBe(200);
-    expect(((await after.json()) as { bundle: { lastErrorReason: string } }).bundle.lastErrorReason).toBe("bundle_invalid");
+    expect(((await after.json()) as { bundle: { lastErrorReason: string } }).bundle.lastErrorReason).toBe(
+      "bundle_invalid",
+    );
     expect(server.engine.status().lastError).toMatch(/decide\.rego/);
     expect(seen).toEqual([Serving.NOT_SERVING, Serving.SERVING]);
 
@@ -111,7 +123,8 @@ describe("server reflection", () => {
       call.on("data", (m: ServerReflectionResponse) => answers.push(m));
       call.on("status", (status: grpc.StatusObject) => resolve({ answers, status }));
       call.on("error", () => {});
-      for (const messageRequest of reqs) call.write(create(ServerReflectionRequestSchema, { host: "h", messageRequest }));
+      for (const messageRequest of reqs)
+        call.write(create(ServerReflectionRequestSchema, { host: "h", messageRequest }));
       call.end();
     });
   }
@@ -126,7 +139,12 @@ describe("server reflection", () => {
     const session = connect(`http://${server.address}`);
     try {
       const status = await new Promise<{ code: string; message: string }>((resolve, reject) => {
-        const req = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Watch", "content-type": "application/grpc", te: "trailers" });
+        const req = session.request({
+          ":method": "POST",
+          ":path": "/grpc.health.v1.Health/Watch",
+          "content-type": "application/grpc",
+          te: "trailers",
+        });
         req.on("response", (h) => resolve({ code: String(h["grpc-status"]), message: String(h["grpc-message"]) }));
         req.on("error", reject);
         req.resume();
@@ -165,12 +183,14 @@ describe("server reflection", () => {
     expect(answers).toHaveLength(4);
     const first = fileNames(answers[0]!);
     expect(first[0]).toBe("arbiter/v1/arbiter.proto");
-    expect(new Set(first)).toEqual(new Set([
-      "arbiter/v1/arbiter.proto",
-      "buf/validate/validate.proto",
-      "google/protobuf/descriptor.proto",
-      "google/protobuf/struct.proto",
-    ]));
+    expect(new Set(first)).toEqual(
+      new Set([
+        "arbiter/v1/arbiter.proto",
+        "buf/validate/validate.proto",
+        "google/protobuf/descriptor.proto",
+        "google/protobuf/struct.proto",
+      ]),
+    );
     expect(fileNames(answers[1]!)[0]).toBe("arbiter/v1/arbiter.proto");
     expect(fileNames(answers[2]!)).toEqual(["grpc/health/v1/health.proto"]);
     const err = answers[3]!.messageResponse;
@@ -179,9 +199,17 @@ describe("server reflection", () => {
       'symbol "arbiter.v1.Nope" not found',
     ]);
     // The served descriptor is the real contract: it declares the six RPCs.
-    const fd = fromBinary(FileDescriptorProtoSchema, (answers[0]!.messageResponse.value as { fileDescriptorProto: Uint8Array[] }).fileDescriptorProto[0]!);
+    const fd = fromBinary(
+      FileDescriptorProtoSchema,
+      (answers[0]!.messageResponse.value as { fileDescriptorProto: Uint8Array[] }).fileDescriptorProto[0]!,
+    );
     expect(fd.service[0]!.method.map((m) => m.name)).toEqual([
-      "Decide", "Route", "GuardMemory", "Finalize", "RecordUsage", "CreateApproval",
+      "Decide",
+      "Route",
+      "GuardMemory",
+      "Finalize",
+      "RecordUsage",
+      "CreateApproval",
     ]);
   });
 });

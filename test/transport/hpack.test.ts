@@ -20,24 +20,46 @@ describe("HpackDecoder", () => {
   it("RFC 7541 C.4: requests with Huffman coding, dynamic table carried across blocks", () => {
     const d = new HpackDecoder();
     expect(list(d, hex("8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff"))).toEqual([
-      [":method", "GET"], [":scheme", "http"], [":path", "/"], [":authority", "www.example.com"],
+      [":method", "GET"],
+      [":scheme", "http"],
+      [":path", "/"],
+      [":authority", "www.example.com"],
     ]);
     expect(list(d, hex("8286 84be 5886 a8eb 1064 9cbf"))).toEqual([
-      [":method", "GET"], [":scheme", "http"], [":path", "/"], [":authority", "www.example.com"], ["cache-control", "no-cache"],
+      [":method", "GET"],
+      [":scheme", "http"],
+      [":path", "/"],
+      [":authority", "www.example.com"],
+      ["cache-control", "no-cache"],
     ]);
     expect(list(d, hex("8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf"))).toEqual([
-      [":method", "GET"], [":scheme", "https"], [":path", "/index.html"], [":authority", "www.example.com"], ["custom-key", "custom-value"],
+      [":method", "GET"],
+      [":scheme", "https"],
+      [":path", "/index.html"],
+      [":authority", "www.example.com"],
+      ["custom-key", "custom-value"],
     ]);
   });
 
   it("our encoder's blocks decode to what was encoded", () => {
-    const headers: Array<[string, string]> = [[":status", "200"], ["content-type", "application/grpc+proto"], ["grpc-status", "0"], [":status", "415"]];
+    const headers: Array<[string, string]> = [
+      [":status", "200"],
+      ["content-type", "application/grpc+proto"],
+      ["grpc-status", "0"],
+      [":status", "415"],
+    ];
     expect(list(new HpackDecoder(), encodeHeaderBlock(headers))).toEqual(headers);
   });
 
   it("a memoized Huffman name or :path decodes the same from a second decoder, many times over", () => {
-    const block = Buffer.concat([huffLiteral(":path", "/arbiter.v1.PolicyService/Decide"), huffLiteral("x-tenant-hint", "acme")]);
-    const want = [[":path", "/arbiter.v1.PolicyService/Decide"], ["x-tenant-hint", "acme"]];
+    const block = Buffer.concat([
+      huffLiteral(":path", "/arbiter.v1.PolicyService/Decide"),
+      huffLiteral("x-tenant-hint", "acme"),
+    ]);
+    const want = [
+      [":path", "/arbiter.v1.PolicyService/Decide"],
+      ["x-tenant-hint", "acme"],
+    ];
     for (let i = 0; i < 3; i++) expect(list(new HpackDecoder(), block)).toEqual(want);
     // Past the memo's bound (it is cleared when full) results stay right.
     for (let i = 0; i < 3000; i++) {

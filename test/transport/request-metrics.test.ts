@@ -77,8 +77,12 @@ describe("RequestMetrics", () => {
     m.observe("Route", "unavailable", 0.0001); // le=0.0001 (inclusive)
     const text = await registry.metrics();
     const line = (name: string): string | undefined => text.split("\n").find((l) => l.startsWith(name + " "));
-    expect(line('arbiter_requests_total{rpc="Decide",outcome="ok"}')).toBe('arbiter_requests_total{rpc="Decide",outcome="ok"} 14');
-    expect(line('arbiter_requests_total{rpc="Route",outcome="unavailable"}')).toBe('arbiter_requests_total{rpc="Route",outcome="unavailable"} 1');
+    expect(line('arbiter_requests_total{rpc="Decide",outcome="ok"}')).toBe(
+      'arbiter_requests_total{rpc="Decide",outcome="ok"} 14',
+    );
+    expect(line('arbiter_requests_total{rpc="Route",outcome="unavailable"}')).toBe(
+      'arbiter_requests_total{rpc="Route",outcome="unavailable"} 1',
+    );
     const bucket = (le: string): string | undefined =>
       line(`arbiter_request_duration_seconds_bucket{le="${le}",rpc="Decide",outcome="ok"}`)?.split(" ")[1];
     expect(bucket("0.0001")).toBe("0");
@@ -89,8 +93,13 @@ describe("RequestMetrics", () => {
     expect(bucket("5")).toBe("13");
     expect(bucket("+Inf")).toBe("14");
     expect(line('arbiter_request_duration_seconds_count{rpc="Decide",outcome="ok"}')?.split(" ")[1]).toBe("14");
-    expect(Number(line('arbiter_request_duration_seconds_sum{rpc="Decide",outcome="ok"}')?.split(" ")[1])).toBeCloseTo(10 * 0.0003 + 3 * 0.002 + 7, 12);
-    expect(line('arbiter_request_duration_seconds_bucket{le="0.0001",rpc="Route",outcome="unavailable"}')?.split(" ")[1]).toBe("1");
+    expect(Number(line('arbiter_request_duration_seconds_sum{rpc="Decide",outcome="ok"}')?.split(" ")[1])).toBeCloseTo(
+      10 * 0.0003 + 3 * 0.002 + 7,
+      12,
+    );
+    expect(
+      line('arbiter_request_duration_seconds_bucket{le="0.0001",rpc="Route",outcome="unavailable"}')?.split(" ")[1],
+    ).toBe("1");
   });
 
   it("refuses a non-finite duration like prom-client (counted as a call, not in the histogram)", async () => {
@@ -99,8 +108,12 @@ describe("RequestMetrics", () => {
     const m = createRequestMetrics(mine);
     const r = reference(theirs);
     for (const metrics of [m, r]) {
-      expect(() => metrics.observe("Decide", "ok", Number.NaN)).toThrow(new TypeError("Value is not a valid number: NaN"));
-      expect(() => metrics.observe("Route", "ok", Infinity)).toThrow(new TypeError("Value is not a valid number: Infinity"));
+      expect(() => metrics.observe("Decide", "ok", Number.NaN)).toThrow(
+        new TypeError("Value is not a valid number: NaN"),
+      );
+      expect(() => metrics.observe("Route", "ok", Infinity)).toThrow(
+        new TypeError("Value is not a valid number: Infinity"),
+      );
       metrics.observe("Route", "ok", 0.01);
     }
     expect(await mine.metrics()).toBe(await theirs.metrics());
@@ -110,7 +123,9 @@ describe("RequestMetrics", () => {
     const registry = new Registry();
     const m = createRequestMetrics(registry);
     m.observe("Decide", "ok", 0.001);
-    expect(() => createRequestMetrics(registry)).toThrow("A metric with the name arbiter_requests_total has already been registered.");
+    expect(() => createRequestMetrics(registry)).toThrow(
+      "A metric with the name arbiter_requests_total has already been registered.",
+    );
     registry.resetMetrics();
     const empty = new Registry();
     createRequestMetrics(empty);
@@ -126,7 +141,11 @@ describe("RequestMetrics", () => {
     const json = await registry.getMetricsAsJSON();
     const hist = json.find((x) => x.name === "arbiter_request_duration_seconds")!;
     expect(hist.type as unknown).toBe("histogram");
-    expect(hist.values).toContainEqual({ value: 1, labels: { le: 0.025, rpc: "Finalize", outcome: "ok" }, metricName: "arbiter_request_duration_seconds_bucket" });
+    expect(hist.values).toContainEqual({
+      value: 1,
+      labels: { le: 0.025, rpc: "Finalize", outcome: "ok" },
+      metricName: "arbiter_request_duration_seconds_bucket",
+    });
     const total = json.find((x) => x.name === "arbiter_requests_total")!;
     expect(total.values).toEqual([{ value: 1, labels: { rpc: "Finalize", outcome: "ok" } }]);
   });

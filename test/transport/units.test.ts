@@ -92,7 +92,12 @@ describe("uuidv7", () => {
 
 describe("convert", () => {
   it("fills a missing request id and keeps a given one", () => {
-    const m = create(pb.DecideRequestSchema, { tenantId: "t", action: "read", subject: { id: "u" }, resource: { type: "doc" } });
+    const m = create(pb.DecideRequestSchema, {
+      tenantId: "t",
+      action: "read",
+      subject: { id: "u" },
+      resource: { type: "doc" },
+    });
     const r = convert.decideFromPb(m, { traceId: "0af7651916cd43dd8448eb211c80319c" });
     expect(isUuidv7(r.requestId)).toBe(true);
     expect(r.traceId).toBe("0af7651916cd43dd8448eb211c80319c");
@@ -104,19 +109,29 @@ describe("convert", () => {
     const base = { tenantId: "t", agentId: "a", sessionId: "s", store: "x", operation: pb.MemoryOperation.WRITE };
     const without = convert.guardMemoryFromPb(create(pb.GuardMemoryRequestSchema, base));
     expect("ttlSeconds" in without || "content" in without).toBe(false);
-    const withBoth = convert.guardMemoryFromPb(create(pb.GuardMemoryRequestSchema, { ...base, ttlSeconds: 0, content: "" }));
+    const withBoth = convert.guardMemoryFromPb(
+      create(pb.GuardMemoryRequestSchema, { ...base, ttlSeconds: 0, content: "" }),
+    );
     expect([withBoth.operation, withBoth.ttlSeconds, withBoth.content]).toEqual(["WRITE", 0, ""]);
   });
 
   it("maps terminal modes to the enum", () => {
     const r = convert.finalizeToPb({
-      decisionId: "d", requestId: "r", bundleRevision: "b", reasons: [], mode: "SOURCE_UNAVAILABLE", coverage: 0, unsupportedClaimIds: ["c"],
+      decisionId: "d",
+      requestId: "r",
+      bundleRevision: "b",
+      reasons: [],
+      mode: "SOURCE_UNAVAILABLE",
+      coverage: 0,
+      unsupportedClaimIds: ["c"],
     });
     expect(r.mode).toBe(pb.TerminalMode.SOURCE_UNAVAILABLE);
   });
 
   it("reads the trace id from traceparent", () => {
-    expect(traceIdFrom("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")).toBe("0af7651916cd43dd8448eb211c80319c");
+    expect(traceIdFrom("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")).toBe(
+      "0af7651916cd43dd8448eb211c80319c",
+    );
     expect(traceIdFrom("00-00000000000000000000000000000000-b7ad6b7169203331-01")).toBeUndefined();
     expect(traceIdFrom("garbage")).toBeUndefined();
     expect(traceIdFrom(undefined)).toBeUndefined();

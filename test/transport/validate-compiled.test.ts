@@ -107,19 +107,27 @@ describe("compiled validator: hand-written boundaries, identical to protovalidat
     expect(same(S, decide())).toEqual([]);
     expect(same(S, decide({ tenantId: "" }))).toEqual(["tenant_id: must be at least 1 characters [string.min_len]"]);
     expect(same(S, decide({ tenantId: s(128) }))).toEqual([]);
-    expect(same(S, decide({ tenantId: s(129) }))).toEqual(["tenant_id: must be at most 128 characters [string.max_len]"]);
+    expect(same(S, decide({ tenantId: s(129) }))).toEqual([
+      "tenant_id: must be at most 128 characters [string.max_len]",
+    ]);
     // 128 emoji are 256 UTF-16 units but 128 code points: valid.
     expect(same(S, decide({ tenantId: s(128, EMOJI) }))).toEqual([]);
-    expect(same(S, decide({ tenantId: s(129, EMOJI) }))).toEqual(["tenant_id: must be at most 128 characters [string.max_len]"]);
+    expect(same(S, decide({ tenantId: s(129, EMOJI) }))).toEqual([
+      "tenant_id: must be at most 128 characters [string.max_len]",
+    ]);
     // A lone surrogate counts as one code point.
     expect(same(S, decide({ tenantId: "\ud800" }))).toEqual([]);
     expect(same(S, decide({ tenantId: `${s(127, EMOJI)}\udc00` }))).toEqual([]);
     expect(same(S, decide({ requestId: s(128) }))).toEqual([]);
-    expect(same(S, decide({ requestId: s(129, "é") }))).toEqual(["request_id: must be at most 128 characters [string.max_len]"]);
+    expect(same(S, decide({ requestId: s(129, "é") }))).toEqual([
+      "request_id: must be at most 128 characters [string.max_len]",
+    ]);
     expect(same(S, decide({ action: "" }))).toEqual(["action: must be at least 1 characters [string.min_len]"]);
     expect(same(S, decide({ action: s(129) }))).toEqual(["action: must be at most 128 characters [string.max_len]"]);
     expect(same(S, decide({ approvalToken: s(4096) }))).toEqual([]);
-    expect(same(S, decide({ approvalToken: s(4097) }))).toEqual(["approval_token: must be at most 4096 characters [string.max_len]"]);
+    expect(same(S, decide({ approvalToken: s(4097) }))).toEqual([
+      "approval_token: must be at most 4096 characters [string.max_len]",
+    ]);
   });
 
   it("DecideRequest: required messages and nested Subject / Resource rules with paths", () => {
@@ -157,7 +165,9 @@ describe("compiled validator: hand-written boundaries, identical to protovalidat
     const S = pb.RouteRequestSchema;
     const ok = { tenantId: "t", messages: [{ role: "user", content: "hi" }] };
     expect(same(S, create(S, ok))).toEqual([]);
-    expect(same(S, create(S, { ...ok, messages: [] }))).toEqual(["messages: must contain at least 1 item(s) [repeated.min_items]"]);
+    expect(same(S, create(S, { ...ok, messages: [] }))).toEqual([
+      "messages: must contain at least 1 item(s) [repeated.min_items]",
+    ]);
     const many = (n: number) => Array.from({ length: n }, () => ({ role: "user" }));
     expect(same(S, create(S, { ...ok, messages: many(1024) }))).toEqual([]);
     expect(same(S, create(S, { ...ok, messages: many(1025) }))).toEqual([
@@ -189,7 +199,9 @@ describe("compiled validator: hand-written boundaries, identical to protovalidat
     expect(same(S, create(S, { ...ok, operation: -1 as pb.MemoryOperation }))).toEqual([
       "operation: value must be one of the defined enum values [enum.defined_only]",
     ]);
-    expect(same(S, create(S, { ...ok, agentId: s(257), sessionId: "", store: s(257), ttlSeconds: 0, content: "" }))).toEqual([
+    expect(
+      same(S, create(S, { ...ok, agentId: s(257), sessionId: "", store: s(257), ttlSeconds: 0, content: "" })),
+    ).toEqual([
       "agent_id: must be at most 256 characters [string.max_len]",
       "session_id: must be at least 1 characters [string.min_len]",
       "store: must be at most 256 characters [string.max_len]",
@@ -206,13 +218,32 @@ describe("compiled validator: hand-written boundaries, identical to protovalidat
       "claims: must contain no more than 4096 item(s) [repeated.max_items]",
     ]);
     expect(
-      same(S, create(S, { ...ok, claims: [{ id: "" }, { id: "c", evidenceIds: Array(257).fill("e") }, { id: "c2", evidenceIds: Array(256).fill("") }] })),
+      same(
+        S,
+        create(S, {
+          ...ok,
+          claims: [
+            { id: "" },
+            { id: "c", evidenceIds: Array(257).fill("e") },
+            { id: "c2", evidenceIds: Array(256).fill("") },
+          ],
+        }),
+      ),
     ).toEqual([
       "claims[0].id: must be at least 1 characters [string.min_len]",
       "claims[1].evidence_ids: must contain no more than 256 item(s) [repeated.max_items]",
     ]);
     expect(
-      same(S, create(S, { ...ok, evidence: [{ id: s(256), sha256: s(128), source: s(1024), asOf: s(64) }, { id: s(257), sha256: s(129), source: s(1025), asOf: s(65) }] })),
+      same(
+        S,
+        create(S, {
+          ...ok,
+          evidence: [
+            { id: s(256), sha256: s(128), source: s(1024), asOf: s(64) },
+            { id: s(257), sha256: s(129), source: s(1025), asOf: s(65) },
+          ],
+        }),
+      ),
     ).toEqual([
       "evidence[1].id: must be at most 256 characters [string.max_len]",
       "evidence[1].sha256: must be at most 128 characters [string.max_len]",
@@ -227,8 +258,11 @@ describe("compiled validator: hand-written boundaries, identical to protovalidat
   it("RecordUsageRequest: double gte 0 and finite, NaN and infinities", () => {
     const S = pb.RecordUsageRequestSchema;
     const ok = { tenantId: "t", unit: "usd" };
-    for (const amount of [0, -0, 5e-324, 1.5, Number.MAX_VALUE]) expect(same(S, create(S, { ...ok, amount }))).toEqual([]);
-    expect(same(S, create(S, { ...ok, amount: -5e-324 }))).toEqual(["amount: must be greater than or equal to 0 [double.gte]"]);
+    for (const amount of [0, -0, 5e-324, 1.5, Number.MAX_VALUE])
+      expect(same(S, create(S, { ...ok, amount }))).toEqual([]);
+    expect(same(S, create(S, { ...ok, amount: -5e-324 }))).toEqual([
+      "amount: must be greater than or equal to 0 [double.gte]",
+    ]);
     expect(same(S, create(S, { ...ok, amount: Number.NaN }))).toEqual([
       "amount: must be greater than or equal to 0 [double.gte]",
       "amount: must be finite [double.finite]",
@@ -239,7 +273,9 @@ describe("compiled validator: hand-written boundaries, identical to protovalidat
       "amount: must be finite [double.finite]",
     ]);
     expect(same(S, create(S, { ...ok, unit: s(32) }))).toEqual([]);
-    expect(same(S, create(S, { ...ok, unit: s(33) }))).toEqual(["unit: must be at most 32 characters [string.max_len]"]);
+    expect(same(S, create(S, { ...ok, unit: s(33) }))).toEqual([
+      "unit: must be at most 32 characters [string.max_len]",
+    ]);
   });
 
   it("CreateApprovalRequest: uint32 gt/lte, required decide validated inside, the CEL rule", () => {
@@ -262,7 +298,9 @@ describe("compiled validator: hand-written boundaries, identical to protovalidat
       "decide.action: must be at least 1 characters [string.min_len]",
       "decide.tenant_id must equal tenant_id [create_approval.same_tenant]",
     ]);
-    expect(same(S, create(S, { tenantId: "", approver: s(257), ttlSeconds: 0, decide: create(pb.DecideRequestSchema) }))).toEqual([
+    expect(
+      same(S, create(S, { tenantId: "", approver: s(257), ttlSeconds: 0, decide: create(pb.DecideRequestSchema) })),
+    ).toEqual([
       "tenant_id: must be at least 1 characters [string.min_len]",
       "decide.tenant_id: must be at least 1 characters [string.min_len]",
       "decide.subject: value is required [required]",
@@ -274,7 +312,10 @@ describe("compiled validator: hand-written boundaries, identical to protovalidat
   });
 
   it("check() throws the same RpcError text as the protovalidate engine", () => {
-    const m = create(pb.CreateApprovalRequestSchema, { tenantId: "t1", decide: decide({ tenantId: "t2", subject: { id: "" } }) });
+    const m = create(pb.CreateApprovalRequestSchema, {
+      tenantId: "t1",
+      decide: decide({ tenantId: "t2", subject: { id: "" } }),
+    });
     const text = checkText(pb.CreateApprovalRequestSchema, m);
     expect(text).toBe(
       "decide.subject.id: must be at least 1 characters [string.min_len]; approver: must be at least 1 characters [string.min_len]; " +
@@ -379,7 +420,11 @@ function randomMessage(schema: DescMessage, r: () => number, depth = 0): Message
         const n = r() < 0.8 ? Math.floor(r() * 4) : pick(ITEM_COUNTS);
         // Long lists repeat a few generated elements, so a run stays fast.
         const pool = Array.from({ length: Math.min(n, 6) }, () =>
-          f.listKind === "message" ? randomMessage(f.message, r, depth + 1) : f.listKind === "enum" ? enumVal() : scalar(f),
+          f.listKind === "message"
+            ? randomMessage(f.message, r, depth + 1)
+            : f.listKind === "enum"
+              ? enumVal()
+              : scalar(f),
         );
         init[f.localName] = Array.from({ length: n }, (_, i) => (i < pool.length ? pool[i] : pick(pool)));
         break;
@@ -397,7 +442,8 @@ const VALID: Record<string, () => Message> = {
   RouteRequest: () => create(pb.RouteRequestSchema, { tenantId: "t1", messages: [{ role: "user", content: "hi" }] }),
   GuardMemoryRequest: () =>
     create(pb.GuardMemoryRequestSchema, { tenantId: "t1", agentId: "a", sessionId: "s", operation: 2, store: "m" }),
-  FinalizeRequest: () => create(pb.FinalizeRequestSchema, { tenantId: "t1", sessionId: "s", claims: [{ id: "c", evidenceIds: ["e"] }] }),
+  FinalizeRequest: () =>
+    create(pb.FinalizeRequestSchema, { tenantId: "t1", sessionId: "s", claims: [{ id: "c", evidenceIds: ["e"] }] }),
   RecordUsageRequest: () => create(pb.RecordUsageRequestSchema, { tenantId: "t1", unit: "usd", amount: 1 }),
   CreateApprovalRequest: () =>
     create(pb.CreateApprovalRequestSchema, { tenantId: "t1", approver: "boss", ttlSeconds: 60, decide: decide() }),
@@ -417,7 +463,14 @@ const RULES_HIT: Record<string, string[]> = {
   GuardMemoryRequest: ["enum.defined_only", "enum.not_in", "string.max_len", "string.min_len"],
   FinalizeRequest: ["repeated.max_items", "string.max_len", "string.min_len"],
   RecordUsageRequest: ["double.finite", "double.gte", "string.max_len", "string.min_len"],
-  CreateApprovalRequest: ["create_approval.same_tenant", "repeated.max_items", "required", "string.max_len", "string.min_len", "uint32.gt_lte"],
+  CreateApprovalRequest: [
+    "create_approval.same_tenant",
+    "repeated.max_items",
+    "required",
+    "string.max_len",
+    "string.min_len",
+    "uint32.gt_lte",
+  ],
 };
 
 describe("compiled validator: seeded random messages, identical to protovalidate", () => {
@@ -462,7 +515,16 @@ function buildSchema(
     package: "test.v1",
     syntax: "proto3",
     dependency: ["buf/validate/validate.proto"],
-    enumType: [{ name: "Color", value: [{ name: "COLOR_UNSPECIFIED", number: 0 }, { name: "COLOR_RED", number: 1 }, { name: "COLOR_BLUE", number: 5 }] }],
+    enumType: [
+      {
+        name: "Color",
+        value: [
+          { name: "COLOR_UNSPECIFIED", number: 0 },
+          { name: "COLOR_RED", number: 1 },
+          { name: "COLOR_BLUE", number: 5 },
+        ],
+      },
+    ],
     messageType: [
       {
         name,
@@ -492,39 +554,128 @@ function buildSchema(
     ],
   });
   const reg = createFileRegistry(file, (n) =>
-    n === "buf/validate/validate.proto" ? file_buf_validate_validate : n === "google/protobuf/descriptor.proto" ? file_google_protobuf_descriptor : undefined,
+    n === "buf/validate/validate.proto"
+      ? file_buf_validate_validate
+      : n === "google/protobuf/descriptor.proto"
+        ? file_google_protobuf_descriptor
+        : undefined,
   );
   return reg.getMessage(`test.v1.${name}`)!;
 }
 
 describe("compiled validator: other compiled rule kinds on a test schema", () => {
-  const S = buildSchema("Kinds", [
-    { name: "exact", type: Type.STRING, rules: { type: { case: "string", value: { len: 3n } } } },
-    { name: "bytes_len", type: Type.STRING, rules: { type: { case: "string", value: { minBytes: 2n, maxBytes: 6n } } } },
-    { name: "exact_bytes", type: Type.STRING, rules: { type: { case: "string", value: { lenBytes: 4n, const: "abcd" } } } },
-    { name: "choice", type: Type.STRING, rules: { type: { case: "string", value: { in: ["a", "é", ""], notIn: ["a"] } } } },
-    { name: "color", type: Type.ENUM, typeName: ".test.v1.Color", rules: { type: { case: "enum", value: { definedOnly: true, in: [1, 5, 7], const: 5 } } } },
-    { name: "window", type: Type.INT32, rules: { type: { case: "int32", value: { greaterThan: { case: "gte", value: 10 }, lessThan: { case: "lt", value: 0 } } } } },
-    { name: "ratio", type: Type.FLOAT, rules: { type: { case: "float", value: { greaterThan: { case: "gt", value: 0 }, lessThan: { case: "lt", value: 1 }, notIn: [0.5], finite: true } } } },
-    { name: "picks", type: Type.DOUBLE, label: Label.REPEATED, rules: { type: { case: "repeated", value: { minItems: 2n, items: { type: { case: "double", value: { in: [1, 2.5, -0] } } } } } } },
-    { name: "colors", type: Type.ENUM, typeName: ".test.v1.Color", label: Label.REPEATED, rules: { type: { case: "repeated", value: { items: { type: { case: "enum", value: { notIn: [5] } } } } } } },
-    { name: "maybe", type: Type.UINT32, optional: true, rules: { type: { case: "uint32", value: { const: 7, in: [7, 8] } } } },
-    { name: "must", type: Type.SINT32, rules: { required: true, type: { case: "sint32", value: { lessThan: { case: "lte", value: -3 } } } } },
-    { name: "flag", type: Type.BOOL },
-    { name: "label", type: Type.STRING },
-    { name: "count", type: Type.FIXED32, rules: { type: { case: "fixed32", value: { notIn: [3], greaterThan: { case: "gt", value: 1 } } } } },
-    { name: "offset", type: Type.SFIXED32, rules: { type: { case: "sfixed32", value: { in: [-1, 1] } } } },
-  ], [
-    { id: "kinds.flag", message: "", expression: "this.flag == true || this.label != \"\" && !has(this.maybe)" },
-    { id: "kinds.label", message: "label must be x", expression: "(this.label == \"x\") || !(has(this.picks))" },
-  ]);
+  const S = buildSchema(
+    "Kinds",
+    [
+      { name: "exact", type: Type.STRING, rules: { type: { case: "string", value: { len: 3n } } } },
+      {
+        name: "bytes_len",
+        type: Type.STRING,
+        rules: { type: { case: "string", value: { minBytes: 2n, maxBytes: 6n } } },
+      },
+      {
+        name: "exact_bytes",
+        type: Type.STRING,
+        rules: { type: { case: "string", value: { lenBytes: 4n, const: "abcd" } } },
+      },
+      {
+        name: "choice",
+        type: Type.STRING,
+        rules: { type: { case: "string", value: { in: ["a", "é", ""], notIn: ["a"] } } },
+      },
+      {
+        name: "color",
+        type: Type.ENUM,
+        typeName: ".test.v1.Color",
+        rules: { type: { case: "enum", value: { definedOnly: true, in: [1, 5, 7], const: 5 } } },
+      },
+      {
+        name: "window",
+        type: Type.INT32,
+        rules: {
+          type: {
+            case: "int32",
+            value: { greaterThan: { case: "gte", value: 10 }, lessThan: { case: "lt", value: 0 } },
+          },
+        },
+      },
+      {
+        name: "ratio",
+        type: Type.FLOAT,
+        rules: {
+          type: {
+            case: "float",
+            value: {
+              greaterThan: { case: "gt", value: 0 },
+              lessThan: { case: "lt", value: 1 },
+              notIn: [0.5],
+              finite: true,
+            },
+          },
+        },
+      },
+      {
+        name: "picks",
+        type: Type.DOUBLE,
+        label: Label.REPEATED,
+        rules: {
+          type: {
+            case: "repeated",
+            value: { minItems: 2n, items: { type: { case: "double", value: { in: [1, 2.5, -0] } } } },
+          },
+        },
+      },
+      {
+        name: "colors",
+        type: Type.ENUM,
+        typeName: ".test.v1.Color",
+        label: Label.REPEATED,
+        rules: { type: { case: "repeated", value: { items: { type: { case: "enum", value: { notIn: [5] } } } } } },
+      },
+      {
+        name: "maybe",
+        type: Type.UINT32,
+        optional: true,
+        rules: { type: { case: "uint32", value: { const: 7, in: [7, 8] } } },
+      },
+      {
+        name: "must",
+        type: Type.SINT32,
+        rules: { required: true, type: { case: "sint32", value: { lessThan: { case: "lte", value: -3 } } } },
+      },
+      { name: "flag", type: Type.BOOL },
+      { name: "label", type: Type.STRING },
+      {
+        name: "count",
+        type: Type.FIXED32,
+        rules: { type: { case: "fixed32", value: { notIn: [3], greaterThan: { case: "gt", value: 1 } } } },
+      },
+      { name: "offset", type: Type.SFIXED32, rules: { type: { case: "sfixed32", value: { in: [-1, 1] } } } },
+    ],
+    [
+      { id: "kinds.flag", message: "", expression: 'this.flag == true || this.label != "" && !has(this.maybe)' },
+      { id: "kinds.label", message: "label must be x", expression: '(this.label == "x") || !(has(this.picks))' },
+    ],
+  );
 
   it("compiles, and agrees with protovalidate on 4000 random messages", () => {
     const c = compiled(S);
     const r = rng(42);
     const valid = {
-      exact: `a${EMOJI}c`, bytesLen: "ab", exactBytes: "abcd", choice: "é", color: 5, window: 10, ratio: 0.25,
-      picks: [1, 2.5], colors: [1], must: -3, flag: true, label: "x", count: 2, offset: 1,
+      exact: `a${EMOJI}c`,
+      bytesLen: "ab",
+      exactBytes: "abcd",
+      choice: "é",
+      color: 5,
+      window: 10,
+      ratio: 0.25,
+      picks: [1, 2.5],
+      colors: [1],
+      must: -3,
+      flag: true,
+      label: "x",
+      count: 2,
+      offset: 1,
     };
     expect(same(S, create(S, valid as never))).toEqual([]);
     let invalid = 0;
@@ -548,7 +699,21 @@ describe("compiled validator: other compiled rule kinds on a test schema", () =>
   });
 
   it("prints each kind's message as protovalidate does", () => {
-    const m = create(S, { exact: "ab", bytesLen: "中中中", exactBytes: "x", choice: "a", color: 2, window: 5, ratio: 0.5, picks: [3], colors: [5], maybe: 9, must: 0, count: 3, offset: 0 } as never);
+    const m = create(S, {
+      exact: "ab",
+      bytesLen: "中中中",
+      exactBytes: "x",
+      choice: "a",
+      color: 2,
+      window: 5,
+      ratio: 0.5,
+      picks: [3],
+      colors: [5],
+      maybe: 9,
+      must: 0,
+      count: 3,
+      offset: 0,
+    } as never);
     expect(same(S, m)).toEqual([
       "exact: must be 3 characters [string.len]",
       "bytes_len: must be at most 6 bytes [string.max_bytes]",
@@ -568,7 +733,7 @@ describe("compiled validator: other compiled rule kinds on a test schema", () =>
       "must: value is required [required]",
       "count: must not be in list [3] [fixed32.not_in]",
       "offset: must be in list [-1, 1] [sfixed32.in]",
-      "\"this.flag == true || this.label != \"\" && !has(this.maybe)\" returned false [kinds.flag]",
+      '"this.flag == true || this.label != "" && !has(this.maybe)" returned false [kinds.flag]',
       "label must be x [kinds.label]",
     ]);
   });
@@ -577,7 +742,11 @@ describe("compiled validator: other compiled rule kinds on a test schema", () =>
 describe("compiled validator: falls back to protovalidate for what it does not compile", () => {
   it("string.pattern: reported unsupported, check() still gives protovalidate's answer", () => {
     const S = buildSchema("Pattern", [
-      { name: "code", type: Type.STRING, rules: { type: { case: "string", value: { minLen: 1n, pattern: "^[a-z]+$" } } } },
+      {
+        name: "code",
+        type: Type.STRING,
+        rules: { type: { case: "string", value: { minLen: 1n, pattern: "^[a-z]+$" } } },
+      },
     ]);
     expect(compileMessageValidator(S)).toEqual({ kind: "unsupported", reason: "test.v1.Pattern.code: string.pattern" });
     const v = createRequestValidator();
@@ -588,15 +757,24 @@ describe("compiled validator: falls back to protovalidate for what it does not c
   });
 
   it("a CEL expression outside the subset, and a field-level CEL rule", () => {
-    const S = buildSchema("Cel", [{ name: "name", type: Type.STRING }], [
-      { id: "name.short", message: "name too long", expression: "size(this.name) < 4" },
-    ]);
-    expect(compileMessageValidator(S)).toEqual({ kind: "unsupported", reason: 'test.v1.Cel cel[0]: CEL expression "size(this.name) < 4"' });
+    const S = buildSchema(
+      "Cel",
+      [{ name: "name", type: Type.STRING }],
+      [{ id: "name.short", message: "name too long", expression: "size(this.name) < 4" }],
+    );
+    expect(compileMessageValidator(S)).toEqual({
+      kind: "unsupported",
+      reason: 'test.v1.Cel cel[0]: CEL expression "size(this.name) < 4"',
+    });
     expect(() => createRequestValidator().check(S, create(S, { name: "abcdef" } as never))).toThrow(
       new RpcError(Code.INVALID_ARGUMENT, "name too long [name.short]"),
     );
     const F = buildSchema("FieldCel", [
-      { name: "n", type: Type.INT32, rules: { cel: [{ id: "n.even", message: "n must be even", expression: "this % 2 == 0" }] } },
+      {
+        name: "n",
+        type: Type.INT32,
+        rules: { cel: [{ id: "n.even", message: "n must be even", expression: "this % 2 == 0" }] },
+      },
     ]);
     expect(compileMessageValidator(F)).toEqual({ kind: "unsupported", reason: "test.v1.FieldCel.n: cel" });
     expect(() => createRequestValidator().check(F, create(F, { n: 3 } as never))).toThrow(
@@ -609,11 +787,29 @@ describe("compiled validator: falls back to protovalidate for what it does not c
       "Outer",
       [{ name: "inner", type: Type.MESSAGE, typeName: ".test.v1.Inner", rules: { required: true } }],
       undefined,
-      [{ name: "Inner", field: [{ name: "ids", jsonName: "ids", number: 1, type: Type.STRING, label: Label.REPEATED, options: (() => {
-        const fo = create(FieldOptionsSchema);
-        setExtension(fo, extField, create(FieldRulesSchema, { type: { case: "repeated", value: { unique: true } } }));
-        return fo;
-      })() }] }],
+      [
+        {
+          name: "Inner",
+          field: [
+            {
+              name: "ids",
+              jsonName: "ids",
+              number: 1,
+              type: Type.STRING,
+              label: Label.REPEATED,
+              options: (() => {
+                const fo = create(FieldOptionsSchema);
+                setExtension(
+                  fo,
+                  extField,
+                  create(FieldRulesSchema, { type: { case: "repeated", value: { unique: true } } }),
+                );
+                return fo;
+              })(),
+            },
+          ],
+        },
+      ],
     );
     expect(compileMessageValidator(S)).toEqual({ kind: "unsupported", reason: "test.v1.Inner.ids: repeated.unique" });
     expect(() => createRequestValidator().check(S, create(S, { inner: { ids: ["a", "a"] } } as never))).toThrow(

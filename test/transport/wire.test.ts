@@ -43,11 +43,15 @@ function slowTenant(core: DecisionService): DecisionService {
     if (tenant === "slow") {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, 3000);
-        signal.addEventListener("abort", () => {
-          clearTimeout(t);
-          seen.aborted.push({ tenant, reason: signal.reason });
-          resolve();
-        }, { once: true });
+        signal.addEventListener(
+          "abort",
+          () => {
+            clearTimeout(t);
+            seen.aborted.push({ tenant, reason: signal.reason });
+            resolve();
+          },
+          { once: true },
+        );
       });
     }
     return run();
@@ -153,36 +157,59 @@ describe("PolicyService over gRPC (grpc-js client)", () => {
     expect(u.error).toBeUndefined();
     expect(u.value!.windowSpend).toBe(2.5);
     expect(Number.isNaN(Date.parse(u.value!.windowResetsAt))).toBe(false);
-    const a = await unary(client, `${S}/CreateApproval`, pb.CreateApprovalRequestSchema, pb.CreateApprovalResponseSchema, {
-      tenantId: "acme",
-      decide: { ...DECIDE_VIEWER, action: "delete" },
-      approver: "bob",
-      ttlSeconds: 60,
-    });
+    const a = await unary(
+      client,
+      `${S}/CreateApproval`,
+      pb.CreateApprovalRequestSchema,
+      pb.CreateApprovalResponseSchema,
+      {
+        tenantId: "acme",
+        decide: { ...DECIDE_VIEWER, action: "delete" },
+        approver: "bob",
+        ttlSeconds: 60,
+      },
+    );
     expect(a.error).toBeUndefined();
     expect(a.value!.token.length).toBeGreaterThan(16);
     expect(Date.parse(a.value!.expiresAt)).toBeGreaterThan(Date.now());
   });
 
   it("rejects invalid input with INVALID_ARGUMENT naming the field and the rule", async () => {
-    const r = await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, { ...DECIDE_VIEWER, tenantId: "" });
+    const r = await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, {
+      ...DECIDE_VIEWER,
+      tenantId: "",
+    });
     expect(r.error?.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(r.error?.details).toBe("tenant_id: must be at least 1 characters [string.min_len]");
 
     const g = await unary(client, `${S}/GuardMemory`, pb.GuardMemoryRequestSchema, pb.GuardMemoryResponseSchema, {
-      tenantId: "acme", agentId: "a", sessionId: "s", store: "scratch",
+      tenantId: "acme",
+      agentId: "a",
+      sessionId: "s",
+      store: "scratch",
     });
     expect(g.error?.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(g.error?.details).toBe("operation: must not be in list [0] [enum.not_in]");
 
     const u = await unary(client, `${S}/RecordUsage`, pb.RecordUsageRequestSchema, pb.RecordUsageResponseSchema, {
-      tenantId: "acme", amount: -1, unit: "usd",
+      tenantId: "acme",
+      amount: -1,
+      unit: "usd",
     });
     expect(u.error?.details).toBe("amount: must be greater than or equal to 0 [double.gte]");
 
-    const c = await unary(client, `${S}/CreateApproval`, pb.CreateApprovalRequestSchema, pb.CreateApprovalResponseSchema, {
-      tenantId: "acme", decide: { ...DECIDE_VIEWER, tenantId: "other" }, approver: "bob", ttlSeconds: 60,
-    });
+    const c = await unary(
+      client,
+      `${S}/CreateApproval`,
+      pb.CreateApprovalRequestSchema,
+      pb.CreateApprovalResponseSchema,
+      {
+        tenantId: "acme",
+        decide: { ...DECIDE_VIEWER, tenantId: "other" },
+        approver: "bob",
+        ttlSeconds: 60,
+      },
+    );
     expect(c.error?.details).toBe("decide.tenant_id must equal tenant_id [create_approval.same_tenant]");
   });
 
@@ -207,8 +234,14 @@ describe("PolicyService over gRPC (grpc-js client)", () => {
   it("ends a call past its deadline with DEADLINE_EXCEEDED and aborts the server-side signal", async () => {
     const before = seen.aborted.length;
     const t0 = Date.now();
-    const r = await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema,
-      { ...DECIDE_VIEWER, tenantId: "slow" }, { deadline: Date.now() + 150 });
+    const r = await unary(
+      client,
+      `${S}/Decide`,
+      pb.DecideRequestSchema,
+      pb.DecideResponseSchema,
+      { ...DECIDE_VIEWER, tenantId: "slow" },
+      { deadline: Date.now() + 150 },
+    );
     expect(r.error?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     expect(Date.now() - t0).toBeLessThan(2000);
     await expect.poll(() => seen.aborted.length).toBe(before + 1);
@@ -220,9 +253,15 @@ describe("PolicyService over gRPC (grpc-js client)", () => {
 
   it("sees a client cancel mid-call as an aborted signal with CANCELLED", async () => {
     const before = seen.aborted.length;
-    const r = await unary(client, `${S}/Route`, pb.RouteRequestSchema, pb.RouteResponseSchema,
-      { tenantId: "slow", messages: [{ role: "user", content: "hi" }] }, {},
-      (call) => setTimeout(() => call.cancel(), 100));
+    const r = await unary(
+      client,
+      `${S}/Route`,
+      pb.RouteRequestSchema,
+      pb.RouteResponseSchema,
+      { tenantId: "slow", messages: [{ role: "user", content: "hi" }] },
+      {},
+      (call) => setTimeout(() => call.cancel(), 100),
+    );
     expect(r.error?.code).toBe(grpc.status.CANCELLED);
     await expect.poll(() => seen.aborted.length).toBe(before + 1);
     const reason = seen.aborted.at(-1)!.reason as RpcError;
@@ -232,9 +271,15 @@ describe("PolicyService over gRPC (grpc-js client)", () => {
 
   it("hands the core an aborted signal after a cancel even when nothing read the signal before", async () => {
     const before = seen.lazy.length;
-    const r = await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema,
-      { ...DECIDE_VIEWER, tenantId: "lazy" }, {},
-      (call) => setTimeout(() => call.cancel(), 100));
+    const r = await unary(
+      client,
+      `${S}/Decide`,
+      pb.DecideRequestSchema,
+      pb.DecideResponseSchema,
+      { ...DECIDE_VIEWER, tenantId: "lazy" },
+      {},
+      (call) => setTimeout(() => call.cancel(), 100),
+    );
     expect(r.error?.code).toBe(grpc.status.CANCELLED);
     await expect.poll(() => seen.lazy.length).toBe(before + 1);
     const got = seen.lazy.at(-1)!;
@@ -246,12 +291,26 @@ describe("PolicyService over gRPC (grpc-js client)", () => {
   it("keeps its books across a cancel before the call starts and one after it ended", async () => {
     // grpc-js may still send a call cancelled before it started (and never reset it), so the
     // server answers it normally; the books must balance either way.
-    const early = await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema,
-      DECIDE_VIEWER, {}, (call) => call.cancel());
+    const early = await unary(
+      client,
+      `${S}/Decide`,
+      pb.DecideRequestSchema,
+      pb.DecideResponseSchema,
+      DECIDE_VIEWER,
+      {},
+      (call) => call.cancel(),
+    );
     expect(early.error?.code).toBe(grpc.status.CANCELLED);
     let late: grpc.ClientUnaryCall | undefined;
-    const done = await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, DECIDE_VIEWER, {},
-      (call) => (late = call));
+    const done = await unary(
+      client,
+      `${S}/Decide`,
+      pb.DecideRequestSchema,
+      pb.DecideResponseSchema,
+      DECIDE_VIEWER,
+      {},
+      (call) => (late = call),
+    );
     late!.cancel(); // after the answer: no effect
     expect(done.value?.allow).toBe(true);
     await expect.poll(() => server.transport.inFlight()).toBe(0);
@@ -259,10 +318,18 @@ describe("PolicyService over gRPC (grpc-js client)", () => {
 
   it("serves health Check overall and per service, NOT_FOUND for an unknown one", async () => {
     for (const service of ["", "arbiter.v1.PolicyService"]) {
-      const r = await unary(client, "/grpc.health.v1.Health/Check", HealthCheckRequestSchema, HealthCheckResponseSchema, { service });
+      const r = await unary(
+        client,
+        "/grpc.health.v1.Health/Check",
+        HealthCheckRequestSchema,
+        HealthCheckResponseSchema,
+        { service },
+      );
       expect(r.value?.status).toBe(Serving.SERVING);
     }
-    const r = await unary(client, "/grpc.health.v1.Health/Check", HealthCheckRequestSchema, HealthCheckResponseSchema, { service: "nope" });
+    const r = await unary(client, "/grpc.health.v1.Health/Check", HealthCheckRequestSchema, HealthCheckResponseSchema, {
+      service: "nope",
+    });
     expect(r.error?.code).toBe(grpc.status.NOT_FOUND);
   });
 
@@ -275,11 +342,16 @@ describe("PolicyService over gRPC (grpc-js client)", () => {
     expect((await fetch(`${admin}/healthz`)).status).toBe(200);
     const ready = await fetch(`${admin}/readyz`);
     expect(ready.status).toBe(200);
-    const body = (await ready.json()) as { ready: boolean; bundle: { revision: string; ageSeconds: number; lastErrorReason: null } };
+    const body = (await ready.json()) as {
+      ready: boolean;
+      bundle: { revision: string; ageSeconds: number; lastErrorReason: null };
+    };
     expect(body.ready).toBe(true);
     expect(body.bundle.revision).toBe(server.engine.status().revision);
     expect(body.bundle.lastErrorReason).toBeNull();
-    const status = (await (await fetch(`${admin}/v1/status`)).json()) as { bundle: { revision: string; reloads: { ok: number } } };
+    const status = (await (await fetch(`${admin}/v1/status`)).json()) as {
+      bundle: { revision: string; reloads: { ok: number } };
+    };
     expect(status.bundle.revision).toBe(server.engine.status().revision);
     expect(status.bundle.reloads.ok).toBe(1);
     expect((await fetch(`${admin}/nope`)).status).toBe(404);
@@ -297,16 +369,32 @@ describe("Connect protocol on the gRPC port", () => {
   it("answers every RPC as JSON over HTTP/1.1", async () => {
     const cases: Array<[string, unknown, (j: Record<string, unknown>) => void]> = [
       ["Decide", DECIDE_VIEWER, (j) => expect(j.allow).toBe(true)],
-      ["Route", { tenantId: "acme", messages: [{ role: "user", content: "short question" }] },
-        (j) => expect(j.reasons).toEqual(["cost_under_threshold"])],
-      ["GuardMemory", { tenantId: "acme", agentId: "a", sessionId: "s", operation: "MEMORY_OPERATION_READ", store: "scratch" },
-        (j) => expect(j.allow).toBe(true)],
-      ["Finalize", { tenantId: "acme", sessionId: "s", claims: [{ id: "c1", evidenceIds: ["e1"] }],
-        evidence: [{ id: "e1", sha256: "a".repeat(64), source: "kb" }] },
-        (j) => expect([j.mode, j.coverage]).toEqual(["TERMINAL_MODE_SUPPORTED", 1])],
+      [
+        "Route",
+        { tenantId: "acme", messages: [{ role: "user", content: "short question" }] },
+        (j) => expect(j.reasons).toEqual(["cost_under_threshold"]),
+      ],
+      [
+        "GuardMemory",
+        { tenantId: "acme", agentId: "a", sessionId: "s", operation: "MEMORY_OPERATION_READ", store: "scratch" },
+        (j) => expect(j.allow).toBe(true),
+      ],
+      [
+        "Finalize",
+        {
+          tenantId: "acme",
+          sessionId: "s",
+          claims: [{ id: "c1", evidenceIds: ["e1"] }],
+          evidence: [{ id: "e1", sha256: "a".repeat(64), source: "kb" }],
+        },
+        (j) => expect([j.mode, j.coverage]).toEqual(["TERMINAL_MODE_SUPPORTED", 1]),
+      ],
       ["RecordUsage", { tenantId: "json-usage", amount: 1, unit: "tokens" }, (j) => expect(j.windowSpend).toBe(1)],
-      ["CreateApproval", { tenantId: "acme", decide: DECIDE_VIEWER, approver: "bob", ttlSeconds: 30 },
-        (j) => expect(typeof j.token).toBe("string")],
+      [
+        "CreateApproval",
+        { tenantId: "acme", decide: DECIDE_VIEWER, approver: "bob", ttlSeconds: 30 },
+        (j) => expect(typeof j.token).toBe("string"),
+      ],
     ];
     for (const [method, body, check] of cases) {
       const res = await post(method, body);
@@ -327,12 +415,21 @@ describe("Connect protocol on the gRPC port", () => {
     });
     const bad = await post("Decide", { tenantId: "acme", nope: 1 });
     expect(bad.status).toBe(400);
-    expect(((await bad.json()) as { message: string }).message).toMatch(/^request is not a valid arbiter\.v1\.DecideRequest: .*nope/);
-    const notJson = await fetch(`http://${server.address}${S}/Decide`, { method: "POST", headers: { "content-type": "text/plain" }, body: "x" });
+    expect(((await bad.json()) as { message: string }).message).toMatch(
+      /^request is not a valid arbiter\.v1\.DecideRequest: .*nope/,
+    );
+    const notJson = await fetch(`http://${server.address}${S}/Decide`, {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: "x",
+    });
     expect(notJson.status).toBe(415);
     const unknown = await post("Nope", {});
     expect(unknown.status).toBe(404);
-    expect(await unknown.json()).toEqual({ code: "unimplemented", message: "unknown procedure /arbiter.v1.PolicyService/Nope" });
+    expect(await unknown.json()).toEqual({
+      code: "unimplemented",
+      message: "unknown procedure /arbiter.v1.PolicyService/Nope",
+    });
   });
 
   it("honours connect-timeout-ms", async () => {
@@ -343,7 +440,9 @@ describe("Connect protocol on the gRPC port", () => {
 
   it("serves health Check as Connect JSON", async () => {
     const res = await fetch(`http://${server.address}/grpc.health.v1.Health/Check`, {
-      method: "POST", headers: { "content-type": "application/json" }, body: "{}",
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
     });
     expect(await res.json()).toEqual({ status: "SERVING" });
   });
@@ -371,13 +470,24 @@ describe("Connect JSON that is not UTF-8 (issue #12 item 7)", () => {
   // A valid request but for one byte sequence in a string: a stray 0xff, an overlong "/"
   // (c0 af), a UTF-16 surrogate (ed a0 80), a truncated sequence at the end of the string.
   const bad = ["ff", "c0af", "eda080", "e282"].map((hex) =>
-    Buffer.concat([Buffer.from('{"tenantId":"acme","subject":{"id":"al'), Buffer.from(hex, "hex"), Buffer.from('ice","roles":["viewer"]},"action":"read","resource":{"type":"document","id":"doc-1"}}')]),
+    Buffer.concat([
+      Buffer.from('{"tenantId":"acme","subject":{"id":"al'),
+      Buffer.from(hex, "hex"),
+      Buffer.from('ice","roles":["viewer"]},"action":"read","resource":{"type":"document","id":"doc-1"}}'),
+    ]),
   );
-  const expected = { code: "invalid_argument", message: "request is not a valid arbiter.v1.DecideRequest: the body is not valid UTF-8" };
+  const expected = {
+    code: "invalid_argument",
+    message: "request is not a valid arbiter.v1.DecideRequest: the body is not valid UTF-8",
+  };
 
   it("is invalid_argument over HTTP/1.1, never decoded with U+FFFD", async () => {
     for (const body of bad) {
-      const res = await fetch(`http://${server.address}${S}/Decide`, { method: "POST", headers: { "content-type": "application/json" }, body });
+      const res = await fetch(`http://${server.address}${S}/Decide`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      });
       expect(res.status).toBe(400);
       expect(await res.json()).toEqual(expected);
     }
@@ -388,7 +498,11 @@ describe("Connect JSON that is not UTF-8 (issue #12 item 7)", () => {
     try {
       for (const body of bad) {
         const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-          const req = session.request({ ":method": "POST", ":path": `${S}/Decide`, "content-type": "application/json" });
+          const req = session.request({
+            ":method": "POST",
+            ":path": `${S}/Decide`,
+            "content-type": "application/json",
+          });
           let text = "";
           let status = 0;
           req.on("response", (h) => (status = Number(h[":status"])));
@@ -409,19 +523,31 @@ describe("Connect JSON that is not UTF-8 (issue #12 item 7)", () => {
 
 describe("logging", () => {
   it("never writes prompts, memory contents or approval tokens to the log", async () => {
-    await unary(client, `${S}/Route`, pb.RouteRequestSchema, pb.RouteResponseSchema,
-      { tenantId: "acme", messages: [{ role: "user", content: `prompt ${MARKER}` }] });
-    await unary(client, `${S}/GuardMemory`, pb.GuardMemoryRequestSchema, pb.GuardMemoryResponseSchema, {
-      tenantId: "acme", agentId: "a", sessionId: "s", operation: pb.MemoryOperation.WRITE, store: "scratch",
-      ttlSeconds: 60, content: `memory ${MARKER}`,
+    await unary(client, `${S}/Route`, pb.RouteRequestSchema, pb.RouteResponseSchema, {
+      tenantId: "acme",
+      messages: [{ role: "user", content: `prompt ${MARKER}` }],
     });
-    await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema,
-      { ...DECIDE_VIEWER, approvalToken: `tok-${MARKER}` });
+    await unary(client, `${S}/GuardMemory`, pb.GuardMemoryRequestSchema, pb.GuardMemoryResponseSchema, {
+      tenantId: "acme",
+      agentId: "a",
+      sessionId: "s",
+      operation: pb.MemoryOperation.WRITE,
+      store: "scratch",
+      ttlSeconds: 60,
+      content: `memory ${MARKER}`,
+    });
+    await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, {
+      ...DECIDE_VIEWER,
+      approvalToken: `tok-${MARKER}`,
+    });
     // A failing call logs too (at debug): the offending value must not appear either.
-    await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema,
-      { ...DECIDE_VIEWER, approvalToken: `${MARKER}`.repeat(200) });
+    await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, {
+      ...DECIDE_VIEWER,
+      approvalToken: `${MARKER}`.repeat(200),
+    });
     await fetch(`http://${server.address}${S}/Route`, {
-      method: "POST", headers: { "content-type": "application/json" },
+      method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({ tenantId: "acme", messages: [{ role: "user", content: MARKER }], bogus: MARKER }),
     });
     expect(logs.lines.length).toBeGreaterThan(2); // trace level: the server did log

@@ -9,7 +9,12 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Registry } from "prom-client";
-import { ApprovalKeysError, createApprovalKeySet, MAX_KEYS_BYTES, type ApprovalKeySet } from "../../src/trust/approval-keys.ts";
+import {
+  ApprovalKeysError,
+  createApprovalKeySet,
+  MAX_KEYS_BYTES,
+  type ApprovalKeySet,
+} from "../../src/trust/approval-keys.ts";
 import { createGrantVerifier } from "../../src/trust/grant-verifier.ts";
 import { capturingLogger, DIGEST, makeKey, signGrant, silentLogger, tempDir, until, writeJwks } from "./helpers.ts";
 
@@ -21,8 +26,21 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
 });
 
-async function load(source: string, extra: { registry?: Registry; refreshSeconds?: number; fetchTimeoutMs?: number; logger?: ReturnType<typeof silentLogger> } = {}) {
-  const set = await createApprovalKeySet({ source, refreshSeconds: extra.refreshSeconds ?? 3600, logger: extra.logger ?? silentLogger(), ...extra });
+async function load(
+  source: string,
+  extra: {
+    registry?: Registry;
+    refreshSeconds?: number;
+    fetchTimeoutMs?: number;
+    logger?: ReturnType<typeof silentLogger>;
+  } = {},
+) {
+  const set = await createApprovalKeySet({
+    source,
+    refreshSeconds: extra.refreshSeconds ?? 3600,
+    logger: extra.logger ?? silentLogger(),
+    ...extra,
+  });
   open.push(set);
   return set;
 }
@@ -68,12 +86,18 @@ describe("start-up errors name the variable and say what is wrong", () => {
   };
 
   it("unreadable, not a key, an empty or oversized JWKS", async () => {
-    expect(await startError(join(dir, "missing.json"))).toBe(`ARBITER_APPROVAL_KEYS: "${join(dir, "missing.json")}" cannot be read (ENOENT)`);
+    expect(await startError(join(dir, "missing.json"))).toBe(
+      `ARBITER_APPROVAL_KEYS: "${join(dir, "missing.json")}" cannot be read (ENOENT)`,
+    );
     expect(await startError(file("junk.txt", "hello"))).toBe(
       `ARBITER_APPROVAL_KEYS: "${join(dir, "junk.txt")}" is neither a JWKS (JSON {"keys": [...]}) nor a PEM public key`,
     );
-    expect(await startError(file("obj.json", '{"kty":"OKP"}'))).toBe(`ARBITER_APPROVAL_KEYS: "${join(dir, "obj.json")}" is JSON but not a JWKS: expected {"keys": [...]}`);
-    expect(await startError(file("empty.json", '{"keys":[]}'))).toBe(`ARBITER_APPROVAL_KEYS: "${join(dir, "empty.json")}" is a JWKS without keys`);
+    expect(await startError(file("obj.json", '{"kty":"OKP"}'))).toBe(
+      `ARBITER_APPROVAL_KEYS: "${join(dir, "obj.json")}" is JSON but not a JWKS: expected {"keys": [...]}`,
+    );
+    expect(await startError(file("empty.json", '{"keys":[]}'))).toBe(
+      `ARBITER_APPROVAL_KEYS: "${join(dir, "empty.json")}" is a JWKS without keys`,
+    );
     expect(await startError(file("big.json", " ".repeat(MAX_KEYS_BYTES + 1)))).toBe(
       `ARBITER_APPROVAL_KEYS: "${join(dir, "big.json")}" is larger than ${MAX_KEYS_BYTES} bytes`,
     );
@@ -101,7 +125,9 @@ describe("start-up errors name the variable and say what is wrong", () => {
     expect(await startError(p("p384.json", [p384]))).toBe(
       `ARBITER_APPROVAL_KEYS: "${join(dir, "p384.json")}" key 0: unsupported key (kty EC, crv P-384); expected Ed25519, P-256 or RSA`,
     );
-    expect(await startError(p("dup.json", [ed.jwk, ed.jwk]))).toBe(`ARBITER_APPROVAL_KEYS: "${join(dir, "dup.json")}" kid "ed" appears twice`);
+    expect(await startError(p("dup.json", [ed.jwk, ed.jwk]))).toBe(
+      `ARBITER_APPROVAL_KEYS: "${join(dir, "dup.json")}" kid "ed" appears twice`,
+    );
     expect(await startError(p("alg.json", [{ ...ed.jwk, alg: "HS256" }]))).toBe(
       `ARBITER_APPROVAL_KEYS: "${join(dir, "alg.json")}" key 0 (kid "ed"): "alg" "HS256" does not fit the key; expected "EdDSA"`,
     );
@@ -165,11 +191,18 @@ describe("hot reload of a key file", () => {
     renameSync(join(dir, "bad.tmp"), path);
     await until(() => lines.some((l) => l.includes("reload failed")), 10_000, "reload failure logged");
     const logged = JSON.parse(lines.find((l) => l.includes("reload failed"))!) as Record<string, unknown>;
-    expect(logged).toMatchObject({ level: 50, component: "approval-keys", kids: ["a"], msg: "approval keys: reload failed; keeping the last good set" });
+    expect(logged).toMatchObject({
+      level: 50,
+      component: "approval-keys",
+      kids: ["a"],
+      msg: "approval keys: reload failed; keeping the last good set",
+    });
     expect(String(logged.err)).toContain("symmetric (oct) key");
     expect(set.kids()).toEqual(["a"]);
     expect((await v.verify(grant, expected())).valid).toBe(true);
-    expect(await registry.getSingleMetricAsString("arbiter_approval_keys_reloads_total")).toMatch(/result="failed"\} [1-9]/);
+    expect(await registry.getSingleMetricAsString("arbiter_approval_keys_reloads_total")).toMatch(
+      /result="failed"\} [1-9]/,
+    );
 
     rmSync(path); // a deleted file is a failed reload too: the last good set stays
     await set.reload();
@@ -243,7 +276,12 @@ describe("hot reload of a key file", () => {
 });
 
 describe("a JWKS URL", () => {
-  async function jwksServer(): Promise<{ url: string; set(body: string, etag?: string): void; hits: () => number; delayMs: number }> {
+  async function jwksServer(): Promise<{
+    url: string;
+    set(body: string, etag?: string): void;
+    hits: () => number;
+    delayMs: number;
+  }> {
     let body = "{}";
     let etag: string | undefined;
     let hits = 0;
@@ -305,7 +343,10 @@ describe("a JWKS URL", () => {
     const down = await load("http://127.0.0.1:9/jwks.json", { logger });
     expect(down.size).toBe(0);
     const v = createGrantVerifier({ keys: down });
-    expect(await v.verify(await signGrant(await makeKey("EdDSA")), expected())).toEqual({ valid: false, reason: "approval_unknown_key" });
+    expect(await v.verify(await signGrant(await makeKey("EdDSA")), expected())).toEqual({
+      valid: false,
+      reason: "approval_unknown_key",
+    });
   });
 
   it("a failed re-fetch keeps the last good set", async () => {

@@ -20,12 +20,21 @@ const repo = resolve(import.meta.dirname, "../..");
 function arbiter(args: string[], input?: string): { code: number | null; stdout: string; stderr: string } {
   const env = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith("ARBITER_")) delete env[k];
-  const r = spawnSync(process.execPath, [join(repo, "bin/arbiter.js"), ...args], { cwd: repo, env, encoding: "utf8", timeout: 60_000, input });
+  const r = spawnSync(process.execPath, [join(repo, "bin/arbiter.js"), ...args], {
+    cwd: repo,
+    env,
+    encoding: "utf8",
+    timeout: 60_000,
+    input,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Runs a command function in-process, capturing what it writes. */
-async function inProcess(run: (a: string[]) => Promise<number>, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function inProcess(
+  run: (a: string[]) => Promise<number>,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = "";
   let stderr = "";
   const out = vi.spyOn(process.stdout, "write").mockImplementation((c) => ((stdout += String(c)), true));
@@ -73,7 +82,9 @@ describe("arbiter keygen", () => {
   it("writes a private PEM (0600) and a public JWKS named by the key's thumbprint", () => {
     expect(keygen.stderr).toBe("");
     expect(keygen.code).toBe(0);
-    const jwks = JSON.parse(readFileSync(join(dir, "approver.jwks.json"), "utf8")) as { keys: Array<Record<string, string>> };
+    const jwks = JSON.parse(readFileSync(join(dir, "approver.jwks.json"), "utf8")) as {
+      keys: Array<Record<string, string>>;
+    };
     expect(jwks.keys).toHaveLength(1);
     const k = jwks.keys[0]!;
     expect(k).toMatchObject({ kty: "OKP", crv: "Ed25519", alg: "EdDSA", use: "sig" });
@@ -88,7 +99,10 @@ describe("arbiter keygen", () => {
 
   it("never overwrites a key; --kid names the key", async () => {
     const again = await inProcess(runKeygen, ["--out", dir]);
-    expect(again).toMatchObject({ code: 1, stderr: `arbiter keygen: ${join(dir, "approver.key.pem")} exists; not overwriting it\n` });
+    expect(again).toMatchObject({
+      code: 1,
+      stderr: `arbiter keygen: ${join(dir, "approver.key.pem")} exists; not overwriting it\n`,
+    });
     const other = tempDir();
     expect((await inProcess(runKeygen, ["--out", other, "--kid", "ops-2026"])).code).toBe(0);
     expect(JSON.parse(readFileSync(join(other, "approver.jwks.json"), "utf8")).keys[0].kid).toBe("ops-2026");
@@ -98,7 +112,19 @@ describe("arbiter keygen", () => {
 
 describe("arbiter approve", () => {
   it("prints a grant the sidecar's verifier accepts for exactly this request's digest", async () => {
-    const r = arbiter(["approve", "--key", join(dir, "approver.key.pem"), "--tenant", "acme", "--request", requestPath, "--ttl", "10m", "--approver", "carol"]);
+    const r = arbiter([
+      "approve",
+      "--key",
+      join(dir, "approver.key.pem"),
+      "--tenant",
+      "acme",
+      "--request",
+      requestPath,
+      "--ttl",
+      "10m",
+      "--approver",
+      "carol",
+    ]);
     expect(r.code).toBe(0);
     const grant = r.stdout.trim();
     expect(r.stdout).toBe(grant + "\n");
@@ -114,7 +140,11 @@ describe("arbiter approve", () => {
       `grant ${claims.jti}: carol approves tenant acme request sha256:${digest} until ${new Date(claims.exp! * 1000).toISOString()} (EdDSA, kid ${kid})\n`,
     );
 
-    const keys = await createApprovalKeySet({ source: join(dir, "approver.jwks.json"), refreshSeconds: 3600, logger: silentLogger() });
+    const keys = await createApprovalKeySet({
+      source: join(dir, "approver.jwks.json"),
+      refreshSeconds: 3600,
+      logger: silentLogger(),
+    });
     try {
       const v = createGrantVerifier({ keys });
       expect(await v.verify(grant, { tenantId: "acme", digest, nowMs: Date.now() })).toEqual({
@@ -124,9 +154,21 @@ describe("arbiter approve", () => {
         expiresAtMs: (claims.exp! + GRANT_CLOCK_TOLERANCE_SECONDS) * 1000,
       });
       // Resource tenant spelled out, keys in another order, snake_case names: the same request.
-      const same = { action: "delete", resource: { id: "d1", type: "document", tenant_id: "acme" }, subject: REQUEST.subject, context: REQUEST.context };
+      const same = {
+        action: "delete",
+        resource: { id: "d1", type: "document", tenant_id: "acme" },
+        subject: REQUEST.subject,
+        context: REQUEST.context,
+      };
       writeFileSync(join(dir, "same.json"), JSON.stringify(same));
-      const g2 = await inProcess(runApprove, ["--key", join(dir, "approver.key.pem"), "--tenant", "acme", "--request", join(dir, "same.json")]);
+      const g2 = await inProcess(runApprove, [
+        "--key",
+        join(dir, "approver.key.pem"),
+        "--tenant",
+        "acme",
+        "--request",
+        join(dir, "same.json"),
+      ]);
       expect(decodeJwt(g2.stdout.trim()).request_digest).toBe(digest);
     } finally {
       keys.close();
@@ -134,11 +176,28 @@ describe("arbiter approve", () => {
   });
 
   it("P-256 and RSA keys sign ES256 and RS256 grants; --kid and --audience go into the grant", async () => {
-    for (const [type, alg] of [["ec", "ES256"], ["rsa", "RS256"]] as const) {
-      const { privateKey } = type === "ec" ? generateKeyPairSync("ec", { namedCurve: "prime256v1" }) : generateKeyPairSync("rsa", { modulusLength: 2048 });
+    for (const [type, alg] of [
+      ["ec", "ES256"],
+      ["rsa", "RS256"],
+    ] as const) {
+      const { privateKey } =
+        type === "ec"
+          ? generateKeyPairSync("ec", { namedCurve: "prime256v1" })
+          : generateKeyPairSync("rsa", { modulusLength: 2048 });
       const path = join(dir, `${type}.pem`);
       writeFileSync(path, privateKey.export({ format: "pem", type: "pkcs8" }));
-      const r = await inProcess(runApprove, ["--key", path, "--tenant", "acme", "--request", requestPath, "--kid", `${type}-1`, "--audience", "arbiter://prod"]);
+      const r = await inProcess(runApprove, [
+        "--key",
+        path,
+        "--tenant",
+        "acme",
+        "--request",
+        requestPath,
+        "--kid",
+        `${type}-1`,
+        "--audience",
+        "arbiter://prod",
+      ]);
       expect(r.code).toBe(0);
       const grant = r.stdout.trim();
       expect(grant.length).toBeLessThanOrEqual(4096);
@@ -149,11 +208,26 @@ describe("arbiter approve", () => {
 
   it.each([
     [["--tenant", "acme", "--request", "R"], 2, "arbiter approve: --key is required\n"],
-    [["--key", "K", "--tenant", "acme", "--request", "R", "--ttl", "2d"], 2, 'arbiter approve: --ttl must be a duration from 1s to 24h like 30s, 15m or 2h, got "2d"\n'],
-    [["--key", "K", "--tenant", "acme", "--request", "R", "--ttl", "15"], 2, 'arbiter approve: --ttl must be a duration from 1s to 24h like 30s, 15m or 2h, got "15"\n'],
-    [["--key", "/nonexistent.pem", "--tenant", "acme", "--request", "R"], 1, "arbiter approve: --key /nonexistent.pem: not a readable PEM private key (ENOENT)\n"],
+    [
+      ["--key", "K", "--tenant", "acme", "--request", "R", "--ttl", "2d"],
+      2,
+      'arbiter approve: --ttl must be a duration from 1s to 24h like 30s, 15m or 2h, got "2d"\n',
+    ],
+    [
+      ["--key", "K", "--tenant", "acme", "--request", "R", "--ttl", "15"],
+      2,
+      'arbiter approve: --ttl must be a duration from 1s to 24h like 30s, 15m or 2h, got "15"\n',
+    ],
+    [
+      ["--key", "/nonexistent.pem", "--tenant", "acme", "--request", "R"],
+      1,
+      "arbiter approve: --key /nonexistent.pem: not a readable PEM private key (ENOENT)\n",
+    ],
   ])("usage and input errors: %j", async (args, code, message) => {
-    const r = await inProcess(runApprove, args.map((a) => (a === "K" ? join(dir, "approver.key.pem") : a === "R" ? requestPath : a)));
+    const r = await inProcess(
+      runApprove,
+      args.map((a) => (a === "K" ? join(dir, "approver.key.pem") : a === "R" ? requestPath : a)),
+    );
     expect(r.code).toBe(code);
     expect(r.stderr.startsWith(message)).toBe(true);
   });
@@ -161,18 +235,41 @@ describe("arbiter approve", () => {
   it("refuses a request for another tenant, an invalid request, a public key as --key", async () => {
     const key = join(dir, "approver.key.pem");
     const other = await inProcess(runApprove, ["--key", key, "--tenant", "globex", "--request", requestPath]);
-    expect(other).toMatchObject({ code: 1, stderr: `arbiter approve: --request ${requestPath}: the request's tenant "acme" is not --tenant "globex"\n` });
-    writeFileSync(join(dir, "bad.json"), JSON.stringify({ tenantId: "acme", action: "delete", resource: { type: "document" }, colour: "blue" }));
+    expect(other).toMatchObject({
+      code: 1,
+      stderr: `arbiter approve: --request ${requestPath}: the request's tenant "acme" is not --tenant "globex"\n`,
+    });
+    writeFileSync(
+      join(dir, "bad.json"),
+      JSON.stringify({ tenantId: "acme", action: "delete", resource: { type: "document" }, colour: "blue" }),
+    );
     const bad = await inProcess(runApprove, ["--key", key, "--tenant", "acme", "--request", join(dir, "bad.json")]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain(`arbiter approve: --request ${join(dir, "bad.json")}: not a valid Decide request:`);
     expect(bad.stderr).toContain('"colour"');
-    writeFileSync(join(dir, "invalid.json"), JSON.stringify({ tenantId: "acme", action: "delete", resource: { type: "document" } }));
-    const invalid = await inProcess(runApprove, ["--key", key, "--tenant", "acme", "--request", join(dir, "invalid.json")]);
+    writeFileSync(
+      join(dir, "invalid.json"),
+      JSON.stringify({ tenantId: "acme", action: "delete", resource: { type: "document" } }),
+    );
+    const invalid = await inProcess(runApprove, [
+      "--key",
+      key,
+      "--tenant",
+      "acme",
+      "--request",
+      join(dir, "invalid.json"),
+    ]);
     expect(invalid.stderr).toBe(
       `arbiter approve: --request ${join(dir, "invalid.json")}: not a valid Decide request: subject: value is required [required]\n`,
     );
-    const pub = await inProcess(runApprove, ["--key", join(dir, "approver.jwks.json"), "--tenant", "acme", "--request", requestPath]);
+    const pub = await inProcess(runApprove, [
+      "--key",
+      join(dir, "approver.jwks.json"),
+      "--tenant",
+      "acme",
+      "--request",
+      requestPath,
+    ]);
     expect(pub.code).toBe(1);
     expect(pub.stderr).toContain("not a readable PEM private key");
   });

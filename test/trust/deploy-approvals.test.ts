@@ -33,7 +33,9 @@ interface PodSpec {
 }
 
 function podSpec(yamlText: string): PodSpec {
-  const docs = YAML.parseAllDocuments(yamlText).map((d) => d.toJS() as { kind?: string; spec?: { template: { spec: PodSpec } } });
+  const docs = YAML.parseAllDocuments(yamlText).map(
+    (d) => d.toJS() as { kind?: string; spec?: { template: { spec: PodSpec } } },
+  );
   const dep = docs.find((d) => d?.kind === "Deployment");
   expect(dep).toBeDefined();
   return dep!.spec!.template.spec;
@@ -62,7 +64,10 @@ function expectJwksMount(pod: PodSpec, c: Container, configMap: string, file: st
 
 describe.skipIf(!helm)("helm chart: approvals.*", () => {
   const render = (...args: string[]): { code: number | null; out: string } => {
-    const r = spawnSync(helm!, ["template", "r", join(repo, "helm/arbiter"), "--kube-version", "1.30.0", ...args], { encoding: "utf8", timeout: 60_000 });
+    const r = spawnSync(helm!, ["template", "r", join(repo, "helm/arbiter"), "--kube-version", "1.30.0", ...args], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     return { code: r.status, out: r.stdout + r.stderr };
   };
 
@@ -82,18 +87,32 @@ describe.skipIf(!helm)("helm chart: approvals.*", () => {
     const env = envOf(c);
     expect(env.ARBITER_APPROVAL_AUDIENCE).toBe("arbiter://prod-eu");
     const config = loadConfig({ ...env, ARBITER_TLS_CERT: "/c.pem", ARBITER_TLS_KEY: "/k.pem" });
-    expect(config.approvals).toEqual({ keys: "/etc/arbiter/approvers/jwks.json", audience: "arbiter://prod-eu", keysRefreshSeconds: 60 });
+    expect(config.approvals).toEqual({
+      keys: "/etc/arbiter/approvers/jwks.json",
+      audience: "arbiter://prod-eu",
+      keysRefreshSeconds: 60,
+    });
   });
 
   it("a JWKS URL; both sources at once and plain http are refused", () => {
-    const url = render("--set", "approvals.jwksUrl=https://approvals.example.com/.well-known/jwks.json", "--set", "approvals.keysRefreshSeconds=300");
+    const url = render(
+      "--set",
+      "approvals.jwksUrl=https://approvals.example.com/.well-known/jwks.json",
+      "--set",
+      "approvals.keysRefreshSeconds=300",
+    );
     expect(url.code).toBe(0);
     const env = envOf(arbiterContainer(podSpec(url.out)));
     expect(env.ARBITER_APPROVAL_KEYS).toBe("https://approvals.example.com/.well-known/jwks.json");
     expect(env.ARBITER_APPROVAL_KEYS_REFRESH_SECONDS).toBe("300");
     expect(url.out).not.toContain("arbiter-approvers");
 
-    const both = render("--set", "approvals.jwksUrl=https://a.example/jwks", "--set", "approvals.jwksConfigMap=arbiter-approvers");
+    const both = render(
+      "--set",
+      "approvals.jwksUrl=https://a.example/jwks",
+      "--set",
+      "approvals.jwksConfigMap=arbiter-approvers",
+    );
     expect(both.code).not.toBe(0);
     expect(both.out).toContain("approvals: set jwksConfigMap or jwksUrl, not both");
     const http = render("--set", "approvals.jwksUrl=http://a.example/jwks");
@@ -104,13 +123,18 @@ describe.skipIf(!helm)("helm chart: approvals.*", () => {
 
 describe.skipIf(!kubectl)("kustomize overlay deploy/kubernetes/overlays/approvals", () => {
   it("adds the JWKS mount and ARBITER_APPROVAL_KEYS to the sidecar, and keeps the base's", () => {
-    const out = execFileSync(kubectl!, ["kustomize", join(repo, "deploy/kubernetes/overlays/approvals")], { encoding: "utf8", timeout: 30_000 });
+    const out = execFileSync(kubectl!, ["kustomize", join(repo, "deploy/kubernetes/overlays/approvals")], {
+      encoding: "utf8",
+      timeout: 30_000,
+    });
     const pod = podSpec(out);
     const c = arbiterContainer(pod);
     expectJwksMount(pod, c, "arbiter-approvers", "jwks.json");
     const env = envOf(c);
     expect(env.ARBITER_BUNDLE).toBeDefined();
-    expect(c.volumeMounts!.map((m) => m.name)).toEqual(expect.arrayContaining(["arbiter-socket", "arbiter-bundle", "arbiter-approvers"]));
+    expect(c.volumeMounts!.map((m) => m.name)).toEqual(
+      expect.arrayContaining(["arbiter-socket", "arbiter-bundle", "arbiter-approvers"]),
+    );
     // The whole rendered environment: the sidecar must start with it, not only parse our variable.
     expect(loadConfig(env).approvals.keys).toBe("/etc/arbiter/approvers/jwks.json");
   });

@@ -31,9 +31,15 @@ const attrs = fc.dictionary(ident, jsonValue, { maxKeys: 4 });
 const request = fc.record(
   {
     tenantId: fc.constantFrom("acme", "globex"),
-    subject: fc.record({ id: ident, roles: fc.array(ident, { maxLength: 3 }), attributes: attrs }, { requiredKeys: ["id"] }),
+    subject: fc.record(
+      { id: ident, roles: fc.array(ident, { maxLength: 3 }), attributes: attrs },
+      { requiredKeys: ["id"] },
+    ),
     action: fc.constantFrom("delete", "drop", "deploy", "pay"),
-    resource: fc.record({ type: ident, id: ident, tenantId: fc.constantFrom("", "acme", "globex"), attributes: attrs }, { requiredKeys: ["type"] }),
+    resource: fc.record(
+      { type: ident, id: ident, tenantId: fc.constantFrom("", "acme", "globex"), attributes: attrs },
+      { requiredKeys: ["type"] },
+    ),
     context: attrs,
   },
   { requiredKeys: ["tenantId", "subject", "action", "resource"] },
@@ -51,14 +57,23 @@ describe("approval digest: Connect JSON (arbiter approve) vs the gRPC wire (the 
         const wire = fromBinary(pb.DecideRequestSchema, toBinary(pb.DecideRequestSchema, sent));
         expect(decideApprovalDigest(decideFromPb(wire))).toBe(fromJsonPath);
         // And a request id or a token, which are not part of the digest, change nothing.
-        expect(decideApprovalDigest(decideRequestFromJson({ ...(text as object), requestId: "r-1", approvalToken: "x.y.z" }))).toBe(fromJsonPath);
+        expect(
+          decideApprovalDigest(
+            decideRequestFromJson({ ...(text as object), requestId: "r-1", approvalToken: "x.y.z" }),
+          ),
+        ).toBe(fromJsonPath);
       }),
       { numRuns: 300 },
     );
   });
 
   it("differs when anything the policy sees differs", () => {
-    const base = { tenantId: "acme", subject: { id: "agent-7", roles: ["engineer"] }, action: "delete", resource: { type: "service", id: "checkout" } };
+    const base = {
+      tenantId: "acme",
+      subject: { id: "agent-7", roles: ["engineer"] },
+      action: "delete",
+      resource: { type: "service", id: "checkout" },
+    };
     const d = decideApprovalDigest(decideRequestFromJson(base));
     for (const other of [
       { ...base, tenantId: "globex" },
@@ -71,6 +86,8 @@ describe("approval digest: Connect JSON (arbiter approve) vs the gRPC wire (the 
       expect(decideApprovalDigest(decideRequestFromJson(other))).not.toBe(d);
     }
     // resource.tenantId "" means the request's tenant: the same request as spelling it out.
-    expect(decideApprovalDigest(decideRequestFromJson({ ...base, resource: { ...base.resource, tenantId: "acme" } }))).toBe(d);
+    expect(
+      decideApprovalDigest(decideRequestFromJson({ ...base, resource: { ...base.resource, tenantId: "acme" } })),
+    ).toBe(d);
   });
 });

@@ -32,7 +32,13 @@ export async function makeKey(alg: Alg, kid?: string): Promise<TestKey> {
         : generateKeyPairSync("rsa", { modulusLength: 2048 });
   const bare = pair.publicKey.export({ format: "jwk" }) as JWK;
   const id = kid ?? (await calculateJwkThumbprint(bare, "sha256"));
-  return { alg, kid: id, privateKey: pair.privateKey, publicKey: pair.publicKey, jwk: { ...bare, kid: id, alg, use: "sig" } };
+  return {
+    alg,
+    kid: id,
+    privateKey: pair.privateKey,
+    publicKey: pair.publicKey,
+    jwk: { ...bare, kid: id, alg, use: "sig" },
+  };
 }
 
 export function tempDir(prefix = "arbiter-trust-"): string {
@@ -70,7 +76,9 @@ export async function signGrant(key: TestKey, spec: GrantSpec = {}): Promise<str
     ...spec.claims,
   };
   for (const c of spec.omit ?? []) delete claims[c];
-  return new SignJWT(claims).setProtectedHeader({ alg: key.alg, kid: key.kid, ...spec.header } as never).sign(key.privateKey);
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, ...spec.header } as never)
+    .sign(key.privateKey);
 }
 
 export function b64(obj: unknown): string {
@@ -87,7 +95,11 @@ export function capturingLogger(): { logger: Logger; lines: string[] } {
   return { logger: pino({ level: "debug" }, stream), lines };
 }
 
-export async function until(pred: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = "condition"): Promise<void> {
+export async function until(
+  pred: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+  what = "condition",
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await pred())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);

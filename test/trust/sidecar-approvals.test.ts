@@ -27,12 +27,21 @@ const run = promisify(execFile);
 async function arbiter(...args: string[]): Promise<string> {
   const env = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith("ARBITER_")) delete env[k];
-  const { stdout } = await run(process.execPath, [join(repo, "bin/arbiter.js"), ...args], { cwd: repo, env, timeout: 60_000 });
+  const { stdout } = await run(process.execPath, [join(repo, "bin/arbiter.js"), ...args], {
+    cwd: repo,
+    env,
+    timeout: 60_000,
+  });
   return stdout;
 }
 
 // A tier-3 request the engineer role may make (RBAC permits delete on a service).
-const REQUEST = { tenantId: "acme", subject: { id: "agent-7", roles: ["engineer"] }, action: "delete", resource: { type: "service", id: "checkout" } };
+const REQUEST = {
+  tenantId: "acme",
+  subject: { id: "agent-7", roles: ["engineer"] },
+  action: "delete",
+  resource: { type: "service", id: "checkout" },
+};
 const OTHER_REQUEST = { ...REQUEST, resource: { type: "service", id: "payments" } };
 const GLOBEX_REQUEST = { ...REQUEST, tenantId: "globex" };
 
@@ -48,7 +57,10 @@ let rsa: TestKey;
 let approverJwk: JWK;
 
 async function decide(token: string, request: object = REQUEST): Promise<pb.DecideResponse> {
-  const r = await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, { ...request, approvalToken: token } as never);
+  const r = await unary(client, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, {
+    ...request,
+    approvalToken: token,
+  } as never);
   expect(r.error).toBeUndefined();
   return r.value!;
 }
@@ -59,18 +71,36 @@ async function approve(request: object, ...extra: string[]): Promise<string> {
   writeFileSync(path, JSON.stringify(request));
   const tenant = (request as { tenantId: string }).tenantId;
   const hasKey = extra.includes("--key");
-  return (await arbiter("approve", ...(hasKey ? [] : ["--key", join(dir, "approver.key.pem")]), "--tenant", tenant, "--request", path, "--approver", "carol", ...extra)).trim();
+  return (
+    await arbiter(
+      "approve",
+      ...(hasKey ? [] : ["--key", join(dir, "approver.key.pem")]),
+      "--tenant",
+      tenant,
+      "--request",
+      path,
+      "--approver",
+      "carol",
+      ...extra,
+    )
+  ).trim();
 }
 
 /** A grant with any claims, signed with the approver's key (what `arbiter approve` will not produce). */
 function signed(base: Record<string, unknown>, claims: Record<string, unknown>): Promise<string> {
-  return new SignJWT({ ...base, jti: randomUUID(), ...claims }).setProtectedHeader({ alg: "EdDSA", kid: approverKid }).sign(approverKey);
+  return new SignJWT({ ...base, jti: randomUUID(), ...claims })
+    .setProtectedHeader({ alg: "EdDSA", kid: approverKid })
+    .sign(approverKey);
 }
 
 beforeAll(async () => {
   dir = tempDir("arbiter-approvals-");
   outsiderDir = tempDir("arbiter-outsider-"); // a second key pair, which the sidecar does not trust
-  await Promise.all([arbiter("keygen", "--out", dir), arbiter("keygen", "--out", outsiderDir), (async () => (rsa = await makeKey("RS256", "rsa-1")))()]);
+  await Promise.all([
+    arbiter("keygen", "--out", dir),
+    arbiter("keygen", "--out", outsiderDir),
+    (async () => (rsa = await makeKey("RS256", "rsa-1")))(),
+  ]);
   approverKey = createPrivateKey(readFileSync(join(dir, "approver.key.pem")));
   approverJwk = (JSON.parse(readFileSync(join(dir, "approver.jwks.json"), "utf8")) as { keys: JWK[] }).keys[0]!;
   approverKid = approverJwk.kid!;
@@ -92,12 +122,18 @@ afterAll(async () => {
 
 describe("self-approval is closed", () => {
   it("CreateApproval on the application listener: PERMISSION_DENIED, saying how approvals are issued", async () => {
-    const r = await unary(client, `${S}/CreateApproval`, pb.CreateApprovalRequestSchema, pb.CreateApprovalResponseSchema, {
-      tenantId: "acme",
-      decide: REQUEST,
-      approver: "agent-7",
-      ttlSeconds: 900,
-    });
+    const r = await unary(
+      client,
+      `${S}/CreateApproval`,
+      pb.CreateApprovalRequestSchema,
+      pb.CreateApprovalResponseSchema,
+      {
+        tenantId: "acme",
+        decide: REQUEST,
+        approver: "agent-7",
+        ttlSeconds: 900,
+      },
+    );
     expect(r.error?.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(r.error?.details).toBe(
       "CreateApproval is disabled: approvals are signed grants issued with `arbiter approve` (docs/policies.md); set ARBITER_APPROVALS_LOCAL_CREATE=on for local development only",
@@ -210,18 +246,36 @@ describe("keys from a JWKS URL", () => {
   it("a grant verifies against the served JWKS; a key published later is fetched when a grant names it", async () => {
     const next = await makeKey("RS256", "approver-rsa-2027");
     let keys: JWK[] = [approverJwk];
-    const jwksServer = createServer((_req, res) => res.writeHead(200, { "content-type": "application/jwk-set+json" }).end(JSON.stringify({ keys })));
+    const jwksServer = createServer((_req, res) =>
+      res.writeHead(200, { "content-type": "application/jwk-set+json" }).end(JSON.stringify({ keys })),
+    );
     await new Promise<void>((r) => jwksServer.listen(0, "127.0.0.1", r));
     const url = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/.well-known/jwks.json`;
-    const remote = await startServer(testConfig({ ARBITER_BUNDLE: POLICIES, ARBITER_APPROVAL_KEYS: url, ARBITER_APPROVAL_KEYS_REFRESH_SECONDS: "3600" }));
+    const remote = await startServer(
+      testConfig({
+        ARBITER_BUNDLE: POLICIES,
+        ARBITER_APPROVAL_KEYS: url,
+        ARBITER_APPROVAL_KEYS_REFRESH_SECONDS: "3600",
+      }),
+    );
     const remoteClient = new grpc.Client(remote.address, grpc.credentials.createInsecure());
     const call = async (token: string): Promise<pb.DecideResponse> =>
-      (await unary(remoteClient, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, { ...REQUEST, approvalToken: token })).value!;
+      (
+        await unary(remoteClient, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, {
+          ...REQUEST,
+          approvalToken: token,
+        })
+      ).value!;
     try {
       expect((await call(await approve(REQUEST))).allow).toBe(true);
       keys = [approverJwk, next.jwk]; // the issuer publishes a new key; the sidecar's refresh is an hour away
-      const claims = JSON.parse(Buffer.from((await approve(REQUEST)).split(".")[1]!, "base64url").toString()) as Record<string, unknown>;
-      const grant = await new SignJWT({ ...claims, jti: randomUUID() }).setProtectedHeader({ alg: "RS256", kid: next.kid }).sign(next.privateKey);
+      const claims = JSON.parse(Buffer.from((await approve(REQUEST)).split(".")[1]!, "base64url").toString()) as Record<
+        string,
+        unknown
+      >;
+      const grant = await new SignJWT({ ...claims, jti: randomUUID() })
+        .setProtectedHeader({ alg: "RS256", kid: next.kid })
+        .sign(next.privateKey);
       expect((await call(grant)).reasons).toContain("approval_unknown_key"); // and asks for an early re-fetch
       await until(async () => (await call(grant)).allow, 15_000, "early re-fetch of the JWKS");
     } finally {
@@ -236,22 +290,38 @@ describe("ARBITER_APPROVALS_LOCAL_CREATE=on (local development)", () => {
   it("warns at start, and CreateApproval then issues a token that allows the request once", async () => {
     const devLogs = captureLogs();
     const dev = await startServer(
-      testConfig({ ARBITER_BUNDLE: POLICIES, ARBITER_APPROVAL_KEYS: jwksPath, ARBITER_APPROVALS_LOCAL_CREATE: "on", ARBITER_LOG_LEVEL: "info" }),
+      testConfig({
+        ARBITER_BUNDLE: POLICIES,
+        ARBITER_APPROVAL_KEYS: jwksPath,
+        ARBITER_APPROVALS_LOCAL_CREATE: "on",
+        ARBITER_LOG_LEVEL: "info",
+      }),
       { logDestination: devLogs.stream },
     );
     const devClient = new grpc.Client(dev.address, grpc.credentials.createInsecure());
     try {
-      const warning = devLogs.lines.map((l) => JSON.parse(l) as { level: number; msg: string }).find((l) => l.msg.includes("ARBITER_APPROVALS_LOCAL_CREATE=on"));
+      const warning = devLogs.lines
+        .map((l) => JSON.parse(l) as { level: number; msg: string })
+        .find((l) => l.msg.includes("ARBITER_APPROVALS_LOCAL_CREATE=on"));
       expect(warning?.level).toBe(40);
-      const created = await unary(devClient, `${S}/CreateApproval`, pb.CreateApprovalRequestSchema, pb.CreateApprovalResponseSchema, {
-        tenantId: "acme",
-        decide: REQUEST,
-        approver: "dev",
-        ttlSeconds: 60,
-      });
+      const created = await unary(
+        devClient,
+        `${S}/CreateApproval`,
+        pb.CreateApprovalRequestSchema,
+        pb.CreateApprovalResponseSchema,
+        {
+          tenantId: "acme",
+          decide: REQUEST,
+          approver: "dev",
+          ttlSeconds: 60,
+        },
+      );
       expect(created.error).toBeUndefined();
       const call = (token: string) =>
-        unary(devClient, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, { ...REQUEST, approvalToken: token });
+        unary(devClient, `${S}/Decide`, pb.DecideRequestSchema, pb.DecideResponseSchema, {
+          ...REQUEST,
+          approvalToken: token,
+        });
       expect((await call(created.value!.token)).value!.allow).toBe(true);
       expect((await call(created.value!.token)).value!.reasons).toContain("approval_replayed");
     } finally {
@@ -269,7 +339,14 @@ describe("start-up", () => {
     for (const k of Object.keys(env)) if (k.startsWith("ARBITER_")) delete env[k];
     const r = spawnSync(process.execPath, [join(repo, "bin/arbiter.js"), "serve"], {
       cwd: repo,
-      env: { ...env, ARBITER_APPROVAL_KEYS: bad, ARBITER_AUDIT: "off", ARBITER_GRPC_LISTEN: "127.0.0.1:0", ARBITER_ADMIN_LISTEN: "127.0.0.1:0", ARBITER_LOG_LEVEL: "silent" },
+      env: {
+        ...env,
+        ARBITER_APPROVAL_KEYS: bad,
+        ARBITER_AUDIT: "off",
+        ARBITER_GRPC_LISTEN: "127.0.0.1:0",
+        ARBITER_ADMIN_LISTEN: "127.0.0.1:0",
+        ARBITER_LOG_LEVEL: "silent",
+      },
       encoding: "utf8",
       timeout: 60_000,
     });

@@ -45,7 +45,14 @@ export const MAX_FRAME = 16_384;
 export const FRAME_HEADER = 9;
 
 /** Writes a 9-byte frame header at `off`; returns the offset just past it. */
-export function writeFrameHeader(buf: Buffer, off: number, len: number, type: number, flags: number, id: number): number {
+export function writeFrameHeader(
+  buf: Buffer,
+  off: number,
+  len: number,
+  type: number,
+  flags: number,
+  id: number,
+): number {
   buf[off] = len >>> 16;
   buf[off + 1] = (len >>> 8) & 0xff;
   buf[off + 2] = len & 0xff;

@@ -22,7 +22,8 @@ export class HeaderBlockAssembler {
   /** Bound on a block's wire size (frames' headers included). */
   readonly #maxSize: number;
   readonly #onBlock: OnHeaderBlock;
-  #pending: { id: number; endStream: boolean; dependsOn: number | undefined; parts: Buffer[]; size: number } | undefined;
+  #pending:
+    { id: number; endStream: boolean; dependsOn: number | undefined; parts: Buffer[]; size: number } | undefined;
 
   constructor(maxHeaderListSize: number, onBlock: OnHeaderBlock) {
     this.#maxSize = maxHeaderListSize * 2 + MAX_FRAME;

@@ -42,34 +42,15 @@ import { encodeHeaderBlock, HpackDecoder, type HeaderList } from "./hpack.ts";
 import { MAX_PINGS_PER_SECOND, MAX_SETTINGS_PER_SECOND, PerSecond } from "./rate-limit.ts";
 import { NO_LENGTH, requestHeaders } from "./request-headers.ts";
 import { CONN_WINDOW, DEFAULT_WINDOW, isSettingsError, PeerSettings, serverSettingsFrame } from "./settings.ts";
+import type { H2SessionOptions } from "./session-options.ts";
 import { H2Stream, type StreamOwner } from "./stream.ts";
 
 export { H2Error, PREFACE } from "./frame.ts";
 export { H2Stream, StreamState, type H2Headers } from "./stream.ts";
+export type { H2SessionOptions } from "./session-options.ts";
 
 /** What a DATA frame is charged toward maxSessionMemory beside its bytes (object overhead). */
 const DATA_FRAME_COST = 64;
-
-export interface H2SessionOptions {
-  /** SETTINGS_MAX_CONCURRENT_STREAMS. */
-  readonly maxConcurrentStreams: number;
-  /** Largest decoded request header list (SETTINGS_MAX_HEADER_LIST_SIZE). */
-  readonly maxHeaderListSize: number;
-  /** Request bytes buffered on open streams of one connection. */
-  readonly maxSessionMemory: number;
-  /** Peer RST_STREAM frames accepted per second before the connection is closed. */
-  readonly maxResetsPerSecond: number;
-  /** A new request stream; set the stream's callbacks before returning. */
-  readonly onStream: (stream: H2Stream) => void;
-  /** The handshake is done: the client preface and its SETTINGS arrived. */
-  readonly onReady?: () => void;
-  /** The connection went from no open stream to one (`true`) or back (`false`). */
-  readonly onActivity?: (busy: boolean) => void;
-  /** Called once when the connection is gone. */
-  readonly onClose?: () => void;
-  /** Connection-level problems worth a debug line (protocol errors, GOAWAY sent). */
-  readonly onError?: (message: string) => void;
-}
 
 const STATUS_431 = encodeHeaderBlock([[":status", "431"]]);
 
@@ -212,7 +193,8 @@ export class H2Session implements FrameSink, StreamOwner {
         if (payload.length !== 8) return this.#fail(H2Error.FRAME_SIZE_ERROR, "PING payload must be 8 bytes");
         if (id !== 0) return this.#fail(H2Error.PROTOCOL_ERROR, "PING on a stream");
         if ((flags & Flag.ACK) === 0) {
-          if (this.#pings.exceeds(MAX_PINGS_PER_SECOND)) return this.#fail(H2Error.ENHANCE_YOUR_CALM, "too many PING frames");
+          if (this.#pings.exceeds(MAX_PINGS_PER_SECOND))
+            return this.#fail(H2Error.ENHANCE_YOUR_CALM, "too many PING frames");
           this.#writer.send(pingAckFrame(payload));
         }
         return;
@@ -241,7 +223,8 @@ export class H2Session implements FrameSink, StreamOwner {
   #onDataFrame(flags: number, id: number, payload: Buffer): void {
     if (id === 0) return this.#fail(H2Error.PROTOCOL_ERROR, "DATA on stream 0");
     const flowLen = payload.length;
-    if (!this.#connRecv.consume(flowLen)) return this.#fail(H2Error.FLOW_CONTROL_ERROR, "connection receive window exceeded");
+    if (!this.#connRecv.consume(flowLen))
+      return this.#fail(H2Error.FLOW_CONTROL_ERROR, "connection receive window exceeded");
     const connInc = this.#connRecv.update();
     if (connInc > 0) this.#writer.send(windowUpdateFrame(0, connInc));
     let data = payload;
@@ -347,7 +330,8 @@ export class H2Session implements FrameSink, StreamOwner {
     if (payload.length !== 4) return this.#fail(H2Error.FRAME_SIZE_ERROR, "RST_STREAM payload must be 4 bytes");
     if (id === 0) return this.#fail(H2Error.PROTOCOL_ERROR, "RST_STREAM on stream 0");
     if (id > this.#lastStreamId) return this.#fail(H2Error.PROTOCOL_ERROR, "RST_STREAM on an idle stream");
-    if (this.#resets.exceeds(this.#opts.maxResetsPerSecond)) return this.#fail(H2Error.ENHANCE_YOUR_CALM, "too many stream resets");
+    if (this.#resets.exceeds(this.#opts.maxResetsPerSecond))
+      return this.#fail(H2Error.ENHANCE_YOUR_CALM, "too many stream resets");
     this.#resetStreams.remember(id);
     this.#streams.get(id)?.closeStream(true);
   }
@@ -358,12 +342,14 @@ export class H2Session implements FrameSink, StreamOwner {
       if (payload.length !== 0) this.#fail(H2Error.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload");
       return;
     }
-    if (this.#settingsFrames.exceeds(MAX_SETTINGS_PER_SECOND)) return this.#fail(H2Error.ENHANCE_YOUR_CALM, "too many SETTINGS frames");
+    if (this.#settingsFrames.exceeds(MAX_SETTINGS_PER_SECOND))
+      return this.#fail(H2Error.ENHANCE_YOUR_CALM, "too many SETTINGS frames");
     const change = this.#peer.apply(payload);
     if (isSettingsError(change)) return this.#fail(change.code, change.message);
     if (change.windowDelta !== 0) {
       for (const s of this.#streams.values()) {
-        if (!s.sendWindow.grow(change.windowDelta)) return this.#fail(H2Error.FLOW_CONTROL_ERROR, "stream send window overflow");
+        if (!s.sendWindow.grow(change.windowDelta))
+          return this.#fail(H2Error.FLOW_CONTROL_ERROR, "stream send window overflow");
       }
     }
     if (change.maxFrame !== undefined) this.#writer.maxFrame = change.maxFrame;

@@ -76,7 +76,8 @@ export class PeerSettings {
    * is applied (the connection is about to close anyway).
    */
   apply(payload: Buffer): SettingsChange | SettingsError {
-    if (payload.length % 6 !== 0) return { code: H2Error.FRAME_SIZE_ERROR, message: "SETTINGS payload not a multiple of 6" };
+    if (payload.length % 6 !== 0)
+      return { code: H2Error.FRAME_SIZE_ERROR, message: "SETTINGS payload not a multiple of 6" };
     let windowDelta = 0;
     let maxFrame: number | undefined;
     let tableSizeUpdate = false;
@@ -88,7 +89,8 @@ export class PeerSettings {
           if (value > 1) return { code: H2Error.PROTOCOL_ERROR, message: "SETTINGS_ENABLE_PUSH must be 0 or 1" };
           break;
         case SettingId.INITIAL_WINDOW_SIZE:
-          if (value > MAX_WINDOW) return { code: H2Error.FLOW_CONTROL_ERROR, message: "SETTINGS_INITIAL_WINDOW_SIZE too large" };
+          if (value > MAX_WINDOW)
+            return { code: H2Error.FLOW_CONTROL_ERROR, message: "SETTINGS_INITIAL_WINDOW_SIZE too large" };
           windowDelta += value - this.#initialWindow;
           this.#initialWindow = value;
           break;

@@ -63,10 +63,21 @@ describe("settings", () => {
   it("applies the peer's window, frame size and table size; the window delta accumulates", () => {
     const peer = new PeerSettings();
     expect(peer.initialWindow).toBe(DEFAULT_WINDOW);
-    const change = peer.apply(settings([SettingId.INITIAL_WINDOW_SIZE, 1000], [SettingId.MAX_FRAME_SIZE, 32_768], [SettingId.HEADER_TABLE_SIZE, 0], [0x99, 7]));
+    const change = peer.apply(
+      settings(
+        [SettingId.INITIAL_WINDOW_SIZE, 1000],
+        [SettingId.MAX_FRAME_SIZE, 32_768],
+        [SettingId.HEADER_TABLE_SIZE, 0],
+        [0x99, 7],
+      ),
+    );
     expect(change).toEqual({ windowDelta: 1000 - DEFAULT_WINDOW, maxFrame: 32_768, tableSizeUpdate: true });
     expect(peer.initialWindow).toBe(1000);
-    expect(peer.apply(settings([SettingId.INITIAL_WINDOW_SIZE, 3000]))).toEqual({ windowDelta: 2000, maxFrame: undefined, tableSizeUpdate: false });
+    expect(peer.apply(settings([SettingId.INITIAL_WINDOW_SIZE, 3000]))).toEqual({
+      windowDelta: 2000,
+      maxFrame: undefined,
+      tableSizeUpdate: false,
+    });
     expect(peer.apply(settings([SettingId.HEADER_TABLE_SIZE, 4096]))).toMatchObject({ tableSizeUpdate: false });
   });
 
@@ -76,10 +87,22 @@ describe("settings", () => {
       return isSettingsError(r) ? [r.code, r.message] : r;
     };
     expect(err(Buffer.alloc(5))).toEqual([H2Error.FRAME_SIZE_ERROR, "SETTINGS payload not a multiple of 6"]);
-    expect(err(settings([SettingId.ENABLE_PUSH, 2]))).toEqual([H2Error.PROTOCOL_ERROR, "SETTINGS_ENABLE_PUSH must be 0 or 1"]);
-    expect(err(settings([SettingId.INITIAL_WINDOW_SIZE, 2 ** 31]))).toEqual([H2Error.FLOW_CONTROL_ERROR, "SETTINGS_INITIAL_WINDOW_SIZE too large"]);
-    expect(err(settings([SettingId.MAX_FRAME_SIZE, 16_383]))).toEqual([H2Error.PROTOCOL_ERROR, "SETTINGS_MAX_FRAME_SIZE out of range"]);
-    expect(err(settings([SettingId.MAX_FRAME_SIZE, 2 ** 24]))).toEqual([H2Error.PROTOCOL_ERROR, "SETTINGS_MAX_FRAME_SIZE out of range"]);
+    expect(err(settings([SettingId.ENABLE_PUSH, 2]))).toEqual([
+      H2Error.PROTOCOL_ERROR,
+      "SETTINGS_ENABLE_PUSH must be 0 or 1",
+    ]);
+    expect(err(settings([SettingId.INITIAL_WINDOW_SIZE, 2 ** 31]))).toEqual([
+      H2Error.FLOW_CONTROL_ERROR,
+      "SETTINGS_INITIAL_WINDOW_SIZE too large",
+    ]);
+    expect(err(settings([SettingId.MAX_FRAME_SIZE, 16_383]))).toEqual([
+      H2Error.PROTOCOL_ERROR,
+      "SETTINGS_MAX_FRAME_SIZE out of range",
+    ]);
+    expect(err(settings([SettingId.MAX_FRAME_SIZE, 2 ** 24]))).toEqual([
+      H2Error.PROTOCOL_ERROR,
+      "SETTINGS_MAX_FRAME_SIZE out of range",
+    ]);
   });
 });
 

@@ -48,7 +48,12 @@ describe("FrameReader", () => {
   it("yields the same frames whatever the read boundaries (every split point, and byte by byte)", () => {
     const whole = new Recorder();
     expect(new FrameReader(whole).push(stream)).toBe(true);
-    expect(whole.frames.map((f) => f.type)).toEqual([FrameType.SETTINGS, FrameType.HEADERS, FrameType.DATA, FrameType.PING]);
+    expect(whole.frames.map((f) => f.type)).toEqual([
+      FrameType.SETTINGS,
+      FrameType.HEADERS,
+      FrameType.DATA,
+      FrameType.PING,
+    ]);
     expect(whole.frames[1]).toEqual({ type: FrameType.HEADERS, flags: Flag.END_HEADERS, id: 1, payload: "616263" });
     for (let cut = 0; cut <= stream.length; cut++) {
       const r = new Recorder();
@@ -105,7 +110,9 @@ describe("control frames", () => {
   it("are laid out as RFC 9113 section 6 says", () => {
     expect(windowUpdateFrame(5, 1000).toString("hex")).toBe("000004080000000005000003e8");
     expect(rstStreamFrame(7, H2Error.CANCEL).toString("hex")).toBe("00000403000000000700000008");
-    expect(pingAckFrame(Buffer.from("01234567")).toString("hex")).toBe("000008060100000000" + Buffer.from("01234567").toString("hex"));
+    expect(pingAckFrame(Buffer.from("01234567")).toString("hex")).toBe(
+      "000008060100000000" + Buffer.from("01234567").toString("hex"),
+    );
     const g = goawayFrame(9, H2Error.PROTOCOL_ERROR, "x".repeat(300));
     expect(g.readUIntBE(0, 3)).toBe(8 + 256); // debug text cut to 256 bytes
     expect(g.readUInt32BE(9)).toBe(9);

@@ -6,7 +6,9 @@ import { HeaderBlockAssembler } from "../../../src/transport/h2/header-block.ts"
 /** An assembler that records the blocks it hands on. */
 function assembler(max: number) {
   const blocks: Array<{ id: number; endStream: boolean; block: string; dependsOn: number | undefined }> = [];
-  const a = new HeaderBlockAssembler(max, (id, endStream, block, dependsOn) => blocks.push({ id, endStream, block: block.toString(), dependsOn }));
+  const a = new HeaderBlockAssembler(max, (id, endStream, block, dependsOn) =>
+    blocks.push({ id, endStream, block: block.toString(), dependsOn }),
+  );
   return { a, blocks };
 }
 import { requestHeaders } from "../../../src/transport/h2/request-headers.ts";
@@ -14,7 +16,12 @@ import { requestHeaders } from "../../../src/transport/h2/request-headers.ts";
 describe("HeaderBlockAssembler", () => {
   it("cuts padding and the priority field, and reports the dependency", () => {
     const { a, blocks } = assembler(1024);
-    const payload = Buffer.concat([Buffer.from([2]), Buffer.from([0x80, 0, 0, 3, 15]), Buffer.from("blk"), Buffer.alloc(2)]);
+    const payload = Buffer.concat([
+      Buffer.from([2]),
+      Buffer.from([0x80, 0, 0, 3, 15]),
+      Buffer.from("blk"),
+      Buffer.alloc(2),
+    ]);
     expect(a.headers(Flag.END_HEADERS | Flag.PADDED | Flag.PRIORITY | Flag.END_STREAM, 5, payload)).toBeUndefined();
     expect(a.headers(Flag.END_HEADERS, 7, Buffer.from("x"))).toBeUndefined();
     expect(blocks).toEqual([
@@ -51,14 +58,27 @@ describe("HeaderBlockAssembler", () => {
 
   it("malformed padding and a stray CONTINUATION are PROTOCOL_ERROR", () => {
     const { a } = assembler(1024);
-    expect(a.headers(Flag.PADDED | Flag.END_HEADERS, 1, Buffer.alloc(0))).toEqual({ code: H2Error.PROTOCOL_ERROR, message: "HEADERS too short" });
-    expect(a.headers(Flag.PADDED | Flag.END_HEADERS, 1, Buffer.from([5, 1]))).toEqual({ code: H2Error.PROTOCOL_ERROR, message: "HEADERS padding exceeds the frame" });
-    expect(a.continuation(Flag.END_HEADERS, Buffer.alloc(0))).toEqual({ code: H2Error.PROTOCOL_ERROR, message: "CONTINUATION without HEADERS" });
+    expect(a.headers(Flag.PADDED | Flag.END_HEADERS, 1, Buffer.alloc(0))).toEqual({
+      code: H2Error.PROTOCOL_ERROR,
+      message: "HEADERS too short",
+    });
+    expect(a.headers(Flag.PADDED | Flag.END_HEADERS, 1, Buffer.from([5, 1]))).toEqual({
+      code: H2Error.PROTOCOL_ERROR,
+      message: "HEADERS padding exceeds the frame",
+    });
+    expect(a.continuation(Flag.END_HEADERS, Buffer.alloc(0))).toEqual({
+      code: H2Error.PROTOCOL_ERROR,
+      message: "CONTINUATION without HEADERS",
+    });
   });
 });
 
 describe("requestHeaders (RFC 9113 8.2-8.3)", () => {
-  const base: Array<[string, string]> = [[":method", "POST"], [":scheme", "http"], [":path", "/x"]];
+  const base: Array<[string, string]> = [
+    [":method", "POST"],
+    [":scheme", "http"],
+    [":path", "/x"],
+  ];
   it("joins repeated fields (cookie with '; ')", () => {
     const h = requestHeaders([...base, ["a", "1"], ["a", "2"], ["cookie", "x=1"], ["cookie", "y=2"]]);
     expect(h).toMatchObject({ ":path": "/x", a: "1, 2", cookie: "x=1; y=2" });
@@ -70,12 +90,21 @@ describe("requestHeaders (RFC 9113 8.2-8.3)", () => {
     expect(requestHeaders([...base, ["connection", "close"]])).toBeUndefined();
     expect(requestHeaders([...base, ["te", "gzip"]])).toBeUndefined();
     expect(requestHeaders([...base, ["te", "trailers"]])).toBeDefined();
-    expect(requestHeaders([[":method", "POST"], [":scheme", "http"]])).toBeUndefined();
+    expect(
+      requestHeaders([
+        [":method", "POST"],
+        [":scheme", "http"],
+      ]),
+    ).toBeUndefined();
   });
 });
 
 describe("requestHeaders: content-length (8.1.1)", () => {
-  const base: Array<[string, string]> = [[":method", "POST"], [":scheme", "http"], [":path", "/x"]];
+  const base: Array<[string, string]> = [
+    [":method", "POST"],
+    [":scheme", "http"],
+    [":path", "/x"],
+  ];
   it("accepts a decimal length (repeated identical values too) and refuses anything else", async () => {
     const { NO_LENGTH, requestContentLength } = await import("../../../src/transport/h2/request-headers.ts");
     expect(requestContentLength(undefined)).toBe(NO_LENGTH);
