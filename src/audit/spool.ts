@@ -260,14 +260,18 @@ export class Spool {
     }
   }
 
+  /** Seals the active segment: cut to its written size (the preallocated tail goes), synced, closed. */
+  async #sealActive(): Promise<void> {
+    if (!this.#active) return;
+    await this.#active.fh.truncate(this.#active.seg.size);
+    await this.#active.fh.datasync();
+    await this.#active.fh.close();
+    this.#active.seg.sealed = true;
+    this.#active = undefined;
+  }
+
   async #rotate(): Promise<void> {
-    if (this.#active) {
-      await this.#active.fh.truncate(this.#active.seg.size);
-      await this.#active.fh.datasync();
-      await this.#active.fh.close();
-      this.#active.seg.sealed = true;
-      this.#active = undefined;
-    }
+    await this.#sealActive();
     const id = this.#nextId++;
     const seg: SpoolSegment = { id, path: join(this.#dir, segmentName(id)), size: 0, sealed: false };
     const fh = await open(seg.path, "wx");
@@ -419,13 +423,7 @@ export class Spool {
   }
 
   async #close(): Promise<void> {
-    if (this.#active) {
-      await this.#active.fh.truncate(this.#active.seg.size);
-      await this.#active.fh.datasync();
-      await this.#active.fh.close();
-      this.#active.seg.sealed = true;
-      this.#active = undefined;
-    }
+    await this.#sealActive();
     await this.#reader?.fh.close();
     this.#reader = undefined;
     // An empty last segment carries nothing to replay.

@@ -99,16 +99,7 @@ export function approvalRefusal(
 }
 
 /** Validates CreateApproval arguments (throws `ApprovalStoreError` naming the argument); returns the expiry. */
-export function validateCreateArgs(
-  args: {
-    readonly tenantId: string;
-    readonly digest: string;
-    readonly approver: string;
-    readonly ttlSeconds: number;
-    readonly nowMs: number;
-  },
-  maxTtlSeconds: number,
-): number {
+export function validateCreateArgs(args: ApprovalCreateArgs, maxTtlSeconds: number): number {
   const { tenantId, digest, approver, ttlSeconds, nowMs } = args;
   if (typeof tenantId !== "string" || tenantId === "") {
     throw new ApprovalStoreError("approval store: tenantId must be a non-empty string");
@@ -153,13 +144,7 @@ export class InMemoryApprovalStore implements ApprovalStore {
   }
 
   /** Issues a token bound to (tenantId, digest) valid for ttlSeconds from nowMs. */
-  createSync(args: {
-    readonly tenantId: string;
-    readonly digest: string;
-    readonly approver: string;
-    readonly ttlSeconds: number;
-    readonly nowMs: number;
-  }): { readonly token: string; readonly expiresAtMs: number } {
+  createSync(args: ApprovalCreateArgs): { readonly token: string; readonly expiresAtMs: number } {
     const expiresAtMs = validateCreateArgs(args, this.#maxTtlSeconds);
     const { tenantId, digest, approver, nowMs } = args;
     const token = randomBytes(32).toString("base64url");

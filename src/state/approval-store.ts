@@ -19,7 +19,7 @@ import {
   isApprovalTokenShape,
   validateCreateArgs,
 } from "../decision/approval-store.ts";
-import type { ApprovalCheck, ApprovalStore } from "../decision/stores.ts";
+import type { ApprovalCheck, ApprovalCreateArgs, ApprovalStore } from "../decision/stores.ts";
 import { timed } from "./db.ts";
 import type { StateMetrics } from "./metrics.ts";
 
@@ -49,13 +49,7 @@ export class PostgresApprovalStore implements ApprovalStore {
   }
 
   async create(
-    args: {
-      readonly tenantId: string;
-      readonly digest: string;
-      readonly approver: string;
-      readonly ttlSeconds: number;
-      readonly nowMs: number;
-    },
+    args: ApprovalCreateArgs,
     signal?: AbortSignal,
   ): Promise<{ readonly token: string; readonly expiresAtMs: number }> {
     const expiresAtMs = validateCreateArgs(args, this.#maxTtlSeconds);
