@@ -4,9 +4,10 @@
  * are parsed greedily across newlines, while references and calls must follow their operand
  * without whitespace (`a[0]`, `f(x)`). Statements, rules and modules are in parser.ts.
  */
-import type { Literal, Loc, Term } from "./ast.ts";
+import type { Literal, Loc, Term, WithModifier } from "./ast.ts";
 import { type Diagnostic, diagnostic } from "./diagnostics.ts";
 import { describeToken, type Token } from "./lexer.ts";
+import { desugarTemplate, type TemplatePart } from "./parser-template.ts";
 
 export const KEYWORDS = new Set([
   "package", "import", "as", "default", "else", "if", "contains", "some", "in", "every", "not", "with",
@@ -35,6 +36,7 @@ export abstract class TermParser {
 
   /** Literals separated by `;` or newlines, up to (not including) `close` (parser.ts). */
   abstract query(close: string): Literal[];
+  abstract withModifiers(): WithModifier[];
 
   get tok(): Token {
     return this.#toks[this.#pos]!;
@@ -232,6 +234,7 @@ export abstract class TermParser {
       this.next();
       return this.postfix({ type: "string", value: t.text, loc });
     }
+    if (t.kind === "tmplStart") return this.postfix(this.#template(loc));
     if (t.kind === "ident") {
       if ((t.text === "true" || t.text === "false") && !this.keywordRef()) {
         this.next();
@@ -278,6 +281,25 @@ export abstract class TermParser {
       return this.inGroup(() => this.#braceRest(loc));
     }
     return this.fail("a term");
+  }
+
+  /** `$"..."`: the lexer's parts, each `{expr}` a term with optional `with` modifiers. */
+  #template(loc: Loc): Term {
+    this.next();
+    const parts: TemplatePart[] = [];
+    while (this.tok.kind !== "tmplEnd") {
+      if (this.tok.kind === "string") {
+        parts.push(this.next().text);
+        continue;
+      }
+      this.expect("{");
+      const term = this.inGroup(() => this.termIn());
+      const withs = this.withModifiers();
+      this.expect("}");
+      parts.push({ term, withs });
+    }
+    this.next();
+    return desugarTemplate(parts, loc);
   }
 
   #arrayRest(loc: Loc): Term {

@@ -37,7 +37,7 @@ const cases: [note: string, source: string | string[], message: string][] = [
   ["with on a builtin (function mock)", "package t\np if {\n  count(input.x) == 1 with count as 2\n}\n", "t.rego:3:23: unsupported: with on something other than an input or data path (function mocks)"],
   ["with on a document rules define", "package t\nq := 1\np if {\n  q == 2 with data.t.q as 2\n}\n", "t.rego:4:10: unsupported: with on data.t.q, a document rules define"],
   ["print", 'package t\np if {\n  print("x")\n}\n', "t.rego:3:3: unsupported: print"],
-  ["string interpolation", 'package t\np := $"a{1}"\n', "t.rego:2:6: unsupported: string interpolation"],
+  ["unterminated template string", 'package t\np := $"a{1}\n', "t.rego:2:6: unterminated template string"],
   ["rule head with a variable before its last part", "package t\np[x].y := 1 if x := 1\n", "t.rego:2:2: unsupported: rule head reference with a variable part before its last part"],
   ["unknown import root", "package t\nimport foo.bar\np := 1\n", "t.rego:2:8: unsupported: import path foo.bar (must begin with input, data, rego or future)"],
   ["unknown rego import", "package t\nimport rego.v2\np := 1\n", "t.rego:2:8: unsupported: import rego.v2"],

@@ -1,0 +1,35 @@
+/**
+ * Template strings (`$"a {x} b"`, `` $`...` ``) as plain Rego, so the planner needs nothing new.
+ * OPA prints each `{expr}` the way it prints a term: a string as-is, any other value in Rego
+ * notation (`[1, "a"]`, `{"a": 1}`, `set()`), and an undefined expression as `<undefined>` while
+ * the template string itself stays defined. Arbiter's Go-fmt `sprintf("%v")` prints values the
+ * same way; a set inside a value cannot cross to that host builtin, so evaluation fails with an
+ * error there rather than printing something else.
+ *
+ * `{e}` becomes `concat("", array.slice(array.concat([sprintf("%v", [v]) | v := e], ["<undefined>"]), 0, 1))`:
+ * the comprehension holds e's text when e is defined and nothing when it is undefined.
+ */
+import type { Literal, Loc, Term, WithModifier } from "./ast.ts";
+
+/** One part of a template string: literal text, or an expression with its `with` modifiers. */
+export type TemplatePart = string | { readonly term: Term; readonly withs: readonly WithModifier[] };
+
+let counter = 0;
+
+export function desugarTemplate(parts: readonly TemplatePart[], loc: Loc): Term {
+  const str = (value: string): Term => ({ type: "string", value, loc });
+  const call = (name: string, ...args: Term[]): Term => ({ type: "call", name, args, loc });
+  const items = parts.map((part): Term => {
+    if (typeof part === "string") return str(part);
+    const name = `__template${counter++}`;
+    const v: Term = { type: "var", name, orig: name, loc };
+    const lit: Literal = { kind: "expr", negated: false, term: call("assign", v, part.term), loc, ...(part.withs.length ? { withs: part.withs } : {}) };
+    const printed: Term = { type: "arrayCompr", head: call("sprintf", str("%v"), { type: "array", items: [v], loc }), body: [lit], loc };
+    const orUndefined = call("array.concat", printed, { type: "array", items: [str("<undefined>")], loc });
+    const first = call("array.slice", orUndefined, { type: "number", text: "0", loc }, { type: "number", text: "1", loc });
+    return call("concat", str(""), first);
+  });
+  if (items.length === 0) return str("");
+  if (items.length === 1 && typeof parts[0] === "string") return items[0]!;
+  return call("concat", str(""), { type: "array", items, loc });
+}
