@@ -65,6 +65,7 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["uuid.parse", 1], ["uuid.rfc4122", 1], ["regex.find_all_string_submatch_n", 3], ["base64.is_valid", 1],
   ["base64url.encode_no_pad", 1], ["glob.quote_meta", 1], ["graph.reachable", 2], ["graph.reachable_paths", 2],
   ["time.parse_ns", 2], ["net.cidr_contains_matches", 2], ["object.subset", 2],
+  ["walk", 1],
 ]);
 
 /**

@@ -10,6 +10,7 @@ import { regexMoreHostBuiltins } from "./host-regex-more.ts";
 import { graphHostBuiltins } from "./host-graph.ts";
 import { timeParseHostBuiltins } from "./host-time-parse.ts";
 import { subsetHostBuiltins } from "./host-subset.ts";
+import { walkHostBuiltins } from "./host-walk.ts";
 
 export const opaHostBuiltins: Record<string, (...args: any[]) => unknown> = {
   ...jsonHostBuiltins,
@@ -20,4 +21,5 @@ export const opaHostBuiltins: Record<string, (...args: any[]) => unknown> = {
   ...graphHostBuiltins,
   ...timeParseHostBuiltins,
   ...subsetHostBuiltins,
+  ...walkHostBuiltins,
 };

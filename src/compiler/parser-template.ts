@@ -33,3 +33,18 @@ export function desugarTemplate(parts: readonly TemplatePart[], loc: Loc): Term 
   if (items.length === 1 && typeof parts[0] === "string") return items[0]!;
   return call("concat", str(""), { type: "array", items, loc });
 }
+
+/**
+ * `walk` is a relation in OPA: `walk(x)` has one value per `[path, value]` pair. The host builtin
+ * answers the array of pairs (host-walk.ts); `walk(x)` becomes `walk([x])[_]` and `walk(x, out)`
+ * becomes `out = walk([x])[_]`, so the planner's scan unifies each pair in turn.
+ */
+export function walkRelation(args: readonly Term[], loc: Loc): Term {
+  if (args.length !== 1 && args.length !== 2) return { type: "call", name: "walk", args, loc };
+  const wildcard: Term = { type: "var", name: "_", orig: "_", loc };
+  // x goes in a one-element array: a set nested in an argument fails at the host boundary, where a
+  // set passed as the argument itself would arrive as an array and be walked as one.
+  const boxed: Term = { type: "array", items: [args[0]!], loc };
+  const each: Term = { type: "ref", head: { type: "call", name: "walk", args: [boxed], loc }, path: [wildcard], loc };
+  return args.length === 1 ? each : { type: "call", name: "eq", args: [args[1]!, each], loc };
+}

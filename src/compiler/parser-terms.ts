@@ -7,7 +7,7 @@
 import type { Literal, Loc, Term, WithModifier } from "./ast.ts";
 import { type Diagnostic, diagnostic } from "./diagnostics.ts";
 import { describeToken, type Token } from "./lexer.ts";
-import { desugarTemplate, type TemplatePart } from "./parser-template.ts";
+import { desugarTemplate, type TemplatePart, walkRelation } from "./parser-template.ts";
 
 export const KEYWORDS = new Set([
   "package", "import", "as", "default", "else", "if", "contains", "some", "in", "every", "not", "with",
@@ -262,6 +262,7 @@ export abstract class TermParser {
         const args = this.inGroup(() => this.termList(")"));
         this.expect(")", `"," or ")"`);
         if (name === "set" && args.length === 0) return this.postfix({ type: "set", items: [], loc });
+        if (name === "walk") return this.postfix(walkRelation(args, loc));
         return this.postfix({ type: "call", name, args, loc });
       }
       return this.postfix({ type: "var", name: t.text, orig: t.text, loc });
