@@ -14,14 +14,13 @@ import type { Literal, Loc, Term, WithModifier } from "./ast.ts";
 /** One part of a template string: literal text, or an expression with its `with` modifiers. */
 export type TemplatePart = string | { readonly term: Term; readonly withs: readonly WithModifier[] };
 
-let counter = 0;
-
 export function desugarTemplate(parts: readonly TemplatePart[], loc: Loc): Term {
   const str = (value: string): Term => ({ type: "string", value, loc });
   const call = (name: string, ...args: Term[]): Term => ({ type: "call", name, args, loc });
-  const items = parts.map((part): Term => {
+  const items = parts.map((part, i): Term => {
     if (typeof part === "string") return str(part);
-    const name = `__template${counter++}`;
+    // Unique per template (its position) and part, and the same on every build of the same text.
+    const name = `__template_${loc.line}_${loc.col}_${i}`;
     const v: Term = { type: "var", name, orig: name, loc };
     const lit: Literal = { kind: "expr", negated: false, term: call("assign", v, part.term), loc, ...(part.withs.length ? { withs: part.withs } : {}) };
     const printed: Term = { type: "arrayCompr", head: call("sprintf", str("%v"), { type: "array", items: [v], loc }), body: [lit], loc };
