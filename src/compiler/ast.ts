@@ -37,8 +37,7 @@ export type Term =
     };
 
 export type CallTarget =
-  | { readonly kind: "builtin"; readonly name: string }
-  | { readonly kind: "function"; readonly path: readonly string[] };
+  { readonly kind: "builtin"; readonly name: string } | { readonly kind: "function"; readonly path: readonly string[] };
 
 export type Body = readonly Literal[];
 

@@ -91,7 +91,12 @@ export function buildBundle(dirs: readonly string[], options: BuildBundleOptions
   const tree = loadPolicyTree(dirs);
   const sources = tree.rego.map((f) => ({ path: f.path, text: f.text }));
   const v0 = options.v0Compatible ?? manifestSaysV0(dirs);
-  const compiled = compile(sources, { entrypoints: options.entrypoints, defaultEntrypoints: options.defaultEntrypoints, strictBuiltinErrors: options.strictBuiltinErrors, v0Compatible: v0 });
+  const compiled = compile(sources, {
+    entrypoints: options.entrypoints,
+    defaultEntrypoints: options.defaultEntrypoints,
+    strictBuiltinErrors: options.strictBuiltinErrors,
+    v0Compatible: v0,
+  });
   checkDataConflicts(sources, tree.data, v0);
   const files = new Map<string, Uint8Array>();
   files.set("/policy.wasm", compiled.wasm);
@@ -279,7 +284,9 @@ function parseManifest(src: string): BundleManifest {
     roots: (o.roots as string[] | undefined) ?? [""],
     wasm,
     ...(typeof o.rego_version === "number" ? { rego_version: o.rego_version } : {}),
-    ...(typeof o.metadata === "object" && o.metadata !== null ? { metadata: o.metadata as Record<string, unknown> } : {}),
+    ...(typeof o.metadata === "object" && o.metadata !== null
+      ? { metadata: o.metadata as Record<string, unknown> }
+      : {}),
   };
 }
 

@@ -111,7 +111,10 @@ export class ClauseResolver {
       case "array":
         return { ...t, items: t.items.map((i) => this.#declarePattern(i, scope, isArg)) };
       case "object":
-        return { ...t, pairs: t.pairs.map(([k, v]) => [this.#term(k, scope), this.#declarePattern(v, scope, isArg)] as const) };
+        return {
+          ...t,
+          pairs: t.pairs.map(([k, v]) => [this.#term(k, scope), this.#declarePattern(v, scope, isArg)] as const),
+        };
       case "null":
       case "boolean":
       case "number":
@@ -172,7 +175,8 @@ export class ClauseResolver {
         // negated too (`not f(x, true)` is `not true = f(x)`), as OPA rewrites it.
         if (term.type === "call") {
           const target = this.#callTarget(term, scope, true);
-          const arity = target.kind === "builtin" ? BUILTIN_ARITY.get(target.name)! : this.#index.group(target.path)!.arity;
+          const arity =
+            target.kind === "builtin" ? BUILTIN_ARITY.get(target.name)! : this.#index.group(target.path)!.arity;
           if (term.args.length === arity + 1) {
             const out = term.args[arity]!;
             const call: Term = { ...term, args: term.args.slice(0, arity) };
@@ -214,7 +218,12 @@ export class ClauseResolver {
     if (imp) {
       const head: Term = { type: "var", name: imp[0]!, orig: imp[0]!, loc: t.loc };
       if (imp.length === 1) return head;
-      return { type: "ref", head, path: imp.slice(1).map((s) => ({ type: "string", value: s, loc: t.loc })), loc: t.loc };
+      return {
+        type: "ref",
+        head,
+        path: imp.slice(1).map((s) => ({ type: "string", value: s, loc: t.loc })),
+        loc: t.loc,
+      };
     }
     const rulePath = [...this.#module.pkg, name];
     if (this.#index.group(rulePath) || this.#index.isRefHead(rulePath)) {
@@ -242,7 +251,10 @@ export class ClauseResolver {
         target = { kind: "function", path: parts.slice(1) };
       } else if (this.#imports.has(first) && this.#imports.get(first)![0] === "data") {
         target = { kind: "function", path: [...this.#imports.get(first)!.slice(1), ...parts.slice(1)] };
-      } else if (this.#index.group([...this.#module.pkg, ...parts])?.kind === "function" || (parts.length === 1 && this.#index.group([...this.#module.pkg, first]))) {
+      } else if (
+        this.#index.group([...this.#module.pkg, ...parts])?.kind === "function" ||
+        (parts.length === 1 && this.#index.group([...this.#module.pkg, first]))
+      ) {
         // A function of this package, its name possibly in several parts (`a.b.f(x) := ...`).
         target = { kind: "function", path: [...this.#module.pkg, ...parts] };
       } else if (BUILTIN_ARITY.has(t.name)) {
@@ -252,7 +264,8 @@ export class ClauseResolver {
     if (target?.kind === "function") {
       const g = this.#index.group(target.path);
       if (!g) target = undefined;
-      else if (g.kind !== "function") this.#error(t.loc, `${t.name} is not a function (data.${target.path.join(".")} is a rule)`);
+      else if (g.kind !== "function")
+        this.#error(t.loc, `${t.name} is not a function (data.${target.path.join(".")} is a rule)`);
     }
     if (!target) {
       if (t.name === "print") return this.#error(t.loc, "unsupported: print");
@@ -290,7 +303,14 @@ export class ClauseResolver {
         const seen = new Set<string>();
         for (const [k] of t.pairs) {
           if (k.type !== "string" && k.type !== "number" && k.type !== "boolean" && k.type !== "null") continue;
-          const key = k.type === "string" ? JSON.stringify(k.value) : k.type === "number" ? String(Number(k.text)) : k.type === "null" ? "null" : String(k.value);
+          const key =
+            k.type === "string"
+              ? JSON.stringify(k.value)
+              : k.type === "number"
+                ? String(Number(k.text))
+                : k.type === "null"
+                  ? "null"
+                  : String(k.value);
           if (seen.has(key)) this.#error(k.loc, `duplicate key ${key} in object`);
           seen.add(key);
         }
@@ -373,7 +393,11 @@ function literalVarNames(lit: Literal): string[] {
     case "some":
       return lit.vars.flatMap((v) => plainVarNames(v));
     case "someIn":
-      return [...(lit.key ? plainVarNames(lit.key) : []), ...plainVarNames(lit.value), ...plainVarNames(lit.collection)];
+      return [
+        ...(lit.key ? plainVarNames(lit.key) : []),
+        ...plainVarNames(lit.value),
+        ...plainVarNames(lit.collection),
+      ];
     case "every":
       return plainVarNames(lit.domain);
   }

@@ -88,7 +88,7 @@ const BUILD_USAGE =
   "  --signing-key: a PEM private key (RS*, PS*, ES*, EdDSA) or a file holding the HMAC secret (HS*);\n" +
   "  writes /.signatures.json as `opa build --signing-key` does (docs/engine.md, Signed bundles)\n" +
   "  --no-sources: leave the Rego sources out (a flat bundle that fits a ConfigMap)\n" +
-  "  --v0-compatible: the sources are Rego v0 (a .manifest with \"rego_version\": 0 says so too)\n";
+  '  --v0-compatible: the sources are Rego v0 (a .manifest with "rego_version": 0 says so too)\n';
 
 export interface BuildCliOptions {
   /**
@@ -108,11 +108,23 @@ export async function runBuild(args: string[], io: Io = stdio, options: BuildCli
     // The one flag without a value.
     const sources = !args.includes("--no-sources");
     args = args.filter((a) => a !== "--no-sources");
-    const { opts, rest } = parseArgs(args, {
-      "-e": "entrypoint", "--entrypoint": "entrypoint", "-o": "output", "--output": "output", "--revision": "revision",
-      "--signing-key": "signing-key", "--signing-alg": "signing-alg", "--signing-key-id": "signing-key-id", "--signing-scope": "signing-scope",
-      "--strict-builtin-errors": "strict", "--v0-compatible": "v0",
-    }, new Set(["strict", "v0"]));
+    const { opts, rest } = parseArgs(
+      args,
+      {
+        "-e": "entrypoint",
+        "--entrypoint": "entrypoint",
+        "-o": "output",
+        "--output": "output",
+        "--revision": "revision",
+        "--signing-key": "signing-key",
+        "--signing-alg": "signing-alg",
+        "--signing-key-id": "signing-key-id",
+        "--signing-scope": "signing-scope",
+        "--strict-builtin-errors": "strict",
+        "--v0-compatible": "v0",
+      },
+      new Set(["strict", "v0"]),
+    );
     if (rest.length === 0) throw new UsageError(`no policy directory given\n${BUILD_USAGE}`);
     const out = opts.get("output")?.at(-1) ?? "bundle.tar.gz";
     const signing = signingOptions(opts);
@@ -130,7 +142,9 @@ export async function runBuild(args: string[], io: Io = stdio, options: BuildCli
     }
     await writeBundle(bundle, out);
     const eps = bundle.manifest.wasm.map((w) => w.entrypoint).join(", ");
-    const signed = signing ? `; signed ${signing.algorithm}${signing.keyId !== undefined ? ` key id ${signing.keyId}` : ""}` : "";
+    const signed = signing
+      ? `; signed ${signing.algorithm}${signing.keyId !== undefined ? ` key id ${signing.keyId}` : ""}`
+      : "";
     io.out(`wrote ${out} (revision ${bundle.manifest.revision}; entrypoints: ${eps}${signed})\n`);
     return 0;
   } catch (e) {
@@ -158,7 +172,9 @@ function signingOptions(opts: Map<string, string[]>): BundleSigningOptions | und
   try {
     material = readFileSync(keyPath);
   } catch (e) {
-    throw new UsageError(`--signing-key ${keyPath}: cannot read file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new UsageError(
+      `--signing-key ${keyPath}: cannot read file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
   let key;
   try {
@@ -189,7 +205,8 @@ function readJsonFile(path: string, what: string): unknown {
   }
 }
 
-const EVAL_USAGE = "usage: arbiter eval -b BUNDLE -e ENTRYPOINT [-i input.json] [-d data.json]... [--strict-builtin-errors] [--v0-compatible]\n";
+const EVAL_USAGE =
+  "usage: arbiter eval -b BUNDLE -e ENTRYPOINT [-i input.json] [-d data.json]... [--strict-builtin-errors] [--v0-compatible]\n";
 
 /** `arbiter eval`: evaluate one entrypoint of a bundle and print the result set. */
 export async function runEval(args: string[], io: Io = stdio): Promise<number> {
@@ -198,11 +215,22 @@ export async function runEval(args: string[], io: Io = stdio): Promise<number> {
       io.out(EVAL_USAGE);
       return 0;
     }
-    const { opts, rest } = parseArgs(args, {
-      "-b": "bundle", "--bundle": "bundle", "-e": "entrypoint", "--entrypoint": "entrypoint",
-      "-i": "input", "--input": "input", "-d": "data", "--data": "data",
-      "--strict-builtin-errors": "strict", "--v0-compatible": "v0",
-    }, new Set(["strict", "v0"]));
+    const { opts, rest } = parseArgs(
+      args,
+      {
+        "-b": "bundle",
+        "--bundle": "bundle",
+        "-e": "entrypoint",
+        "--entrypoint": "entrypoint",
+        "-i": "input",
+        "--input": "input",
+        "-d": "data",
+        "--data": "data",
+        "--strict-builtin-errors": "strict",
+        "--v0-compatible": "v0",
+      },
+      new Set(["strict", "v0"]),
+    );
     if (rest.length > 0) throw new UsageError(`unexpected argument ${rest[0]}\n${EVAL_USAGE}`);
     const bundlePath = opts.get("bundle")?.at(-1);
     const entry = opts.get("entrypoint")?.at(-1);
@@ -218,7 +246,9 @@ export async function runEval(args: string[], io: Io = stdio): Promise<number> {
     if (opts.has("strict")) {
       // Strictness is compiled into the module: rebuild it from the bundle's Rego sources.
       if (bundle.regoFiles.size === 0) {
-        throw new UsageError("--strict-builtin-errors needs the bundle's Rego sources (this bundle holds only policy.wasm)");
+        throw new UsageError(
+          "--strict-builtin-errors needs the bundle's Rego sources (this bundle holds only policy.wasm)",
+        );
       }
       const sources = [...bundle.regoFiles].map(([path, text]) => ({ path, text }));
       const v0 = opts.has("v0") || bundle.manifest.rego_version === 0;
@@ -236,7 +266,6 @@ export async function runEval(args: string[], io: Io = stdio): Promise<number> {
     return report(io, "eval", e);
   }
 }
-
 
 /** `-d` data wins over bundle data: objects merge recursively, anything else replaces. */
 function mergeOver(target: Record<string, unknown>, doc: unknown, file: string): void {
@@ -275,9 +304,17 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
       io.out(TEST_USAGE);
       return 0;
     }
-    const { opts, rest } = parseArgs(args, {
-      "-r": "run", "--run": "run", "-v": "verbose", "--verbose": "verbose", "--v0-compatible": "v0",
-    }, new Set(["verbose", "v0"]));
+    const { opts, rest } = parseArgs(
+      args,
+      {
+        "-r": "run",
+        "--run": "run",
+        "-v": "verbose",
+        "--verbose": "verbose",
+        "--v0-compatible": "v0",
+      },
+      new Set(["verbose", "v0"]),
+    );
     if (rest.length === 0) throw new UsageError(`no policy directory given\n${TEST_USAGE}`);
     const pattern = opts.get("run")?.at(-1);
     if (pattern !== undefined) {
@@ -313,7 +350,12 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
         if (!r.name.startsWith("test_") || r.ref || r.kind !== "complete" || seen.has(key)) continue;
         if (run && !run.test(["data", ...module.pkg, r.name].join("."))) continue;
         seen.add(key);
-        tests.push({ entrypoint: [...module.pkg, r.name].join("/"), name: ["data", ...module.pkg, r.name].join("."), file: src.path, line: r.loc.line });
+        tests.push({
+          entrypoint: [...module.pkg, r.name].join("/"),
+          name: ["data", ...module.pkg, r.name].join("."),
+          file: src.path,
+          line: r.loc.line,
+        });
       }
     }
     if (problems.length > 0) throw new RegoCompileError(problems);

@@ -13,7 +13,13 @@ export class CodegenError extends Error {
 
 /** Value kinds as numbered by the runtime (`value.ts`). */
 const KIND_CODE: Record<ValueKind, number> = {
-  null: 1, boolean: 2, number: 3, string: 4, array: 5, object: 6, set: 7,
+  null: 1,
+  boolean: 2,
+  number: 3,
+  string: 4,
+  array: 5,
+  object: 6,
+  set: 7,
 };
 
 /** What a function body needs of the module generator (implemented by codegen.ts's Generator). */
@@ -138,8 +144,12 @@ export class FuncGen {
   }
 
   #abort(message: string): void {
-    this.e.op(Op.globalGet).u32(this.#g.constGlobal(JSON.stringify(message)))
-      .op(Op.call).u32(this.#g.runtimeFunc("rt_abort_value", 1)).op(Op.unreachable);
+    this.e
+      .op(Op.globalGet)
+      .u32(this.#g.constGlobal(JSON.stringify(message)))
+      .op(Op.call)
+      .u32(this.#g.runtimeFunc("rt_abort_value", 1))
+      .op(Op.unreachable);
   }
 
   #stmt(s: Stmt): void {
@@ -216,7 +226,9 @@ export class FuncGen {
         const callee = this.#g.funcByName(s.func);
         if (!callee) throw new CodegenError(`function ${this.#f.name}: call to unknown function ${s.func}`);
         if (callee.ir.params !== s.args.length) {
-          throw new CodegenError(`function ${this.#f.name}: ${s.func} takes ${callee.ir.params} arguments, got ${s.args.length}`);
+          throw new CodegenError(
+            `function ${this.#f.name}: ${s.func} takes ${callee.ir.params} arguments, got ${s.args.length}`,
+          );
         }
         for (const a of s.args) this.#get(a);
         e.op(Op.call).u32(callee.index);
@@ -237,7 +249,9 @@ export class FuncGen {
           // Strict builtin errors: a builtin that fails (returns undefined) aborts the evaluation.
           e.op(Op.localTee).u32(this.#tmp).op(Op.i32Eqz).op(Op.if).byte(Op.void);
           this.#frames.push(false);
-          this.#abort(`${s.name}: builtin error (strict builtin errors): the arguments are of the wrong type or out of range`);
+          this.#abort(
+            `${s.name}: builtin error (strict builtin errors): the arguments are of the wrong type or out of range`,
+          );
           this.#close();
           e.op(Op.localGet).u32(this.#tmp);
         }
@@ -245,8 +259,12 @@ export class FuncGen {
         return;
       }
       case "makeArray":
-        e.op(Op.i32Const).s32(Math.max(0, Math.min(s.capacity | 0, 1 << 16)))
-          .op(Op.call).u32(this.#g.runtimeFunc("rt_make_array", 1)).op(Op.localSet).u32(this.local(s.target));
+        e.op(Op.i32Const)
+          .s32(Math.max(0, Math.min(s.capacity | 0, 1 << 16)))
+          .op(Op.call)
+          .u32(this.#g.runtimeFunc("rt_make_array", 1))
+          .op(Op.localSet)
+          .u32(this.local(s.target));
         return;
       case "makeObject":
         e.op(Op.call).u32(this.#g.runtimeFunc("rt_make_object", 0)).op(Op.localSet).u32(this.local(s.target));
@@ -299,16 +317,35 @@ export class FuncGen {
         const ctr = this.#newLocal();
         const scanLen = this.#g.runtimeFunc("rt_scan_len", 1);
         this.#get(s.source);
-        e.op(Op.localTee).u32(src).op(Op.call).u32(scanLen).op(Op.i32Const).s32(0).op(Op.i32LtS)
-          .op(Op.brIf).u32(this.#depth(0));
+        e.op(Op.localTee)
+          .u32(src)
+          .op(Op.call)
+          .u32(scanLen)
+          .op(Op.i32Const)
+          .s32(0)
+          .op(Op.i32LtS)
+          .op(Op.brIf)
+          .u32(this.#depth(0));
         e.op(Op.i32Const).s32(0).op(Op.localSet).u32(ctr);
         this.#open(Op.block, false); // exit
         this.#open(Op.loop, false);
         e.op(Op.localGet).u32(ctr).op(Op.localGet).u32(src).op(Op.call).u32(scanLen).op(Op.i32GeS).op(Op.brIf).u32(1);
-        e.op(Op.localGet).u32(src).op(Op.localGet).u32(ctr).op(Op.call).u32(this.#g.runtimeFunc("rt_scan_key", 2))
-          .op(Op.localSet).u32(this.local(s.key));
-        e.op(Op.localGet).u32(src).op(Op.localGet).u32(ctr).op(Op.call).u32(this.#g.runtimeFunc("rt_scan_value", 2))
-          .op(Op.localSet).u32(this.local(s.value));
+        e.op(Op.localGet)
+          .u32(src)
+          .op(Op.localGet)
+          .u32(ctr)
+          .op(Op.call)
+          .u32(this.#g.runtimeFunc("rt_scan_key", 2))
+          .op(Op.localSet)
+          .u32(this.local(s.key));
+        e.op(Op.localGet)
+          .u32(src)
+          .op(Op.localGet)
+          .u32(ctr)
+          .op(Op.call)
+          .u32(this.#g.runtimeFunc("rt_scan_value", 2))
+          .op(Op.localSet)
+          .u32(this.local(s.value));
         this.#block(s.body);
         e.op(Op.localGet).u32(ctr).op(Op.i32Const).s32(1).op(Op.i32Add).op(Op.localSet).u32(ctr);
         e.op(Op.br).u32(0);

@@ -25,9 +25,17 @@ function loadRuntime(): RuntimeModule {
 
 /** Runtime exports kept in the output module (the OPA ABI). */
 const ABI_EXPORTS = [
-  "opa_wasm_abi_version", "opa_wasm_abi_minor_version", "opa_malloc", "opa_free",
-  "opa_heap_ptr_get", "opa_heap_ptr_set", "opa_json_parse", "opa_value_parse", "opa_json_dump",
-  "opa_value_dump", "memory",
+  "opa_wasm_abi_version",
+  "opa_wasm_abi_minor_version",
+  "opa_malloc",
+  "opa_free",
+  "opa_heap_ptr_get",
+  "opa_heap_ptr_set",
+  "opa_json_parse",
+  "opa_value_parse",
+  "opa_json_dump",
+  "opa_value_dump",
+  "memory",
 ];
 
 export { CodegenError } from "./codegen-func.ts";
@@ -35,7 +43,8 @@ export { CodegenError } from "./codegen-func.ts";
 /** Generates the wasm module for a policy. Synchronous; throws `CodegenError` on invalid IR. */
 export function generateWasm(policy: Policy): Uint8Array {
   const wasm = new Generator(loadRuntime(), policy).run();
-  if (!WebAssembly.validate(wasm as Uint8Array<ArrayBuffer>)) throw new CodegenError("generated module failed validation");
+  if (!WebAssembly.validate(wasm as Uint8Array<ArrayBuffer>))
+    throw new CodegenError("generated module failed validation");
   return wasm;
 }
 
@@ -113,7 +122,12 @@ class Generator implements FuncGenHost {
     fnExport("builtins", this.#valueFn(JSON.stringify(builtins)));
     const start = this.#genStart();
     return writeModule(this.#rt, {
-      functions: this.#pending.map((f): NewFunction => ({ params: f.params, results: f.results, locals: f.locals, code: f.code! })),
+      functions: this.#pending.map((f): NewFunction => ({
+        params: f.params,
+        results: f.results,
+        locals: f.locals,
+        code: f.code!,
+      })),
       globals: this.#globals,
       exports,
       start: start.index,
@@ -124,8 +138,12 @@ class Generator implements FuncGenHost {
 
   runtimeFunc(name: string, params: number): number {
     const index = this.#rt.func(name);
-    if (index === undefined) throw new CodegenError(`runtime function ${name} is missing (rebuild with npm run gen:runtime)`);
-    if (this.#rt.funcType(index).params !== params) throw new CodegenError(`runtime function ${name} takes ${this.#rt.funcType(index).params} arguments, not ${params}`);
+    if (index === undefined)
+      throw new CodegenError(`runtime function ${name} is missing (rebuild with npm run gen:runtime)`);
+    if (this.#rt.funcType(index).params !== params)
+      throw new CodegenError(
+        `runtime function ${name} takes ${this.#rt.funcType(index).params} arguments, not ${params}`,
+      );
     return index;
   }
 
@@ -178,9 +196,7 @@ class Generator implements FuncGenHost {
       const state = this.#newGlobal();
       const value = this.#newGlobal();
       this.#memo.push(state);
-      e.op(Op.globalGet).u32(state).op(Op.if).byte(Op.void)
-        .op(Op.globalGet).u32(value).op(Op.return)
-        .op(Op.end);
+      e.op(Op.globalGet).u32(state).op(Op.if).byte(Op.void).op(Op.globalGet).u32(value).op(Op.return).op(Op.end);
       fg.body();
       e.op(Op.localGet).u32(fg.local(f.result)).op(Op.globalSet).u32(value);
       e.op(Op.i32Const).s32(1).op(Op.globalSet).u32(state);
@@ -199,8 +215,11 @@ class Generator implements FuncGenHost {
   }
 
   #abortInvalidEntrypoint(e: Emitter): void {
-    e.op(Op.globalGet).u32(this.constGlobal(JSON.stringify("invalid entrypoint id")))
-      .op(Op.call).u32(this.runtimeFunc("rt_abort_value", 1)).op(Op.unreachable);
+    e.op(Op.globalGet)
+      .u32(this.constGlobal(JSON.stringify("invalid entrypoint id")))
+      .op(Op.call)
+      .u32(this.runtimeFunc("rt_abort_value", 1))
+      .op(Op.unreachable);
   }
 
   /**
@@ -215,8 +234,14 @@ class Generator implements FuncGenHost {
     e.op(Op.block).byte(Op.void);
     plans.forEach((p, i) => {
       e.op(Op.localGet).u32(ep).op(Op.i32Const).s32(i).op(Op.i32Eq).op(Op.if).byte(Op.void);
-      e.op(Op.localGet).u32(input).op(Op.localGet).u32(data)
-        .op(Op.call).u32(this.#funcs.get(p.func)!.index).op(Op.localSet).u32(res);
+      e.op(Op.localGet)
+        .u32(input)
+        .op(Op.localGet)
+        .u32(data)
+        .op(Op.call)
+        .u32(this.#funcs.get(p.func)!.index)
+        .op(Op.localSet)
+        .u32(res);
       e.op(Op.br).u32(2).op(Op.end);
     });
     e.op(Op.end);
@@ -231,8 +256,16 @@ class Generator implements FuncGenHost {
     const INPUT = 7;
     const RES = 8;
     const e = new Emitter();
-    e.op(Op.localGet).u32(3).op(Op.localGet).u32(4).op(Op.localGet).u32(5)
-      .op(Op.call).u32(this.runtimeFunc("rt_eval_begin", 3)).op(Op.localSet).u32(INPUT);
+    e.op(Op.localGet)
+      .u32(3)
+      .op(Op.localGet)
+      .u32(4)
+      .op(Op.localGet)
+      .u32(5)
+      .op(Op.call)
+      .u32(this.runtimeFunc("rt_eval_begin", 3))
+      .op(Op.localSet)
+      .u32(INPUT);
     e.op(Op.i32Const).s32(0).op(Op.localSet).u32(RES);
     this.#dispatch(e, 1, INPUT, 2, RES);
     e.op(Op.call).u32(this.runtimeFunc("rt_result_set", 1));
@@ -262,7 +295,8 @@ class Generator implements FuncGenHost {
     // locals: 1 ep, 2 input, 3 data, 4 res, 5 set, 6 obj
     ev.locals = 6;
     const s = new Emitter();
-    const load = (off: number, to: number) => s.op(Op.localGet).u32(0).op(Op.i32Load).u32(2).u32(off).op(Op.localSet).u32(to);
+    const load = (off: number, to: number) =>
+      s.op(Op.localGet).u32(0).op(Op.i32Load).u32(2).u32(off).op(Op.localSet).u32(to);
     load(8, 1);
     load(0, 2);
     load(4, 3);
@@ -273,8 +307,15 @@ class Generator implements FuncGenHost {
     s.op(Op.i32Const).s32(1).op(Op.call).u32(this.runtimeFunc("rt_make_array", 1)).op(Op.localSet).u32(5);
     s.op(Op.localGet).u32(4).op(Op.if).byte(Op.void);
     s.op(Op.call).u32(this.runtimeFunc("rt_make_object", 0)).op(Op.localSet).u32(6);
-    s.op(Op.localGet).u32(6).op(Op.globalGet).u32(this.constGlobal(JSON.stringify("result"))).op(Op.localGet).u32(4)
-      .op(Op.call).u32(this.runtimeFunc("rt_object_insert", 3)).op(Op.drop);
+    s.op(Op.localGet)
+      .u32(6)
+      .op(Op.globalGet)
+      .u32(this.constGlobal(JSON.stringify("result")))
+      .op(Op.localGet)
+      .u32(4)
+      .op(Op.call)
+      .u32(this.runtimeFunc("rt_object_insert", 3))
+      .op(Op.drop);
     s.op(Op.localGet).u32(5).op(Op.localGet).u32(6).op(Op.call).u32(this.runtimeFunc("rt_array_append", 2)).op(Op.drop);
     s.op(Op.end);
     s.op(Op.localGet).u32(0).op(Op.localGet).u32(5).op(Op.i32Store).u32(2).u32(12);
@@ -305,7 +346,12 @@ class Generator implements FuncGenHost {
       off += t.bytes.length;
     }
     // Rounded up: the text is written four bytes at a time.
-    e.op(Op.i32Const).s32(total + 4).op(Op.call).u32(this.runtimeFunc("opa_malloc", 1)).op(Op.localSet).u32(0);
+    e.op(Op.i32Const)
+      .s32(total + 4)
+      .op(Op.call)
+      .u32(this.runtimeFunc("opa_malloc", 1))
+      .op(Op.localSet)
+      .u32(0);
     const view = new DataView(all.buffer);
     for (let i = 0; i < total; i += 4) {
       e.op(Op.localGet).u32(0).op(Op.i32Const).s32(view.getInt32(i, true)).op(Op.i32Store).u32(0).u32(i);
@@ -313,8 +359,17 @@ class Generator implements FuncGenHost {
     off = 0;
     const parse = this.runtimeFunc("opa_json_parse", 2);
     for (const t of texts) {
-      e.op(Op.localGet).u32(0).op(Op.i32Const).s32(off).op(Op.i32Add).op(Op.i32Const).s32(t.bytes.length)
-        .op(Op.call).u32(parse).op(Op.globalSet).u32(t.g);
+      e.op(Op.localGet)
+        .u32(0)
+        .op(Op.i32Const)
+        .s32(off)
+        .op(Op.i32Add)
+        .op(Op.i32Const)
+        .s32(t.bytes.length)
+        .op(Op.call)
+        .u32(parse)
+        .op(Op.globalSet)
+        .u32(t.g);
       off += t.bytes.length;
     }
     f.code = e.bytes();

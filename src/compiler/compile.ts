@@ -78,7 +78,11 @@ export function planPolicy(sources: readonly PolicySource[], options: CompileOpt
   if (diags.length > 0) throw new RegoCompileError(diags);
   const used = new Set<string>();
   for (const f of policy.funcs) collectBuiltins(f.body, used);
-  return { ...policy, hostBuiltins: [...used].filter(isHostBuiltin).sort(), strictBuiltinErrors: options.strictBuiltinErrors === true };
+  return {
+    ...policy,
+    hostBuiltins: [...used].filter(isHostBuiltin).sort(),
+    strictBuiltinErrors: options.strictBuiltinErrors === true,
+  };
 }
 
 /** The default entrypoints whose package some module declares; a diagnostic when there is none. */

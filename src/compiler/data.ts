@@ -58,7 +58,8 @@ export function loadPolicyTree(roots: readonly string[]): PolicyTree {
       const isRego = base.endsWith(".rego");
       const isData = DATA_FILES.has(base);
       if (!isRego && !isData) continue;
-      if (statSync(file).size > MAX_FILE_BYTES) throw new PolicyLoadError(`${file}: larger than ${MAX_FILE_BYTES} bytes`);
+      if (statSync(file).size > MAX_FILE_BYTES)
+        throw new PolicyLoadError(`${file}: larger than ${MAX_FILE_BYTES} bytes`);
       const text = readFileSync(file, "utf8");
       if (isRego) {
         const other = seenRel.get(rel);
@@ -71,7 +72,9 @@ export function loadPolicyTree(roots: readonly string[]): PolicyTree {
       try {
         doc = base === "data.json" ? JSON.parse(text) : parseYaml(text);
       } catch (e) {
-        throw new PolicyLoadError(`${file}: malformed ${base.endsWith(".json") ? "JSON" : "YAML"}: ${(e as Error).message}`);
+        throw new PolicyLoadError(
+          `${file}: malformed ${base.endsWith(".json") ? "JSON" : "YAML"}: ${(e as Error).message}`,
+        );
       }
       const dir = rel.split("/").slice(0, -1);
       mergeAt(data, dir, doc, file);
@@ -133,7 +136,14 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>, file:
  * non-object above a package). Returns one problem per rule, positioned at the rule.
  */
 export function dataConflicts(
-  modules: readonly { readonly pkg: readonly string[]; readonly rules: readonly { name: string; ref?: readonly string[]; loc: { file: string; line: number; col: number } }[] }[],
+  modules: readonly {
+    readonly pkg: readonly string[];
+    readonly rules: readonly {
+      name: string;
+      ref?: readonly string[];
+      loc: { file: string; line: number; col: number };
+    }[];
+  }[],
   data: Record<string, unknown>,
 ): { file: string; line: number; col: number; message: string }[] {
   const out: { file: string; line: number; col: number; message: string }[] = [];
@@ -147,7 +157,10 @@ export function dataConflicts(
       let node: unknown = data;
       for (let i = 0; i < path.length; i++) {
         if (!isObject(node)) {
-          out.push({ ...r.loc, message: `rule data.${path.join(".")} conflicts with base data at ${path.slice(0, i).join(".")}` });
+          out.push({
+            ...r.loc,
+            message: `rule data.${path.join(".")} conflicts with base data at ${path.slice(0, i).join(".")}`,
+          });
           break;
         }
         node = own(node, path[i]!);

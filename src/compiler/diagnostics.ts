@@ -19,8 +19,8 @@ export function formatDiagnostic(d: Diagnostic): string {
 export class RegoCompileError extends Error {
   readonly diagnostics: readonly Diagnostic[];
   constructor(diagnostics: readonly Diagnostic[]) {
-    const sorted = [...diagnostics].sort(
-      (a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.col - b.col),
+    const sorted = [...diagnostics].sort((a, b) =>
+      a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.col - b.col,
     );
     // Drop exact duplicates (the same problem found twice through two paths).
     const unique = sorted.filter((d, i) => i === 0 || formatDiagnostic(d) !== formatDiagnostic(sorted[i - 1]!));

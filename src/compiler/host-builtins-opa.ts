@@ -11,6 +11,7 @@ import { graphHostBuiltins } from "./host-graph.ts";
 import { timeParseHostBuiltins } from "./host-time-parse.ts";
 import { subsetHostBuiltins } from "./host-subset.ts";
 import type { HostBuiltin } from "./host-types.ts";
+import { walkHostBuiltins } from "./host-walk.ts";
 
 export const opaHostBuiltins: Record<string, HostBuiltin> = {
   ...jsonHostBuiltins,
@@ -21,4 +22,5 @@ export const opaHostBuiltins: Record<string, HostBuiltin> = {
   ...graphHostBuiltins,
   ...timeParseHostBuiltins,
   ...subsetHostBuiltins,
+  ...walkHostBuiltins,
 };

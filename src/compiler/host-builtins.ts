@@ -29,6 +29,7 @@ import { opaHostBuiltins } from "./host-builtins-opa.ts";
 
 export { compileRe2 } from "./host-re2.ts";
 import { goSprintf } from "./host-sprintf.ts";
+import { timeNowNs } from "./host-now.ts";
 
 import type { HostBuiltin as Builtin } from "./host-types.ts";
 
@@ -187,29 +188,6 @@ function replaceN(patterns: unknown, value: unknown): string | undefined {
     i++;
   }
   return out;
-}
-
-let nowNs: number | undefined;
-
-/** 128 µs: a multiple of both 1,000 and 1,024 nanoseconds. */
-const NOW_NS_STEP = 128_000n;
-
-/**
- * `time.now_ns()`, the same value for every call within one evaluation. The clock reads
- * milliseconds; the nanosecond count is rounded down to a multiple of 128 µs (within the same
- * millisecond) so that it is a double exactly (a multiple of 1,024 below 2^63) and JSON prints it
- * exactly (at most 16 significant digits): the runtime then passes it on unchanged to builtins
- * written in JavaScript (io.jwt.decode_verify's `time`), instead of refusing an integer beyond
- * 2^53 that it cannot carry exactly — which `Date.now() * 1e6` was, for most milliseconds.
- */
-export function timeNowNs(): number {
-  if (nowNs === undefined) {
-    nowNs = Number(((BigInt(Date.now()) * 1_000_000n) / NOW_NS_STEP) * NOW_NS_STEP);
-    queueMicrotask(() => {
-      nowNs = undefined;
-    });
-  }
-  return nowNs;
 }
 
 function base64Decode(s: unknown): string | undefined {

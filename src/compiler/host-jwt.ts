@@ -14,7 +14,7 @@
  */
 import { exactDecimal } from "./host-builtins-more.ts";
 import type { HostBuiltin } from "./host-types.ts";
-import { timeNowNs } from "./host-builtins.ts";
+import { timeNowNs } from "./host-now.ts";
 import { algInfo, ecVerify, edVerify, hmacVerify, jwsSign, jwsVerify, rsaVerify } from "./host-jwt-crypto.ts";
 import {
   fail,

@@ -100,7 +100,10 @@ export type Stmt =
    * when source is not a collection.
    */
   | {
-      readonly op: "dot"; readonly target: Local; readonly source: Local; readonly key: Local;
+      readonly op: "dot";
+      readonly target: Local;
+      readonly source: Local;
+      readonly key: Local;
       /**
        * A lookup in base data: a number key also finds the object member named by its decimal
        * text (OPA's storage reads `data.x[2]` as the key "2").
@@ -133,14 +136,32 @@ export type Stmt =
   /** Insert or overwrite. */
   | { readonly op: "objectInsert"; readonly object: Local; readonly key: Local; readonly value: Local }
   /** `with`: target = a copy of `object` (a new object when it is undefined or not one) with key = value. */
-  | { readonly op: "objectWith"; readonly target: Local; readonly object: Local; readonly key: Local; readonly value: Local }
+  | {
+      readonly op: "objectWith";
+      readonly target: Local;
+      readonly object: Local;
+      readonly key: Local;
+      readonly value: Local;
+    }
   /** Insert; an existing equal value is fine; a different existing value aborts with `message`. */
-  | { readonly op: "objectInsertOnce"; readonly object: Local; readonly key: Local; readonly value: Local; readonly message: string }
+  | {
+      readonly op: "objectInsertOnce";
+      readonly object: Local;
+      readonly key: Local;
+      readonly value: Local;
+      readonly message: string;
+    }
   /**
    * Deep-merge object `b` into a copy of object `a` (used to combine base data with rules under
    * the same package path); on a non-object conflict abort with `message`. target = the merge.
    */
-  | { readonly op: "objectMerge"; readonly target: Local; readonly a: Local; readonly b: Local; readonly message: string }
+  | {
+      readonly op: "objectMerge";
+      readonly target: Local;
+      readonly a: Local;
+      readonly b: Local;
+      readonly message: string;
+    }
   // ---- control flow -------------------------------------------------------------------------
   /** Runs each block in turn; a failure inside one block only ends that block. */
   | { readonly op: "block"; readonly blocks: readonly Block[] }

@@ -5,7 +5,11 @@
  */
 import { diagnostic, RegoCompileError } from "./diagnostics.ts";
 
-export type TokenKind = "ident" | "number" | "string" | "punct" | "eof";
+/**
+ * A template string `$"a{x}b"` lexes as `tmplStart`, then its literal parts as `string` tokens and
+ * each `{expr}` as a `{` punct, the expression's own tokens and a `}` punct, then `tmplEnd`.
+ */
+export type TokenKind = "ident" | "number" | "string" | "punct" | "tmplStart" | "tmplEnd" | "eof";
 
 export interface Token {
   readonly kind: TokenKind;
@@ -28,6 +32,9 @@ export function describeToken(t: Token): string {
       return "end of file";
     case "string":
       return "string";
+    case "tmplStart":
+    case "tmplEnd":
+      return "template string";
     case "number":
       return `number ${t.text}`;
     case "ident":
@@ -58,8 +65,74 @@ export function tokenize(file: string, src: string): Token[] {
       i++;
     }
   };
+  /** Decodes the escape at `src[j]` (a backslash): its text and its length in the source. */
+  const unescape = (j: number, template: boolean): [string, number] => {
+    const e = src[j + 1];
+    if (template && e === "{") return ["{", 2];
+    const simple: Record<string, string> = {
+      '"': '"',
+      "\\": "\\",
+      "/": "/",
+      b: "\b",
+      f: "\f",
+      n: "\n",
+      r: "\r",
+      t: "\t",
+    };
+    if (e !== undefined && e in simple) return [simple[e]!, 2];
+    if (e === "u") {
+      const hex = src.slice(j + 2, j + 6);
+      if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail("invalid escape in string", line, col + (j - i));
+      return [String.fromCharCode(parseInt(hex, 16)), 6];
+    }
+    return fail(`invalid escape "\\${e ?? ""}" in string`, line, col + (j - i));
+  };
+  /** Scans a template string's text up to its next `{expr}` or its end, emitting the tokens. */
+  const scanTemplateText = (tmpl: { raw: boolean; literal: boolean; line: number; col: number }): void => {
+    const emit = (kind: TokenKind, text: string, l: number, c: number) =>
+      out.push({ kind, text, line: l, col: c, spaceBefore: false, newlineBefore: false });
+    const [l0, c0] = [line, col];
+    const close = tmpl.raw ? "`" : '"';
+    let j = i;
+    let value = "";
+    for (;;) {
+      if (j >= src.length || (!tmpl.raw && src[j] === "\n")) fail("unterminated template string", tmpl.line, tmpl.col);
+      const c = src[j]!;
+      if (c === close || c === "{") break;
+      if (c === "\\" && tmpl.raw) {
+        const brace = src[j + 1] === "{";
+        value += brace ? "{" : "\\";
+        j += brace ? 2 : 1;
+      } else if (c === "\\") {
+        const [text, n] = unescape(j, true);
+        value += text;
+        j += n;
+      } else {
+        value += c;
+        j++;
+      }
+    }
+    advance(j - i);
+    if (value !== "") emit("string", value, l0, c0);
+    const [l1, c1] = [line, col];
+    advance(1);
+    if (src[j] === close) {
+      emit("tmplEnd", close, l1, c1);
+      templates.pop();
+    } else {
+      emit("punct", "{", l1, c1);
+      tmpl.literal = false;
+    }
+  };
+  /** Open template strings, innermost last: `literal` while scanning text, `depth` counts `{`. */
+  const templates: { raw: boolean; literal: boolean; depth: number; line: number; col: number }[] = [];
   while (i < src.length) {
     const ch = src[i]!;
+    const tmpl = templates[templates.length - 1];
+    if (tmpl?.literal) {
+      scanTemplateText(tmpl);
+      continue;
+    }
     if (ch === "\n") {
       newline = true;
       space = true;
@@ -94,7 +167,8 @@ export function tokenize(file: string, src: string): Token[] {
       const m = /^(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(src.slice(i, i + 400));
       if (!m) fail(`invalid number`);
       const text = m![0];
-      if (/^[A-Za-z0-9_.]/.test(src[i + text.length] ?? "")) fail(`invalid number "${src.slice(i, i + text.length + 1)}"`);
+      if (/^[A-Za-z0-9_.]/.test(src[i + text.length] ?? ""))
+        fail(`invalid number "${src.slice(i, i + text.length + 1)}"`);
       advance(text.length);
       push("number", text);
       continue;
@@ -107,21 +181,10 @@ export function tokenize(file: string, src: string): Token[] {
         const c = src[j]!;
         if (c === '"') break;
         if (c === "\\") {
-          const e = src[j + 1];
-          const simple: Record<string, string> = { '"': '"', "\\": "\\", "/": "/", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t" };
-          if (e !== undefined && e in simple) {
-            value += simple[e];
-            j += 2;
-            continue;
-          }
-          if (e === "u") {
-            const hex = src.slice(j + 2, j + 6);
-            if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail("invalid escape in string", line, col + (j - i));
-            value += String.fromCharCode(parseInt(hex, 16));
-            j += 6;
-            continue;
-          }
-          fail(`invalid escape "\\${e ?? ""}" in string`, line, col + (j - i));
+          const [text, n] = unescape(j, false);
+          value += text;
+          j += n;
+          continue;
         }
         value += c;
         j++;
@@ -130,7 +193,20 @@ export function tokenize(file: string, src: string): Token[] {
       push("string", value);
       continue;
     }
-    if (ch === "$" && src[i + 1] === '"') fail("unsupported: string interpolation");
+    if (ch === "$" && (src[i + 1] === '"' || src[i + 1] === "`")) {
+      advance(2);
+      push("tmplStart", "$");
+      templates.push({ raw: src[i - 1] === "`", literal: true, depth: 0, line: startLine, col: startCol });
+      continue;
+    }
+    if (tmpl && ch === "{") tmpl.depth++;
+    if (tmpl && ch === "}" && tmpl.depth-- === 0) {
+      advance(1);
+      push("punct", "}");
+      tmpl.literal = true;
+      tmpl.depth = 0;
+      continue;
+    }
     if (ch === "`") {
       const j = src.indexOf("`", i + 1);
       if (j < 0) fail("unterminated raw string");
@@ -152,6 +228,8 @@ export function tokenize(file: string, src: string): Token[] {
     }
     fail(`unexpected character "${ch}"`);
   }
+  const open = templates[templates.length - 1];
+  if (open) fail("unterminated template string", open.line, open.col);
   out.push({ kind: "eof", text: "", line, col, spaceBefore: space, newlineBefore: true });
   return out;
 }

@@ -4,12 +4,24 @@
  * are parsed greedily across newlines, while references and calls must follow their operand
  * without whitespace (`a[0]`, `f(x)`). Statements, rules and modules are in parser.ts.
  */
-import type { Literal, Loc, Term } from "./ast.ts";
+import type { Literal, Loc, Term, WithModifier } from "./ast.ts";
 import { type Diagnostic, diagnostic } from "./diagnostics.ts";
 import { describeToken, type Token } from "./lexer.ts";
+import { desugarTemplate, type TemplatePart, walkRelation } from "./parser-template.ts";
 
 export const KEYWORDS = new Set([
-  "package", "import", "as", "default", "else", "if", "contains", "some", "in", "every", "not", "with",
+  "package",
+  "import",
+  "as",
+  "default",
+  "else",
+  "if",
+  "contains",
+  "some",
+  "in",
+  "every",
+  "not",
+  "with",
 ]);
 
 /** Thrown after a diagnostic was recorded: ends the parse of this module. */
@@ -17,7 +29,14 @@ export class ParseFailure extends Error {}
 
 const MAX_NESTING = 100;
 
-export const RELATIONS: Record<string, string> = { "==": "equal", "!=": "neq", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte" };
+export const RELATIONS: Record<string, string> = {
+  "==": "equal",
+  "!=": "neq",
+  "<": "lt",
+  "<=": "lte",
+  ">": "gt",
+  ">=": "gte",
+};
 
 export abstract class TermParser {
   readonly diagnostics: Diagnostic[] = [];
@@ -35,6 +54,7 @@ export abstract class TermParser {
 
   /** Literals separated by `;` or newlines, up to (not including) `close` (parser.ts). */
   abstract query(close: string): Literal[];
+  abstract withModifiers(): WithModifier[];
 
   get tok(): Token {
     return this.#toks[this.#pos]!;
@@ -80,7 +100,6 @@ export abstract class TermParser {
     return this.next();
   }
 
-
   protected inGroup<T>(fn: () => T): T {
     this.ctx.push("group");
     try {
@@ -89,7 +108,6 @@ export abstract class TermParser {
       this.ctx.pop();
     }
   }
-
 
   termVar(): Term {
     const t = this.ident("a variable");
@@ -169,7 +187,10 @@ export abstract class TermParser {
       if (this.is("-") && this.tok.newlineBefore && this.ctx.at(-1) === "query") {
         // `a\n-1 ...` in a body: a new literal starting with a negative number, or `a - 1`?
         // Refuse rather than guess.
-        this.error(this.loc(), `ambiguous "-" at the start of a line: end the previous line with the operator, or use parentheses`);
+        this.error(
+          this.loc(),
+          `ambiguous "-" at the start of a line: end the previous line with the operator, or use parentheses`,
+        );
       }
       const op = this.next();
       t = { type: "call", name: op.text === "+" ? "plus" : "minus", args: [t, this.termFactor()], loc: t.loc };
@@ -196,7 +217,12 @@ export abstract class TermParser {
         return this.postfix({ type: "number", text: n.text === "0" ? "0" : `-${n.text}`, loc: this.loc(minus) });
       }
       const operand = this.unary();
-      return { type: "call", name: "minus", args: [{ type: "number", text: "0", loc: this.loc(minus) }, operand], loc: this.loc(minus) };
+      return {
+        type: "call",
+        name: "minus",
+        args: [{ type: "number", text: "0", loc: this.loc(minus) }, operand],
+        loc: this.loc(minus),
+      };
     }
     return this.primary();
   }
@@ -204,7 +230,8 @@ export abstract class TermParser {
   primary(): Term {
     const t = this.tok;
     // Bound the recursion: absurdly nested input must fail as a compile error, not a stack overflow.
-    if (++this.#nesting > MAX_NESTING) this.error(this.loc(t), `expression nested more than ${MAX_NESTING} levels deep`);
+    if (++this.#nesting > MAX_NESTING)
+      this.error(this.loc(t), `expression nested more than ${MAX_NESTING} levels deep`);
     try {
       return this.#primary(t);
     } finally {
@@ -218,7 +245,11 @@ export abstract class TermParser {
    */
   #checkNumber(text: string, loc: Loc): void {
     const why = inexactNumber(text);
-    if (why) this.report(loc, `number ${text} ${why}; OPA's numbers are arbitrary precision and Arbiter's runtime cannot hold this one exactly`);
+    if (why)
+      this.report(
+        loc,
+        `number ${text} ${why}; OPA's numbers are arbitrary precision and Arbiter's runtime cannot hold this one exactly`,
+      );
   }
 
   #primary(t: Token): Term {
@@ -232,6 +263,7 @@ export abstract class TermParser {
       this.next();
       return this.postfix({ type: "string", value: t.text, loc });
     }
+    if (t.kind === "tmplStart") return this.postfix(this.#template(loc));
     if (t.kind === "ident") {
       if ((t.text === "true" || t.text === "false") && !this.keywordRef()) {
         this.next();
@@ -259,6 +291,7 @@ export abstract class TermParser {
         const args = this.inGroup(() => this.termList(")"));
         this.expect(")", `"," or ")"`);
         if (name === "set" && args.length === 0) return this.postfix({ type: "set", items: [], loc });
+        if (name === "walk") return this.postfix(walkRelation(args, loc));
         return this.postfix({ type: "call", name, args, loc });
       }
       return this.postfix({ type: "var", name: t.text, orig: t.text, loc });
@@ -278,6 +311,25 @@ export abstract class TermParser {
       return this.inGroup(() => this.#braceRest(loc));
     }
     return this.fail("a term");
+  }
+
+  /** `$"..."`: the lexer's parts, each `{expr}` a term with optional `with` modifiers. */
+  #template(loc: Loc): Term {
+    this.next();
+    const parts: TemplatePart[] = [];
+    while (this.tok.kind !== "tmplEnd") {
+      if (this.tok.kind === "string") {
+        parts.push(this.next().text);
+        continue;
+      }
+      this.expect("{");
+      const term = this.inGroup(() => this.termIn());
+      const withs = this.withModifiers();
+      this.expect("}");
+      parts.push({ term, withs });
+    }
+    this.next();
+    return desugarTemplate(parts, loc);
   }
 
   #arrayRest(loc: Loc): Term {
@@ -371,7 +423,7 @@ export abstract class TermParser {
       if (this.is(".") && !this.tok.spaceBefore) {
         this.next();
         const k = this.tok;
-        if (k.kind !== "ident") this.fail("a name after \".\"");
+        if (k.kind !== "ident") this.fail('a name after "."');
         this.next();
         path.push({ type: "string", value: k.text, loc: this.loc(k) });
       } else if (this.is("[") && !this.tok.spaceBefore) {

@@ -21,7 +21,11 @@ export interface ParseOptions {
   readonly v0?: boolean;
 }
 
-export function parseModule(file: string, text: string, options: ParseOptions = {}): { module: Module; diagnostics: Diagnostic[] } {
+export function parseModule(
+  file: string,
+  text: string,
+  options: ParseOptions = {},
+): { module: Module; diagnostics: Diagnostic[] } {
   const p = new Parser(file, tokenize(file, text), options.v0 === true);
   try {
     const module = p.module();
@@ -54,8 +58,10 @@ class Parser extends TermParser {
     }
     const rules: Rule[] = [];
     while (this.tok.kind !== "eof") {
-      if (this.is("import") && !this.keywordRef()) this.error(this.loc(), "unexpected token \"import\": imports must come before rules");
-      if (this.is("package") && !this.keywordRef()) this.error(this.loc(), "unexpected token \"package\": one package per file");
+      if (this.is("import") && !this.keywordRef())
+        this.error(this.loc(), 'unexpected token "import": imports must come before rules');
+      if (this.is("package") && !this.keywordRef())
+        this.error(this.loc(), 'unexpected token "package": one package per file');
       rules.push(this.rule());
     }
     return { file: this.file, pkg, pkgLoc: this.loc(pkgTok), imports, rules };
@@ -122,12 +128,17 @@ class Parser extends TermParser {
     for (;;) {
       if (this.is(".") && !this.tok.spaceBefore) {
         this.next();
-        if (this.tok.kind !== "ident") this.fail("a name after \".\"");
+        if (this.tok.kind !== "ident") this.fail('a name after "."');
         ref.push(this.next().text);
-      } else if (this.is("[") && !this.tok.spaceBefore && this.peek().kind === "string" && this.is("]", this.peek(2)) &&
+      } else if (
+        this.is("[") &&
+        !this.tok.spaceBefore &&
+        this.peek().kind === "string" &&
+        this.is("]", this.peek(2)) &&
         // A constant key as the last part (`p["k"] := v`) stays a partial object entry, as before,
         // so it may sit beside `p[k] := v` rules.
-        (this.is(".", this.peek(3)) || this.is("[", this.peek(3)) || this.is("contains", this.peek(3)))) {
+        (this.is(".", this.peek(3)) || this.is("[", this.peek(3)) || this.is("contains", this.peek(3)))
+      ) {
         this.next();
         ref.push(this.next().text);
         this.next();
@@ -149,7 +160,11 @@ class Parser extends TermParser {
       }
       if (!this.is(":=") && !this.is("=")) {
         // v0: `deny[msg] { ... }` is a partial set.
-        if (!this.#v0) this.error(this.loc(bracket), `unsupported: rule head ${name}[...] without a value (use "contains" for partial sets)`);
+        if (!this.#v0)
+          this.error(
+            this.loc(bracket),
+            `unsupported: rule head ${name}[...] without a value (use "contains" for partial sets)`,
+          );
         kind = "set";
       } else {
         kind = "object";
@@ -166,15 +181,20 @@ class Parser extends TermParser {
     if (isDefault) {
       if (kind === "set" || kind === "object") this.error(loc, "unsupported: default on a partial rule");
       if (value === undefined) this.fail(`":=" after the name of a default rule`);
-      if ((this.is("if") && !this.keywordRef())) this.error(this.loc(), "default rules must not have a body");
+      if (this.is("if") && !this.keywordRef()) this.error(this.loc(), "default rules must not have a body");
       return { loc, name, ...(ref.length > 0 ? { ref } : {}), kind, isDefault, args, key, value, body: [], elses: [] };
     }
-    if (kind === "complete" && value === undefined && !(this.is("if") && !this.keywordRef()) && !(this.#v0 && this.is("{"))) {
+    if (
+      kind === "complete" &&
+      value === undefined &&
+      !(this.is("if") && !this.keywordRef()) &&
+      !(this.#v0 && this.is("{"))
+    ) {
       if (this.is("{")) this.error(this.loc(), "`if` keyword is required before rule body");
       this.fail(`"if", ":=" or "contains"`);
     }
     let body: Body = [];
-    if ((this.is("if") && !this.keywordRef())) {
+    if (this.is("if") && !this.keywordRef()) {
       this.next();
       body = this.ruleBody();
     } else if (this.is("{")) {
@@ -184,14 +204,15 @@ class Parser extends TermParser {
     const elses: ElseClause[] = [];
     while (this.is("else") && !this.keywordRef()) {
       const elseTok = this.next();
-      if (kind === "set" || kind === "object") this.error(this.loc(elseTok), "else keyword cannot be used on partial rules");
+      if (kind === "set" || kind === "object")
+        this.error(this.loc(elseTok), "else keyword cannot be used on partial rules");
       let elseValue: Term | undefined;
       if (this.is(":=") || this.is("=")) {
         this.next();
         elseValue = this.termIn();
       }
       let elseBody: Body = [];
-      if ((this.is("if") && !this.keywordRef())) {
+      if (this.is("if") && !this.keywordRef()) {
         this.next();
         elseBody = this.ruleBody();
       } else if (this.is("{")) {
@@ -315,7 +336,6 @@ class Parser extends TermParser {
     }
     return out;
   }
-
 }
 
 function withs(lit: Literal, mods: WithModifier[]): Literal {

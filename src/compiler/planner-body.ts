@@ -33,7 +33,7 @@ export class BodyPlanner extends TermPlanner {
     const ordered: Literal[] = [];
     for (;;) {
       const before = ordered.length;
-      for (let i = 0; i < remaining.length; ) {
+      for (let i = 0; i < remaining.length;) {
         const lit = remaining[i]!;
         const { needed, outputs } = this.#analyze(lit, isBound);
         if (needed.every((v) => isBound(v.name))) {
@@ -142,48 +142,55 @@ export class BodyPlanner extends TermPlanner {
   #planWith(lit: Literal, k: K): void {
     const withs = lit.withs!;
     const inner = { ...lit, withs: undefined } as Literal;
-    this.planTerms(withs.map((w) => w.value), (ls) => {
-      let nin = this.inLocal;
-      let ndata = this.dataLocal;
-      withs.forEach((w, i) => {
-        const target = withTarget(w.target);
-        if (!target) return this.pp.fail(w.loc, "unsupported: with on something other than an input or data path (function mocks)");
-        if (target.root === "input") {
-          nin = target.path.length === 0 ? ls[i]! : this.#upsert(nin, target.path, ls[i]!);
-          return;
-        }
-        if (target.path.length === 0) return this.pp.fail(w.loc, "unsupported: with on all of data");
-        const r = this.pp.resolveData(target.path, this.from, w.loc);
-        if (r.kind !== "base") {
-          return this.pp.fail(w.loc, `unsupported: with on data.${target.path.join(".")}, a document rules define`);
-        }
-        ndata = this.#upsert(ndata, target.path, ls[i]!);
-      });
-      const saved = { in: this.inLocal, data: this.dataLocal, under: this.under };
-      const enter = () => {
-        this.inLocal = nin;
-        this.dataLocal = ndata;
-        this.under = true;
-      };
-      const leave = () => {
-        this.inLocal = saved.in;
-        this.dataLocal = saved.data;
-        this.under = saved.under;
-      };
-      enter();
-      try {
-        this.#planLiteral(inner, () => {
-          leave();
-          try {
-            k();
-          } finally {
-            enter();
+    this.planTerms(
+      withs.map((w) => w.value),
+      (ls) => {
+        let nin = this.inLocal;
+        let ndata = this.dataLocal;
+        withs.forEach((w, i) => {
+          const target = withTarget(w.target);
+          if (!target)
+            return this.pp.fail(
+              w.loc,
+              "unsupported: with on something other than an input or data path (function mocks)",
+            );
+          if (target.root === "input") {
+            nin = target.path.length === 0 ? ls[i]! : this.#upsert(nin, target.path, ls[i]!);
+            return;
           }
+          if (target.path.length === 0) return this.pp.fail(w.loc, "unsupported: with on all of data");
+          const r = this.pp.resolveData(target.path, this.from, w.loc);
+          if (r.kind !== "base") {
+            return this.pp.fail(w.loc, `unsupported: with on data.${target.path.join(".")}, a document rules define`);
+          }
+          ndata = this.#upsert(ndata, target.path, ls[i]!);
         });
-      } finally {
-        leave();
-      }
-    });
+        const saved = { in: this.inLocal, data: this.dataLocal, under: this.under };
+        const enter = () => {
+          this.inLocal = nin;
+          this.dataLocal = ndata;
+          this.under = true;
+        };
+        const leave = () => {
+          this.inLocal = saved.in;
+          this.dataLocal = saved.data;
+          this.under = saved.under;
+        };
+        enter();
+        try {
+          this.#planLiteral(inner, () => {
+            leave();
+            try {
+              k();
+            } finally {
+              enter();
+            }
+          });
+        } finally {
+          leave();
+        }
+      },
+    );
   }
 
   /** A copy of `src` with the value at `path` replaced by `value` (objects created as needed). */
@@ -194,7 +201,15 @@ export class BodyPlanner extends TermPlanner {
       const next = fb.newLocal();
       const key = fb.newLocal();
       fb.emit({ op: "reset", target: next });
-      fb.emit({ op: "block", blocks: [[{ op: "const", target: key, json: JSON.stringify(path[i]) }, { op: "dot", target: next, source: along[i]!, key }]] });
+      fb.emit({
+        op: "block",
+        blocks: [
+          [
+            { op: "const", target: key, json: JSON.stringify(path[i]) },
+            { op: "dot", target: next, source: along[i]!, key },
+          ],
+        ],
+      });
       along.push(next);
     }
     let v = value;

@@ -59,11 +59,22 @@ export function planDoc(ctx: RuleContext, node: TreeNode, name: string): Func {
   const baseStmts: Stmt[] = [{ op: "assign", target: base, source: 1 }];
   for (const p of node.path) {
     const k = fb.newLocal();
-    baseStmts.push({ op: "const", target: k, json: JSON.stringify(p) }, { op: "dot", target: base, source: base, key: k });
+    baseStmts.push(
+      { op: "const", target: k, json: JSON.stringify(p) },
+      { op: "dot", target: base, source: base, key: k },
+    );
   }
   baseStmts.push({ op: "objectMerge", target: result, a: base, b: obj, message: MSG_MERGE });
   fb.emit({ op: "block", blocks: [baseStmts] });
-  fb.emit({ op: "block", blocks: [[{ op: "isUndefined", source: result }, { op: "assign", target: result, source: obj }]] });
+  fb.emit({
+    op: "block",
+    blocks: [
+      [
+        { op: "isUndefined", source: result },
+        { op: "assign", target: result, source: obj },
+      ],
+    ],
+  });
   return { name, params: 2, locals: fb.locals, body: fb.body, result, memoize: true };
 }
 
@@ -126,7 +137,12 @@ export function planGroup(ctx: RuleContext, g: Group): Func {
     if (hasElse) {
       fb.emit({
         op: "block",
-        blocks: [[{ op: "isDefined", source: target }, { op: "assignOnce", target: result, source: target, message }]],
+        blocks: [
+          [
+            { op: "isDefined", source: target },
+            { op: "assignOnce", target: result, source: target, message },
+          ],
+        ],
       });
     }
   }

@@ -8,7 +8,16 @@ import type { ResolvedClause } from "./checker.ts";
 import { HOST_JSON_IO, HOST_SET_RESULTS, HOST_TYPED_ARGS } from "./builtins.ts";
 import type { Local } from "./ir.ts";
 import { type FnBuilder, type K, type KL, MSG_OBJECT_KEYS, type PlannerServices } from "./planner-context.ts";
-import { groundJson, isGround, isJsonConst, pairUp, patternVars, refOutputs, scalarJson, termVars } from "./planner-vars.ts";
+import {
+  groundJson,
+  isGround,
+  isJsonConst,
+  pairUp,
+  patternVars,
+  refOutputs,
+  scalarJson,
+  termVars,
+} from "./planner-vars.ts";
 
 export abstract class TermPlanner {
   protected readonly pp: PlannerServices;
@@ -240,7 +249,9 @@ export abstract class TermPlanner {
                   this.checkHeadSafety([t.head], t.loc);
                   this.planTerm(t.head, (hl) =>
                     fb.emit(
-                      t.type === "arrayCompr" ? { op: "arrayAppend", array: target, value: hl } : { op: "setAdd", set: target, value: hl },
+                      t.type === "arrayCompr"
+                        ? { op: "arrayAppend", array: target, value: hl }
+                        : { op: "setAdd", set: target, value: hl },
                     ),
                   );
                 }
@@ -349,7 +360,11 @@ export abstract class TermPlanner {
     }
     this.planTerm(p, (key) => {
       const out = fb.newLocal();
-      fb.emit(baseData ? { op: "dot", target: out, source: src, key, data: true } : { op: "dot", target: out, source: src, key });
+      fb.emit(
+        baseData
+          ? { op: "dot", target: out, source: src, key, data: true }
+          : { op: "dot", target: out, source: src, key },
+      );
       this.#walk(out, path, i + 1, k, baseData);
     });
   }
@@ -364,11 +379,13 @@ export abstract class TermPlanner {
 function emitBuiltin(fb: FnBuilder, name: string, args: readonly Local[], out: Local): void {
   const jsonIo = HOST_JSON_IO.has(name);
   const toSet = HOST_SET_RESULTS.has(name);
-  const viaBuiltin = (builtin: string) => (a: Local): Local => {
-    const l = fb.newLocal();
-    fb.emit({ op: "builtin", target: l, name: builtin, args: [a] });
-    return l;
-  };
+  const viaBuiltin =
+    (builtin: string) =>
+    (a: Local): Local => {
+      const l = fb.newLocal();
+      fb.emit({ op: "builtin", target: l, name: builtin, args: [a] });
+      return l;
+    };
   const callArgs = jsonIo ? args.map(viaBuiltin("json.marshal")) : args;
   const types = HOST_TYPED_ARGS.has(name) ? args.map(viaBuiltin("type_name")) : [];
   let value = jsonIo || toSet ? fb.newLocal() : out;

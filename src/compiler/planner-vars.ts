@@ -136,7 +136,8 @@ export function unifyOutputs(
 export function termVars(t: Term, d: number, vd: ReadonlyMap<string, number>, out: VarUse[] = []): VarUse[] {
   switch (t.type) {
     case "var":
-      if (t.name !== "input" && t.name !== "data" && (vd.get(t.name) ?? 0) <= d) out.push({ name: t.name, orig: t.orig, loc: t.loc });
+      if (t.name !== "input" && t.name !== "data" && (vd.get(t.name) ?? 0) <= d)
+        out.push({ name: t.name, orig: t.orig, loc: t.loc });
       break;
     case "ref":
       termVars(t.head, d, vd, out);

@@ -10,9 +10,12 @@ import type { Block, Func, Plan, Policy, Stmt } from "./ir.ts";
 import { dataName, type Group, PlanFailure, type TreeNode } from "./planner-context.ts";
 import { planDoc, planGroup, type RuleContext } from "./planner-rules.ts";
 
-
 /** Plans modules for the given entrypoints (slash paths). Diagnostics are appended to `diags`. */
-export function planModules(modules: readonly Module[], entrypoints: readonly string[] | undefined, diags: Diagnostic[]): Policy {
+export function planModules(
+  modules: readonly Module[],
+  entrypoints: readonly string[] | undefined,
+  diags: Diagnostic[],
+): Policy {
   return new PolicyPlanner(modules, diags).plan(entrypoints);
 }
 
@@ -46,7 +49,13 @@ class PolicyPlanner implements RuleContext {
           continue;
         }
         if (!node.group) {
-          node.group = { path, kind: rule.kind, arity, rules: [], funcName: `g${this.#groups.length}.${dataName(path)}` };
+          node.group = {
+            path,
+            kind: rule.kind,
+            arity,
+            rules: [],
+            funcName: `g${this.#groups.length}.${dataName(path)}`,
+          };
           this.#groups.push(node.group);
           this.#nodeLoc.set(dataName(path), rule.loc);
         } else if (node.group.kind !== rule.kind || node.group.arity !== arity) {
@@ -119,7 +128,8 @@ class PolicyPlanner implements RuleContext {
       const path = ep.split("/").filter((s) => s !== "");
       if (path[0] === "data") path.shift();
       const node = path.length === 0 ? this.#root : this.#find(path);
-      const bad = (msg: string) => this.#diags.push({ file: "", line: 0, col: 0, message: `entrypoint "${ep}" ${msg}` });
+      const bad = (msg: string) =>
+        this.#diags.push({ file: "", line: 0, col: 0, message: `entrypoint "${ep}" ${msg}` });
       if (!node || (node.children.size === 0 && !node.group)) {
         bad("does not refer to a rule or package");
         continue;

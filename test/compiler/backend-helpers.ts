@@ -19,7 +19,10 @@ export function policyOf(funcs: Func[], entrypoints: Record<string, string>, hos
   };
 }
 
-export async function load(policy: Policy, memory: WebAssembly.MemoryDescriptor = { initial: 5 }): Promise<LoadedPolicy> {
+export async function load(
+  policy: Policy,
+  memory: WebAssembly.MemoryDescriptor = { initial: 5 },
+): Promise<LoadedPolicy> {
   return loadPolicy(generateWasm(policy), memory, hostBuiltins);
 }
 

@@ -32,7 +32,13 @@ describe("Rego end to end through loadCompiledPolicy", () => {
     const { wasm, hostBuiltins } = compile([{ path: "t.rego", text: policy }], { entrypoints: ["t"] });
     expect(hostBuiltins).toEqual(["crypto.sha256", "glob.match", "regex.match", "sprintf"]);
     const p = await loadCompiledPolicy(wasm);
-    const input = { user: "ana", tools: ["shell_run", "search", "fs"], tags: ["B", "a", "b"], host: "api.example.com", costs: [0.1, 0.2] };
+    const input = {
+      user: "ana",
+      tools: ["shell_run", "search", "fs"],
+      tags: ["B", "a", "b"],
+      host: "api.example.com",
+      costs: [0.1, 0.2],
+    };
     const [{ result }] = p.evaluate(input, "t") as [{ result: Record<string, unknown> }];
     expect(result).toEqual({
       allowed_host: true,
@@ -46,7 +52,10 @@ describe("Rego end to end through loadCompiledPolicy", () => {
   });
 
   it("surfaces a complete-rule conflict as an Error with OPA's message", async () => {
-    const { wasm } = compile([{ path: "c.rego", text: "package c\n\nimport rego.v1\n\nx := 1 if input.a\n\nx := 2 if input.b\n" }], { entrypoints: ["c/x"] });
+    const { wasm } = compile(
+      [{ path: "c.rego", text: "package c\n\nimport rego.v1\n\nx := 1 if input.a\n\nx := 2 if input.b\n" }],
+      { entrypoints: ["c/x"] },
+    );
     const p = await loadCompiledPolicy(wasm);
     expect(p.evaluate({ a: true }, "c/x")).toEqual([{ result: 1 }]);
     expect(() => p.evaluate({ a: true, b: true }, "c/x")).toThrow(/complete rules must not produce multiple outputs/);

@@ -85,14 +85,26 @@ describe("arbiter build + eval", () => {
     expect(ev.code).toBe(0);
     expect(ev.stdout).toBe(`${JSON.stringify([{ result: { allow: true, reasons: [] } }], null, 2)}\n`);
 
-    const withData = await arbiter(["eval", "-b", "out/bundle.tar.gz", "-e", "arbiter/decide", "-i", "input.json", "-d", "extra.json"]);
+    const withData = await arbiter([
+      "eval",
+      "-b",
+      "out/bundle.tar.gz",
+      "-e",
+      "arbiter/decide",
+      "-i",
+      "input.json",
+      "-d",
+      "extra.json",
+    ]);
     expect(withData.stderr).toBe("");
     expect(withData.code).toBe(0);
     expect(JSON.parse(withData.stdout)).toEqual([{ result: { allow: false, reasons: [] } }]);
 
     const missing = await arbiter(["eval", "-b", "out/bundle.tar.gz", "-e", "arbiter/route"]);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toBe('arbiter eval: entrypoint "arbiter/route" is not in the bundle (it has: arbiter/decide)\n');
+    expect(missing.stderr).toBe(
+      'arbiter eval: entrypoint "arbiter/route" is not in the bundle (it has: arbiter/decide)\n',
+    );
   });
 
   it("--strict-builtin-errors: a failing builtin is an error instead of undefined (build and eval)", async () => {
@@ -103,10 +115,29 @@ describe("arbiter build + eval", () => {
     const lenient = await arbiter(["eval", "-b", "strict.tar.gz", "-e", "arbiter/decide/n", "-i", "strict-input.json"]);
     expect(lenient.code).toBe(0);
     expect(JSON.parse(lenient.stdout)).toEqual([]);
-    const strict = await arbiter(["eval", "--strict-builtin-errors", "-b", "strict.tar.gz", "-e", "arbiter/decide/n", "-i", "strict-input.json"]);
+    const strict = await arbiter([
+      "eval",
+      "--strict-builtin-errors",
+      "-b",
+      "strict.tar.gz",
+      "-e",
+      "arbiter/decide/n",
+      "-i",
+      "strict-input.json",
+    ]);
     expect(strict.code).toBe(1);
-    expect(strict.stderr).toBe("arbiter eval: to_number: builtin error (strict builtin errors): the arguments are of the wrong type or out of range\n");
-    const strictBuilt = await arbiter(["build", "--strict-builtin-errors", "-e", "arbiter/decide/n", "-o", "strict2.tar.gz", "strict"]);
+    expect(strict.stderr).toBe(
+      "arbiter eval: to_number: builtin error (strict builtin errors): the arguments are of the wrong type or out of range\n",
+    );
+    const strictBuilt = await arbiter([
+      "build",
+      "--strict-builtin-errors",
+      "-e",
+      "arbiter/decide/n",
+      "-o",
+      "strict2.tar.gz",
+      "strict",
+    ]);
     expect(strictBuilt.code).toBe(0);
     const ev = await arbiter(["eval", "-b", "strict2.tar.gz", "-e", "arbiter/decide/n", "-i", "strict-input.json"]);
     expect(ev.code).toBe(1);
@@ -120,7 +151,9 @@ describe("arbiter build + eval", () => {
     write("bad/p.rego", "package arbiter.decide\n\nallow if {\n\tcount(input.x) == 1 with count as 2\n}\n");
     const r = await arbiter(["build", "-o", "bad.tar.gz", "bad"]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe("bad/p.rego:4:22: unsupported: with on something other than an input or data path (function mocks)\n");
+    expect(r.stderr).toBe(
+      "bad/p.rego:4:22: unsupported: with on something other than an input or data path (function mocks)\n",
+    );
   });
 });
 
@@ -136,7 +169,12 @@ describe("arbiter test", () => {
     write("failing/p_test.rego", "package t\n\ntest_ok if v == 2\n\ntest_wrong if v == 3\n\ntest_not_bool := 7\n");
     const r = await arbiter(["test", "failing"]);
     expect(r.stdout).toBe(
-      ["FAIL failing/p_test.rego:5: data.t.test_wrong", "FAIL failing/p_test.rego:7: data.t.test_not_bool", "1 passed, 2 failed", ""].join("\n"),
+      [
+        "FAIL failing/p_test.rego:5: data.t.test_wrong",
+        "FAIL failing/p_test.rego:7: data.t.test_not_bool",
+        "1 passed, 2 failed",
+        "",
+      ].join("\n"),
     );
     expect(r.code).toBe(2);
   });
@@ -178,7 +216,7 @@ describe("arbiter test", () => {
         "",
         "test_input_path_mock if {",
         '\tauthz.roles == ["admin"] with input.user.roles as ["admin"]',
-        "\tcount(authz.roles) == 0 with input.user as {\"roles\": []}",
+        '\tcount(authz.roles) == 0 with input.user as {"roles": []}',
         "}",
         "",
         'test_mock_is_scoped if {\n\tauthz.allow with input as {"user": {"roles": ["viewer"]}, "action": "read"}\n\tnot authz.allow\n}',
@@ -197,7 +235,7 @@ describe("arbiter test", () => {
     const r = await arbiter(["test", "syntax"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
-      "syntax/a_test.rego:4:1: unexpected end of file: expected a term\nsyntax/b_test.rego:4:1: unexpected end of file: expected \"}\"\n",
+      'syntax/a_test.rego:4:1: unexpected end of file: expected a term\nsyntax/b_test.rego:4:1: unexpected end of file: expected "}"\n',
     );
   });
 });
@@ -207,41 +245,107 @@ describe("arbiter build --signing-key", () => {
     const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
     write("keys/ec.pem", privateKey.export({ type: "pkcs8", format: "pem" }) as string);
     const built = await arbiter([
-      "build", "-o", "signed.tar.gz", "--signing-key", "keys/ec.pem", "--signing-alg", "ES256",
-      "--signing-key-id", "ci-2026", "--signing-scope", "write", "policy",
+      "build",
+      "-o",
+      "signed.tar.gz",
+      "--signing-key",
+      "keys/ec.pem",
+      "--signing-alg",
+      "ES256",
+      "--signing-key-id",
+      "ci-2026",
+      "--signing-scope",
+      "write",
+      "policy",
     ]);
     expect(built.stderr).toBe("");
     expect(built.code).toBe(0);
-    expect(built.stdout).toMatch(/^wrote signed\.tar\.gz \(revision [0-9a-f]{12}; entrypoints: arbiter\/decide; signed ES256 key id ci-2026\)\n$/);
+    expect(built.stdout).toMatch(
+      /^wrote signed\.tar\.gz \(revision [0-9a-f]{12}; entrypoints: arbiter\/decide; signed ES256 key id ci-2026\)\n$/,
+    );
     const files = unpackBundle(readFileSync(join(dir, "signed.tar.gz")));
     expect([...files.keys()].sort()).toEqual([
-      ".manifest", ".signatures.json", "arbiter/decide/decide.rego", "data.json", "policy.wasm",
+      ".manifest",
+      ".signatures.json",
+      "arbiter/decide/decide.rego",
+      "data.json",
+      "policy.wasm",
     ]);
-    const verified = await verifyBundleSignature(files, { key: publicKey, algorithm: "ES256", keyId: "ci-2026", scope: "write" });
+    const verified = await verifyBundleSignature(files, {
+      key: publicKey,
+      algorithm: "ES256",
+      keyId: "ci-2026",
+      scope: "write",
+    });
     expect(verified).toEqual({ keyId: "ci-2026", scope: "write", files: 4 });
-    const token = (JSON.parse(new TextDecoder().decode(files.get(".signatures.json"))) as { signatures: string[] }).signatures[0]!;
-    expect(JSON.parse(Buffer.from(token.split(".")[0]!, "base64url").toString())).toEqual({ alg: "ES256", kid: "ci-2026" });
+    const token = (JSON.parse(new TextDecoder().decode(files.get(".signatures.json"))) as { signatures: string[] })
+      .signatures[0]!;
+    expect(JSON.parse(Buffer.from(token.split(".")[0]!, "base64url").toString())).toEqual({
+      alg: "ES256",
+      kid: "ci-2026",
+    });
   });
 
   it("--no-sources writes a flat signed bundle (ConfigMap keys cannot hold directories)", async () => {
     const { publicKey, privateKey } = generateKeyPairSync("ed25519");
     write("keys/ed.pem", privateKey.export({ type: "pkcs8", format: "pem" }) as string);
-    const built = await arbiter(["build", "--no-sources", "-o", "flat.tar.gz", "--signing-key", "keys/ed.pem", "--signing-alg", "EdDSA", "policy"]);
+    const built = await arbiter([
+      "build",
+      "--no-sources",
+      "-o",
+      "flat.tar.gz",
+      "--signing-key",
+      "keys/ed.pem",
+      "--signing-alg",
+      "EdDSA",
+      "policy",
+    ]);
     expect(built.code, built.stderr).toBe(0);
     const files = unpackBundle(readFileSync(join(dir, "flat.tar.gz")));
     expect([...files.keys()].sort()).toEqual([".manifest", ".signatures.json", "data.json", "policy.wasm"]);
-    expect(await verifyBundleSignature(files, { key: publicKey, algorithm: "EdDSA" })).toEqual({ keyId: undefined, scope: undefined, files: 3 });
+    expect(await verifyBundleSignature(files, { key: publicKey, algorithm: "EdDSA" })).toEqual({
+      keyId: undefined,
+      scope: undefined,
+      files: 3,
+    });
   });
 
   it("refuses signing flags without a key, an unknown algorithm and a key of the wrong type", async () => {
     const noKey = await arbiter(["build", "-o", "x.tar.gz", "--signing-alg", "ES256", "policy"]);
-    expect(noKey).toMatchObject({ code: 2, stderr: "arbiter build: --signing-alg, --signing-key-id and --signing-scope need --signing-key\n" });
+    expect(noKey).toMatchObject({
+      code: 2,
+      stderr: "arbiter build: --signing-alg, --signing-key-id and --signing-scope need --signing-key\n",
+    });
     write("keys/hmac.key", "too-short");
-    const weak = await arbiter(["build", "-o", "x.tar.gz", "--signing-key", "keys/hmac.key", "--signing-alg", "HS256", "policy"]);
-    expect(weak).toMatchObject({ code: 2, stderr: "arbiter build: --signing-key keys/hmac.key: not usable for HS256: an HS256 secret must be at least 32 bytes, got 9\n" });
-    const alg = await arbiter(["build", "-o", "x.tar.gz", "--signing-key", "keys/hmac.key", "--signing-alg", "none", "policy"]);
+    const weak = await arbiter([
+      "build",
+      "-o",
+      "x.tar.gz",
+      "--signing-key",
+      "keys/hmac.key",
+      "--signing-alg",
+      "HS256",
+      "policy",
+    ]);
+    expect(weak).toMatchObject({
+      code: 2,
+      stderr:
+        "arbiter build: --signing-key keys/hmac.key: not usable for HS256: an HS256 secret must be at least 32 bytes, got 9\n",
+    });
+    const alg = await arbiter([
+      "build",
+      "-o",
+      "x.tar.gz",
+      "--signing-key",
+      "keys/hmac.key",
+      "--signing-alg",
+      "none",
+      "policy",
+    ]);
     expect(alg.code).toBe(2);
-    expect(alg.stderr).toContain('arbiter build: --signing-alg: expected one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, HS256, HS384, HS512, EdDSA, got "none"');
+    expect(alg.stderr).toContain(
+      'arbiter build: --signing-alg: expected one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, HS256, HS384, HS512, EdDSA, got "none"',
+    );
   });
 });
 
@@ -249,7 +353,9 @@ describe("Rego v0 (--v0-compatible)", () => {
   it("a v0 policy set builds with --v0-compatible (or a manifest's rego_version 0) and answers like its v1 rewrite", async () => {
     const refused = await arbiter(["build", "-e", "authz", "-o", "v0-refused.tar.gz", join(V0_FIXTURE, "v0")]);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toBe(`${join(V0_FIXTURE, "v0", "authz.rego")}:8:7: \`if\` keyword is required before rule body\n`);
+    expect(refused.stderr).toBe(
+      `${join(V0_FIXTURE, "v0", "authz.rego")}:8:7: \`if\` keyword is required before rule body\n`,
+    );
 
     const v0 = await arbiter(["build", "--v0-compatible", "-e", "authz", "-o", "v0.tar.gz", join(V0_FIXTURE, "v0")]);
     expect(v0.stderr).toBe("");
@@ -284,12 +390,19 @@ describe("Rego v0 (--v0-compatible)", () => {
       expect(c.policy.evaluate(input, "authz"), JSON.stringify(input)).toEqual(want);
     }
     // The answers differ across inputs (the comparison is not vacuous).
-    expect(b.policy.evaluate(inputs[0], "authz")).toMatchObject([{ result: { allow: true, level: "low", actions: ["read"] } }]);
-    expect(b.policy.evaluate(inputs[3], "authz")).toMatchObject([{ result: { allow: false, level: "high", deny: ["user root is suspended"] } }]);
+    expect(b.policy.evaluate(inputs[0], "authz")).toMatchObject([
+      { result: { allow: true, level: "low", actions: ["read"] } },
+    ]);
+    expect(b.policy.evaluate(inputs[3], "authz")).toMatchObject([
+      { result: { allow: false, level: "high", deny: ["user root is suspended"] } },
+    ]);
   });
 
   it("arbiter test: v0 tests, --run, --verbose, and opa test's exit codes (2 failures, 1 compile errors)", async () => {
-    write("v0test/p.rego", "package p\n\ndefault allow = false\n\nallow { input.ok }\n\nmsgs[m] { m := input.msgs[_] }\n");
+    write(
+      "v0test/p.rego",
+      "package p\n\ndefault allow = false\n\nallow { input.ok }\n\nmsgs[m] { m := input.msgs[_] }\n",
+    );
     write(
       "v0test/p_test.rego",
       'package p\n\ntest_allow { allow with input as {"ok": true} }\n\ntest_deny { not allow }\n\ntest_msgs { msgs == {"a"} with input.msgs as ["a", "a"] }\n\ntest_broken { allow }\n',
@@ -301,10 +414,14 @@ describe("Rego v0 (--v0-compatible)", () => {
     expect(all.stdout).toBe("FAIL v0test/p_test.rego:9: data.p.test_broken\n3 passed, 1 failed\n");
     expect(all.code).toBe(2);
     const some = await arbiter(["test", "--v0-compatible", "--verbose", "--run", "test_(allow|deny)$", "v0test"]);
-    expect(some.stdout).toBe("PASS v0test/p_test.rego:3: data.p.test_allow\nPASS v0test/p_test.rego:5: data.p.test_deny\n2 passed, 0 failed\n");
+    expect(some.stdout).toBe(
+      "PASS v0test/p_test.rego:3: data.p.test_allow\nPASS v0test/p_test.rego:5: data.p.test_deny\n2 passed, 0 failed\n",
+    );
     expect(some.code).toBe(0);
     const none = await arbiter(["test", "--v0-compatible", "-r", "nomatch", "v0test"]);
     expect(none.code).toBe(1);
-    expect(none.stderr).toBe("arbiter test: no test rules (test_*) matching nomatch found in --v0-compatible -r nomatch v0test\n");
+    expect(none.stderr).toBe(
+      "arbiter test: no test rules (test_*) matching nomatch found in --v0-compatible -r nomatch v0test\n",
+    );
   });
 });

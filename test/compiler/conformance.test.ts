@@ -43,13 +43,22 @@ interface LoadedCase extends Case {
 }
 
 const CASE_KEYS = new Set([
-  "note", "modules", "entrypoint", "data", "input", "want_result", "want_compile_error",
-  "want_eval_error", "reason",
+  "note",
+  "modules",
+  "entrypoint",
+  "data",
+  "input",
+  "want_result",
+  "want_compile_error",
+  "want_eval_error",
+  "reason",
 ]);
 
 /** Reads and validates every case file; a malformed case is a test failure, not a silent skip. */
 function loadCases(): LoadedCase[] {
-  const files = readdirSync(casesDir).filter((f) => f.endsWith(".yaml")).sort();
+  const files = readdirSync(casesDir)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort();
   const out: LoadedCase[] = [];
   const seen = new Set<string>();
   for (const file of files) {
@@ -65,7 +74,8 @@ function loadCases(): LoadedCase[] {
       }
       if (typeof c.entrypoint !== "string") throw new Error(`${where} (${c.note}): "entrypoint" must be a string`);
       const wants = ["want_result", "want_compile_error", "want_eval_error"].filter((k) => k in c);
-      if (wants.length !== 1) throw new Error(`${where} (${c.note}): exactly one of want_result, want_compile_error, want_eval_error`);
+      if (wants.length !== 1)
+        throw new Error(`${where} (${c.note}): exactly one of want_result, want_compile_error, want_eval_error`);
       if (file === "unsupported.yaml" && (typeof c.reason !== "string" || !("want_compile_error" in c))) {
         throw new Error(`${where} (${c.note}): unsupported cases need "reason" and "want_compile_error"`);
       }
@@ -151,8 +161,9 @@ const failing = loadFailing();
 describe("Rego conformance table", () => {
   it(`holds at least ${MIN_CASES} cases, at least ${MIN_PASSING} of them expected to pass`, () => {
     expect(cases.length).toBeGreaterThanOrEqual(MIN_CASES);
-    expect(cases.length - [...failing.keys()].filter((k) => cases.some((c) => c.key === k)).length)
-      .toBeGreaterThanOrEqual(MIN_PASSING);
+    expect(
+      cases.length - [...failing.keys()].filter((k) => cases.some((c) => c.key === k)).length,
+    ).toBeGreaterThanOrEqual(MIN_PASSING);
   });
 
   it("lists in conformance-failing.txt only cases that exist", () => {
@@ -191,7 +202,9 @@ describe("Rego conformance table", () => {
  */
 describe("OPA v1 conformance suite", () => {
   if (!existsSync(OPA_SUITE_DIR)) {
-    console.log(`OPA conformance suite not found at ${OPA_SUITE_DIR}: skipped (see ../shared/opa-conformance/NOTICE.md)`);
+    console.log(
+      `OPA conformance suite not found at ${OPA_SUITE_DIR}: skipped (see ../shared/opa-conformance/NOTICE.md)`,
+    );
     it.skip("OPA v1 conformance suite (folder absent)", () => {});
     return;
   }
@@ -202,11 +215,16 @@ describe("OPA v1 conformance suite", () => {
     const outcomes = await runOpaSuite(cases);
     const report = formatReport(outcomes);
     console.log(`${report.table}\n(${outcomes.length} cases in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-    const never = outcomes.filter((o) => o.cls === "wrong" || o.cls === "crash").map((o) => `${o.cls}: ${o.key}: ${o.detail}`);
+    const never = outcomes
+      .filter((o) => o.cls === "wrong" || o.cls === "crash")
+      .map((o) => `${o.cls}: ${o.key}: ${o.detail}`);
     expect(never, "wrong answers and crashes are never allowed").toEqual([]);
     const listed = loadOpaFailing();
     const keys = new Set(outcomes.map((o) => o.key));
-    expect([...listed.keys()].filter((k) => !keys.has(k)), "listed cases that do not exist").toEqual([]);
+    expect(
+      [...listed.keys()].filter((k) => !keys.has(k)),
+      "listed cases that do not exist",
+    ).toEqual([]);
     const unexpected: string[] = [];
     for (const o of outcomes) {
       const want = listed.get(o.key);
@@ -216,6 +234,9 @@ describe("OPA v1 conformance suite", () => {
         unexpected.push(`${o.cls}${want ? ` (listed as ${want})` : ""}: ${o.key}: ${o.detail}`);
       }
     }
-    expect(unexpected, "regenerate with `npx tsx test/compiler/opa-suite.ts --write` after a deliberate change").toEqual([]);
+    expect(
+      unexpected,
+      "regenerate with `npx tsx test/compiler/opa-suite.ts --write` after a deliberate change",
+    ).toEqual([]);
   }, 300_000);
 });

@@ -23,7 +23,10 @@ function write(path: string, text: string | Uint8Array): void {
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "arbiter-bundle-"));
-  write("policy/arbiter/decide/decide.rego", 'package arbiter.decide\n\nallow if data.roles[input.role][_] == "read"\n');
+  write(
+    "policy/arbiter/decide/decide.rego",
+    'package arbiter.decide\n\nallow if data.roles[input.role][_] == "read"\n',
+  );
   write("policy/arbiter/decide/decide_test.rego", "package arbiter.decide\n\ntest_x if allow\n");
   write("policy/roles/data.json", '{"viewer": ["read"]}');
   write("policy/limits/data.yaml", "max: 3\n");
@@ -40,13 +43,18 @@ describe("buildBundle / writeBundle / readBundle", () => {
       wasm: [{ entrypoint: "arbiter/decide", module: "/policy.wasm" }],
       rego_version: 1,
     });
-    expect([...bundle.files.keys()].sort()).toEqual(["/.manifest", "/arbiter/decide/decide.rego", "/data.json", "/policy.wasm"]);
+    expect([...bundle.files.keys()].sort()).toEqual([
+      "/.manifest",
+      "/arbiter/decide/decide.rego",
+      "/data.json",
+      "/policy.wasm",
+    ]);
     const out = join(dir, "out", "b.tar.gz");
     await writeBundle(bundle, out);
 
     // The tarball holds OPA's paths, with the leading slash.
     const names: string[] = [];
-    await tar.t({ file: out, onReadEntry: (e) => void names.push(e.path)});
+    await tar.t({ file: out, onReadEntry: (e) => void names.push(e.path) });
     expect(names.sort()).toEqual(["/.manifest", "/arbiter/decide/decide.rego", "/data.json", "/policy.wasm"]);
 
     const loaded = await readBundle(out);
@@ -65,7 +73,9 @@ describe("buildBundle / writeBundle / readBundle", () => {
     expect(a).toMatch(/^[0-9a-f]{12}$/);
     expect(buildBundle([join(dir, "policy")], { defaultEntrypoints: POLICY_ENTRYPOINTS }).manifest.revision).toBe(a);
     write("policy2/p.rego", "package arbiter.decide\nallow := false\n");
-    expect(buildBundle([join(dir, "policy2")], { defaultEntrypoints: POLICY_ENTRYPOINTS }).manifest.revision).not.toBe(a);
+    expect(buildBundle([join(dir, "policy2")], { defaultEntrypoints: POLICY_ENTRYPOINTS }).manifest.revision).not.toBe(
+      a,
+    );
   });
 
   it("refuses base data that defines a document a rule defines", () => {
@@ -76,7 +86,9 @@ describe("buildBundle / writeBundle / readBundle", () => {
     );
     write("conflict2/p.rego", "package arbiter.decide\n\nallow := true\n");
     write("conflict2/arbiter/data.json", '{"decide": 5}');
-    expect(() => buildBundle([join(dir, "conflict2")], { defaultEntrypoints: POLICY_ENTRYPOINTS })).toThrow("rule data.arbiter.decide.allow conflicts with base data at arbiter.decide");
+    expect(() => buildBundle([join(dir, "conflict2")], { defaultEntrypoints: POLICY_ENTRYPOINTS })).toThrow(
+      "rule data.arbiter.decide.allow conflicts with base data at arbiter.decide",
+    );
   });
 
   it("reads a tarball made by another tar writer, with nested data files merged at their path", async () => {
@@ -86,9 +98,17 @@ describe("buildBundle / writeBundle / readBundle", () => {
     writeFileSync(join(root, "policy.wasm"), wasm);
     writeFileSync(join(root, "data.json"), '{"top": 1}');
     writeFileSync(join(root, "a", "b", "data.json"), '{"c": 42}');
-    writeFileSync(join(root, ".manifest"), JSON.stringify({ revision: "opa-1", roots: [""], wasm: [{ entrypoint: "x/v", module: "/policy.wasm" }] }));
+    writeFileSync(
+      join(root, ".manifest"),
+      JSON.stringify({ revision: "opa-1", roots: [""], wasm: [{ entrypoint: "x/v", module: "/policy.wasm" }] }),
+    );
     const file = join(dir, "opa.tar.gz");
-    await tar.c({ gzip: true, file, cwd: root, portable: true }, ["policy.wasm", "data.json", "a/b/data.json", ".manifest"]);
+    await tar.c({ gzip: true, file, cwd: root, portable: true }, [
+      "policy.wasm",
+      "data.json",
+      "a/b/data.json",
+      ".manifest",
+    ]);
     for (const source of [file, root]) {
       const b = await readBundle(source);
       expect(b.data).toEqual({ top: 1, a: { b: { c: 42 } } });
@@ -132,21 +152,27 @@ describe("broken bundles", () => {
   });
 
   it("rejects data files that collide", async () => {
-    await expect(readBundle(await tarGz({ "policy.wasm": wasm, "data.json": '{"a": 1}', "a/data.json": "{}" }))).rejects.toThrow(
-      "bundle file data.json: conflicts with data at a",
-    );
+    await expect(
+      readBundle(await tarGz({ "policy.wasm": wasm, "data.json": '{"a": 1}', "a/data.json": "{}" })),
+    ).rejects.toThrow("bundle file data.json: conflicts with data at a");
   });
 
   it("rejects truncated and non-gzip input", async () => {
     const good = await tarGz({ "policy.wasm": wasm, "data.json": "{}" });
-    await expect(readBundle(good.subarray(0, good.length - 20))).rejects.toThrow(/^bundle gzip data is corrupt or truncated: /);
+    await expect(readBundle(good.subarray(0, good.length - 20))).rejects.toThrow(
+      /^bundle gzip data is corrupt or truncated: /,
+    );
     await expect(readBundle(new TextEncoder().encode("hello"))).rejects.toThrow("bundle is not a gzip file");
     // Valid gzip around a cut-off tar archive.
     const raw = new Uint8Array(700);
-    await expect(readBundle(gzipSync(raw.fill(0x41)))).rejects.toThrow("bundle tar data is corrupt (bad header checksum)");
+    await expect(readBundle(gzipSync(raw.fill(0x41)))).rejects.toThrow(
+      "bundle tar data is corrupt (bad header checksum)",
+    );
   });
 
   it("rejects a missing path", async () => {
-    await expect(readBundle(join(dir, "nope.tar.gz"))).rejects.toThrow(`bundle ${join(dir, "nope.tar.gz")}: no such file or directory`);
+    await expect(readBundle(join(dir, "nope.tar.gz"))).rejects.toThrow(
+      `bundle ${join(dir, "nope.tar.gz")}: no such file or directory`,
+    );
   });
 });

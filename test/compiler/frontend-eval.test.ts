@@ -99,10 +99,39 @@ const INPUT = {
 const DATA = { roles: { admin: ["r", "w"] }, lib: { extra: 1, helpers: { base: 2 } } };
 
 const RULES = [
-  "reorder", "reorder_value", "capture", "chain", "dflt", "missing", "signs", "pats", "pairs", "no_seven",
-  "no_three", "positive", "all_big", "every_kv", "destructure", "cross", "ordered_pairs", "setops", "by_value",
-  "declared", "counted", "names", "roles", "members", "keys", "imported", "user_name", "lib_doc", "escapes",
-  "arith", "conflict", "fconflict_value", "kconflict",
+  "reorder",
+  "reorder_value",
+  "capture",
+  "chain",
+  "dflt",
+  "missing",
+  "signs",
+  "pats",
+  "pairs",
+  "no_seven",
+  "no_three",
+  "positive",
+  "all_big",
+  "every_kv",
+  "destructure",
+  "cross",
+  "ordered_pairs",
+  "setops",
+  "by_value",
+  "declared",
+  "counted",
+  "names",
+  "roles",
+  "members",
+  "keys",
+  "imported",
+  "user_name",
+  "lib_doc",
+  "escapes",
+  "arith",
+  "conflict",
+  "fconflict_value",
+  "kconflict",
 ];
 
 let policy: LoadedPolicy;
@@ -110,7 +139,10 @@ const evalRule = (rule: string, input: unknown = INPUT) => policy.evaluate(input
 
 beforeAll(async () => {
   const r = compile(
-    [{ path: "main.rego", text: MAIN }, { path: "lib.rego", text: LIB }],
+    [
+      { path: "main.rego", text: MAIN },
+      { path: "lib.rego", text: LIB },
+    ],
     { entrypoints: RULES.map((r) => `t/${r}`) },
   );
   expect(r.entrypoints).toEqual(RULES.map((r) => `t/${r}`));
@@ -185,7 +217,10 @@ describe("package documents", () => {
   it("an entrypoint naming a package evaluates to its rules merged with base data; functions are excluded", async () => {
     const r = compile(
       [
-        { path: "a.rego", text: "package arbiter.decide\nallow if input.ok\nreasons contains \"r\" if not input.ok\nf(x) := x\nlimit := f(3)\n" },
+        {
+          path: "a.rego",
+          text: 'package arbiter.decide\nallow if input.ok\nreasons contains "r" if not input.ok\nf(x) := x\nlimit := f(3)\n',
+        },
         { path: "b.rego", text: "package arbiter.decide.sub\nq := 1\n" },
       ],
       // Only the defaults whose package is defined are compiled: arbiter/route is not.
@@ -202,7 +237,13 @@ describe("package documents", () => {
   });
 
   it("iteration over a package document binds rule names", async () => {
-    const r = compile([{ path: "a.rego", text: "package t\np := 1\nq := 2\nnames := {k | data.t.vals[k]}\n" }, { path: "b.rego", text: "package t.vals\nx := 1\ny := false\n" }], { entrypoints: ["t/names"] });
+    const r = compile(
+      [
+        { path: "a.rego", text: "package t\np := 1\nq := 2\nnames := {k | data.t.vals[k]}\n" },
+        { path: "b.rego", text: "package t.vals\nx := 1\ny := false\n" },
+      ],
+      { entrypoints: ["t/names"] },
+    );
     const p = await loadCompiledPolicy(r.wasm, {});
     // data.t.vals[k] is false for y: the literal fails there, as in OPA.
     expect(p.evaluate(undefined as never, "t/names")).toEqual([{ result: ["x"] }]);
@@ -211,7 +252,9 @@ describe("package documents", () => {
 
 describe("IR shape", () => {
   it("zero-argument rules are memoized functions of (input, data); functions take their arguments after", () => {
-    const ir = planPolicy([{ path: "a.rego", text: "package t\np := f(1)\nf(x) := x + 1\n" }], { entrypoints: ["t/p"] });
+    const ir = planPolicy([{ path: "a.rego", text: "package t\np := f(1)\nf(x) := x + 1\n" }], {
+      entrypoints: ["t/p"],
+    });
     const p = ir.funcs.find((f) => f.name.endsWith("data.t.p"))!;
     const f = ir.funcs.find((f) => f.name.endsWith("data.t.f"))!;
     expect([p.params, p.memoize, f.params, f.memoize]).toEqual([2, true, 3, false]);
@@ -220,7 +263,9 @@ describe("IR shape", () => {
   });
 
   it("lists the host builtins the policy calls", () => {
-    const ir = planPolicy([{ path: "a.rego", text: 'package t\np if regex.match("a", input.s)\nq := count([1])\n' }], { entrypoints: ["t/p"] });
+    const ir = planPolicy([{ path: "a.rego", text: 'package t\np if regex.match("a", input.s)\nq := count([1])\n' }], {
+      entrypoints: ["t/p"],
+    });
     expect(ir.hostBuiltins).toEqual(["regex.match"]);
   });
 });
@@ -228,7 +273,12 @@ describe("IR shape", () => {
 describe("argument order", () => {
   it("plans a reference that binds a variable before the argument that uses it", async () => {
     const r = compile(
-      [{ path: "a.rego", text: "package t\ndouble(x) := x * 2\nhits contains i if { double(i) == input.xs[i] }\neqs contains i if { input.ys[i] == input.xs[i] }\n" }],
+      [
+        {
+          path: "a.rego",
+          text: "package t\ndouble(x) := x * 2\nhits contains i if { double(i) == input.xs[i] }\neqs contains i if { input.ys[i] == input.xs[i] }\n",
+        },
+      ],
       { entrypoints: ["t/hits", "t/eqs"] },
     );
     const p = await loadCompiledPolicy(r.wasm, {});

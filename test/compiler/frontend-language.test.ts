@@ -35,9 +35,9 @@ out := y if double(input.n, y)
   });
 
   it("an unbound output under not is unsafe, as in OPA", () => {
-    expect(() => compile([{ path: "t.rego", text: "package t\np if not max([1], y)\n" }], { entrypoints: ["t/p"] })).toThrow(
-      /var y is unsafe/,
-    );
+    expect(() =>
+      compile([{ path: "t.rego", text: "package t\np if not max([1], y)\n" }], { entrypoints: ["t/p"] }),
+    ).toThrow(/var y is unsafe/);
   });
 });
 

@@ -41,7 +41,9 @@ const evalRule = (rule: "dv" | "rs", input: unknown): unknown => {
 };
 
 beforeAll(async () => {
-  policy = await loadCompiledPolicy(compile([{ path: "jwt.rego", text: POLICY }], { entrypoints: ["jwt/dv", "jwt/rs"] }).wasm);
+  policy = await loadCompiledPolicy(
+    compile([{ path: "jwt.rego", text: POLICY }], { entrypoints: ["jwt/dv", "jwt/rs"] }).wasm,
+  );
 });
 
 describe("io.jwt.decode_verify, through a compiled policy", () => {
@@ -50,7 +52,9 @@ describe("io.jwt.decode_verify, through a compiled policy", () => {
   it("accepts a good RS256 token and answers its header and payload", async () => {
     const token = await rs256({ iss: "arbiter", aud: "svc", exp: NOW_S + 60, nbf: NOW_S - 60 });
     expect(evalRule("dv", { token, constraints: { cert: rsaPem, iss: "arbiter", aud: "svc", time: NOW_NS } })).toEqual([
-      true, { alg: "RS256", typ: "JWT" }, { iss: "arbiter", aud: "svc", exp: NOW_S + 60, nbf: NOW_S - 60 },
+      true,
+      { alg: "RS256", typ: "JWT" },
+      { iss: "arbiter", aud: "svc", exp: NOW_S + 60, nbf: NOW_S - 60 },
     ]);
   });
 
@@ -81,7 +85,9 @@ describe("io.jwt.decode_verify, through a compiled policy", () => {
   it("refuses an expired token and one not yet valid, to the second (exp exclusive, nbf inclusive)", async () => {
     const exp = await rs256({ exp: NOW_S });
     expect(evalRule("dv", { token: exp, constraints: { cert: rsaPem, time: NOW_NS } })).toEqual(UNVERIFIED);
-    expect((evalRule("dv", { token: exp, constraints: { cert: rsaPem, time: NOW_NS - 1e6 } }) as unknown[])[0]).toBe(true);
+    expect((evalRule("dv", { token: exp, constraints: { cert: rsaPem, time: NOW_NS - 1e6 } }) as unknown[])[0]).toBe(
+      true,
+    );
     const nbf = await rs256({ nbf: NOW_S });
     expect(evalRule("dv", { token: nbf, constraints: { cert: rsaPem, time: NOW_NS - 1e6 } })).toEqual(UNVERIFIED);
     expect((evalRule("dv", { token: nbf, constraints: { cert: rsaPem, time: NOW_NS } }) as unknown[])[0]).toBe(true);
@@ -96,7 +102,9 @@ describe("io.jwt.decode_verify, through a compiled policy", () => {
     expect(evalRule("dv", c({ aud: "b", alg: "RS512" }))).toEqual(UNVERIFIED);
     expect((evalRule("dv", c({ aud: "b", iss: "evil" })) as unknown[])[0]).toBe(true);
     const noIss = await rs256({});
-    expect(evalRule("dv", { token: noIss, constraints: { cert: rsaPem, iss: "arbiter", time: NOW_NS } })).toEqual(UNVERIFIED);
+    expect(evalRule("dv", { token: noIss, constraints: { cert: rsaPem, iss: "arbiter", time: NOW_NS } })).toEqual(
+      UNVERIFIED,
+    );
   });
 
   it("answers undefined (a builtin error) for malformed tokens and constraints", async () => {
@@ -115,7 +123,9 @@ describe("io.jwt.verify_* and keys", () => {
     expect(call("io.jwt.verify_rs256", es, ecPem)).toBe(false);
     const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(ec.publicKey)), kid: "k1" }] });
     expect(call("io.jwt.verify_es256", es, jwks)).toBe(true);
-    const eddsa = await new CompactSign(Buffer.from('{"a":1}')).setProtectedHeader({ alg: "EdDSA" }).sign(ed.privateKey);
+    const eddsa = await new CompactSign(Buffer.from('{"a":1}'))
+      .setProtectedHeader({ alg: "EdDSA" })
+      .sign(ed.privateKey);
     expect(call("io.jwt.verify_eddsa", eddsa, edPem)).toBe(true);
     expect(call("io.jwt.verify_eddsa", eddsa, ecPem)).toBe(false);
   });
@@ -135,7 +145,11 @@ describe("io.jwt.verify_* and keys", () => {
   it("encode_sign round-trips through decode_verify, and signs nothing with a public key", async () => {
     const jwk = await exportJWK(rsa.privateKey);
     const token = call("io.jwt.encode_sign", { alg: "PS256", typ: "JWT" }, { sub: "a", n: 3 }, jwk) as string;
-    expect(call("io.jwt.decode_verify", token, { cert: rsaPem, time: NOW_NS })).toEqual([true, { alg: "PS256", typ: "JWT" }, { sub: "a", n: 3 }]);
+    expect(call("io.jwt.decode_verify", token, { cert: rsaPem, time: NOW_NS })).toEqual([
+      true,
+      { alg: "PS256", typ: "JWT" },
+      { sub: "a", n: 3 },
+    ]);
     expect(call("io.jwt.encode_sign", { alg: "RS256" }, {}, await exportJWK(rsa.publicKey))).toBeUndefined();
     expect(call("io.jwt.encode_sign", { alg: "none" }, {}, jwk)).toBeUndefined();
   });

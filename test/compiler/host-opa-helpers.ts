@@ -15,7 +15,10 @@ export interface CaseFailure {
  * Compiles one module with a rule per case (`r<i> := <expr>`) and evaluates each through the
  * SDK; returns the cases whose answer differs. A want of `Error` expects the evaluation to throw.
  */
-export async function regoFailures(cases: readonly RegoCase[], options: { strict?: boolean; input?: unknown } = {}): Promise<CaseFailure[]> {
+export async function regoFailures(
+  cases: readonly RegoCase[],
+  options: { strict?: boolean; input?: unknown } = {},
+): Promise<CaseFailure[]> {
   const text = ["package t", ...cases.map(([expr], i) => `r${i} := __x if { __x := ${expr} }`)].join("\n");
   const { wasm } = compile([{ path: "t.rego", text }], {
     entrypoints: cases.map((_, i) => `t/r${i}`),
@@ -32,7 +35,8 @@ export async function regoFailures(cases: readonly RegoCase[], options: { strict
       got = Error;
       if (want !== Error) got = `throws: ${(err as Error).message}`;
     }
-    if (JSON.stringify(got) !== JSON.stringify(want) || (got === Error) !== (want === Error)) bad.push({ expr, got, want });
+    if (JSON.stringify(got) !== JSON.stringify(want) || (got === Error) !== (want === Error))
+      bad.push({ expr, got, want });
   });
   return bad;
 }

@@ -68,7 +68,9 @@ describe("time.*", () => {
       ['time.parse_ns("Kitchen", "3:04PM")', undefined],
       ['time.parse_ns("2006-002", "2021-060")', Error],
     ];
-    expect(await regoFailures(cases.map(([e, w]) => [typeof w === "string" ? `json.marshal(${e})` : e, w]))).toEqual([]);
+    expect(await regoFailures(cases.map(([e, w]) => [typeof w === "string" ? `json.marshal(${e})` : e, w]))).toEqual(
+      [],
+    );
   });
 
   it("keeps nanoseconds beyond 2^53 exact", async () => {
@@ -80,6 +82,14 @@ describe("time.*", () => {
   });
 
   it("fails the evaluation on OPA's errors under strict builtin errors", async () => {
-    expect(await regoFailures([["time.weekday(1582977600000000000 * 1000)", Error], ["time.add_date(0, 2262, 1, 1)", Error]], { strict: true })).toEqual([]);
+    expect(
+      await regoFailures(
+        [
+          ["time.weekday(1582977600000000000 * 1000)", Error],
+          ["time.add_date(0, 2262, 1, 1)", Error],
+        ],
+        { strict: true },
+      ),
+    ).toEqual([]);
   });
 });

@@ -14,8 +14,10 @@ describe("uuid.parse, uuid.rfc4122", () => {
       ['uuid.parse("{00000000-0000-4000-8000-000000000000}")', { variant: "RFC4122", version: 4 }],
       ['uuid.parse("6bea8ef2d3d33cd184e09bab06a52ece")', { variant: "RFC4122", version: 3 }],
       ['uuid.parse("00000000-0000-4000-c000-000000000000")', { variant: "Microsoft", version: 4 }],
-      ['json.marshal(uuid.parse("URN:UUID:000003e8-48b9-21ee-b200-325096b39f47"))',
-        '{"clocksequence":12800,"domain":"Person","id":1000,"macvariables":"local:unicast","nodeid":"32-50-96-b3-9f-47","time":1693566990121469600,"variant":"RFC4122","version":2}'],
+      [
+        'json.marshal(uuid.parse("URN:UUID:000003e8-48b9-21ee-b200-325096b39f47"))',
+        '{"clocksequence":12800,"domain":"Person","id":1000,"macvariables":"local:unicast","nodeid":"32-50-96-b3-9f-47","time":1693566990121469600,"variant":"RFC4122","version":2}',
+      ],
       ['uuid.parse("00000000-0000-4000-8000-00000000000")', undefined],
       ['uuid.parse("00000000x0000-4000-8000-000000000000")', undefined],
       ["uuid.parse(123)", undefined],
@@ -24,11 +26,14 @@ describe("uuid.parse, uuid.rfc4122", () => {
   });
 
   it("gives one UUID per key within an evaluation and new ones in the next", async () => {
-    const text = 'package t\np := {"same": count({uuid.rfc4122("k") | numbers.range(1, 50)[_]}), "a": uuid.rfc4122("a"), "b": uuid.rfc4122("b")}';
+    const text =
+      'package t\np := {"same": count({uuid.rfc4122("k") | numbers.range(1, 50)[_]}), "a": uuid.rfc4122("a"), "b": uuid.rfc4122("b")}';
     const policy = await loadCompiledPolicy(compile([{ path: "t.rego", text }], { entrypoints: ["t/p"] }).wasm);
-    const one = (policy.evaluate(undefined, "t/p") as Array<{ result: { same: number; a: string; b: string } }>)[0]!.result;
+    const one = (policy.evaluate(undefined, "t/p") as Array<{ result: { same: number; a: string; b: string } }>)[0]!
+      .result;
     await new Promise((r) => setTimeout(r, 1));
-    const two = (policy.evaluate(undefined, "t/p") as Array<{ result: { same: number; a: string; b: string } }>)[0]!.result;
+    const two = (policy.evaluate(undefined, "t/p") as Array<{ result: { same: number; a: string; b: string } }>)[0]!
+      .result;
     expect(one.same).toBe(1);
     expect(one.a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(one.a).not.toBe(one.b);
@@ -39,8 +44,20 @@ describe("uuid.parse, uuid.rfc4122", () => {
 describe("regex and encoding gaps", () => {
   it("answer as OPA", async () => {
     const cases: RegoCase[] = [
-      ['regex.find_all_string_submatch_n("a(x*)b", "-axxb-ab-", -1)', [["axxb", "xx"], ["ab", ""]]],
-      ['regex.find_all_string_submatch_n("[^aouiye]([aouiye])([^aouiye])?", "somestri", -1)', [["som", "o", "m"], ["ri", "i", ""]]],
+      [
+        'regex.find_all_string_submatch_n("a(x*)b", "-axxb-ab-", -1)',
+        [
+          ["axxb", "xx"],
+          ["ab", ""],
+        ],
+      ],
+      [
+        'regex.find_all_string_submatch_n("[^aouiye]([aouiye])([^aouiye])?", "somestri", -1)',
+        [
+          ["som", "o", "m"],
+          ["ri", "i", ""],
+        ],
+      ],
       ['regex.find_all_string_submatch_n("[^aouiye]([aouiye])([^aouiye])?", "somestri", 1)', [["som", "o", "m"]]],
       // Go skips an empty match right after a match (JavaScript's matchAll does not)
       ['regex.find_all_string_submatch_n("a*", "baaac", -1)', [[""], ["aaa"], [""]]],

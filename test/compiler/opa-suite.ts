@@ -74,7 +74,10 @@ export function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
   if (v instanceof Set) return `[${[...v].map(canonicalJson).sort().join(",")}]`;
   const obj = v as Record<string, unknown>;
-  return `{${Object.keys(obj).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(",")}}`;
+  return `{${Object.keys(obj)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
+    .join(",")}}`;
 }
 
 /** True when a Rego term's text holds a set (`set()` or braces without a top-level colon). */
@@ -135,7 +138,9 @@ export function loadOpaSuite(dir = OPA_SUITE_DIR): OpaCase[] {
     const tdir = join(dir, topic);
     let files: string[];
     try {
-      files = readdirSync(tdir).filter((f) => f.endsWith(".yaml")).sort();
+      files = readdirSync(tdir)
+        .filter((f) => f.endsWith(".yaml"))
+        .sort();
     } catch {
       continue; // NOTICE.md and other plain files
     }
@@ -157,7 +162,11 @@ export function loadOpaSuite(dir = OPA_SUITE_DIR): OpaCase[] {
         if (c.input_term !== undefined) {
           // A Rego term; JSON-shaped except for a few with sets (`{"foo": {{1}}}`, `{"b"}`), which
           // YAML reads as maps (with non-string keys, or null values): not expressible as JSON input.
-          const term = parseDocument(String(c.input_term), { intAsBigInt: true, schema: "core", logLevel: "error" }).toJS({ mapAsMap: true });
+          const term = parseDocument(String(c.input_term), {
+            intAsBigInt: true,
+            schema: "core",
+            logLevel: "error",
+          }).toJS({ mapAsMap: true });
           inputNotJson = holdsSet(String(c.input_term)) || !jsonShaped(term);
           inputText = canonicalJson(parseExact(String(c.input_term)));
         } else if (c.input !== undefined) {
@@ -189,8 +198,17 @@ export function loadOpaSuite(dir = OPA_SUITE_DIR): OpaCase[] {
 /** OPA's order of JSON-shaped values: null < boolean < number < string < array < object. */
 export function compareValues(a: unknown, b: unknown): number {
   const rank = (v: unknown): number =>
-    v === null || v === undefined ? 0 : typeof v === "boolean" ? 1 : typeof v === "number" || typeof v === "bigint" ? 2
-      : typeof v === "string" ? 3 : Array.isArray(v) ? 4 : 5;
+    v === null || v === undefined
+      ? 0
+      : typeof v === "boolean"
+        ? 1
+        : typeof v === "number" || typeof v === "bigint"
+          ? 2
+          : typeof v === "string"
+            ? 3
+            : Array.isArray(v)
+              ? 4
+              : 5;
   const ra = rank(a);
   const rb = rank(b);
   if (ra !== rb) return ra - rb;
@@ -270,7 +288,12 @@ export interface RunOptions {
 
 /** Runs one case and classifies the outcome; never throws. */
 export async function runOpaCase(c: OpaCase, options: RunOptions = {}): Promise<CaseOutcome> {
-  const out = (cls: CaseClass, detail: string): CaseOutcome => ({ key: c.key, topic: c.topic, cls, detail: detail.split("\n")[0]!.slice(0, 200) });
+  const out = (cls: CaseClass, detail: string): CaseOutcome => ({
+    key: c.key,
+    topic: c.topic,
+    cls,
+    detail: detail.split("\n")[0]!.slice(0, 200),
+  });
   const ep = entrypointOf(c.query);
   if (!ep) return out("inexpressible", `query ${JSON.stringify(c.query)} is not data.path = var`);
   if (c.inputNotJson) return out("inexpressible", "input_term holds a set, which JSON input cannot carry");
@@ -278,7 +301,10 @@ export async function runOpaCase(c: OpaCase, options: RunOptions = {}): Promise<
   let wasm: Uint8Array;
   try {
     // As OPA's harness: strict builtin errors only for the cases that ask for them.
-    wasm = compile(sources, { entrypoints: [ep.path], strictBuiltinErrors: options.strict !== false && c.strictError }).wasm;
+    wasm = compile(sources, {
+      entrypoints: [ep.path],
+      strictBuiltinErrors: options.strict !== false && c.strictError,
+    }).wasm;
   } catch (err) {
     if (err instanceof RegoCompileError) return out("refused", messageOf(err));
     return out("crash", `${(err as Error)?.name ?? "throw"}: ${messageOf(err)}`);
@@ -303,10 +329,16 @@ export async function runOpaCase(c: OpaCase, options: RunOptions = {}): Promise<
   const norm = (v: unknown): unknown => (c.sortBindings && Array.isArray(v) ? [...v].sort(compareValues) : v);
   const got = rs.map((r) => canonicalJson({ [ep.variable]: norm(r.result) }));
   if (c.wantResult === undefined) {
-    if (c.strictError && got.length === 0) return out("error", `undefined where strict builtin errors give: ${c.wantError ?? c.wantErrorCode}`);
-    return out("wrong", `got ${got.join(" ") || "undefined"}, want error ${c.wantErrorCode ?? ""}: ${c.wantError ?? ""}`);
+    if (c.strictError && got.length === 0)
+      return out("error", `undefined where strict builtin errors give: ${c.wantError ?? c.wantErrorCode}`);
+    return out(
+      "wrong",
+      `got ${got.join(" ") || "undefined"}, want error ${c.wantErrorCode ?? ""}: ${c.wantError ?? ""}`,
+    );
   }
-  const want = c.wantResult.map((b) => canonicalJson(Object.fromEntries(Object.entries(b).map(([k, v]) => [k, norm(v)]))));
+  const want = c.wantResult.map((b) =>
+    canonicalJson(Object.fromEntries(Object.entries(b).map(([k, v]) => [k, norm(v)]))),
+  );
   const same = c.sortBindings
     ? canonicalJson([...got].sort()) === canonicalJson([...want].sort())
     : got.join("\n") === want.join("\n");
@@ -340,7 +372,10 @@ export function formatReport(outcomes: readonly CaseOutcome[]): SuiteReport {
   lines.push(`| **total** | ${CLASSES.map((k) => `**${totals[k]}**`).join(" | ")} |`);
   const expressible = outcomes.length - totals.inexpressible;
   const pct = expressible === 0 ? 0 : (100 * totals.pass) / expressible;
-  lines.push("", `${totals.pass} of ${expressible} expressible cases pass (${pct.toFixed(1)}%); ${totals.wrong} wrong, ${totals.error} error, ${totals.refused} refused, ${totals.crash} crash; ${totals.inexpressible} inexpressible of ${outcomes.length}.`);
+  lines.push(
+    "",
+    `${totals.pass} of ${expressible} expressible cases pass (${pct.toFixed(1)}%); ${totals.wrong} wrong, ${totals.error} error, ${totals.refused} refused, ${totals.crash} crash; ${totals.inexpressible} inexpressible of ${outcomes.length}.`,
+  );
   return { outcomes: [...outcomes], table: lines.join("\n"), totals };
 }
 
@@ -353,7 +388,14 @@ export function loadOpaFailing(file = FAILING_FILE): Map<string, string> {
     const t = line.slice(OPA_PREFIX.length);
     const cut = t.lastIndexOf(" # ");
     const key = (cut >= 0 ? t.slice(0, cut) : t).trim();
-    const cls = cut >= 0 ? t.slice(cut + 3).trim().split(":")[0]!.trim() : "";
+    const cls =
+      cut >= 0
+        ? t
+            .slice(cut + 3)
+            .trim()
+            .split(":")[0]!
+            .trim()
+        : "";
     list.set(key, cls);
   }
   return list;
@@ -387,13 +429,27 @@ async function main(): Promise<void> {
   if (args.includes("--write")) {
     const { writeFileSync } = await import("node:fs");
     const kept = existsSync(FAILING_FILE)
-      ? readFileSync(FAILING_FILE, "utf8").split("\n").filter((l) => !l.startsWith(OPA_PREFIX) && !l.startsWith("# OPA suite") && !l.startsWith("# Regenerate with"))
+      ? readFileSync(FAILING_FILE, "utf8")
+          .split("\n")
+          .filter(
+            (l) => !l.startsWith(OPA_PREFIX) && !l.startsWith("# OPA suite") && !l.startsWith("# Regenerate with"),
+          )
       : [];
     while (kept.length > 0 && kept.at(-1) === "") kept.pop();
     const lines = outcomes
       .filter((o) => o.cls === "error" || o.cls === "refused")
       .map((o) => `${OPA_PREFIX}${o.key} # ${o.cls}: ${o.detail.replace(/\s+/g, " ")}`);
-    writeFileSync(FAILING_FILE, [...kept, "", "# OPA suite (../shared/opa-conformance/v1): `opa topic/file.yaml: note # class: first line of the problem`.", "# Regenerate with `npx tsx test/compiler/opa-suite.ts --write`; wrong answers and crashes are never listed.", ...lines, ""].join("\n"));
+    writeFileSync(
+      FAILING_FILE,
+      [
+        ...kept,
+        "",
+        "# OPA suite (../shared/opa-conformance/v1): `opa topic/file.yaml: note # class: first line of the problem`.",
+        "# Regenerate with `npx tsx test/compiler/opa-suite.ts --write`; wrong answers and crashes are never listed.",
+        ...lines,
+        "",
+      ].join("\n"),
+    );
     console.log(`wrote ${lines.length} lines to ${FAILING_FILE}`);
   }
 }

@@ -1,0 +1,23 @@
+/** The clock of `time.now_ns()`, shared by the builtin and the JWT checks that default to now. */
+let nowNs: number | undefined;
+
+/** 128 µs: a multiple of both 1,000 and 1,024 nanoseconds. */
+const NOW_NS_STEP = 128_000n;
+
+/**
+ * `time.now_ns()`, the same value for every call within one evaluation. The clock reads
+ * milliseconds; the nanosecond count is rounded down to a multiple of 128 µs (within the same
+ * millisecond) so that it is a double exactly (a multiple of 1,024 below 2^63) and JSON prints it
+ * exactly (at most 16 significant digits): the runtime then passes it on unchanged to builtins
+ * written in JavaScript (io.jwt.decode_verify's `time`), instead of refusing an integer beyond
+ * 2^53 that it cannot carry exactly — which `Date.now() * 1e6` was, for most milliseconds.
+ */
+export function timeNowNs(): number {
+  if (nowNs === undefined) {
+    nowNs = Number(((BigInt(Date.now()) * 1_000_000n) / NOW_NS_STEP) * NOW_NS_STEP);
+    queueMicrotask(() => {
+      nowNs = undefined;
+    });
+  }
+  return nowNs;
+}
