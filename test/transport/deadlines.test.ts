@@ -53,11 +53,20 @@ const REQUEST = {
   resource: { type: "document", id: "doc-1" },
 };
 
+/**
+ * True once the decision's audit row is in Postgres (within 10 s). Sync mode acknowledges a
+ * decision when its record is fsynced in the spool (docs/audit.md); the row reaches the
+ * database with the next batch (every 100 ms by default), so the row is awaited, not assumed.
+ */
 async function audited(decisionId: string): Promise<boolean> {
-  const rows = await query<{ n: string }>(dbUrl, "SELECT count(*) AS n FROM audit_records WHERE decision_id = $1", [
-    decisionId,
-  ]);
-  return rows[0]!.n === "1";
+  for (const until = Date.now() + 10_000; ;) {
+    const rows = await query<{ n: string }>(dbUrl, "SELECT count(*) AS n FROM audit_records WHERE decision_id = $1", [
+      decisionId,
+    ]);
+    if (rows[0]!.n === "1") return true;
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** A Decide over HTTP/2 with exactly this grpc-timeout header; resolves grpc-status and the decision id. */
