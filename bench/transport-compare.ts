@@ -42,6 +42,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { DecideRequestSchema } from "../gen/arbiter/v1/arbiter_pb.ts";
+import { procCpu } from "./proc-cpu.ts";
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -198,13 +199,7 @@ interface Result {
 
 /** CPU time (user + system) of a process in ms, from /proc (Linux); NaN elsewhere. */
 function cpuMs(pid: number | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, USER_HZ = 100
-  } catch {
-    return NaN;
-  }
+  return (pid === undefined ? undefined : procCpu(pid)?.[0]) ?? NaN;
 }
 
 async function closedLoop(address: string, seconds: number): Promise<Result> {

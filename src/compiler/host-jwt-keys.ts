@@ -10,6 +10,7 @@
  * key OPA would never have accepted.
  */
 import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject, X509Certificate } from "node:crypto";
+import { JWS_ALGORITHMS } from "../util/jws.ts";
 
 /** Thrown for every builtin error of this family (OPA raises it; strict mode surfaces it). */
 export class JwtBuiltinError extends Error {
@@ -30,21 +31,7 @@ export interface VerificationKey {
 }
 
 /** OPA's `tokenAlgorithms`. */
-export const TOKEN_ALGORITHMS: ReadonlySet<string> = new Set([
-  "RS256",
-  "RS384",
-  "RS512",
-  "PS256",
-  "PS384",
-  "PS512",
-  "ES256",
-  "ES384",
-  "ES512",
-  "HS256",
-  "HS384",
-  "HS512",
-  "EdDSA",
-]);
+export const TOKEN_ALGORITHMS: ReadonlySet<string> = new Set(JWS_ALGORITHMS);
 
 /** The curves Go's crypto/x509 and crypto/ecdsa accept (node:crypto names). */
 const GO_CURVES = new Set(["P-224", "P-256", "P-384", "P-521", "secp224r1", "prime256v1", "secp384r1", "secp521r1"]);

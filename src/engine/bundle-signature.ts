@@ -22,28 +22,15 @@ import { createHash, createPrivateKey, createPublicKey, type KeyObject } from "n
 import { CompactSign, compactVerify, decodeProtectedHeader } from "jose";
 import { BundleError } from "./errors.ts";
 import { canonicalStructuredBytes, isStructuredFile } from "./bundle-canonical.ts";
+import { JWS_ALGORITHMS, type JwsAlgorithm } from "../util/jws.ts";
 
 export { canonicalStructuredBytes, isStructuredFile } from "./bundle-canonical.ts";
 
 const utf8 = new TextEncoder();
 
 /** JWS algorithms accepted for bundle signatures (OPA's RS/PS/ES/HS families, plus EdDSA). */
-export const SIGNATURE_ALGORITHMS = [
-  "RS256",
-  "RS384",
-  "RS512",
-  "PS256",
-  "PS384",
-  "PS512",
-  "ES256",
-  "ES384",
-  "ES512",
-  "HS256",
-  "HS384",
-  "HS512",
-  "EdDSA",
-] as const;
-export type SignatureAlgorithm = (typeof SIGNATURE_ALGORITHMS)[number];
+export const SIGNATURE_ALGORITHMS = JWS_ALGORITHMS;
+export type SignatureAlgorithm = JwsAlgorithm;
 
 /** Why a bundle was refused; the `reason` label of `arbiter_bundle_verification_failures_total`. */
 export type SignatureFailure =
