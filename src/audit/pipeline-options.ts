@@ -4,6 +4,7 @@
  */
 import type { Registry } from "prom-client";
 import { hostname } from "node:os";
+import { positiveInteger } from "../util/options.ts";
 
 export type AuditDurability = "async" | "sync";
 export type AuditOverflow = "fail_closed" | "drop";
@@ -58,13 +59,8 @@ export type ResolvedAuditOptions = Required<Omit<AuditPipelineOptions, "registry
 
 const INSTANCE_ID_RE = /^[A-Za-z0-9._:@-]{1,128}$/;
 
-function positiveInt(name: string, value: number | undefined, dflt: number): number {
-  if (value === undefined) return dflt;
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new Error(`audit pipeline: ${name} must be a positive integer, got ${String(value)}`);
-  }
-  return value;
-}
+const positiveInt = (name: string, value: number | undefined, dflt: number): number =>
+  positiveInteger(name, value, dflt, Number.MAX_SAFE_INTEGER, (m) => new Error(`audit pipeline: ${m}`));
 
 export const silentLogger: AuditLogger = { debug() {}, info() {}, warn() {}, error() {} };
 

@@ -166,12 +166,14 @@ export class Shipper {
       }
       try {
         const client = await this.connect();
-        // Batch by count and time: a short batch waits until batchMaxDelayMs has passed since
-        // the previous insert. Under load the previous insert took at least that long, so
-        // records gathered meanwhile go at once.
+        // Batch by count and time: a short batch of handed-over records waits until
+        // batchMaxDelayMs has passed since the previous insert. Under load the previous insert
+        // took at least that long, so records gathered meanwhile go at once. Records only in the
+        // spool (a replay after a restart or an outage) are read in full batches without waiting.
         const sinceLast = Date.now() - this.#lastInsertAt;
         if (
-          this.#pending() < this.#o.batchMaxRecords &&
+          this.#handedAtCursor() !== undefined &&
+          this.#handedRecords < this.#o.batchMaxRecords &&
           sinceLast < this.#o.batchMaxDelayMs &&
           !this.#o.closing() &&
           !this.#stop
@@ -203,11 +205,6 @@ export class Shipper {
         backoff = Math.min(2000, backoff * 2);
       }
     }
-  }
-
-  /** Records handed over and not yet shipped (an estimate for the batching decision). */
-  #pending(): number {
-    return this.#handedRecords;
   }
 
   /** Drops hand-offs the cursor has passed; returns the first one, if it starts at the cursor. */
@@ -245,9 +242,11 @@ export class Shipper {
       await pipeline(Readable.from(parts), stream);
       this.#counted(stream.rowCount ?? count);
     } catch (err) {
-      // A duplicate (replay), a missing partition: the same records go by the idempotent
-      // insert, read back from the spool. A broken connection fails there too and is retried.
-      if ((err as { code?: string }).code === undefined) throw err;
+      // A duplicate (replay: 23505) or a missing partition (23514): the same records go by the
+      // idempotent insert, read back from the spool, which creates the partition. Anything else
+      // (a broken connection, permissions, ...) fails the batch: counted, warned, retried.
+      const code = (err as { code?: string }).code;
+      if (code !== "23505" && code !== "23514") throw err;
       return undefined;
     }
     return { segmentId: first.segmentId, offset: end };

@@ -9,7 +9,7 @@
  *
  * A bundle without `data.arbiter.config`, or whose config holds only the keys Arbiter reads itself
  * (`route.local_provider`, `route.local_model`), is not the default pack and is not checked here
- * (the engine checks those keys). Otherwise all four sections and every key of each section are
+ * (`checkArbiterConfig` in contract.ts checks those for every bundle). Otherwise all four sections and every key of each section are
  * required, and unknown keys are errors (they are almost always misspellings of a real key).
  */
 import { compileRe2 } from "../compiler/index.ts";

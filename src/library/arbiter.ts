@@ -59,11 +59,11 @@ const DEFAULT_PACK = fileURLToPath(
 /** A signal that never aborts, for calls without one. */
 const NEVER = new AbortController().signal;
 
-const MEMORY_OPERATIONS: Record<string, pb.MemoryOperation> = {
-  READ: pb.MemoryOperation.READ,
-  WRITE: pb.MemoryOperation.WRITE,
-  DELETE: pb.MemoryOperation.DELETE,
-};
+const MEMORY_OPERATIONS: ReadonlyMap<unknown, pb.MemoryOperation> = new Map([
+  ["READ", pb.MemoryOperation.READ],
+  ["WRITE", pb.MemoryOperation.WRITE],
+  ["DELETE", pb.MemoryOperation.DELETE],
+]);
 
 /**
  * Starts Arbiter in-process: loads the bundle (the default pack when `bundle` is not given),
@@ -77,7 +77,12 @@ export async function createArbiter(options: ArbiterOptions): Promise<Arbiter> {
   const root: Logger = options.logger ?? createLogger({ level: config.logLevel });
   const log = componentLogger(root, "library");
   const core = await createCore(config, { logger: root, registry: options.registry ?? new Registry() });
-  await core.engine.start();
+  try {
+    await core.engine.start();
+  } catch (err) {
+    await core.close(); // the audit pipeline, its spool lock, Postgres and the state pool
+    throw err;
+  }
   const st = core.engine.status();
   if (!st.ready) log.warn({ source: config.bundle, error: st.lastError }, "no valid bundle yet: answering fail-closed");
   const validator = createRequestValidator();
@@ -129,7 +134,7 @@ export async function createArbiter(options: ArbiterOptions): Promise<Arbiter> {
       run(
         pb.GuardMemoryRequestSchema,
         // Unknown names become UNSPECIFIED, which validation refuses naming the field.
-        { ...r, operation: MEMORY_OPERATIONS[r?.operation] ?? pb.MemoryOperation.UNSPECIFIED } as MessageInitShape<
+        { ...r, operation: MEMORY_OPERATIONS.get(r?.operation) ?? pb.MemoryOperation.UNSPECIFIED } as MessageInitShape<
           typeof pb.GuardMemoryRequestSchema
         >,
         r,

@@ -205,13 +205,22 @@ export async function createCore(config: CoreConfig, options: CoreOptions): Prom
     let closing: Promise<void> | undefined;
     const close = (): Promise<void> => {
       closing ??= (async () => {
-        await engine.close();
-        approvalKeys.close();
-        if (audit) await audit.close().catch((err: Error) => log.error({ err: err.message }, "audit close failed"));
+        // Every step runs whatever the one before did: a failure is logged, never thrown, so the
+        // audit trail is always flushed and Postgres always stopped.
+        const step = async (what: string, f: () => unknown): Promise<void> => {
+          try {
+            await f();
+          } catch (err) {
+            log.error({ err: (err as Error).message }, `${what} failed`);
+          }
+        };
+        await step("engine close", () => engine.close());
+        await step("approval keys close", () => approvalKeys.close());
+        if (audit) await step("audit close", () => audit.close());
         // Usage still spooled stays on disk and is applied at the next start.
-        if (state) await state.close().catch((err: Error) => log.error({ err: err.message }, "state close failed"));
-        if (pg) await pg.stop().catch((err: Error) => log.error({ err: err.message }, "postgres stop failed"));
-        await tracing?.close().catch((err: Error) => log.error({ err: err.message }, "trace export flush failed"));
+        if (state) await step("state close", () => state.close());
+        if (pg) await step("postgres stop", () => pg.stop());
+        if (tracing) await step("trace export flush", () => tracing.close());
       })();
       return closing;
     };
