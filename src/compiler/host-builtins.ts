@@ -29,6 +29,7 @@ import { opaHostBuiltins } from "./host-builtins-opa.ts";
 
 export { compileRe2 } from "./host-re2.ts";
 import { goSprintf } from "./host-sprintf.ts";
+import { goBase64UrlDecode, JwtBuiltinError, utf8Text } from "./host-jwt-keys.ts";
 import { timeNowNs } from "./host-now.ts";
 
 import type { HostBuiltin as Builtin } from "./host-types.ts";
@@ -190,21 +191,34 @@ function replaceN(patterns: unknown, value: unknown): string | undefined {
   return out;
 }
 
+/**
+ * The decoders below answer a string: decoded bytes that are not valid UTF-8 fail the evaluation
+ * (`utf8Text`), since OPA keeps those bytes and a replacement character would be another value.
+ */
 function base64Decode(s: unknown): string | undefined {
-  if (typeof s !== "string" || s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) return undefined;
-  return Buffer.from(s, "base64").toString("utf8");
+  if (typeof s !== "string") return undefined;
+  const t = s.replace(/[\r\n]/g, ""); // Go's decoder skips line breaks
+  if (t.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(t)) return undefined;
+  return utf8Text(Buffer.from(t, "base64"), "base64.decode's result");
 }
 
 const str = (f: (s: string) => unknown) => (s: unknown) => (typeof s === "string" ? f(s) : undefined);
 
 function hexDecode(s: string): string | undefined {
   if (s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) return undefined;
-  return Buffer.from(s, "hex").toString("utf8");
+  return utf8Text(Buffer.from(s, "hex"), "hex.decode's result");
 }
 
+/** OPA's base64url.decode: padding added when missing, then Go's strict URL alphabet and length rules. */
 function base64UrlDecode(s: string): string | undefined {
-  if (!/^[A-Za-z0-9_-]*={0,2}$/.test(s)) return undefined;
-  return Buffer.from(s, "base64url").toString("utf8");
+  let bytes: Buffer;
+  try {
+    bytes = goBase64UrlDecode(s);
+  } catch (err) {
+    if (err instanceof JwtBuiltinError) return undefined;
+    throw err;
+  }
+  return utf8Text(bytes, "base64url.decode's result");
 }
 
 function urlqueryDecode(s: string): string | undefined {

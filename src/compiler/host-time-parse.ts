@@ -238,9 +238,24 @@ function parse(layoutArg: ExactJson, valueArg: ExactJson): ExactJson {
         break;
       }
       case "MST": {
-        const m = /^[A-Z]{3,5}/.exec(v) ?? bad();
-        if (m[0] === "GMT" && /^[+-]/.test(v.slice(3))) unsupported(name, "GMT offsets are not supported by Arbiter");
-        v = v.slice(m[0].length);
+        // Go's Parse and parseTimeZone: "UTC"; "ChST" and "MeST"; "GMT" (its offset refused);
+        // a signed offset (refused); else 3 upper-case letters, 4 ending in T (or WITA), 5 ending
+        // in T. An abbreviation is read as UTC+0, as OPA does on a UTC host.
+        if (/^[+-]/.test(v)) unsupported(name, "numeric zone offsets in an MST field are not supported by Arbiter");
+        if (v.startsWith("GMT") && /^[+-]/.test(v.slice(3)))
+          unsupported(name, "GMT offsets are not supported by Arbiter");
+        const upper = /^[A-Z]{0,6}/.exec(v)![0];
+        const n =
+          upper.startsWith("UTC") || upper.startsWith("GMT")
+            ? 3
+            : v.startsWith("ChST") || v.startsWith("MeST")
+              ? 4
+              : upper.length === 3 ||
+                  (upper.length === 4 && (upper[3] === "T" || upper === "WITA")) ||
+                  (upper.length === 5 && upper[4] === "T")
+                ? upper.length
+                : bad();
+        v = v.slice(n);
         offset = 0;
         break;
       }
@@ -273,6 +288,8 @@ function parse(layoutArg: ExactJson, valueArg: ExactJson): ExactJson {
           "-07:00:00": /^([+-])(\d{2}):(\d{2}):(\d{2})/,
         }[shape];
         const m = re?.exec(v) ?? bad();
+        // Go: an offset's hour above 24, or minute or second above 60, is out of range.
+        if (Number(m[2]) > 24 || Number(m[3] ?? 0) > 60 || Number(m[4] ?? 0) > 60) bad();
         const secs = Number(m[2]) * 3600 + Number(m[3] ?? 0) * 60 + Number(m[4] ?? 0);
         offset = m[1] === "-" ? -secs : secs;
         v = v.slice(m[0].length);
