@@ -368,9 +368,10 @@ class Pipeline implements AuditPipeline {
         await this.#spoolWake.wait(this.#o.flushIntervalMs);
       }
       if (!this.#closing && this.#spool.bytes >= this.#o.spoolMaxBytes) {
-        // Full: hold the queue (appends now overflow) until the shipper frees a segment.
+        // Full: hold the queue (appends now overflow) until the shipper commits a batch (it may
+        // have freed a segment) or 50 ms pass.
         this.#shipWake.notify();
-        await this.#spoolWake.wait(50);
+        await this.#progress.wait(50);
         continue;
       }
       this.#spooling = true;

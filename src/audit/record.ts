@@ -11,8 +11,9 @@
  * `prev_hash` = 64 zeros. The spool stores the canonical form with `,"hash":"…"` appended, so a
  * spooled payload is itself valid JSON carrying the hash.
  */
-import * as crypto from "node:crypto";
 import { crc32 } from "node:zlib";
+import { quoteJson, sha256Hex } from "../util/json-text.ts";
+import { FRAME_HEADER_BYTES } from "./spool.ts";
 import type { AuditEvent, AuditRpc } from "./types.ts";
 
 export const GENESIS_HASH = "0".repeat(64);
@@ -129,10 +130,6 @@ export function canonicalJson(r: AuditRecord): string {
   });
 }
 
-export function sha256Hex(text: string | Uint8Array): string {
-  return crypto.hash("sha256", text, "hex");
-}
-
 /**
  * Builds the next chained record. Returns the spool payload (canonical JSON plus hash) and the
  * hash, which becomes the next record's `prev_hash`.
@@ -165,15 +162,6 @@ export function chainRecord(
   return { payload: `${canonical.slice(0, -1)},"hash":"${hash}"}`, hash };
 }
 
-// Characters JSON.stringify escapes in a string: '"', '\\', controls, surrogates (lone ones are
-// refused by validateEvent; a string holding a pair is left to JSON.stringify all the same).
-// eslint-disable-next-line no-control-regex -- matching control characters is the point: JSON must escape them
-const JSON_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
-
-function jsonText(s: string): string {
-  return JSON_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
-}
-
 /**
  * `canonicalJson` of the record an event becomes, built by concatenation (the same text as
  * JSON.stringify of the object, without building the object; test/audit/encode.test.ts holds
@@ -182,26 +170,26 @@ function jsonText(s: string): string {
 export function canonicalEventJson(event: AuditEvent, instanceJson: string, seq: number, prevHash: string): string {
   const r = event.reasons;
   let reasons = "[";
-  for (let i = 0; i < r.length; i++) reasons += (i === 0 ? "" : ",") + jsonText(r[i]!);
+  for (let i = 0; i < r.length; i++) reasons += (i === 0 ? "" : ",") + quoteJson(r[i]!);
   return (
     '{"decision_id":"' +
     event.decisionId +
     '","ts_ms":' +
     event.timestampMs +
     ',"tenant_id":' +
-    jsonText(event.tenantId) +
+    quoteJson(event.tenantId) +
     ',"request_id":' +
-    jsonText(event.requestId) +
+    quoteJson(event.requestId) +
     ',"trace_id":' +
-    jsonText(event.traceId) +
+    quoteJson(event.traceId) +
     ',"rpc":"' +
     event.rpc +
     '","principal":' +
-    jsonText(event.principal) +
+    quoteJson(event.principal) +
     ',"bundle_revision":' +
-    jsonText(event.bundleRevision) +
+    quoteJson(event.bundleRevision) +
     ',"outcome":' +
-    jsonText(event.outcome) +
+    quoteJson(event.outcome) +
     ',"reasons":' +
     reasons +
     '],"input_sha256":"' +
@@ -219,7 +207,6 @@ export function canonicalEventJson(event: AuditEvent, instanceJson: string, seq:
   );
 }
 
-const FRAME_HEADER = 8;
 /** `,"hash":"` + 64 hex + `"}` replaces the canonical text's closing brace. */
 const HASH_TAIL = 10 + 64 + 2;
 
@@ -234,7 +221,7 @@ export class FrameEncoder {
   readonly #instanceJson: string;
 
   constructor(instanceId: string, initialBytes = 64 * 1024) {
-    this.#instanceJson = jsonText(instanceId);
+    this.#instanceJson = quoteJson(instanceId);
     this.#buf = Buffer.allocUnsafe(initialBytes);
   }
 
@@ -242,25 +229,21 @@ export class FrameEncoder {
   add(event: AuditEvent, seq: number, prevHash: string): string {
     const canonical = canonicalEventJson(event, this.#instanceJson, seq, prevHash);
     // At most 3 UTF-8 bytes per UTF-16 unit.
-    const need = this.#len + FRAME_HEADER + canonical.length * 3 + HASH_TAIL;
+    const need = this.#len + FRAME_HEADER_BYTES + canonical.length * 3 + HASH_TAIL;
     if (need > this.#buf.length) {
       const bigger = Buffer.allocUnsafe(Math.max(need, this.#buf.length * 2));
       this.#buf.copy(bigger, 0, 0, this.#len);
       this.#buf = bigger;
     }
     const buf = this.#buf;
-    const start = this.#len + FRAME_HEADER;
+    const start = this.#len + FRAME_HEADER_BYTES;
     const n = buf.write(canonical, start, "utf8");
     const hash = sha256Hex(buf.subarray(start, start + n));
     const end = start + n - 1 + buf.write(',"hash":"' + hash + '"}', start + n - 1, "latin1");
-    buf.writeUInt32LE(end - start, start - FRAME_HEADER);
+    buf.writeUInt32LE(end - start, start - FRAME_HEADER_BYTES);
     buf.writeUInt32LE(crc32(buf.subarray(start, end)), start - 4);
     this.#len = end;
     return hash;
-  }
-
-  get byteLength(): number {
-    return this.#len;
   }
 
   /** The frames so far; the encoder starts a new buffer (the returned one is being written). */

@@ -71,9 +71,6 @@ export class Shipper {
     this.#o = o;
   }
 
-  get cursor(): SpoolCursor {
-    return this.#cursor;
-  }
   set cursor(c: SpoolCursor) {
     this.#cursor = c;
   }
@@ -164,6 +161,9 @@ export class Shipper {
         await this.#o.wake.wait(1000);
         continue;
       }
+      // Past the end of a sealed segment, the cursor moves to the next one first, so that a
+      // group handed over at the start of the new segment goes by COPY, not by the replay path.
+      this.#cursor = spool.skipSealedEnd(this.#cursor);
       try {
         const client = await this.connect();
         // Batch by count and time: a short batch of handed-over records waits until

@@ -192,6 +192,19 @@ export class Spool {
     return true;
   }
 
+  /** `cursor`, moved to the start of the next segment while it is at the end of a sealed one. */
+  skipSealedEnd(cursor: SpoolCursor): SpoolCursor {
+    let c = cursor;
+    for (const s of this.#segments) {
+      if (s.id < c.segmentId) continue;
+      if (s.id > c.segmentId || !s.sealed || c.offset < s.size) break;
+      const next = this.#segments.find((n) => n.id > s.id);
+      if (!next) break;
+      c = { segmentId: next.id, offset: 0 };
+    }
+    return c;
+  }
+
   async open(): Promise<SpoolOpenResult> {
     await mkdir(this.#dir, { recursive: true });
     await this.#lock();
@@ -297,7 +310,11 @@ export class Spool {
       await this.#rotate();
     }
     const { seg, fh } = this.#active;
-    if (seg.size + frames.length > this.#allocated) await this.#extend(fh, seg.size + frames.length);
+    if (seg.size + frames.length > this.#allocated) {
+      // Preallocation only makes the fdatasync cheaper (no size change to record): when it
+      // fails (a full disk), the frames are still written into whatever room there is.
+      await this.#extend(fh, seg.size + frames.length).catch(() => undefined);
+    }
     let written = 0;
     try {
       while (written < frames.length) {

@@ -4,7 +4,8 @@
  * seq 1), and `hash` equal to the SHA-256 of the canonical form recomputed from the columns.
  */
 import type pg from "pg";
-import { GENESIS_HASH, canonicalJson, sha256Hex } from "./record.ts";
+import { sha256Hex } from "../util/json-text.ts";
+import { GENESIS_HASH, canonicalJson } from "./record.ts";
 
 export type BreakKind = "hash_mismatch" | "prev_hash_mismatch" | "sequence_gap" | "duplicate_seq" | "bad_genesis";
 

@@ -5,7 +5,8 @@
  */
 import type { Logger } from "pino";
 import type { AuditEvent, AuditRpc, AuditSink } from "../audit/types.ts";
-import { canonicalJson, sha256Hex } from "./canonical.ts";
+import { sha256Hex } from "../util/json-text.ts";
+import { canonicalJson } from "./canonical.ts";
 import type { CallContext } from "./types.ts";
 
 /** `ctx.signal.throwIfAborted()`, without creating a lazily built signal that has not aborted. */

@@ -6,8 +6,7 @@
  * Speed: see `canonicalJson`. The input builders in facts.ts create their objects with keys in
  * order, so an input usually serializes with one JSON.stringify call.
  */
-import * as crypto from "node:crypto";
-import { createHash } from "node:crypto";
+import { quoteJson, sha256Hex } from "../util/json-text.ts";
 import { decideAction } from "./facts.ts";
 import type { DecideRequest } from "./types.ts";
 
@@ -20,20 +19,10 @@ const MEMBER_MAX = 4096;
 function member(key: string): string {
   let q = MEMBER.get(key);
   if (q === undefined) {
-    q = quote(key) + ":";
+    q = quoteJson(key) + ":";
     if (MEMBER.size < MEMBER_MAX) MEMBER.set(key, q);
   }
   return q;
-}
-
-// Characters JSON.stringify escapes: '"', '\\', controls, and surrogates (a lone one becomes
-// \uXXXX; a string with any is left to JSON.stringify, which tells pairs from lone ones).
-// eslint-disable-next-line no-control-regex -- matching control characters is the point: JSON must escape them
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
-
-/** JSON.stringify(s), without the call when `s` has nothing to escape (most strings). */
-function quote(s: string): string {
-  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
 }
 
 const OBJECT_PROTO = Object.prototype;
@@ -104,7 +93,7 @@ export function canonicalJson(value: unknown, omit?: ReadonlySet<string>): strin
 function text(v: unknown): string {
   switch (typeof v) {
     case "string":
-      return quote(v);
+      return quoteJson(v);
     case "number":
       // Number#toString is JSON.stringify's number form (-0 included); non-finite is null.
       return Number.isFinite(v) ? "" + v : "null";
@@ -215,14 +204,6 @@ function withoutMembers(obj: Record<string, unknown>, omit: ReadonlySet<string>)
     out += (out.length === 1 ? member(key) : "," + member(key)) + canonicalJson(v);
   }
   return out + "}";
-}
-
-// One-shot `crypto.hash` (Node >= 20.12) costs about a third of createHash().update().digest()
-// for the few hundred bytes of a policy input; fall back where it is missing.
-const oneShot = (crypto as { hash?: (alg: string, data: string, enc: "hex") => string }).hash;
-
-export function sha256Hex(text: string): string {
-  return oneShot !== undefined ? oneShot("sha256", text, "hex") : createHash("sha256").update(text).digest("hex");
 }
 
 /**

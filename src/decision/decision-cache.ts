@@ -6,7 +6,8 @@
  * frees the memory at once.
  */
 import { LRUCache } from "lru-cache";
-import { canonicalJson, canonicalPair, sha256Hex } from "./canonical.ts";
+import { sha256Hex } from "../util/json-text.ts";
+import { canonicalJson, canonicalPair } from "./canonical.ts";
 
 export interface DecisionCacheOptions {
   /** Maximum entries (`ARBITER_CACHE_MAX_ENTRIES`, default 10000). */

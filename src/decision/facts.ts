@@ -3,7 +3,7 @@
  * contract; keep the two in step). Pure functions: the clock and stateful facts (spend, session
  * writes, approval) are passed in.
  */
-import * as crypto from "node:crypto";
+import { sha256Hex } from "../util/json-text.ts";
 import type { DecideRequest, FinalizeRequest, GuardMemoryRequest, JsonObject, RouteRequest } from "./types.ts";
 
 export interface NowFact {
@@ -76,15 +76,6 @@ export function decideInput(req: DecideRequest, now: NowFact, approval: Approval
     subject: subjectDoc(req),
     tenant_id: req.tenantId,
   };
-}
-
-// One-shot `crypto.hash` where available (Node >= 20.12), as in canonical.ts (which imports this
-// module, hence not imported from there).
-const oneShot = (crypto as { hash?: (alg: string, data: string, enc: "hex") => string }).hash;
-function sha256Hex(text: string): string {
-  return oneShot !== undefined
-    ? oneShot("sha256", text, "hex")
-    : crypto.createHash("sha256").update(text).digest("hex");
 }
 
 /** Unicode code points in `s` (a surrogate pair counts once). */

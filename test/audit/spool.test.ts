@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Spool, SpoolInUseError, decodeFrames, encodeFrames } from "../../src/audit/spool.ts";
+import { Spool, SpoolInUseError, decodeFrames, encodeFrames, type SpoolCursor } from "../../src/audit/spool.ts";
 import { chainRecord, GENESIS_HASH } from "../../src/audit/record.ts";
 import { makeEvent } from "./helpers.ts";
 
@@ -135,6 +135,28 @@ describe("spool", () => {
     // Only the active segment is left.
     expect(s.segmentCount).toBe(1);
     expect(await segmentFiles()).toHaveLength(1);
+    await s.close();
+  });
+
+  it("moves a cursor from the end of a sealed segment to the next one, and only then", async () => {
+    const { payloads } = chained(40);
+    const s = new Spool({ dir, segmentMaxBytes: 4096 });
+    await s.open();
+    const starts: SpoolCursor[] = [];
+    for (const p of payloads) starts.push(await s.write(encodeFrames([p])));
+    const second = starts.find((c) => c.segmentId !== starts[0]!.segmentId)!;
+    // The last write into the first segment ends where the first segment is sealed.
+    const lastIndex = starts.filter((c) => c.segmentId === starts[0]!.segmentId).length - 1;
+    const lastOfFirst = starts[lastIndex]!;
+    const sealedEnd = {
+      segmentId: lastOfFirst.segmentId,
+      offset: lastOfFirst.offset + encodeFrames([payloads[lastIndex]!]).length,
+    };
+    expect(s.skipSealedEnd(sealedEnd)).toEqual({ segmentId: second.segmentId, offset: 0 });
+    // Inside a sealed segment, and anywhere in the active one, the cursor stays.
+    expect(s.skipSealedEnd(lastOfFirst)).toEqual(lastOfFirst);
+    const active = starts.at(-1)!;
+    expect(s.skipSealedEnd(active)).toEqual(active);
     await s.close();
   });
 

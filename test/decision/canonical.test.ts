@@ -6,7 +6,8 @@
  */
 import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { canonicalJson, canonicalPair, decideApprovalDigest, sha256Hex } from "../../src/decision/canonical.ts";
+import { canonicalJson, canonicalPair, decideApprovalDigest } from "../../src/decision/canonical.ts";
+import { sha256Hex } from "../../src/util/json-text.ts";
 import { cacheKey, cacheKeyAndInputSha256 } from "../../src/decision/decision-cache.ts";
 import {
   decideAction,

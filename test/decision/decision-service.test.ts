@@ -6,7 +6,8 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { canonicalJson, sha256Hex } from "../../src/decision/canonical.ts";
+import { canonicalJson } from "../../src/decision/canonical.ts";
+import { sha256Hex } from "../../src/util/json-text.ts";
 import { createApprovalStore } from "../../src/decision/approval-store.ts";
 import { StateUnavailableError } from "../../src/decision/stores.ts";
 import { createDecisionService } from "../../src/decision/decision-service.ts";

@@ -3,7 +3,8 @@
  * their exact messages, cache keys.
  */
 import { describe, expect, it } from "vitest";
-import { canonicalJson, decideApprovalDigest, sha256Hex } from "../../src/decision/canonical.ts";
+import { canonicalJson, decideApprovalDigest } from "../../src/decision/canonical.ts";
+import { sha256Hex } from "../../src/util/json-text.ts";
 import { cacheKey } from "../../src/decision/decision-cache.ts";
 import { codePoints, computeCoverage, decideInput, guardMemoryInput, nowFact } from "../../src/decision/facts.ts";
 import { parseDecide, parseFinalize, parseGuardMemory, parseRoute } from "../../src/decision/results.ts";
