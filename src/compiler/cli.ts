@@ -7,6 +7,8 @@ import { parse as parseYaml } from "yaml";
 import { buildBundle, BundleError, checkDataConflicts, manifestSaysV0, readBundle, writeBundle } from "./bundle.ts";
 import { loadPolicyTree, PolicyLoadError } from "./data.ts";
 import { type Diagnostic, RegoCompileError } from "./diagnostics.ts";
+import { COVER_BUILTIN, coverableLines, coverageReport } from "./coverage.ts";
+import type { Module } from "./ast.ts";
 import { compile } from "./index.ts";
 import { loadCompiledPolicy } from "../engine/load-policy.ts";
 import { parseModule } from "./parser.ts";
@@ -284,14 +286,17 @@ interface TestRule {
   readonly line: number;
 }
 
-const TEST_USAGE = "usage: arbiter test [--run REGEX] [--verbose] [--v0-compatible] DIR...\n";
+const TEST_USAGE =
+  "usage: arbiter test [--run REGEX] [--verbose] [--v0-compatible] [--coverage [--threshold PERCENT]] DIR...\n";
 
 /**
  * `arbiter test`: compiles the policies with their `*_test.rego` files once, with every `test_*`
  * rule as an entrypoint, and evaluates each with no input (tests mock input and data with
  * `with`). Exit codes as `opa test`: 0 when all pass, 2 on a failure or evaluation error, 1 when
  * the policies do not compile or the command is misused. `--run REGEX` selects tests by their
- * full name (`data.pkg.test_x`), `--verbose` prints every result.
+ * full name (`data.pkg.test_x`), `--verbose` prints every result. `--coverage` prints OPA's JSON
+ * coverage report on stdout instead of the results (which go to stderr), and with `--threshold P`
+ * exits 2 when the coverage is below P percent, as `opa test --coverage --threshold` does.
  */
 export async function runTest(args: string[], io: Io = stdio): Promise<number> {
   let tree;
@@ -299,6 +304,8 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
   let run: RegExp | undefined;
   let verbose = false;
   let v0 = false;
+  let coverage = false;
+  let threshold = 0;
   try {
     if (args.includes("-h") || args.includes("--help")) {
       io.out(TEST_USAGE);
@@ -312,8 +319,11 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
         "-v": "verbose",
         "--verbose": "verbose",
         "--v0-compatible": "v0",
+        "--coverage": "coverage",
+        "-c": "coverage",
+        "--threshold": "threshold",
       },
-      new Set(["verbose", "v0"]),
+      new Set(["verbose", "v0", "coverage"]),
     );
     if (rest.length === 0) throw new UsageError(`no policy directory given\n${TEST_USAGE}`);
     const pattern = opts.get("run")?.at(-1);
@@ -325,6 +335,15 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
       }
     }
     verbose = opts.has("verbose");
+    coverage = opts.has("coverage");
+    const t = opts.get("threshold")?.at(-1);
+    if (t !== undefined) {
+      threshold = Number(t);
+      if (!coverage) throw new UsageError(`--threshold needs --coverage\n${TEST_USAGE}`);
+      if (t.trim() === "" || !Number.isFinite(threshold) || threshold < 0 || threshold > 100) {
+        throw new UsageError(`--threshold ${t}: not a percentage between 0 and 100`);
+      }
+    }
     tree = loadPolicyTree(rest);
     v0 = opts.has("v0") || manifestSaysV0(rest);
     sources = [...tree.rego, ...tree.tests].map((f) => ({ path: f.path, text: f.text }));
@@ -332,6 +351,7 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
     return report(io, "test", e) === 0 ? 0 : 1;
   }
   const tests: TestRule[] = [];
+  const modules: Module[] = [];
   try {
     // A test defined in several places (same package, several files) is one rule: run it once.
     const seen = new Set<string>();
@@ -340,6 +360,7 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
       let module;
       try {
         module = parseModule(src.path, src.text, { v0 }).module;
+        modules.push(module);
       } catch (e) {
         if (!(e instanceof RegoCompileError)) throw e;
         problems.push(...e.diagnostics);
@@ -369,7 +390,11 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
   }
   let compiled;
   try {
-    compiled = compile(sources, { entrypoints: [...new Set(tests.map((t) => t.entrypoint))], v0Compatible: v0 });
+    compiled = compile(sources, {
+      entrypoints: [...new Set(tests.map((t) => t.entrypoint))],
+      v0Compatible: v0,
+      coverage,
+    });
     checkDataConflicts(sources, tree.data, v0);
   } catch (e) {
     if (e instanceof RegoCompileError) {
@@ -381,24 +406,41 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
   let passed = 0;
   let failed = 0;
   let policy: Awaited<ReturnType<typeof loadCompiledPolicy>> | undefined;
+  const hits = new Set<number>();
+  const extraBuiltins = {
+    [COVER_BUILTIN]: (id: unknown) => {
+      hits.add(Number(id));
+      return true;
+    },
+  };
+  // With --coverage, stdout is the JSON report alone; the results go to stderr.
+  const say = coverage ? io.err : io.out;
   for (const t of tests) {
     try {
-      policy ??= await loadCompiledPolicy(compiled.wasm, tree.data);
+      policy ??= await loadCompiledPolicy(compiled.wasm, tree.data, coverage ? { extraBuiltins } : {});
       const rs = policy.evaluate(undefined as never, t.entrypoint) as { result: unknown }[];
       if (rs.length === 1 && rs[0]!.result === true) {
         passed++;
-        if (verbose) io.out(`PASS ${t.file}:${t.line}: ${t.name}\n`);
+        if (verbose) say(`PASS ${t.file}:${t.line}: ${t.name}\n`);
       } else {
         failed++;
-        io.out(`FAIL ${t.file}:${t.line}: ${t.name}\n`);
+        say(`FAIL ${t.file}:${t.line}: ${t.name}\n`);
       }
     } catch (e) {
       failed++;
       // A fresh instance after an abort: a failed evaluation must leave nothing behind.
       policy = undefined;
-      io.out(`ERROR ${t.file}:${t.line}: ${t.name}: ${e instanceof Error ? e.message : String(e)}\n`);
+      say(`ERROR ${t.file}:${t.line}: ${t.name}: ${e instanceof Error ? e.message : String(e)}\n`);
     }
   }
-  io.out(`${passed} passed, ${failed} failed\n`);
+  say(`${passed} passed, ${failed} failed\n`);
+  if (coverage) {
+    const report = coverageReport(coverableLines(modules), compiled.ir.coverage ?? [], hits);
+    io.out(`${JSON.stringify(report, null, 2)}\n`);
+    if (report.coverage < threshold) {
+      io.err(`Code coverage threshold not met: got ${report.coverage} instead of ${threshold}\n`);
+      return 2;
+    }
+  }
   return failed > 0 ? 2 : 0;
 }

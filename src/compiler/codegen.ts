@@ -11,6 +11,7 @@
  */
 import { readFileSync } from "node:fs";
 import { BUILTIN_ARITY, HOST_IMPORT_NAMES, HOST_TYPED_ARGS, NATIVE_BUILTINS } from "./builtins.ts";
+import { COVER_BUILTIN } from "./coverage.ts";
 import { CodegenError, Emitter, FuncGen, type FuncGenHost } from "./codegen-func.ts";
 import type { Func, Policy } from "./ir.ts";
 import { type NewFunction, Op, RuntimeModule, writeModule } from "./wasm-module.ts";
@@ -167,7 +168,8 @@ class Generator implements FuncGenHost {
 
   /** Function index to call for builtin `name` and whether it is a host builtin (with its id). */
   builtin(name: string, argc: number): { index: number; hostId?: number } {
-    const arity = BUILTIN_ARITY.get(name);
+    // arbiter.cover is no Rego builtin: only coverage-instrumented modules call it (coverage.ts).
+    const arity = name === COVER_BUILTIN ? 1 : BUILTIN_ARITY.get(name);
     if (arity === undefined) throw new CodegenError(`unknown builtin ${name}`);
     // HOST_TYPED_ARGS builtins also receive the type name of every argument (see builtins.ts).
     const want = HOST_TYPED_ARGS.has(name) ? arity * 2 : arity;

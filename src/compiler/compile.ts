@@ -6,6 +6,7 @@
 import type { Module } from "./ast.ts";
 import { isHostBuiltin } from "./builtins.ts";
 import { generateWasm } from "./codegen.ts";
+import { COVER_BUILTIN, CoverageTable } from "./coverage.ts";
 import { type Diagnostic, RegoCompileError } from "./diagnostics.ts";
 import type { Policy } from "./ir.ts";
 import { parseModule } from "./parser.ts";
@@ -37,6 +38,11 @@ export interface CompileOptions {
   readonly strictBuiltinErrors?: boolean;
   /** Parse the sources as Rego v0 (`--v0-compatible`); see ParseOptions.v0. Default false. */
   readonly v0Compatible?: boolean;
+  /**
+   * Instrument the module for `arbiter test --coverage` (coverage.ts): the host builtin
+   * `arbiter.cover` is called at each body expression and rule head reached. Default false.
+   */
+  readonly coverage?: boolean;
 }
 
 export interface CompileResult {
@@ -74,14 +80,16 @@ export function planPolicy(sources: readonly PolicySource[], options: CompileOpt
       ? options.entrypoints
       : definedDefaults(modules, options.defaultEntrypoints ?? [], diags);
   if (diags.length > 0) throw new RegoCompileError(diags);
-  const policy = planModules(modules, entrypoints, diags);
+  const coverage = options.coverage === true ? new CoverageTable() : undefined;
+  const policy = planModules(modules, entrypoints, diags, coverage);
   if (diags.length > 0) throw new RegoCompileError(diags);
   const used = new Set<string>();
   for (const f of policy.funcs) collectBuiltins(f.body, used);
   return {
     ...policy,
-    hostBuiltins: [...used].filter(isHostBuiltin).sort(),
+    hostBuiltins: [...used].filter((n) => isHostBuiltin(n) || n === COVER_BUILTIN).sort(),
     strictBuiltinErrors: options.strictBuiltinErrors === true,
+    ...(coverage ? { coverage: coverage.points } : {}),
   };
 }
 

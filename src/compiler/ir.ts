@@ -33,6 +33,8 @@ export interface Policy {
    * aborts the evaluation instead of making the expression undefined.
    */
   readonly strictBuiltinErrors?: boolean;
+  /** With `CompileOptions.coverage`: the line of each `arbiter.cover(id)` point, by id (coverage.ts). */
+  readonly coverage?: readonly { readonly file: string; readonly line: number }[];
 }
 
 /**

@@ -110,6 +110,7 @@ export class BodyPlanner extends TermPlanner {
     const ordered = this.#reorder(body);
     const step = (i: number): void => {
       if (i === ordered.length) return k();
+      this.cover(ordered[i]!.loc);
       this.#planLiteral(ordered[i]!, () => step(i + 1));
     };
     step(0);

@@ -111,6 +111,7 @@ export function planGroup(ctx: RuleContext, g: Group): Func {
           bp.bindArgs(resolved.args, 2, () =>
             bp.planBody(resolved.body, () => {
               bp.checkHeadSafety([resolved.key, resolved.value], c.loc);
+              bp.cover(c.loc);
               switch (g.kind) {
                 case "set":
                   bp.planTerm(resolved.key!, (v) => fb.emit({ op: "setAdd", set: result, value: v }));
@@ -154,6 +155,7 @@ export function planGroup(ctx: RuleContext, g: Group): Func {
       const inner = fb.nest(() => {
         fb.emit({ op: "isUndefined", source: result });
         bp.checkHeadSafety([resolved.value], defaultRule.rule.loc, true);
+        bp.cover(defaultRule.rule.loc);
         bp.planValue(resolved.value, (v) => fb.emit({ op: "assign", target: result, source: v }));
       });
       fb.emit({ op: "block", blocks: [inner] });

@@ -6,6 +6,7 @@
 import type { Body, Loc, Term } from "./ast.ts";
 import type { ResolvedClause } from "./checker.ts";
 import { HOST_JSON_IO, HOST_SET_RESULTS, HOST_TYPED_ARGS } from "./builtins.ts";
+import { COVER_BUILTIN } from "./coverage.ts";
 import type { Local } from "./ir.ts";
 import { type FnBuilder, type K, type KL, MSG_OBJECT_KEYS, type PlannerServices } from "./planner-context.ts";
 import {
@@ -39,6 +40,15 @@ export abstract class TermPlanner {
     this.fb = fb;
     this.varDepth = clause.varDepth;
     this.from = from;
+  }
+
+  /** With coverage on, marks `loc`'s line reached when the evaluation gets here (coverage.ts). */
+  cover(loc: Loc): void {
+    const id = this.pp.coverId(loc);
+    if (id === undefined) return;
+    const arg = this.fb.newLocal();
+    this.fb.emit({ op: "const", target: arg, json: String(id) });
+    this.fb.emit({ op: "builtin", target: this.fb.newLocal(), name: COVER_BUILTIN, args: [arg] });
   }
 
   /** Plans a body, calling `k` at each solution (planner-body.ts). */

@@ -5,6 +5,7 @@
  */
 import type { Loc, Module } from "./ast.ts";
 import { CheckFailure, type RuleIndex } from "./checker.ts";
+import type { CoverageTable } from "./coverage.ts";
 import type { Diagnostic } from "./diagnostics.ts";
 import type { Block, Func, Plan, Policy, Stmt } from "./ir.ts";
 import { dataName, type Group, PlanFailure, type TreeNode } from "./planner-context.ts";
@@ -15,8 +16,9 @@ export function planModules(
   modules: readonly Module[],
   entrypoints: readonly string[] | undefined,
   diags: Diagnostic[],
+  coverage?: CoverageTable,
 ): Policy {
-  return new PolicyPlanner(modules, diags).plan(entrypoints);
+  return new PolicyPlanner(modules, diags, coverage).plan(entrypoints);
 }
 
 class PolicyPlanner implements RuleContext {
@@ -33,9 +35,11 @@ class PolicyPlanner implements RuleContext {
   readonly #edges = new Map<string, Set<string>>();
   readonly #nodeLoc = new Map<string, Loc>();
   readonly #builtinsUsed = new Set<string>();
+  readonly #coverage: CoverageTable | undefined;
 
-  constructor(modules: readonly Module[], diags: Diagnostic[]) {
+  constructor(modules: readonly Module[], diags: Diagnostic[], coverage?: CoverageTable) {
     this.#diags = diags;
+    this.#coverage = coverage;
     for (const m of modules) {
       const pkgNode = this.#node(m.pkg);
       pkgNode.isPackage = true;
@@ -273,6 +277,10 @@ class PolicyPlanner implements RuleContext {
 
   report(loc: Loc, message: string): void {
     this.#error(loc, message);
+  }
+
+  coverId(loc: Loc): number | undefined {
+    return this.#coverage?.id(loc);
   }
 
   fail(loc: Loc, message: string): never {

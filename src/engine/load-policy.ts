@@ -23,6 +23,8 @@ export interface LoadedPolicy extends SdkPolicy {
 export interface LoadPolicyOptions {
   /** Wasm memory bounds in 64 KiB pages. Default `DEFAULT_POLICY_MEMORY`. */
   readonly memory?: { readonly initial: number; readonly maximum: number };
+  /** Further host builtins by name (`arbiter test --coverage` adds `arbiter.cover`). */
+  readonly extraBuiltins?: Record<string, (...args: unknown[]) => unknown>;
 }
 
 /**
@@ -40,7 +42,7 @@ export async function loadCompiledPolicy(
     const module = await WebAssembly.compile(instrumentDeadline(wasm));
     policy = instantiatePolicy(module, {
       memory: options.memory ?? DEFAULT_POLICY_MEMORY,
-      hostBuiltins: hostBuiltinMap(),
+      hostBuiltins: options.extraBuiltins ? { ...hostBuiltinMap(), ...options.extraBuiltins } : hostBuiltinMap(),
       deadline: new Deadline(),
     });
   } catch (e) {

@@ -229,6 +229,68 @@ describe("arbiter test", () => {
     expect(r.code).toBe(0);
   });
 
+  it("--coverage prints OPA's JSON report: lines reached, lines not reached, per file and in total", async () => {
+    write(
+      "cov/p.rego",
+      [
+        "package p", // 1
+        "", // 2
+        "default allow := false", // 3
+        "", // 4
+        "allow if {", // 5
+        '\tinput.role == "admin"', // 6
+        "\tinput.ok", // 7
+        "}", // 8
+        "", // 9
+        "label := x if {", // 10
+        "\tx := upper(input.name)", // 11
+        "}", // 12
+        "", // 13
+        'never if input.role == "nobody"', // 14
+        "", // 15
+        "names := [n |", // 16
+        "\tsome n in input.names", // 17
+        "]", // 18
+        "",
+      ].join("\n"),
+    );
+    write(
+      "cov/p_test.rego",
+      'package p\n\ntest_admin if allow with input as {"role": "admin", "ok": true}\n\ntest_viewer if not allow with input as {"role": "viewer"}\n',
+    );
+    const r = await arbiter(["test", "cov", "--coverage"]);
+    expect(r.stderr).toBe("2 passed, 0 failed\n");
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    // Reached: the default (3), the allow head (5, its body succeeded for the admin) and both of
+    // its expressions (6, 7). Never reached: label (10, 11), never (14) and names with the
+    // expression inside its comprehension (16, 17): no test asks for them.
+    expect(report.files["cov/p.rego"]).toEqual({
+      covered: [
+        { start: { row: 3 }, end: { row: 3 } },
+        { start: { row: 5 }, end: { row: 7 } },
+      ],
+      not_covered: [
+        { start: { row: 10 }, end: { row: 11 } },
+        { start: { row: 14 }, end: { row: 14 } },
+        { start: { row: 16 }, end: { row: 17 } },
+      ],
+      covered_lines: 4,
+      not_covered_lines: 5,
+      coverage: 44.44,
+    });
+    expect(report.files["cov/p_test.rego"]).toMatchObject({ covered_lines: 2, not_covered_lines: 0, coverage: 100 });
+    expect(report).toMatchObject({ covered_lines: 6, not_covered_lines: 5, coverage: 54.55 });
+
+    const low = await arbiter(["test", "cov", "--coverage", "--threshold", "60"]);
+    expect(low.code).toBe(2);
+    expect(low.stderr).toBe("2 passed, 0 failed\nCode coverage threshold not met: got 54.55 instead of 60\n");
+    expect((await arbiter(["test", "cov", "--coverage", "--threshold", "50"])).code).toBe(0);
+    const bad = await arbiter(["test", "cov", "--threshold", "60"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("--threshold needs --coverage");
+  });
+
   it("reports syntax errors of every file before giving up", async () => {
     write("syntax/a_test.rego", "package a\n\ntest_a := [\n");
     write("syntax/b_test.rego", "package b\n\ntest_b if {\n");
