@@ -6,6 +6,7 @@
  * arrives as an array), `undefined` where OPA raises a builtin error.
  */
 import type { HostBuiltin } from "./host-types.ts";
+import { compareCodePoints } from "../util/json-text.ts";
 
 type Json = unknown;
 
@@ -163,7 +164,7 @@ function marshal(v: Json, prefix: string, indent: string | undefined, depth: num
     return `[${v.map((x) => nl(depth + 1) + marshal(x, prefix, indent, depth + 1)).join(",")}${nl(depth)}]`;
   }
   const obj = v as Record<string, Json>;
-  const keys = Object.keys(obj).sort();
+  const keys = Object.keys(obj).sort(compareCodePoints); // Go's order: UTF-8 bytes
   if (keys.length === 0) return "{}";
   const sep = pretty ? ": " : ":";
   return `{${keys.map((k) => nl(depth + 1) + goString(k) + sep + marshal(obj[k], prefix, indent, depth + 1)).join(",")}${nl(depth)}}`;

@@ -15,6 +15,7 @@
 import { exactDecimal } from "./host-builtins-more.ts";
 import type { HostBuiltin } from "./host-types.ts";
 import { timeNowNs } from "./host-now.ts";
+import { compareCodePoints } from "../util/json-text.ts";
 import { algInfo, ecVerify, edVerify, hmacVerify, jwsSign, jwsVerify, rsaVerify } from "./host-jwt-crypto.ts";
 import {
   fail,
@@ -334,7 +335,7 @@ export function goJsonMarshal(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(goJsonMarshal).join(",")}]`;
   if (isObject(v)) {
     // Go sorts map keys by their UTF-8 bytes.
-    const keys = Object.keys(v).sort((a, b) => Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8")));
+    const keys = Object.keys(v).sort(compareCodePoints);
     return `{${keys.map((k) => `${goJsonMarshal(k)}:${goJsonMarshal(v[k])}`).join(",")}}`;
   }
   throw new Error(`cannot encode a ${typeof v} as JSON`);

@@ -18,3 +18,22 @@ export function quoteJson(s: string): string {
 export function sha256Hex(data: string | Uint8Array): string {
   return hash("sha256", data, "hex");
 }
+
+/**
+ * Orders strings by Unicode code point, which is the order of their UTF-8 bytes (Go's string
+ * order, hence OPA's object key order). JavaScript's default sort compares UTF-16 code units,
+ * which puts astral characters (surrogate pairs) before U+E000..U+FFFF.
+ */
+export function compareCodePoints(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return rank(x) - rank(y);
+  }
+  return a.length - b.length;
+}
+
+/** A UTF-16 unit's place in code point order: surrogates (astral characters) after U+FFFF. */
+const rank = (u: number) => (u < 0xd800 ? u : u < 0xe000 ? u + 0x2000 : u - 0x800);

@@ -25,6 +25,8 @@ describe("json.remove, json.filter, json.marshal_with_options", () => {
         '> {\n>   "a": "\\u003c\\u0026\\u003e",\n>   "b": [\n>     1,\n>     {}\n>   ]\n> }',
       ],
       ['json.marshal_with_options([1, "x"], {"pretty": false, "indent": "x"})', '[1,"x"]'],
+      // keys in Go's order (UTF-8 bytes): U+E000 before U+1F600, which UTF-16 order would swap
+      ['json.marshal_with_options({"\u{1F600}": 2, "\uE000": 1}, {"pretty": false})', '{"\uE000":1,"\u{1F600}":2}'],
       ['json.marshal_with_options([1], {"pretty": true})', "[\n\t1\n]"],
       ['json.marshal_with_options([], {"colour": true})', undefined],
       // exponent-form numbers are refused, never printed differently from OPA
