@@ -2,11 +2,13 @@
  * Postgres' cost per audit row for each way of writing a batch, same run, embedded Postgres
  * (fsync on), migrated schema (3 indexes, partitions):
  *
- *   npx tsx bench/audit-insert.ts [--rows 40000] [--batch 500] [--rounds 2]
+ *   npx tsx bench/audit-insert.ts [--rows 40000] [--batch 500] [--rounds 2] [--ways jsonb,json,unnest,copy,binary]
+ *            [--drop-indexes NAME,...]
  *
  * Ways: `jsonb` (the old INSERT … SELECT FROM jsonb_to_recordset … ON CONFLICT DO NOTHING),
  * `json` (the same over json_to_recordset), `unnest` (one array per column … ON CONFLICT DO
- * NOTHING), `copy` (COPY … FROM STDIN, text form, pg-copy-streams). For each: the backend's CPU
+ * NOTHING), `copy` (COPY … FROM STDIN, text form, pg-copy-streams), `binary` (the same in COPY's
+ * binary form: no text parsing of uuid, timestamptz, bigint, text[]). For each: the backend's CPU
  * per row (/proc of pg_backend_pid()), all of Postgres' CPU per row (postmaster + children: WAL
  * writer, checkpointer), and wall time per row. Rounds interleave the ways; each keeps its best.
  */
@@ -22,7 +24,7 @@ import { from as copyFrom } from "pg-copy-streams";
 import { startEmbeddedPostgres } from "../src/audit/embedded-postgres.ts";
 import { ensurePartitions, partitionWindow, runMigrations } from "../src/audit/schema.ts";
 import { chainRecord, GENESIS_HASH, type HashedAuditRecord } from "../src/audit/record.ts";
-import { COPY_SQL, INSERT_JSON_SQL, copyField, copyRow } from "../src/audit/rows.ts";
+import { COLUMNS, COPY_SQL, INSERT_JSON_SQL, copyField, copyRow } from "../src/audit/rows.ts";
 import type { AuditEvent } from "../src/audit/types.ts";
 import { postgresCpu, procCpu } from "./proc-cpu.ts";
 
@@ -43,12 +45,108 @@ const UNNEST_SQL = `INSERT INTO audit_records (decision_id, ts, tenant_id, reque
     AS u(d, t, te, rq, tr, rp, pr, br, oc, rs, ih, la, ii, sq, ph, h)
   ON CONFLICT DO NOTHING`;
 
+/**
+ * COPY's binary form (PostgreSQL docs, "COPY File Formats"): a header, then per row a field
+ * count and each field as a length and its binary value, then a -1 trailer. Postgres reads
+ * uuid, timestamptz, bigint and text[] without parsing text. Measured here against the text form
+ * the shipper uses: not cheaper for Postgres (docs/audit.md), so it stays a bench-only encoder.
+ */
+const COPY_BINARY_SQL = `COPY audit_records (${COLUMNS}) FROM STDIN WITH (FORMAT binary)`;
+const COPY_BINARY_HEADER: Buffer = Buffer.concat([
+  Buffer.from("PGCOPY\n\xff\r\n\0", "latin1"),
+  Buffer.alloc(8), // flags (no OIDs), header extension length 0
+]);
+const COPY_BINARY_TRAILER: Buffer = Buffer.from([0xff, 0xff]);
+
+/** Microseconds between the Unix epoch and Postgres' (2000-01-01 UTC). */
+const PG_EPOCH_US = 946_684_800_000_000n;
+const TEXT_OID = 25;
+const FIELDS = 16;
+
+/**
+ * Appends one binary COPY row of a chained record to `out` at `at`; returns the new end, or -1
+ * when `out` is too small (the caller grows it and calls again).
+ */
+function copyRowBinary(
+  out: Buffer,
+  at: number,
+  e: AuditEvent,
+  instanceId: string,
+  seq: number,
+  prevHash: string,
+  hash: string,
+): number {
+  let o = at;
+  const room = (n: number) => o + n <= out.length;
+  const text = (s: string): boolean => {
+    if (!room(4 + s.length * 3)) return false;
+    const n = out.write(s, o + 4, "utf8");
+    out.writeInt32BE(n, o);
+    o += 4 + n;
+    return true;
+  };
+  if (!room(2 + 4 + 16 + 4 + 8)) return -1;
+  out.writeInt16BE(FIELDS, o);
+  o += 2;
+  out.writeInt32BE(16, o);
+  out.write(e.decisionId.replaceAll("-", ""), o + 4, 16, "hex");
+  o += 20;
+  out.writeInt32BE(8, o);
+  out.writeBigInt64BE(BigInt(e.timestampMs) * 1000n - PG_EPOCH_US, o + 4);
+  o += 12;
+  if (
+    !text(e.tenantId) ||
+    !text(e.requestId) ||
+    !text(e.traceId) ||
+    !text(e.rpc) ||
+    !text(e.principal) ||
+    !text(e.bundleRevision) ||
+    !text(e.outcome)
+  ) {
+    return -1;
+  }
+  // text[]: ndim, has-null flag, element type, then (one dimension) its length and lower bound.
+  const r = e.reasons;
+  const lenAt = o;
+  if (!room(4 + 20)) return -1;
+  o += 4;
+  out.writeInt32BE(r.length === 0 ? 0 : 1, o);
+  out.writeInt32BE(0, o + 4);
+  out.writeInt32BE(TEXT_OID, o + 8);
+  o += 12;
+  if (r.length > 0) {
+    out.writeInt32BE(r.length, o);
+    out.writeInt32BE(1, o + 4);
+    o += 8;
+    for (const item of r) if (!text(item)) return -1;
+  }
+  out.writeInt32BE(o - lenAt - 4, lenAt);
+  if (!text(e.inputSha256) || !room(12)) return -1;
+  out.writeInt32BE(8, o);
+  out.writeBigInt64BE(BigInt(Math.round(e.latencyUs)), o + 4);
+  o += 12;
+  if (!text(instanceId) || !room(12)) return -1;
+  out.writeInt32BE(8, o);
+  out.writeBigInt64BE(BigInt(seq), o + 4);
+  o += 12;
+  if (!text(prevHash) || !text(hash)) return -1;
+  return o;
+}
+
 let chainSeq = 0;
 let chainPrev = GENESIS_HASH;
-function makeBatch(instance: string): { payloads: string[]; records: HashedAuditRecord[]; copy: string } {
+interface Batch {
+  payloads: string[];
+  records: HashedAuditRecord[];
+  copy: string;
+  binary: Buffer;
+}
+function makeBatch(instance: string): Batch {
   const payloads: string[] = [];
   const records: HashedAuditRecord[] = [];
   let copy = "";
+  const binary = Buffer.alloc(BATCH * 1024);
+  let end = 0;
   for (let i = 0; i < BATCH; i++) {
     const event: AuditEvent = {
       decisionId: randomUUID(),
@@ -67,21 +165,21 @@ function makeBatch(instance: string): { payloads: string[]; records: HashedAudit
     const prev = chainPrev;
     const c = chainRecord(event, instance, ++chainSeq, prev);
     copy += copyRow(event, copyField(instance), chainSeq, prev, c.hash)!;
+    end = copyRowBinary(binary, end, event, instance, chainSeq, prev, c.hash);
+    if (end < 0) throw new Error("bench: binary row buffer too small");
     chainPrev = c.hash;
     payloads.push(c.payload);
     records.push(JSON.parse(c.payload) as HashedAuditRecord);
   }
-  return { payloads, records, copy };
+  return { payloads, records, copy, binary: binary.subarray(0, end) };
 }
 
-type Way = "jsonb" | "json" | "unnest" | "copy";
-const WAYS: Way[] = ["jsonb", "json", "unnest", "copy"];
+type Way = "jsonb" | "json" | "unnest" | "copy" | "binary";
+const ALL_WAYS: Way[] = ["jsonb", "json", "unnest", "copy", "binary"];
+const WAYS = arg("ways", ALL_WAYS.join(",")).split(",") as Way[];
+for (const w of WAYS) if (!ALL_WAYS.includes(w)) throw new Error(`--ways: unknown way ${w}`);
 
-async function write(
-  client: pg.Client,
-  way: Way,
-  b: { payloads: string[]; records: HashedAuditRecord[]; copy: string },
-): Promise<void> {
+async function write(client: pg.Client, way: Way, b: Batch): Promise<void> {
   if (way === "jsonb" || way === "json") {
     const sql =
       way === "json"
@@ -110,8 +208,11 @@ async function write(
       col((x) => x.prev_hash),
       col((x) => x.hash),
     ]);
-  } else {
+  } else if (way === "copy") {
     await pipeline(Readable.from([b.copy]), client.query(copyFrom(COPY_SQL)));
+  } else {
+    const rows = [COPY_BINARY_HEADER, b.binary, COPY_BINARY_TRAILER];
+    await pipeline(Readable.from(rows), client.query(copyFrom(COPY_BINARY_SQL)));
   }
 }
 
@@ -122,6 +223,8 @@ try {
   await client.connect();
   await runMigrations(client);
   await ensurePartitions(client, partitionWindow(Date.now(), 2));
+  // What each index costs per row: --drop-indexes audit_records_tenant_ts,audit_records_instance_seq
+  for (const ix of arg("drop-indexes", "").split(",").filter(Boolean)) await client.query(`DROP INDEX ${ix}`);
   const backend = (await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
   const postmaster = Number(readFileSync(join(dir, "pg", "postmaster.pid"), "utf8").split("\n")[0]);
   const best = new Map<Way, { backendUs: number; allUs: number; wallUs: number }>();

@@ -7,7 +7,7 @@
  */
 import type { AuditEvent } from "./types.ts";
 
-const COLUMNS =
+export const COLUMNS =
   "decision_id, ts, tenant_id, request_id, trace_id, rpc, principal, bundle_revision, outcome, reasons, " +
   "input_sha256, latency_us, instance_id, seq, prev_hash, hash";
 
