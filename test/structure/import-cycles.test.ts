@@ -16,7 +16,8 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 function tsFiles(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile() && e.name.endsWith(".ts"))
-    .map((e) => join(e.parentPath, e.name));
+    .map((e) => join(e.parentPath, e.name))
+    .sort(); // readdir order is the file system's: dpdm reports a cycle from the first file it meets
 }
 
 /** The import cycles among `files`, each as the paths (relative to `context`) around it. */
