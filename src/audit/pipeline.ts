@@ -13,7 +13,7 @@
  * On start the shipper's cursor is the oldest byte left in the spool, so leftovers are replayed
  * in order; re-inserting rows that did reach Postgres before a crash is a no-op.
  */
-import type { AuditEvent, AuditSink } from "./types.ts";
+import type { AbortHook, AuditEvent, AuditSink } from "./types.ts";
 import { AuditEventError, FrameEncoder, GENESIS_HASH, validateEvent } from "./record.ts";
 import { Spool } from "./spool.ts";
 import { ensurePartitions, partitionWindow, runMigrations } from "./schema.ts";
@@ -77,6 +77,13 @@ interface Entry {
 }
 
 const RESOLVED = Promise.resolve();
+
+/** Registers `listener` for the abort of a signal or hook; returns the unregistration. */
+function listen(signal: AbortSignal | AbortHook, listener: () => void): () => void {
+  if ("onAbort" in signal) return signal.onAbort(listener);
+  signal.addEventListener("abort", listener, { once: true });
+  return () => signal.removeEventListener("abort", listener);
+}
 /**
  * Records chained and written per spool write. Chaining costs a few microseconds per record on
  * the event loop, so this bounds the stall a group adds to concurrent decisions (~5 ms). A group
@@ -163,7 +170,7 @@ class Pipeline implements AuditPipeline {
     return undefined;
   }
 
-  append(event: AuditEvent, signal?: AbortSignal): Promise<void> {
+  append(event: AuditEvent, signal?: AbortSignal | AbortHook): Promise<void> {
     if (this.#closing) return Promise.reject(new AuditClosedError("audit pipeline is closed"));
     if (!this.#started) return Promise.reject(new AuditClosedError("audit pipeline is not started"));
     if (signal?.aborted) return Promise.reject(signal.reason);
@@ -194,19 +201,19 @@ class Pipeline implements AuditPipeline {
         // The record may still reach the spool; the caller answers fail-closed regardless.
         reject(signal!.reason);
       };
+      const off = signal === undefined ? undefined : listen(signal, onAbort);
       entry.resolve = () => {
         if (entry.settled) return;
         entry.settled = true;
-        signal?.removeEventListener("abort", onAbort);
+        off?.();
         resolve();
       };
       entry.reject = (err) => {
         if (entry.settled) return;
         entry.settled = true;
-        signal?.removeEventListener("abort", onAbort);
+        off?.();
         reject(err);
       };
-      signal?.addEventListener("abort", onAbort, { once: true });
       this.#queue.push(entry);
     });
   }

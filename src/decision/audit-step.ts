@@ -97,7 +97,7 @@ export class AuditStep {
         throwIfAborted(ctx);
         await this.sink.append(event);
       } else {
-        await this.sink.append(event, ctx.signal);
+        await this.sink.append(event, ctx.abortHook ?? ctx.signal);
       }
       return true;
     } catch (err) {

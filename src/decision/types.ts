@@ -3,6 +3,7 @@
  * from these in one place (`src/transport/convert.ts`); nothing below the transport imports
  * `gen/`. Field meanings are those of `proto/arbiter/v1/arbiter.proto` and `shared/DOMAIN.md`.
  */
+import type { AbortHook } from "../audit/types.ts";
 
 /** Attribute maps are JSON objects (google.protobuf.Struct on the wire). */
 export type JsonObject = { [key: string]: JsonValue };
@@ -185,6 +186,11 @@ export interface CallContext {
    * core's abort checks do not force the signal into existence.
    */
   readonly aborted?: boolean;
+  /**
+   * Optional: the call's abort as an `AbortHook` (audit/types.ts), for waiting on a sync audit
+   * append without creating `signal`. A transport that builds the signal lazily provides it.
+   */
+  readonly abortHook?: AbortHook;
   /** Monotonic start time (performance.now()) for latency accounting. */
   readonly startedAt: number;
   /** The caller's W3C `traceparent`, when valid (the parent of the call's trace span). */

@@ -26,6 +26,7 @@ import { H2Error, type H2Headers, type H2Stream } from "./h2/session.ts";
 import { toPbStatus, type HealthState } from "./health.ts";
 import { traceIdFrom, type UnaryCall, type UnaryMethod } from "./methods.ts";
 import type { RequestMetrics } from "./metrics.ts";
+import type { AbortHook } from "../audit/types.ts";
 import type { Reflector } from "./reflection.ts";
 import { Code, RpcError, outcomeLabel } from "./status.ts";
 
@@ -91,15 +92,18 @@ function unaryMessage(chunks: Buffer[], maxMessageBytes: number): Uint8Array {
 }
 
 /**
- * The context of one unary call. Its AbortSignal is created only when something reads `signal`
- * or the call aborts: a Decide that touches no store and no sync audit never needs one, and
- * creating it was ~4% of a call.
+ * The context of one unary call. Its AbortSignal is created only when something reads `signal`:
+ * a Decide that touches no store never needs one (creating it was ~4% of a call), and a sync
+ * audit append waits through the context itself as an `AbortHook` (a listener list).
  */
-class UnaryCallContext implements UnaryCall {
+class UnaryCallContext implements UnaryCall, AbortHook {
   readonly startedAt: number;
   readonly traceId?: string;
   readonly traceparent?: string;
   #controller: AbortController | undefined;
+  #aborted = false;
+  #reason: unknown;
+  #listeners: (() => void)[] | undefined;
 
   constructor(startedAt: number, traceparent: string | string[] | undefined) {
     this.startedAt = startedAt;
@@ -111,15 +115,46 @@ class UnaryCallContext implements UnaryCall {
   }
 
   get signal(): AbortSignal {
-    return (this.#controller ??= new AbortController()).signal;
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
   }
 
   get aborted(): boolean {
-    return this.#controller !== undefined && this.#controller.signal.aborted;
+    return this.#aborted;
   }
 
+  get reason(): unknown {
+    return this.#reason;
+  }
+
+  get abortHook(): AbortHook {
+    return this;
+  }
+
+  onAbort(listener: () => void): () => void {
+    if (this.#aborted) {
+      listener();
+      return () => undefined;
+    }
+    (this.#listeners ??= []).push(listener);
+    return () => {
+      const i = this.#listeners?.indexOf(listener) ?? -1;
+      if (i >= 0) this.#listeners!.splice(i, 1);
+    };
+  }
+
+  /** The first abort wins, as with AbortController. */
   abort(reason: unknown): void {
-    (this.#controller ??= new AbortController()).abort(reason);
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+    const listeners = this.#listeners;
+    this.#listeners = undefined;
+    if (listeners) for (const l of listeners) l();
   }
 }
 

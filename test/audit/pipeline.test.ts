@@ -174,10 +174,44 @@ describe("audit pipeline: append contract", () => {
     // one cancelled before was never queued.
     expect(pipeline.stats().lastSeq).toBe(seqBefore + 2);
 
+    // The same three cases through an AbortHook (what the transport's call context passes
+    // instead of an AbortSignal), which also unregisters its listener once the append settles.
+    const hook = () => {
+      let listeners: (() => void)[] = [];
+      const h = {
+        aborted: false,
+        reason: undefined as unknown,
+        onAbort(l: () => void) {
+          listeners.push(l);
+          return () => (listeners = listeners.filter((x) => x !== l));
+        },
+        abort(reason: unknown) {
+          h.aborted = true;
+          h.reason = reason;
+          for (const l of listeners) l();
+        },
+        listening: () => listeners.length,
+      };
+      return h;
+    };
+    const hookBefore = hook();
+    hookBefore.abort(new Error("deadline exceeded"));
+    await expect(pipeline.append(makeEvent(2000), hookBefore)).rejects.toThrow("deadline exceeded");
+    const hookDuring = hook();
+    const waitingHook = pipeline.append(makeEvent(2001), hookDuring);
+    expect(hookDuring.listening()).toBe(1);
+    hookDuring.abort(new Error("client cancelled"));
+    await expect(waitingHook).rejects.toThrow("client cancelled");
+    const hookAfter = hook();
+    await expect(pipeline.append(makeEvent(2002), hookAfter)).resolves.toBeUndefined();
+    expect(hookAfter.listening()).toBe(0);
+    await pipeline.flush(30_000);
+    expect(pipeline.stats().lastSeq).toBe(seqBefore + 4);
+
     await pipeline.flush(30_000);
     await pipeline.close();
     const [row] = await query<{ n: string }>(databaseUrl, "SELECT count(*) AS n FROM audit_records");
-    expect(row!.n).toBe("503");
+    expect(row!.n).toBe("505");
   });
 
   it("continues the chain across restarts, from the spool or from the database", async () => {
