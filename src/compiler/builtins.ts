@@ -78,6 +78,8 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   // encoding, time, crypto, units
   ["json.marshal", 1],
   ["json.unmarshal", 1],
+  ["internal.typed_marshal", 1],
+  ["internal.typed_unmarshal", 1],
   ["base64.encode", 1],
   ["base64.decode", 1],
   ["time.now_ns", 0],
@@ -261,6 +263,8 @@ export const NATIVE_BUILTINS: ReadonlySet<string> = new Set([
   "type_name",
   "json.marshal",
   "json.unmarshal",
+  "internal.typed_marshal",
+  "internal.typed_unmarshal",
   "array.reverse",
   "strings.reverse",
   "object.filter",
@@ -284,6 +288,8 @@ export const HOST_IMPORT_NAMES: ReadonlyMap<string, string> = new Map([
   // The SDK's own json.is_valid / yaml.is_valid answer undefined for a non-string; OPA says false.
   ["json.is_valid", "arbiter.json.is_valid"],
   ["yaml.is_valid", "arbiter.yaml.is_valid"],
+  // The SDK's yaml.marshal, wrapped for typed text (host-set-args.ts).
+  ["yaml.marshal", "arbiter.yaml.marshal"],
 ]);
 
 /**
@@ -319,8 +325,24 @@ export const HOST_JSON_IO: ReadonlySet<string> = new Set<string>([
 ]);
 
 /**
+ * Host builtins that exchange typed text (host-typed-json.ts): JSON where a set is written
+ * `<a,b>` and integers are exact. The planner passes each argument through the native
+ * `internal.typed_marshal` and parses the answer with `internal.typed_unmarshal`, so sets
+ * anywhere in an argument or in the answer cross the JavaScript boundary as sets (RegoSet).
+ */
+export const HOST_TYPED_JSON: ReadonlySet<string> = new Set<string>([
+  "object.subset",
+  "walk",
+  "sprintf",
+  "urlquery.encode_object",
+  "yaml.marshal",
+  "io.jwt.encode_sign",
+  "providers.aws.sign_req",
+]);
+
+/**
  * Host builtins whose answer depends on whether an operand is a set or an array (both arrive
  * as arrays): the planner appends the native type_name of every argument, so the host receives
  * `(a, b, typeof a, typeof b)`.
  */
-export const HOST_TYPED_ARGS: ReadonlySet<string> = new Set<string>(["net.cidr_contains_matches", "object.subset"]);
+export const HOST_TYPED_ARGS: ReadonlySet<string> = new Set<string>(["net.cidr_contains_matches"]);

@@ -26,6 +26,7 @@ import { jwtHostBuiltins } from "./host-jwt.ts";
 import { awsHostBuiltins } from "./host-aws.ts";
 import { x509HostBuiltins } from "./host-x509.ts";
 import { opaHostBuiltins } from "./host-builtins-opa.ts";
+import { withSetArgs } from "./host-set-args.ts";
 
 export { compileRe2 } from "./host-re2.ts";
 import { goSprintf } from "./host-sprintf.ts";
@@ -246,7 +247,7 @@ function isYaml(s: string): boolean {
   }
 }
 
-export const hostBuiltins: Record<string, Builtin> = {
+export const hostBuiltins: Record<string, Builtin> = withSetArgs({
   ...moreHostBuiltins,
   ...jwtHostBuiltins,
   ...awsHostBuiltins,
@@ -278,4 +279,4 @@ export const hostBuiltins: Record<string, Builtin> = {
   "urlquery.decode": str(urlqueryDecode),
   "crypto.md5": str((s) => createHash("md5").update(s, "utf8").digest("hex")),
   "crypto.sha1": str((s) => createHash("sha1").update(s, "utf8").digest("hex")),
-};
+});

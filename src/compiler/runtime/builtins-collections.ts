@@ -1,13 +1,13 @@
 // Object, array and set builtins, and the rest (`bi_object_*`, `bi_array_*`, `bi_union`, ...).
 
-import { alloc } from "./memory";
+import { alloc, fatal } from "./memory";
 import {
   K_NULL, K_BOOL, K_NUM, K_STR, K_ARR, K_OBJ, K_SET, kindOf, lenOf, numOf, strPtr, elems, objKeys,
   objVals, valAt, mkBool, mkNum, mkStr, mkStrLit, mkArray, mkObject, mkSet, setInsert, setHas,
   objGet, objInsert, objMerge, setCopy, equal, mkInt,
 } from "./value";
 
-import { parseJson, dumpJsonString } from "./json";
+import { parseJson, parseTyped, dumpJsonString, dumpTypedString } from "./json";
 import { isNum, isStr, isSet, isInt } from "./builtins-common";
 import { bi_and } from "./builtins-ops";
 import { decodeRune, runeLen } from "./builtins-strings";
@@ -163,6 +163,19 @@ export function bi_json_marshal(v: usize): usize {
 export function bi_json_unmarshal(s: usize): usize {
   if (!isStr(s)) return 0;
   return parseJson(strPtr(s), lenOf(s));
+}
+
+// Typed text for the host builtins in HOST_TYPED_JSON (builtins.ts): JSON with sets as `<...>`.
+export function bi_internal_typed_marshal(v: usize): usize {
+  return dumpTypedString(v);
+}
+
+export function bi_internal_typed_unmarshal(s: usize): usize {
+  if (!isStr(s)) return 0;
+  const v = parseTyped(strPtr(s), lenOf(s));
+  // The text comes from Arbiter's own host code: malformed text is a bug, never "undefined".
+  if (v == 0) fatal("internal error: a builtin implemented in JavaScript answered malformed typed text");
+  return v;
 }
 
 // ---- more of the standard library ------------------------------------------------------------
