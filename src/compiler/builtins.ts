@@ -272,6 +272,12 @@ export const NATIVE_BUILTINS: ReadonlySet<string> = new Set([
   "time.parse_rfc3339_ns",
 ]);
 
+/** Builtins only the planner emits (the typed-text boundary): not OPA's, so a policy cannot call them. */
+export const PLANNER_ONLY_BUILTINS: ReadonlySet<string> = new Set([
+  "internal.typed_marshal",
+  "internal.typed_unmarshal",
+]);
+
 /** True when `name` must be supplied by the host (listed in `Policy.hostBuiltins`). */
 export function isHostBuiltin(name: string): boolean {
   return BUILTIN_ARITY.has(name) && !NATIVE_BUILTINS.has(name);

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { type RegoCase, regoFailures } from "./host-opa-helpers.ts";
+import { compile } from "../../src/compiler/index.ts";
 import { parseTypedJson, RegoSet, typedJsonText } from "../../src/compiler/host-typed-json.ts";
 
 describe("sets in arguments of builtins implemented in JavaScript", () => {
@@ -62,6 +63,12 @@ describe("sets in arguments of builtins implemented in JavaScript", () => {
 });
 
 describe("typed text", () => {
+  it("is the planner's alone: a policy cannot call internal.typed_marshal", () => {
+    expect(() =>
+      compile([{ path: "t.rego", text: "package t\np := internal.typed_marshal({1})\n" }], { entrypoints: ["t/p"] }),
+    ).toThrow("t.rego:2:6: undefined function internal.typed_marshal");
+  });
+
   it("round-trips sets, exact integers and awkward keys", () => {
     const text = '{"__proto__":<1,-9223372036854775808,[<>]>,"k":1.5e+300,"s":"<\\"x>"}';
     const v = parseTypedJson(text);
