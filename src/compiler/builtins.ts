@@ -328,6 +328,7 @@ export const HOST_JSON_IO: ReadonlySet<string> = new Set<string>([
   "graph.reachable",
   "graph.reachable_paths",
   "time.parse_ns",
+  "io.jwt.decode_verify",
 ]);
 
 /**
