@@ -24,6 +24,7 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   // aggregates
   ["count", 1],
   ["sum", 1],
+  ["product", 1],
   ["max", 1],
   ["min", 1],
   ["sort", 1],
@@ -63,6 +64,7 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["object.remove", 2],
   ["array.concat", 2],
   ["array.slice", 3],
+  ["array.flatten", 1],
   // sets
   ["union", 1],
   ["intersection", 1],
@@ -183,6 +185,8 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["net.cidr_contains_matches", 2],
   ["object.subset", 2],
   ["walk", 1],
+  ["regex.template_match", 4],
+  ["rand.intn", 2],
 ]);
 
 /**
@@ -221,6 +225,7 @@ export const NATIVE_BUILTINS: ReadonlySet<string> = new Set([
   "internal.member_3",
   "count",
   "sum",
+  "product",
   "max",
   "min",
   "sort",
@@ -251,6 +256,7 @@ export const NATIVE_BUILTINS: ReadonlySet<string> = new Set([
   "object.remove",
   "array.concat",
   "array.slice",
+  "array.flatten",
   "union",
   "intersection",
   "is_string",

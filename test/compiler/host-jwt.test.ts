@@ -173,10 +173,9 @@ describe("io.jwt.verify_* and keys", () => {
     };
     const nbf = hs('{"nbf":1.5893857701234e+09}');
     const exp = hs('{"exp":1.5893857701234e+09}');
-    const at = (token: string, time: string): unknown => {
-      const text = `package t\np := io.jwt.decode_verify("${token}", {"secret": "k", "time": ${time}})[0]\n`;
-      return text;
-    };
+    /** A policy answering decode_verify's validity for `token` at `time` (Rego source). */
+    const at = (token: string, time: string): string =>
+      `package t\np := io.jwt.decode_verify("${token}", {"secret": "k", "time": ${time}})[0]\n`;
     const cases = [
       [at(nbf, "1589385770123400000"), true], // equal to nbf: valid
       [at(nbf, "1589385770023400000"), false], // 0.1 s before nbf

@@ -90,6 +90,33 @@ export function bi_array_concat(a: usize, b: usize): usize {
   return r;
 }
 
+// OPA's array.flatten: array elements are unpacked one level, anything else (sets too) kept.
+export function bi_array_flatten(a: usize): usize {
+  if (kindOf(a) != K_ARR) return 0;
+  const n = lenOf(a);
+  let total: u64 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const x = load<u32>(elems(a) + (<usize>i << 2));
+    total += kindOf(x) == K_ARR ? <u64>lenOf(x) : 1;
+  }
+  if (total > 0x3fffffff) fatal("array.flatten: result beyond the runtime's array size");
+  const r = mkArray(<u32>total);
+  let at = elems(r);
+  for (let i: u32 = 0; i < n; i++) {
+    const x = load<u32>(elems(a) + (<usize>i << 2));
+    if (kindOf(x) == K_ARR) {
+      const m = <usize>lenOf(x) << 2;
+      memory.copy(at, elems(x), m);
+      at += m;
+    } else {
+      store<u32>(at, x);
+      at += 4;
+    }
+  }
+  store<u32>(r, <u32>total, 4);
+  return r;
+}
+
 export function bi_array_slice(a: usize, start: usize, stop: usize): usize {
   if (kindOf(a) != K_ARR || !isNum(start) || !isNum(stop)) return 0;
   let s = numOf(start);
