@@ -187,6 +187,7 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["walk", 1],
   ["regex.template_match", 4],
   ["rand.intn", 2],
+  ["strings.render_template", 2],
 ]);
 
 /**
@@ -351,6 +352,7 @@ export const HOST_TYPED_JSON: ReadonlySet<string> = new Set<string>([
   "yaml.marshal",
   "io.jwt.encode_sign",
   "providers.aws.sign_req",
+  "strings.render_template",
 ]);
 
 /**

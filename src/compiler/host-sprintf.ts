@@ -49,7 +49,7 @@ interface Spec {
 }
 
 /** Go's %g / %v text of a float64 (shortest digits unless a precision is given). */
-function goFloatG(x: number, prec: number | undefined, upper: boolean): string {
+export function goFloatG(x: number, prec: number | undefined, upper: boolean): string {
   if (Number.isNaN(x)) return "NaN";
   if (!Number.isFinite(x)) return x > 0 ? "+Inf" : "-Inf";
   let digits: string;
