@@ -353,6 +353,8 @@ export const HOST_TYPED_JSON: ReadonlySet<string> = new Set<string>([
   "io.jwt.encode_sign",
   "providers.aws.sign_req",
   "strings.render_template",
+  "json.marshal_with_options",
+  "object.union_n",
 ]);
 
 /**

@@ -15,6 +15,14 @@ describe("sets in arguments of builtins implemented in JavaScript", () => {
       ['urlquery.encode_object({"a": {"b+1", "a"}, "c": "d"})', "a=a&a=b%2B1&c=d"],
       ['urlquery.encode_object({"a": {1}})', undefined],
       ['yaml.unmarshal(yaml.marshal({"s": {3, 2, 1}, "n": [{"x"}]}))', { n: [["x"]], s: [1, 2, 3] }],
+      ['json.marshal_with_options({"s": {2, 1}}, {})', '{"s":[1,2]}'],
+      [
+        'object.union_n([{"a": {1}, "b": {"c": {2}}}, {"b": {"d": {3}}}]) == {"a": {1}, "b": {"c": {2}, "d": {3}}}',
+        true,
+      ],
+      ['object.union_n([{"a": {1}}, {"a": {2}}]) == {"a": {2}}', true], // sets do not merge: the right one wins
+      ['object.union_n({{"a": 1}})', undefined], // OPA: an array of objects
+      ['object.union_n([{"a": 1}, [1]])', undefined],
       [
         'json.unmarshal(base64url.decode(split(io.jwt.encode_sign({"alg": "HS256"}, {"aud": {"saul", "bob"}}, {"kty": "oct", "k": "AyM1"}), ".")[1]))',
         { aud: ["bob", "saul"] },
