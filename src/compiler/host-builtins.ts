@@ -4,7 +4,8 @@
  * value out, `undefined` for "undefined" (OPA's non-strict mode turns errors into undefined).
  *
  * Sets arrive as JSON arrays (the SDK dumps arguments with `opa_json_dump`), which is why every
- * set-typed builtin is native (see NATIVE_BUILTINS in builtins.ts).
+ * set-typed builtin is native (see NATIVE_BUILTINS in builtins.ts); builtins that take any value
+ * exchange typed text instead, where sets stay sets (HOST_TYPED_JSON, host-typed-json.ts).
  *
  * `sprintf`, `json.is_valid`, `regex.split` and `yaml.*` are implemented by the SDK itself and
  * take precedence over this map (`_builtinCall` looks in its own table first). The SDK's
