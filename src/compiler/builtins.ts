@@ -24,6 +24,7 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   // aggregates
   ["count", 1],
   ["sum", 1],
+  ["product", 1],
   ["max", 1],
   ["min", 1],
   ["sort", 1],
@@ -63,6 +64,7 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["object.remove", 2],
   ["array.concat", 2],
   ["array.slice", 3],
+  ["array.flatten", 1],
   // sets
   ["union", 1],
   ["intersection", 1],
@@ -78,6 +80,8 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   // encoding, time, crypto, units
   ["json.marshal", 1],
   ["json.unmarshal", 1],
+  ["internal.typed_marshal", 1],
+  ["internal.typed_unmarshal", 1],
   ["base64.encode", 1],
   ["base64.decode", 1],
   ["time.now_ns", 0],
@@ -181,6 +185,9 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["net.cidr_contains_matches", 2],
   ["object.subset", 2],
   ["walk", 1],
+  ["regex.template_match", 4],
+  ["rand.intn", 2],
+  ["strings.render_template", 2],
 ]);
 
 /**
@@ -219,6 +226,7 @@ export const NATIVE_BUILTINS: ReadonlySet<string> = new Set([
   "internal.member_3",
   "count",
   "sum",
+  "product",
   "max",
   "min",
   "sort",
@@ -249,6 +257,7 @@ export const NATIVE_BUILTINS: ReadonlySet<string> = new Set([
   "object.remove",
   "array.concat",
   "array.slice",
+  "array.flatten",
   "union",
   "intersection",
   "is_string",
@@ -261,11 +270,19 @@ export const NATIVE_BUILTINS: ReadonlySet<string> = new Set([
   "type_name",
   "json.marshal",
   "json.unmarshal",
+  "internal.typed_marshal",
+  "internal.typed_unmarshal",
   "array.reverse",
   "strings.reverse",
   "object.filter",
   "numbers.range",
   "time.parse_rfc3339_ns",
+]);
+
+/** Builtins only the planner emits (the typed-text boundary): not OPA's, so a policy cannot call them. */
+export const PLANNER_ONLY_BUILTINS: ReadonlySet<string> = new Set([
+  "internal.typed_marshal",
+  "internal.typed_unmarshal",
 ]);
 
 /** True when `name` must be supplied by the host (listed in `Policy.hostBuiltins`). */
@@ -284,6 +301,8 @@ export const HOST_IMPORT_NAMES: ReadonlyMap<string, string> = new Map([
   // The SDK's own json.is_valid / yaml.is_valid answer undefined for a non-string; OPA says false.
   ["json.is_valid", "arbiter.json.is_valid"],
   ["yaml.is_valid", "arbiter.yaml.is_valid"],
+  // The SDK's yaml.marshal, wrapped for typed text (host-set-args.ts).
+  ["yaml.marshal", "arbiter.yaml.marshal"],
 ]);
 
 /**
@@ -316,6 +335,26 @@ export const HOST_JSON_IO: ReadonlySet<string> = new Set<string>([
   "graph.reachable",
   "graph.reachable_paths",
   "time.parse_ns",
+  "io.jwt.decode_verify",
+]);
+
+/**
+ * Host builtins that exchange typed text (host-typed-json.ts): JSON where a set is written
+ * `<a,b>` and integers are exact. The planner passes each argument through the native
+ * `internal.typed_marshal` and parses the answer with `internal.typed_unmarshal`, so sets
+ * anywhere in an argument or in the answer cross the JavaScript boundary as sets (RegoSet).
+ */
+export const HOST_TYPED_JSON: ReadonlySet<string> = new Set<string>([
+  "object.subset",
+  "walk",
+  "sprintf",
+  "urlquery.encode_object",
+  "yaml.marshal",
+  "io.jwt.encode_sign",
+  "providers.aws.sign_req",
+  "strings.render_template",
+  "json.marshal_with_options",
+  "object.union_n",
 ]);
 
 /**
@@ -323,4 +362,4 @@ export const HOST_JSON_IO: ReadonlySet<string> = new Set<string>([
  * as arrays): the planner appends the native type_name of every argument, so the host receives
  * `(a, b, typeof a, typeof b)`.
  */
-export const HOST_TYPED_ARGS: ReadonlySet<string> = new Set<string>(["net.cidr_contains_matches", "object.subset"]);
+export const HOST_TYPED_ARGS: ReadonlySet<string> = new Set<string>(["net.cidr_contains_matches"]);

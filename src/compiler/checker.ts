@@ -9,7 +9,7 @@
  * - `:=` redeclarations and uses before declaration are rejected as OPA rejects them.
  */
 import type { Body, CallTarget, Literal, Loc, Module, Rule, Term } from "./ast.ts";
-import { BUILTIN_ARITY } from "./builtins.ts";
+import { BUILTIN_ARITY, PLANNER_ONLY_BUILTINS } from "./builtins.ts";
 import type { Diagnostic } from "./diagnostics.ts";
 
 /** What the resolver needs to know about the rule tree. */
@@ -257,7 +257,7 @@ export class ClauseResolver {
       ) {
         // A function of this package, its name possibly in several parts (`a.b.f(x) := ...`).
         target = { kind: "function", path: [...this.#module.pkg, ...parts] };
-      } else if (BUILTIN_ARITY.has(t.name)) {
+      } else if (BUILTIN_ARITY.has(t.name) && !PLANNER_ONLY_BUILTINS.has(t.name)) {
         target = { kind: "builtin", name: t.name };
       }
     }

@@ -4,7 +4,8 @@
  * value out, `undefined` for "undefined" (OPA's non-strict mode turns errors into undefined).
  *
  * Sets arrive as JSON arrays (the SDK dumps arguments with `opa_json_dump`), which is why every
- * set-typed builtin is native (see NATIVE_BUILTINS in builtins.ts).
+ * set-typed builtin is native (see NATIVE_BUILTINS in builtins.ts); builtins that take any value
+ * exchange typed text instead, where sets stay sets (HOST_TYPED_JSON, host-typed-json.ts).
  *
  * `sprintf`, `json.is_valid`, `regex.split` and `yaml.*` are implemented by the SDK itself and
  * take precedence over this map (`_builtinCall` looks in its own table first). The SDK's
@@ -26,6 +27,7 @@ import { jwtHostBuiltins } from "./host-jwt.ts";
 import { awsHostBuiltins } from "./host-aws.ts";
 import { x509HostBuiltins } from "./host-x509.ts";
 import { opaHostBuiltins } from "./host-builtins-opa.ts";
+import { withSetArgs } from "./host-set-args.ts";
 
 export { compileRe2 } from "./host-re2.ts";
 import { goSprintf } from "./host-sprintf.ts";
@@ -246,7 +248,7 @@ function isYaml(s: string): boolean {
   }
 }
 
-export const hostBuiltins: Record<string, Builtin> = {
+export const hostBuiltins: Record<string, Builtin> = withSetArgs({
   ...moreHostBuiltins,
   ...jwtHostBuiltins,
   ...awsHostBuiltins,
@@ -278,4 +280,4 @@ export const hostBuiltins: Record<string, Builtin> = {
   "urlquery.decode": str(urlqueryDecode),
   "crypto.md5": str((s) => createHash("md5").update(s, "utf8").digest("hex")),
   "crypto.sha1": str((s) => createHash("sha1").update(s, "utf8").digest("hex")),
-};
+});

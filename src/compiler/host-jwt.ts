@@ -16,6 +16,7 @@ import { exactDecimal } from "./host-builtins-more.ts";
 import type { HostBuiltin } from "./host-types.ts";
 import { timeNowNs } from "./host-now.ts";
 import { compareCodePoints } from "../util/json-text.ts";
+import { parseExactJson } from "./host-exact-json.ts";
 import { algInfo, ecVerify, edVerify, hmacVerify, jwsSign, jwsVerify, rsaVerify } from "./host-jwt-crypto.ts";
 import {
   fail,
@@ -227,7 +228,8 @@ interface Constraints {
 function parseConstraints(o: unknown): Constraints {
   if (!isObject(o)) return fail("operand 2 must be an object");
   const c: Constraints = { secret: "", alg: "", iss: "", aud: "", time: -1 };
-  for (const [k, v] of Object.entries(o)) {
+  for (const [k, raw] of Object.entries(o)) {
+    let v: unknown = raw;
     if (k === "cert") {
       if (typeof v !== "string") fail("cert constraint: must be a string");
       c.keys = keysFromCertOrJwk(v as string);
@@ -235,6 +237,8 @@ function parseConstraints(o: unknown): Constraints {
       if (typeof v !== "string") fail(`${k} constraint: must be a string`);
       c[k] = v as string;
     } else if (k === "time") {
+      // An exact integer (HOST_JSON_IO) becomes the nearest float64, as OPA's Number.Float64().
+      if (typeof v === "bigint") v = Number(v);
       if (typeof v !== "number") fail("token time constraint: must be a number");
       if ((v as number) < 0) fail("token time constraint: must not be negative");
       c.time = v as number;
@@ -403,7 +407,13 @@ function builtin<A extends unknown[]>(f: (...args: A) => unknown): (...args: A) 
 export const jwtHostBuiltins: Record<string, HostBuiltin> = {
   "io.jwt.decode": builtin((t: unknown) => jwtDecode(t)),
   // How policies build unsigned tokens (OPA's own JWT tests use it); undefined for a non-string.
-  "io.jwt.decode_verify": builtin(decodeVerify),
+  // A HOST_JSON_IO builtin: the constraints' `time` (ns, beyond 2^53) arrives exactly.
+  "io.jwt.decode_verify": (jwtText: unknown, constraintsText: unknown) => {
+    if (typeof jwtText !== "string" || typeof constraintsText !== "string") return undefined;
+    const out = builtin(decodeVerify)(parseExactJson(jwtText), parseExactJson(constraintsText));
+    // header and payload passed checkNumbers: JSON.stringify spells their numbers exactly.
+    return out === undefined ? undefined : JSON.stringify(out);
+  },
   "io.jwt.encode_sign": builtin(encodeSign),
   "io.jwt.encode_sign_raw": builtin(encodeSignRawOperands),
   "io.jwt.verify_hs256": builtin(verifyHs("sha256")),

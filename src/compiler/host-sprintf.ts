@@ -6,29 +6,33 @@
  * `%v` of an array prints Rego syntax and `%d` of a float prints `%!d(float64=1.5)`.
  * Supported: flags `-+# 0`, width, precision (also `*`), verbs `v s q d b o O x X c U e E f F g G t`
  * and `%%`; missing and extra arguments are reported the way Go does.
- * Known gaps: sets arrive from the SDK as JSON arrays and print as arrays; integers above
- * 2^53 have already lost precision in transit; `%q` of a string uses JSON escaping.
+ * A HOST_TYPED_JSON builtin: sets arrive as sets (printed `{1, 2}`, `set()` when empty, in
+ * Rego's order as OPA's String() does) and integers exactly, as BigInt.
+ * Known gap: `%q` of a string and strings inside composite values use JSON escaping.
  */
+import { compareUtf8, isTypedObject, RegoSet, typedIo, type TypedJson } from "./host-typed-json.ts";
 
 type GoArg =
   | { readonly kind: "int"; readonly v: bigint }
   | { readonly kind: "float64"; readonly v: number }
   | { readonly kind: "string"; readonly v: string };
 
-/** Rego's text for a JSON value (`ast.Term.String()`). */
-export function regoText(v: unknown): string {
+/** Rego's text for a value (`ast.Term.String()`): sets in Rego's order, `set()` when empty. */
+export function regoText(v: TypedJson): string {
   if (v === null) return "null";
   if (typeof v === "string") return JSON.stringify(v);
-  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return String(v);
+  if (v instanceof RegoSet) return v.items.length === 0 ? "set()" : `{${v.items.map(regoText).join(", ")}}`;
   if (Array.isArray(v)) return `[${v.map(regoText).join(", ")}]`;
-  if (typeof v === "object") {
-    const keys = Object.keys(v as object).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}: ${regoText((v as Record<string, unknown>)[k])}`).join(", ")}}`;
+  if (isTypedObject(v)) {
+    const keys = Object.keys(v).sort(compareUtf8);
+    return `{${keys.map((k) => `${JSON.stringify(k)}: ${regoText(v[k]!)}`).join(", ")}}`;
   }
   return String(v);
 }
 
-function toGoArg(v: unknown): GoArg {
+function toGoArg(v: TypedJson): GoArg {
+  if (typeof v === "bigint") return { kind: "int", v };
   if (typeof v === "number") return Number.isInteger(v) ? { kind: "int", v: BigInt(v) } : { kind: "float64", v };
   if (typeof v === "string") return { kind: "string", v };
   return { kind: "string", v: regoText(v) };
@@ -45,7 +49,7 @@ interface Spec {
 }
 
 /** Go's %g / %v text of a float64 (shortest digits unless a precision is given). */
-function goFloatG(x: number, prec: number | undefined, upper: boolean): string {
+export function goFloatG(x: number, prec: number | undefined, upper: boolean): string {
   if (Number.isNaN(x)) return "NaN";
   if (!Number.isFinite(x)) return x > 0 ? "+Inf" : "-Inf";
   let digits: string;
@@ -203,8 +207,11 @@ function formatString(v: string, verb: string, spec: Spec): string | undefined {
   }
 }
 
-/** fmt.Sprintf(format, args...) over OPA's argument conversion; undefined for bad operands. */
-export function goSprintf(format: unknown, values: unknown): string | undefined {
+/**
+ * fmt.Sprintf(format, args...) over OPA's argument conversion; undefined for bad operands (the
+ * values must be an array: OPA refuses a set).
+ */
+function goSprintfTyped(format: TypedJson, values: TypedJson): string | undefined {
   if (typeof format !== "string" || !Array.isArray(values)) return undefined;
   const args = values.map(toGoArg);
   let out = "";
@@ -278,3 +285,6 @@ export function goSprintf(format: unknown, values: unknown): string | undefined 
   }
   return out;
 }
+
+/** `sprintf` as a HOST_TYPED_JSON builtin (typed texts in, typed text out). */
+export const goSprintf = typedIo(goSprintfTyped);

@@ -1,31 +1,26 @@
 /**
  * OPA's `object.subset(super, sub)` (issue #13, `topdown/subset.go`), quirks included: objects
- * recurse, arrays match as a contiguous run, a set under an array counts matches element by
- * element (duplicates in the array count twice). The top-level operand types come from
- * HOST_TYPED_ARGS (a set arrives as an array); a set nested deeper cannot reach the host (the
- * runtime refuses it with an error), so nested values are objects, arrays and scalars.
+ * recurse, nested sets match element by element (no recursion into them), arrays match as a
+ * contiguous run, a set under an array counts matches element by element (duplicates in the
+ * array count twice). A HOST_TYPED_JSON builtin: sets arrive as RegoSet at any depth.
  */
 import type { HostBuiltin } from "./host-types.ts";
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+import { builtinError } from "./host-exact-json.ts";
+import { canonTyped, isTypedObject, RegoSet, typedIo, type TypedJson } from "./host-typed-json.ts";
 
-/** Rego equality on JSON values (key order ignored; 1 == 1.0 holds for JavaScript numbers). */
-function canon(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canon).join(",")}]`;
-  if (isObj(v))
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canon(v[k])}`)
-      .join(",")}}`;
-  return JSON.stringify(v);
-}
+type Obj = { [k: string]: TypedJson };
 
-function objectSubset(sup: Record<string, unknown>, sub: Record<string, unknown>): boolean {
+function objectSubset(sup: Obj, sub: Obj): boolean {
   for (const [k, sv] of Object.entries(sub)) {
     if (!Object.hasOwn(sup, k)) return false;
-    const pv = sup[k];
-    if (canon(sv) === canon(pv)) continue;
-    if (isObj(pv) && isObj(sv)) {
+    const pv = sup[k]!;
+    if (canonTyped(sv) === canonTyped(pv)) continue;
+    if (isTypedObject(pv) && isTypedObject(sv)) {
       if (!objectSubset(pv, sv)) return false;
+      continue;
+    }
+    if (pv instanceof RegoSet && sv instanceof RegoSet) {
+      if (!setSubset(pv, sv)) return false;
       continue;
     }
     if (Array.isArray(pv) && Array.isArray(sv)) {
@@ -37,36 +32,40 @@ function objectSubset(sup: Record<string, unknown>, sub: Record<string, unknown>
   return true;
 }
 
-function arraySubset(sup: unknown[], sub: unknown[]): boolean {
+/** OPA does not recurse into set elements: each element of sub must be one of super's. */
+function setSubset(sup: RegoSet, sub: RegoSet): boolean {
+  const have = new Set(sup.items.map(canonTyped));
+  return sub.items.every((x) => have.has(canonTyped(x)));
+}
+
+function arraySubset(sup: readonly TypedJson[], sub: readonly TypedJson[]): boolean {
   if (sub.length > sup.length) return false;
-  const a = sup.map(canon);
-  const b = sub.map(canon);
+  const a = sup.map(canonTyped);
+  const b = sub.map(canonTyped);
   for (let start = 0; start + b.length <= a.length; start++) {
     if (b.every((x, i) => a[start + i] === x)) return true;
   }
   return false;
 }
 
-function objectSubsetBuiltin(sup: unknown, sub: unknown, supType: unknown, subType: unknown): boolean | undefined {
-  if (supType === "object" && subType === "object")
-    return objectSubset(sup as Record<string, unknown>, sub as Record<string, unknown>);
-  if (supType === "set" && subType === "set") {
-    const have = new Set((sup as unknown[]).map(canon));
-    return (sub as unknown[]).every((x) => have.has(canon(x)));
-  }
-  if (supType === "array" && subType === "array") return arraySubset(sup as unknown[], sub as unknown[]);
-  if (supType === "array" && subType === "set") {
-    const want = new Set((sub as unknown[]).map(canon));
+function objectSubsetBuiltin(sup: TypedJson, sub: TypedJson): boolean {
+  if (isTypedObject(sup) && isTypedObject(sub)) return objectSubset(sup, sub);
+  if (sup instanceof RegoSet && sub instanceof RegoSet) return setSubset(sup, sub);
+  if (Array.isArray(sup) && Array.isArray(sub)) return arraySubset(sup, sub);
+  if (Array.isArray(sup) && sub instanceof RegoSet) {
+    // OPA's Until loop: true only once every element of sub has been seen (an empty sub set
+    // against an empty array is false).
+    const want = new Set(sub.items.map(canonTyped));
     let unmatched = want.size;
-    for (const x of sup as unknown[]) {
-      if (want.has(canon(x))) unmatched--;
+    for (const x of sup) {
+      if (want.has(canonTyped(x))) unmatched--;
       if (unmatched === 0) return true;
     }
     return false;
   }
-  return undefined; // OPA: both arguments must be of the same type or array and set
+  return builtinError("object.subset", "both arguments object.subset must be of the same type or array and set");
 }
 
 export const subsetHostBuiltins: Record<string, HostBuiltin> = {
-  "object.subset": objectSubsetBuiltin,
+  "object.subset": typedIo(objectSubsetBuiltin),
 };

@@ -57,8 +57,8 @@ export function desugarTemplate(parts: readonly TemplatePart[], loc: Loc): Term 
 export function walkRelation(args: readonly Term[], loc: Loc): Term {
   if (args.length !== 1 && args.length !== 2) return { type: "call", name: "walk", args, loc };
   const wildcard: Term = { type: "var", name: "_", orig: "_", loc };
-  // x goes in a one-element array: a set nested in an argument fails at the host boundary, where a
-  // set passed as the argument itself would arrive as an array and be walked as one.
+  // x goes in a one-element array (a leftover of the JSON boundary, where a set argument arrived as
+  // an array); walk now exchanges typed text (HOST_TYPED_JSON), where sets stay sets at any depth.
   const boxed: Term = { type: "array", items: [args[0]!], loc };
   const each: Term = { type: "ref", head: { type: "call", name: "walk", args: [boxed], loc }, path: [wildcard], loc };
   return args.length === 1 ? each : { type: "call", name: "eq", args: [args[1]!, each], loc };

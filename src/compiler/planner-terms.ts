@@ -5,7 +5,7 @@
  */
 import type { Body, Loc, Term } from "./ast.ts";
 import type { ResolvedClause } from "./checker.ts";
-import { HOST_JSON_IO, HOST_SET_RESULTS, HOST_TYPED_ARGS } from "./builtins.ts";
+import { HOST_JSON_IO, HOST_SET_RESULTS, HOST_TYPED_ARGS, HOST_TYPED_JSON } from "./builtins.ts";
 import { COVER_BUILTIN } from "./coverage.ts";
 import type { Local } from "./ir.ts";
 import { type FnBuilder, type K, type KL, MSG_OBJECT_KEYS, type PlannerServices } from "./planner-context.ts";
@@ -384,10 +384,12 @@ export abstract class TermPlanner {
  * A builtin call into `out`. Host builtins in HOST_JSON_IO take each argument as its JSON text
  * (the native json.marshal, exact for integers beyond 2^53) and answer JSON text (parsed by the
  * native json.unmarshal); those in HOST_SET_RESULTS answer an array rebuilt here as a set; those
- * in HOST_TYPED_ARGS also receive each argument's type name (sets reach the host as arrays).
+ * in HOST_TYPED_ARGS also receive each argument's type name (sets reach the host as arrays);
+ * those in HOST_TYPED_JSON exchange typed text (JSON with sets marked), the same way.
  */
 function emitBuiltin(fb: FnBuilder, name: string, args: readonly Local[], out: Local): void {
-  const jsonIo = HOST_JSON_IO.has(name);
+  const typed = HOST_TYPED_JSON.has(name);
+  const jsonIo = typed || HOST_JSON_IO.has(name);
   const toSet = HOST_SET_RESULTS.has(name);
   const viaBuiltin =
     (builtin: string) =>
@@ -396,13 +398,18 @@ function emitBuiltin(fb: FnBuilder, name: string, args: readonly Local[], out: L
       fb.emit({ op: "builtin", target: l, name: builtin, args: [a] });
       return l;
     };
-  const callArgs = jsonIo ? args.map(viaBuiltin("json.marshal")) : args;
+  const callArgs = jsonIo ? args.map(viaBuiltin(typed ? "internal.typed_marshal" : "json.marshal")) : args;
   const types = HOST_TYPED_ARGS.has(name) ? args.map(viaBuiltin("type_name")) : [];
   let value = jsonIo || toSet ? fb.newLocal() : out;
   fb.emit({ op: "builtin", target: value, name, args: [...callArgs, ...types] });
   if (jsonIo) {
     const parsed = toSet ? fb.newLocal() : out;
-    fb.emit({ op: "builtin", target: parsed, name: "json.unmarshal", args: [value] });
+    fb.emit({
+      op: "builtin",
+      target: parsed,
+      name: typed ? "internal.typed_unmarshal" : "json.unmarshal",
+      args: [value],
+    });
     value = parsed;
   }
   if (toSet) {

@@ -24,6 +24,11 @@ const NOW_S = 1_000_000;
 const NOW_NS = NOW_S * 1e9;
 
 const call = (name: string, ...args: unknown[]): unknown => jwtHostBuiltins[name]!(...args);
+/** decode_verify takes and answers JSON texts (a HOST_JSON_IO builtin). */
+const decodeVerify = (token: unknown, constraints: unknown): unknown => {
+  const out = call("io.jwt.decode_verify", JSON.stringify(token), JSON.stringify(constraints)) as string | undefined;
+  return out === undefined ? undefined : JSON.parse(out);
+};
 
 async function rs256(claims: Record<string, unknown>, header: Record<string, unknown> = {}): Promise<string> {
   return new SignJWT(claims).setProtectedHeader({ alg: "RS256", typ: "JWT", ...header }).sign(rsa.privateKey);
@@ -145,7 +150,7 @@ describe("io.jwt.verify_* and keys", () => {
   it("encode_sign round-trips through decode_verify, and signs nothing with a public key", async () => {
     const jwk = await exportJWK(rsa.privateKey);
     const token = call("io.jwt.encode_sign", { alg: "PS256", typ: "JWT" }, { sub: "a", n: 3 }, jwk) as string;
-    expect(call("io.jwt.decode_verify", token, { cert: rsaPem, time: NOW_NS })).toEqual([
+    expect(decodeVerify(token, { cert: rsaPem, time: NOW_NS })).toEqual([
       true,
       { alg: "PS256", typ: "JWT" },
       { sub: "a", n: 3 },
@@ -157,7 +162,34 @@ describe("io.jwt.verify_* and keys", () => {
   it("fails the evaluation rather than round a payload number JavaScript cannot hold", () => {
     const input = `${b64('{"alg":"HS256"}')}.${b64('{"exp":12345678901234567890}')}`;
     const token = `${input}.${b64(createHmac("sha256", "k").update(input).digest())}`;
-    expect(() => call("io.jwt.decode_verify", token, { secret: "k", time: 0 })).toThrow(/not held exactly/);
+    expect(() => decodeVerify(token, { secret: "k", time: 0 })).toThrow(/not held exactly/);
     expect(() => call("io.jwt.encode_sign", { alg: "HS256" }, { n: 0.5 }, { kty: "oct", k: "aw" })).toThrow(/spelled/);
+  });
+
+  it("takes a time in nanoseconds beyond 2^53 exactly and compares float exp/nbf as OPA (float64 seconds)", async () => {
+    const hs = (claims: string): string => {
+      const input = `${b64('{"alg":"HS256"}')}.${b64(claims)}`;
+      return `${input}.${b64(createHmac("sha256", "k").update(input).digest())}`;
+    };
+    const nbf = hs('{"nbf":1.5893857701234e+09}');
+    const exp = hs('{"exp":1.5893857701234e+09}');
+    /** A policy answering decode_verify's validity for `token` at `time` (Rego source). */
+    const at = (token: string, time: string): string =>
+      `package t\np := io.jwt.decode_verify("${token}", {"secret": "k", "time": ${time}})[0]\n`;
+    const cases = [
+      [at(nbf, "1589385770123400000"), true], // equal to nbf: valid
+      [at(nbf, "1589385770023400000"), false], // 0.1 s before nbf
+      [at(exp, "1589385770123400000"), false], // equal to exp: expired
+      [at(exp, "1589385769123400000"), true], // 1 s before exp
+      [at(nbf, "9223372036854775807"), true], // int64 max: no error, far after nbf
+      [at(nbf, '"soon"'), undefined], // OPA: the time must be a number
+      [at(nbf, "-1"), undefined], // OPA: must not be negative
+    ] as const;
+    for (const [text, want] of cases) {
+      const { wasm } = compile([{ path: "t.rego", text }], { entrypoints: ["t/p"] });
+      const p = await loadCompiledPolicy(wasm);
+      const rs = p.evaluate(undefined, "t/p") as { result: unknown }[];
+      expect(rs[0]?.result, text).toBe(want);
+    }
   });
 });

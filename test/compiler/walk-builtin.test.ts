@@ -50,8 +50,18 @@ paths := [p | [p, _] := walk(input)]
     expect(await evalRego(policy, "t/p", INPUT)).toEqual([]);
   });
 
-  it("fails the evaluation on a value holding a set rather than walk it as an array", async () => {
-    const policy = "package t\np := [x | walk({1}, x)]\n";
-    await expect(evalRego(policy, "t/p")).rejects.toThrow(/set/);
+  it("walks a set with each element as its own path key, and keeps sets in paths and values", async () => {
+    const policy = `package t
+p := [x | walk({2, 1}, x)]
+same if [x | walk({"s": {[1]}}, x)] == [[[], {"s": {[1]}}], [["s"], {[1]}], [["s", [1]], [1]], [["s", [1], 0], 1]]
+`;
+    expect(await evalRego(policy, "t/p")).toEqual([
+      [
+        [[], [1, 2]],
+        [[1], 1],
+        [[2], 2],
+      ],
+    ]);
+    expect(await evalRego(policy, "t/same")).toEqual([true]);
   });
 });

@@ -1,13 +1,13 @@
 // Object, array and set builtins, and the rest (`bi_object_*`, `bi_array_*`, `bi_union`, ...).
 
-import { alloc } from "./memory";
+import { alloc, fatal } from "./memory";
 import {
   K_NULL, K_BOOL, K_NUM, K_STR, K_ARR, K_OBJ, K_SET, kindOf, lenOf, numOf, strPtr, elems, objKeys,
   objVals, valAt, mkBool, mkNum, mkStr, mkStrLit, mkArray, mkObject, mkSet, setInsert, setHas,
   objGet, objInsert, objMerge, setCopy, equal, mkInt,
 } from "./value";
 
-import { parseJson, dumpJsonString } from "./json";
+import { parseJson, parseTyped, dumpJsonString, dumpTypedString } from "./json";
 import { isNum, isStr, isSet, isInt } from "./builtins-common";
 import { bi_and } from "./builtins-ops";
 import { decodeRune, runeLen } from "./builtins-strings";
@@ -90,6 +90,33 @@ export function bi_array_concat(a: usize, b: usize): usize {
   return r;
 }
 
+// OPA's array.flatten: array elements are unpacked one level, anything else (sets too) kept.
+export function bi_array_flatten(a: usize): usize {
+  if (kindOf(a) != K_ARR) return 0;
+  const n = lenOf(a);
+  let total: u64 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const x = load<u32>(elems(a) + (<usize>i << 2));
+    total += kindOf(x) == K_ARR ? <u64>lenOf(x) : 1;
+  }
+  if (total > 0x3fffffff) fatal("array.flatten: result beyond the runtime's array size");
+  const r = mkArray(<u32>total);
+  let at = elems(r);
+  for (let i: u32 = 0; i < n; i++) {
+    const x = load<u32>(elems(a) + (<usize>i << 2));
+    if (kindOf(x) == K_ARR) {
+      const m = <usize>lenOf(x) << 2;
+      memory.copy(at, elems(x), m);
+      at += m;
+    } else {
+      store<u32>(at, x);
+      at += 4;
+    }
+  }
+  store<u32>(r, <u32>total, 4);
+  return r;
+}
+
 export function bi_array_slice(a: usize, start: usize, stop: usize): usize {
   if (kindOf(a) != K_ARR || !isNum(start) || !isNum(stop)) return 0;
   let s = numOf(start);
@@ -163,6 +190,19 @@ export function bi_json_marshal(v: usize): usize {
 export function bi_json_unmarshal(s: usize): usize {
   if (!isStr(s)) return 0;
   return parseJson(strPtr(s), lenOf(s));
+}
+
+// Typed text for the host builtins in HOST_TYPED_JSON (builtins.ts): JSON with sets as `<...>`.
+export function bi_internal_typed_marshal(v: usize): usize {
+  return dumpTypedString(v);
+}
+
+export function bi_internal_typed_unmarshal(s: usize): usize {
+  if (!isStr(s)) return 0;
+  const v = parseTyped(strPtr(s), lenOf(s));
+  // The text comes from Arbiter's own host code: malformed text is a bug, never "undefined".
+  if (v == 0) fatal("internal error: a builtin implemented in JavaScript answered malformed typed text");
+  return v;
 }
 
 // ---- more of the standard library ------------------------------------------------------------

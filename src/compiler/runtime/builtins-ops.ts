@@ -1,6 +1,6 @@
 // Operators, aggregates and number builtins (`bi_plus`, `bi_count`, `bi_to_number`, ...).
 
-import { alloc } from "./memory";
+import { alloc, fatal } from "./memory";
 import {
   K_NULL, K_BOOL, K_NUM, K_STR, K_ARR, K_OBJ, K_SET, TRUE_V, FALSE_V, kindOf, lenOf, numOf, strPtr,
   elems, objVals, mkBool, mkNum, mkArray, mkSet, setInsert, setHas, objGet, setCopy, compare,
@@ -229,6 +229,33 @@ export function bi_sum(v: usize): usize {
     s += numOf(x);
   }
   return arith(s);
+}
+
+// OPA multiplies integers exactly (big.Int) and other numbers as 64-bit-mantissa big floats.
+// Exact i64 products are answered; beyond i64, or with a non-integer, the evaluation fails.
+export function bi_product(v: usize): usize {
+  if (!isArrOrSet(v)) return 0;
+  const n = lenOf(v);
+  let ints = true;
+  let zero = false;
+  for (let i: u32 = 0; i < n; i++) {
+    const x = load<u32>(elems(v) + (<usize>i << 2));
+    if (!isNum(x)) return 0; // OPA: operand 1 must be an array or set of numbers
+    if (!asInt(x)) ints = false;
+    else if (intValue() == 0) zero = true;
+  }
+  if (!ints) fatal("product of numbers that are not all integers: OPA multiplies them as 64-bit-mantissa big floats, which Arbiter does not reproduce; refused rather than answer with another number");
+  if (zero) return mkNum(0);
+  let p: i64 = 1;
+  for (let i: u32 = 0; i < n; i++) {
+    asInt(load<u32>(elems(v) + (<usize>i << 2)));
+    const y = intValue();
+    const r = p * y;
+    const over = p == -1 ? y == i64.MIN_VALUE : y == -1 ? p == i64.MIN_VALUE : r / y != p;
+    if (over) fatal("product beyond 64-bit integers: OPA's is exact (arbitrary precision), so Arbiter refuses rather than answer with another number");
+    p = r;
+  }
+  return mkInt(p);
 }
 
 export function extreme(v: usize, sign: i32): usize {

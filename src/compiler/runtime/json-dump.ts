@@ -137,15 +137,17 @@ function writeValue(v: usize): void {
       if (forHost && hostDepth > 0 && kindOf(v) == K_SET) {
         fatal("a set nested in an argument cannot be passed to a builtin implemented in JavaScript");
       }
+      // Typed text (host builtins in HOST_TYPED_JSON): a set is `<...>`, which no JSON text holds.
+      const open: u32 = typed && kindOf(v) == K_SET ? 0x3c : 0x5b;
       hostDepth++;
-      putByte(0x5b);
+      putByte(open);
       const n = lenOf(v);
       const e = elems(v);
       for (let i: u32 = 0; i < n; i++) {
         if (i > 0) putByte(0x2c);
         writeValue(load<u32>(e + (<usize>i << 2)));
       }
-      putByte(0x5d);
+      putByte(open == 0x3c ? 0x3e : 0x5d);
       hostDepth--;
       return;
     }
@@ -161,7 +163,7 @@ function writeValue(v: usize): void {
         } else {
           // JavaScript would see the key as a string: refuse rather than let a builtin answer
           // for another object.
-          if (forHost) fatal("an object with non-string keys cannot be passed to a builtin implemented in JavaScript");
+          if (forHost || typed) fatal("an object with non-string keys cannot be passed to a builtin implemented in JavaScript");
           // Non-string keys become their JSON text, as in OPA.
           const start = outLen;
           writeValue(k);
@@ -189,6 +191,8 @@ function beginOut(): void {
 }
 
 let forHost = false;
+/** Writing typed text: sets marked as `<...>` (see dumpTypedString). */
+let typed = false;
 /** Nesting depth of the value being dumped for the host (0 = the argument itself). */
 let hostDepth = 0;
 
@@ -218,6 +222,19 @@ export function dumpJsonForHost(v: usize): usize {
 export function dumpJsonString(v: usize): usize {
   beginOut();
   writeValue(v);
+  return mkStr(out, <u32>outLen);
+}
+
+/**
+ * Typed text for the host builtins in HOST_TYPED_JSON: JSON where a set is written `<a,b>`
+ * (elements in the runtime's order), integers exact (the host parses them as BigInt). Objects
+ * with non-string keys are refused, as for any host argument.
+ */
+export function dumpTypedString(v: usize): usize {
+  typed = true;
+  beginOut();
+  writeValue(v);
+  typed = false;
   return mkStr(out, <u32>outLen);
 }
 

@@ -2,7 +2,7 @@
 // into the source text, which the SDK keeps alive for as long as the value is used).
 import { alloc } from "./memory";
 import {
-  NULL_V, TRUE_V, FALSE_V, mkNum, mkInt, mkStr, mkArray, mkObject, arrayPush, objInsert,
+  NULL_V, TRUE_V, FALSE_V, mkNum, mkInt, mkStr, mkArray, mkObject, mkSet, arrayPush, objInsert, setInsert,
 } from "./value";
 
 import {
@@ -10,13 +10,15 @@ import {
 } from "./json-number";
 
 export { scanNumber, lastNumber, lastIsBigInt, lastBigInt, lastInexact, failInexact, toF64 } from "./json-number";
-export { dumpJson, dumpJsonForHost, dumpJsonString, dumpResultSet, putUtf8 } from "./json-dump";
+export { dumpJson, dumpJsonForHost, dumpJsonString, dumpTypedString, dumpResultSet, putUtf8 } from "./json-dump";
 import { putUtf8 } from "./json-dump";
 
 let pp: usize = 0;
 let pend: usize = 0;
 let perr: bool = false;
 let depth: i32 = 0;
+/** Parsing typed text (parseTyped): `<...>` is a set. */
+let typedIn = false;
 
 const MAX_DEPTH: i32 = 1000;
 
@@ -31,6 +33,19 @@ function skipWs(): void {
 
 /** Parses `len` bytes of JSON text at `p`; returns 0 when malformed. */
 export function parseJson(p: usize, len: usize): usize {
+  typedIn = false;
+  return parseText(p, len);
+}
+
+/** Parses typed text (dumpTypedString's format, a host builtin's answer); 0 when malformed. */
+export function parseTyped(p: usize, len: usize): usize {
+  typedIn = true;
+  const v = parseText(p, len);
+  typedIn = false;
+  return v;
+}
+
+function parseText(p: usize, len: usize): usize {
   pp = p;
   pend = p + len;
   perr = false;
@@ -59,6 +74,7 @@ function parseValue(): usize {
   if (c == 0x22) return parseString();
   if (c == 0x7b) return parseObject();
   if (c == 0x5b) return parseArray();
+  if (c == 0x3c && typedIn) return parseSet();
   if (c == 0x74) { if (matchWord(0x65757274, 4)) return TRUE_V; perr = true; return 0; }
   if (c == 0x66) { if (matchWord(0x65736c6166, 5)) return FALSE_V; perr = true; return 0; }
   if (c == 0x6e) { if (matchWord(0x6c6c756e, 4)) return NULL_V; perr = true; return 0; }
@@ -86,6 +102,27 @@ function parseArray(): usize {
   }
   depth--;
   return arr;
+}
+
+function parseSet(): usize {
+  if (++depth > MAX_DEPTH) { perr = true; return 0; }
+  pp++;
+  const set = mkSet(8);
+  skipWs();
+  if (pp < pend && load<u8>(pp) == 0x3e) { pp++; depth--; return set; }
+  while (true) {
+    skipWs();
+    const v = parseValue();
+    if (v == 0) { perr = true; return 0; }
+    setInsert(set, v);
+    skipWs();
+    if (pp >= pend) { perr = true; return 0; }
+    const c = load<u8>(pp++);
+    if (c == 0x3e) break;
+    if (c != 0x2c) { perr = true; return 0; }
+  }
+  depth--;
+  return set;
 }
 
 function parseObject(): usize {
