@@ -15,6 +15,8 @@
 import { createHash, createHmac } from "node:crypto";
 import { goJsonMarshal } from "./host-jwt.ts";
 import type { HostBuiltin } from "./host-types.ts";
+import { isObject } from "../util/object.ts";
+import { compareCodePoints } from "../util/json-text.ts";
 
 type Json = Record<string, unknown>;
 
@@ -25,8 +27,6 @@ class AwsBuiltinError extends Error {
 const fail = (message: string): never => {
   throw new AwsBuiltinError(`providers.aws.sign_req: ${message}`);
 };
-
-const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
 const REQUIRED_CONFIG = ["aws_access_key", "aws_region", "aws_secret_access_key", "aws_service"];
 
@@ -67,7 +67,6 @@ const IGNORED_HEADERS = new Set(["authorization", "user-agent", "x-amzn-trace-id
 /** The plain URLs whose Go url.Parse host, escaped path and raw query are certain. */
 const PLAIN_URL = /^https?:\/\/([A-Za-z0-9.-]+(?::\d+)?)(\/[A-Za-z0-9\-._~/]*)?(?:\?([A-Za-z0-9\-._~=&]*))?$/;
 
-const byBytes = (a: string, b: string): number => Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
 const sha256Hex = (b: Buffer | string): string => createHash("sha256").update(b).digest("hex");
 const mac = (key: Buffer | string, msg: string): Buffer => createHmac("sha256", key).update(msg, "utf8").digest();
 const str = (v: unknown): string => (typeof v === "string" ? v : "");
@@ -137,7 +136,7 @@ function signReq(req: unknown, config: unknown, timeNs: unknown): Json {
     seen.add(lower);
     if (!IGNORED_HEADERS.has(lower)) toSign.set(lower, str(v));
   }
-  const names = [...toSign.keys()].sort(byBytes);
+  const names = [...toSign.keys()].sort(compareCodePoints);
   const canonical = [
     req.method as string,
     url[2] ?? "",

@@ -10,6 +10,8 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import { isIPv4, isIPv6 } from "node:net";
 
 import type { HostBuiltin as Builtin } from "./host-types.ts";
+import { isObject } from "../util/object.ts";
+import { compareCodePoints } from "../util/json-text.ts";
 
 /** Thrown for a result a JavaScript number cannot hold exactly (OPA's numbers are arbitrary precision). */
 function inexact(name: string, what: string): never {
@@ -237,18 +239,16 @@ function indexOfN(s: unknown, sub: unknown): number[] | undefined {
   return out;
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-
 /** object.union semantics: objects merge recursively, the right side wins otherwise. */
 function union(a: unknown, b: unknown): unknown {
-  if (!isObj(a) || !isObj(b)) return b;
+  if (!isObject(a) || !isObject(b)) return b;
   const out: Record<string, unknown> = { ...a };
   for (const [k, v] of Object.entries(b)) out[k] = Object.hasOwn(a, k) ? union(a[k], v) : v;
   return out;
 }
 
 function unionN(objs: unknown): unknown {
-  if (!Array.isArray(objs) || !objs.every(isObj)) return undefined;
+  if (!Array.isArray(objs) || !objs.every(isObject)) return undefined;
   return objs.reduce((acc: unknown, o) => union(acc, o), {});
 }
 
@@ -272,9 +272,9 @@ export function queryEscape(s: string): string {
 
 /** urlquery.encode_object: keys sorted (Go's url.Values.Encode); values a string or a list of strings. */
 function encodeObject(obj: unknown): string | undefined {
-  if (!isObj(obj)) return undefined;
+  if (!isObject(obj)) return undefined;
   const parts: string[] = [];
-  for (const k of Object.keys(obj).sort()) {
+  for (const k of Object.keys(obj).sort(compareCodePoints)) {
     const v = obj[k];
     const vs = strings(v);
     if (!vs) return undefined;

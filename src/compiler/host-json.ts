@@ -7,13 +7,12 @@
  */
 import type { HostBuiltin } from "./host-types.ts";
 import { compareCodePoints } from "../util/json-text.ts";
+import { isObject } from "../util/object.ts";
 
 type Json = unknown;
 
 /** A node of the path tree: `null` ends a path (remove or keep the whole value here). */
 type PathTree = Map<string, PathTree | null>;
-
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** A path segment as OPA's ast.Term key: strings and numbers are different keys. */
 const segKey = (v: unknown): string => JSON.stringify(v);
@@ -71,7 +70,7 @@ function remove(a: Json, b: PathTree | null | undefined): Json | undefined {
     });
     return out;
   }
-  if (isObj(a)) {
+  if (isObject(a)) {
     const out: Record<string, Json> = {};
     for (const [k, v] of Object.entries(a)) {
       const d = remove(v, b.get(segKey(k)));
@@ -93,7 +92,7 @@ function filter(o: Json, f: PathTree | null): Json {
     });
     return out;
   }
-  if (isObj(o)) {
+  if (isObject(o)) {
     const out: Record<string, Json> = {};
     for (const [k, v] of Object.entries(o)) {
       const sub = f.get(segKey(k));
@@ -105,13 +104,13 @@ function filter(o: Json, f: PathTree | null): Json {
 }
 
 function jsonRemove(obj: unknown, paths: unknown): Json | undefined {
-  if (!isObj(obj)) return undefined;
+  if (!isObject(obj)) return undefined;
   const tree = pathTree(paths);
   return tree === undefined ? undefined : remove(obj, tree);
 }
 
 function jsonFilter(obj: unknown, paths: unknown): Json | undefined {
-  if (!isObj(obj)) return undefined;
+  if (!isObject(obj)) return undefined;
   const tree = pathTree(paths);
   return tree === undefined ? undefined : filter(obj, tree);
 }
@@ -171,7 +170,7 @@ function marshal(v: Json, prefix: string, indent: string | undefined, depth: num
 }
 
 function marshalWithOptions(v: unknown, opts: unknown): string | undefined {
-  if (!isObj(opts)) return undefined;
+  if (!isObject(opts)) return undefined;
   let indent = "\t";
   let prefix = "";
   let implicit = false;

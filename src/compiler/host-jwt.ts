@@ -28,10 +28,9 @@ import {
   utf8Text,
   type VerificationKey,
 } from "./host-jwt-keys.ts";
+import { isObject } from "../util/object.ts";
 
 type Json = Record<string, unknown>;
-
-const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Nested tokens (`cty: JWT`) are followed at most this deep. */
 const MAX_NESTING = 16;

@@ -14,6 +14,8 @@ describe("sets in arguments of builtins implemented in JavaScript", () => {
       ['sprintf("%s", {"a"})', undefined], // OPA: the values must be an array
       ['urlquery.encode_object({"a": {"b+1", "a"}, "c": "d"})', "a=a&a=b%2B1&c=d"],
       ['urlquery.encode_object({"a": {1}})', undefined],
+      // Go's url.Values.Encode sorts keys by UTF-8 bytes: U+E000 before U+1F600
+      ['urlquery.encode_object({"\u{1F600}": "a", "\uE000": "b"})', "%EE%80%80=b&%F0%9F%98%80=a"],
       ['yaml.unmarshal(yaml.marshal({"s": {3, 2, 1}, "n": [{"x"}]}))', { n: [["x"]], s: [1, 2, 3] }],
       ['json.marshal_with_options({"s": {2, 1}}, {})', '{"s":[1,2]}'],
       [
