@@ -10,7 +10,8 @@
  * Rego's order as OPA's String() does) and integers exactly, as BigInt.
  * Known gap: `%q` of a string and strings inside composite values use JSON escaping.
  */
-import { compareUtf8, isTypedObject, RegoSet, typedIo, type TypedJson } from "./host-typed-json.ts";
+import { isTypedObject, RegoSet, typedIo, type TypedJson } from "./host-typed-json.ts";
+import { compareCodePoints } from "../util/json-text.ts";
 
 type GoArg =
   | { readonly kind: "int"; readonly v: bigint }
@@ -25,7 +26,7 @@ export function regoText(v: TypedJson): string {
   if (v instanceof RegoSet) return v.items.length === 0 ? "set()" : `{${v.items.map(regoText).join(", ")}}`;
   if (Array.isArray(v)) return `[${v.map(regoText).join(", ")}]`;
   if (isTypedObject(v)) {
-    const keys = Object.keys(v).sort(compareUtf8);
+    const keys = Object.keys(v).sort(compareCodePoints);
     return `{${keys.map((k) => `${JSON.stringify(k)}: ${regoText(v[k]!)}`).join(", ")}}`;
   }
   return String(v);

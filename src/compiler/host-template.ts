@@ -10,7 +10,8 @@
 import type { HostBuiltin } from "./host-types.ts";
 import { builtinError } from "./host-exact-json.ts";
 import { goFloatG } from "./host-sprintf.ts";
-import { compareUtf8, isTypedObject, RegoSet, typedIo, type TypedJson } from "./host-typed-json.ts";
+import { isTypedObject, RegoSet, typedIo, type TypedJson } from "./host-typed-json.ts";
+import { compareCodePoints } from "../util/json-text.ts";
 
 /** A Go value decoded from JSON: float64 numbers; `NO_VALUE` is text/template's invalid value. */
 /** A range index is a Go int (bigint here), printed in decimal. */
@@ -151,7 +152,7 @@ function goText(v: GoValue, nested: boolean): string {
   if (typeof v === "number") return goFloatG(v, undefined, false);
   if (typeof v === "string" || typeof v === "boolean" || typeof v === "bigint") return String(v);
   if (Array.isArray(v)) return `[${v.map((x) => goText(x, true)).join(" ")}]`;
-  const keys = Object.keys(v).sort(compareUtf8);
+  const keys = Object.keys(v).sort(compareCodePoints);
   return `map[${keys.map((k) => `${k}:${goText(v[k]!, true)}`).join(" ")}]`;
 }
 
@@ -194,7 +195,7 @@ function render(nodes: readonly Node[], root: GoValue): string {
           ? c.map((x, i) => [BigInt(i), x])
           : isMap(c)
             ? Object.keys(c)
-                .sort(compareUtf8)
+                .sort(compareCodePoints)
                 .map((k) => [k, c[k]!])
             : c === NO_VALUE || c === null
               ? []

@@ -6,6 +6,7 @@
  * `internal.typed_unmarshal`, so a set in an answer stays a set.
  */
 import { OpaBuiltinError } from "./host-exact-json.ts";
+import { compareCodePoints } from "../util/json-text.ts";
 
 /** A Rego set crossing the boundary; `items` keep the runtime's order (sorted, no duplicates). */
 export class RegoSet {
@@ -166,11 +167,6 @@ export function toPlainJson(v: TypedJson, what: string): unknown {
   return v;
 }
 
-/** Rego's order of object keys and strings: byte-wise on UTF-8. */
-export function compareUtf8(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
-}
-
 /**
  * A text equal for equal Rego values: the runtime writes a number one way whatever its
  * representation (1.0 as 1), sets come sorted, and object keys are sorted here.
@@ -180,7 +176,7 @@ export function canonTyped(v: TypedJson): string {
   if (Array.isArray(v)) return `[${v.map(canonTyped).join(",")}]`;
   if (isTypedObject(v))
     return `{${Object.keys(v)
-      .sort(compareUtf8)
+      .sort(compareCodePoints)
       .map((k) => `${JSON.stringify(k)}:${canonTyped(v[k]!)}`)
       .join(",")}}`;
   return typeof v === "bigint" ? v.toString() : JSON.stringify(v);

@@ -7,7 +7,8 @@
  * boundary as sets, in the argument and in the answer.
  */
 import type { HostBuiltin } from "./host-types.ts";
-import { compareUtf8, isTypedObject, RegoSet, typedIo, type TypedJson } from "./host-typed-json.ts";
+import { isTypedObject, RegoSet, typedIo, type TypedJson } from "./host-typed-json.ts";
+import { compareCodePoints } from "../util/json-text.ts";
 
 function walkPairs(x: TypedJson): TypedJson[] {
   const out: TypedJson[] = [];
@@ -15,7 +16,7 @@ function walkPairs(x: TypedJson): TypedJson[] {
     out.push([path, v]);
     if (Array.isArray(v)) v.forEach((item, i) => visit([...path, BigInt(i)], item));
     else if (v instanceof RegoSet) for (const item of v.items) visit([...path, item], item);
-    else if (isTypedObject(v)) for (const k of Object.keys(v).sort(compareUtf8)) visit([...path, k], v[k]!);
+    else if (isTypedObject(v)) for (const k of Object.keys(v).sort(compareCodePoints)) visit([...path, k], v[k]!);
   };
   visit([], x);
   return out;
