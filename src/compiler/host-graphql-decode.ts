@@ -43,6 +43,13 @@ const arrayOf =
     return v.map((x, i) => d(x, `${p}[${i}]`));
   };
 
+/** Go's key matching folds case, with U+017F and U+212A folding to s and k as well. */
+const fold = (k: string): string =>
+  k
+    .replace(/\u017f/g, "s")
+    .replace(/\u212a/g, "k")
+    .toLowerCase();
+
 /** Decoders of pointers gqlparser's validation dereferences: nil there is refused. */
 const REQUIRED = new WeakSet<Dec>();
 
@@ -55,7 +62,7 @@ function struct(spec: () => Spec, required = false): Dec {
     for (const [k, d] of Object.entries(fields)) if (!REQUIRED.has(d)) out[k] = d(null, `${p}.${k}`);
     for (const [k, x] of Object.entries(v)) {
       if (Object.hasOwn(fields, k)) out[k] = fields[k]!(x, `${p}.${k}`);
-      else if (Object.keys(fields).some((f) => f.toLowerCase() === k.toLowerCase()))
+      else if (Object.keys(fields).some((f) => fold(f) === fold(k)))
         refuse(`${p}.${k}`, "keys that differ from gqlparser's field names only in case");
       else if ((k === "Position" || k === "Comment") && x !== null) refuse(`${p}.${k}`, "positions or comments");
     }

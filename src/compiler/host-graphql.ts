@@ -24,7 +24,16 @@ import type { HostBuiltin } from "./host-types.ts";
 const isObject = (v: ExactJson): v is { [k: string]: ExactJson } =>
   typeof v === "object" && v !== null && !Array.isArray(v);
 
-/** Nesting of an AST object, iteratively: the converters recurse, so objects are bounded too. */
+/** JSON text writes a non-string key (`{1: x}`) as its text; OPA cannot marshal such an object. */
+function nonStringKey(k: string): boolean {
+  try {
+    return typeof JSON.parse(k) !== "string";
+  } catch {
+    return false;
+  }
+}
+
+/** Nesting and keys of an AST object, iteratively: the converters recurse, so objects are bounded too. */
 function checkDepth(fn: string, v: ExactJson): void {
   // A text's bracket depth is bounded by MAX_DEPTH; its AST is at most a few levels per bracket.
   const limit = MAX_DEPTH * 4;
@@ -36,7 +45,15 @@ function checkDepth(fn: string, v: ExactJson): void {
         `${fn}: Arbiter does not support GraphQL AST objects nested deeper than ${limit} levels`,
       );
     if (Array.isArray(x)) for (const y of x) stack.push([y, d + 1]);
-    else if (isObject(x)) for (const y of Object.values(x)) stack.push([y, d + 1]);
+    else if (isObject(x)) {
+      for (const [k, y] of Object.entries(x)) {
+        if (nonStringKey(k))
+          throw new GraphqlUnsupported(
+            `${fn}: Arbiter does not support the AST object key ${JSON.stringify(k)}, which may stand for a non-string key`,
+          );
+        stack.push([y, d + 1]);
+      }
+    }
   }
 }
 

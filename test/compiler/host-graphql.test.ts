@@ -233,6 +233,8 @@ describe("graphql.is_valid, schema_is_valid, parse, parse_and_verify", () => {
       [`graphql.is_valid("query($e: Episode, $u: Int) { hero(episode: $e) { id } }", ${s})`, false],
       [`graphql.is_valid("mutation { x }", ${s})`, false],
       [`graphql.is_valid("", ${s})`, true],
+      [`graphql.is_valid("{ hero { id id } hero { name } }", ${s})`, true], // fields merge
+      [`graphql.is_valid("{ hero { id: name id } }", ${s})`, false], // but not under one name
       // gqlparser turns an extension of an unknown type into its definition
       [`graphql.is_valid("{ a }", "extend type Query { a: Int }")`, true],
       [`graphql.schema_is_valid("type Query { a: Foo }")`, false],
@@ -305,6 +307,15 @@ describe("graphql.is_valid, schema_is_valid, parse, parse_and_verify", () => {
         `graphql.is_valid({"Operations": [{"Operation": "query", "SelectionSet": [{"Alias": 5, "Name": "a"}]}]}, ${s})`,
       ),
     ).toContain("graphql.is_valid: Arbiter does not support selections that do not unmarshal as a Field");
+    expect(await failure(`graphql.schema_is_valid({"Definitions": [], 1: "x"})`)).toContain(
+      'graphql.schema_is_valid: Arbiter does not support the AST object key "1", which may stand for a non-string key',
+    );
+    // Go folds U+017F to "s" when it matches keys
+    expect(
+      await failure(
+        `graphql.is_valid({"Operations": [{"Operation": "query", "SelectionSet": [{"Alia\u017f": "a", "Name": "a"}]}]}, ${s})`,
+      ),
+    ).toContain("keys that differ from gqlparser's field names only in case");
     expect(
       await failure(
         `graphql.schema_is_valid({"Definitions": [{"Kind": "OBJECT", "Name": "Q", "Fields": [{"Name": "a"}]}]})`,
@@ -364,6 +375,15 @@ describe("graphql.* on input Arbiter cannot answer exactly or hostile input", ()
     );
     expect(await failure(`graphql.parse_query("query ($a: Int @d(x: $b)) { a }")`)).toContain(
       "graphql.parse_query: Arbiter does not support variables in these GraphQL directive arguments",
+    );
+    // graphql-js 17 stops at a work budget and reports it as an error; gqlparser has none
+    expect(
+      await failure(`graphql.is_valid(input.q, "type Query { a: Int }")`, { q: `{ ${"a ".repeat(1000)}}` }),
+    ).toContain(
+      "graphql.is_valid: Arbiter does not support validating a GraphQL query this large (graphql-js stopped at its work budget)",
+    );
+    expect(await failure(`graphql.is_valid("{ a(x: 1e400) }", "type Query { a(x: Float): Int }")`)).toContain(
+      'graphql.is_valid: Arbiter does not support the GraphQL Float value "1e400"',
     );
     // non-strict mode too: an Arbiter limit is never turned into undefined
     expect(await failure("graphql.parse_query(input.q)", { q: nested(129) }, false)).toBeDefined();
