@@ -6,7 +6,7 @@
  * an error naming the limit (a plain Error) rather than answer for another document:
  * - `\u{...}` and surrogate `\uD800`-`\uDFFF` escapes (graphql-js 17 decodes them, gqlparser
  *   predates them), control characters and U+FEFF (the spec editions disagree);
- * - carriage returns in block strings (line splitting differs);
+ * - a number followed by a name or a dot (`1abc`: gqlparser reads two tokens);
  * - enum values named true/false/null (graphql-js refuses them while parsing, gqlparser later);
  * - nesting deeper than MAX_DEPTH or text longer than MAX_CHARS (graphql-js parses and
  *   validates recursively; a hostile query must not exhaust the stack).
@@ -79,9 +79,6 @@ function scan(name: string, text: string): Scan {
       prev.kind === TokenKind.STRING ||
       prev.kind === TokenKind.BLOCK_STRING;
     if (tok.kind === TokenKind.NAME && tok.value === "schema" && defStart) lenient ??= 'the name "schema"';
-    // gqlparser splits block strings on "\n" only; graphql-js also on "\r" and "\r\n".
-    if (tok.kind === TokenKind.BLOCK_STRING && text.slice(tok.start, tok.end).includes("\r"))
-      unsupported(name, "carriage returns in GraphQL block strings (graphql-js and OPA's gqlparser differ there)");
     if (tok.kind === TokenKind.BRACE_L || tok.kind === TokenKind.BRACKET_L || tok.kind === TokenKind.PAREN_L) {
       if (++depth > MAX_DEPTH) unsupported(name, `GraphQL nested deeper than ${MAX_DEPTH} levels`);
     } else if (tok.kind === TokenKind.BRACE_R || tok.kind === TokenKind.BRACKET_R || tok.kind === TokenKind.PAREN_R) {
@@ -113,6 +110,9 @@ function inDirectiveArguments(text: string, pos: number | undefined): boolean {
 function syntaxError(name: string, text: string, err: GraphQLError, lenient: string | undefined): never {
   if (/is reserved and cannot be used for an enum value/.test(err.message))
     unsupported(name, "enum values named true, false or null (OPA's gqlparser parses them)");
+  // gqlparser ends a number at the first non-digit: `1abc` is the Int 1 and the Name abc.
+  if (/^Syntax Error: Invalid number, expected digit but got: "[A-Za-z_.]"/.test(err.message))
+    unsupported(name, "a GraphQL number followed by a name or a dot (OPA's gqlparser reads two tokens)");
   if (/^Syntax Error: Unexpected variable /.test(err.message) && inDirectiveArguments(text, err.positions?.[0]))
     unsupported(name, "variables in these GraphQL directive arguments (OPA's gqlparser allows some of them)");
   if (lenient !== undefined)
