@@ -48,8 +48,9 @@ function screen(name: string, text: string): void {
 /**
  * Where gqlparser accepts text graphql-js refuses: it compares some keywords by token value
  * alone (a string "on" after `...`, "implements", an operation type in `schema { }`), parses
- * `schema` without braces and allows variables in the directives of variable definitions and
- * input extensions. A syntax error on text with such a token is refused, not answered.
+ * `schema` without braces, takes empty argument and variable lists `()` and allows variables in
+ * the directives of variable definitions and input extensions. A syntax error on text with such
+ * a token is refused, not answered.
  */
 const KEYWORD_STRINGS = new Set(["on", "implements", "query", "mutation", "subscription"]);
 
@@ -79,6 +80,8 @@ function scan(name: string, text: string): Scan {
       prev.kind === TokenKind.STRING ||
       prev.kind === TokenKind.BLOCK_STRING;
     if (tok.kind === TokenKind.NAME && tok.value === "schema" && defStart) lenient ??= 'the name "schema"';
+    // gqlparser's argument and variable lists may be empty: `f()`, `@d()`, `query Q()`.
+    if (tok.kind === TokenKind.PAREN_R && prev?.kind === TokenKind.PAREN_L) lenient ??= "an empty ()";
     if (tok.kind === TokenKind.BRACE_L || tok.kind === TokenKind.BRACKET_L || tok.kind === TokenKind.PAREN_L) {
       if (++depth > MAX_DEPTH) unsupported(name, `GraphQL nested deeper than ${MAX_DEPTH} levels`);
     } else if (tok.kind === TokenKind.BRACE_R || tok.kind === TokenKind.BRACKET_R || tok.kind === TokenKind.PAREN_R) {

@@ -392,6 +392,9 @@ describe("graphql.* on input Arbiter cannot answer exactly or hostile input", ()
     expect(await failure(`graphql.parse_schema("schema @d")`)).toContain(
       'graphql.parse_schema: Arbiter does not support this GraphQL syntax error near the name "schema"',
     );
+    expect(await failure(`graphql.parse_query("{ f() }")`)).toContain(
+      "graphql.parse_query: Arbiter does not support this GraphQL syntax error near an empty () (OPA's gqlparser may accept the text)",
+    );
     expect(await failure(`graphql.parse_query("query ($a: Int @d(x: $b)) { a }")`)).toContain(
       "graphql.parse_query: Arbiter does not support variables in these GraphQL directive arguments",
     );
