@@ -70,7 +70,7 @@ function schema(fn: string, v: ExactJson, operand: number): GoObj {
 }
 
 /** convertSchema + validateQuery: true when both pass. */
-function verify(fn: string, q: GoObj, s: GoObj): boolean {
+function verify(fn: string, qv: ExactJson, q: GoObj, s: GoObj): boolean {
   let valid;
   try {
     valid = validateSchema(s);
@@ -78,7 +78,7 @@ function verify(fn: string, q: GoObj, s: GoObj): boolean {
     if (err instanceof SchemaInvalid) return false;
     throw err;
   }
-  return queryIsValid(fn, valid, q);
+  return queryIsValid(fn, valid, q, typeof qv !== "string");
 }
 
 const schemaValid = (s: GoObj): boolean => {
@@ -132,7 +132,7 @@ export const graphqlHostBuiltins: Record<string, HostBuiltin> = {
     const s = schema("graphql.parse", sv, 2);
     const qOut = out(q);
     const sOut = out(s);
-    if (!verify("graphql.parse", q, s))
+    if (!verify("graphql.parse", qv, q, s))
       throw new OpaBuiltinError("graphql.parse: the query is not valid for the schema");
     return [qOut, sOut];
   }),
@@ -142,11 +142,13 @@ export const graphqlHostBuiltins: Record<string, HostBuiltin> = {
       const s = schema("graphql.parse_and_verify", sv, 2);
       const qOut = out(q);
       const sOut = out(s);
-      return verify("graphql.parse_and_verify", q, s) ? [true, qOut, sOut] : [false, {}, {}];
+      return verify("graphql.parse_and_verify", qv, q, s) ? [true, qOut, sOut] : [false, {}, {}];
     }),
   ),
   "graphql.is_valid": graphqlIo("graphql.is_valid", (qv, sv) =>
-    orElse(false, () => verify("graphql.is_valid", query("graphql.is_valid", qv), schema("graphql.is_valid", sv, 2))),
+    orElse(false, () =>
+      verify("graphql.is_valid", qv, query("graphql.is_valid", qv), schema("graphql.is_valid", sv, 2)),
+    ),
   ),
   "graphql.schema_is_valid": graphqlIo("graphql.schema_is_valid", (sv) =>
     orElse(false, () => schemaValid(schema("graphql.schema_is_valid", sv, 1))),

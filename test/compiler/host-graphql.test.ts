@@ -292,6 +292,7 @@ describe("graphql.is_valid, schema_is_valid, parse, parse_and_verify", () => {
     const s = `{"Definitions": [{"Kind": "OBJECT", "Name": "Query", "Fields": [{"Name": "a", "Type": {"NamedType": "Int"}}]}]}`;
     const cases: RegoCase[] = [
       [`graphql.is_valid(graphql.parse_query("{ a }"), graphql.parse_schema("type Query { a: Int }"))`, true],
+      [`graphql.is_valid("{ a @deprecated }", graphql.parse_schema("type Query { a: Int }"))`, false], // text query
       [
         `graphql.is_valid({"Operations": [{"Operation": "query", "SelectionSet": [{"Alias": "a", "Name": "a"}]}]}, ${s})`,
         true,
@@ -326,6 +327,9 @@ describe("graphql.is_valid, schema_is_valid, parse, parse_and_verify", () => {
         `graphql.is_valid({"Operations": [{"Operation": "query", "SelectionSet": [{"Alias": 5, "Name": "a"}]}]}, ${s})`,
       ),
     ).toContain("graphql.is_valid: Arbiter does not support selections that do not unmarshal as a Field");
+    expect(await failure(`graphql.is_valid(graphql.parse_query("{ a @skip(if: true) @deprecated }"), ${s})`)).toContain(
+      "graphql.is_valid: Arbiter does not support a misplaced directive in a GraphQL AST object",
+    );
     expect(await failure(`graphql.schema_is_valid({"Definitions": [], 1: "x"})`)).toContain(
       'graphql.schema_is_valid: Arbiter does not support the AST object key "1", which may stand for a non-string key',
     );
