@@ -245,17 +245,24 @@ function validateDefinition(ctx: Ctx, def: GoObj): void {
 function validateImplements(ctx: Ctx, def: GoObj, intfName: string): void {
   const intf = ctx.types.get(intfName) ?? bad(`Undefined type "${intfName}".`);
   if (intf.Kind !== "INTERFACE") bad(`"${intfName}" is a non interface type ${str(intf.Kind)}.`);
-  const fields = list(def.Fields);
+  // Name -> first definition, as gqlparser's ForName; maps keep large types linear.
+  const byName = (xs: GoObj[]) => {
+    const m = new Map<string, GoObj>();
+    for (const x of xs) if (!m.has(str(x.Name))) m.set(str(x.Name), x);
+    return m;
+  };
+  const fields = byName(list(def.Fields));
   for (const required of list(intf.Fields)) {
-    const found = fields.find((f) => f.Name === required.Name) ?? bad(`missing field ${str(required.Name)}`);
+    const found = fields.get(str(required.Name)) ?? bad(`missing field ${str(required.Name)}`);
     if (!isCovariant(ctx.possible, required.Type as GoObj, found.Type as GoObj)) bad("field type not covariant");
-    const foundArgs = list(found.Arguments);
+    const foundArgs = byName(list(found.Arguments));
+    const requiredArgs = byName(list(required.Arguments));
     for (const ra of list(required.Arguments)) {
-      const fa = foundArgs.find((a) => a.Name === ra.Name) ?? bad(`missing argument ${str(ra.Name)}`);
+      const fa = foundArgs.get(str(ra.Name)) ?? bad(`missing argument ${str(ra.Name)}`);
       if (!isCompatible(ra.Type as GoObj, fa.Type as GoObj)) bad(`argument ${str(ra.Name)} has the wrong type`);
     }
-    for (const fa of foundArgs) {
-      const extra = !list(required.Arguments).some((a) => a.Name === fa.Name);
+    for (const fa of list(found.Arguments)) {
+      const extra = !requiredArgs.has(str(fa.Name));
       if (extra && (fa.Type as GoObj).NonNull === true && fa.DefaultValue === null) bad("extra argument is required");
     }
   }
