@@ -188,6 +188,12 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["regex.template_match", 4],
   ["rand.intn", 2],
   ["strings.render_template", 2],
+  ["graphql.parse", 2],
+  ["graphql.parse_and_verify", 2],
+  ["graphql.parse_query", 1],
+  ["graphql.parse_schema", 1],
+  ["graphql.is_valid", 2],
+  ["graphql.schema_is_valid", 1],
 ]);
 
 /**
@@ -336,6 +342,13 @@ export const HOST_JSON_IO: ReadonlySet<string> = new Set<string>([
   "graph.reachable_paths",
   "time.parse_ns",
   "io.jwt.decode_verify",
+  // GraphQL ASTs carry integer kinds that must be told from non-integers (host-graphql.ts).
+  "graphql.parse",
+  "graphql.parse_and_verify",
+  "graphql.parse_query",
+  "graphql.parse_schema",
+  "graphql.is_valid",
+  "graphql.schema_is_valid",
 ]);
 
 /**

@@ -8,6 +8,7 @@ import { timeHostBuiltins } from "./host-time.ts";
 import { uuidHostBuiltins } from "./host-uuid.ts";
 import { regexMoreHostBuiltins } from "./host-regex-more.ts";
 import { graphHostBuiltins } from "./host-graph.ts";
+import { graphqlHostBuiltins } from "./host-graphql.ts";
 import { timeParseHostBuiltins } from "./host-time-parse.ts";
 import { subsetHostBuiltins } from "./host-subset.ts";
 import type { HostBuiltin } from "./host-types.ts";
@@ -21,6 +22,7 @@ export const opaHostBuiltins: Record<string, HostBuiltin> = {
   ...uuidHostBuiltins,
   ...regexMoreHostBuiltins,
   ...graphHostBuiltins,
+  ...graphqlHostBuiltins,
   ...timeParseHostBuiltins,
   ...subsetHostBuiltins,
   ...walkHostBuiltins,
