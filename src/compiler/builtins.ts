@@ -181,6 +181,9 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["net.cidr_contains_matches", 2],
   ["object.subset", 2],
   ["walk", 1],
+  // host (host-jsonschema.ts)
+  ["json.verify_schema", 1],
+  ["json.match_schema", 2],
 ]);
 
 /**
@@ -323,4 +326,9 @@ export const HOST_JSON_IO: ReadonlySet<string> = new Set<string>([
  * as arrays): the planner appends the native type_name of every argument, so the host receives
  * `(a, b, typeof a, typeof b)`.
  */
-export const HOST_TYPED_ARGS: ReadonlySet<string> = new Set<string>(["net.cidr_contains_matches", "object.subset"]);
+export const HOST_TYPED_ARGS: ReadonlySet<string> = new Set<string>([
+  "net.cidr_contains_matches",
+  "object.subset",
+  "json.verify_schema",
+  "json.match_schema",
+]);

@@ -12,6 +12,7 @@ import { timeParseHostBuiltins } from "./host-time-parse.ts";
 import { subsetHostBuiltins } from "./host-subset.ts";
 import type { HostBuiltin } from "./host-types.ts";
 import { walkHostBuiltins } from "./host-walk.ts";
+import { jsonSchemaHostBuiltins } from "./host-jsonschema.ts";
 
 export const opaHostBuiltins: Record<string, HostBuiltin> = {
   ...jsonHostBuiltins,
@@ -23,4 +24,5 @@ export const opaHostBuiltins: Record<string, HostBuiltin> = {
   ...timeParseHostBuiltins,
   ...subsetHostBuiltins,
   ...walkHostBuiltins,
+  ...jsonSchemaHostBuiltins,
 };
