@@ -184,6 +184,8 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   // host (host-jsonschema.ts)
   ["json.verify_schema", 1],
   ["json.match_schema", 2],
+  // host (host-jsonpatch.ts)
+  ["json.patch", 2],
 ]);
 
 /**
@@ -331,4 +333,13 @@ export const HOST_TYPED_ARGS: ReadonlySet<string> = new Set<string>([
   "object.subset",
   "json.verify_schema",
   "json.match_schema",
+  "json.patch",
 ]);
+
+/**
+ * Host builtins whose OPA implementation answers "undefined" without an error for some inputs
+ * (json.patch: a failed operation), which strict builtin errors must not turn into one: the host
+ * answers `[value]`, or `[]` for that undefined, and the planner takes element 0. A host
+ * `undefined` stays a builtin error.
+ */
+export const HOST_BOXED_RESULTS: ReadonlySet<string> = new Set<string>(["json.patch"]);

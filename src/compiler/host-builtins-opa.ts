@@ -13,6 +13,7 @@ import { subsetHostBuiltins } from "./host-subset.ts";
 import type { HostBuiltin } from "./host-types.ts";
 import { walkHostBuiltins } from "./host-walk.ts";
 import { jsonSchemaHostBuiltins } from "./host-jsonschema.ts";
+import { jsonPatchHostBuiltins } from "./host-jsonpatch.ts";
 
 export const opaHostBuiltins: Record<string, HostBuiltin> = {
   ...jsonHostBuiltins,
@@ -25,4 +26,5 @@ export const opaHostBuiltins: Record<string, HostBuiltin> = {
   ...subsetHostBuiltins,
   ...walkHostBuiltins,
   ...jsonSchemaHostBuiltins,
+  ...jsonPatchHostBuiltins,
 };
