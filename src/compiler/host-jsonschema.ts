@@ -115,6 +115,33 @@ function checkNumbers(v: Json, budget: { n: number }, depth: number): void {
 }
 
 /** OPA's astValueToJSONSchemaLoader: a JSON string, an object or an array. */
+/**
+ * gojsonschema compares numbers exactly (big.Rat) where JavaScript holds f64: a number literal
+ * in JSON text is accepted only when f64 keeps its order and integrality, i.e. a safe integer or
+ * at most 15 significant digits within the normal range.
+ */
+function checkNumberLiterals(text: string): void {
+  const num = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '"') {
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === "\\") i++;
+      continue;
+    }
+    if (c !== "-" && (c < "0" || c > "9")) continue;
+    num.lastIndex = i;
+    const tok = num.exec(text)?.[0];
+    if (tok === undefined) return; // not a number: JSON.parse has rejected the text already
+    i += tok.length - 1;
+    const x = Number(tok);
+    if (/^-?\d+$/.test(tok) && Number.isSafeInteger(x)) continue;
+    const mantissa = tok.replace(/[eE].*$/, "").replace(/[-.]/g, "");
+    const digits = mantissa.replace(/^0+/, "").replace(/0+$/, "");
+    const exact = x === 0 ? digits === "" : Number.isFinite(x) && Math.abs(x) >= 1e-300 && digits.length <= 15;
+    if (!exact) unsupported(`the number ${tok} cannot be compared exactly as OPA does`);
+  }
+}
+
 function load(v: Json, type: unknown): Json {
   let out: Json;
   if (type === "string") {
@@ -123,6 +150,7 @@ function load(v: Json, type: unknown): Json {
     } catch {
       throw new SchemaError("invalid JSON string");
     }
+    checkNumberLiterals(v as string);
   } else if (type === "object" || type === "array") out = v;
   else throw new SchemaError("wrong type, expected string or object");
   checkNumbers(out, { n: MAX_NODES }, 0);

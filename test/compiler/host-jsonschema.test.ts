@@ -211,6 +211,20 @@ describe("json schemas Arbiter cannot reproduce fail the evaluation", () => {
     );
   });
 
+  it("refuses number literals f64 cannot compare as OPA's exact rationals", async () => {
+    expect(
+      await errorOf('json.match_schema(`{"a": 1.0000000000000000001}`, {"properties": {"a": {"type": "integer"}}})'),
+    ).toBe(cannot("json.match_schema", "the number 1.0000000000000000001 cannot be compared exactly as OPA does"));
+    expect(await errorOf('json.verify_schema(`{"maximum": 1e-400}`)')).toBe(
+      cannot("json.verify_schema", "the number 1e-400 cannot be compared exactly as OPA does"),
+    );
+    // digits inside strings are not numbers; short literals are exact enough
+    const cases: RegoCase[] = [
+      ['json.match_schema(`["12345678901234567890123", 1.5, 2e2, -0, 0.000]`, {"minItems": 1})', [true, []]],
+    ];
+    expect(await regoFailures(cases)).toEqual([]);
+  });
+
   it("refuses a bound OPA prints in another form", async () => {
     expect(await errorOf('json.match_schema("1", {"minimum": 10000000})')).toBe(
       cannot("json.match_schema", "the bound 10000000 would be printed differently by OPA"),
