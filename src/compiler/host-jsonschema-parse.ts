@@ -32,15 +32,11 @@ const REFUSED_KEYWORDS = new Set([
   "dependencies",
   "additionalItems",
   "multipleOf",
-  "exclusiveMinimum",
-  "exclusiveMaximum",
   "pattern",
   "format",
   "contains",
   "oneOf",
   "anyOf",
-  "allOf",
-  "not",
   "if",
   "then",
   "else",
@@ -76,6 +72,8 @@ export interface Sub {
   items?: Sub;
   minimum?: number;
   maximum?: number;
+  exclusiveMinimum?: number;
+  exclusiveMaximum?: number;
   minLength?: number;
   maxLength?: number;
   minProperties?: number;
@@ -86,6 +84,8 @@ export interface Sub {
   required: string[];
   enum?: string[];
   constText?: string;
+  allOf: Sub[];
+  not?: Sub;
 }
 
 /** Every number must be one JavaScript holds exactly as OPA's decimal text (f64 integers up to 2^53). */
@@ -175,7 +175,7 @@ function arrayKeyword(m: Record<string, Json>, key: string): Json[] {
 /** gojsonschema's parseSchema for the subset, keyword by keyword in its order. */
 function parse(node: Json, depth: number): Sub {
   if (depth > MAX_DEPTH) unsupported(`the schema is nested deeper than ${MAX_DEPTH} levels`);
-  const s: Sub = { types: [], properties: [], uniqueItems: false, required: [] };
+  const s: Sub = { types: [], properties: [], uniqueItems: false, required: [], allOf: [] };
   if (typeof node === "boolean") {
     s.pass = node; // Hybrid draft: booleans are schemas
     return s;
@@ -230,7 +230,9 @@ function parse(node: Json, depth: number): Sub {
     s.items = parse(it, depth + 1);
   }
   s.minimum = numberKeyword(node, "minimum");
+  exclusiveKeyword(s, node, "exclusiveMinimum", "minimum");
   s.maximum = numberKeyword(node, "maximum");
+  exclusiveKeyword(s, node, "exclusiveMaximum", "maximum");
   s.minLength = integerKeyword(node, "minLength");
   s.maxLength = integerKeyword(node, "maxLength");
   if (s.minLength !== undefined && s.maxLength !== undefined && s.minLength > s.maxLength)
@@ -259,7 +261,57 @@ function parse(node: Json, depth: number): Sub {
       s.enum.push(text);
     }
   }
+  for (const v of arrayKeyword(node, "allOf")) s.allOf.push(parse(v, depth + 1));
+  if (Object.hasOwn(node, "not")) {
+    if (typeof node.not !== "boolean" && !isObj(node.not)) throw new SchemaError("not must be of an object");
+    s.not = parse(node.not, depth + 1);
+  }
   return s;
+}
+
+/**
+ * The Hybrid draft's exclusiveMinimum/exclusiveMaximum: draft 4's boolean (moving the bound
+ * parsed just before into the exclusive one) or draft 6's number.
+ */
+function exclusiveKeyword(
+  s: Sub,
+  m: Record<string, Json>,
+  key: "exclusiveMinimum" | "exclusiveMaximum",
+  bound: "minimum" | "maximum",
+): void {
+  if (!Object.hasOwn(m, key)) return;
+  const v = m[key];
+  if (typeof v === "number") s[key] = v;
+  else if (typeof v === "boolean") {
+    if (s[bound] === undefined) throw new SchemaError(`${key} cannot be used without ${bound}`);
+    if (v) {
+      s[key] = s[bound];
+      s[bound] = undefined;
+    }
+  } else throw invalidType("boolean/number", key);
+}
+
+/**
+ * The schema for Ajv's cross-check (draft 7): draft 4's boolean exclusive bounds become numbers.
+ * Only the supported keywords are walked; a schema with any other reached no validation.
+ */
+export function ajvSchema(node: Json): Json {
+  if (!isObj(node)) return node;
+  const out: Record<string, Json> = { ...node };
+  for (const [key, bound] of [
+    ["exclusiveMinimum", "minimum"],
+    ["exclusiveMaximum", "maximum"],
+  ] as const) {
+    if (typeof out[key] !== "boolean") continue;
+    if (out[key] === true) out[key] = out[bound];
+    else delete out[key];
+    if (out[key] !== undefined) delete out[bound];
+  }
+  if (isObj(out.properties))
+    out.properties = Object.fromEntries(Object.entries(out.properties).map(([k, v]) => [k, ajvSchema(v)]));
+  for (const k of ["additionalProperties", "items", "not"]) if (k in out) out[k] = ajvSchema(out[k]);
+  if (Array.isArray(out.allOf)) out.allOf = out.allOf.map(ajvSchema);
+  return out;
 }
 
 /** The root: `$schema` picks a draft (refused); otherwise Hybrid. */

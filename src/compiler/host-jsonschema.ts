@@ -7,7 +7,7 @@
  * the mirror fails the evaluation instead of answering.
  *
  * Refused with an error saying Arbiter cannot reproduce OPA (never another answer): keywords
- * outside the subset (`$ref`, ids, `$schema`, combinators, patterns, formats, ...), numbers
+ * outside the subset (`$ref`, ids, `$schema`, anyOf/oneOf, patterns, formats, ...), numbers
  * JavaScript cannot hold exactly, and answers whose order OPA leaves to Go's map iteration
  * (errors from two different properties of one object). `$ref` is refused before anything is
  * resolved, so no schema is ever fetched.
@@ -19,6 +19,7 @@
 import { Ajv, type ValidateFunction } from "ajv";
 import { OpaBuiltinError } from "./host-exact-json.ts";
 import {
+  ajvSchema,
   compileSchema,
   goJson,
   isObj,
@@ -83,11 +84,16 @@ class Validator {
       this.#add(path, "invalid_type", `Invalid type. Expected: ${expected}, given: ${given}`);
       return;
     }
+    this.#combinators(s, v, path);
     if (typeof v === "number") {
       if (s.maximum !== undefined && v > s.maximum)
         this.#add(path, "number_lte", `Must be less than or equal to ${goBigFloat(s.maximum)}`);
+      if (s.exclusiveMaximum !== undefined && v >= s.exclusiveMaximum)
+        this.#add(path, "number_lt", `Must be less than ${goBigFloat(s.exclusiveMaximum)}`);
       if (s.minimum !== undefined && v < s.minimum)
         this.#add(path, "number_gte", `Must be greater than or equal to ${goBigFloat(s.minimum)}`);
+      if (s.exclusiveMinimum !== undefined && v <= s.exclusiveMinimum)
+        this.#add(path, "number_gt", `Must be greater than ${goBigFloat(s.exclusiveMinimum)}`);
       this.#common(s, v, path);
     } else if (Array.isArray(v)) {
       this.#array(s, v, path);
@@ -113,6 +119,23 @@ class Validator {
         if (s.maxLength !== undefined && runes > s.maxLength)
           this.#add(path, "string_lte", `String length must be less than or equal to ${s.maxLength}`);
       }
+    }
+  }
+
+  /** gojsonschema's validateSchema for allOf and not: sub-results merged (allOf) or judged (not). */
+  #combinators(s: Sub, v: Json, path: readonly string[]): void {
+    let passed = 0;
+    for (const sub of s.allOf) {
+      const r = new Validator();
+      r.validate(sub, v, path);
+      if (r.errors.length === 0) passed++;
+      this.errors.push(...r.errors);
+    }
+    if (passed !== s.allOf.length) this.#add(path, "number_all_of", "Must validate all the schemas (allOf)");
+    if (s.not !== undefined) {
+      const r = new Validator();
+      r.validate(s.not, v, path);
+      if (r.errors.length === 0) this.#add(path, "number_not", "Must not validate the schema (not)");
     }
   }
 
@@ -177,7 +200,7 @@ function ajvVerdict(schema: Json, doc: Json): boolean {
   if (fn === undefined) {
     if (ajvCache.size >= MAX_CACHED) ajvCache.clear();
     try {
-      fn = ajv.compile(schema as object | boolean);
+      fn = ajv.compile(ajvSchema(schema) as object | boolean);
     } catch (err) {
       // e.g. a RangeError: Ajv's code generator recurses once per property of an object
       return unsupported(`Ajv cannot compile the schema to check the verdict (${(err as Error).message})`);

@@ -60,6 +60,14 @@ describe("json.verify_schema", () => {
       ["json.verify_schema(`{`)", bad("invalid JSON string")],
       ["json.verify_schema(5)", bad("wrong type, expected string or object")],
       ["json.verify_schema({1, 2})", bad("wrong type, expected string or object")],
+      ['json.verify_schema({"exclusiveMinimum": true})', bad("exclusiveMinimum cannot be used without minimum")],
+      [
+        'json.verify_schema({"exclusiveMaximum": "x"})',
+        bad("Invalid type. Expected: boolean/number, given: exclusiveMaximum"),
+      ],
+      ['json.verify_schema({"allOf": {}})', bad("allOf must be of an array")],
+      ['json.verify_schema({"allOf": [5]})', bad("Expected: valid schema, given: Invalid JSON")],
+      ['json.verify_schema({"not": 5})', bad("not must be of an object")],
       // unknown keywords are ignored, as gojsonschema does
       ['json.verify_schema({"x-custom": {"$ref": 5}, "default": 1})', [true, null]],
     ];
@@ -140,6 +148,44 @@ describe("json.match_schema", () => {
       ],
       ["json.match_schema(`1`, `false`)", [false, [err("(root)", "false", "False always fails validation")]]],
       ["json.match_schema(`null`, `true`)", [true, []]],
+      // exclusive bounds: draft 6 numbers and draft 4 booleans (the Hybrid draft takes both)
+      [
+        'json.match_schema("3", {"exclusiveMinimum": 3})',
+        [false, [err("(root)", "number_gt", "Must be greater than 3")]],
+      ],
+      [
+        'json.match_schema("5", {"maximum": 5, "exclusiveMaximum": true})',
+        [false, [err("(root)", "number_lt", "Must be less than 5")]],
+      ],
+      ['json.match_schema("5", {"maximum": 5, "exclusiveMaximum": false})', [true, []]],
+      // allOf merges its schemas' errors, then adds its own; both come before the type's checks
+      [
+        'json.match_schema(`"abc"`, {"allOf": [{"minLength": 5}, {"maxLength": 1}, {"type": "string"}]})',
+        [
+          false,
+          [
+            err("(root)", "string_gte", "String length must be greater than or equal to 5"),
+            err("(root)", "string_lte", "String length must be less than or equal to 1"),
+            err("(root)", "number_all_of", "Must validate all the schemas (allOf)"),
+          ],
+        ],
+      ],
+      [
+        'json.match_schema("1", {"minimum": 5, "allOf": [{"maximum": 0}]})',
+        [
+          false,
+          [
+            err("(root)", "number_lte", "Must be less than or equal to 0"),
+            err("(root)", "number_all_of", "Must validate all the schemas (allOf)"),
+            err("(root)", "number_gte", "Must be greater than or equal to 5"),
+          ],
+        ],
+      ],
+      [
+        'json.match_schema("1", {"not": {"type": "integer"}})',
+        [false, [err("(root)", "number_not", "Must not validate the schema (not)")]],
+      ],
+      ['json.match_schema(`"a"`, {"not": {"type": "integer"}})', [true, []]],
       // OPA's builtin errors: undefined without strict builtin errors
       ['json.match_schema({"id": "foo"}, {"properties": {"id": {"type": "unknown"}}})', undefined],
       ['json.match_schema("{", {})', undefined],
