@@ -28,18 +28,12 @@ const REFUSED_KEYWORDS = new Set([
   "id",
   "definitions",
   "patternProperties",
-  "propertyNames",
-  "dependencies",
-  "additionalItems",
   "multipleOf",
   "pattern",
   "format",
   "contains",
   "oneOf",
   "anyOf",
-  "if",
-  "then",
-  "else",
 ]);
 
 /** Bounds on what one call may make the host do (schemas and documents come from input). */
@@ -70,6 +64,11 @@ export interface Sub {
   properties: [string, Sub][];
   additionalProperties?: boolean | Sub;
   items?: Sub;
+  itemsList?: Sub[];
+  additionalItems?: boolean | Sub;
+  propertyNames?: Sub;
+  /** Dependencies by property: required properties or a schema. */
+  dependencies?: Map<string, string[] | Sub>;
   minimum?: number;
   maximum?: number;
   exclusiveMinimum?: number;
@@ -86,6 +85,9 @@ export interface Sub {
   constText?: string;
   allOf: Sub[];
   not?: Sub;
+  if?: Sub;
+  then?: Sub;
+  else?: Sub;
 }
 
 /** Every number must be one JavaScript holds exactly as OPA's decimal text (f64 integers up to 2^53). */
@@ -214,8 +216,7 @@ function parse(node: Json, depth: number): Sub {
         failed.push(err);
       }
     }
-    if (failed.length > 1) unsupported("two properties of the schema are invalid and OPA reports either one");
-    if (failed.length === 1) throw failed[0]!;
+    oneError(failed, "two properties of the schema are invalid and OPA reports either one");
   }
   if (Object.hasOwn(node, "additionalProperties")) {
     const ap = node.additionalProperties;
@@ -223,11 +224,28 @@ function parse(node: Json, depth: number): Sub {
     else if (isObj(ap)) s.additionalProperties = parse(ap, depth + 1);
     else throw invalidType("boolean/valid schema", "additionalProperties");
   }
+  if (Object.hasOwn(node, "propertyNames")) {
+    // Go's message names patternProperties here
+    if (!isSchema(node.propertyNames)) throw invalidType("valid schema", "patternProperties");
+    s.propertyNames = parse(node.propertyNames, depth + 1);
+  }
+  if (Object.hasOwn(node, "dependencies")) s.dependencies = parseDependencies(node.dependencies, depth);
   if (Object.hasOwn(node, "items")) {
     const it = node.items;
-    if (Array.isArray(it)) unsupported('an array of "items" schemas is not supported');
-    if (typeof it !== "boolean" && !isObj(it)) throw invalidType("valid schema/array of schemas", "items");
-    s.items = parse(it, depth + 1);
+    if (Array.isArray(it)) {
+      s.itemsList = [];
+      for (const el of it) {
+        if (!isSchema(el)) throw invalidType("valid schema/array of schemas", "items");
+        s.itemsList.push(parse(el, depth + 1));
+      }
+    } else if (isSchema(it)) s.items = parse(it, depth + 1);
+    else throw invalidType("valid schema/array of schemas", "items");
+  }
+  if (Object.hasOwn(node, "additionalItems")) {
+    const ai = node.additionalItems;
+    if (typeof ai === "boolean") s.additionalItems = ai;
+    else if (isObj(ai)) s.additionalItems = parse(ai, depth + 1);
+    else throw invalidType("boolean/valid schema", "additionalItems");
   }
   s.minimum = numberKeyword(node, "minimum");
   exclusiveKeyword(s, node, "exclusiveMinimum", "minimum");
@@ -266,7 +284,46 @@ function parse(node: Json, depth: number): Sub {
     if (typeof node.not !== "boolean" && !isObj(node.not)) throw new SchemaError("not must be of an object");
     s.not = parse(node.not, depth + 1);
   }
+  for (const k of ["if", "then", "else"] as const) {
+    if (!Object.hasOwn(node, k)) continue;
+    if (!isSchema(node[k])) throw new SchemaError(`${k} must be of an object`);
+    s[k] = parse(node[k], depth + 1);
+  }
   return s;
+}
+
+const isSchema = (v: Json): boolean => typeof v === "boolean" || isObj(v);
+
+/**
+ * Go parses some maps in map order and stops at the first error: one distinct message is
+ * OPA's answer, two are left to chance.
+ */
+function oneError(failed: readonly SchemaError[], why: string): void {
+  const texts = new Set(failed.map((e) => e.message));
+  if (texts.size > 1) unsupported(why);
+  if (failed.length > 0) throw failed[0]!;
+}
+
+/** gojsonschema's parseDependencies: per property, an array of names or a schema. */
+function parseDependencies(d: Json, depth: number): Map<string, string[] | Sub> {
+  if (!isObj(d)) throw new SchemaError("dependencies must be of type object");
+  const out = new Map<string, string[] | Sub>();
+  const failed: SchemaError[] = [];
+  const bad = () => new SchemaError("dependency must be of type schema or array of strings");
+  for (const [k, v] of Object.entries(d)) {
+    try {
+      if (Array.isArray(v)) {
+        if (!v.every((x) => typeof x === "string")) throw bad();
+        if (v.length > 0) out.set(k, v as string[]);
+      } else if (isSchema(v)) out.set(k, parse(v, depth + 1));
+      else throw bad();
+    } catch (err) {
+      if (!(err instanceof SchemaError)) throw err;
+      failed.push(err);
+    }
+  }
+  oneError(failed, "two dependencies of the schema are invalid and OPA reports either one");
+  return out;
 }
 
 /**
@@ -309,8 +366,13 @@ export function ajvSchema(node: Json): Json {
   }
   if (isObj(out.properties))
     out.properties = Object.fromEntries(Object.entries(out.properties).map(([k, v]) => [k, ajvSchema(v)]));
-  for (const k of ["additionalProperties", "items", "not"]) if (k in out) out[k] = ajvSchema(out[k]);
+  for (const k of ["additionalProperties", "items", "additionalItems", "propertyNames", "not", "if", "then", "else"])
+    if (k in out) out[k] = Array.isArray(out[k]) ? out[k].map(ajvSchema) : ajvSchema(out[k]);
   if (Array.isArray(out.allOf)) out.allOf = out.allOf.map(ajvSchema);
+  if (isObj(out.dependencies))
+    out.dependencies = Object.fromEntries(
+      Object.entries(out.dependencies).map(([k, v]) => [k, Array.isArray(v) ? v : ajvSchema(v)]),
+    );
   return out;
 }
 

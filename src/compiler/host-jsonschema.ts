@@ -7,7 +7,7 @@
  * the mirror fails the evaluation instead of answering.
  *
  * Refused with an error saying Arbiter cannot reproduce OPA (never another answer): keywords
- * outside the subset (`$ref`, ids, `$schema`, anyOf/oneOf, patterns, formats, ...), numbers
+ * outside the subset (`$ref`, ids, `$schema`, anyOf/oneOf/contains, patterns, formats, ...), numbers
  * JavaScript cannot hold exactly, and answers whose order OPA leaves to Go's map iteration
  * (errors from two different properties of one object). `$ref` is refused before anything is
  * resolved, so no schema is ever fetched.
@@ -137,6 +137,36 @@ class Validator {
       r.validate(s.not, v, path);
       if (r.errors.length === 0) this.#add(path, "number_not", "Must not validate the schema (not)");
     }
+    if (s.dependencies !== undefined && isObj(v)) {
+      // Go walks the document's keys in map order: two failing dependencies have no fixed order.
+      let sources = 0;
+      for (const k of Object.keys(v)) {
+        const dep = s.dependencies.get(k);
+        if (dep === undefined) continue;
+        const before = this.errors.length;
+        if (Array.isArray(dep)) {
+          for (const d of dep)
+            if (!Object.hasOwn(v, d)) this.#add(path, "missing_dependency", `Has a dependency on ${d}`);
+        } else this.validate(dep, v, path);
+        if (this.errors.length > before) sources++;
+      }
+      if (sources > 1) unsupported("errors from two dependencies come in an order OPA leaves to chance");
+    }
+    if (s.if !== undefined) {
+      const cond = new Validator();
+      cond.validate(s.if, v, path);
+      const holds = cond.errors.length === 0;
+      const branch = holds ? s.then : s.else;
+      if (branch !== undefined) {
+        const r = new Validator();
+        r.validate(branch, v, path);
+        if (r.errors.length > 0) {
+          if (holds) this.#add(path, "condition_then", 'Must validate "then" as "if" was valid');
+          else this.#add(path, "condition_else", 'Must validate "else" as "if" was not valid');
+          this.errors.push(...r.errors);
+        }
+      }
+    }
   }
 
   #common(s: Sub, v: Json, path: readonly string[]): void {
@@ -150,6 +180,15 @@ class Validator {
 
   #array(s: Sub, v: Json[], path: readonly string[]): void {
     if (s.items !== undefined) v.forEach((x, i) => this.validate(s.items!, x, [...path, String(i)]));
+    else if (s.itemsList !== undefined && s.itemsList.length > 0) {
+      const list = s.itemsList;
+      list.slice(0, v.length).forEach((sub, i) => this.validate(sub, v[i], [...path, String(i)]));
+      const extra = s.additionalItems;
+      if (list.length < v.length && extra === false)
+        this.#add(path, "array_no_additional_items", "No additional items allowed on array");
+      else if (list.length < v.length && typeof extra === "object")
+        for (let i = list.length; i < v.length; i++) this.validate(extra, v[i], [...path, String(i)]);
+    }
     if (s.minItems !== undefined && v.length < s.minItems)
       this.#add(path, "array_min_items", `Array must have at least ${s.minItems} items`);
     if (s.maxItems !== undefined && v.length > s.maxItems)
@@ -175,17 +214,27 @@ class Validator {
       if (!Object.hasOwn(v, r)) this.#add(path, "required", `${r} is required`);
     }
     const ap = s.additionalProperties;
-    if (ap === undefined || ap === true) return;
     // Go walks the document's keys in map order: two failing keys have no fixed order.
     let sources = 0;
     for (const k of Object.keys(v)) {
-      if (s.properties.some(([name]) => name === k)) continue;
+      if (ap === undefined || ap === true || s.properties.some(([name]) => name === k)) continue;
       const before = this.errors.length;
       if (ap === false) this.#add(path, "additional_property_not_allowed", `Additional property ${k} is not allowed`);
       else this.validate(ap, v[k], [...path, k]);
       if (this.errors.length > before) sources++;
     }
     if (sources > 1) unsupported("errors from two additional properties come in an order OPA leaves to chance");
+    if (s.propertyNames === undefined) return;
+    sources = 0;
+    for (const k of Object.keys(v)) {
+      const r = new Validator();
+      r.validate(s.propertyNames, k, path);
+      if (r.errors.length === 0) continue;
+      sources++;
+      this.#add(path, "invalid_property_name", `Property name of "${k}" does not match`);
+      this.errors.push(...r.errors);
+    }
+    if (sources > 1) unsupported("errors from two property names come in an order OPA leaves to chance");
   }
 }
 

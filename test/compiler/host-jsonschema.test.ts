@@ -68,6 +68,23 @@ describe("json.verify_schema", () => {
       ['json.verify_schema({"allOf": {}})', bad("allOf must be of an array")],
       ['json.verify_schema({"allOf": [5]})', bad("Expected: valid schema, given: Invalid JSON")],
       ['json.verify_schema({"not": 5})', bad("not must be of an object")],
+      [
+        'json.verify_schema({"propertyNames": 5})',
+        bad("Invalid type. Expected: valid schema, given: patternProperties"),
+      ],
+      ['json.verify_schema({"dependencies": 5})', bad("dependencies must be of type object")],
+      ['json.verify_schema({"dependencies": {"a": 5}})', bad("dependency must be of type schema or array of strings")],
+      [
+        'json.verify_schema({"items": [5]})',
+        bad("Invalid type. Expected: valid schema/array of schemas, given: items"),
+      ],
+      [
+        'json.verify_schema({"additionalItems": 5})',
+        bad("Invalid type. Expected: boolean/valid schema, given: additionalItems"),
+      ],
+      ['json.verify_schema({"if": 5})', bad("if must be of an object")],
+      // two invalid properties with the same message: whichever Go meets first, the answer is the same
+      ['json.verify_schema({"properties": {"a": 1, "b": 2}})', bad("Expected: valid schema, given: Invalid JSON")],
       // unknown keywords are ignored, as gojsonschema does
       ['json.verify_schema({"x-custom": {"$ref": 5}, "default": 1})', [true, null]],
     ];
@@ -186,6 +203,65 @@ describe("json.match_schema", () => {
         [false, [err("(root)", "number_not", "Must not validate the schema (not)")]],
       ],
       ['json.match_schema(`"a"`, {"not": {"type": "integer"}})', [true, []]],
+      // if/then/else, positional items, dependencies, propertyNames
+      [
+        'json.match_schema("5", {"if": {"minimum": 3}, "then": {"maximum": 4}, "else": {"type": "string"}})',
+        [
+          false,
+          [
+            err("(root)", "condition_then", 'Must validate "then" as "if" was valid'),
+            err("(root)", "number_lte", "Must be less than or equal to 4"),
+          ],
+        ],
+      ],
+      [
+        'json.match_schema("1", {"if": {"minimum": 3}, "then": {"maximum": 4}, "else": {"type": "string"}})',
+        [
+          false,
+          [
+            err("(root)", "condition_else", 'Must validate "else" as "if" was not valid'),
+            err("(root)", "invalid_type", "Invalid type. Expected: string, given: integer"),
+          ],
+        ],
+      ],
+      [
+        'json.match_schema(`[1, "a", true]`, {"items": [{"type": "integer"}, {"type": "integer"}], "additionalItems": false})',
+        [
+          false,
+          [
+            err("1", "invalid_type", "Invalid type. Expected: integer, given: string"),
+            err("(root)", "array_no_additional_items", "No additional items allowed on array"),
+          ],
+        ],
+      ],
+      [
+        'json.match_schema(`[1, "a"]`, {"items": [{}], "additionalItems": {"type": "integer"}})',
+        [false, [err("1", "invalid_type", "Invalid type. Expected: integer, given: string")]],
+      ],
+      [
+        'json.match_schema({"a": 1}, {"dependencies": {"a": ["b", "c"]}})',
+        [
+          false,
+          [
+            err("(root)", "missing_dependency", "Has a dependency on b"),
+            err("(root)", "missing_dependency", "Has a dependency on c"),
+          ],
+        ],
+      ],
+      [
+        'json.match_schema({"a": 1}, {"dependencies": {"a": {"required": ["z"]}}})',
+        [false, [err("(root)", "required", "z is required")]],
+      ],
+      [
+        'json.match_schema({"ab": 1}, {"propertyNames": {"maxLength": 1}})',
+        [
+          false,
+          [
+            err("(root)", "invalid_property_name", 'Property name of "ab" does not match'),
+            err("(root)", "string_lte", "String length must be less than or equal to 1"),
+          ],
+        ],
+      ],
       // OPA's builtin errors: undefined without strict builtin errors
       ['json.match_schema({"id": "foo"}, {"properties": {"id": {"type": "unknown"}}})', undefined],
       ['json.match_schema("{", {})', undefined],
@@ -252,7 +328,10 @@ describe("json schemas Arbiter cannot reproduce fail the evaluation", () => {
     expect(await errorOf('json.match_schema({"a": 1, "b": 2}, {"additionalProperties": false})')).toBe(
       cannot("json.match_schema", "errors from two additional properties come in an order OPA leaves to chance"),
     );
-    expect(await errorOf('json.verify_schema({"properties": {"a": 1, "b": 2}})')).toBe(
+    expect(await errorOf('json.match_schema({"a": 1, "b": 1}, {"dependencies": {"a": ["x"], "b": ["y"]}})')).toBe(
+      cannot("json.match_schema", "errors from two dependencies come in an order OPA leaves to chance"),
+    );
+    expect(await errorOf('json.verify_schema({"properties": {"a": 1, "b": {"type": "x"}}})')).toBe(
       cannot("json.verify_schema", "two properties of the schema are invalid and OPA reports either one"),
     );
   });
