@@ -7,10 +7,10 @@
  * the mirror fails the evaluation instead of answering.
  *
  * Refused with an error saying Arbiter cannot reproduce OPA (never another answer): keywords
- * outside the subset (`$ref`, ids, `$schema`, anyOf/oneOf/contains, patterns, formats, ...), numbers
- * JavaScript cannot hold exactly, and answers whose order OPA leaves to Go's map iteration
- * (errors from two different properties of one object). `$ref` is refused before anything is
- * resolved, so no schema is ever fetched.
+ * outside the subset (`$ref`, ids, `$schema`, anyOf/oneOf/contains, patterns, formats, ...),
+ * numbers JavaScript cannot hold exactly, and answers whose order OPA leaves to Go's map
+ * iteration (errors from two properties, additional properties, property names or dependencies
+ * of one object). `$ref` is refused before anything is resolved, so no schema is ever fetched.
  *
  * Operand types come from HOST_TYPED_ARGS (a set arrives as an array; a nested set cannot reach
  * the host at all). OPA's builtin errors throw OpaBuiltinError (undefined, or a failed
@@ -247,7 +247,10 @@ function ajvVerdict(schema: Json, doc: Json): boolean {
   const key = JSON.stringify(schema);
   let fn = ajvCache.get(key);
   if (fn === undefined) {
-    if (ajvCache.size >= MAX_CACHED) ajvCache.clear();
+    if (ajvCache.size >= MAX_CACHED) {
+      ajvCache.clear();
+      ajv.removeSchema(); // Ajv keeps its own cache of every schema it compiled
+    }
     try {
       fn = ajv.compile(ajvSchema(schema) as object | boolean);
     } catch (err) {
