@@ -194,6 +194,11 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["graphql.parse_schema", 1],
   ["graphql.is_valid", 2],
   ["graphql.schema_is_valid", 1],
+  // host (host-jsonschema.ts)
+  ["json.verify_schema", 1],
+  ["json.match_schema", 2],
+  // host (host-jsonpatch.ts)
+  ["json.patch", 2],
 ]);
 
 /**
@@ -375,4 +380,17 @@ export const HOST_TYPED_JSON: ReadonlySet<string> = new Set<string>([
  * as arrays): the planner appends the native type_name of every argument, so the host receives
  * `(a, b, typeof a, typeof b)`.
  */
-export const HOST_TYPED_ARGS: ReadonlySet<string> = new Set<string>(["net.cidr_contains_matches"]);
+export const HOST_TYPED_ARGS: ReadonlySet<string> = new Set<string>([
+  "net.cidr_contains_matches",
+  "json.verify_schema",
+  "json.match_schema",
+  "json.patch",
+]);
+
+/**
+ * Host builtins whose OPA implementation answers "undefined" without an error for some inputs
+ * (json.patch: a failed operation), which strict builtin errors must not turn into one: the host
+ * answers `[value]`, or `[]` for that undefined, and the planner takes element 0. A host
+ * `undefined` stays a builtin error.
+ */
+export const HOST_BOXED_RESULTS: ReadonlySet<string> = new Set<string>(["json.patch"]);

@@ -14,6 +14,8 @@ import { subsetHostBuiltins } from "./host-subset.ts";
 import type { HostBuiltin } from "./host-types.ts";
 import { walkHostBuiltins } from "./host-walk.ts";
 import { templateHostBuiltins } from "./host-template.ts";
+import { jsonSchemaHostBuiltins } from "./host-jsonschema.ts";
+import { jsonPatchHostBuiltins } from "./host-jsonpatch.ts";
 
 export const opaHostBuiltins: Record<string, HostBuiltin> = {
   ...jsonHostBuiltins,
@@ -27,4 +29,6 @@ export const opaHostBuiltins: Record<string, HostBuiltin> = {
   ...subsetHostBuiltins,
   ...walkHostBuiltins,
   ...templateHostBuiltins,
+  ...jsonSchemaHostBuiltins,
+  ...jsonPatchHostBuiltins,
 };

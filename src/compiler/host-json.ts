@@ -116,7 +116,7 @@ function jsonFilter(obj: unknown, paths: unknown): Json | undefined {
 }
 
 /** Go's encoding/json string escaping (HTML-safe, `\b` and `\f` as of Go 1.22). */
-function goString(s: string): string {
+export function goString(s: string): string {
   let out = '"';
   for (const ch of s) {
     const c = ch.codePointAt(0)!;

@@ -5,7 +5,7 @@
  */
 import type { Body, Loc, Term } from "./ast.ts";
 import type { ResolvedClause } from "./checker.ts";
-import { HOST_JSON_IO, HOST_SET_RESULTS, HOST_TYPED_ARGS, HOST_TYPED_JSON } from "./builtins.ts";
+import { HOST_BOXED_RESULTS, HOST_JSON_IO, HOST_SET_RESULTS, HOST_TYPED_ARGS, HOST_TYPED_JSON } from "./builtins.ts";
 import { COVER_BUILTIN } from "./coverage.ts";
 import type { Local } from "./ir.ts";
 import { type FnBuilder, type K, type KL, MSG_OBJECT_KEYS, type PlannerServices } from "./planner-context.ts";
@@ -386,6 +386,7 @@ export abstract class TermPlanner {
  * native json.unmarshal); those in HOST_SET_RESULTS answer an array rebuilt here as a set; those
  * in HOST_TYPED_ARGS also receive each argument's type name (sets reach the host as arrays);
  * those in HOST_TYPED_JSON exchange typed text (JSON with sets marked), the same way.
+ * those in HOST_BOXED_RESULTS answer `[value]` or `[]`, unboxed here with a lookup.
  */
 function emitBuiltin(fb: FnBuilder, name: string, args: readonly Local[], out: Local): void {
   const typed = HOST_TYPED_JSON.has(name);
@@ -400,8 +401,16 @@ function emitBuiltin(fb: FnBuilder, name: string, args: readonly Local[], out: L
     };
   const callArgs = jsonIo ? args.map(viaBuiltin(typed ? "internal.typed_marshal" : "json.marshal")) : args;
   const types = HOST_TYPED_ARGS.has(name) ? args.map(viaBuiltin("type_name")) : [];
-  let value = jsonIo || toSet ? fb.newLocal() : out;
+  const boxed = HOST_BOXED_RESULTS.has(name);
+  let value = jsonIo || toSet || boxed ? fb.newLocal() : out;
   fb.emit({ op: "builtin", target: value, name, args: [...callArgs, ...types] });
+  if (boxed) {
+    // `[]` is an undefined result without an error, even under strict builtin errors.
+    const zero = fb.newLocal();
+    fb.emit({ op: "const", target: zero, json: "0" });
+    fb.emit({ op: "dot", target: out, source: value, key: zero });
+    return;
+  }
   if (jsonIo) {
     const parsed = toSet ? fb.newLocal() : out;
     fb.emit({
