@@ -304,11 +304,12 @@ export abstract class TermParser {
     }
     if (this.is("[")) {
       this.next();
-      return this.inGroup(() => this.#arrayRest(loc));
+      // `[1 | true][0]`, `["a", "b"][i]`: collections and comprehensions take references too.
+      return this.postfix(this.inGroup(() => this.#arrayRest(loc)));
     }
     if (this.is("{")) {
       this.next();
-      return this.inGroup(() => this.#braceRest(loc));
+      return this.postfix(this.inGroup(() => this.#braceRest(loc)));
     }
     return this.fail("a term");
   }

@@ -228,7 +228,7 @@ class Parser extends TermParser {
   }
 
   ruleBody(): Body {
-    if (this.is("{")) {
+    if (this.is("{") && !this.#comprehensionAhead()) {
       this.next();
       const body = this.query("}");
       this.expect("}");
@@ -239,6 +239,24 @@ class Parser extends TermParser {
       return [this.literal()];
     } finally {
       this.ctx.pop();
+    }
+  }
+
+  /**
+   * `if {x: i | ...}`: a `|` directly inside the braces, on their line, before any assignment,
+   * makes them a comprehension, the body's one expression (as OPA reads it).
+   */
+  #comprehensionAhead(): boolean {
+    let depth = 0;
+    for (let i = 1; ; i++) {
+      const t = this.peek(i);
+      // A body's own `|` is set union after an assignment or on a later line: `x := a | b`.
+      if (t.kind === "eof" || t.line !== this.tok.line || this.is(";", t)) return false;
+      if (depth === 0 && (this.is("=", t) || this.is(":=", t))) return false;
+      if (this.is("(", t) || this.is("[", t) || this.is("{", t)) depth++;
+      else if (this.is(")", t) || this.is("]", t) || this.is("}", t)) {
+        if (depth-- === 0) return false;
+      } else if (depth === 0 && this.is("|", t)) return true;
     }
   }
 
