@@ -151,7 +151,7 @@ export class ClauseResolver {
       const target = this.#term(w.target, scope);
       if (target.type !== "var" && !(target.type === "ref" && target.head.type === "var")) return bad();
       const root = target.type === "var" ? target : target.head;
-      if (root.type !== "var" || root.name !== "data") return bad();
+      if (root.type !== "var" || (root.name !== "data" && root.name !== "input")) return bad();
       return { ...w, target, value: this.#term(w.value, scope) };
     }
     if (fn.kind === "builtin") checkMockableBuiltin(fn.name, w.target.loc, (l, m) => this.#error(l, m));
