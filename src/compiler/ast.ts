@@ -41,11 +41,15 @@ export type CallTarget =
 
 export type Body = readonly Literal[];
 
-/** `with target as value`: target is `input...` or `data...` (a reference). */
+/** `with target as value`: target is `input...`, `data...` (a reference), a function or a builtin. */
 export interface WithModifier {
   readonly target: Term;
   readonly value: Term;
   readonly loc: Loc;
+  /** After resolution, when the target is a function or builtin (a mock): what it replaces. */
+  readonly fn?: CallTarget;
+  /** After resolution, when the value names a function or builtin rather than a value. */
+  readonly by?: CallTarget;
 }
 
 export type Literal = (

@@ -4,6 +4,20 @@
  * implements it natively or the host supplies it through `opa_builtinN` (see host-builtins.ts).
  * Operators use OPA's internal names (`plus`, `lt`, `internal.member_2`, ...).
  */
+/**
+ * OPA builtins Arbiter does not run (network, runtime state) but lets policies call
+ * where a `with` mock replaces them, as OPA tests do (`with http.send as mock`). A call no mock
+ * reaches fails the build (planner-with.ts).
+ */
+export const MOCK_ONLY_ARITY: ReadonlyMap<string, number> = new Map([
+  ["http.send", 1],
+  ["opa.runtime", 0],
+  ["net.lookup_ip_addr", 1],
+]);
+
+/** Arity of a builtin that may be called: one Arbiter runs or a mock-only one. */
+export const builtinArity = (name: string): number | undefined => BUILTIN_ARITY.get(name) ?? MOCK_ONLY_ARITY.get(name);
+
 export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number>([
   // operators
   ["plus", 2],

@@ -8,8 +8,9 @@
  * - calls are resolved to builtins or user functions, with arity checks;
  * - `:=` redeclarations and uses before declaration are rejected as OPA rejects them.
  */
-import type { Body, CallTarget, Literal, Loc, Module, Rule, Term } from "./ast.ts";
-import { BUILTIN_ARITY, PLANNER_ONLY_BUILTINS } from "./builtins.ts";
+import type { Body, CallTarget, Literal, Loc, Module, Rule, Term, WithModifier } from "./ast.ts";
+import { builtinArity, PLANNER_ONLY_BUILTINS } from "./builtins.ts";
+import { checkMockableBuiltin, dottedName } from "./checker-with.ts";
 import type { Diagnostic } from "./diagnostics.ts";
 
 /** What the resolver needs to know about the rule tree. */
@@ -101,7 +102,7 @@ export class ClauseResolver {
         if (t.name === "input" || t.name === "data") this.#error(t.loc, `cannot assign to ${t.name}`);
         if (!isArg) {
           if (scope.used.has(t.name)) this.#error(t.loc, `var ${t.name} referenced above`);
-          if (scope.lookup(t.name) !== undefined) this.#error(t.loc, `var ${t.name} assigned above`);
+          if (scope.declared.has(t.name)) this.#error(t.loc, `var ${t.name} assigned above`);
         } else if (scope.declared.has(t.name)) {
           // f(x, x): both arguments must be equal; the second occurrence is a use.
           return { ...t, name: scope.declared.get(t.name)! };
@@ -129,8 +130,68 @@ export class ClauseResolver {
   #literal(lit: Literal, scope: Scope): Literal {
     if (!lit.withs) return this.#literalOnly(lit, scope);
     // `with` values are evaluated before the literal, in its scope; targets are paths, not terms.
-    const withs = lit.withs.map((w) => ({ ...w, value: this.#term(w.value, scope) }));
+    const withs = lit.withs.map((w) => this.#with(w, scope));
     return { ...this.#literalOnly(lit, scope), withs };
+  }
+
+  /**
+   * Resolves a `with` (OPA's validateWith and checkExprWith): the target is `input...`, a `data`
+   * path, or a function or builtin to mock; a mock's value may name a function or builtin of the
+   * same arity instead of being a value.
+   */
+  #with(w: WithModifier, scope: Scope): WithModifier {
+    const name = dottedName(w.target);
+    const head = name?.split(".")[0];
+    const bad = () =>
+      this.#error(w.target.loc, "with keyword target must reference existing input, data, or a function");
+    if (name === undefined || head === undefined || scope.lookup(head) !== undefined) return bad();
+    if (head === "input") return { ...w, value: this.#term(w.value, scope) };
+    const fn = this.#functionNamed(name, scope, w.target.loc);
+    if (!fn) {
+      const target = this.#term(w.target, scope);
+      if (target.type !== "var" && !(target.type === "ref" && target.head.type === "var")) return bad();
+      const root = target.type === "var" ? target : target.head;
+      if (root.type !== "var" || (root.name !== "data" && root.name !== "input")) return bad();
+      return { ...w, target, value: this.#term(w.value, scope) };
+    }
+    if (fn.kind === "builtin") checkMockableBuiltin(fn.name, w.target.loc, (l, m) => this.#error(l, m));
+    const valueName = dottedName(w.value);
+    const valueHead = valueName?.split(".")[0];
+    const by =
+      valueName !== undefined && valueHead !== undefined && scope.lookup(valueHead) === undefined
+        ? this.#functionNamed(valueName, scope, w.value.loc)
+        : undefined;
+    if (!by) return { ...w, fn, value: this.#term(w.value, scope) };
+    const [want, have] = [this.#arity(fn), this.#arity(by)];
+    if (want !== have) {
+      this.#error(
+        w.value.loc,
+        `${name}: arity mismatch: with keyword replacing a function of ${want} argument${want === 1 ? "" : "s"} by ${valueName} of ${have}`,
+      );
+    }
+    return { ...w, fn, by };
+  }
+
+  #arity(t: CallTarget): number {
+    return t.kind === "builtin" ? builtinArity(t.name)! : this.#index.group(t.path)!.arity;
+  }
+
+  /** The user function or builtin a name written in a `with` refers to, if it is one. */
+  #functionNamed(name: string, scope: Scope, loc: Loc): CallTarget | undefined {
+    if (scope.lookup(name.split(".")[0]!) !== undefined) return undefined;
+    const parts = name.split(".");
+    const imp = this.#imports.get(parts[0]!);
+    const path =
+      parts[0] === "data"
+        ? parts.slice(1)
+        : imp && imp[0] === "data"
+          ? [...imp.slice(1), ...parts.slice(1)]
+          : [...this.#module.pkg, ...parts];
+    if (this.#index.group(path)?.kind === "function") return { kind: "function", path };
+    if (parts[0] === "data" || imp || this.#index.group(path)) return undefined;
+    if (builtinArity(name) !== undefined) return { kind: "builtin", name };
+    if (OPA_BUILTINS.has(name)) this.#error(loc, `unsupported builtin ${name}`);
+    return undefined;
   }
 
   #literalOnly(lit: Literal, scope: Scope): Literal {
@@ -175,8 +236,7 @@ export class ClauseResolver {
         // negated too (`not f(x, true)` is `not true = f(x)`), as OPA rewrites it.
         if (term.type === "call") {
           const target = this.#callTarget(term, scope, true);
-          const arity =
-            target.kind === "builtin" ? BUILTIN_ARITY.get(target.name)! : this.#index.group(target.path)!.arity;
+          const arity = target.kind === "builtin" ? builtinArity(target.name)! : this.#index.group(target.path)!.arity;
           if (term.args.length === arity + 1) {
             const out = term.args[arity]!;
             const call: Term = { ...term, args: term.args.slice(0, arity) };
@@ -257,7 +317,7 @@ export class ClauseResolver {
       ) {
         // A function of this package, its name possibly in several parts (`a.b.f(x) := ...`).
         target = { kind: "function", path: [...this.#module.pkg, ...parts] };
-      } else if (BUILTIN_ARITY.has(t.name) && !PLANNER_ONLY_BUILTINS.has(t.name)) {
+      } else if (builtinArity(t.name) !== undefined && !PLANNER_ONLY_BUILTINS.has(t.name)) {
         target = { kind: "builtin", name: t.name };
       }
     }
@@ -272,7 +332,7 @@ export class ClauseResolver {
       if (OPA_BUILTINS.has(t.name)) return this.#error(t.loc, `unsupported builtin ${t.name}`);
       return this.#error(t.loc, `undefined function ${t.name}`);
     }
-    const arity = target.kind === "builtin" ? BUILTIN_ARITY.get(target.name)! : this.#index.group(target.path)!.arity;
+    const arity = target.kind === "builtin" ? builtinArity(target.name)! : this.#index.group(target.path)!.arity;
     const n = t.args.length;
     if (n !== arity && !(allowExtraArg && n === arity + 1)) {
       this.#error(t.loc, `${t.name}: arity mismatch: expected ${arity} argument${arity === 1 ? "" : "s"}, got ${n}`);

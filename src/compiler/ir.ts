@@ -119,7 +119,13 @@ export type Stmt =
    * target = func(args...). Fails when the function returns undefined. args[0] and args[1] are
    * the caller's input and data locals.
    */
-  | { readonly op: "call"; readonly target: Local; readonly func: string; readonly args: readonly Local[] }
+  | {
+      readonly op: "call";
+      readonly target: Local;
+      readonly func: string;
+      readonly args: readonly Local[];
+      readonly site?: CallSite;
+    }
   /**
    * target = builtin(args...). `name` is the Rego builtin name (`count`, `regex.match`) or an
    * operator's internal name (`plus`, `minus`, `mul`, `div`, `rem`, `lt`, `lte`, `gt`, `gte`,
@@ -128,7 +134,13 @@ export type Stmt =
    * The code generator dispatches to a native runtime implementation when one exists, otherwise
    * to the host through `opa_builtinN` using the id from `Policy.hostBuiltins`.
    */
-  | { readonly op: "builtin"; readonly target: Local; readonly name: string; readonly args: readonly Local[] }
+  | {
+      readonly op: "builtin";
+      readonly target: Local;
+      readonly name: string;
+      readonly args: readonly Local[];
+      readonly site?: CallSite;
+    }
   // ---- collections under construction -------------------------------------------------------------
   | { readonly op: "makeArray"; readonly target: Local; readonly capacity: number }
   | { readonly op: "makeObject"; readonly target: Local }
@@ -182,5 +194,33 @@ export type Stmt =
    * a `block` statement count as blocks; the function body counts as the outermost block.
    */
   | { readonly op: "break"; readonly index: number };
+
+/**
+ * Planner bookkeeping on a call written in Rego, gone before code generation: planner-with.ts
+ * lowers each such call into plain statements once it knows which `with` mocks reach it.
+ */
+export interface CallSite {
+  /** Inside a `with`: rules and functions run through unmemoized twins. */
+  readonly under: boolean;
+  /** The `with` mocks written around the call in its own function, innermost last. */
+  readonly mocks: readonly Mock[];
+  /** The caller's `input` and `data` locals (a mock function is called with them). */
+  readonly input: Local;
+  readonly data: Local;
+  /** Where the call is written (for a build error when it cannot be lowered). */
+  readonly loc: { readonly file: string; readonly line: number; readonly col: number };
+}
+
+/** `with target as replacement` on a builtin, a function or a rule's document. */
+export interface Mock {
+  /** `b:<builtin name>`, or `f:<func>` for the planned function of a rule or function. */
+  readonly target: string;
+  /** A rule's document stays replaced inside a mock function; function mocks do not (as OPA). */
+  readonly persist: boolean;
+  readonly by:
+    | { readonly kind: "builtin"; readonly name: string }
+    | { readonly kind: "func"; readonly func: string }
+    | { readonly kind: "value"; readonly local: Local };
+}
 
 export type ValueKind = "null" | "boolean" | "number" | "string" | "array" | "object" | "set";

@@ -67,6 +67,20 @@ export abstract class TermParser {
     if (t.kind !== "eof") this.#pos++;
     return t;
   }
+  /** Runs `fn`; when it fails to parse, puts the position, context and diagnostics back. */
+  attempt<T>(fn: () => T): T | undefined {
+    const [pos, nesting, ctx, diags] = [this.#pos, this.#nesting, this.ctx.length, this.diagnostics.length];
+    try {
+      return fn();
+    } catch (e) {
+      if (!(e instanceof ParseFailure)) throw e;
+      this.#pos = pos;
+      this.#nesting = nesting;
+      this.ctx.length = ctx;
+      this.diagnostics.length = diags;
+      return undefined;
+    }
+  }
   loc(t: Token = this.tok): Loc {
     return { file: this.file, line: t.line, col: t.col };
   }
@@ -304,11 +318,12 @@ export abstract class TermParser {
     }
     if (this.is("[")) {
       this.next();
-      return this.inGroup(() => this.#arrayRest(loc));
+      // `[1 | true][0]`, `["a", "b"][i]`: collections and comprehensions take references too.
+      return this.postfix(this.inGroup(() => this.#arrayRest(loc)));
     }
     if (this.is("{")) {
       this.next();
-      return this.inGroup(() => this.#braceRest(loc));
+      return this.postfix(this.inGroup(() => this.#braceRest(loc)));
     }
     return this.fail("a term");
   }

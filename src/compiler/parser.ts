@@ -229,11 +229,30 @@ class Parser extends TermParser {
 
   ruleBody(): Body {
     if (this.is("{")) {
+      const body = this.attempt(() => {
+        this.next();
+        const lits = this.query("}");
+        this.expect("}");
+        return lits;
+      });
+      if (body) return body;
+      // `if {x: i | ...}` is no body but a comprehension, the body's one expression (as OPA
+      // reads it): tried only where a body does not parse, so no valid body changes meaning.
+      const lit = this.attempt(() => {
+        const one = this.#oneLiteral();
+        if (one[0]?.kind !== "expr" || !startsWithComprehension(one[0].term)) this.fail("a body");
+        return one;
+      });
+      if (lit) return lit;
       this.next();
-      const body = this.query("}");
+      const lits = this.query("}");
       this.expect("}");
-      return body;
+      return lits;
     }
+    return this.#oneLiteral();
+  }
+
+  #oneLiteral(): Body {
     this.ctx.push("query");
     try {
       return [this.literal()];
@@ -340,4 +359,14 @@ class Parser extends TermParser {
 
 function withs(lit: Literal, mods: WithModifier[]): Literal {
   return mods.length === 0 ? lit : { ...lit, withs: mods };
+}
+
+/** `{x | ...}`, `{k: v | ...}[k] = v`: a term whose leftmost part is a set or object comprehension. */
+function startsWithComprehension(t: Term): boolean {
+  if (t.type === "setCompr" || t.type === "objectCompr") return true;
+  if (t.type === "ref") return startsWithComprehension(t.head);
+  if (t.type === "call" && (t.name === "eq" || t.name === "assign" || t.name === "equal")) {
+    return startsWithComprehension(t.args[0]!);
+  }
+  return false;
 }

@@ -8,9 +8,9 @@
  * the continuation, then `break` out: a `scan` that found one solution must stop, and a scan's
  * own success says nothing about whether any iteration succeeded.
  */
-import type { Body, Literal, Loc, Term } from "./ast.ts";
+import type { Body, CallTarget, Literal, Loc, Term, WithModifier } from "./ast.ts";
 import { isWildcard } from "./checker.ts";
-import type { Local } from "./ir.ts";
+import type { Local, Mock } from "./ir.ts";
 import type { K } from "./planner-context.ts";
 import { TermPlanner } from "./planner-terms.ts";
 import { bodyVars, patternVars, refOutputs, termVars, unifyOutputs, type VarUse, withTarget } from "./planner-vars.ts";
@@ -66,7 +66,7 @@ export class BodyPlanner extends TermPlanner {
   #analyze(lit: Literal, isBound: (n: string) => boolean): { needed: VarUse[]; outputs: Set<string> } {
     const r = this.#analyzeOnly(lit, isBound);
     // `with` values are evaluated first and bind nothing.
-    for (const w of lit.withs ?? []) r.needed.push(...termVars(w.value, this.scopeDepth, this.varDepth));
+    for (const w of lit.withs ?? []) if (!w.by) r.needed.push(...termVars(w.value, this.scopeDepth, this.varDepth));
     return r;
   }
 
@@ -136,46 +136,58 @@ export class BodyPlanner extends TermPlanner {
 
   /**
    * `lit with target as value ...`: the values are planned first; `input` and base `data` paths
-   * are replaced by copies with the values set, and the literal is planned against them, its
-   * rule and function calls going to unmemoized twins (a rule's cached value was computed
-   * against the real input). The rest of the body sees the real documents again.
+   * are replaced by copies with the values set, and the literal is planned against them. Mocks of
+   * functions, builtins and rules' documents are recorded on the literal's call sites (see
+   * planner-with.ts). Its rule and function calls go to unmemoized twins (a rule's cached value
+   * was computed against the real input). The rest of the body sees the real documents again.
    */
   #planWith(lit: Literal, k: K): void {
     const withs = lit.withs!;
     const inner = { ...lit, withs: undefined } as Literal;
+    const valued = withs.filter((w) => !w.by);
     this.planTerms(
-      withs.map((w) => w.value),
+      valued.map((w) => w.value),
       (ls) => {
         let nin = this.inLocal;
         let ndata = this.dataLocal;
-        withs.forEach((w, i) => {
+        const mocks: Mock[] = [...this.mocks];
+        for (const w of withs) {
+          const v = w.by ? undefined : ls[valued.indexOf(w)]!;
+          if (w.fn) {
+            mocks.push({ target: this.#mockTarget(w.fn, w.loc), persist: false, by: this.#mockBy(w, v!) });
+            continue;
+          }
           const target = withTarget(w.target);
           if (!target)
-            return this.pp.fail(
-              w.loc,
-              "unsupported: with on something other than an input or data path (function mocks)",
-            );
+            return this.pp.fail(w.loc, "with keyword target must reference existing input, data, or a function");
           if (target.root === "input") {
-            nin = target.path.length === 0 ? ls[i]! : this.#upsert(nin, target.path, ls[i]!);
-            return;
+            nin = target.path.length === 0 ? v! : this.#upsert(nin, target.path, v!);
+            continue;
           }
           if (target.path.length === 0) return this.pp.fail(w.loc, "unsupported: with on all of data");
           const r = this.pp.resolveData(target.path, this.from, w.loc);
-          if (r.kind !== "base") {
+          if (r.kind === "rule" && r.used === target.path.length) {
+            mocks.push({ target: `f:${r.func}`, persist: true, by: { kind: "value", local: v! } });
+          } else if (r.kind === "rule") {
+            return this.pp.fail(w.target.loc, "with keyword cannot partially replace virtual document(s)");
+          } else if (r.kind === "doc") {
             return this.pp.fail(w.loc, `unsupported: with on data.${target.path.join(".")}, a document rules define`);
+          } else {
+            ndata = this.#upsert(ndata, target.path, v!);
           }
-          ndata = this.#upsert(ndata, target.path, ls[i]!);
-        });
-        const saved = { in: this.inLocal, data: this.dataLocal, under: this.under };
+        }
+        const saved = { in: this.inLocal, data: this.dataLocal, under: this.under, mocks: this.mocks };
         const enter = () => {
           this.inLocal = nin;
           this.dataLocal = ndata;
           this.under = true;
+          this.mocks = mocks;
         };
         const leave = () => {
           this.inLocal = saved.in;
           this.dataLocal = saved.data;
           this.under = saved.under;
+          this.mocks = saved.mocks;
         };
         enter();
         try {
@@ -192,6 +204,18 @@ export class BodyPlanner extends TermPlanner {
         }
       },
     );
+  }
+
+  #mockTarget(fn: CallTarget, loc: Loc): string {
+    if (fn.kind === "builtin") return `b:${fn.name}`;
+    return `f:${this.pp.functionFor(fn.path, this.from, loc)}`;
+  }
+
+  #mockBy(w: WithModifier, value: Local): Mock["by"] {
+    if (!w.by) return { kind: "value", local: value };
+    if (w.by.kind === "function") return { kind: "func", func: this.pp.functionFor(w.by.path, this.from, w.loc) };
+    this.pp.useBuiltin(w.by.name);
+    return { kind: "builtin", name: w.by.name };
   }
 
   /** A copy of `src` with the value at `path` replaced by `value` (objects created as needed). */

@@ -56,8 +56,6 @@ export interface PlannerServices {
     from: string,
     loc: Loc,
   ): { kind: "rule"; func: string; used: number } | { kind: "doc"; func: string; used: number } | { kind: "base" };
-  /** Name of the unmemoized twin of `func`, called inside `with`. */
-  twin(func: string): string;
   /** Coverage point id of `loc` when compiling for `arbiter test --coverage` (coverage.ts). */
   coverId(loc: Loc): number | undefined;
 }

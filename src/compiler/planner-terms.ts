@@ -7,7 +7,7 @@ import type { Body, Loc, Term } from "./ast.ts";
 import type { ResolvedClause } from "./checker.ts";
 import { HOST_BOXED_RESULTS, HOST_JSON_IO, HOST_SET_RESULTS, HOST_TYPED_ARGS, HOST_TYPED_JSON } from "./builtins.ts";
 import { COVER_BUILTIN } from "./coverage.ts";
-import type { Local } from "./ir.ts";
+import type { CallSite, Local, Mock } from "./ir.ts";
 import { type FnBuilder, type K, type KL, MSG_OBJECT_KEYS, type PlannerServices } from "./planner-context.ts";
 import {
   groundJson,
@@ -34,6 +34,8 @@ export abstract class TermPlanner {
   protected dataLocal: Local = 1;
   /** Inside a `with`: rules and functions are called through their unmemoized twins. */
   protected under = false;
+  /** The function mocks of the `with`s being planned, innermost last. */
+  protected mocks: readonly Mock[] = [];
 
   constructor(pp: PlannerServices, fb: FnBuilder, clause: ResolvedClause, from: string) {
     this.pp = pp;
@@ -88,8 +90,9 @@ export abstract class TermPlanner {
     this.planTerm(value, k);
   }
 
-  protected callee(func: string): string {
-    return this.under ? this.pp.twin(func) : func;
+  /** Where a Rego call stands, for planner-with.ts to apply the `with` mocks that reach it. */
+  protected site(loc: Loc): CallSite {
+    return { under: this.under, mocks: this.mocks, input: this.inLocal, data: this.dataLocal, loc };
   }
 
   // ---- unification ------------------------------------------------------------------------------
@@ -280,10 +283,11 @@ export abstract class TermPlanner {
           const out = fb.newLocal();
           if (target.kind === "builtin") {
             this.pp.useBuiltin(target.name);
-            emitBuiltin(fb, target.name, ls, out);
+            fb.emit({ op: "builtin", target: out, name: target.name, args: ls, site: this.site(t.loc) });
           } else {
             const func = this.pp.functionFor(target.path, this.from, t.loc);
-            fb.emit({ op: "call", target: out, func: this.callee(func), args: [this.inLocal, this.dataLocal, ...ls] });
+            const args = [this.inLocal, this.dataLocal, ...ls];
+            fb.emit({ op: "call", target: out, func, args, site: this.site(t.loc) });
           }
           k(out);
         });
@@ -344,7 +348,8 @@ export abstract class TermPlanner {
     // Base data: OPA's storage reads `data.x[2]` as the key "2" of an object too.
     if (r.kind === "base") return this.#walk(this.dataLocal, path, 0, k, true);
     const out = this.fb.newLocal();
-    this.fb.emit({ op: "call", target: out, func: this.callee(r.func), args: [this.inLocal, this.dataLocal] });
+    const args = [this.inLocal, this.dataLocal];
+    this.fb.emit({ op: "call", target: out, func: r.func, args, site: this.site(t.loc) });
     this.#walk(out, path, r.used, k);
   }
 
@@ -388,7 +393,7 @@ export abstract class TermPlanner {
  * those in HOST_TYPED_JSON exchange typed text (JSON with sets marked), the same way.
  * those in HOST_BOXED_RESULTS answer `[value]` or `[]`, unboxed here with a lookup.
  */
-function emitBuiltin(fb: FnBuilder, name: string, args: readonly Local[], out: Local): void {
+export function emitBuiltin(fb: FnBuilder, name: string, args: readonly Local[], out: Local): void {
   const typed = HOST_TYPED_JSON.has(name);
   const jsonIo = typed || HOST_JSON_IO.has(name);
   const toSet = HOST_SET_RESULTS.has(name);

@@ -175,7 +175,7 @@ export function termVars(t: Term, d: number, vd: ReadonlyMap<string, number>, ou
 export function bodyVars(body: Body, d: number, vd: ReadonlyMap<string, number>): VarUse[] {
   const out: VarUse[] = [];
   for (const lit of body) {
-    for (const w of lit.withs ?? []) termVars(w.value, d, vd, out);
+    for (const w of lit.withs ?? []) if (!w.by) termVars(w.value, d, vd, out);
     switch (lit.kind) {
       case "expr":
         termVars(lit.term, d, vd, out);

@@ -7,9 +7,10 @@ import type { Loc, Module } from "./ast.ts";
 import { CheckFailure, type RuleIndex } from "./checker.ts";
 import type { CoverageTable } from "./coverage.ts";
 import type { Diagnostic } from "./diagnostics.ts";
-import type { Block, Func, Plan, Policy, Stmt } from "./ir.ts";
+import type { Func, Plan, Policy } from "./ir.ts";
 import { dataName, type Group, PlanFailure, type TreeNode } from "./planner-context.ts";
 import { planDoc, planGroup, type RuleContext } from "./planner-rules.ts";
+import { lowerCalls } from "./planner-with.ts";
 
 /** Plans modules for the given entrypoints (slash paths). Diagnostics are appended to `diags`. */
 export function planModules(
@@ -26,8 +27,6 @@ class PolicyPlanner implements RuleContext {
   readonly #root: TreeNode = { path: [], children: new Map(), isPackage: false };
   readonly #groups: Group[] = [];
   readonly #funcs = new Map<string, Func>();
-  /** Functions called inside `with`: they get unmemoized twins (see #makeTwins). */
-  readonly #twinsWanted = new Set<string>();
   /** Package path + first name of every multi-part rule head (`a` of `a.b.c := 1`). */
   readonly #refHeads = new Set<string>();
   readonly #queue: (() => void)[] = [];
@@ -165,47 +164,9 @@ class PolicyPlanner implements RuleContext {
     }
     for (const d of unreached) if (!d.message.startsWith("unsupported")) real.push(d);
     this.#checkRecursion();
-    this.#makeTwins();
-    const kept = (name: string) => reachable.has(name.endsWith("~with") ? name.slice(0, -"~with".length) : name);
-    return { funcs: [...this.#funcs.values()].filter((f) => kept(f.name)), plans, hostBuiltins: [] };
-  }
-
-  /** Name of the unmemoized twin of `func`, called inside `with` (made by #makeTwins). */
-  twin(func: string): string {
-    this.#twinsWanted.add(func);
-    return `${func}~with`;
-  }
-
-  /** Clones every wanted function, and everything it calls, without memoization. */
-  #makeTwins(): void {
-    const work = [...this.#twinsWanted];
-    const done = new Set<string>();
-    const rename = (b: Block): Block =>
-      b.map((s): Stmt => {
-        switch (s.op) {
-          case "call": {
-            // A nested `with` already calls twins.
-            const base = s.func.endsWith("~with") ? s.func.slice(0, -"~with".length) : s.func;
-            work.push(base);
-            return { ...s, func: `${base}~with` };
-          }
-          case "block":
-            return { ...s, blocks: s.blocks.map(rename) };
-          case "scan":
-          case "not":
-            return { ...s, body: rename(s.body) };
-          default:
-            return s;
-        }
-      });
-    while (work.length > 0) {
-      const name = work.pop()!;
-      if (done.has(name) || name.endsWith("~with")) continue;
-      done.add(name);
-      const f = this.#funcs.get(name);
-      if (!f) continue;
-      this.#funcs.set(`${name}~with`, { ...f, name: `${name}~with`, body: rename(f.body), memoize: false });
-    }
+    const funcs = new Map([...this.#funcs].filter(([name]) => reachable.has(name)));
+    const lowered = lowerCalls(funcs, plans, (loc, message) => this.#error(loc, message));
+    return { funcs: lowered, plans, hostBuiltins: [] };
   }
 
   /** Builtin names the plans call (for the host builtin table). */

@@ -148,12 +148,10 @@ describe("arbiter build + eval", () => {
   });
 
   it("fails the build on a compile error, naming file, line and column", async () => {
-    write("bad/p.rego", "package arbiter.decide\n\nallow if {\n\tcount(input.x) == 1 with count as 2\n}\n");
+    write("bad/p.rego", "package arbiter.decide\n\nallow if {\n\tcount(input.x) == 1 with foo as 2\n}\n");
     const r = await arbiter(["build", "-o", "bad.tar.gz", "bad"]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(
-      "bad/p.rego:4:22: unsupported: with on something other than an input or data path (function mocks)\n",
-    );
+    expect(r.stderr).toBe("bad/p.rego:4:27: with keyword target must reference existing input, data, or a function\n");
   });
 });
 
@@ -289,6 +287,47 @@ describe("arbiter test", () => {
     const bad = await arbiter(["test", "cov", "--threshold", "60"]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain("--threshold needs --coverage");
+  });
+
+  it("runs OPA-style tests that mock functions and builtins (http.send) with `with`", async () => {
+    write(
+      "fmocks/svc.rego",
+      [
+        "package svc",
+        "",
+        'allow if "admin" in http.send({"method": "GET", "url": "https://ids/roles", "body": input}).body.roles',
+        "",
+        "fresh if time.now_ns() - input.issued_ns < limit(input.kind)",
+        "",
+        "limit(_) := 10",
+        "",
+      ].join("\n"),
+    );
+    write(
+      "fmocks/svc_test.rego",
+      [
+        "package svc_test",
+        "",
+        "import data.svc",
+        "",
+        'admin_resp(req) := {"body": {"roles": ["admin"]}} if req.body.name == "alice"',
+        "",
+        'admin_resp(req) := {"body": {"roles": []}} if req.body.name != "alice"',
+        "",
+        'test_alice if svc.allow with http.send as admin_resp with input.name as "alice"',
+        "",
+        'test_bob if not svc.allow with http.send as admin_resp with input.name as "bob"',
+        "",
+        'test_fresh if svc.fresh with time.now_ns as 105 with input as {"issued_ns": 100, "kind": "x"}',
+        "",
+        'test_limit_mock if not svc.fresh with time.now_ns as 105 with data.svc.limit as 3 with input as {"issued_ns": 100, "kind": "x"}',
+        "",
+      ].join("\n"),
+    );
+    const r = await arbiter(["test", "fmocks"]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("4 passed, 0 failed\n");
+    expect(r.code).toBe(0);
   });
 
   it("reports syntax errors of every file before giving up", async () => {

@@ -51,14 +51,9 @@ const cases: [note: string, source: string | string[], message: string][] = [
   ["empty body", "package t\np if {}\n", 't.rego:2:7: unexpected token "}": expected a body expression'],
   // ---- unsupported -------------------------------------------------------------------------------
   [
-    "with on a builtin (function mock)",
-    "package t\np if {\n  count(input.x) == 1 with count as 2\n}\n",
-    "t.rego:3:23: unsupported: with on something other than an input or data path (function mocks)",
-  ],
-  [
-    "with on a document rules define",
-    "package t\nq := 1\np if {\n  q == 2 with data.t.q as 2\n}\n",
-    "t.rego:4:10: unsupported: with on data.t.q, a document rules define",
+    "with on a document rules define below a package",
+    ["package t\np if {\n  data.x.r == 2 with data.x as {}\n}\n", "package x\nr := 1\n"],
+    "t.rego:3:17: unsupported: with on data.x, a document rules define",
   ],
   ["print", 'package t\np if {\n  print("x")\n}\n', "t.rego:3:3: unsupported: print"],
   ["unterminated template string", 'package t\np := $"a{1}\n', "t.rego:2:6: unterminated template string"],
@@ -73,7 +68,16 @@ const cases: [note: string, source: string | string[], message: string][] = [
     "t.rego:2:8: unsupported: import path foo.bar (must begin with input, data, rego or future)",
   ],
   ["unknown rego import", "package t\nimport rego.v2\np := 1\n", "t.rego:2:8: unsupported: import rego.v2"],
-  ["OPA builtin outside the subset", "package t\np := http.send({})\n", "t.rego:2:6: unsupported builtin http.send"],
+  [
+    "mock-only builtin that no with mock reaches",
+    "package t\np := http.send({})\n",
+    "t.rego:2:6: unsupported builtin http.send (only replaced by a with mock)",
+  ],
+  [
+    "OPA builtin outside the subset",
+    'package t\np := rego.parse_module("a", "b")\n',
+    "t.rego:2:6: unsupported builtin rego.parse_module",
+  ],
   ["composite key with an unbound var in a ref", "package t\np if input.x[[a]]\n", "t.rego:2:15: var a is unsafe"],
   [
     "default on a partial set",

@@ -120,3 +120,43 @@ size_mismatch if {
     expect(await evalRego(POLICY, "t/size_mismatch")).toEqual([]);
   });
 });
+
+describe("references on collection terms, comprehension bodies, shadowing in comprehensions", () => {
+  const POLICY = `package t
+first := [1 | true][0]
+pick := ["a", "b"][1]
+member := {"k": 2}["k"]
+pos(x) := o if {x: i | x := ["a", "b"][i]}[x] = o
+inner := {x | some x in [1, 2]}
+shadow(x) := [x | some x in [7]]
+union := s if {
+  s := {1} | {2}
+}
+`;
+
+  it("evaluates as OPA", async () => {
+    expect(await evalRego(POLICY, "t/first")).toEqual([1]);
+    expect(await evalRego(POLICY, "t/pick")).toEqual(["b"]);
+    expect(await evalRego(POLICY, "t/member")).toEqual([2]);
+    expect(await evalRego(POLICY, "t/union")).toEqual([[1, 2]]);
+    expect(await evalRego(POLICY, "t/inner")).toEqual([[1, 2]]);
+  });
+
+  it("a body of braces holding one comprehension is that expression (`if {x: i | ...}`)", async () => {
+    const text = `package t
+f(x) := true if {x: i | x := ["a", "b"][i]}
+p := f(1)
+`;
+    expect(await evalRego(text, "t/p")).toEqual([true]);
+  });
+
+  it(":= inside a comprehension declares its own variable, even where the body has one", async () => {
+    const text = `package t
+p := [x, ys] if {
+  x := 1
+  ys := [x | x := 2]
+}
+`;
+    expect(await evalRego(text, "t/p")).toEqual([[1, [2]]]);
+  });
+});
