@@ -179,6 +179,8 @@ export type Stmt =
    * 1 also leaves the block around it, and so on. `scan` bodies, `not` bodies and each block of
    * a `block` statement count as blocks; the function body counts as the outermost block.
    */
-  | { readonly op: "break"; readonly index: number };
+  | { readonly op: "break"; readonly index: number }
+  /** Aborts the evaluation with `message` (a conflict found while building a document). */
+  | { readonly op: "abort"; readonly message: string };
 
 export type ValueKind = "null" | "boolean" | "number" | "string" | "array" | "object" | "set";

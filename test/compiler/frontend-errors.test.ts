@@ -34,7 +34,7 @@ const cases: [note: string, source: string | string[], message: string][] = [
   [
     "v0 partial set without contains",
     "package t\np[x] { x := 1 }\n",
-    't.rego:2:2: unsupported: rule head p[...] without a value (use "contains" for partial sets)',
+    "t.rego:2:6: `if` keyword is required before rule body",
   ],
   [
     "rule without body or value",
@@ -63,9 +63,14 @@ const cases: [note: string, source: string | string[], message: string][] = [
   ["print", 'package t\np if {\n  print("x")\n}\n', "t.rego:3:3: unsupported: print"],
   ["unterminated template string", 'package t\np := $"a{1}\n', "t.rego:2:6: unterminated template string"],
   [
-    "rule head with a variable before its last part",
-    "package t\np[x].y := 1 if x := 1\n",
-    "t.rego:2:2: unsupported: rule head reference with a variable part before its last part",
+    "else on a rule head with a variable before its last part",
+    "package t\np[x].y := 1 if x := 1\nelse := 2\n",
+    "t.rego:3:1: else keyword cannot be used on rules with variables in head",
+  ],
+  [
+    "default on a rule head with a variable",
+    "package t\ndefault p[x].y := 1\n",
+    "t.rego:2:1: default rules must not have variables in their head",
   ],
   [
     "unknown import root",
@@ -203,10 +208,10 @@ describe("front-end compile errors", () => {
   });
 
   it("reports errors of several files, each in its own file, sorted by file", () => {
-    const e = errorOf(["package t\np[x].y := 1 if x := 1\n", "package u\nq := [\n"]);
+    const e = errorOf(["package t\ndefault p[x].y := 1\n", "package u\nq := [\n"]);
     expect(e.message).toBe(
       [
-        "t.rego:2:2: unsupported: rule head reference with a variable part before its last part",
+        "t.rego:2:1: default rules must not have variables in their head",
         "t2.rego:3:1: unexpected end of file: expected a term",
       ].join("\n"),
     );

@@ -1,0 +1,167 @@
+/**
+ * General references in rule heads (OPA v1): `p[x].y := z`, `p[x][y] contains z`, `a[x] if ...`,
+ * rules below a partial object, and entrypoints below a rule, compiled and evaluated for real.
+ * Expected values and errors are OPA's (refheads/test-generic-refs.yaml and friends).
+ */
+import { describe, expect, it } from "vitest";
+import { compile, RegoCompileError } from "../../src/compiler/index.ts";
+import { loadCompiledPolicy } from "../../src/engine/load-policy.ts";
+
+async function evalRego(text: string, entrypoint: string, input?: unknown): Promise<unknown[]> {
+  const { wasm } = compile([{ path: "t.rego", text }], { entrypoints: [entrypoint] });
+  const policy = await loadCompiledPolicy(wasm);
+  return (policy.evaluate(input, entrypoint) as { result: unknown }[]).map((r) => r.result);
+}
+
+function compileError(text: string, entrypoint: string): string {
+  try {
+    compile([{ path: "t.rego", text }], { entrypoints: [entrypoint] });
+  } catch (e) {
+    if (e instanceof RegoCompileError) return e.message;
+    throw e;
+  }
+  throw new Error("compiled");
+}
+
+describe("rule heads with a variable before the last part", () => {
+  it("build a tree from every binding", async () => {
+    const src = 'package t\np[q].r := i if q := ["a", "b", "c"][i]\n';
+    expect(await evalRego(src, "t/p")).toEqual([{ a: { r: 0 }, b: { r: 1 }, c: { r: 2 } }]);
+  });
+
+  it("without a value, the leaf is true; several variables nest", async () => {
+    const src = 'package t\np[q][r] if q := ["a", "b", "c"][r]\n';
+    expect(await evalRego(src, "t/p")).toEqual([{ a: { "0": true }, b: { "1": true }, c: { "2": true } }]);
+    expect(await evalRego(src, "t/p/b")).toEqual([{ "1": true }]);
+    expect(await evalRego(src, "t/p/z")).toEqual([]);
+  });
+
+  it("merge with constant rules at other depths and with the package document", async () => {
+    const src = `package t
+p[q].r.s := i if q := ["a", "b", "c"][i]
+p.d.r := 3
+p.e := 4
+p.a.r.s := 0
+`;
+    const p = { a: { r: { s: 0 } }, b: { r: { s: 1 } }, c: { r: { s: 2 } }, d: { r: 3 }, e: 4 };
+    expect(await evalRego(src, "t/p")).toEqual([p]);
+    expect(await evalRego(src, "t")).toEqual([{ p }]);
+    expect(await evalRego(src, "t/p/d/r")).toEqual([3]);
+  });
+
+  it("collect set leaves from general and constant rules", async () => {
+    const src = `package t
+p[q].r contains s if {
+  x := ["a", "b", "c"]
+  q := x[_]
+  s := x[_]
+  q != s
+}
+p.b.r contains "foo"
+empty.x contains y if y := input.none
+`;
+    expect(await evalRego(src, "t/p")).toEqual([
+      { a: { r: ["b", "c"] }, b: { r: ["a", "c", "foo"] }, c: { r: ["a", "b"] } },
+    ]);
+    expect(await evalRego(src, "t/p/b/r")).toEqual([["a", "c", "foo"]]);
+  });
+
+  it("take keys from input, other rules and composite values", async () => {
+    const src = `package t
+a := [x | x := input.x[_]]
+b := input.y
+p[a[b]].r[s] := i if s := a[i]
+o[input.k].v := 1
+`;
+    expect(await evalRego(src, "t/p", { x: ["foo", "bar"], y: 1 })).toEqual([{ bar: { r: { foo: 0, bar: 1 } } }]);
+    // A non-string key is kept as OPA keeps it; JSON output prints it as a string.
+    expect(await evalRego(src, "t/o", { k: 7 })).toEqual([{ "7": { v: 1 } }]);
+    // Without input the key is undefined: no entry, still an (empty) object.
+    expect(await evalRego(src, "t/o")).toEqual([{}]);
+  });
+
+  it("a partial object may have rules below it", async () => {
+    const src = `package t
+p.q contains r if r := ["a", "b"][_]
+p[q] := r if {
+  q := "foo"
+  r := "bar"
+}
+a[x] if q2[x]
+q2[7] := 8
+`;
+    expect(await evalRego(src, "t/p")).toEqual([{ foo: "bar", q: ["a", "b"] }]);
+    expect(await evalRego(src, "t/a")).toEqual([{ "7": true }]);
+  });
+});
+
+describe("conflicts are evaluation errors (eval_conflict_error)", () => {
+  const conflict = async (src: string, ep: string, input?: unknown) => {
+    const { wasm } = compile([{ path: "t.rego", text: src }], { entrypoints: [ep] });
+    const policy = await loadCompiledPolicy(wasm);
+    expect(() => policy.evaluate(input, ep)).toThrow("object keys must be unique");
+  };
+
+  it("two bindings of one rule writing different values at one path", async () => {
+    await conflict('package t\np[q].r.s := i if q := ["a", "b", "c", "b"][i]\n', "t/p");
+  });
+
+  it("two rules writing different values at one path; equal values are fine", async () => {
+    await conflict('package t\np[q].r.s := i if q := ["a", "b"][i]\np.a.r := 42\n', "t/p");
+    await conflict('package t\np.q.r := 1\np.q[s] := 2 if s := "r"\n', "t/p/q");
+    expect(await evalRego('package t\np[q].r := i if q := ["a", "b"][i]\np.a.r := 0\n', "t/p")).toEqual([
+      { a: { r: 0 }, b: { r: 1 } },
+    ]);
+  });
+
+  it("a rule writing inside another rule's value, or a value over a tree", async () => {
+    const v = 'p[q].r := v if {\n  q := "q"\n  v := {"s": {"t": 1}}\n}\n';
+    await conflict(`package t\n${v}p.q.r.s.t := 1\n`, "t/p");
+    await conflict(`package t\n${v}p.q.r.s.u := 42\n`, "t/p");
+    await conflict("package t\np[x].y := 1 if x := input.k\np.a := 2\n", "t/p", { k: "a" });
+    await conflict('package t\np[x] contains 1 if x := "a"\np.a := 2\n', "t/p");
+  });
+
+  it("an entrypoint below the conflict still fails", async () => {
+    await conflict('package t\np[q].r.s := i if q := ["a", "b", "a"][i]\n', "t/p/b");
+  });
+});
+
+describe("entrypoints below a rule", () => {
+  it("look the rest of the path up in the rule's value", async () => {
+    const src = `package ex
+foo[k] := v if some k, v in {"bar": 1, "baz": [2]}
+s contains x if x := ["x", "y"][_]
+c := {"a": {"b": true}}
+`;
+    expect(await evalRego(src, "ex/foo/bar")).toEqual([1]);
+    expect(await evalRego(src, "ex/foo/nope")).toEqual([]);
+    expect(await evalRego(src, "ex/s/x")).toEqual(["x"]);
+    expect(await evalRego(src, "ex/c/a/b")).toEqual([true]);
+    expect(await evalRego(src, "ex/c/a/b/c")).toEqual([]);
+  });
+
+  it("are still refused where no rule or package is", () => {
+    expect(compileError("package ex\nc := 1\n", "ex/d/e")).toBe(
+      'entrypoint "ex/d/e" does not refer to a rule or package',
+    );
+  });
+});
+
+describe("refused", () => {
+  it("a rule and a general rule at the same path", () => {
+    expect(compileError('package t\np := 1\np[x].y := 1 if x := "a"\n', "t/p")).toBe(
+      "t.rego:2:1: conflicting rules data.t.p found",
+    );
+  });
+
+  it("a tree that reads itself is recursive", () => {
+    expect(compileError('package t\np[x].y := 1 if {\n  x := "a"\n  not p.b\n}\n', "t/p")).toBe(
+      "t.rego:2:1: rule data.t.p is recursive: data.t.p -> data.t.p",
+    );
+  });
+
+  it("an unsafe variable in the head", () => {
+    expect(compileError("package t\np[x].y := 1 if true\n", "t/p")).toMatch(/var x is unsafe/);
+  });
+});
