@@ -10,6 +10,7 @@ import type { Local } from "./ir.ts";
 import { type FnBuilder, type K, type KL, MSG_OBJECT_KEYS, type PlannerServices } from "./planner-context.ts";
 import {
   groundJson,
+  isDefaultValue,
   isGround,
   isJsonConst,
   pairUp,
@@ -61,7 +62,7 @@ export abstract class TermPlanner {
   checkHeadSafety(terms: readonly (Term | undefined)[], loc: Loc, isDefault = false): void {
     for (const t of terms) {
       if (!t) continue;
-      if (isDefault && !isGround(t)) this.pp.fail(t.loc, "default rule value must be a constant");
+      if (isDefault && !isDefaultValue(t)) this.pp.fail(t.loc, "default rule value must be a constant");
       const out = refOutputs(t, (n) => this.isBound(n));
       for (const v of termVars(t, this.scopeDepth, this.varDepth)) {
         if (!this.isBound(v.name) && !out.has(v.name)) this.pp.fail(v.loc ?? loc, `var ${v.orig} is unsafe`);

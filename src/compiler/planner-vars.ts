@@ -47,6 +47,23 @@ export function isGround(t: Term, jsonOnly = false): boolean {
 
 export const isJsonConst = (t: Term): boolean => isGround(t, true);
 
+/** A default rule's value: ground apart from comprehensions, which OPA allows (closures). */
+export function isDefaultValue(t: Term): boolean {
+  switch (t.type) {
+    case "arrayCompr":
+    case "setCompr":
+    case "objectCompr":
+      return true;
+    case "array":
+    case "set":
+      return t.items.every(isDefaultValue);
+    case "object":
+      return t.pairs.every(([k, v]) => isDefaultValue(k) && isDefaultValue(v));
+    default:
+      return isGround(t);
+  }
+}
+
 /** `input`, `input.a.b`, `data.a.b` (string keys) -> root and path; undefined for anything else. */
 export function withTarget(t: Term): { root: "input" | "data"; path: string[] } | undefined {
   const head = t.type === "ref" ? t.head : t;

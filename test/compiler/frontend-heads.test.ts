@@ -1,7 +1,8 @@
 /**
- * General references in rule heads (OPA v1): `p[x].y := z`, `p[x][y] contains z`, `a[x] if ...`,
- * rules below a partial object, and entrypoints below a rule, compiled and evaluated for real.
- * Expected values and errors are OPA's (refheads/test-generic-refs.yaml and friends).
+ * Rule heads, compiled and evaluated for real: general references (OPA v1 `p[x].y := z`,
+ * `p[x][y] contains z`, `a[x] if ...`), rules below a partial object, entrypoints below a rule,
+ * and default values holding comprehensions. Expected values and errors are OPA's
+ * (refheads/test-generic-refs.yaml, defaultkeyword and friends).
  */
 import { describe, expect, it } from "vitest";
 import { compile, RegoCompileError } from "../../src/compiler/index.ts";
@@ -163,5 +164,28 @@ describe("refused", () => {
 
   it("an unsafe variable in the head", () => {
     expect(compileError("package t\np[x].y := 1 if true\n", "t/p")).toMatch(/var x is unsafe/);
+  });
+});
+
+describe("default values", () => {
+  const src = `package t
+p := 1 if input.one
+default p := [x | x := input.a[_]]
+default q := {1, {"a": {k | k := input.a[_]}}}
+`;
+
+  it("may hold comprehensions, evaluated when no rule applies", async () => {
+    expect(await evalRego(src, "t/p", { a: [3, 4] })).toEqual([[3, 4]]);
+    expect(await evalRego(src, "t/p", { a: [3, 4], one: true })).toEqual([1]);
+    expect(await evalRego(src, "t/q", { a: [3, 3] })).toEqual([[1, { a: [3] }]]);
+    // A comprehension over an undefined document is empty, not undefined.
+    expect(await evalRego(src, "t/p")).toEqual([[]]);
+  });
+
+  it("outside comprehensions, must be constant", () => {
+    expect(compileError("package t\ndefault q := [input.x]\n", "t/q")).toBe(
+      "t.rego:2:14: default rule value must be a constant",
+    );
+    expect(compileError("package t\ndefault q := [x | x := y]\n", "t/q")).toBe("t.rego:2:24: var y is unsafe");
   });
 });
