@@ -357,7 +357,14 @@ export abstract class TermPlanner {
       return;
     }
     if (patternVars(p).some((v) => !this.isBound(v))) {
-      return this.pp.fail(p.loc, "unsupported: reference with a composite key containing unbound variables");
+      // A composite key with unbound variables (`s[[1, x]]`): unify it with every key, as OPA.
+      const key = fb.newLocal();
+      const val = fb.newLocal();
+      const body = fb.nest(() =>
+        this.scoped(() => this.unifyLocal(p, key, () => this.#walk(val, path, i + 1, k, baseData))),
+      );
+      fb.emit({ op: "scan", source: src, key, value: val, body });
+      return;
     }
     this.planTerm(p, (key) => {
       const out = fb.newLocal();

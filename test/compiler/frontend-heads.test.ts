@@ -189,3 +189,35 @@ default q := {1, {"a": {k | k := input.a[_]}}}
     expect(compileError("package t\ndefault q := [x | x := y]\n", "t/q")).toBe("t.rego:2:24: var y is unsafe");
   });
 });
+
+describe("references with a composite key holding unbound variables", () => {
+  const src = `package t
+s := {[1, 2], [1, 3], {"foo": "bar"}, {1, 2}, [2, 7], [[1, 1], 4], "x"}
+second := [x | s[[1, x]]]
+pairs := {[x, y] | s[[x, y]]}
+nested := [x | s[[[1, x], 4]]]
+objs := [v | s[{"foo": v}]]
+keyed := [v | input.o[[v, "k"]]]
+`;
+
+  it("unify the pattern with every key of the collection, as OPA", async () => {
+    expect(await evalRego(src, "t/second")).toEqual([[2, 3]]);
+    expect(await evalRego(src, "t/pairs")).toEqual([
+      [
+        [1, 2],
+        [1, 3],
+        [2, 7],
+        [[1, 1], 4],
+      ],
+    ]);
+    expect(await evalRego(src, "t/nested")).toEqual([[1]]);
+    expect(await evalRego(src, "t/objs")).toEqual([["bar"]]);
+    // JSON input has string keys only: an array pattern matches none, and nothing fails.
+    expect(await evalRego(src, "t/keyed", { o: { a: 1 } })).toEqual([[]]);
+    expect(await evalRego(src, "t/keyed", { o: 7 })).toEqual([[]]);
+  });
+
+  it("an unbound variable as an object pattern's key stays unsafe", () => {
+    expect(compileError("package t\ns := {1}\np := [v | s[{v: 1}]]\n", "t/p")).toMatch(/var v is unsafe/);
+  });
+});
