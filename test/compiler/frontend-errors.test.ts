@@ -79,7 +79,11 @@ const cases: [note: string, source: string | string[], message: string][] = [
   ],
   ["unknown rego import", "package t\nimport rego.v2\np := 1\n", "t.rego:2:8: unsupported: import rego.v2"],
   ["OPA builtin outside the subset", "package t\np := http.send({})\n", "t.rego:2:6: unsupported builtin http.send"],
-  ["composite key with an unbound var in a ref", "package t\np if input.x[[a]]\n", "t.rego:2:15: var a is unsafe"],
+  [
+    "an unbound var as an object key inside a ref's composite key",
+    "package t\np if input.x[{a: 1}]\n",
+    "t.rego:2:15: var a is unsafe",
+  ],
   [
     "default on a partial set",
     "package t\ndefault s contains 1\n",

@@ -221,3 +221,28 @@ keyed := [v | input.o[[v, "k"]]]
     expect(compileError("package t\ns := {1}\np := [v | s[{v: 1}]]\n", "t/p")).toMatch(/var v is unsafe/);
   });
 });
+
+describe("a closure before a := declaration of the same name", () => {
+  it("has its own variable, as OPA", async () => {
+    const src = `package t
+xs := {"a", "b", "c"}
+p := x if {
+  y := {x | xs[x]}
+  x := count(y)
+}
+q := [y, x] if {
+  y := [x | x = [1, 3][_]]
+  x = 3
+}
+`;
+    expect(await evalRego(src, "t/p")).toEqual([3]);
+    // Without a := declaration the outer x is the closure's too, bound first: only 3 matches.
+    expect(await evalRego(src, "t/q")).toEqual([[[3], 3]]);
+  });
+
+  it("a direct use before the declaration is still an error", () => {
+    expect(compileError("package t\np if {\n  x == 1\n  x := 1\n}\n", "t/p")).toBe(
+      "t.rego:4:3: var x referenced above",
+    );
+  });
+});
