@@ -62,6 +62,7 @@ export interface PlannerServices {
     keys: readonly string[],
     from: string,
     loc: Loc,
+    baseBelowDoc?: boolean,
   ): { kind: "rule"; func: string; used: number } | { kind: "doc"; func: string; used: number } | { kind: "base" };
   /** Name of the unmemoized twin of `func`, called inside `with`. */
   twin(func: string): string;

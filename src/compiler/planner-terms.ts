@@ -331,7 +331,10 @@ export abstract class TermPlanner {
       if (p.type !== "string") break;
       keys.push(p.value);
     }
-    const r = this.pp.resolveData(keys, this.from, t.loc);
+    // Below a package, a constant key that is not a string (`data[2]`) names no rule: only base
+    // data can hold it, so the package document (which may include this very rule) is not built.
+    const next = path[keys.length];
+    const r = this.pp.resolveData(keys, this.from, t.loc, next?.type === "number");
     // Base data: OPA's storage reads `data.x[2]` as the key "2" of an object too.
     if (r.kind === "base") return this.#walk(this.dataLocal, path, 0, k, true);
     const out = this.fb.newLocal();

@@ -369,11 +369,14 @@ class PolicyPlanner implements RuleContext {
    * Resolves the static prefix of a `data` reference: a rule (call it, then continue with the
    * rest of the path), a virtual node (build its document), or base data (plain lookups).
    * `keys` holds the constant string path elements known statically (up to the first dynamic one).
+   * `baseBelowDoc`: the reference continues with a key no rule can have (a number), so where it
+   * would build a package document, base data is enough.
    */
   resolveData(
     keys: readonly string[],
     from: string,
     loc: Loc,
+    baseBelowDoc = false,
   ): { kind: "rule"; func: string; used: number } | { kind: "doc"; func: string; used: number } | { kind: "base" } {
     let n: TreeNode = this.#root;
     if (n.children.size === 0) return { kind: "base" };
@@ -395,6 +398,7 @@ class PolicyPlanner implements RuleContext {
         return { kind: "rule", func: this.ensureGroup(n.group), used: i + 1 };
       }
     }
+    if (baseBelowDoc) return { kind: "base" };
     this.edge(from, dataName(n.path));
     return { kind: "doc", func: this.ensureDoc(n), used: keys.length };
   }

@@ -246,3 +246,17 @@ q := [y, x] if {
     );
   });
 });
+
+describe("a number key right below a package", () => {
+  it("reads base data only, so a rule may read data[2] beside itself", async () => {
+    const src = "package t\np := data[2]\nq := data.t[1]\nr := data.nested[2]\n";
+    const { wasm } = compile([{ path: "t.rego", text: src }], { entrypoints: ["t/p", "t/q", "t/r"] });
+    const policy = await loadCompiledPolicy(wasm);
+    policy.setData({ "2": "bar", t: { "1": 1 }, nested: { "2": "baz" } });
+    expect(policy.evaluate(undefined, "t/p")).toEqual([{ result: "bar" }]);
+    expect(policy.evaluate(undefined, "t/q")).toEqual([{ result: 1 }]);
+    expect(policy.evaluate(undefined, "t/r")).toEqual([{ result: "baz" }]);
+    policy.setData({});
+    expect(policy.evaluate(undefined, "t/p")).toEqual([]);
+  });
+});
