@@ -59,7 +59,6 @@ p[q].r contains s if {
   q != s
 }
 p.b.r contains "foo"
-empty.x contains y if y := input.none
 `;
     expect(await evalRego(src, "t/p")).toEqual([
       { a: { r: ["b", "c"] }, b: { r: ["a", "c", "foo"] }, c: { r: ["a", "b"] } },
