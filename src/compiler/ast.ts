@@ -89,6 +89,12 @@ export interface Rule {
    * `["b", "c"]`); the rule's path is package + name + ref. Absent for a one-part head.
    */
   readonly ref?: readonly string[];
+  /**
+   * A general head reference from its first variable part on (`p[x].y := z` has name `p` and
+   * dynRef `[x, "y"]`): a complete rule (or, with `contains`, a set) at a path computed per
+   * binding, inside the partial object tree at package + name + ref.
+   */
+  readonly dynRef?: readonly Term[];
   readonly kind: RuleKind;
   readonly isDefault: boolean;
   /** Function arguments. */

@@ -449,6 +449,11 @@ export function plainVarNames(t: Term, out: string[] = []): string[] {
 function literalVarNames(lit: Literal): string[] {
   switch (lit.kind) {
     case "expr":
+      // Variables `:=` declares are not candidates: a closure mentioning one before the
+      // declaration has its own variable, as in OPA (rewriteLocalVars goes in order).
+      if (lit.term.type === "call" && lit.term.name === "assign" && lit.term.args.length === 2) {
+        return plainVarNames(lit.term.args[1]!);
+      }
       return plainVarNames(lit.term);
     case "some":
       return lit.vars.flatMap((v) => plainVarNames(v));

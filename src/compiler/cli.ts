@@ -368,7 +368,7 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
       }
       for (const r of module.rules) {
         const key = [...module.pkg, r.name].join("/");
-        if (!r.name.startsWith("test_") || r.ref || r.kind !== "complete" || seen.has(key)) continue;
+        if (!r.name.startsWith("test_") || r.ref || r.dynRef || r.kind !== "complete" || seen.has(key)) continue;
         if (run && !run.test(["data", ...module.pkg, r.name].join("."))) continue;
         seen.add(key);
         tests.push({

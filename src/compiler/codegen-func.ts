@@ -368,6 +368,9 @@ export class FuncGen {
         }
         e.op(Op.br).u32(this.#depth(s.index));
         return;
+      case "abort":
+        this.#abort(s.message);
+        return;
       default: {
         const op: never = s;
         throw new CodegenError(`unknown IR statement ${JSON.stringify(op)}`);

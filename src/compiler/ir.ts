@@ -193,7 +193,9 @@ export type Stmt =
    * 1 also leaves the block around it, and so on. `scan` bodies, `not` bodies and each block of
    * a `block` statement count as blocks; the function body counts as the outermost block.
    */
-  | { readonly op: "break"; readonly index: number };
+  | { readonly op: "break"; readonly index: number }
+  /** Aborts the evaluation with `message` (a conflict found while building a document). */
+  | { readonly op: "abort"; readonly message: string };
 
 /**
  * Planner bookkeeping on a call written in Rego, gone before code generation: planner-with.ts

@@ -123,6 +123,7 @@ class Parser extends TermParser {
     let args: Term[] = [];
     let key: Term | undefined;
     let value: Term | undefined;
+    let dynRef: Term[] | undefined;
     // A multi-part head (`a.b.c := x`, `a.b contains x`, `a.b[k] := v`): constant parts after the name.
     const ref: string[] = [];
     for (;;) {
@@ -137,7 +138,10 @@ class Parser extends TermParser {
         this.is("]", this.peek(2)) &&
         // A constant key as the last part (`p["k"] := v`) stays a partial object entry, as before,
         // so it may sit beside `p[k] := v` rules.
-        (this.is(".", this.peek(3)) || this.is("[", this.peek(3)) || this.is("contains", this.peek(3)))
+        (this.is(".", this.peek(3)) ||
+          this.is("[", this.peek(3)) ||
+          this.is("(", this.peek(3)) ||
+          this.is("contains", this.peek(3)))
       ) {
         this.next();
         ref.push(this.next().text);
@@ -152,22 +156,24 @@ class Parser extends TermParser {
       args = this.termList(")");
       this.expect(")");
     } else if (this.is("[") && !this.tok.spaceBefore) {
-      const bracket = this.next();
+      this.next();
       key = this.termIn();
       this.expect("]");
-      if ((this.is(".") || this.is("[")) && !this.tok.spaceBefore) {
-        this.error(this.loc(bracket), "unsupported: rule head reference with a variable part before its last part");
-      }
-      if (!this.is(":=") && !this.is("=")) {
-        // v0: `deny[msg] { ... }` is a partial set.
-        if (!this.#v0)
-          this.error(
-            this.loc(bracket),
-            `unsupported: rule head ${name}[...] without a value (use "contains" for partial sets)`,
-          );
-        kind = "set";
-      } else {
+      if (((this.is(".") || this.is("[")) && !this.tok.spaceBefore) || (this.is("contains") && !this.keywordRef())) {
+        // A general reference (`p[x].y := z`, `p[x][y] contains z`): the rule defines entries of
+        // a partial object tree below package + name + ref, planned by planner-tree.ts.
+        dynRef = [key, ...this.#headRest()];
+        key = undefined;
+        if (this.is("contains") && !this.keywordRef()) {
+          this.next();
+          kind = "set";
+          key = this.termIn();
+        }
+      } else if (this.is(":=") || this.is("=")) {
         kind = "object";
+      } else {
+        // v0: `deny[msg] { ... }` is a partial set; v1: `a[x] if ...` is the single value `true`.
+        kind = this.#v0 ? "set" : "object";
       }
     } else if (this.is("contains") && !this.keywordRef()) {
       this.next();
@@ -178,6 +184,7 @@ class Parser extends TermParser {
       this.next();
       value = this.termIn();
     }
+    if (dynRef && isDefault) this.error(loc, "default rules must not have variables in their head");
     if (isDefault) {
       if (kind === "set" || kind === "object") this.error(loc, "unsupported: default on a partial rule");
       if (value === undefined) this.fail(`":=" after the name of a default rule`);
@@ -206,6 +213,7 @@ class Parser extends TermParser {
       const elseTok = this.next();
       if (kind === "set" || kind === "object")
         this.error(this.loc(elseTok), "else keyword cannot be used on partial rules");
+      else if (dynRef) this.error(this.loc(elseTok), "else keyword cannot be used on rules with variables in head");
       let elseValue: Term | undefined;
       if (this.is(":=") || this.is("=")) {
         this.next();
@@ -224,7 +232,35 @@ class Parser extends TermParser {
     if (this.tok.kind !== "eof" && !this.tok.newlineBefore) {
       this.fail("a new line after the rule");
     }
-    return { loc, name, ...(ref.length > 0 ? { ref } : {}), kind, isDefault, args, key, value, body, elses };
+    return {
+      loc,
+      name,
+      ...(ref.length > 0 ? { ref } : {}),
+      ...(dynRef ? { dynRef } : {}),
+      kind,
+      isDefault,
+      args,
+      key,
+      value,
+      body,
+      elses,
+    };
+  }
+
+  /** The parts of a general rule head reference after its first variable part: `.name` or `[term]`. */
+  #headRest(): Term[] {
+    const parts: Term[] = [];
+    while ((this.is(".") || this.is("[")) && !this.tok.spaceBefore) {
+      if (this.next().text === ".") {
+        if (this.tok.kind !== "ident") this.fail('a name after "."');
+        const t = this.next();
+        parts.push({ type: "string", value: t.text, loc: this.loc(t) });
+      } else {
+        parts.push(this.termIn());
+        this.expect("]");
+      }
+    }
+    return parts;
   }
 
   ruleBody(): Body {

@@ -34,6 +34,13 @@ export interface TreeNode {
   group?: Group;
   /** True when a package is declared at exactly this path. */
   isPackage: boolean;
+  /** Rules with a general head reference (`p[x].y := z`) whose constant prefix is this path. */
+  generals?: RuleRef[];
+  /**
+   * Set when this node's document is one partial object tree built by planner-tree.ts: it holds
+   * general rules, or a partial object rule with rules below it. The tree owns every rule below.
+   */
+  tree?: string;
 }
 
 export const dataName = (path: readonly string[]): string => ["data", ...path].join(".");
@@ -55,6 +62,7 @@ export interface PlannerServices {
     keys: readonly string[],
     from: string,
     loc: Loc,
+    baseBelowDoc?: boolean,
   ): { kind: "rule"; func: string; used: number } | { kind: "doc"; func: string; used: number } | { kind: "base" };
   /** Coverage point id of `loc` when compiling for `arbiter test --coverage` (coverage.ts). */
   coverId(loc: Loc): number | undefined;

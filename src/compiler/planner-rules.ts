@@ -28,6 +28,7 @@ export interface RuleContext extends PlannerServices {
   readonly diags: Diagnostic[];
   ensureGroup(g: Group): string;
   ensureDoc(node: TreeNode): string;
+  ensureTree(node: TreeNode): string;
   edge(from: string, to: string): void;
 }
 
@@ -41,7 +42,7 @@ export function planDoc(ctx: RuleContext, node: TreeNode, name: string): Func {
     if (child.group?.kind === "function") continue;
     const k = fb.newLocal();
     const v = fb.newLocal();
-    const func = child.group ? ctx.ensureGroup(child.group) : ctx.ensureDoc(child);
+    const func = child.tree ? ctx.ensureTree(child) : child.group ? ctx.ensureGroup(child.group) : ctx.ensureDoc(child);
     ctx.edge(from, dataName(child.path));
     fb.emit({
       op: "block",
@@ -118,7 +119,7 @@ export function planGroup(ctx: RuleContext, g: Group): Func {
                   break;
                 case "object":
                   bp.planTerm(resolved.key!, (k) =>
-                    bp.planTerm(resolved.value!, (v) =>
+                    bp.planValue(resolved.value, (v) =>
                       fb.emit({ op: "objectInsertOnce", object: result, key: k, value: v, message: MSG_OBJECT_KEYS }),
                     ),
                   );

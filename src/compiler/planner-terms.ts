@@ -11,6 +11,7 @@ import type { CallSite, Local, Mock } from "./ir.ts";
 import { type FnBuilder, type K, type KL, MSG_OBJECT_KEYS, type PlannerServices } from "./planner-context.ts";
 import {
   groundJson,
+  isDefaultValue,
   isGround,
   isJsonConst,
   pairUp,
@@ -73,7 +74,7 @@ export abstract class TermPlanner {
   checkHeadSafety(terms: readonly (Term | undefined)[], loc: Loc, isDefault = false): void {
     for (const t of terms) {
       if (!t) continue;
-      if (isDefault && !isGround(t)) this.pp.fail(t.loc, "default rule value must be a constant");
+      if (isDefault && !isDefaultValue(t)) this.pp.fail(t.loc, "default rule value must be a constant");
       const out = refOutputs(t, (n) => this.isBound(n));
       for (const v of termVars(t, this.scopeDepth, this.varDepth)) {
         if (!this.isBound(v.name) && !out.has(v.name)) this.pp.fail(v.loc ?? loc, `var ${v.orig} is unsafe`);
@@ -344,7 +345,10 @@ export abstract class TermPlanner {
       if (p.type !== "string") break;
       keys.push(p.value);
     }
-    const r = this.pp.resolveData(keys, this.from, t.loc);
+    // Below a package, a constant key that is not a string (`data[2]`) names no rule: only base
+    // data can hold it, so the package document (which may include this very rule) is not built.
+    const next = path[keys.length];
+    const r = this.pp.resolveData(keys, this.from, t.loc, next?.type === "number");
     // Base data: OPA's storage reads `data.x[2]` as the key "2" of an object too.
     if (r.kind === "base") return this.#walk(this.dataLocal, path, 0, k, true);
     const out = this.fb.newLocal();
@@ -371,7 +375,14 @@ export abstract class TermPlanner {
       return;
     }
     if (patternVars(p).some((v) => !this.isBound(v))) {
-      return this.pp.fail(p.loc, "unsupported: reference with a composite key containing unbound variables");
+      // A composite key with unbound variables (`s[[1, x]]`): unify it with every key, as OPA.
+      const key = fb.newLocal();
+      const val = fb.newLocal();
+      const body = fb.nest(() =>
+        this.scoped(() => this.unifyLocal(p, key, () => this.#walk(val, path, i + 1, k, baseData))),
+      );
+      fb.emit({ op: "scan", source: src, key, value: val, body });
+      return;
     }
     this.planTerm(p, (key) => {
       const out = fb.newLocal();

@@ -47,6 +47,23 @@ export function isGround(t: Term, jsonOnly = false): boolean {
 
 export const isJsonConst = (t: Term): boolean => isGround(t, true);
 
+/** A default rule's value: ground apart from comprehensions, which OPA allows (closures). */
+export function isDefaultValue(t: Term): boolean {
+  switch (t.type) {
+    case "arrayCompr":
+    case "setCompr":
+    case "objectCompr":
+      return true;
+    case "array":
+    case "set":
+      return t.items.every(isDefaultValue);
+    case "object":
+      return t.pairs.every(([k, v]) => isDefaultValue(k) && isDefaultValue(v));
+    default:
+      return isGround(t);
+  }
+}
+
 /** `input`, `input.a.b`, `data.a.b` (string keys) -> root and path; undefined for anything else. */
 export function withTarget(t: Term): { root: "input" | "data"; path: string[] } | undefined {
   const head = t.type === "ref" ? t.head : t;
@@ -79,14 +96,21 @@ export function patternVars(t: Term, out: string[] = []): string[] {
   return out;
 }
 
-/** Unbound variables a reference iterates over (direct variable path elements), outside closures. */
+/**
+ * Unbound variables a reference iterates over (variable path elements and the variables of
+ * composite keys), outside closures.
+ */
 export function refOutputs(t: Term, isBound: (n: string) => boolean, out = new Set<string>()): Set<string> {
   switch (t.type) {
     case "ref":
       refOutputs(t.head, isBound, out);
       for (const p of t.path) {
         if (p.type === "var" && p.name !== "input" && p.name !== "data" && !isBound(p.name)) out.add(p.name);
-        else refOutputs(p, isBound, out);
+        else if (p.type === "array" || p.type === "object") {
+          // A composite key (`s[[1, x]]`) is unified with each key of the collection.
+          for (const v of patternVars(p)) if (!isBound(v)) out.add(v);
+          refOutputs(p, isBound, out);
+        } else refOutputs(p, isBound, out);
       }
       break;
     case "array":

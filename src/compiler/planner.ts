@@ -8,8 +8,9 @@ import { CheckFailure, type RuleIndex } from "./checker.ts";
 import type { CoverageTable } from "./coverage.ts";
 import type { Diagnostic } from "./diagnostics.ts";
 import type { Func, Plan, Policy } from "./ir.ts";
-import { dataName, type Group, PlanFailure, type TreeNode } from "./planner-context.ts";
+import { dataName, FnBuilder, type Group, PlanFailure, type TreeNode } from "./planner-context.ts";
 import { planDoc, planGroup, type RuleContext } from "./planner-rules.ts";
+import { planTree } from "./planner-tree.ts";
 import { lowerCalls } from "./planner-with.ts";
 
 /** Plans modules for the given entrypoints (slash paths). Diagnostics are appended to `diags`. */
@@ -26,6 +27,7 @@ class PolicyPlanner implements RuleContext {
   #diags: Diagnostic[];
   readonly #root: TreeNode = { path: [], children: new Map(), isPackage: false };
   readonly #groups: Group[] = [];
+  readonly #trees: TreeNode[] = [];
   readonly #funcs = new Map<string, Func>();
   /** Package path + first name of every multi-part rule head (`a` of `a.b.c := 1`). */
   readonly #refHeads = new Set<string>();
@@ -44,10 +46,16 @@ class PolicyPlanner implements RuleContext {
       pkgNode.isPackage = true;
       for (const rule of m.rules) {
         const path = [...m.pkg, rule.name, ...(rule.ref ?? [])];
-        if (rule.ref) this.#refHeads.add(dataName([...m.pkg, rule.name]));
+        if (rule.ref || rule.dynRef) this.#refHeads.add(dataName([...m.pkg, rule.name]));
         const node = this.#node(path);
+        if (rule.dynRef) {
+          (node.generals ??= []).push({ rule, module: m });
+          if (!this.#nodeLoc.has(dataName(path))) this.#nodeLoc.set(dataName(path), rule.loc);
+          continue;
+        }
         const arity = rule.kind === "function" ? rule.args.length : 0;
-        if (node.children.size > 0) {
+        // A partial object may have rules below it: the node becomes a tree (#markTrees).
+        if (node.children.size > 0 && rule.kind !== "object") {
           this.#error(rule.loc, `conflicting rules ${dataName(path)} found (a package is defined below it)`);
           continue;
         }
@@ -72,6 +80,21 @@ class PolicyPlanner implements RuleContext {
       const defaults = g.rules.filter((r) => r.rule.isDefault);
       if (defaults.length > 1) this.#error(defaults[1]!.rule.loc, `multiple default rules ${dataName(g.path)} found`);
     }
+    this.#markTrees(this.#root);
+  }
+
+  /** Marks the nodes whose document planner-tree.ts builds (the outermost ones own the rest). */
+  #markTrees(n: TreeNode): void {
+    if (n.generals || (n.group?.kind === "object" && n.children.size > 0)) {
+      if (n.group && n.group.kind !== "object") {
+        this.#error(n.group.rules[0]!.rule.loc, `conflicting rules ${dataName(n.path)} found`);
+        return;
+      }
+      n.tree = `t${this.#trees.length}.${dataName(n.path)}`;
+      this.#trees.push(n);
+      return;
+    }
+    for (const c of n.children.values()) this.#markTrees(c);
   }
 
   #node(path: readonly string[]): TreeNode {
@@ -81,7 +104,7 @@ class PolicyPlanner implements RuleContext {
       if (!c) {
         c = { path: path.slice(0, i + 1), children: new Map(), isPackage: false };
         n.children.set(path[i]!, c);
-        if (n.group) {
+        if (n.group && n.group.kind !== "object") {
           const loc = n.group.rules[0]!.rule.loc;
           this.#error(loc, `conflicting rules ${dataName(n.path)} found (a package is defined below it)`);
         }
@@ -130,14 +153,21 @@ class PolicyPlanner implements RuleContext {
       seen.add(ep);
       const path = ep.split("/").filter((s) => s !== "");
       if (path[0] === "data") path.shift();
-      const node = path.length === 0 ? this.#root : this.#find(path);
       const bad = (msg: string) =>
         this.#diags.push({ file: "", line: 0, col: 0, message: `entrypoint "${ep}" ${msg}` });
-      if (!node || (node.children.size === 0 && !node.group)) {
+      const below = this.#belowRule(ep, path);
+      if (below) {
+        plans.push({ name: ep, func: below });
+        continue;
+      }
+      const node = path.length === 0 ? this.#root : this.#find(path);
+      if (!node || (node.children.size === 0 && !node.group && !node.tree)) {
         bad("does not refer to a rule or package");
         continue;
       }
-      if (node.group) {
+      if (node.tree) {
+        plans.push({ name: ep, func: this.ensureTree(node) });
+      } else if (node.group) {
         if (node.group.kind === "function") {
           bad("refers to a function");
           continue;
@@ -158,6 +188,7 @@ class PolicyPlanner implements RuleContext {
     this.#diags = unreached;
     try {
       for (const g of this.#groups) this.ensureGroup(g);
+      for (const t of this.#trees) this.ensureTree(t);
       while (this.#queue.length > 0) this.#queue.shift()!();
     } finally {
       this.#diags = real;
@@ -187,6 +218,49 @@ class PolicyPlanner implements RuleContext {
       });
     }
     return g.funcName;
+  }
+
+  ensureTree(node: TreeNode): string {
+    const name = node.tree!;
+    if (!this.#funcs.has(name)) {
+      this.#funcs.set(name, { name, params: 2, locals: 2, body: [], result: 0, memoize: true });
+      this.#queue.push(() => {
+        try {
+          this.#funcs.set(name, planTree(this, node, name));
+        } catch (e) {
+          if (!(e instanceof PlanFailure) && !(e instanceof CheckFailure)) throw e;
+        }
+      });
+    }
+    return name;
+  }
+
+  /**
+   * An entrypoint below a rule's document (`ex/foo/bar` where `ex.foo` is a partial object):
+   * a function looking the constant rest of the path up in the rule's value, undefined when it
+   * is absent, as OPA's query `data.ex.foo.bar` answers.
+   */
+  #belowRule(ep: string, path: readonly string[]): string | undefined {
+    let n: TreeNode | undefined = this.#root;
+    for (let i = 0; i < path.length - 1; i++) {
+      n = n.children.get(path[i]!);
+      if (!n) return undefined;
+      if (!n.tree && (!n.group || n.group.kind === "function")) continue;
+      const func = n.tree ? this.ensureTree(n) : this.ensureGroup(n.group!);
+      const name = `ep.${ep}`;
+      const fb = new FnBuilder(2);
+      let cur = fb.newLocal();
+      fb.emit({ op: "call", target: cur, func, args: [0, 1] });
+      for (const key of path.slice(i + 1)) {
+        const [k, next] = [fb.newLocal(), fb.newLocal()];
+        fb.emit({ op: "const", target: k, json: JSON.stringify(key) });
+        fb.emit({ op: "dot", target: next, source: cur, key: k });
+        cur = next;
+      }
+      this.#funcs.set(name, { name, params: 2, locals: fb.locals, body: fb.body, result: cur, memoize: false });
+      return name;
+    }
+    return undefined;
   }
 
   ensureDoc(node: TreeNode): string {
@@ -264,11 +338,14 @@ class PolicyPlanner implements RuleContext {
    * Resolves the static prefix of a `data` reference: a rule (call it, then continue with the
    * rest of the path), a virtual node (build its document), or base data (plain lookups).
    * `keys` holds the constant string path elements known statically (up to the first dynamic one).
+   * `baseBelowDoc`: the reference continues with a key no rule can have (a number), so where it
+   * would build a package document, base data is enough.
    */
   resolveData(
     keys: readonly string[],
     from: string,
     loc: Loc,
+    baseBelowDoc = false,
   ): { kind: "rule"; func: string; used: number } | { kind: "doc"; func: string; used: number } | { kind: "base" } {
     let n: TreeNode = this.#root;
     if (n.children.size === 0) return { kind: "base" };
@@ -278,6 +355,10 @@ class PolicyPlanner implements RuleContext {
         return { kind: "base" };
       }
       n = c;
+      if (n.tree) {
+        this.edge(from, dataName(n.path));
+        return { kind: "rule", func: this.ensureTree(n), used: i + 1 };
+      }
       if (n.group) {
         if (n.group.kind === "function") {
           return this.fail(loc, `function ${dataName(n.path)} must be called with arguments`);
@@ -286,6 +367,7 @@ class PolicyPlanner implements RuleContext {
         return { kind: "rule", func: this.ensureGroup(n.group), used: i + 1 };
       }
     }
+    if (baseBelowDoc) return { kind: "base" };
     this.edge(from, dataName(n.path));
     return { kind: "doc", func: this.ensureDoc(n), used: keys.length };
   }

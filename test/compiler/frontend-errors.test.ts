@@ -34,7 +34,7 @@ const cases: [note: string, source: string | string[], message: string][] = [
   [
     "v0 partial set without contains",
     "package t\np[x] { x := 1 }\n",
-    't.rego:2:2: unsupported: rule head p[...] without a value (use "contains" for partial sets)',
+    "t.rego:2:6: `if` keyword is required before rule body",
   ],
   [
     "rule without body or value",
@@ -58,9 +58,14 @@ const cases: [note: string, source: string | string[], message: string][] = [
   ["print", 'package t\np if {\n  print("x")\n}\n', "t.rego:3:3: unsupported: print"],
   ["unterminated template string", 'package t\np := $"a{1}\n', "t.rego:2:6: unterminated template string"],
   [
-    "rule head with a variable before its last part",
-    "package t\np[x].y := 1 if x := 1\n",
-    "t.rego:2:2: unsupported: rule head reference with a variable part before its last part",
+    "else on a rule head with a variable before its last part",
+    "package t\np[x].y := 1 if x := 1\nelse := 2\n",
+    "t.rego:3:1: else keyword cannot be used on rules with variables in head",
+  ],
+  [
+    "default on a rule head with a variable",
+    "package t\ndefault p[x].y := 1\n",
+    "t.rego:2:1: default rules must not have variables in their head",
   ],
   [
     "unknown import root",
@@ -78,7 +83,11 @@ const cases: [note: string, source: string | string[], message: string][] = [
     'package t\np := rego.parse_module("a", "b")\n',
     "t.rego:2:6: unsupported builtin rego.parse_module",
   ],
-  ["composite key with an unbound var in a ref", "package t\np if input.x[[a]]\n", "t.rego:2:15: var a is unsafe"],
+  [
+    "an unbound var as an object key inside a ref's composite key",
+    "package t\np if input.x[{a: 1}]\n",
+    "t.rego:2:15: var a is unsafe",
+  ],
   [
     "default on a partial set",
     "package t\ndefault s contains 1\n",
@@ -207,10 +216,10 @@ describe("front-end compile errors", () => {
   });
 
   it("reports errors of several files, each in its own file, sorted by file", () => {
-    const e = errorOf(["package t\np[x].y := 1 if x := 1\n", "package u\nq := [\n"]);
+    const e = errorOf(["package t\ndefault p[x].y := 1\n", "package u\nq := [\n"]);
     expect(e.message).toBe(
       [
-        "t.rego:2:2: unsupported: rule head reference with a variable part before its last part",
+        "t.rego:2:1: default rules must not have variables in their head",
         "t2.rego:3:1: unexpected end of file: expected a term",
       ].join("\n"),
     );
