@@ -68,8 +68,11 @@ app="$work/app"
 mkdir -p "$app"
 cp "$work/context/package.json" "$work/context/package-lock.json" "$app/"
 (cd "$app" && npm ci --omit=dev --no-audit --no-fund --prefer-offline --loglevel=error)
-for dev in vitest typescript ajv hdr-histogram-js @bufbuild/buf; do
+for dev in vitest typescript hdr-histogram-js @bufbuild/buf; do
   [[ ! -e "$app/node_modules/$dev" ]] || fail "dev dependency $dev in the production install"
+done
+for prod in ajv graphql pg lru-cache; do
+  [[ -e "$app/node_modules/$prod" ]] || fail "production dependency $prod missing from the production install"
 done
 
 step "stage runtime: copy the compiled dist/, bin and the prebuilt bundle (root-owned, read-only for uid 10001)"

@@ -254,8 +254,12 @@ smnt=$("${B[@]}" mount "$sctr")
 # and not writable by group or others, and the default bundle with its three members.
 app_ls=$(ls -A "$smnt/app" | tr '\n' ' ')
 [[ "$app_ls" == "bin deploy dist node_modules package.json " ]] || fail "/app holds: $app_ls"
-for dev in vitest typescript ajv hdr-histogram-js @bufbuild/buf assemblyscript tsx esbuild; do
+for dev in vitest typescript hdr-histogram-js @bufbuild/buf assemblyscript tsx esbuild; do
   [[ ! -e "$smnt/app/node_modules/$dev" ]] || fail "dev dependency $dev in the image"
+done
+# ajv and graphql are production dependencies since the json.*_schema and graphql.* builtins.
+for prod in ajv graphql pg lru-cache; do
+  [[ -e "$smnt/app/node_modules/$prod" ]] || fail "production dependency $prod missing from the image"
 done
 bad=$(find "$smnt/app" "$smnt/opt/arbiter" \( ! -uid 0 -o \( ! -type l -perm /022 \) \) -print -quit)
 [[ -z "$bad" ]] || fail "not root-owned or writable by others: ${bad#"$smnt"}"
