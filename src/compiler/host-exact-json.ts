@@ -81,18 +81,37 @@ export function builtinError(name: string, message: string): never {
   throw new OpaBuiltinError(`${name}: ${message}`);
 }
 
-/** Wraps an implementation on exact values as a HOST_JSON_IO builtin (texts in, text out). */
-export function jsonIo(
-  f: (...args: ExactJson[]) => ExactJson | undefined,
-): (...texts: unknown[]) => string | undefined {
-  return (...texts) => {
-    if (!texts.every((t) => typeof t === "string")) return undefined;
+/**
+ * `f`, answering undefined where it throws OpaBuiltinError (OPA's "undefined"; with strict
+ * builtin errors the planner turns that into a failure); any other throw fails the evaluation.
+ */
+export function undefinedOnBuiltinError<A extends unknown[], R>(f: (...args: A) => R): (...args: A) => R | undefined {
+  return (...args) => {
     try {
-      const out = f(...(texts as string[]).map(parseExactJson));
-      return out === undefined ? undefined : exactJsonText(out);
+      return f(...args);
     } catch (err) {
       if (err instanceof OpaBuiltinError) return undefined;
       throw err;
     }
   };
+}
+
+/** A builtin exchanging texts: every argument read by `parse`, the answer written by `print`. */
+export function textIo<T>(
+  parse: (text: string) => T,
+  print: (v: T) => string,
+  f: (...args: T[]) => T | undefined,
+): (...texts: unknown[]) => string | undefined {
+  const run = undefinedOnBuiltinError((texts: string[]) => {
+    const out = f(...texts.map(parse));
+    return out === undefined ? undefined : print(out);
+  });
+  return (...texts) => (texts.every((t) => typeof t === "string") ? run(texts as string[]) : undefined);
+}
+
+/** Wraps an implementation on exact values as a HOST_JSON_IO builtin (texts in, text out). */
+export function jsonIo(
+  f: (...args: ExactJson[]) => ExactJson | undefined,
+): (...texts: unknown[]) => string | undefined {
+  return textIo(parseExactJson, exactJsonText, f);
 }

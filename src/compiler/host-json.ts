@@ -18,7 +18,7 @@ type PathTree = Map<string, PathTree | null>;
 const segKey = (v: unknown): string => JSON.stringify(v);
 
 /** OPA's parsePath: a `/`-separated JSON pointer (`~1`, `~0` unescaped) or an array of segments. */
-function parsePath(p: unknown): unknown[] | undefined {
+export function parsePath(p: unknown): unknown[] | undefined {
   if (typeof p === "string") {
     if (p === "") return [];
     return p

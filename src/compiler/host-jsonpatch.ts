@@ -13,8 +13,9 @@
  * that is not a string (`[1]` as a path into an object) fails the evaluation when it would
  * appear in the answer.
  */
-import { OpaBuiltinError } from "./host-exact-json.ts";
+import { OpaBuiltinError, undefinedOnBuiltinError } from "./host-exact-json.ts";
 import type { HostBuiltin } from "./host-types.ts";
+import { parsePath } from "./host-json.ts";
 
 type Json = unknown;
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -167,17 +168,9 @@ function toIndex(length: number, key: Json): number {
   return fail("invalid type for indexing");
 }
 
-/** OPA's parsePath: a `/`-separated pointer (leading slashes dropped, `~1` then `~0`) or an array. */
-function parsePath(p: Json): Json[] {
-  if (typeof p === "string") {
-    if (p === "") return [];
-    return p
-      .replace(/^\/+/, "")
-      .split("/")
-      .map((s) => s.replaceAll("~1", "/").replaceAll("~0", "~"));
-  }
-  if (Array.isArray(p)) return p;
-  return fail("path must be a string or an array");
+/** OPA's parsePath (host-json.ts), failing on another type. */
+function pointer(p: Json): Json[] {
+  return (parsePath(p) as Json[] | undefined) ?? fail("path must be a string or an array");
 }
 
 const OPS = new Set(["add", "remove", "replace", "move", "copy", "test"]);
@@ -208,7 +201,7 @@ function applyPatches(doc: Json, ops: Json[]): Json | undefined {
     const rawPath = attribute(o, "path");
     const rawFrom = op === "move" || op === "copy" ? attribute(o, "from") : undefined;
     const value = op === "add" || op === "replace" || op === "test" ? attribute(o, "value") : undefined;
-    const path = parsePath(rawPath);
+    const path = pointer(rawPath);
     switch (op) {
       case "add":
         insertAt(path, value);
@@ -222,7 +215,7 @@ function applyPatches(doc: Json, ops: Json[]): Json | undefined {
         break;
       case "move":
       case "copy": {
-        const from = parsePath(rawFrom);
+        const from = pointer(rawFrom);
         const chunk = root.unfold(from).render();
         if (op === "move") deleteAt(from);
         insertAt(path, chunk);
@@ -255,12 +248,5 @@ function jsonPatch(doc: Json, patches: Json, docType: unknown, patchesType: unkn
 }
 
 export const jsonPatchHostBuiltins: Record<string, HostBuiltin> = {
-  "json.patch": (...args: unknown[]) => {
-    try {
-      return jsonPatch(...(args as [Json, Json, unknown, unknown]));
-    } catch (err) {
-      if (err instanceof OpaBuiltinError) return undefined;
-      throw err;
-    }
-  },
+  "json.patch": undefinedOnBuiltinError((...args: unknown[]) => jsonPatch(...(args as [Json, Json, unknown, unknown]))),
 };

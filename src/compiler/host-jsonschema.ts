@@ -17,7 +17,7 @@
  * evaluation under strict builtin errors).
  */
 import { Ajv, type ValidateFunction } from "ajv";
-import { OpaBuiltinError } from "./host-exact-json.ts";
+import { OpaBuiltinError, undefinedOnBuiltinError } from "./host-exact-json.ts";
 import {
   ajvSchema,
   compileSchema,
@@ -311,12 +311,7 @@ function matchSchema(doc: Json, schema: Json, docType: unknown, schemaType: unkn
 
 export const jsonSchemaHostBuiltins: Record<string, HostBuiltin> = {
   "json.verify_schema": verifySchema,
-  "json.match_schema": (...args: unknown[]) => {
-    try {
-      return matchSchema(...(args as [Json, Json, unknown, unknown]));
-    } catch (err) {
-      if (err instanceof OpaBuiltinError) return undefined;
-      throw err;
-    }
-  },
+  "json.match_schema": undefinedOnBuiltinError((...args: unknown[]) =>
+    matchSchema(...(args as [Json, Json, unknown, unknown])),
+  ),
 };

@@ -5,7 +5,7 @@
  * (no fraction, no exponent) to BigInt; answers are written back the same way and parsed by
  * `internal.typed_unmarshal`, so a set in an answer stays a set.
  */
-import { OpaBuiltinError } from "./host-exact-json.ts";
+import { textIo } from "./host-exact-json.ts";
 import { compareCodePoints } from "../util/json-text.ts";
 
 /** A Rego set crossing the boundary; `items` keep the runtime's order (sorted, no duplicates). */
@@ -124,16 +124,7 @@ export function isTypedObject(v: TypedJson): v is { [k: string]: TypedJson } {
 export function typedIo(
   f: (...args: TypedJson[]) => TypedJson | undefined,
 ): (...texts: unknown[]) => string | undefined {
-  return (...texts) => {
-    if (!texts.every((t) => typeof t === "string")) return undefined;
-    try {
-      const out = f(...(texts as string[]).map(parseTypedJson));
-      return out === undefined ? undefined : typedJsonText(out);
-    } catch (err) {
-      if (err instanceof OpaBuiltinError) return undefined;
-      throw err;
-    }
-  };
+  return textIo(parseTypedJson, typedJsonText, f);
 }
 
 /**

@@ -124,45 +124,51 @@ export function planTree(ctx: RuleContext, node: TreeNode, name: string): Func {
   return { name, params: 2, locals: fb.locals, body: fb.body, result, memoize: true };
 }
 
+/**
+ * The child of `parent` at `key` when it is of `kind`; created (empty) when there is none; the
+ * evaluation aborts with OPA's conflict error when something else is there.
+ */
+function childOfKind(fb: FnBuilder, parent: Local, key: Local, kind: "object" | "set"): Local {
+  const [t, child] = [fb.newLocal(), fb.newLocal()];
+  fb.emit({ op: "reset", target: t });
+  fb.emit({ op: "reset", target: child });
+  fb.emit({
+    op: "block",
+    blocks: [
+      [
+        { op: "dot", target: t, source: parent, key },
+        { op: "isKind", source: t, kind },
+        { op: "assign", target: child, source: t },
+      ],
+    ],
+  });
+  fb.emit({
+    op: "block",
+    blocks: [
+      [
+        { op: "isUndefined", source: child },
+        { op: "dot", target: t, source: parent, key },
+        { op: "abort", message: MSG_OBJECT_KEYS },
+      ],
+    ],
+  });
+  fb.emit({
+    op: "block",
+    blocks: [
+      [
+        { op: "isUndefined", source: child },
+        kind === "object" ? { op: "makeObject", target: child } : { op: "makeSet", target: child },
+        { op: "objectInsert", object: parent, key, value: child },
+      ],
+    ],
+  });
+  return child;
+}
+
 /** Walks from `root` along keys, creating inner nodes; aborts where a value or set is in the way. */
 function descend(fb: FnBuilder, root: Local, keys: readonly Local[]): Local {
   let cur = root;
-  for (const key of keys) {
-    const [t, next] = [fb.newLocal(), fb.newLocal()];
-    fb.emit({ op: "reset", target: t });
-    fb.emit({ op: "reset", target: next });
-    fb.emit({
-      op: "block",
-      blocks: [
-        [
-          { op: "dot", target: t, source: cur, key },
-          { op: "isKind", source: t, kind: "object" },
-          { op: "assign", target: next, source: t },
-        ],
-      ],
-    });
-    fb.emit({
-      op: "block",
-      blocks: [
-        [
-          { op: "isUndefined", source: next },
-          { op: "dot", target: t, source: cur, key },
-          { op: "abort", message: MSG_OBJECT_KEYS },
-        ],
-      ],
-    });
-    fb.emit({
-      op: "block",
-      blocks: [
-        [
-          { op: "isUndefined", source: next },
-          { op: "makeObject", target: next },
-          { op: "objectInsert", object: cur, key, value: next },
-        ],
-      ],
-    });
-    cur = next;
-  }
+  for (const key of keys) cur = childOfKind(fb, cur, key, "object");
   return cur;
 }
 
@@ -211,39 +217,7 @@ function insertValue(fb: FnBuilder, root: Local, keys: readonly Local[], v: Loca
 /** Adds element `e` (none: only makes sure the set exists) to the set at the path `keys`. */
 function insertElement(fb: FnBuilder, root: Local, keys: readonly Local[], e: Local | undefined): void {
   const parent = descend(fb, root, keys.slice(0, -1));
-  const key = keys[keys.length - 1]!;
-  const [t, s] = [fb.newLocal(), fb.newLocal()];
-  fb.emit({ op: "reset", target: s });
-  fb.emit({
-    op: "block",
-    blocks: [
-      [
-        { op: "dot", target: t, source: parent, key },
-        { op: "isKind", source: t, kind: "set" },
-        { op: "assign", target: s, source: t },
-      ],
-    ],
-  });
-  fb.emit({
-    op: "block",
-    blocks: [
-      [
-        { op: "isUndefined", source: s },
-        { op: "dot", target: t, source: parent, key },
-        { op: "abort", message: MSG_OBJECT_KEYS },
-      ],
-    ],
-  });
-  fb.emit({
-    op: "block",
-    blocks: [
-      [
-        { op: "isUndefined", source: s },
-        { op: "makeSet", target: s },
-        { op: "objectInsert", object: parent, key, value: s },
-      ],
-    ],
-  });
+  const s = childOfKind(fb, parent, keys[keys.length - 1]!, "set");
   if (e !== undefined) fb.emit({ op: "setAdd", set: s, value: e });
 }
 
