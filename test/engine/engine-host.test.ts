@@ -488,6 +488,8 @@ describe("HTTP bundle polling", () => {
     await engine.start();
     expect(engine.status().revision).toBe("p1");
     await waitFor(() => hits >= 3, 5000, "polls");
+    // Stop the 50 ms poller: its next unauthenticated GET could otherwise land after the authed one below.
+    await engine.close();
 
     const small = host({ source: url, watch: false, pollIntervalMs: 60_000, http: { maxBytes: 100 } }).engine;
     await small.start();
