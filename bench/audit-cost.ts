@@ -8,11 +8,13 @@
  * ARBITER_AUDIT=off, or audit on into its own embedded Postgres (fsync on) with
  * ARBITER_AUDIT_DURABILITY=async or sync. ARBITER_STATE=memory in every mode, so the only
  * difference between them is the audit trail. The same load drives each one (h2load is not on this
- * machine, so the load is a Node http2 client in this process, as in bench/transport-compare.ts):
+ * machine, so the load is bench/h2-load.ts in this process: a raw HTTP/2 client that encodes the
+ * request once and costs a few microseconds a call, where node:http2's client costs tens):
  *   1. saturation: `connections` HTTP/2 connections, one stream each, repeating one Decide back to
  *      back (a cached decision after the first: the audit record is most of the work) -> req/s;
- *   2. open loop: `rate` req/s on a fixed schedule over 4 connections, latency counted from the
- *      scheduled send time (queueing is not hidden) -> p50, p99, max.
+ *   2. open loop: `rate` req/s on a fixed schedule over 4 connections, sent by a 1 ms timer, latency
+ *      counted from each call's write -> p50, p99, max; and how late the timer sent against the
+ *      schedule (`sendLagP99`), so the client's own slack is shown, not hidden.
  * After each phase the bench waits until the sidecar's `arbiter_audit_records_written_total`
  * equals the decisions answered (so Postgres' share of the work is inside the measured window, and
  * every decision is checked to have exactly one row), then reads CPU time (utime + stime) from
@@ -23,7 +25,6 @@
  *
  * With --cpu-prof DIR each sidecar runs under `node --cpu-prof` (profile written on exit to DIR).
  */
-import http2 from "node:http2";
 import { readFileSync, mkdirSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join, resolve } from "node:path";
@@ -32,6 +33,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { DecideRequestSchema } from "../gen/arbiter/v1/arbiter_pb.ts";
 import { startSidecar, type Sidecar } from "./gate/sidecar.ts";
 import { postgresCpu, procCpu } from "./proc-cpu.ts";
+import { RawH2Connection, closedLoop, openLoop, unaryTemplate, type LoadPhase } from "./h2-load.ts";
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -57,10 +59,6 @@ const BODY = toBinary(
     resource: { type: "document", id: "doc-1" },
   }),
 );
-const FRAME = Buffer.allocUnsafe(5 + BODY.length);
-FRAME[0] = 0;
-FRAME.writeUInt32BE(BODY.length, 1);
-FRAME.set(BODY, 5);
 
 function postmasterPid(sidecar: Sidecar): number | undefined {
   try {
@@ -68,120 +66,6 @@ function postmasterPid(sidecar: Sidecar): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-// ---- load ---------------------------------------------------------------------------------------
-
-function connect(target: string): Promise<http2.ClientHttp2Session> {
-  const s = http2.connect(`http://${target}`);
-  return new Promise((res, rej) => {
-    s.once("connect", () => res(s));
-    s.once("error", rej);
-    s.on("error", () => {});
-  });
-}
-
-function call(s: http2.ClientHttp2Session): Promise<boolean> {
-  return new Promise((res) => {
-    let status: string | undefined;
-    let req: http2.ClientHttp2Stream;
-    try {
-      req = s.request({ ":method": "POST", ":path": PATH, "content-type": "application/grpc+proto", te: "trailers" });
-    } catch {
-      res(false);
-      return;
-    }
-    req.on("response", (h) => {
-      if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
-    });
-    req.on("trailers", (t: http2.IncomingHttpHeaders) => (status = String(t["grpc-status"])));
-    req.on("data", () => {});
-    req.on("error", () => {});
-    req.on("close", () => res(status === "0"));
-    req.end(FRAME);
-  });
-}
-
-const pct = (s: Float64Array, p: number) =>
-  s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
-
-interface Phase {
-  calls: number;
-  errors: number;
-  rps: number;
-  p50: number;
-  p99: number;
-  max: number;
-}
-
-async function closedLoop(sessions: http2.ClientHttp2Session[], seconds: number): Promise<Phase> {
-  const end = performance.now() + seconds * 1000;
-  const t0 = performance.now();
-  let calls = 0;
-  let errors = 0;
-  const lat: number[] = [];
-  await Promise.all(
-    sessions.map(async (s) => {
-      while (performance.now() < end) {
-        const t = performance.now();
-        if (!(await call(s))) errors++;
-        lat.push(performance.now() - t);
-        calls++;
-      }
-    }),
-  );
-  const sorted = Float64Array.from(lat).sort();
-  const wall = (performance.now() - t0) / 1000;
-  return {
-    calls,
-    errors,
-    rps: (calls - errors) / wall,
-    p50: pct(sorted, 50),
-    p99: pct(sorted, 99),
-    max: sorted.at(-1) ?? NaN,
-  };
-}
-
-async function openLoop(sessions: http2.ClientHttp2Session[], rate: number, seconds: number): Promise<Phase> {
-  const total = Math.round(rate * seconds);
-  const interval = 1000 / rate;
-  const lat: number[] = [];
-  let errors = 0;
-  let sent = 0;
-  const pending: Promise<void>[] = [];
-  const start = performance.now() + 5;
-  await new Promise<void>((done) => {
-    const tick = () => {
-      const now = performance.now();
-      while (sent < total && start + sent * interval <= now) {
-        const scheduled = start + sent * interval;
-        const s = sessions[sent % sessions.length]!;
-        sent++;
-        pending.push(
-          call(s).then((ok) => {
-            lat.push(performance.now() - scheduled);
-            if (!ok) errors++;
-          }),
-        );
-      }
-      if (sent < total) {
-        const wait = start + sent * interval - performance.now();
-        if (wait > 1.5) setTimeout(tick, wait - 1.5);
-        else setImmediate(tick);
-      } else done();
-    };
-    setTimeout(tick, 5);
-  });
-  await Promise.all(pending);
-  const sorted = Float64Array.from(lat).sort();
-  return {
-    calls: total,
-    errors,
-    rps: total / seconds,
-    p50: pct(sorted, 50),
-    p99: pct(sorted, 99),
-    max: sorted.at(-1) ?? NaN,
-  };
 }
 
 async function metric(sidecar: Sidecar, name: string): Promise<number> {
@@ -202,8 +86,8 @@ async function drained(sidecar: Sidecar, answered: number): Promise<number> {
 
 interface ModeResult {
   mode: Mode;
-  sat: Phase;
-  open: Phase;
+  sat: LoadPhase;
+  open: LoadPhase;
   sidecarUsPerCall: number;
   pgUsPerRow: number;
   rowsOk: boolean;
@@ -224,21 +108,23 @@ async function runMode(mode: Mode): Promise<ModeResult> {
     ...(profDir ? { nodeArgs: ["--cpu-prof", "--cpu-prof-dir", profDir] } : {}),
   });
   const pm = mode === "off" ? undefined : postmasterPid(sidecar);
-  const sessions = await Promise.all(Array.from({ length: CONNECTIONS }, () => connect(sidecar.target)));
+  const [host, port] = sidecar.target.split(":") as [string, string];
+  const sessions = await Promise.all(Array.from({ length: CONNECTIONS }, () => RawH2Connection.connect(host, +port)));
   const openSessions = sessions.slice(0, 4);
+  const template = unaryTemplate(sidecar.target, PATH, BODY);
   try {
     let decisions = 0;
-    const warm = await closedLoop(sessions, 1); // JIT, the decision cache, pools
+    const warm = await closedLoop(sessions, template, 1); // JIT, the decision cache, pools
     decisions += warm.calls - warm.errors;
     const rowsBefore = mode === "off" ? 0 : await drained(sidecar, decisions);
     const sc0 = procCpu(sidecar.pid)![0];
     const pg0 = pm ? postgresCpu(pm) : NaN;
-    const sat = await closedLoop(sessions, SECONDS);
+    const sat = await closedLoop(sessions, template, SECONDS);
     decisions += sat.calls - sat.errors;
     const rowsAfterSat = mode === "off" ? 0 : await drained(sidecar, decisions);
     const sc1 = procCpu(sidecar.pid)![0];
     const pg1 = pm ? postgresCpu(pm) : NaN;
-    const open = await openLoop(openSessions, RATE, SECONDS);
+    const open = await openLoop(openSessions, template, RATE, SECONDS);
     decisions += open.calls - open.errors;
     const rows = mode === "off" ? 0 : await drained(sidecar, decisions);
     const rowsSat = rowsAfterSat - rowsBefore;
@@ -253,7 +139,7 @@ async function runMode(mode: Mode): Promise<ModeResult> {
       decisions,
     };
   } finally {
-    for (const s of sessions) s.destroy();
+    for (const s of sessions) s.close();
     const code = await sidecar.stop();
     if (code !== 0) console.error(`${mode}: the sidecar exited with ${code}:\n${sidecar.logTail()}`);
   }
@@ -285,6 +171,7 @@ for (let round = 0; round < ROUNDS; round++) {
         openP50: +r.open.p50.toFixed(3),
         openP99: +r.open.p99.toFixed(3),
         openMax: +r.open.max.toFixed(3),
+        sendLagP99: +(r.open.lagP99 ?? NaN).toFixed(3),
         errors: r.sat.errors + r.open.errors,
         rows: r.rows,
         decisions: r.decisions,

@@ -2,19 +2,24 @@
  * The audit pipeline: `append` -> bounded in-memory queue -> spool (CRC-framed segment files,
  * hash chain assigned here) -> batched idempotent inserts into Postgres.
  *
- * Two loops, one writer each, so order is simple to reason about:
- * - the spooler takes queued events, assigns `seq`/`prev_hash`/`hash` and appends them to the
- *   spool (fsync per group in `sync` durability, every `fsyncIntervalMs` in `async`);
+ * `append` validates the event, assigns its `seq`/`prev_hash`/`hash` and encodes it at once
+ * (encode.ts `RecordEncoder`: its spool frame and its COPY row, as bytes), so what waits for the
+ * disk is bytes, not objects. Two loops, one writer each, so order is simple to reason about:
+ * - the spooler appends the encoded records to the spool in groups (fsync per group in `sync`
+ *   durability, every `fsyncIntervalMs` in `async`); a group whose write fails stays in memory and
+ *   is written again (later records are chained to it), while the unspooled records count
+ *   towards `queueMaxRecords`, so appends overflow instead of memory growing;
  * - the shipper (shipper.ts) writes the spooled records to Postgres in order, advances its cursor
  *   only after the commit, and deletes segments it has fully passed.
- * Each record is serialized once into the spool's buffer (record.ts `FrameEncoder`): those bytes
- * are hashed, CRC'd and written; its COPY row for Postgres is built in the same pass and handed to
- * the shipper in memory, so steady state never reads the spool back.
+ * Each record is serialized once into the spool's buffer: those bytes are hashed, CRC'd and
+ * written; its COPY row for Postgres is encoded in the same call and handed to the shipper in
+ * memory, so steady state never reads the spool back.
  * On start the shipper's cursor is the oldest byte left in the spool, so leftovers are replayed
  * in order; re-inserting rows that did reach Postgres before a crash is a no-op.
  */
 import type { AbortHook, AuditEvent, AuditSink } from "./types.ts";
-import { AuditEventError, FrameEncoder, GENESIS_HASH, validateEvent } from "./record.ts";
+import { AuditEventError, GENESIS_HASH, validateEvent } from "./record.ts";
+import { RecordEncoder, type EncodedGroup } from "./encode.ts";
 import { Spool } from "./spool.ts";
 import { ensurePartitions, partitionWindow, runMigrations } from "./schema.ts";
 import { createAuditMetrics, type AuditMetrics } from "./metrics.ts";
@@ -26,7 +31,6 @@ import {
   type ResolvedAuditOptions,
 } from "./pipeline-options.ts";
 import { Shipper } from "./shipper.ts";
-import { copyField, copyRow } from "./rows.ts";
 import { RateLimitedWarn, Signal, sleep } from "./wake.ts";
 
 export type { AuditDurability, AuditOverflow, AuditLogger, AuditPipelineOptions } from "./pipeline-options.ts";
@@ -69,11 +73,11 @@ export class AuditClosedError extends Error {
   override name = "AuditClosedError";
 }
 
-interface Entry {
-  event: AuditEvent;
-  resolve?: () => void;
-  reject?: (err: unknown) => void;
-  settled?: boolean;
+/** A sync append waiting for its group's fsync. */
+interface Waiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+  settled: boolean;
 }
 
 const RESOLVED = Promise.resolve();
@@ -85,11 +89,21 @@ function listen(signal: AbortSignal | AbortHook, listener: () => void): () => vo
   return () => signal.removeEventListener("abort", listener);
 }
 /**
- * Records chained and written per spool write. Chaining costs a few microseconds per record on
- * the event loop, so this bounds the stall a group adds to concurrent decisions (~5 ms). A group
- * taken off the queue but not yet in the spool file is part of the async loss window on a kill.
+ * Encoded records that wake the spooler before `flushIntervalMs` has passed. Records encoded but
+ * not yet in the spool file are the async loss window on a kill.
  */
 export const GROUP_MAX = 512;
+
+function merge(a: EncodedGroup | undefined, b: EncodedGroup | undefined): EncodedGroup {
+  if (a === undefined) return b!;
+  if (b === undefined) return a;
+  return {
+    frames: Buffer.concat([a.frames, b.frames]),
+    copy: a.copy !== undefined && b.copy !== undefined ? Buffer.concat([a.copy, b.copy]) : undefined,
+    count: a.count + b.count,
+    firstTsMs: a.firstTsMs,
+  };
+}
 
 export function createAuditPipeline(options: AuditPipelineOptions): AuditPipeline {
   return new Pipeline(options);
@@ -100,7 +114,11 @@ class Pipeline implements AuditPipeline {
   readonly #o: ResolvedAuditOptions;
   readonly #log: AuditLogger;
   readonly #spool: Spool;
-  #queue: Entry[] = [];
+  /** Records appended but not yet in the spool file (encoded, being written, or to retry). */
+  #unspooled = 0;
+  #waiters: Waiter[] = [];
+  /** A group whose spool write failed: written again, ahead of newer records. */
+  #retry: EncodedGroup | undefined;
   #started = false;
   #closing = false;
   #closed = false;
@@ -117,18 +135,16 @@ class Pipeline implements AuditPipeline {
   #shipLoop: Promise<void> | undefined;
   readonly #warn: RateLimitedWarn;
   readonly #shipper: Shipper;
-  readonly #encoder: FrameEncoder;
-  readonly #instanceField: string;
+  readonly #encoder: RecordEncoder;
 
   constructor(options: AuditPipelineOptions) {
     this.#o = resolveAuditOptions(options);
     this.#log = options.logger ?? silentLogger;
     this.#warn = new RateLimitedWarn((obj, msg) => this.#log.warn(obj, msg));
     this.#spool = new Spool({ dir: this.#o.spoolDir, segmentMaxBytes: this.#o.segmentMaxBytes });
-    this.#encoder = new FrameEncoder(this.#o.instanceId);
-    this.#instanceField = copyField(this.#o.instanceId);
+    this.#encoder = new RecordEncoder(this.#o.instanceId);
     this.metrics = createAuditMetrics(options.registry, {
-      queueDepth: () => this.#queue.length,
+      queueDepth: () => this.#unspooled,
       spoolBytes: () => this.#spool.bytes,
       spoolSegments: () => this.#spool.segmentCount,
       writeLagSeconds: () => this.#shipper.lagSeconds(),
@@ -160,8 +176,8 @@ class Pipeline implements AuditPipeline {
   }
 
   #full(): string | undefined {
-    if (this.#queue.length >= this.#o.queueMaxRecords) {
-      return `audit queue is full (${this.#queue.length} records)`;
+    if (this.#unspooled >= this.#o.queueMaxRecords) {
+      return `audit queue is full (${this.#unspooled} records)`;
     }
     const bytes = this.#spool.bytes;
     if (bytes >= this.#o.spoolMaxBytes) {
@@ -187,14 +203,18 @@ class Pipeline implements AuditPipeline {
       this.#warn.warn("drop", { overflow: "drop", reason: full }, "audit records are being DROPPED: " + full);
       return RESOLVED;
     }
-    if (this.#queue.length === 0) this.#spoolWake.notify();
-    if (this.#o.durability === "async") {
-      this.#queue.push({ event });
-      if (this.#queue.length >= GROUP_MAX) this.#spoolWake.notify();
-      return RESOLVED;
+    const first = this.#encoder.count === 0;
+    try {
+      this.#prevHash = this.#encoder.add(event, this.#seq + 1, this.#prevHash);
+    } catch (err) {
+      return Promise.reject(err);
     }
+    this.#seq++;
+    this.#unspooled++;
+    if (first || this.#encoder.count >= GROUP_MAX) this.#spoolWake.notify();
+    if (this.#o.durability === "async") return RESOLVED;
     return new Promise<void>((resolve, reject) => {
-      const entry: Entry = { event };
+      const entry = { settled: false } as Waiter;
       const onAbort = () => {
         if (entry.settled) return;
         entry.settled = true;
@@ -214,7 +234,7 @@ class Pipeline implements AuditPipeline {
         off?.();
         reject(err);
       };
-      this.#queue.push(entry);
+      this.#waiters.push(entry);
     });
   }
 
@@ -327,7 +347,7 @@ class Pipeline implements AuditPipeline {
       accepting: this.accepting(),
       instanceId: this.#o.instanceId,
       lastSeq: this.#seq,
-      queueDepth: this.#queue.length,
+      queueDepth: this.#unspooled,
       spoolBytes: this.#spool.bytes,
       spoolSegments: this.#spool.segmentCount,
       recordsSpooled: this.#spooled,
@@ -335,17 +355,17 @@ class Pipeline implements AuditPipeline {
       recordsWritten: this.#shipper.written,
       recordsDropped: this.#dropped,
       batchesFailed: this.#shipper.failed,
-      caughtUp: this.#queue.length === 0 && this.#shipper.caughtUp(),
+      caughtUp: this.#unspooled === 0 && this.#shipper.caughtUp(),
       databaseUp: this.#shipper.databaseUp,
     };
   }
 
   async flush(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (!(this.#queue.length === 0 && !this.#spooling && this.#shipper.caughtUp())) {
+    while (!(this.#unspooled === 0 && !this.#spooling && this.#shipper.caughtUp())) {
       if (Date.now() >= deadline) {
         throw new Error(
-          `audit flush: not caught up after ${timeoutMs} ms (${this.#queue.length} queued, ${this.#spool.bytes} spool bytes)`,
+          `audit flush: not caught up after ${timeoutMs} ms (${this.#unspooled} queued, ${this.#spool.bytes} spool bytes)`,
         );
       }
       this.#spoolWake.notify();
@@ -361,7 +381,7 @@ class Pipeline implements AuditPipeline {
   async #runSpooler(): Promise<void> {
     const syncMode = this.#o.durability === "sync";
     for (;;) {
-      if (this.#queue.length === 0) {
+      if (this.#unspooled === 0) {
         if (this.#closing) break;
         if (!syncMode && Date.now() - this.#lastFsync >= this.#o.fsyncIntervalMs) {
           await this.#spool.sync().catch((err) => this.#log.error({ err: String(err) }, "audit spool fsync failed"));
@@ -370,78 +390,85 @@ class Pipeline implements AuditPipeline {
         await this.#spoolWake.wait(syncMode ? 1000 : this.#o.fsyncIntervalMs);
         continue;
       }
-      if (!syncMode && !this.#closing && this.#queue.length < GROUP_MAX) {
+      if (!syncMode && !this.#closing && this.#retry === undefined && this.#encoder.count < GROUP_MAX) {
         // Gather a group; this wait is the async loss window on a crash.
         await this.#spoolWake.wait(this.#o.flushIntervalMs);
       }
       if (!this.#closing && this.#spool.bytes >= this.#o.spoolMaxBytes) {
-        // Full: hold the queue (appends now overflow) until the shipper commits a batch (it may
+        // Full: hold the records (appends now overflow) until the shipper commits a batch (it may
         // have freed a segment) or 50 ms pass.
         this.#shipWake.notify();
         await this.#progress.wait(50);
         continue;
       }
       this.#spooling = true;
+      let written: boolean;
       try {
-        await this.#spoolGroup(this.#queue.splice(0, GROUP_MAX), syncMode);
+        written = await this.#spoolGroup(syncMode);
       } finally {
         this.#spooling = false;
+      }
+      if (!written && this.#closing) {
+        this.#log.error(
+          { records: this.#unspooled },
+          "audit: closing with records the spool could not take; they are lost",
+        );
+        this.#dropped += this.#unspooled;
+        this.metrics.recordsDropped.inc(this.#unspooled);
+        this.#unspooled = 0;
+        this.#retry = undefined;
+        break;
       }
     }
     await this.#spool.sync().catch((err) => this.#log.error({ err: String(err) }, "audit spool fsync failed"));
   }
 
-  async #spoolGroup(group: Entry[], syncMode: boolean): Promise<void> {
-    const seq0 = this.#seq;
-    let seq = seq0;
-    let prev = this.#prevHash;
-    let copy: string | undefined = "";
-    for (let i = 0; i < group.length; i++) {
-      const e = group[i]!.event;
-      const prevHash = prev;
-      prev = this.#encoder.add(e, ++seq, prevHash);
-      if (copy !== undefined) {
-        const row = copyRow(e, this.#instanceField, seq, prevHash, prev);
-        copy = row === undefined ? undefined : copy + row;
-      }
-    }
-    const frames = this.#encoder.take();
+  /** Writes what is encoded (after a group to retry, if any); false when the write failed. */
+  async #spoolGroup(syncMode: boolean): Promise<boolean> {
+    const group = merge(this.#retry, this.#encoder.count > 0 ? this.#encoder.take() : undefined);
+    this.#retry = undefined;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    let at;
     try {
-      const at = await this.#spool.write(frames);
-      this.#seq = seq;
-      this.#prevHash = prev;
-      this.#shipper.handOff({
-        segmentId: at.segmentId,
-        offset: at.offset,
-        end: at.offset + frames.length,
-        count: group.length,
-        copy,
-        firstTsMs: group[0]!.event.timestampMs,
-      });
-      if (syncMode || Date.now() - this.#lastFsync >= this.#o.fsyncIntervalMs) {
+      at = await this.#spool.write(group.frames);
+    } catch (err) {
+      // Nothing of the group is in the file (the spool cuts a partial write), and later records
+      // are chained to it: it is written again, first. Sync callers are told now and answer
+      // fail-closed; their records can still be stored by the retry (as after an abort).
+      this.#retry = group;
+      for (const w of waiters) w.reject(err);
+      this.#log.error({ err: String(err), records: group.count }, "audit spool write failed; retrying");
+      await sleep(100);
+      return false;
+    }
+    this.#unspooled -= group.count;
+    this.#spooled += group.count;
+    this.#shipper.handOff({
+      segmentId: at.segmentId,
+      offset: at.offset,
+      end: at.offset + group.frames.length,
+      count: group.count,
+      copy: group.copy,
+      firstTsMs: group.firstTsMs,
+    });
+    this.#shipWake.notify();
+    if (syncMode || Date.now() - this.#lastFsync >= this.#o.fsyncIntervalMs) {
+      try {
         await this.#spool.sync();
         this.#fsyncs++;
         this.#lastFsync = Date.now();
+      } catch (err) {
+        // Written but not known durable: the bytes are in the file and the chain moved on.
+        for (const w of waiters) w.reject(err);
+        this.#log.error({ err: String(err), records: group.count }, "audit spool fsync failed");
+        await sleep(100);
+        return true;
       }
-    } catch (err) {
-      // The chain is not advanced, so the next group reuses these sequence numbers: no gap.
-      // Async records of this group are lost; sync callers get the error.
-      if (this.#seq !== seq0) {
-        // Written but not fsynced (sync mode): the bytes are in the file, the chain moved on.
-        for (const e of group) e.reject?.(err);
-      } else {
-        this.#dropped += group.length;
-        this.metrics.recordsDropped.inc(group.length);
-        for (const e of group) e.reject?.(err);
-      }
-      this.#log.error({ err: String(err), records: group.length }, "audit spool write failed");
-      await sleep(100);
-      return;
     }
-    this.#spooled += group.length;
-    for (const e of group) e.resolve?.();
-    this.#shipWake.notify();
+    for (const w of waiters) w.resolve();
     this.#progress.notify();
+    return true;
   }
 }
 

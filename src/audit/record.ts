@@ -11,9 +11,7 @@
  * `prev_hash` = 64 zeros. The spool stores the canonical form with `,"hash":"…"` appended, so a
  * spooled payload is itself valid JSON carrying the hash.
  */
-import { crc32 } from "node:zlib";
-import { quoteJson, sha256Hex } from "../util/json-text.ts";
-import { FRAME_HEADER_BYTES } from "./spool.ts";
+import { sha256Hex } from "../util/json-text.ts";
 import type { AuditEvent, AuditRpc } from "./types.ts";
 
 export const GENESIS_HASH = "0".repeat(64);
@@ -160,97 +158,4 @@ export function chainRecord(
   });
   const hash = sha256Hex(canonical);
   return { payload: `${canonical.slice(0, -1)},"hash":"${hash}"}`, hash };
-}
-
-/**
- * `canonicalJson` of the record an event becomes, built by concatenation (the same text as
- * JSON.stringify of the object, without building the object; test/audit/encode.test.ts holds
- * them equal). `instanceJson` is the instance id already as a JSON string.
- */
-export function canonicalEventJson(event: AuditEvent, instanceJson: string, seq: number, prevHash: string): string {
-  const r = event.reasons;
-  let reasons = "[";
-  for (let i = 0; i < r.length; i++) reasons += (i === 0 ? "" : ",") + quoteJson(r[i]!);
-  return (
-    '{"decision_id":"' +
-    event.decisionId +
-    '","ts_ms":' +
-    event.timestampMs +
-    ',"tenant_id":' +
-    quoteJson(event.tenantId) +
-    ',"request_id":' +
-    quoteJson(event.requestId) +
-    ',"trace_id":' +
-    quoteJson(event.traceId) +
-    ',"rpc":"' +
-    event.rpc +
-    '","principal":' +
-    quoteJson(event.principal) +
-    ',"bundle_revision":' +
-    quoteJson(event.bundleRevision) +
-    ',"outcome":' +
-    quoteJson(event.outcome) +
-    ',"reasons":' +
-    reasons +
-    '],"input_sha256":"' +
-    event.inputSha256 +
-    // Stored as an integer column; rounding here keeps the hashed value equal to the stored one.
-    '","latency_us":' +
-    JSON.stringify(Math.round(event.latencyUs)) +
-    ',"instance_id":' +
-    instanceJson +
-    ',"seq":' +
-    seq +
-    ',"prev_hash":"' +
-    prevHash +
-    '"}'
-  );
-}
-
-/** `,"hash":"` + 64 hex + `"}` replaces the canonical text's closing brace. */
-const HASH_TAIL = 10 + 64 + 2;
-
-/**
- * Encodes a group of records straight into one buffer of spool frames (`u32 LE length | u32 LE
- * CRC32 | payload`, spool.ts), chaining them from `seq0`/`prev0`: each record is UTF-8 encoded
- * once, and its hash, its CRC and the spool write all read those bytes.
- */
-export class FrameEncoder {
-  #buf: Buffer;
-  #len = 0;
-  readonly #instanceJson: string;
-
-  constructor(instanceId: string, initialBytes = 64 * 1024) {
-    this.#instanceJson = quoteJson(instanceId);
-    this.#buf = Buffer.allocUnsafe(initialBytes);
-  }
-
-  /** Appends one record's frame; returns its hash (the next record's prev_hash). */
-  add(event: AuditEvent, seq: number, prevHash: string): string {
-    const canonical = canonicalEventJson(event, this.#instanceJson, seq, prevHash);
-    // At most 3 UTF-8 bytes per UTF-16 unit.
-    const need = this.#len + FRAME_HEADER_BYTES + canonical.length * 3 + HASH_TAIL;
-    if (need > this.#buf.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(need, this.#buf.length * 2));
-      this.#buf.copy(bigger, 0, 0, this.#len);
-      this.#buf = bigger;
-    }
-    const buf = this.#buf;
-    const start = this.#len + FRAME_HEADER_BYTES;
-    const n = buf.write(canonical, start, "utf8");
-    const hash = sha256Hex(buf.subarray(start, start + n));
-    const end = start + n - 1 + buf.write(',"hash":"' + hash + '"}', start + n - 1, "latin1");
-    buf.writeUInt32LE(end - start, start - FRAME_HEADER_BYTES);
-    buf.writeUInt32LE(crc32(buf.subarray(start, end)), start - 4);
-    this.#len = end;
-    return hash;
-  }
-
-  /** The frames so far; the encoder starts a new buffer (the returned one is being written). */
-  take(): Buffer {
-    const out = this.#buf.subarray(0, this.#len);
-    this.#buf = Buffer.allocUnsafe(Math.max(4096, this.#buf.length));
-    this.#len = 0;
-    return out;
-  }
 }

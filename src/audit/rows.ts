@@ -36,7 +36,7 @@ function copyText(s: string): string {
 const ARRAY_SPECIAL_G = /["\\]/g;
 
 /** A text[] literal (`{"a","b"}`), every element quoted so no element needs other rules. */
-function arrayLiteral(items: readonly string[]): string {
+export function arrayLiteral(items: readonly string[]): string {
   if (items.length === 0) return "{}";
   let out = "{";
   for (let i = 0; i < items.length; i++) {
@@ -48,7 +48,7 @@ function arrayLiteral(items: readonly string[]): string {
 }
 
 /** Years 0-9999 print as ISO 8601 that Postgres reads back to the same millisecond. */
-const MAX_ISO_MS = 253_402_300_799_999;
+export const MAX_ISO_MS = 253_402_300_799_999;
 
 /** The instance id as a COPY text field (escaped once per pipeline). */
 export function copyField(s: string): string {

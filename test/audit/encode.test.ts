@@ -1,19 +1,29 @@
 /**
- * The fast record encodings (issue 14) against their definitions: the spool frame of
- * `FrameEncoder` is exactly the old `chainRecord` payload (canonical JSON by JSON.stringify plus
- * the hash) with a valid CRC, for any text the validator lets through; and a COPY row stores the
- * same values as the JSON insert (checked against Postgres in pipeline.test.ts and below).
+ * The byte encoder (issue 14) against its definitions: the spool frame `RecordEncoder` writes is
+ * exactly the `chainRecord` payload (canonical JSON by JSON.stringify plus the hash) with a valid
+ * CRC, and its COPY rows are exactly `copyRow`'s text, for any text the validator lets through
+ * (the fast paths and the escaping fallbacks alike); a COPY row stores the same values as the
+ * JSON insert (checked against Postgres in copy-rows.test.ts).
  */
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { FrameEncoder, chainRecord, validateEvent, GENESIS_HASH } from "../../src/audit/record.ts";
+import { chainRecord, validateEvent, GENESIS_HASH } from "../../src/audit/record.ts";
+import { RecordEncoder } from "../../src/audit/encode.ts";
+import { copyField, copyRow } from "../../src/audit/rows.ts";
 import { decodeFrames } from "../../src/audit/spool.ts";
 import type { AuditEvent } from "../../src/audit/types.ts";
 
-const text = fc.string({ unit: "binary", maxLength: 40 }).filter((s) => !s.includes("\u0000"));
+// Plain ASCII (the byte-copy paths), ASCII with what either format escapes, and any UTF-16.
+const text = fc
+  .oneof(
+    fc.string({ maxLength: 40 }),
+    fc.string({ unit: fc.constantFrom("a", "-", '"', "\\", "\t", "\n", "\r", "\u007f", "\u001f"), maxLength: 12 }),
+    fc.string({ unit: "binary", maxLength: 40 }),
+  )
+  .filter((s) => !s.includes("\u0000"));
 const event = fc.record({
   decisionId: fc.uuid().map((u) => u.toLowerCase()),
-  timestampMs: fc.integer({ min: 0, max: 2 ** 47 }),
+  timestampMs: fc.oneof(fc.integer({ min: 0, max: 2 ** 47 }), fc.integer({ min: 0, max: 2 ** 48 })),
   tenantId: text,
   requestId: text,
   traceId: text,
@@ -26,12 +36,12 @@ const event = fc.record({
   latencyUs: fc.double({ min: 0, max: 1e9, noNaN: true }),
 }) as fc.Arbitrary<AuditEvent>;
 
-describe("FrameEncoder", () => {
-  it("writes the same payloads and hashes as chainRecord, each frame CRC-valid", () => {
+describe("RecordEncoder", () => {
+  it("writes the same payloads and hashes as chainRecord, each frame CRC-valid, and copyRow's rows", () => {
     fc.assert(
       fc.property(
         fc.array(event, { minLength: 1, maxLength: 8 }),
-        fc.constantFrom("pod-a", "x.y:z@1"),
+        fc.constantFrom("pod-a", "x.y:z@1", "p\\od\t\u00e9"),
         (events, instance) => {
           const valid = events.filter((e) => {
             try {
@@ -41,17 +51,23 @@ describe("FrameEncoder", () => {
               return false;
             }
           });
-          const enc = new FrameEncoder(instance, 64); // small: the buffer must grow
+          const enc = new RecordEncoder(instance, 64); // small: the buffers must grow
           let prev = GENESIS_HASH;
           const expected: string[] = [];
+          let rows: string | undefined = "";
           valid.forEach((e, i) => {
             const c = chainRecord(e, instance, i + 1, prev);
             const h = enc.add(e, i + 1, prev);
             expect(h).toBe(c.hash);
             expected.push(c.payload);
+            const row = copyRow(e, copyField(instance), i + 1, prev, h);
+            rows = row === undefined || rows === undefined ? undefined : rows + row;
             prev = h;
           });
-          const frames = enc.take();
+          const group = enc.take();
+          expect(group.count).toBe(valid.length);
+          expect(group.copy?.toString("utf8")).toBe(rows);
+          const frames = group.frames;
           const { payloads, consumed, invalid } = decodeFrames(frames);
           expect(invalid).toBe(false);
           expect(consumed).toBe(frames.length);
