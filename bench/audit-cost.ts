@@ -32,7 +32,7 @@ import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { DecideRequestSchema } from "../gen/arbiter/v1/arbiter_pb.ts";
 import { startSidecar, type Sidecar } from "./gate/sidecar.ts";
-import { postgresCpu, procCpu } from "./proc-cpu.ts";
+import { postgresCpu, procCpu, procUserSys, procWrites } from "./proc-cpu.ts";
 import { RawH2Connection, closedLoop, openLoop, unaryTemplate, type LoadPhase } from "./h2-load.ts";
 
 function arg(name: string, dflt: string): string {
@@ -89,6 +89,10 @@ interface ModeResult {
   sat: LoadPhase;
   open: LoadPhase;
   sidecarUsPerCall: number;
+  /** The kernel's share of sidecarUsPerCall (socket and file writes, wake-ups). */
+  sidecarSysUsPerCall: number;
+  /** Write system calls per call (/proc/PID/io syscw): responses, spool, Postgres. */
+  writesPerCall: number;
   pgUsPerRow: number;
   rowsOk: boolean;
   rows: number;
@@ -118,11 +122,15 @@ async function runMode(mode: Mode): Promise<ModeResult> {
     decisions += warm.calls - warm.errors;
     const rowsBefore = mode === "off" ? 0 : await drained(sidecar, decisions);
     const sc0 = procCpu(sidecar.pid)![0];
+    const us0 = procUserSys(sidecar.pid)!;
+    const w0 = procWrites(sidecar.pid);
     const pg0 = pm ? postgresCpu(pm) : NaN;
     const sat = await closedLoop(sessions, template, SECONDS);
     decisions += sat.calls - sat.errors;
     const rowsAfterSat = mode === "off" ? 0 : await drained(sidecar, decisions);
     const sc1 = procCpu(sidecar.pid)![0];
+    const us1 = procUserSys(sidecar.pid)!;
+    const w1 = procWrites(sidecar.pid);
     const pg1 = pm ? postgresCpu(pm) : NaN;
     const open = await openLoop(openSessions, template, RATE, SECONDS);
     decisions += open.calls - open.errors;
@@ -133,6 +141,8 @@ async function runMode(mode: Mode): Promise<ModeResult> {
       sat,
       open,
       sidecarUsPerCall: ((sc1 - sc0) * 1000) / (sat.calls - sat.errors),
+      sidecarSysUsPerCall: ((us1.sys - us0.sys) * 1000) / (sat.calls - sat.errors),
+      writesPerCall: (w1 - w0) / (sat.calls - sat.errors),
       pgUsPerRow: ((pg1 - pg0) * 1000) / Math.max(1, rowsSat),
       rowsOk: mode === "off" || rows === decisions,
       rows,
@@ -165,6 +175,8 @@ for (let round = 0; round < ROUNDS; round++) {
         mode,
         rps: Math.round(r.sat.rps),
         sidecarUsPerCall: +r.sidecarUsPerCall.toFixed(1),
+        sysUsPerCall: +r.sidecarSysUsPerCall.toFixed(1),
+        writesPerCall: +r.writesPerCall.toFixed(3),
         pgUsPerRow: +r.pgUsPerRow.toFixed(1),
         satP50: +r.sat.p50.toFixed(3),
         satP99: +r.sat.p99.toFixed(3),

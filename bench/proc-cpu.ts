@@ -14,6 +14,27 @@ export function procCpu(pid: number): [number, number] | undefined {
   }
 }
 
+/** User and system CPU ms of a process (all its threads), apart; undefined when it is gone. */
+export function procUserSys(pid: number): { user: number; sys: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { user: (Number(f[11]) * 1000) / HZ, sys: (Number(f[12]) * 1000) / HZ };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Write system calls a process has made (`syscw` of /proc/PID/io, all threads); NaN when unreadable. */
+export function procWrites(pid: number): number {
+  try {
+    const m = /^syscw: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, "utf8"));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 function ppidOf(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");

@@ -143,6 +143,7 @@ class Pipeline implements AuditPipeline {
     this.#warn = new RateLimitedWarn((obj, msg) => this.#log.warn(obj, msg));
     this.#spool = new Spool({ dir: this.#o.spoolDir, segmentMaxBytes: this.#o.segmentMaxBytes });
     this.#encoder = new RecordEncoder(this.#o.instanceId);
+    this.appendNow = this.#o.durability === "async" ? (event) => this.#take(event) : undefined;
     this.metrics = createAuditMetrics(options.registry, {
       queueDepth: () => this.#unspooled,
       spoolBytes: () => this.#spool.bytes,
@@ -186,32 +187,16 @@ class Pipeline implements AuditPipeline {
     return undefined;
   }
 
+  /** Set in async durability (see AuditSink): `append` without its promise. */
+  readonly appendNow: ((event: AuditEvent) => void) | undefined;
+
   append(event: AuditEvent, signal?: AbortSignal | AbortHook): Promise<void> {
-    if (this.#closing) return Promise.reject(new AuditClosedError("audit pipeline is closed"));
-    if (!this.#started) return Promise.reject(new AuditClosedError("audit pipeline is not started"));
     if (signal?.aborted) return Promise.reject(signal.reason);
     try {
-      validateEvent(event);
+      this.#take(event);
     } catch (err) {
       return Promise.reject(err);
     }
-    const full = this.#full();
-    if (full) {
-      if (this.#o.overflow === "fail_closed") return Promise.reject(new AuditOverflowError(full));
-      this.#dropped++;
-      this.metrics.recordsDropped.inc();
-      this.#warn.warn("drop", { overflow: "drop", reason: full }, "audit records are being DROPPED: " + full);
-      return RESOLVED;
-    }
-    const first = this.#encoder.count === 0;
-    try {
-      this.#prevHash = this.#encoder.add(event, this.#seq + 1, this.#prevHash);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    this.#seq++;
-    this.#unspooled++;
-    if (first || this.#encoder.count >= GROUP_MAX) this.#spoolWake.notify();
     if (this.#o.durability === "async") return RESOLVED;
     return new Promise<void>((resolve, reject) => {
       const entry = { settled: false } as Waiter;
@@ -236,6 +221,26 @@ class Pipeline implements AuditPipeline {
       };
       this.#waiters.push(entry);
     });
+  }
+
+  /** Validates, chains and encodes the record, or throws why it cannot be taken. */
+  #take(event: AuditEvent): void {
+    if (this.#closing) throw new AuditClosedError("audit pipeline is closed");
+    if (!this.#started) throw new AuditClosedError("audit pipeline is not started");
+    validateEvent(event);
+    const full = this.#full();
+    if (full) {
+      if (this.#o.overflow === "fail_closed") throw new AuditOverflowError(full);
+      this.#dropped++;
+      this.metrics.recordsDropped.inc();
+      this.#warn.warn("drop", { overflow: "drop", reason: full }, "audit records are being DROPPED: " + full);
+      return;
+    }
+    const first = this.#encoder.count === 0;
+    this.#prevHash = this.#encoder.add(event, this.#seq + 1, this.#prevHash);
+    this.#seq++;
+    this.#unspooled++;
+    if (first || this.#encoder.count >= GROUP_MAX) this.#spoolWake.notify();
   }
 
   async close(): Promise<void> {

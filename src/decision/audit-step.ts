@@ -89,22 +89,43 @@ export class AuditStep {
     };
   }
 
-  /** Appends the event; false when the sink refused it (the caller then fails closed). */
-  async append(event: AuditEvent, ctx: CallContext): Promise<boolean> {
-    if (this.sink === undefined) return true;
+  /**
+   * Appends the event; false when the sink refused it (the caller then fails closed). Answers
+   * synchronously when the sink takes records at once (`appendNow`, async durability).
+   */
+  append(event: AuditEvent, ctx: CallContext): boolean | Promise<boolean> {
+    const sink = this.sink;
+    if (sink === undefined) return true;
+    if (sink.appendNow !== undefined) {
+      throwIfAborted(ctx);
+      try {
+        sink.appendNow(event);
+        return true;
+      } catch (err) {
+        return this.#refused(err, event);
+      }
+    }
+    return this.#appendAsync(sink, event, ctx);
+  }
+
+  async #appendAsync(sink: AuditSink, event: AuditEvent, ctx: CallContext): Promise<boolean> {
     try {
-      if (this.sink.appendWaits === false) {
+      if (sink.appendWaits === false) {
         throwIfAborted(ctx);
-        await this.sink.append(event);
+        await sink.append(event);
       } else {
-        await this.sink.append(event, ctx.abortHook ?? ctx.signal);
+        await sink.append(event, ctx.abortHook ?? ctx.signal);
       }
       return true;
     } catch (err) {
       // The client gave up: nothing to answer, let the transport map the abort.
       throwIfAborted(ctx);
-      this.#log.warn({ err, rpc: event.rpc, decisionId: event.decisionId }, "audit append rejected");
-      return false;
+      return this.#refused(err, event);
     }
+  }
+
+  #refused(err: unknown, event: AuditEvent): false {
+    this.#log.warn({ err, rpc: event.rpc, decisionId: event.decisionId }, "audit append rejected");
+    return false;
   }
 }

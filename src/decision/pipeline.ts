@@ -217,7 +217,8 @@ export class Pipeline {
       let appended: boolean;
       const t2 = trace === undefined ? 0 : performance.now();
       try {
-        appended = await this.#audit.append(event, ctx);
+        const a = this.#audit.append(event, ctx);
+        appended = a === true || a === false ? a : await a;
       } catch (err) {
         await rpc.undo?.(req, prep, nowMs);
         throw err;

@@ -14,7 +14,7 @@ import { createDecisionService } from "../../src/decision/decision-service.ts";
 import { isUuidv7 } from "../../src/decision/ids.ts";
 import type { DecideRequest, FinalizeRequest, GuardMemoryRequest, RouteRequest } from "../../src/decision/types.ts";
 import { dataFor, policyWasm } from "../engine/fixtures.ts";
-import { counter, ctx, harness, logger, type Harness } from "./helpers.ts";
+import { counter, ctx, harness, ImmediateSink, logger, type Harness } from "./helpers.ts";
 import { Registry } from "prom-client";
 
 const open: Harness[] = [];
@@ -485,6 +485,28 @@ describe("fail-closed answers", () => {
     expect(both).toMatchObject({ allow: false, reasons: ["audit_unavailable"] });
     expect(await counter(h.registry, "arbiter_fail_closed_total", { reason: "policy_error" })).toBe(0);
     expect(await counter(h.registry, "arbiter_fail_closed_total", { reason: "audit_unavailable" })).toBe(4);
+  });
+});
+
+describe("a sink that takes records at once (appendNow, the async pipeline)", () => {
+  it("records the decision, and a refused record answers audit_unavailable without a second try", async () => {
+    const sink = new ImmediateSink();
+    const h = await start({ revision: "r1" }, { audit: sink });
+    const ok = await h.service.decide(decideReq(), ctx());
+    expect(ok.reasons).not.toContain("audit_unavailable");
+    expect(sink.events.map((e) => e.decisionId)).toEqual([ok.decisionId]);
+
+    sink.rejectNext = 1;
+    const refused = await h.service.decide(decideReq(), ctx());
+    expect(refused).toMatchObject({ allow: false, reasons: ["audit_unavailable"] });
+    expect(sink.events).toHaveLength(1);
+    expect(await counter(h.registry, "arbiter_fail_closed_total", { reason: "audit_unavailable" })).toBe(1);
+
+    // An aborted call is not appended at all.
+    const aborted = new AbortController();
+    aborted.abort(new Error("client gone"));
+    await expect(h.service.decide(decideReq(), ctx(aborted.signal))).rejects.toThrow("client gone");
+    expect(sink.events).toHaveLength(1);
   });
 });
 

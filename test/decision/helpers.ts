@@ -40,6 +40,17 @@ export class RecordingSink implements AuditSink {
   async close(): Promise<void> {}
 }
 
+/** A sink that takes records at once, as the async audit pipeline does (`appendNow`). */
+export class ImmediateSink extends RecordingSink {
+  readonly appendNow = (event: AuditEvent): void => {
+    if (this.rejectNext > 0) {
+      this.rejectNext--;
+      throw new Error("audit overflow");
+    }
+    this.events.push(event);
+  };
+}
+
 export interface Harness {
   readonly dir: string;
   readonly engine: EngineHost;
@@ -63,10 +74,9 @@ export async function harness(
     logger,
     registry,
   });
-  const sink = new RecordingSink();
+  const sink = options.audit instanceof RecordingSink ? options.audit : new RecordingSink();
   const service = createDecisionService({
     engine,
-    audit: sink,
     logger,
     registry,
     instanceId: "test-1",
@@ -74,6 +84,7 @@ export async function harness(
     // These tests exercise locally created approvals; the default (off) has its own test.
     approvalsLocalCreate: true,
     ...options,
+    audit: sink,
   });
   await engine.start();
   return {
