@@ -2,7 +2,7 @@
  * What the audit trail costs a Decide, all in one run on this machine (issue 14):
  *
  *   npx tsx bench/audit-cost.ts [--seconds 5] [--connections 16] [--rate 5000] [--modes off,async,sync]
- *            [--rounds 1] [--cpu-prof DIR]
+ *            [--rounds 1] [--cpu-prof DIR] [--base DIR]
  *
  * For each mode a fresh `arbiter serve` child (bin/arbiter.js, ./policies, loopback TCP) runs with
  * ARBITER_AUDIT=off, or audit on into its own embedded Postgres (fsync on) with
@@ -22,6 +22,14 @@
  * children it has reaped). Printed: per mode, req/s, CPU per call, and the ratios against audit off.
  * With --rounds N, the modes run N times interleaved (off, async, sync, off, ...) and each mode keeps
  * its best round (the machine is shared; the ratios are what count).
+ *
+ * Besides the best round, each audited mode's CPU and req/s are paired with the off run of the same
+ * round and the median of those ratios is printed (the machine's speed drifts by tens of percent
+ * between minutes; adjacent runs drift less).
+ *
+ * With --base DIR, another checkout (e.g. `git worktree add DIR <commit>` with node_modules) runs
+ * the same modes with the same load, interleaved (off@base, off, async@base, async, ...): a
+ * before/after in one run.
  *
  * With --cpu-prof DIR each sidecar runs under `node --cpu-prof` (profile written on exit to DIR).
  */
@@ -45,6 +53,7 @@ const RATE = Number(arg("rate", "5000"));
 const ROUNDS = Number(arg("rounds", "1"));
 const MODES = arg("modes", "off,async,sync").split(",") as Mode[];
 const CPU_PROF = arg("cpu-prof", "");
+const BASE = arg("base", "");
 type Mode = "off" | "async" | "sync";
 for (const m of MODES) if (!["off", "async", "sync"].includes(m)) throw new Error(`--modes: unknown mode ${m}`);
 
@@ -99,14 +108,14 @@ interface ModeResult {
   decisions: number;
 }
 
-async function runMode(mode: Mode): Promise<ModeResult> {
-  const profDir = CPU_PROF ? resolve(CPU_PROF, mode) : "";
+async function runMode(mode: Mode, repo: string, label: string): Promise<ModeResult> {
+  const profDir = CPU_PROF ? resolve(CPU_PROF, label) : "";
   if (profDir) mkdirSync(profDir, { recursive: true });
   const sidecar = await startSidecar({
-    repo: REPO,
-    bundle: join(REPO, "policies"),
+    repo,
+    bundle: join(repo, "policies"),
     audit: mode === "off" ? "off" : "embedded",
-    logFile: `/tmp/arbiter-audit-cost-${mode}-${process.pid}.log`,
+    logFile: `/tmp/arbiter-audit-cost-${label}-${process.pid}.log`,
     readyTimeoutMs: 120_000,
     env: { ARBITER_STATE: "memory", ...(mode === "off" ? {} : { ARBITER_AUDIT_DURABILITY: mode }) },
     ...(profDir ? { nodeArgs: ["--cpu-prof", "--cpu-prof-dir", profDir] } : {}),
@@ -163,16 +172,30 @@ console.log(
     .map((l) => l.toFixed(1))
     .join(" ")}; ` +
     `saturation: ${CONNECTIONS} connections x 1 stream, one cached Decide, ${SECONDS}s; open loop ${RATE} req/s over 4 connections, ${SECONDS}s; ` +
-    `${ROUNDS} round(s), best kept`,
+    `${ROUNDS} round(s), best kept` +
+    (BASE ? `; base tree ${BASE} (modes marked @base) interleaved with this one` : ""),
 );
-const best = new Map<Mode, ModeResult>();
+const TREES = [...(BASE ? [{ repo: resolve(BASE), suffix: "@base" }] : []), { repo: REPO, suffix: "" }];
+const LABELS = MODES.flatMap((mode) => TREES.map((t) => ({ mode, ...t, label: mode + t.suffix })));
+const best = new Map<string, ModeResult>();
+/** Per round, each audited label's CPU and req/s against the same tree's off in that round. */
+const paired = new Map<string, { cpu: number[]; rps: number[] }>();
 for (let round = 0; round < ROUNDS; round++) {
-  for (const mode of MODES) {
-    const r = await runMode(mode);
+  const thisRound = new Map<string, ModeResult>();
+  for (const { mode, repo, suffix, label } of LABELS) {
+    const r = await runMode(mode, repo, label);
+    thisRound.set(label, r);
+    const offR = thisRound.get("off" + suffix);
+    if (mode !== "off" && offR) {
+      const p = paired.get(label) ?? { cpu: [], rps: [] };
+      p.cpu.push(r.sidecarUsPerCall / offR.sidecarUsPerCall);
+      p.rps.push(r.sat.rps / offR.sat.rps);
+      paired.set(label, p);
+    }
     console.log(
       JSON.stringify({
         round,
-        mode,
+        mode: label,
         rps: Math.round(r.sat.rps),
         sidecarUsPerCall: +r.sidecarUsPerCall.toFixed(1),
         sysUsPerCall: +r.sidecarSysUsPerCall.toFixed(1),
@@ -190,10 +213,10 @@ for (let round = 0; round < ROUNDS; round++) {
         load: loadavg()[0]!.toFixed(1),
       }),
     );
-    const b = best.get(mode);
-    if (!b) best.set(mode, r);
+    const b = best.get(label);
+    if (!b) best.set(label, r);
     else
-      best.set(mode, {
+      best.set(label, {
         ...r,
         sat: b.sat.rps >= r.sat.rps ? b.sat : r.sat,
         open: b.open.p99 <= r.open.p99 ? b.open : r.open,
@@ -203,15 +226,19 @@ for (let round = 0; round < ROUNDS; round++) {
       });
   }
 }
-const off = best.get("off");
-const rows = MODES.map((mode) => {
-  const r = best.get(mode)!;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? NaN;
+const rows = LABELS.map(({ mode, suffix, label }) => {
+  const r = best.get(label)!;
+  const off = best.get("off" + suffix);
+  const p = paired.get(label);
   return {
-    audit: mode,
+    audit: label,
     "req/s": r.sat.rps.toFixed(0),
     "vs off": off ? `${((r.sat.rps / off.sat.rps) * 100).toFixed(0)}%` : "-",
     "sidecar CPU us/call": f1(r.sidecarUsPerCall),
     "CPU vs off": off ? `${(r.sidecarUsPerCall / off.sidecarUsPerCall).toFixed(2)}x` : "-",
+    // The same ratios paired round by round (each against the off run just before it), median.
+    "median paired CPU / req/s": p ? `${median(p.cpu).toFixed(2)}x / ${(median(p.rps) * 100).toFixed(0)}%` : "-",
     "Postgres CPU us/row": mode === "off" ? "-" : f1(r.pgUsPerRow),
     [`p50 ms @${RATE}/s`]: f3(r.open.p50),
     [`p99 ms @${RATE}/s`]: f3(r.open.p99),

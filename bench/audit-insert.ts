@@ -2,12 +2,13 @@
  * Postgres' cost per audit row for each way of writing a batch, same run, embedded Postgres
  * (fsync on), migrated schema (3 indexes, partitions):
  *
- *   npx tsx bench/audit-insert.ts [--rows 40000] [--batch 500] [--rounds 2] [--ways jsonb,json,unnest,copy,binary]
+ *   npx tsx bench/audit-insert.ts [--rows 40000] [--batch 500] [--rounds 2] [--ways jsonb,json,unnest,copy,copypart,binary]
  *            [--drop-indexes NAME,...]
  *
  * Ways: `jsonb` (the old INSERT … SELECT FROM jsonb_to_recordset … ON CONFLICT DO NOTHING),
  * `json` (the same over json_to_recordset), `unnest` (one array per column … ON CONFLICT DO
- * NOTHING), `copy` (COPY … FROM STDIN, text form, pg-copy-streams), `binary` (the same in COPY's
+ * NOTHING), `copy` (COPY … FROM STDIN, text form, pg-copy-streams), `copypart` (the same straight
+ * into the day's partition instead of the partitioned parent), `binary` (the same in COPY's
  * binary form: no text parsing of uuid, timestamptz, bigint, text[]). For each: the backend's CPU
  * per row (/proc of pg_backend_pid()), all of Postgres' CPU per row (postmaster + children: WAL
  * writer, checkpointer), and wall time per row. Rounds interleave the ways; each keeps its best.
@@ -22,7 +23,7 @@ import { Readable } from "node:stream";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { startEmbeddedPostgres } from "../src/audit/embedded-postgres.ts";
-import { ensurePartitions, partitionWindow, runMigrations } from "../src/audit/schema.ts";
+import { ensurePartitions, partitionName, partitionWindow, runMigrations } from "../src/audit/schema.ts";
 import { chainRecord, GENESIS_HASH, type HashedAuditRecord } from "../src/audit/record.ts";
 import { COLUMNS, COPY_SQL, INSERT_JSON_SQL, copyField, copyRow } from "../src/audit/rows.ts";
 import type { AuditEvent } from "../src/audit/types.ts";
@@ -174,8 +175,8 @@ function makeBatch(instance: string): Batch {
   return { payloads, records, copy, binary: binary.subarray(0, end) };
 }
 
-type Way = "jsonb" | "json" | "unnest" | "copy" | "binary";
-const ALL_WAYS: Way[] = ["jsonb", "json", "unnest", "copy", "binary"];
+type Way = "jsonb" | "json" | "unnest" | "copy" | "copypart" | "binary";
+const ALL_WAYS: Way[] = ["jsonb", "json", "unnest", "copy", "copypart", "binary"];
 const WAYS = arg("ways", ALL_WAYS.join(",")).split(",") as Way[];
 for (const w of WAYS) if (!ALL_WAYS.includes(w)) throw new Error(`--ways: unknown way ${w}`);
 
@@ -208,8 +209,11 @@ async function write(client: pg.Client, way: Way, b: Batch): Promise<void> {
       col((x) => x.prev_hash),
       col((x) => x.hash),
     ]);
-  } else if (way === "copy") {
-    await pipeline(Readable.from([b.copy]), client.query(copyFrom(COPY_SQL)));
+  } else if (way === "copy" || way === "copypart") {
+    // copypart: straight into today's partition (every row of a batch is from today), no routing.
+    const sql =
+      way === "copy" ? COPY_SQL : COPY_SQL.replace("audit_records", partitionName(Math.floor(Date.now() / 86_400_000)));
+    await pipeline(Readable.from([b.copy]), client.query(copyFrom(sql)));
   } else {
     const rows = [COPY_BINARY_HEADER, b.binary, COPY_BINARY_TRAILER];
     await pipeline(Readable.from(rows), client.query(copyFrom(COPY_BINARY_SQL)));

