@@ -4,7 +4,10 @@
  * same run, alternating, default policy pack (compiled from its Rego sources at start-up), audit
  * off. "SERVING" is the sidecar's "serving" log line, measured from the spawn.
  *
- * usage: npm run build && npx tsx bench/startup.ts [--runs N]   (default 5 of each)
+ * usage: npm run build && npx tsx bench/startup.ts [--runs N] [--base DIR]   (default 5 of each)
+ *
+ * With --base DIR, a third variant runs DIR's compiled dist/ (another checkout, built) from DIR:
+ * a before/after of the compiled sidecar in the same run.
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -13,23 +16,32 @@ import { pathToFileURL } from "node:url";
 
 const repo = resolve(import.meta.dirname, "..");
 const runs = Number(process.argv[process.argv.indexOf("--runs") + 1]) || 5;
+const baseAt = process.argv.indexOf("--base");
+const base = baseAt > 0 ? resolve(process.argv[baseAt + 1]!) : undefined;
+if (base !== undefined && !existsSync(join(base, "dist/src/cli.js"))) throw new Error(`${base}/dist is not built`);
 if (!existsSync(join(repo, "dist/src/cli.js"))) throw new Error("dist/ is not built: npm run build first");
 
 // tsx: the old entry (register() from tsx's ESM API, then the sources); dist: the compiled CLI.
-const entry = (setup: string, cli: string): string[] => [
-  "--input-type=module",
-  "-e",
-  `${setup} const { main } = await import(${JSON.stringify(pathToFileURL(join(repo, cli)).href)}); process.exitCode = await main(["serve"]);`,
-];
-const variants = {
+const entry = (setup: string, cli: string, root = repo): { argv: string[]; cwd: string } => ({
+  argv: [
+    "--input-type=module",
+    "-e",
+    `${setup} const { main } = await import(${JSON.stringify(pathToFileURL(join(root, cli)).href)}); process.exitCode = await main(["serve"]);`,
+  ],
+  cwd: root,
+});
+type Variant = "tsx" | "dist" | "base";
+const variants: Partial<Record<Variant, { argv: string[]; cwd: string }>> = {
   tsx: entry(`import { register } from "tsx/esm/api"; register();`, "src/cli.ts"),
   dist: entry("", "dist/src/cli.js"),
-} as const;
+  ...(base ? { base: entry("", "dist/src/cli.js", base) } : {}),
+};
+const names = Object.keys(variants) as Variant[];
 
-async function timeToServing(argv: readonly string[]): Promise<number> {
+async function timeToServing({ argv, cwd }: { argv: string[]; cwd: string }): Promise<number> {
   const t0 = performance.now();
   const child = spawn(process.execPath, [...argv], {
-    cwd: repo,
+    cwd,
     env: {
       PATH: process.env.PATH,
       ARBITER_AUDIT: "off",
@@ -58,14 +70,15 @@ async function timeToServing(argv: readonly string[]): Promise<number> {
   }
 }
 
-const times: Record<keyof typeof variants, number[]> = { tsx: [], dist: [] };
+const times: Record<Variant, number[]> = { tsx: [], dist: [], base: [] };
 for (let i = 0; i < runs; i++) {
-  for (const name of ["tsx", "dist"] as const) times[name].push(await timeToServing(variants[name]));
+  for (const name of names) times[name].push(await timeToServing(variants[name]!));
 }
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-for (const name of ["tsx", "dist"] as const) {
+for (const name of names) {
   console.log(
     `${name.padEnd(5)} time to SERVING: median ${median(times[name]).toFixed(0)} ms  (runs: ${times[name].map((t) => t.toFixed(0)).join(", ")})`,
   );
 }
 console.log(`dist / tsx: ${(median(times.dist) / median(times.tsx)).toFixed(2)}x`);
+if (base) console.log(`dist / base (${base}): ${(median(times.dist) / median(times.base)).toFixed(2)}x`);

@@ -13,6 +13,7 @@ export type { Diagnostic } from "./diagnostics.ts";
 export type { Policy } from "./ir.ts";
 export { readBundle, writeBundle, buildBundle, unpackBundle, parseBundleFiles } from "./bundle.ts";
 export { hostBuiltins } from "./host-builtins.ts";
+export { loadLazyHostBuiltins } from "./host-builtins-opa.ts";
 /** RE2 patterns as the host builtins compile them (the default pack validates its regexes with it). */
 export { compileRe2 } from "./host-re2.ts";
 export type { Bundle, BuildBundleOptions, LoadedBundle, BundleManifest } from "./bundle.ts";

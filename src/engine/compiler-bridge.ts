@@ -3,7 +3,7 @@
  * directories (the same as `arbiter build`) and the host builtins for the SDK. The load worker
  * uses the light door `compiler-parts.ts` instead, so it does not load the whole compiler.
  */
-import { buildBundle, hostBuiltins, type BundleManifest } from "../compiler/index.ts";
+import { buildBundle, hostBuiltins, loadLazyHostBuiltins, type BundleManifest } from "../compiler/index.ts";
 import { BundleError, describe } from "./errors.ts";
 import { isObject } from "../util/object.ts";
 import type { BundleParts } from "./bundle-files.ts";
@@ -11,6 +11,15 @@ import type { BundleParts } from "./bundle-files.ts";
 /** Host builtins (name -> JS implementation) passed to the SDK's `loadPolicy`. */
 export function hostBuiltinMap(): Record<string, (...args: unknown[]) => unknown> {
   return hostBuiltins as Record<string, (...args: unknown[]) => unknown>;
+}
+
+/**
+ * Loads the implementations of the host builtins among `names` (a policy's declared builtins)
+ * that are imported only when needed (graphql.*, the JSON Schema builtins): call it between
+ * instantiating a policy and its first evaluation.
+ */
+export function prepareHostBuiltins(names: readonly string[]): Promise<void> {
+  return loadLazyHostBuiltins(names);
 }
 
 /**

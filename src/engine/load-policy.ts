@@ -4,7 +4,7 @@
  * exactly as the engine host loads a bundle. The CLI (`arbiter eval`, `arbiter test`) and the
  * compiler's conformance tests load through here, so they exercise the production path.
  */
-import { hostBuiltinMap } from "./compiler-bridge.ts";
+import { hostBuiltinMap, prepareHostBuiltins } from "./compiler-bridge.ts";
 import { Deadline, instantiatePolicy, type SdkPolicy } from "./policy-instance.ts";
 import { instrumentDeadline } from "./wasm-deadline.ts";
 
@@ -40,11 +40,13 @@ export async function loadCompiledPolicy(
   let policy: SdkPolicy;
   try {
     const module = await WebAssembly.compile(instrumentDeadline(wasm));
-    policy = instantiatePolicy(module, {
+    const instance = instantiatePolicy(module, {
       memory: options.memory ?? DEFAULT_POLICY_MEMORY,
       hostBuiltins: options.extraBuiltins ? { ...hostBuiltinMap(), ...options.extraBuiltins } : hostBuiltinMap(),
       deadline: new Deadline(),
     });
+    await prepareHostBuiltins(instance.builtinNames);
+    policy = instance;
   } catch (e) {
     throw toError(e, "loading the policy module failed");
   }

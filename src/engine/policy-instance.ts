@@ -36,6 +36,9 @@ export interface SdkPolicy {
   readonly entrypoints: Record<string, number>;
 }
 
+/** An instantiated policy and the builtins its module declares (`builtins()` of the ABI). */
+export type InstantiatedPolicy = SdkPolicy & { readonly builtinNames: readonly string[] };
+
 /**
  * The deadline shared by an instance's host check: `Infinity` outside evaluations (loading data,
  * the SDK's own calls), `performance.now()`-based ms during one.
@@ -99,7 +102,7 @@ export interface InstanceOptions {
  * Instantiates `module` (instrumented) synchronously — cheap once compiled — and wraps it in the
  * SDK's `LoadedPolicy`. Throws an `Error` naming the problem (ABI version, link error).
  */
-export function instantiatePolicy(module: WebAssembly.Module, options: InstanceOptions): SdkPolicy {
+export function instantiatePolicy(module: WebAssembly.Module, options: InstanceOptions): InstantiatedPolicy {
   const memory = new WebAssembly.Memory({ initial: options.memory.initial, maximum: options.memory.maximum });
   // eslint-disable-next-line prefer-const -- set once the instance exists, after the import closures that read it
   let exports: Exports | undefined;
@@ -135,5 +138,5 @@ export function instantiatePolicy(module: WebAssembly.Module, options: InstanceO
   const declared = dumpJSON(exports, memory, exports.builtins()) as Record<string, number>;
   names = {};
   for (const [name, id] of Object.entries(declared)) names[id] = name;
-  return new LoadedPolicy(instance, memory, minor);
+  return Object.assign(new LoadedPolicy(instance, memory, minor), { builtinNames: Object.keys(declared) });
 }

@@ -6,7 +6,7 @@
  */
 import type { Counter } from "prom-client";
 import type { BundleParts } from "./bundle-files.ts";
-import { hostBuiltinMap } from "./compiler-bridge.ts";
+import { hostBuiltinMap, prepareHostBuiltins } from "./compiler-bridge.ts";
 import { BundleError, describe, EvaluationTimeoutError, wrapError } from "./errors.ts";
 import { Deadline, instantiatePolicy, type SdkPolicy } from "./policy-instance.ts";
 import type { ActivePolicy, EngineHostOptions } from "./types.ts";
@@ -52,7 +52,9 @@ export async function buildSnapshot(parts: BundleParts, options: SnapshotOptions
   };
   let policy: SdkPolicy;
   try {
-    policy = instantiatePolicy(module, { memory: options.memory, hostBuiltins: hostBuiltinMap(), deadline });
+    const instance = instantiatePolicy(module, { memory: options.memory, hostBuiltins: hostBuiltinMap(), deadline });
+    await prepareHostBuiltins(instance.builtinNames);
+    policy = instance;
   } catch (err) {
     throw new BundleError(`bundle: policy.wasm does not load: ${describe(err)}`, { cause: err });
   }
