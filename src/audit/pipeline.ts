@@ -144,7 +144,12 @@ class Pipeline implements AuditPipeline {
     this.#warn = new RateLimitedWarn((obj, msg) => this.#log.warn(obj, msg));
     this.#spool = new Spool({ dir: this.#o.spoolDir, segmentMaxBytes: this.#o.segmentMaxBytes });
     this.#encoder = new RecordEncoder(this.#o.instanceId);
-    this.appendNow = this.#o.durability === "async" ? (event) => this.#take(event) : undefined;
+    this.appendNow =
+      this.#o.durability === "async"
+        ? (event) => {
+            this.#take(event);
+          }
+        : undefined;
     this.metrics = createAuditMetrics(options.registry, {
       queueDepth: () => this.#unspooled,
       spoolBytes: () => this.#spool.bytes,
@@ -193,12 +198,14 @@ class Pipeline implements AuditPipeline {
 
   append(event: AuditEvent, signal?: AbortSignal | AbortHook): Promise<void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
+    let taken: boolean;
     try {
-      this.#take(event);
+      taken = this.#take(event);
     } catch (err) {
       return Promise.reject(err);
     }
-    if (this.#o.durability === "async") return RESOLVED;
+    // Dropped by the overflow policy: nothing will be fsynced for it, so nothing to wait for.
+    if (!taken || this.#o.durability === "async") return RESOLVED;
     return new Promise<void>((resolve, reject) => {
       const entry = { settled: false } as Waiter;
       const onAbort = () => {
@@ -224,8 +231,11 @@ class Pipeline implements AuditPipeline {
     });
   }
 
-  /** Validates, chains and encodes the record, or throws why it cannot be taken. */
-  #take(event: AuditEvent): void {
+  /**
+   * Validates, chains and encodes the record; false when the overflow policy dropped it. Throws
+   * why it cannot be taken.
+   */
+  #take(event: AuditEvent): boolean {
     if (this.#closing) throw new AuditClosedError("audit pipeline is closed");
     if (!this.#started) throw new AuditClosedError("audit pipeline is not started");
     validateEvent(event);
@@ -235,13 +245,14 @@ class Pipeline implements AuditPipeline {
       this.#dropped++;
       this.metrics.recordsDropped.inc();
       this.#warn.warn("drop", { overflow: "drop", reason: full }, "audit records are being DROPPED: " + full);
-      return;
+      return false;
     }
     const first = this.#encoder.count === 0;
     this.#prevHash = this.#encoder.add(event, this.#seq + 1, this.#prevHash);
     this.#seq++;
     this.#unspooled++;
     if (first || this.#encoder.count >= GROUP_MAX) this.#spoolWake.notify();
+    return true;
   }
 
   async close(): Promise<void> {

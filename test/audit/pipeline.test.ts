@@ -30,6 +30,29 @@ async function setup(overrides: Partial<AuditPipelineOptions> = {}) {
 }
 
 describe("audit pipeline", () => {
+  it("sync with overflow drop: a dropped append resolves at once, it does not wait for a group that never comes", async () => {
+    const { pipeline } = await setup({ durability: "sync", overflow: "drop", queueMaxRecords: 1 });
+    await pipeline.start();
+    try {
+      // The first is taken and its group cut (the spooler cuts it in the check phase); while it is
+      // being written the queue is full, so the rest are dropped.
+      const first = pipeline.append(makeEvent(0));
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+      const settled = await Promise.race([
+        Promise.allSettled([first, ...Array.from({ length: 19 }, (_, i) => pipeline.append(makeEvent(i + 1)))]),
+        new Promise<"hung">((r) => setTimeout(() => r("hung"), 5000)),
+      ]);
+      expect(settled).not.toBe("hung");
+      expect((settled as PromiseSettledResult<void>[]).every((r) => r.status === "fulfilled")).toBe(true);
+      const stats = pipeline.stats();
+      expect(stats.recordsDropped).toBeGreaterThan(0);
+      expect(stats.recordsSpooled + stats.recordsDropped).toBe(20);
+    } finally {
+      await pipeline.close();
+    }
+  });
+
   it("stores 100,000 records from concurrent producers exactly once, with a valid chain", async () => {
     const { databaseUrl, pipeline, registry } = await setup({ queueMaxRecords: 20_000 });
     await pipeline.start();
