@@ -89,10 +89,6 @@ export class RawH2Connection {
     });
   }
 
-  get inFlight(): number {
-    return this.#pending.size;
-  }
-
   /** Sends one request from `t`; `done(ok)` runs when its trailers (or an error) arrive. */
   send(t: UnaryTemplate, done: Done): void {
     if (this.#failed) {
@@ -115,10 +111,6 @@ export class RawH2Connection {
     }
     // write() may keep the buffer until uncork: send a copy, the template is patched again.
     this.#socket.write(Buffer.from(t.bytes));
-  }
-
-  call(t: UnaryTemplate): Promise<boolean> {
-    return new Promise((resolve) => this.send(t, resolve));
   }
 
   close(): void {
