@@ -19,7 +19,9 @@
  * equals the decisions answered (so Postgres' share of the work is inside the measured window, and
  * every decision is checked to have exactly one row), then reads CPU time (utime + stime) from
  * /proc: the sidecar's own, and Postgres' (the postmaster plus its live children, plus the
- * children it has reaped). Printed: per mode, req/s, CPU per call, and the ratios against audit off.
+ * children it has reaped), and the sidecar's main thread apart (the rest is V8's GC helper
+ * threads and libuv's pool); the full GCs the sidecar ran during the open loop come from its
+ * /metrics (prom-client's `nodejs_gc_duration_seconds_count{kind="major"}`). Printed: per mode, req/s, CPU per call, and the ratios against audit off.
  * With --rounds N, the modes run N times interleaved (off, async, sync, off, ...) and each mode keeps
  * its best round (the machine is shared; the ratios are what count).
  *
@@ -40,7 +42,7 @@ import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { DecideRequestSchema } from "../gen/arbiter/v1/arbiter_pb.ts";
 import { startSidecar, type Sidecar } from "./gate/sidecar.ts";
-import { postgresCpu, procCpu, procUserSys, procWrites } from "./proc-cpu.ts";
+import { postgresCpu, procCpu, procUserSys, procWrites, threadCpu } from "./proc-cpu.ts";
 import { RawH2Connection, closedLoop, openLoop, unaryTemplate, type LoadPhase } from "./h2-load.ts";
 
 function arg(name: string, dflt: string): string {
@@ -79,9 +81,12 @@ function postmasterPid(sidecar: Sidecar): number | undefined {
 
 async function metric(sidecar: Sidecar, name: string): Promise<number> {
   const text = await (await fetch(`${sidecar.adminUrl}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
-  const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
+  const m = new RegExp(`^${name.replace(/[{}"]/g, "\\$&")} (\\S+)$`, "m").exec(text);
   return m ? Number(m[1]) : NaN;
 }
+
+/** Full (mark-compact) collections the sidecar's V8 has run so far (prom-client's GC histogram). */
+const majorGcs = (sidecar: Sidecar) => metric(sidecar, 'nodejs_gc_duration_seconds_count{kind="major"}');
 
 /** Waits until Postgres holds one row per answered decision; returns the rows written. */
 async function drained(sidecar: Sidecar, answered: number): Promise<number> {
@@ -98,6 +103,10 @@ interface ModeResult {
   sat: LoadPhase;
   open: LoadPhase;
   sidecarUsPerCall: number;
+  /** The main thread's share of sidecarUsPerCall (the rest: V8's GC helpers, libuv's pool). */
+  mainUsPerCall: number;
+  /** Full GCs during the open loop (each one a pause and concurrent marking on the other core). */
+  openMajorGcs: number;
   /** The kernel's share of sidecarUsPerCall (socket and file writes, wake-ups). */
   sidecarSysUsPerCall: number;
   /** Write system calls per call (/proc/PID/io syscw): responses, spool, Postgres. */
@@ -131,6 +140,7 @@ async function runMode(mode: Mode, repo: string, label: string): Promise<ModeRes
     decisions += warm.calls - warm.errors;
     const rowsBefore = mode === "off" ? 0 : await drained(sidecar, decisions);
     const sc0 = procCpu(sidecar.pid)![0];
+    const main0 = threadCpu(sidecar.pid, sidecar.pid);
     const us0 = procUserSys(sidecar.pid)!;
     const w0 = procWrites(sidecar.pid);
     const pg0 = pm ? postgresCpu(pm) : NaN;
@@ -138,10 +148,13 @@ async function runMode(mode: Mode, repo: string, label: string): Promise<ModeRes
     decisions += sat.calls - sat.errors;
     const rowsAfterSat = mode === "off" ? 0 : await drained(sidecar, decisions);
     const sc1 = procCpu(sidecar.pid)![0];
+    const main1 = threadCpu(sidecar.pid, sidecar.pid);
     const us1 = procUserSys(sidecar.pid)!;
     const w1 = procWrites(sidecar.pid);
     const pg1 = pm ? postgresCpu(pm) : NaN;
+    const gc0 = await majorGcs(sidecar);
     const open = await openLoop(openSessions, template, RATE, SECONDS);
+    const gc1 = await majorGcs(sidecar);
     decisions += open.calls - open.errors;
     const rows = mode === "off" ? 0 : await drained(sidecar, decisions);
     const rowsSat = rowsAfterSat - rowsBefore;
@@ -150,6 +163,8 @@ async function runMode(mode: Mode, repo: string, label: string): Promise<ModeRes
       sat,
       open,
       sidecarUsPerCall: ((sc1 - sc0) * 1000) / (sat.calls - sat.errors),
+      mainUsPerCall: ((main1 - main0) * 1000) / (sat.calls - sat.errors),
+      openMajorGcs: gc1 - gc0,
       sidecarSysUsPerCall: ((us1.sys - us0.sys) * 1000) / (sat.calls - sat.errors),
       writesPerCall: (w1 - w0) / (sat.calls - sat.errors),
       pgUsPerRow: ((pg1 - pg0) * 1000) / Math.max(1, rowsSat),
@@ -198,6 +213,7 @@ for (let round = 0; round < ROUNDS; round++) {
         mode: label,
         rps: Math.round(r.sat.rps),
         sidecarUsPerCall: +r.sidecarUsPerCall.toFixed(1),
+        mainUsPerCall: +r.mainUsPerCall.toFixed(1),
         sysUsPerCall: +r.sidecarSysUsPerCall.toFixed(1),
         writesPerCall: +r.writesPerCall.toFixed(3),
         pgUsPerRow: +r.pgUsPerRow.toFixed(1),
@@ -206,6 +222,7 @@ for (let round = 0; round < ROUNDS; round++) {
         openP50: +r.open.p50.toFixed(3),
         openP99: +r.open.p99.toFixed(3),
         openMax: +r.open.max.toFixed(3),
+        openMajorGcs: r.openMajorGcs,
         sendLagP99: +(r.open.lagP99 ?? NaN).toFixed(3),
         errors: r.sat.errors + r.open.errors,
         rows: r.rows,
@@ -221,6 +238,8 @@ for (let round = 0; round < ROUNDS; round++) {
         sat: b.sat.rps >= r.sat.rps ? b.sat : r.sat,
         open: b.open.p99 <= r.open.p99 ? b.open : r.open,
         sidecarUsPerCall: Math.min(b.sidecarUsPerCall, r.sidecarUsPerCall),
+        mainUsPerCall: Math.min(b.mainUsPerCall, r.mainUsPerCall),
+        openMajorGcs: b.open.p99 <= r.open.p99 ? b.openMajorGcs : r.openMajorGcs,
         pgUsPerRow: Math.min(b.pgUsPerRow, r.pgUsPerRow),
         rowsOk: b.rowsOk && r.rowsOk,
       });
@@ -237,12 +256,14 @@ const rows = LABELS.map(({ mode, suffix, label }) => {
     "vs off": off ? `${((r.sat.rps / off.sat.rps) * 100).toFixed(0)}%` : "-",
     "sidecar CPU us/call": f1(r.sidecarUsPerCall),
     "CPU vs off": off ? `${(r.sidecarUsPerCall / off.sidecarUsPerCall).toFixed(2)}x` : "-",
+    "main thread us/call": f1(r.mainUsPerCall),
     // The same ratios paired round by round (each against the off run just before it), median.
     "median paired CPU / req/s": p ? `${median(p.cpu).toFixed(2)}x / ${(median(p.rps) * 100).toFixed(0)}%` : "-",
     "Postgres CPU us/row": mode === "off" ? "-" : f1(r.pgUsPerRow),
     [`p50 ms @${RATE}/s`]: f3(r.open.p50),
     [`p99 ms @${RATE}/s`]: f3(r.open.p99),
     [`max ms @${RATE}/s`]: f3(r.open.max),
+    "full GCs in it": String(r.openMajorGcs),
     errors: String(r.sat.errors + r.open.errors),
     "rows = decisions": mode === "off" ? "-" : String(r.rowsOk),
   };

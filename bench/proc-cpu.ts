@@ -14,6 +14,17 @@ export function procCpu(pid: number): [number, number] | undefined {
   }
 }
 
+/** utime+stime of one thread of a process in ms (the main thread's id is the pid); NaN when gone. */
+export function threadCpu(pid: number, tid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / HZ;
+  } catch {
+    return NaN;
+  }
+}
+
 /** User and system CPU ms of a process (all its threads), apart; undefined when it is gone. */
 export function procUserSys(pid: number): { user: number; sys: number } | undefined {
   try {

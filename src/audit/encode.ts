@@ -18,12 +18,17 @@ import { FRAME_HEADER_BYTES } from "./spool.ts";
 import { arrayLiteral, copyField, MAX_ISO_MS } from "./rows.ts";
 import type { AuditEvent } from "./types.ts";
 
+/** A working buffer past this size is dropped at `take` (see there). */
+const KEEP_MAX_BYTES = 1024 * 1024;
+
 /** A byte buffer that grows, written by index. Callers `reserve` the worst case first. */
 class Bytes {
   buf: Buffer;
   len = 0;
+  readonly initial: number;
 
   constructor(initial: number) {
+    this.initial = initial;
     this.buf = Buffer.allocUnsafe(initial);
   }
 
@@ -110,10 +115,21 @@ class Bytes {
     this.len = p;
   }
 
+  /**
+   * A copy of the bytes so far, exactly their size; the working buffer is kept for the next
+   * records. A fresh working buffer per group (as before) allocated 64 KiB or more of external
+   * memory twice per group whatever the group held, and V8 counts external memory allocated
+   * since the last full GC against the old generation's headroom: under a steady 5,000 audited
+   * Decides a second it ran a full mark-compact every ~140 ms (45-89 in a 5 s run, concurrent
+   * marking on the other core) and the p99 went from ~2 to ~10 ms. Copying costs one memcpy of
+   * the group.
+   */
   take(): Buffer {
-    const out = this.buf.subarray(0, this.len);
-    this.buf = Buffer.allocUnsafe(Math.max(4096, this.buf.length));
+    const out = Buffer.allocUnsafe(this.len);
+    this.buf.copy(out, 0, 0, this.len);
     this.len = 0;
+    // A burst of large records may have grown the buffer far past what a group needs.
+    if (this.buf.length > KEEP_MAX_BYTES) this.buf = Buffer.allocUnsafe(this.initial);
     return out;
   }
 }

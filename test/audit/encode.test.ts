@@ -77,4 +77,39 @@ describe("RecordEncoder", () => {
       { numRuns: 300 },
     );
   });
+  it("hands each group its own bytes: later records do not overwrite it, and it holds no spare capacity", () => {
+    const base: AuditEvent = {
+      decisionId: "0190f5d2-0000-7000-8000-000000000000",
+      timestampMs: 1_733_400_000_000,
+      tenantId: "acme",
+      requestId: "req",
+      traceId: "",
+      rpc: "Decide",
+      principal: "alice",
+      bundleRevision: "rev-1",
+      outcome: "allow",
+      reasons: ["ok"],
+      inputSha256: "ab".repeat(32),
+      latencyUs: 12,
+    };
+    const enc = new RecordEncoder("bench-1", 64 * 1024);
+    let prev = GENESIS_HASH;
+    for (let i = 0; i < 3; i++) prev = enc.add({ ...base, requestId: `first-${i}` }, i + 1, prev);
+    const first = enc.take();
+    const frames = Buffer.from(first.frames);
+    const rows = Buffer.from(first.copy!);
+    // Not a view of a 64 KiB working buffer (which kept that much memory alive per group in flight).
+    expect(first.frames.buffer.byteLength).toBeLessThanOrEqual(Math.max(first.frames.length, Buffer.poolSize));
+    expect(first.copy!.buffer.byteLength).toBeLessThanOrEqual(Math.max(first.copy!.length, Buffer.poolSize));
+    // Enough later records to grow the working buffers past their first size.
+    for (let i = 0; i < 400; i++)
+      prev = enc.add({ ...base, requestId: `later-${i}`, tenantId: "x".repeat(200) }, i + 4, prev);
+    const second = enc.take();
+    expect(second.count).toBe(400);
+    expect(first.frames.equals(frames)).toBe(true);
+    expect(first.copy!.equals(rows)).toBe(true);
+    const { payloads, invalid } = decodeFrames(first.frames);
+    expect(invalid).toBe(false);
+    expect(payloads.map((p) => JSON.parse(p.toString("utf8")).request_id)).toEqual(["first-0", "first-1", "first-2"]);
+  });
 });
