@@ -18,8 +18,13 @@ import { FRAME_HEADER_BYTES } from "./spool.ts";
 import { arrayLiteral, copyField, MAX_ISO_MS } from "./rows.ts";
 import type { AuditEvent } from "./types.ts";
 
-/** A working buffer past this size is dropped at `take` (see there). */
-const KEEP_MAX_BYTES = 1024 * 1024;
+/**
+ * The pool does not keep buffers past this size (a burst of large records grew them); a batch of
+ * 2,000 COPY rows of a typical Decide is about 1 MiB.
+ */
+const KEEP_MAX_BYTES = 4 * 1024 * 1024;
+/** Free buffers the encoder's pool keeps at most. */
+const POOL_MAX_BYTES = 8 * 1024 * 1024;
 
 /** A byte buffer that grows, written by index. Callers `reserve` the worst case first. */
 class Bytes {
@@ -116,21 +121,65 @@ class Bytes {
   }
 
   /**
-   * A copy of the bytes so far, exactly their size; the working buffer is kept for the next
-   * records. A fresh working buffer per group (as before) allocated 64 KiB or more of external
-   * memory twice per group whatever the group held, and V8 counts external memory allocated
-   * since the last full GC against the old generation's headroom: under a steady 5,000 audited
-   * Decides a second it ran a full mark-compact every ~140 ms (45-89 in a 5 s run, concurrent
-   * marking on the other core) and the p99 went from ~2 to ~10 ms. Copying costs one memcpy of
-   * the group.
+   * The bytes so far, as a view of the working buffer, which the group now owns; the next
+   * records go into a buffer from the pool. (A fresh 64 KiB working buffer per group, as before
+   * the pool, meant two external allocations of 64 KiB or more every 5 ms whatever the group
+   * held; V8 counts external memory allocated since the last full GC against the old
+   * generation's headroom, so at 5,000 audited Decides a second the sidecar ran a mark-compact
+   * every ~140 ms, with concurrent marking on the other core, and the p99 went from ~2 to ~10 ms.)
    */
-  take(): Buffer {
-    const out = Buffer.allocUnsafe(this.len);
-    this.buf.copy(out, 0, 0, this.len);
+  take(pool: BufferPool): Buffer {
+    const out = this.buf.subarray(0, this.len);
+    this.buf = pool.get(this.initial);
     this.len = 0;
-    // A burst of large records may have grown the buffer far past what a group needs.
-    if (this.buf.length > KEEP_MAX_BYTES) this.buf = Buffer.allocUnsafe(this.initial);
     return out;
+  }
+}
+
+/**
+ * Buffers of at least `size` bytes, given back once nothing reads them any more, so that steady
+ * auditing allocates no memory per group (see `Bytes.take`). Holds at most `maxBytes` of free
+ * buffers; a buffer it does not take back is left to the GC.
+ */
+export class BufferPool {
+  readonly #free: Buffer[] = [];
+  #freeBytes = 0;
+
+  constructor(
+    readonly size: number,
+    readonly maxBytes: number,
+  ) {}
+
+  /** A free buffer of at least `min` bytes (and `size`), else a new one. */
+  get(min: number): Buffer {
+    const want = Math.max(min, this.size);
+    for (let i = this.#free.length - 1; i >= 0; i--) {
+      const b = this.#free[i]!;
+      if (b.length < want) continue;
+      this.#free[i] = this.#free[this.#free.length - 1]!;
+      this.#free.pop();
+      this.#freeBytes -= b.length;
+      return b;
+    }
+    return Buffer.allocUnsafe(want);
+  }
+
+  /**
+   * Gives back the buffer under `view` (a view from `get`'s buffers or `Bytes.take`). The caller
+   * promises that nothing reads or writes any view of it any more: the next `get` overwrites it.
+   * Views of memory the pool did not hand out (Node's shared pool slices) are ignored.
+   */
+  put(view: Buffer): void {
+    const ab = view.buffer;
+    if (view.byteOffset !== 0 || ab.byteLength < this.size || !(ab instanceof ArrayBuffer)) return;
+    if (ab.byteLength > KEEP_MAX_BYTES || this.#freeBytes + ab.byteLength > this.maxBytes) return;
+    for (const b of this.#free) if (b.buffer === ab) return; // given back twice
+    this.#free.push(Buffer.from(ab));
+    this.#freeBytes += ab.byteLength;
+  }
+
+  get freeBytes(): number {
+    return this.#freeBytes;
   }
 }
 
@@ -158,7 +207,11 @@ export class RecordEncoder {
   #isoMs = -1;
   #iso = "";
 
+  /** Where the working buffers come from; give a group's buffers back once written (`BufferPool.put`). */
+  readonly pool: BufferPool;
+
   constructor(instanceId: string, initialBytes = 64 * 1024) {
+    this.pool = new BufferPool(initialBytes, POOL_MAX_BYTES);
     this.#instanceJson = quoteJson(instanceId);
     this.#instanceField = copyField(instanceId);
     this.#frames = new Bytes(initialBytes);
@@ -288,11 +341,14 @@ export class RecordEncoder {
     w.ascii("\n");
   }
 
-  /** The records so far; the encoder starts new buffers (the returned ones are being written). */
+  /**
+   * The records so far, as views of the working buffers, which the group now owns until they are
+   * given back to `pool`; the encoder goes on in buffers from the pool.
+   */
   take(): EncodedGroup {
     const group: EncodedGroup = {
-      frames: this.#frames.take(),
-      copy: this.#copyable ? this.#rows.take() : undefined,
+      frames: this.#frames.take(this.pool),
+      copy: this.#copyable ? this.#rows.take(this.pool) : undefined,
       count: this.#count,
       firstTsMs: this.#firstTsMs,
     };

@@ -167,6 +167,7 @@ class Pipeline implements AuditPipeline {
       wake: this.#shipWake,
       progress: this.#progress,
       closing: () => this.#closing,
+      pool: this.#encoder.pool,
     });
   }
 
@@ -475,6 +476,8 @@ class Pipeline implements AuditPipeline {
       copy: group.copy,
       firstTsMs: group.firstTsMs,
     });
+    // The frames are in the file and nothing reads them again: their buffer goes back to the pool.
+    this.#encoder.pool.put(group.frames);
     this.#shipWake.notify();
     if (syncMode || Date.now() - this.#lastFsync >= this.#o.fsyncIntervalMs) {
       try {
