@@ -105,6 +105,14 @@ interface ModeResult {
   sidecarUsPerCall: number;
   /** The main thread's share of sidecarUsPerCall (the rest: V8's GC helpers, libuv's pool). */
   mainUsPerCall: number;
+  /**
+   * Sidecar CPU per call in the open loop (its rows written included): every mode at the same
+   * offered rate. At saturation a slower server also pays for being slower: its client idles
+   * between answers, so each answer's write wakes a sleeping process on the other core, and the
+   * server itself sleeps and wakes more often (an unaudited sidecar made to spin 16 us per call
+   * spent 26 us more per call, not 16). At a rate both modes sustain, that cost is the same.
+   */
+  openUsPerCall: number;
   /** Full GCs during the open loop (each one a pause and concurrent marking on the other core). */
   openMajorGcs: number;
   /** The kernel's share of sidecarUsPerCall (socket and file writes, wake-ups). */
@@ -153,10 +161,12 @@ async function runMode(mode: Mode, repo: string, label: string): Promise<ModeRes
     const w1 = procWrites(sidecar.pid);
     const pg1 = pm ? postgresCpu(pm) : NaN;
     const gc0 = await majorGcs(sidecar);
+    const sc2 = procCpu(sidecar.pid)![0];
     const open = await openLoop(openSessions, template, RATE, SECONDS);
     const gc1 = await majorGcs(sidecar);
     decisions += open.calls - open.errors;
     const rows = mode === "off" ? 0 : await drained(sidecar, decisions);
+    const sc3 = procCpu(sidecar.pid)![0];
     const rowsSat = rowsAfterSat - rowsBefore;
     return {
       mode,
@@ -165,6 +175,7 @@ async function runMode(mode: Mode, repo: string, label: string): Promise<ModeRes
       sidecarUsPerCall: ((sc1 - sc0) * 1000) / (sat.calls - sat.errors),
       mainUsPerCall: ((main1 - main0) * 1000) / (sat.calls - sat.errors),
       openMajorGcs: gc1 - gc0,
+      openUsPerCall: ((sc3 - sc2) * 1000) / (open.calls - open.errors),
       sidecarSysUsPerCall: ((us1.sys - us0.sys) * 1000) / (sat.calls - sat.errors),
       writesPerCall: (w1 - w0) / (sat.calls - sat.errors),
       pgUsPerRow: ((pg1 - pg0) * 1000) / Math.max(1, rowsSat),
@@ -194,7 +205,7 @@ const TREES = [...(BASE ? [{ repo: resolve(BASE), suffix: "@base" }] : []), { re
 const LABELS = MODES.flatMap((mode) => TREES.map((t) => ({ mode, ...t, label: mode + t.suffix })));
 const best = new Map<string, ModeResult>();
 /** Per round, each audited label's CPU and req/s against the same tree's off in that round. */
-const paired = new Map<string, { cpu: number[]; rps: number[] }>();
+const paired = new Map<string, { cpu: number[]; rps: number[]; open: number[] }>();
 for (let round = 0; round < ROUNDS; round++) {
   const thisRound = new Map<string, ModeResult>();
   for (const { mode, repo, suffix, label } of LABELS) {
@@ -202,8 +213,9 @@ for (let round = 0; round < ROUNDS; round++) {
     thisRound.set(label, r);
     const offR = thisRound.get("off" + suffix);
     if (mode !== "off" && offR) {
-      const p = paired.get(label) ?? { cpu: [], rps: [] };
+      const p = paired.get(label) ?? { cpu: [], rps: [], open: [] };
       p.cpu.push(r.sidecarUsPerCall / offR.sidecarUsPerCall);
+      p.open.push(r.openUsPerCall / offR.openUsPerCall);
       p.rps.push(r.sat.rps / offR.sat.rps);
       paired.set(label, p);
     }
@@ -223,6 +235,7 @@ for (let round = 0; round < ROUNDS; round++) {
         openP99: +r.open.p99.toFixed(3),
         openMax: +r.open.max.toFixed(3),
         openMajorGcs: r.openMajorGcs,
+        openUsPerCall: +r.openUsPerCall.toFixed(1),
         sendLagP99: +(r.open.lagP99 ?? NaN).toFixed(3),
         errors: r.sat.errors + r.open.errors,
         rows: r.rows,
@@ -240,6 +253,7 @@ for (let round = 0; round < ROUNDS; round++) {
         sidecarUsPerCall: Math.min(b.sidecarUsPerCall, r.sidecarUsPerCall),
         mainUsPerCall: Math.min(b.mainUsPerCall, r.mainUsPerCall),
         openMajorGcs: b.open.p99 <= r.open.p99 ? b.openMajorGcs : r.openMajorGcs,
+        openUsPerCall: Math.min(b.openUsPerCall, r.openUsPerCall),
         pgUsPerRow: Math.min(b.pgUsPerRow, r.pgUsPerRow),
         rowsOk: b.rowsOk && r.rowsOk,
       });
@@ -260,6 +274,9 @@ const rows = LABELS.map(({ mode, suffix, label }) => {
     // The same ratios paired round by round (each against the off run just before it), median.
     "median paired CPU / req/s": p ? `${median(p.cpu).toFixed(2)}x / ${(median(p.rps) * 100).toFixed(0)}%` : "-",
     "Postgres CPU us/row": mode === "off" ? "-" : f1(r.pgUsPerRow),
+    [`CPU us/call @${RATE}/s`]: f1(r.openUsPerCall),
+    [`vs off @${RATE}/s`]: off ? `${(r.openUsPerCall / off.openUsPerCall).toFixed(2)}x` : "-",
+    "median paired @rate": p ? `${median(p.open).toFixed(2)}x` : "-",
     [`p50 ms @${RATE}/s`]: f3(r.open.p50),
     [`p99 ms @${RATE}/s`]: f3(r.open.p99),
     [`max ms @${RATE}/s`]: f3(r.open.max),
