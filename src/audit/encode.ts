@@ -1,7 +1,7 @@
 /**
  * A chained record straight into bytes (issue 14): its spool frame (`u32 LE length | u32 LE
  * CRC32 | payload`, spool.ts) and its COPY text row for Postgres, written into two growable
- * buffers at append time. ASCII text that needs no escaping (ids, hashes, numbers, and nearly all
+ * buffers at append time; the buffers come from a `BufferPool` and go back to it once written. ASCII text that needs no escaping (ids, hashes, numbers, and nearly all
  * tenant ids, request ids and reason codes) is copied byte by byte; anything else goes through the
  * string definitions (`quoteJson`, `copyField`, `arrayLiteral`) and Buffer#write. No string is
  * built per field, so an audited decision leaves little garbage, and nothing a record allocates
