@@ -21,7 +21,8 @@
  * /proc: the sidecar's own, and Postgres' (the postmaster plus its live children, plus the
  * children it has reaped), and the sidecar's main thread apart (the rest is V8's GC helper
  * threads and libuv's pool); the full GCs the sidecar ran during the open loop come from its
- * /metrics (prom-client's `nodejs_gc_duration_seconds_count{kind="major"}`). Printed: per mode, req/s, CPU per call, and the ratios against audit off.
+ * /metrics (prom-client's `nodejs_gc_duration_seconds_count{kind="major"}`). Printed: per mode,
+ * req/s, CPU per call (saturated, and in the open loop), and the ratios against audit off.
  * With --rounds N, the modes run N times interleaved (off, async, sync, off, ...) and each mode keeps
  * its best round (the machine is shared; the ratios are what count).
  *
@@ -106,8 +107,8 @@ interface ModeResult {
   /** The main thread's share of sidecarUsPerCall (the rest: V8's GC helpers, libuv's pool). */
   mainUsPerCall: number;
   /**
-   * Sidecar CPU per call in the open loop (its rows written included): every mode at the same
-   * offered rate. At saturation a slower server also pays for being slower: its client idles
+   * Sidecar CPU per call in the open loop (its rows written included, and with them the few
+   * /metrics polls of `drained`, a few ms in all): every mode at the same offered rate. At saturation a slower server also pays for being slower: its client idles
    * between answers, so each answer's write wakes a sleeping process on the other core, and the
    * server itself sleeps and wakes more often (an unaudited sidecar made to spin 16 us per call
    * spent 26 us more per call, not 16). At a rate both modes sustain, that cost is the same.
