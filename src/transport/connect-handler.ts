@@ -12,7 +12,7 @@
 import { isUtf8 } from "node:buffer";
 import { fromBinary, fromJson, toBinary, toJson, type JsonValue, type Message } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
-import { armDeadline } from "./deadline.ts";
+import { armDeadline, pastDeadline } from "./deadline.ts";
 import { cancelled, deadlineExceeded, toRpcError } from "./errors.ts";
 import { traceIdFrom, type UnaryMethod } from "./methods.ts";
 import type { RequestMetrics } from "./metrics.ts";
@@ -128,6 +128,11 @@ export function createConnectHandler(opts: ConnectHandlerOptions) {
           ? { signal: controller.signal, startedAt }
           : { signal: controller.signal, startedAt, traceId, traceparent: (req.headers.traceparent as string).trim() };
       const res = await Promise.race([method.handle(msg, call), deadline]);
+      if (typeof timeoutHeader === "string" && pastDeadline(startedAt, Number(timeoutHeader))) {
+        const err = deadlineExceeded();
+        controller.abort(err);
+        throw err;
+      }
       return json
         ? {
             status: 200,

@@ -21,3 +21,13 @@ export function armDeadline(ms: number, onExpire: () => void): NodeJS.Timeout {
   timer.unref();
   return timer;
 }
+
+/**
+ * True when a call that started at `startedAt` (performance.now()) with a deadline of
+ * `timeoutMs` has run past it. Checked before an answer goes out: the timer alone fires no
+ * sooner than the next turn of the event loop, so a call shorter than that (a cached decision,
+ * `grpc-timeout: 1n`) was answered OK after its deadline.
+ */
+export function pastDeadline(startedAt: number, timeoutMs: number | undefined): boolean {
+  return timeoutMs !== undefined && performance.now() - startedAt >= timeoutMs;
+}

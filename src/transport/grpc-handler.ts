@@ -17,7 +17,7 @@ import {
   ServerReflectionRequestSchema,
   ServerReflectionResponseSchema,
 } from "../../gen/grpc/reflection/v1/reflection_pb.ts";
-import { armDeadline } from "./deadline.ts";
+import { armDeadline, pastDeadline } from "./deadline.ts";
 import { cancelled, deadlineExceeded, toRpcError } from "./errors.ts";
 import { codecFor, type MessageCodec } from "./codec.ts";
 import { FrameParser, encodeFrame, encodeGrpcMessage, parseGrpcTimeout } from "./grpc-frame.ts";
@@ -289,6 +289,12 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
       method.handle(msg, ctx).then(
         (res) => {
           if (finished) return;
+          if (pastDeadline(startedAt, timeoutMs)) {
+            const err = deadlineExceeded();
+            call?.abort(err);
+            fail(err);
+            return;
+          }
           let out: Uint8Array;
           try {
             out = codecs(method).out.encodeFramed(res);
