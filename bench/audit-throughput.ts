@@ -5,7 +5,10 @@
  *
  * Prints:
  * - sustained records/s from the first append until Postgres acknowledged the last record
- *   (async durability, producers as fast as the queue allows);
+ *   (async durability, producers as fast as the queue allows), and this process's CPU per record
+ *   over that span, all threads and the main thread apart (building the bench's events,
+ *   validation, chaining and encoding, the spool's writes, the shipper's COPY; Postgres' own work
+ *   is in its processes, not here);
  * - append latency p50/p99/max for `async` and `sync` (group commit, fsync on) with 64
  *   concurrent producers.
  * The embedded server runs with its default settings (fsync on); the spool is on local disk.
@@ -16,6 +19,7 @@ import { join } from "node:path";
 import { createHash, randomUUID } from "node:crypto";
 import pg from "pg";
 import { startEmbeddedPostgres } from "../src/audit/embedded-postgres.ts";
+import { threadCpu } from "./proc-cpu.ts";
 import { createAuditPipeline, type AuditDurability } from "../src/audit/pipeline.ts";
 import type { AuditEvent } from "../src/audit/types.ts";
 
@@ -76,6 +80,8 @@ try {
     });
     await p.start();
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
+    const main0 = threadCpu(process.pid, process.pid);
     let i = 0;
     while (i < records) {
       if (!p.accepting()) {
@@ -88,6 +94,8 @@ try {
     const tAppended = performance.now();
     await p.flush(300_000);
     const t1 = performance.now();
+    const cpu = process.cpuUsage(cpu0);
+    const mainMs = threadCpu(process.pid, process.pid) - main0;
     const s = p.stats();
     await p.close();
     const secs = (t1 - t0) / 1000;
@@ -96,6 +104,17 @@ try {
     );
     console.log(
       `  appends done after ${((tAppended - t0) / 1000).toFixed(2)} s; written=${s.recordsWritten} failedBatches=${s.batchesFailed} dropped=${s.recordsDropped}`,
+    );
+    // What building the events alone costs, to tell the pipeline's share.
+    const b0 = process.cpuUsage();
+    let sink = 0;
+    for (let k = 0; k < records; k++) sink += event(k).requestId.length;
+    const build = process.cpuUsage(b0);
+    console.log(
+      `  this process's CPU per record: ${((cpu.user + cpu.system) / records).toFixed(2)} us ` +
+        `(main thread ${((mainMs * 1000) / records).toFixed(2)} us), of which building the bench's events ` +
+        `${((build.user + build.system) / records).toFixed(2)} us` +
+        (sink === 0 ? " (no events?)" : ""),
     );
   }
 

@@ -26,21 +26,34 @@ const KEEP_MAX_BYTES = 4 * 1024 * 1024;
 /** Free buffers the encoder's pool keeps at most. */
 const POOL_MAX_BYTES = 8 * 1024 * 1024;
 
+/**
+ * `buf.latin1Write(s, offset)`: Buffer#write's latin1 path without its argument handling, which
+ * cost more than the copy itself for the ids and hashes of a record (0.8 us of a record's ~3 in
+ * a profile of bench/audit-throughput.ts). Node has these methods on every Buffer since long
+ * before version 20 but does not document them, so Buffer#write stands in where one is missing.
+ */
+type Latin1Write = (this: Buffer, s: string, offset: number) => number;
+const LATIN1_WRITE: Latin1Write =
+  (Buffer.prototype as unknown as { latin1Write?: Latin1Write }).latin1Write ??
+  function (this: Buffer, s: string, offset: number): number {
+    return this.write(s, offset, "latin1");
+  };
+
 /** A byte buffer that grows, written by index. Callers `reserve` the worst case first. */
 class Bytes {
   buf: Buffer;
   len = 0;
-  readonly initial: number;
 
-  constructor(initial: number) {
-    this.initial = initial;
-    this.buf = Buffer.allocUnsafe(initial);
+  constructor(readonly pool: BufferPool) {
+    this.buf = pool.get(pool.size);
   }
 
   reserve(n: number): void {
     if (this.len + n <= this.buf.length) return;
-    const bigger = Buffer.allocUnsafe(Math.max(this.len + n, this.buf.length * 2));
+    const bigger = this.pool.get(Math.max(this.len + n, this.buf.length * 2));
     this.buf.copy(bigger, 0, 0, this.len);
+    // Nothing else holds the outgrown buffer (it was not lent yet).
+    this.pool.put(this.buf);
     this.buf = bigger;
   }
 
@@ -49,7 +62,7 @@ class Bytes {
     const n = s.length;
     if (n > 16) {
       // Ids and hashes: one native copy beats a loop from about this length.
-      this.len += this.buf.write(s, this.len, "latin1");
+      this.len += LATIN1_WRITE.call(this.buf, s, this.len);
       return;
     }
     const b = this.buf;
@@ -121,17 +134,27 @@ class Bytes {
   }
 
   /**
-   * The bytes so far, as a view of the working buffer, which the group now owns; the next
-   * records go into a buffer from the pool. (A fresh 64 KiB working buffer per group, as before
+   * The bytes so far, as a view of the working buffer, which the group now owns, and the next
+   * records go into a buffer from the pool; or, for a group under an eighth of the buffer, as an
+   * exact copy. (A fresh 64 KiB working buffer per group, as before
    * the pool, meant two external allocations of 64 KiB or more every 5 ms whatever the group
    * held; V8 counts external memory allocated since the last full GC against the old
    * generation's headroom, so at 5,000 audited Decides a second the sidecar ran a mark-compact
    * every ~140 ms, with concurrent marking on the other core, and the p99 went from ~2 to ~10 ms.)
    */
-  take(pool: BufferPool): Buffer {
-    const out = this.buf.subarray(0, this.len);
-    this.buf = pool.get(this.initial);
+  take(): Buffer {
+    const len = this.len;
     this.len = 0;
+    if (len < this.buf.length >>> 3) {
+      // A small group (a quiet sidecar): an exact copy, so that it does not pin the whole working
+      // buffer while it waits for the shipper (for as long as an outage lasts).
+      const out = Buffer.allocUnsafe(len);
+      this.buf.copy(out, 0, 0, len);
+      return out;
+    }
+    const out = this.buf.subarray(0, len);
+    // As large as the last one (up to what the pool keeps), so steady groups do not grow it again.
+    this.buf = this.pool.get(Math.min(this.buf.length, KEEP_MAX_BYTES));
     return out;
   }
 }
@@ -144,34 +167,43 @@ class Bytes {
 export class BufferPool {
   readonly #free: Buffer[] = [];
   #freeBytes = 0;
+  /** The memory this pool allocated: only that is taken back (never a slice of Node's pool). */
+  readonly #mine = new WeakSet<ArrayBufferLike>();
 
   constructor(
     readonly size: number,
     readonly maxBytes: number,
   ) {}
 
-  /** A free buffer of at least `min` bytes (and `size`), else a new one. */
+  /** The smallest free buffer of at least `min` bytes (and `size`), else a new one. */
   get(min: number): Buffer {
     const want = Math.max(min, this.size);
-    for (let i = this.#free.length - 1; i >= 0; i--) {
-      const b = this.#free[i]!;
-      if (b.length < want) continue;
-      this.#free[i] = this.#free[this.#free.length - 1]!;
-      this.#free.pop();
-      this.#freeBytes -= b.length;
+    let best = -1;
+    for (let i = 0; i < this.#free.length; i++) {
+      const n = this.#free[i]!.length;
+      if (n >= want && (best < 0 || n < this.#free[best]!.length)) best = i;
+    }
+    if (best < 0) {
+      // Its own memory, never a slice of Node's shared pool (which `put` could then hand out).
+      const b = Buffer.allocUnsafeSlow(want);
+      this.#mine.add(b.buffer);
       return b;
     }
-    return Buffer.allocUnsafe(want);
+    const b = this.#free[best]!;
+    this.#free[best] = this.#free[this.#free.length - 1]!;
+    this.#free.pop();
+    this.#freeBytes -= b.length;
+    return b;
   }
 
   /**
    * Gives back the buffer under `view` (a view from `get`'s buffers or `Bytes.take`). The caller
    * promises that nothing reads or writes any view of it any more: the next `get` overwrites it.
-   * Views of memory the pool did not hand out (Node's shared pool slices) are ignored.
+   * Memory the pool did not allocate (exact copies, Node's shared pool slices) is ignored.
    */
   put(view: Buffer): void {
     const ab = view.buffer;
-    if (view.byteOffset !== 0 || ab.byteLength < this.size || !(ab instanceof ArrayBuffer)) return;
+    if (!this.#mine.has(ab) || view.byteOffset !== 0) return;
     if (ab.byteLength > KEEP_MAX_BYTES || this.#freeBytes + ab.byteLength > this.maxBytes) return;
     for (const b of this.#free) if (b.buffer === ab) return; // given back twice
     this.#free.push(Buffer.from(ab));
@@ -214,8 +246,8 @@ export class RecordEncoder {
     this.pool = new BufferPool(initialBytes, POOL_MAX_BYTES);
     this.#instanceJson = quoteJson(instanceId);
     this.#instanceField = copyField(instanceId);
-    this.#frames = new Bytes(initialBytes);
-    this.#rows = new Bytes(initialBytes);
+    this.#frames = new Bytes(this.pool);
+    this.#rows = new Bytes(this.pool);
   }
 
   get count(): number {
@@ -347,8 +379,8 @@ export class RecordEncoder {
    */
   take(): EncodedGroup {
     const group: EncodedGroup = {
-      frames: this.#frames.take(this.pool),
-      copy: this.#copyable ? this.#rows.take(this.pool) : undefined,
+      frames: this.#frames.take(),
+      copy: this.#copyable ? this.#rows.take() : undefined,
       count: this.#count,
       firstTsMs: this.#firstTsMs,
     };

@@ -24,8 +24,16 @@ import { FRAME_HEADER_BYTES, MAX_FRAME_PAYLOAD, type Spool, type SpoolCursor } f
 import { type RateLimitedWarn, type Signal, sleep } from "./wake.ts";
 
 const PARTITION_CHECK_MS = 3_600_000;
-/** Bound of the hand-off list; past it the oldest groups are read back from the spool instead. */
+/**
+ * Bounds of the hand-off list, in records and in the memory its COPY rows hold (a group's rows may
+ * be a view of a larger pooled buffer, see encode.ts); past them the oldest groups are read back
+ * from the spool instead.
+ */
 const HANDOFF_MAX_RECORDS = 50_000;
+export const HANDOFF_MAX_BYTES = 32 << 20;
+
+/** The memory a group's COPY rows keep alive: their whole buffer, not just their bytes. */
+const heldBytes = (g: SpooledGroup): number => g.copy?.buffer.byteLength ?? 0;
 
 /** A group the spooler wrote: its place in the spool and its rows as COPY text. */
 export interface SpooledGroup {
@@ -69,6 +77,7 @@ export class Shipper {
   #lastPartitionCheck = 0;
   #handed: SpooledGroup[] = [];
   #handedRecords = 0;
+  #handedBytes = 0;
 
   constructor(o: ShipperOptions) {
     this.#o = o;
@@ -103,7 +112,19 @@ export class Shipper {
   handOff(g: SpooledGroup): void {
     this.#handed.push(g);
     this.#handedRecords += g.count;
-    while (this.#handedRecords > HANDOFF_MAX_RECORDS) this.#handedRecords -= this.#handed.shift()!.count;
+    this.#handedBytes += heldBytes(g);
+    while (this.#handedRecords > HANDOFF_MAX_RECORDS || this.#handedBytes > HANDOFF_MAX_BYTES) this.#dropFirst();
+  }
+
+  /** Groups and memory in the hand-off list (for tests and stats). */
+  get handed(): { readonly groups: number; readonly records: number; readonly bytes: number } {
+    return { groups: this.#handed.length, records: this.#handedRecords, bytes: this.#handedBytes };
+  }
+
+  #dropFirst(): void {
+    const g = this.#handed.shift()!;
+    this.#handedRecords -= g.count;
+    this.#handedBytes -= heldBytes(g);
   }
 
   async connect(): Promise<pg.Client> {
@@ -216,8 +237,7 @@ export class Shipper {
     while (this.#handed.length > 0) {
       const g = this.#handed[0]!;
       if (g.segmentId < c.segmentId || (g.segmentId === c.segmentId && g.end <= c.offset)) {
-        this.#handed.shift();
-        this.#handedRecords -= g.count;
+        this.#dropFirst();
         continue;
       }
       return g.segmentId === c.segmentId && g.offset === c.offset ? g : undefined;
@@ -269,10 +289,7 @@ export class Shipper {
     // to be sent again), and their buffers and the batch's go back to the pool. A group that
     // `handOff` evicted meanwhile is no longer in the list; its buffer is free all the same.
     for (const g of groups) {
-      if (this.#handed[0] === g) {
-        this.#handed.shift();
-        this.#handedRecords -= g.count;
-      }
+      if (this.#handed[0] === g) this.#dropFirst();
       pool.put(g.copy!);
     }
     if (groups.length > 1) pool.put(batch);

@@ -77,7 +77,7 @@ describe("RecordEncoder", () => {
       { numRuns: 300 },
     );
   });
-  it("lends each group its buffers: later records leave them alone until they are given back, then reuse them", () => {
+  it("lends a large group its buffers until they are given back, then reuses them; copies a small group", () => {
     const base: AuditEvent = {
       decisionId: "0190f5d2-0000-7000-8000-000000000000",
       timestampMs: 1_733_400_000_000,
@@ -94,37 +94,47 @@ describe("RecordEncoder", () => {
     };
     const enc = new RecordEncoder("bench-1", 64 * 1024);
     let prev = GENESIS_HASH;
-    for (let i = 0; i < 3; i++) prev = enc.add({ ...base, requestId: `first-${i}` }, i + 1, prev);
-    const first = enc.take();
-    const frames = Buffer.from(first.frames);
-    const rows = Buffer.from(first.copy!);
-    // Enough later records to grow the working buffers past their first size.
-    for (let i = 0; i < 400; i++) {
-      prev = enc.add({ ...base, requestId: `later-${i}`, tenantId: "x".repeat(200) }, i + 4, prev);
-    }
-    const second = enc.take();
-    expect(second.count).toBe(400);
-    expect(first.frames.equals(frames)).toBe(true);
-    expect(first.copy!.equals(rows)).toBe(true);
-    const { payloads, invalid } = decodeFrames(first.frames);
-    expect(invalid).toBe(false);
-    expect(payloads.map((p) => JSON.parse(p.toString("utf8")).request_id)).toEqual(["first-0", "first-1", "first-2"]);
-    // Given back, the first group's buffers carry the next groups: no new memory per group.
-    const lent = new Set([first.frames.buffer, first.copy!.buffer]);
-    enc.pool.put(first.frames);
-    enc.pool.put(first.copy!);
-    enc.pool.put(first.copy!); // twice: still one free buffer
-    expect(enc.pool.freeBytes).toBe(2 * 64 * 1024);
-    // The working buffers in use now were taken at the second take; the third takes the lent ones.
-    prev = enc.add(base, 404, prev);
-    enc.take();
+    let seq = 0;
+    const fill = (n: number, tag: string, tenantId = "acme") => {
+      for (let i = 0; i < n; i++) prev = enc.add({ ...base, requestId: `${tag}-${i}`, tenantId }, ++seq, prev);
+    };
+    const ids = (frames: Buffer) =>
+      decodeFrames(frames).payloads.map((p) => JSON.parse(p.toString("utf8")).request_id as string);
+
+    // A small group is an exact copy: it keeps no 64 KiB buffer alive while it waits.
+    fill(3, "small");
+    const small = enc.take();
+    expect(small.frames.buffer.byteLength).toBeLessThanOrEqual(Math.max(small.frames.length, Buffer.poolSize));
+    expect(small.copy!.buffer.byteLength).toBeLessThanOrEqual(Math.max(small.copy!.length, Buffer.poolSize));
+    enc.pool.put(small.frames); // not the pool's memory: ignored
     expect(enc.pool.freeBytes).toBe(0);
-    prev = enc.add(base, 405, prev);
-    const fourth = enc.take();
-    expect(lent.has(fourth.frames.buffer) && lent.has(fourth.copy!.buffer)).toBe(true);
-    expect(decodeFrames(fourth.frames).payloads.length).toBe(1);
-    // Memory the pool did not lend (a slice of Node's shared pool) is not taken.
-    enc.pool.put(Buffer.from("small"));
-    expect(enc.pool.freeBytes).toBe(0);
+
+    // A large group (the buffers grow past 64 KiB) is lent: views of the working buffers.
+    fill(400, "big", "x".repeat(200));
+    const big = enc.take();
+    expect(big.count).toBe(400);
+    expect(big.frames.buffer.byteLength).toBeGreaterThan(big.frames.length);
+    const frames = Buffer.from(big.frames);
+    const rows = Buffer.from(big.copy!);
+    // Later records, as large, do not touch it while it is lent.
+    fill(400, "later", "y".repeat(200));
+    const later = enc.take();
+    expect(big.frames.equals(frames)).toBe(true);
+    expect(big.copy!.equals(rows)).toBe(true);
+    expect(ids(big.frames)).toEqual(Array.from({ length: 400 }, (_, i) => `big-${i}`));
+    expect(ids(later.frames)[0]).toBe("later-0");
+    // Given back (twice: still once), its buffers carry the next large groups: no new memory.
+    const lent = new Set([big.frames.buffer, big.copy!.buffer]);
+    const free = enc.pool.freeBytes; // what the growth left behind (outgrown working buffers)
+    enc.pool.put(big.frames);
+    enc.pool.put(big.copy!);
+    enc.pool.put(big.copy!);
+    expect(enc.pool.freeBytes - free).toBe(big.frames.buffer.byteLength + big.copy!.buffer.byteLength);
+    fill(400, "again", "z".repeat(200));
+    enc.take(); // the buffers in use now were taken from the pool at the "later" take
+    fill(400, "more", "w".repeat(200));
+    const more = enc.take();
+    expect(lent.has(more.frames.buffer) && lent.has(more.copy!.buffer)).toBe(true);
+    expect(ids(more.frames)[399]).toBe("more-399");
   });
 });
