@@ -7,8 +7,9 @@
  * - sustained records/s from the first append until Postgres acknowledged the last record
  *   (async durability, producers as fast as the queue allows), and this process's CPU per record
  *   over that span, all threads and the main thread apart (building the bench's events,
- *   validation, chaining and encoding, the spool's writes, the shipper's COPY; Postgres' own work
- *   is in its processes, not here);
+ *   validation, chaining and encoding, the spool's writes, the shipper's COPY, and reading back
+ *   from the spool the groups the hand-off list dropped while appends outran Postgres; Postgres'
+ *   own work is in its processes, not here);
  * - append latency p50/p99/max for `async` and `sync` (group commit, fsync on) with 64
  *   concurrent producers.
  * The embedded server runs with its default settings (fsync on); the spool is on local disk.
