@@ -46,19 +46,35 @@ export function extendLast(p: usize, oldSize: usize, newSize: usize): bool {
   return true;
 }
 
+// Abort messages are written here, not on the heap: the heap may be what ran out. (`fatal` used
+// to allocate its message; when the failed allocation had left fewer bytes than the message
+// needed, `alloc` called `fatal` again, without end, and the evaluation died of a JavaScript
+// stack overflow instead of "out of memory".)
+const MSG_MAX: usize = 511;
+const msgBuf: usize = memory.data(<i32>MSG_MAX + 1, 8);
+
 /** Aborts the evaluation with an ASCII message (the SDK throws it as a string). */
 export function fatal(msg: string): void {
-  const n = msg.length;
-  const p = alloc(<usize>n + 1);
-  for (let i = 0; i < n; i++) store<u8>(p + i, <u8>msg.charCodeAt(i));
-  store<u8>(p + n, 0);
-  opa_abort(p);
+  const n = min(<usize>msg.length, MSG_MAX);
+  for (let i: usize = 0; i < n; i++) store<u8>(msgBuf + i, <u8>msg.charCodeAt(<i32>i));
+  store<u8>(msgBuf + n, 0);
+  opa_abort(msgBuf);
   unreachable();
 }
 
-/** Aborts with `prefix` followed by `len` raw UTF-8 bytes at `bytes`. */
+/**
+ * Aborts with `len` raw UTF-8 bytes at `bytes`: past the heap's end (growing the memory if it
+ * can), else the first MSG_MAX bytes in the message buffer. Never through `alloc`, which would
+ * call `fatal` again.
+ */
 export function fatalBytes(bytes: usize, len: usize): void {
-  const p = alloc(len + 1);
+  let p = (heapPtr + 7) & ~(<usize>7);
+  const end = p + len + 1;
+  const limit = (<usize>memory.size()) << 16;
+  if (end > limit && memory.grow(<i32>((end - limit + 0xffff) >> 16)) < 0) {
+    p = msgBuf;
+    len = min(len, MSG_MAX);
+  }
   memory.copy(p, bytes, len);
   store<u8>(p + len, 0);
   opa_abort(p);
