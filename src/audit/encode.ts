@@ -1,8 +1,9 @@
 /**
  * A chained record straight into bytes (issue 14): its spool frame (`u32 LE length | u32 LE
  * CRC32 | payload`, spool.ts) and its COPY text row for Postgres, written into two growable
- * buffers at append time; the buffers come from a `BufferPool` and go back to it once written. ASCII text that needs no escaping (ids, hashes, numbers, and nearly all
- * tenant ids, request ids and reason codes) is copied byte by byte; anything else goes through the
+ * buffers at append time; the buffers come from a `BufferPool` and go back to it once written.
+ * ASCII text that needs no escaping (ids, hashes, numbers, and nearly all tenant ids, request ids
+ * and reason codes) is copied byte by byte; anything else goes through the
  * string definitions (`quoteJson`, `copyField`, `arrayLiteral`) and Buffer#write. No string is
  * built per field, so an audited decision leaves little garbage, and nothing a record allocates
  * outlives its call except these bytes (the queued event objects did: they were promoted and then
@@ -27,9 +28,9 @@ const KEEP_MAX_BYTES = 4 * 1024 * 1024;
 const POOL_MAX_BYTES = 8 * 1024 * 1024;
 
 /**
- * `buf.latin1Write(s, offset)`: Buffer#write's latin1 path without its argument handling, which
- * cost more than the copy itself for the ids and hashes of a record (0.8 us of a record's ~3 in
- * a profile of bench/audit-throughput.ts). Node has these methods on every Buffer since long
+ * `buf.latin1Write(s, offset)`: Buffer#write's latin1 path without its argument handling, whose
+ * own time was about twice the copy's for the ids and hashes of a record (a profile of
+ * bench/audit-throughput.ts). Node has these methods on every Buffer since long
  * before version 20 but does not document them, so Buffer#write stands in where one is missing.
  */
 type Latin1Write = (this: Buffer, s: string, offset: number) => number;
@@ -136,11 +137,11 @@ class Bytes {
   /**
    * The bytes so far, as a view of the working buffer, which the group now owns, and the next
    * records go into a buffer from the pool; or, for a group under an eighth of the buffer, as an
-   * exact copy. (A fresh 64 KiB working buffer per group, as before
-   * the pool, meant two external allocations of 64 KiB or more every 5 ms whatever the group
-   * held; V8 counts external memory allocated since the last full GC against the old
-   * generation's headroom, so at 5,000 audited Decides a second the sidecar ran a mark-compact
-   * every ~140 ms, with concurrent marking on the other core, and the p99 went from ~2 to ~10 ms.)
+   * exact copy. (A fresh 64 KiB working buffer per group, as before the pool, meant two external
+   * allocations of 64 KiB or more every 5 ms whatever the group held; V8 counts external memory
+   * allocated since the last full GC against the old generation's headroom, so at 5,000 audited
+   * Decides a second the sidecar ran a mark-compact every ~140 ms, with concurrent marking on the
+   * other core, and the p99 went from ~2 to ~10 ms.)
    */
   take(): Buffer {
     const len = this.len;

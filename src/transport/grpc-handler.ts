@@ -247,13 +247,12 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
       fail(new RpcError(Code.UNIMPLEMENTED, `grpc-encoding "${String(encoding)}" is not supported; use identity`));
       return;
     }
-    if (timeoutMs !== undefined) {
-      timer = armDeadline(timeoutMs, () => {
-        const err = deadlineExceeded();
-        call?.abort(err);
-        fail(err);
-      });
-    }
+    const expire = (): void => {
+      const err = deadlineExceeded();
+      call?.abort(err);
+      fail(err);
+    };
+    if (timeoutMs !== undefined) timer = armDeadline(timeoutMs, expire);
 
     const chunks: Buffer[] = [];
     let size = 0;
@@ -290,9 +289,7 @@ export function createGrpcHandler(opts: GrpcHandlerOptions) {
         (res) => {
           if (finished) return;
           if (pastDeadline(startedAt, timeoutMs)) {
-            const err = deadlineExceeded();
-            call?.abort(err);
-            fail(err);
+            expire();
             return;
           }
           let out: Uint8Array;

@@ -20,15 +20,17 @@ export function heapInit(): void {
   heapPtr = (__heap_base + 15) & ~15;
 }
 
+/** Grows the memory to cover addresses below `end` when needed; false when it cannot. */
+function covers(end: usize): bool {
+  const limit = (<usize>memory.size()) << 16;
+  return end <= limit || memory.grow(<i32>((end - limit + 0xffff) >> 16)) >= 0;
+}
+
 /** Allocates `size` bytes aligned to 8, growing the memory when needed. */
 export function alloc(size: usize): usize {
   const p = (heapPtr + 7) & ~(<usize>7);
   const end = p + size;
-  const limit = (<usize>memory.size()) << 16;
-  if (end > limit) {
-    const pages = <i32>((end - limit + 0xffff) >> 16);
-    if (memory.grow(pages) < 0) fatal("out of memory");
-  }
+  if (!covers(end)) fatal("out of memory");
   heapPtr = end;
   return p;
 }
@@ -37,11 +39,7 @@ export function alloc(size: usize): usize {
 export function extendLast(p: usize, oldSize: usize, newSize: usize): bool {
   if (p + oldSize != heapPtr) return false;
   const end = p + newSize;
-  const limit = (<usize>memory.size()) << 16;
-  if (end > limit) {
-    const pages = <i32>((end - limit + 0xffff) >> 16);
-    if (memory.grow(pages) < 0) fatal("out of memory");
-  }
+  if (!covers(end)) fatal("out of memory");
   heapPtr = end;
   return true;
 }
@@ -69,9 +67,7 @@ export function fatal(msg: string): void {
  */
 export function fatalBytes(bytes: usize, len: usize): void {
   let p = (heapPtr + 7) & ~(<usize>7);
-  const end = p + len + 1;
-  const limit = (<usize>memory.size()) << 16;
-  if (end > limit && memory.grow(<i32>((end - limit + 0xffff) >> 16)) < 0) {
+  if (!covers(p + len + 1)) {
     p = msgBuf;
     len = min(len, MSG_MAX);
   }
