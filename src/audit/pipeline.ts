@@ -2,13 +2,9 @@
  * The audit pipeline: `append` -> bounded in-memory queue -> spool (CRC-framed segment files,
  * hash chain assigned here) -> batched idempotent inserts into Postgres.
  *
- * `append` takes a snapshot of the event (`snapshot`), validates it and assigns its `seq`; the
- * spooler chains and encodes the records of a group in one pass when it cuts the group
- * (encode.ts `RecordEncoder`: each record's spool frame and COPY row, as bytes), so what waits for
- * the disk is bytes. (Encoding each record at append, as before, interleaved the encoder with the
- * transport on every call; one pass per group measured 11% more audited Decides a second and 10%
- * less sidecar CPU per call, docs/audit.md.) Two loops, one writer each, so order is simple to
- * reason about:
+ * `append` validates the event, assigns its `seq`/`prev_hash`/`hash` and encodes it at once
+ * (encode.ts `RecordEncoder`: its spool frame and its COPY row, as bytes), so what waits for the
+ * disk is bytes, not objects. Two loops, one writer each, so order is simple to reason about:
  * - the spooler appends the encoded records to the spool in groups (fsync per group in `sync`
  *   durability, every `fsyncIntervalMs` in `async`); a group whose write fails stays in memory and
  *   is written again (later records are chained to it), while the unspooled records count
@@ -94,33 +90,10 @@ function listen(signal: AbortSignal | AbortHook, listener: () => void): () => vo
   return () => signal.removeEventListener("abort", listener);
 }
 /**
- * Records that wake the spooler before `flushIntervalMs` has passed. Records taken but not yet in
- * the spool file are the async loss window on a kill.
+ * Encoded records that wake the spooler before `flushIntervalMs` has passed. Records encoded but
+ * not yet in the spool file are the async loss window on a kill.
  */
 export const GROUP_MAX = 512;
-
-/**
- * The event as `append` took it: each field read once, `reasons` copied. What is validated is then
- * what is encoded when its group is cut, whatever the caller does with its object meanwhile (a
- * getter, a reasons array shared with the answer).
- */
-function snapshot(e: AuditEvent): AuditEvent {
-  const reasons = e.reasons;
-  return {
-    decisionId: e.decisionId,
-    timestampMs: e.timestampMs,
-    tenantId: e.tenantId,
-    requestId: e.requestId,
-    traceId: e.traceId,
-    rpc: e.rpc,
-    principal: e.principal,
-    bundleRevision: e.bundleRevision,
-    outcome: e.outcome,
-    reasons: Array.isArray(reasons) ? reasons.slice() : reasons,
-    inputSha256: e.inputSha256,
-    latencyUs: e.latencyUs,
-  };
-}
 
 function merge(a: EncodedGroup | undefined, b: EncodedGroup | undefined): EncodedGroup {
   if (a === undefined) return b!;
@@ -150,12 +123,7 @@ class Pipeline implements AuditPipeline {
   #started = false;
   #closing = false;
   #closed = false;
-  /** Last sequence number assigned (at append). */
   #seq = 0;
-  /** Events taken but not encoded yet, in seq order: the ones after `#encodedSeq`. */
-  #pending: AuditEvent[] = [];
-  /** Sequence number and hash of the last record encoded (chained). */
-  #encodedSeq = 0;
   #prevHash = GENESIS_HASH;
   #spooled = 0;
   #fsyncs = 0;
@@ -271,8 +239,7 @@ class Pipeline implements AuditPipeline {
   #take(event: AuditEvent): boolean {
     if (this.#closing) throw new AuditClosedError("audit pipeline is closed");
     if (!this.#started) throw new AuditClosedError("audit pipeline is not started");
-    const record = snapshot(event);
-    validateEvent(record);
+    validateEvent(event);
     const full = this.#full();
     if (full) {
       if (this.#o.overflow === "fail_closed") throw new AuditOverflowError(full);
@@ -281,25 +248,12 @@ class Pipeline implements AuditPipeline {
       this.#warn.warn("drop", { overflow: "drop", reason: full }, "audit records are being DROPPED: " + full);
       return false;
     }
-    this.#pending.push(record);
+    const first = this.#encoder.count === 0;
+    this.#prevHash = this.#encoder.add(event, this.#seq + 1, this.#prevHash);
     this.#seq++;
     this.#unspooled++;
-    if (this.#pending.length === 1 || this.#pending.length >= GROUP_MAX) this.#spoolWake.notify();
+    if (first || this.#encoder.count >= GROUP_MAX) this.#spoolWake.notify();
     return true;
-  }
-
-  /**
-   * Chains and encodes the pending events, in one pass when their group is cut (see the header:
-   * measured against encoding each at append).
-   */
-  #encodePending(): void {
-    const pending = this.#pending;
-    if (pending.length === 0) return;
-    this.#pending = [];
-    for (let i = 0; i < pending.length; i++) {
-      // Validated at append, so this cannot refuse it (test/audit/encode.test.ts).
-      this.#prevHash = this.#encoder.add(pending[i]!, ++this.#encodedSeq, this.#prevHash);
-    }
   }
 
   async close(): Promise<void> {
@@ -379,7 +333,6 @@ class Pipeline implements AuditPipeline {
       const best = [spoolHead, head].filter((h) => h !== undefined).sort((a, b) => b.seq - a.seq)[0];
       if (best) {
         this.#seq = best.seq;
-        this.#encodedSeq = best.seq;
         this.#prevHash = best.hash;
       }
     } catch (err) {
@@ -455,7 +408,7 @@ class Pipeline implements AuditPipeline {
         await this.#spoolWake.wait(syncMode ? 1000 : this.#o.fsyncIntervalMs);
         continue;
       }
-      if (!syncMode && !this.#closing && this.#retry === undefined && this.#pending.length < GROUP_MAX) {
+      if (!syncMode && !this.#closing && this.#retry === undefined && this.#encoder.count < GROUP_MAX) {
         // Gather a group; this wait is the async loss window on a crash.
         await this.#spoolWake.wait(this.#o.flushIntervalMs);
       } else if (syncMode && !this.#closing) {
@@ -496,7 +449,6 @@ class Pipeline implements AuditPipeline {
 
   /** Writes what is encoded (after a group to retry, if any); false when the write failed. */
   async #spoolGroup(syncMode: boolean): Promise<boolean> {
-    this.#encodePending();
     const group = merge(this.#retry, this.#encoder.count > 0 ? this.#encoder.take() : undefined);
     this.#retry = undefined;
     const waiters = this.#waiters;

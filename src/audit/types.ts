@@ -35,8 +35,7 @@ export interface AuditSink {
   /**
    * Hands a record to the pipeline. Resolves at once in `async` durability; in `sync` it resolves
    * once the record is fsynced in the spool (group commit). Rejects when the record could not be
-   * accepted (overflow), or when `signal` aborts first in sync mode. The record is the event as it
-   * is during the call: later changes to the object or its `reasons` do not reach it.
+   * accepted (overflow), or when `signal` aborts first in sync mode.
    */
   append(event: AuditEvent, signal?: AbortSignal | AbortHook): Promise<void>;
   /**

@@ -83,7 +83,7 @@ export class AuditStep {
       principal: fields.principal,
       bundleRevision: fields.bundleRevision,
       outcome: fields.outcome,
-      reasons: fields.reasons, // the sink takes a copy (AuditSink.append)
+      reasons: [...fields.reasons],
       inputSha256: fields.digest?.inputSha256 || sha256Hex(canonicalJson(fields.input)),
       latencyUs: Math.max(0, Math.round((performance.now() - ctx.startedAt) * 1000)),
     };
