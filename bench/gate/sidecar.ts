@@ -52,7 +52,23 @@ function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
 }
 
+/**
+ * Starts the sidecar on two free ports. A port is free when `freePort` returns it, not when the
+ * child binds it: the sidecar's embedded Postgres picks its own free port in between, and can be
+ * handed the same one (seen once in bench/audit-cost.ts: EADDRINUSE). Such a start is retried on
+ * new ports, twice at most; any other failure is not.
+ */
 export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(o);
+    } catch (err) {
+      if (attempt >= 3 || !(err instanceof Error) || !err.message.includes("EADDRINUSE")) throw err;
+    }
+  }
+}
+
+async function startOnce(o: SidecarOptions): Promise<Sidecar> {
   const [grpcPort, adminPort] = [await freePort(), await freePort()];
   const dataDir = mkdtempSync(join(tmpdir(), "arbiter-gate-"));
   // Only our ARBITER_* settings: a developer's shell must not change what the gate measures.
