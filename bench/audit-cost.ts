@@ -21,7 +21,8 @@
  * /proc: the sidecar's own, and Postgres' (the postmaster plus its live children, plus the
  * children it has reaped), and the sidecar's main thread apart (the rest is V8's GC helper
  * threads and libuv's pool); the full GCs the sidecar ran during the open loop come from its
- * /metrics (prom-client's `nodejs_gc_duration_seconds_count{kind="major"}`). Printed: per mode,
+ * /metrics (prom-client's `nodejs_gc_duration_seconds_count{kind="major"}`); and at saturation this
+ * process's own CPU per call (the load client) and the cores the three used together. Printed: per mode,
  * req/s, CPU per call (saturated, and in the open loop), and the ratios against audit off.
  * With --rounds N, the modes run N times interleaved (off, async, sync, off, ...) and each mode keeps
  * its best round (the machine is shared; the ratios are what count).
@@ -121,6 +122,14 @@ interface ModeResult {
   /** Write system calls per call (/proc/PID/io syscw): responses, spool, Postgres. */
   writesPerCall: number;
   pgUsPerRow: number;
+  /** This process's CPU per call at saturation: the load client's share of the machine. */
+  clientUsPerCall: number;
+  /**
+   * CPU the sidecar, Postgres and the client used together at saturation, in cores (CPU time over
+   * wall time): near the machine's core count, the modes compete for one budget, and what the
+   * audit costs anywhere (Postgres included) comes out of the answers per second.
+   */
+  busyCores: number;
   rowsOk: boolean;
   rows: number;
   decisions: number;
@@ -153,6 +162,8 @@ async function runMode(mode: Mode, repo: string, label: string): Promise<ModeRes
     const us0 = procUserSys(sidecar.pid)!;
     const w0 = procWrites(sidecar.pid);
     const pg0 = pm ? postgresCpu(pm) : NaN;
+    const client0 = process.cpuUsage();
+    const wall0 = performance.now();
     const sat = await closedLoop(sessions, template, SECONDS);
     decisions += sat.calls - sat.errors;
     const rowsAfterSat = mode === "off" ? 0 : await drained(sidecar, decisions);
@@ -161,6 +172,8 @@ async function runMode(mode: Mode, repo: string, label: string): Promise<ModeRes
     const us1 = procUserSys(sidecar.pid)!;
     const w1 = procWrites(sidecar.pid);
     const pg1 = pm ? postgresCpu(pm) : NaN;
+    const client = process.cpuUsage(client0);
+    const wallMs = performance.now() - wall0;
     const gc0 = await majorGcs(sidecar);
     const sc2 = procCpu(sidecar.pid)![0];
     const open = await openLoop(openSessions, template, RATE, SECONDS);
@@ -180,6 +193,8 @@ async function runMode(mode: Mode, repo: string, label: string): Promise<ModeRes
       sidecarSysUsPerCall: ((us1.sys - us0.sys) * 1000) / (sat.calls - sat.errors),
       writesPerCall: (w1 - w0) / (sat.calls - sat.errors),
       pgUsPerRow: ((pg1 - pg0) * 1000) / Math.max(1, rowsSat),
+      clientUsPerCall: (client.user + client.system) / (sat.calls - sat.errors),
+      busyCores: (sc1 - sc0 + (pm ? pg1 - pg0 : 0) + (client.user + client.system) / 1000) / wallMs,
       rowsOk: mode === "off" || rows === decisions,
       rows,
       decisions,
@@ -230,6 +245,8 @@ for (let round = 0; round < ROUNDS; round++) {
         sysUsPerCall: +r.sidecarSysUsPerCall.toFixed(1),
         writesPerCall: +r.writesPerCall.toFixed(3),
         pgUsPerRow: +r.pgUsPerRow.toFixed(1),
+        clientUsPerCall: +r.clientUsPerCall.toFixed(1),
+        busyCores: +r.busyCores.toFixed(2),
         satP50: +r.sat.p50.toFixed(3),
         satP99: +r.sat.p99.toFixed(3),
         openP50: +r.open.p50.toFixed(3),
@@ -256,6 +273,8 @@ for (let round = 0; round < ROUNDS; round++) {
         openMajorGcs: b.open.p99 <= r.open.p99 ? b.openMajorGcs : r.openMajorGcs,
         openUsPerCall: Math.min(b.openUsPerCall, r.openUsPerCall),
         pgUsPerRow: Math.min(b.pgUsPerRow, r.pgUsPerRow),
+        clientUsPerCall: Math.min(b.clientUsPerCall, r.clientUsPerCall),
+        busyCores: Math.max(b.busyCores, r.busyCores),
         rowsOk: b.rowsOk && r.rowsOk,
       });
   }
@@ -275,6 +294,8 @@ const rows = LABELS.map(({ mode, suffix, label }) => {
     // The same ratios paired round by round (each against the off run just before it), median.
     "median paired CPU / req/s": p ? `${median(p.cpu).toFixed(2)}x / ${(median(p.rps) * 100).toFixed(0)}%` : "-",
     "Postgres CPU us/row": mode === "off" ? "-" : f1(r.pgUsPerRow),
+    "client us/call": f1(r.clientUsPerCall),
+    "cores busy": r.busyCores.toFixed(2),
     [`CPU us/call @${RATE}/s`]: f1(r.openUsPerCall),
     [`vs off @${RATE}/s`]: off ? `${(r.openUsPerCall / off.openUsPerCall).toFixed(2)}x` : "-",
     "median paired @rate": p ? `${median(p.open).toFixed(2)}x` : "-",
