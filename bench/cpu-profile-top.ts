@@ -1,12 +1,14 @@
 /**
  * Top frames of a V8 CPU profile (`node --cpu-prof`), as a table a reviewer can read in a doc:
  *
- *   npx tsx bench/cpu-profile-top.ts FILE.cpuprofile [--top 25] [--filter TEXT]
+ *   npx tsx bench/cpu-profile-top.ts FILE.cpuprofile [--top 25] [--filter TEXT] [--svg OUT.svg [--title T]]
  *
  * Self time per function (file:line), and total (inclusive) time for the same functions: a text
- * summary of the flame graph. Open the .cpuprofile in Chrome DevTools or speedscope for the graph.
+ * summary of the flame graph. With --svg, the flame graph itself as a static SVG (bench/flame-svg.ts),
+ * which a doc can show; or open the .cpuprofile in Chrome DevTools or speedscope.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { flameSvg } from "./flame-svg.ts";
 
 interface Node {
   id: number;
@@ -29,6 +31,11 @@ const TOP = ti > 0 ? Number(process.argv[ti + 1]) : 25;
 const fi = process.argv.indexOf("--filter");
 const FILTER = fi > 0 ? process.argv[fi + 1]! : "";
 const p = JSON.parse(readFileSync(file, "utf8")) as Profile;
+const si = process.argv.indexOf("--svg");
+if (si > 0) {
+  const ti2 = process.argv.indexOf("--title");
+  writeFileSync(process.argv[si + 1]!, flameSvg(p, ti2 > 0 ? process.argv[ti2 + 1]! : file));
+}
 
 // Time per sample: the delta to the next sample.
 const selfUs = new Map<number, number>();
