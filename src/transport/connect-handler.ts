@@ -93,17 +93,18 @@ export function createConnectHandler(opts: ConnectHandlerOptions) {
         throw new RpcError(Code.UNIMPLEMENTED, `content-encoding "${String(enc)}" is not supported`);
       }
       const timeoutHeader = req.headers["connect-timeout-ms"];
+      const expire = () => {
+        const err = deadlineExceeded();
+        controller.abort(err);
+        return err;
+      };
       const deadline = new Promise<never>((_, reject) => {
         if (typeof timeoutHeader === "string") {
           if (!/^\d{1,10}$/.test(timeoutHeader)) {
             reject(new RpcError(Code.INVALID_ARGUMENT, `malformed connect-timeout-ms header "${timeoutHeader}"`));
             return;
           }
-          timer = armDeadline(Number(timeoutHeader), () => {
-            const err = deadlineExceeded();
-            controller.abort(err);
-            reject(err);
-          });
+          timer = armDeadline(Number(timeoutHeader), () => reject(expire()));
         }
       });
       deadline.catch(() => {});
@@ -128,11 +129,7 @@ export function createConnectHandler(opts: ConnectHandlerOptions) {
           ? { signal: controller.signal, startedAt }
           : { signal: controller.signal, startedAt, traceId, traceparent: (req.headers.traceparent as string).trim() };
       const res = await Promise.race([method.handle(msg, call), deadline]);
-      if (typeof timeoutHeader === "string" && pastDeadline(startedAt, Number(timeoutHeader))) {
-        const err = deadlineExceeded();
-        controller.abort(err);
-        throw err;
-      }
+      if (typeof timeoutHeader === "string" && pastDeadline(startedAt, Number(timeoutHeader))) throw expire();
       return json
         ? {
             status: 200,
