@@ -8,21 +8,7 @@
  * which a doc can show; or open the .cpuprofile in Chrome DevTools or speedscope.
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { flameSvg } from "./flame-svg.ts";
-
-interface Node {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  hitCount?: number;
-  children?: number[];
-}
-interface Profile {
-  nodes: Node[];
-  samples: number[];
-  timeDeltas: number[];
-  startTime: number;
-  endTime: number;
-}
+import { flameSvg, frameName, selfTimes, type CpuProfile } from "./flame-svg.ts";
 
 const file = process.argv[2];
 if (!file) throw new Error("usage: bench/cpu-profile-top.ts FILE.cpuprofile [--top N] [--filter TEXT]");
@@ -30,27 +16,18 @@ const ti = process.argv.indexOf("--top");
 const TOP = ti > 0 ? Number(process.argv[ti + 1]) : 25;
 const fi = process.argv.indexOf("--filter");
 const FILTER = fi > 0 ? process.argv[fi + 1]! : "";
-const p = JSON.parse(readFileSync(file, "utf8")) as Profile;
+const p = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
 const si = process.argv.indexOf("--svg");
 if (si > 0) {
   const ti2 = process.argv.indexOf("--title");
   writeFileSync(process.argv[si + 1]!, flameSvg(p, ti2 > 0 ? process.argv[ti2 + 1]! : file));
 }
 
-// Time per sample: the delta to the next sample.
-const selfUs = new Map<number, number>();
-for (let i = 0; i < p.samples.length; i++) {
-  const dt = p.timeDeltas[i + 1] ?? 0;
-  selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + dt);
-}
+const selfUs = selfTimes(p);
 const byId = new Map(p.nodes.map((n) => [n.id, n]));
 const parent = new Map<number, number>();
 for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
 
-const key = (n: Node) => {
-  const url = n.callFrame.url.replace(/^file:\/\/.*?\/(src|node_modules|bench)\//, "$1/");
-  return `${n.callFrame.functionName || "(anonymous)"} ${url}${url ? ":" + (n.callFrame.lineNumber + 1) : ""}`;
-};
 const self = new Map<string, number>();
 const total = new Map<string, number>();
 let all = 0;
@@ -59,12 +36,12 @@ for (const n of p.nodes) {
   const us = selfUs.get(n.id) ?? 0;
   all += us;
   if (n.callFrame.functionName === "(idle)") idle += us;
-  const k = key(n);
+  const k = frameName(n);
   self.set(k, (self.get(k) ?? 0) + us);
   // Inclusive: charge each distinct ancestor function once.
   const seen = new Set<string>();
   for (let id: number | undefined = n.id; id !== undefined; id = parent.get(id)) {
-    const a = key(byId.get(id)!);
+    const a = frameName(byId.get(id)!);
     if (seen.has(a)) continue;
     seen.add(a);
     total.set(a, (total.get(a) ?? 0) + us);

@@ -42,12 +42,26 @@ function colour(name: string): string {
 
 const escape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
-export function flameSvg(p: CpuProfile, title: string): string {
-  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+/** CPU time (µs) per profile node: each sample's time is the delta to the next sample. */
+export function selfTimes(p: CpuProfile): Map<number, number> {
   const self = new Map<number, number>();
   for (let i = 0; i < p.samples.length; i++) {
     self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i + 1] ?? 0));
   }
+  return self;
+}
+
+interface Box {
+  name: string;
+  x: number;
+  w: number;
+  level: number;
+  us: number;
+}
+
+export function flameSvg(p: CpuProfile, title: string): string {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const self = selfTimes(p);
   const total = new Map<number, number>();
   const idle = (n: ProfileNode) => n.callFrame.functionName === "(idle)";
   const sum = (id: number): number => {
@@ -60,26 +74,13 @@ export function flameSvg(p: CpuProfile, title: string): string {
   };
   const root = p.nodes[0]!;
   const busy = sum(root.id);
-  const boxes: string[] = [];
-  let depth = 0;
+  const boxes: Box[] = [];
   const place = (id: number, x: number, level: number): void => {
     const n = byId.get(id)!;
-    const w = ((total.get(id) ?? 0) / busy) * WIDTH;
+    const us = total.get(id) ?? 0;
+    const w = (us / busy) * WIDTH;
     if (w < 0.5) return;
-    depth = Math.max(depth, level);
-    if (level > 0) {
-      const name = frameName(n);
-      const ms = (total.get(id)! / 1000).toFixed(1);
-      const pct = ((total.get(id)! / busy) * 100).toFixed(2);
-      const fit = Math.floor((w - 4) / CHAR);
-      const label = fit >= 3 ? (name.length > fit ? name.slice(0, fit - 2) + ".." : name) : "";
-      boxes.push(
-        `<g><title>${escape(name)}: ${ms} ms, ${pct}%</title>` +
-          `<rect x="${x.toFixed(1)}" y="@${level}" width="${w.toFixed(1)}" height="${ROW - 1}" fill="${colour(name)}" rx="2"/>` +
-          (label ? `<text x="${(x + 2).toFixed(1)}" y="@${level}+">${escape(label)}</text>` : "") +
-          `</g>`,
-      );
-    }
+    if (level > 0) boxes.push({ name: frameName(n), x, w, level, us });
     const kids = (n.children ?? []).filter((c) => !idle(byId.get(c)!));
     kids.sort((a, b) => frameName(byId.get(a)!).localeCompare(frameName(byId.get(b)!)));
     let cx = x;
@@ -89,19 +90,26 @@ export function flameSvg(p: CpuProfile, title: string): string {
     }
   };
   place(root.id, 0, 0);
+  const depth = Math.max(0, ...boxes.map((b) => b.level));
   const height = TOP + depth * ROW + 4;
-  // Callers below callees: level 1 sits at the bottom.
-  const y = (level: number) => height - 4 - level * ROW;
-  const body = boxes
-    .join("\n")
-    .replace(/y="@(\d+)\+"/g, (_, l: string) => `y="${y(+l) + 11.5}"`)
-    .replace(/y="@(\d+)"/g, (_, l: string) => `y="${y(+l)}"`);
+  const body = boxes.map((b) => {
+    // Callers below callees: level 1 sits at the bottom.
+    const y = height - 4 - b.level * ROW;
+    const fit = Math.floor((b.w - 4) / CHAR);
+    const label = fit >= 3 ? (b.name.length > fit ? b.name.slice(0, fit - 2) + ".." : b.name) : "";
+    return (
+      `<g><title>${escape(b.name)}: ${(b.us / 1000).toFixed(1)} ms, ${((b.us / busy) * 100).toFixed(2)}%</title>` +
+      `<rect x="${b.x.toFixed(1)}" y="${y}" width="${b.w.toFixed(1)}" height="${ROW - 1}" fill="${colour(b.name)}" rx="2"/>` +
+      (label ? `<text x="${(b.x + 2).toFixed(1)}" y="${y + 11.5}">${escape(label)}</text>` : "") +
+      `</g>`
+    );
+  });
   return (
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" font-family="monospace" font-size="11">\n` +
     `<rect width="100%" height="100%" fill="#ffffff"/>\n` +
     `<text x="4" y="16" font-size="13">${escape(title)} (${(busy / 1e6).toFixed(2)} s on the CPU)</text>\n` +
     `<text x="4" y="29" fill="#555">orange: src/audit, yellow: src/decision, blue: src/transport, red: GC, green: node_modules, grey: Node and V8</text>\n` +
-    body +
+    body.join("\n") +
     `\n</svg>\n`
   );
 }
