@@ -7,7 +7,7 @@
  *
  * The session is the dispatcher; the parts live beside it, split where nghttp2 splits them:
  * - `frame.ts`: frame layout, control frames, `FrameReader` (preface check, frames out of reads);
- * - `frame-writer.ts`: output coalesced into one socket write per tick, backpressure;
+ * - `frame-writer.ts`: output coalesced into one socket write per connection per event-loop turn, backpressure;
  * - `stream.ts`: `H2Stream`, the RFC 9113 5.1 state machine and the response side;
  * - `flow.ts`: send and receive windows; `settings.ts`: SETTINGS ids and the peer's settings;
  * - `rate-limit.ts`: per-second flood bounds; `request-headers.ts`: 8.2-8.3 header rules;
