@@ -1,7 +1,7 @@
 /**
  * The output side of one connection: frames built here are queued and leave in one socket write
  * per turn of the event loop, in its check phase, after every socket read of that turn was
- * handled (see `queue` below); headers and DATA are split at
+ * handled (see `pending` below); headers and DATA are split at
  * the peer's SETTINGS_MAX_FRAME_SIZE, and reading pauses while the socket holds more than
  * `OUTPUT_HIGH_WATER` unsent bytes. It knows frames, not streams: flow control is decided by
  * the caller before anything is written here.

@@ -46,7 +46,6 @@ async function pair(): Promise<Pair> {
   peer.on("data", (d: Buffer) => received.push(d));
   const p = { socket, writes, received };
   pairs.push(p);
-  peer.on("close", () => undefined);
   socket.on("close", () => peer.destroy());
   return p;
 }
