@@ -47,10 +47,23 @@ const APPROVE_USAGE = `usage: arbiter approve --key KEY.pem --tenant T --request
 
 class UsageError extends Error {}
 
+/**
+ * node:util's parseArgs refuses `--kid -Ns...` as ambiguous, but every option here takes a value and a key
+ * thumbprint (base64url) starts with "-" one time in 64: the word after a value option is its value.
+ */
 function parse(args: string[], options: Record<string, { type: "string" }>): Record<string, string | undefined> {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const next = args[i + 1];
+    if (a.startsWith("--") && !a.includes("=") && a.slice(2) in options && next !== undefined) {
+      joined.push(`${a}=${next}`);
+      i++;
+    } else joined.push(a);
+  }
   try {
     return parseArgs({
-      args,
+      args: joined,
       options: { ...options, help: { type: "boolean", short: "h" } },
       strict: true,
       allowPositionals: false,

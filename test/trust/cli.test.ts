@@ -108,6 +108,17 @@ describe("arbiter keygen", () => {
     expect(JSON.parse(readFileSync(join(other, "approver.jwks.json"), "utf8")).keys[0].kid).toBe("ops-2026");
     expect((await inProcess(runKeygen, ["--bogus"])).code).toBe(2);
   });
+
+  it("takes a value that starts with a dash: a base64url thumbprint does one time in 64", async () => {
+    const other = tempDir();
+    expect((await inProcess(runKeygen, ["--out", other, "--kid", "-NsGp_x"])).code).toBe(0);
+    expect(JSON.parse(readFileSync(join(other, "approver.jwks.json"), "utf8")).keys[0].kid).toBe("-NsGp_x");
+    const args = ["--key", join(other, "approver.key.pem"), "--tenant", "acme", "--request", requestPath];
+    const r = await inProcess(runApprove, [...args, "--kid", "-NsGp_x"]);
+    expect(r.code).toBe(0);
+    expect(decodeProtectedHeader(r.stdout.trim()).kid).toBe("-NsGp_x");
+    expect(await inProcess(runApprove, [...args, "--kid"])).toMatchObject({ code: 2 });
+  });
 });
 
 describe("arbiter approve", () => {
