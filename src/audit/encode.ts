@@ -228,6 +228,18 @@ export interface EncodedGroup {
   readonly firstTsMs: number;
 }
 
+/** Two groups as one, `a`'s records first (a group to write again, then the newer records). */
+export function mergeGroups(a: EncodedGroup | undefined, b: EncodedGroup | undefined): EncodedGroup {
+  if (a === undefined) return b!;
+  if (b === undefined) return a;
+  return {
+    frames: Buffer.concat([a.frames, b.frames]),
+    copy: a.copy !== undefined && b.copy !== undefined ? Buffer.concat([a.copy, b.copy]) : undefined,
+    count: a.count + b.count,
+    firstTsMs: a.firstTsMs,
+  };
+}
+
 export class RecordEncoder {
   readonly #frames: Bytes;
   readonly #rows: Bytes;

@@ -5,10 +5,10 @@
  * `append` validates the event, assigns its `seq`/`prev_hash`/`hash` and encodes it at once
  * (encode.ts `RecordEncoder`: its spool frame and its COPY row, as bytes), so what waits for the
  * disk is bytes, not objects. Two loops, one writer each, so order is simple to reason about:
- * - the spooler appends the encoded records to the spool in groups (fsync per group in `sync`
- *   durability, every `fsyncIntervalMs` in `async`); a group whose write fails stays in memory and
- *   is written again (later records are chained to it), while the unspooled records count
- *   towards `queueMaxRecords`, so appends overflow instead of memory growing;
+ * - the spooler appends the encoded records to the spool in groups (each write synced, O_DSYNC, in
+ *   `sync` durability; an fdatasync every `fsyncIntervalMs` in `async`); a group whose write fails
+ *   stays in memory and is written again (later records are chained to it), while the unspooled
+ *   records count towards `queueMaxRecords`, so appends overflow instead of memory growing;
  * - the shipper (shipper.ts) writes the spooled records to Postgres in order, advances its cursor
  *   only after the commit, and deletes segments it has fully passed.
  * Each record is serialized once into the spool's buffer: those bytes are hashed, CRC'd and
@@ -20,7 +20,7 @@
 import { setImmediate } from "node:timers/promises";
 import type { AbortHook, AuditEvent, AuditSink } from "./types.ts";
 import { AuditEventError, GENESIS_HASH, validateEvent } from "./record.ts";
-import { RecordEncoder, type EncodedGroup } from "./encode.ts";
+import { RecordEncoder, mergeGroups, type EncodedGroup } from "./encode.ts";
 import { Spool } from "./spool.ts";
 import { ensurePartitions, partitionWindow, runMigrations } from "./schema.ts";
 import { createAuditMetrics, type AuditMetrics } from "./metrics.ts";
@@ -47,7 +47,7 @@ export interface AuditPipelineStats {
   readonly spoolBytes: number;
   readonly spoolSegments: number;
   readonly recordsSpooled: number;
-  /** fdatasync calls on the spool (sync durability: one per group commit). */
+  /** Times the spool was made durable: fdatasync calls, or in sync durability synced group writes (O_DSYNC). */
   readonly spoolFsyncs: number;
   readonly recordsWritten: number;
   readonly recordsDropped: number;
@@ -74,7 +74,7 @@ export class AuditClosedError extends Error {
   override name = "AuditClosedError";
 }
 
-/** A sync append waiting for its group's fsync. */
+/** A sync append waiting for its group to be durable in the spool. */
 interface Waiter {
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -94,17 +94,6 @@ function listen(signal: AbortSignal | AbortHook, listener: () => void): () => vo
  * not yet in the spool file are the async loss window on a kill.
  */
 export const GROUP_MAX = 512;
-
-function merge(a: EncodedGroup | undefined, b: EncodedGroup | undefined): EncodedGroup {
-  if (a === undefined) return b!;
-  if (b === undefined) return a;
-  return {
-    frames: Buffer.concat([a.frames, b.frames]),
-    copy: a.copy !== undefined && b.copy !== undefined ? Buffer.concat([a.copy, b.copy]) : undefined,
-    count: a.count + b.count,
-    firstTsMs: a.firstTsMs,
-  };
-}
 
 export function createAuditPipeline(options: AuditPipelineOptions): AuditPipeline {
   return new Pipeline(options);
@@ -142,7 +131,11 @@ class Pipeline implements AuditPipeline {
     this.#o = resolveAuditOptions(options);
     this.#log = options.logger ?? silentLogger;
     this.#warn = new RateLimitedWarn((obj, msg) => this.#log.warn(obj, msg));
-    this.#spool = new Spool({ dir: this.#o.spoolDir, segmentMaxBytes: this.#o.segmentMaxBytes });
+    this.#spool = new Spool({
+      dir: this.#o.spoolDir,
+      segmentMaxBytes: this.#o.segmentMaxBytes,
+      syncWrites: this.#o.durability === "sync",
+    });
     this.#encoder = new RecordEncoder(this.#o.instanceId);
     this.appendNow =
       this.#o.durability === "async"
@@ -449,7 +442,7 @@ class Pipeline implements AuditPipeline {
 
   /** Writes what is encoded (after a group to retry, if any); false when the write failed. */
   async #spoolGroup(syncMode: boolean): Promise<boolean> {
-    const group = merge(this.#retry, this.#encoder.count > 0 ? this.#encoder.take() : undefined);
+    const group = mergeGroups(this.#retry, this.#encoder.count > 0 ? this.#encoder.take() : undefined);
     this.#retry = undefined;
     const waiters = this.#waiters;
     this.#waiters = [];
@@ -479,7 +472,10 @@ class Pipeline implements AuditPipeline {
     // The frames are in the file and nothing reads them again: their buffer goes back to the pool.
     this.#encoder.pool.put(group.frames);
     this.#shipWake.notify();
-    if (syncMode || Date.now() - this.#lastFsync >= this.#o.fsyncIntervalMs) {
+    if (syncMode) {
+      // The spool's writes are synced (O_DSYNC): the group is durable now.
+      this.#fsyncs++;
+    } else if (Date.now() - this.#lastFsync >= this.#o.fsyncIntervalMs) {
       try {
         await this.#spool.sync();
         this.#fsyncs++;

@@ -11,6 +11,7 @@
  * garbage is never replayed. A new segment is always started on open; old segments are only read.
  */
 import { open, readdir, rm, truncate, writeFile, readFile, mkdir, type FileHandle } from "node:fs/promises";
+import { constants } from "node:fs";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 
@@ -25,7 +26,11 @@ const SEGMENT_RE = /^(\d{16})\.seg$/;
  * A zero length ends a segment's frames, so a crash leaves nothing that could be replayed.
  */
 const PREALLOCATE_BYTES = 1 << 20;
-const ZEROS = Buffer.alloc(64 * 1024);
+/**
+ * The zeros of one extension, written at once: with synced writes, one 1 MiB write took 1.0-1.2 ms
+ * here and sixteen of 64 KiB 5-10 ms, a stall for every record behind it.
+ */
+const ZEROS = Buffer.alloc(PREALLOCATE_BYTES);
 
 export interface SpoolSegment {
   readonly id: number;
@@ -130,11 +135,21 @@ export interface SpoolOptions {
   dir: string;
   /** Size at which the active segment is sealed and a new one started. */
   segmentMaxBytes: number;
+  /**
+   * Every write durable when it returns: segments opened with O_DSYNC (PostgreSQL's
+   * `wal_sync_method = open_datasync`), the same data integrity as a write then fdatasync, in one
+   * system call and one trip through libuv's thread pool instead of two. For sync durability.
+   */
+  syncWrites?: boolean;
 }
+
+/** `wx` (create, fail if it exists, write only), plus O_DSYNC for a spool of synced writes. */
+const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
 
 export class Spool {
   readonly #dir: string;
   readonly #segmentMaxBytes: number;
+  readonly #syncWrites: boolean;
   #segments: SpoolSegment[] = [];
   #active: { seg: SpoolSegment; fh: FileHandle } | undefined;
   #reader: { seg: SpoolSegment; fh: FileHandle } | undefined;
@@ -155,6 +170,7 @@ export class Spool {
   constructor(options: SpoolOptions) {
     this.#dir = options.dir;
     this.#segmentMaxBytes = options.segmentMaxBytes;
+    this.#syncWrites = options.syncWrites === true;
     this.#lockPath = join(this.#dir, "LOCK");
   }
 
@@ -287,7 +303,7 @@ export class Spool {
     await this.#sealActive();
     const id = this.#nextId++;
     const seg: SpoolSegment = { id, path: join(this.#dir, segmentName(id)), size: 0, sealed: false };
-    const fh = await open(seg.path, "wx");
+    const fh = await open(seg.path, this.#syncWrites ? CREATE | constants.O_DSYNC : CREATE);
     this.#segments.push(seg);
     this.#active = { seg, fh };
     this.#allocated = 0;
@@ -330,7 +346,7 @@ export class Spool {
     }
     const at = { segmentId: seg.id, offset: seg.size };
     seg.size += frames.length;
-    this.#dirty = true;
+    this.#dirty = !this.#syncWrites;
     return at;
   }
 
@@ -346,10 +362,10 @@ export class Spool {
     } finally {
       this.#allocated = Math.max(this.#allocated, at);
     }
-    this.#dirty = true;
+    this.#dirty = !this.#syncWrites;
   }
 
-  /** fdatasync of the active segment, if anything was written since the last one. */
+  /** fdatasync of the active segment, if anything was written since the last one (not with `syncWrites`). */
   sync(): Promise<void> {
     return this.#serial(async () => this.#sync());
   }

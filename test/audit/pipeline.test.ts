@@ -157,7 +157,7 @@ describe("audit pipeline: append contract", () => {
     );
   });
 
-  it("sync: append resolves once the record is fsynced in the spool, with one fsync per group", async () => {
+  it("sync: append resolves once the record is durable in the spool (a synced write), one per group", async () => {
     const { pipeline, spoolDir, databaseUrl } = await setup({ durability: "sync" });
     await pipeline.start();
     const first = makeEvent(0);

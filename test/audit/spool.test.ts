@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { appendFile, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Spool, SpoolInUseError, decodeFrames, encodeFrames, type SpoolCursor } from "../../src/audit/spool.ts";
@@ -89,6 +90,47 @@ describe("spool", () => {
     const read = await s2.read(s2.start, 100);
     expect(read.payloads.map((p) => p.toString())).toEqual(payloads);
     await s2.close();
+  });
+
+  it("with syncWrites, writes every segment through an O_DSYNC descriptor (durable on return); else not", async () => {
+    /** The status flags of this process's descriptors open on `path` (/proc/self/fdinfo, octal). */
+    const flagsOf = async (path: string): Promise<number[]> => {
+      const out: number[] = [];
+      for (const fd of await readdir("/proc/self/fd")) {
+        const target = await readlink(`/proc/self/fd/${fd}`).catch(() => "");
+        if (target !== path) continue;
+        const info = await readFile(`/proc/self/fdinfo/${fd}`, "utf8").catch(() => "");
+        const m = /^flags:\s+([0-7]+)$/m.exec(info);
+        if (m) out.push(parseInt(m[1]!, 8));
+      }
+      return out;
+    };
+    const { payloads } = chained(40);
+    for (const syncWrites of [true, false]) {
+      const sub = join(dir, String(syncWrites));
+      const s = new Spool({ dir: sub, segmentMaxBytes: 4096, syncWrites });
+      await s.open();
+      for (const p of payloads) await s.write(encodeFrames([p]));
+      expect(s.segmentCount).toBeGreaterThan(3); // rotated: the new segments too
+      const active = (await readdir(sub))
+        .filter((f) => f.endsWith(".seg"))
+        .sort()
+        .at(-1)!;
+      const flags = await flagsOf(join(sub, active));
+      expect(flags).toHaveLength(1);
+      expect((flags[0]! & constants.O_DSYNC) !== 0).toBe(syncWrites);
+      await s.close();
+      const again = new Spool({ dir: sub, segmentMaxBytes: 4096 });
+      await again.open();
+      const seen: string[] = [];
+      for (let c = again.start; !again.caughtUp(c);) {
+        const r = await again.read(c, 100);
+        seen.push(...r.payloads.map((b) => b.toString()));
+        c = r.next;
+      }
+      expect(seen).toEqual(payloads);
+      await again.close();
+    }
   });
 
   it("truncates at a record whose CRC does not match, never replaying garbage", async () => {
