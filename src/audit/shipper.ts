@@ -13,8 +13,7 @@
  *   statement in its own transaction, so a failed one leaves nothing behind.
  */
 import pg from "pg";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { finished } from "node:stream/promises";
 import { from as copyFrom } from "pg-copy-streams";
 import type { BufferPool } from "./encode.ts";
 import type { AuditMetrics } from "./metrics.ts";
@@ -274,8 +273,11 @@ export class Shipper {
       for (const g of groups) at += g.copy!.copy(batch, at);
     }
     try {
+      // The batch as the stream's one write, then its end (`finish` comes after Postgres's
+      // CommandComplete): a Readable piped into it cost the sidecar ~350 us per batch, this ~150.
       const stream = client.query(copyFrom(COPY_SQL));
-      await pipeline(Readable.from([batch]), stream);
+      stream.end(batch);
+      await finished(stream);
       this.#counted(stream.rowCount ?? count);
     } catch (err) {
       // A duplicate (replay: 23505) or a missing partition (23514): the same records go by the
