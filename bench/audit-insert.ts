@@ -2,23 +2,26 @@
  * Postgres' cost per audit row for each way of writing a batch, same run, embedded Postgres
  * (fsync on), migrated schema (3 indexes, partitions):
  *
- *   npx tsx bench/audit-insert.ts [--rows 40000] [--batch 500] [--rounds 2] [--ways jsonb,json,unnest,copy,copypart,binary]
+ *   npx tsx bench/audit-insert.ts [--rows 40000] [--batch 500] [--rounds 2] [--ways jsonb,json,unnest,copy,copypipe,copypart,binary]
  *            [--drop-indexes NAME,...]
  *
  * Ways: `jsonb` (the old INSERT … SELECT FROM jsonb_to_recordset … ON CONFLICT DO NOTHING),
  * `json` (the same over json_to_recordset), `unnest` (one array per column … ON CONFLICT DO
- * NOTHING), `copy` (COPY … FROM STDIN, text form, pg-copy-streams), `copypart` (the same straight
- * into the day's partition instead of the partitioned parent), `binary` (the same in COPY's
- * binary form: no text parsing of uuid, timestamptz, bigint, text[]). For each: the backend's CPU
+ * NOTHING), `copy` (COPY … FROM STDIN, text form, pg-copy-streams, the batch written as the stream's
+ * one chunk and end, as the shipper does), `copypipe` (the same through a Readable piped into the
+ * stream, the shipper's way before), `copypart` (`copy` straight into the day's partition instead
+ * of the partitioned parent), `binary` (`copy` in COPY's binary form: no text parsing of uuid,
+ * timestamptz, bigint, text[]). For each: the backend's CPU
  * per row (/proc of pg_backend_pid()), all of Postgres' CPU per row (postmaster + children: WAL
- * writer, checkpointer), and wall time per row. Rounds interleave the ways; each keeps its best.
+ * writer, checkpointer), wall time per row, and the CPU per batch of this process (the sidecar's
+ * side of a batch). Rounds interleave the ways; each keeps its best.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID, createHash } from "node:crypto";
-import { pipeline } from "node:stream/promises";
+import { finished, pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
@@ -175,8 +178,8 @@ function makeBatch(instance: string): Batch {
   return { payloads, records, copy, binary: binary.subarray(0, end) };
 }
 
-type Way = "jsonb" | "json" | "unnest" | "copy" | "copypart" | "binary";
-const ALL_WAYS: Way[] = ["jsonb", "json", "unnest", "copy", "copypart", "binary"];
+type Way = "jsonb" | "json" | "unnest" | "copy" | "copypipe" | "copypart" | "binary";
+const ALL_WAYS: Way[] = ["jsonb", "json", "unnest", "copy", "copypipe", "copypart", "binary"];
 const WAYS = arg("ways", ALL_WAYS.join(",")).split(",") as Way[];
 for (const w of WAYS) if (!ALL_WAYS.includes(w)) throw new Error(`--ways: unknown way ${w}`);
 
@@ -209,11 +212,16 @@ async function write(client: pg.Client, way: Way, b: Batch): Promise<void> {
       col((x) => x.prev_hash),
       col((x) => x.hash),
     ]);
+  } else if (way === "copypipe") {
+    // The shipper's way before b752368: the batch through a Readable piped into the COPY stream.
+    await pipeline(Readable.from([b.copy]), client.query(copyFrom(COPY_SQL)));
   } else if (way === "copy" || way === "copypart") {
     // copypart: straight into today's partition (every row of a batch is from today), no routing.
     const sql =
       way === "copy" ? COPY_SQL : COPY_SQL.replace("audit_records", partitionName(Math.floor(Date.now() / 86_400_000)));
-    await pipeline(Readable.from([b.copy]), client.query(copyFrom(sql)));
+    const stream = client.query(copyFrom(sql));
+    stream.end(b.copy);
+    await finished(stream);
   } else {
     const rows = [COPY_BINARY_HEADER, b.binary, COPY_BINARY_TRAILER];
     await pipeline(Readable.from(rows), client.query(copyFrom(COPY_BINARY_SQL)));
@@ -231,20 +239,23 @@ try {
   for (const ix of arg("drop-indexes", "").split(",").filter(Boolean)) await client.query(`DROP INDEX ${ix}`);
   const backend = (await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
   const postmaster = Number(readFileSync(join(dir, "pg", "postmaster.pid"), "utf8").split("\n")[0]);
-  const best = new Map<Way, { backendUs: number; allUs: number; wallUs: number }>();
+  const best = new Map<Way, { backendUs: number; allUs: number; wallUs: number; clientUs: number }>();
   for (let round = 0; round < ROUNDS; round++) {
     for (const way of WAYS) {
       const batches = Array.from({ length: Math.ceil(ROWS / BATCH) }, () => makeBatch(`bench-${way}-${round}`));
       const b0 = procCpu(backend)![0];
       const a0 = postgresCpu(postmaster);
+      const c0 = process.cpuUsage();
       const t0 = performance.now();
       for (const b of batches) await write(client, way, b);
       const wall = performance.now() - t0;
+      const c = process.cpuUsage(c0);
       const n = batches.length * BATCH;
       const r = {
         backendUs: ((procCpu(backend)![0] - b0) * 1000) / n,
         allUs: ((postgresCpu(postmaster) - a0) * 1000) / n,
         wallUs: (wall * 1000) / n,
+        clientUs: (c.user + c.system) / batches.length,
       };
       console.log(
         JSON.stringify({
@@ -263,6 +274,7 @@ try {
               backendUs: Math.min(prev.backendUs, r.backendUs),
               allUs: Math.min(prev.allUs, r.allUs),
               wallUs: Math.min(prev.wallUs, r.wallUs),
+              clientUs: Math.min(prev.clientUs, r.clientUs),
             }
           : r,
       );
@@ -278,6 +290,7 @@ try {
         "backend CPU us/row": r.backendUs.toFixed(2),
         "Postgres CPU us/row": r.allUs.toFixed(2),
         "wall us/row": r.wallUs.toFixed(2),
+        "this process's CPU us/batch": r.clientUs.toFixed(0),
       };
     }),
   );
