@@ -122,6 +122,8 @@ interface ModeResult {
   /** Write system calls per call (/proc/PID/io syscw): responses, spool, Postgres. */
   writesPerCall: number;
   pgUsPerRow: number;
+  /** Postgres CPU per row in the open loop: small batches cost it more per row than full ones. */
+  openPgUsPerRow: number;
   /** This process's CPU per call at saturation: the load client's share of the machine. */
   clientUsPerCall: number;
   /**
@@ -176,11 +178,13 @@ async function runMode(mode: Mode, repo: string, label: string): Promise<ModeRes
     const wallMs = performance.now() - wall0;
     const gc0 = await majorGcs(sidecar);
     const sc2 = procCpu(sidecar.pid)![0];
+    const pg2 = pm ? postgresCpu(pm) : NaN;
     const open = await openLoop(openSessions, template, RATE, SECONDS);
     const gc1 = await majorGcs(sidecar);
     decisions += open.calls - open.errors;
     const rows = mode === "off" ? 0 : await drained(sidecar, decisions);
     const sc3 = procCpu(sidecar.pid)![0];
+    const pg3 = pm ? postgresCpu(pm) : NaN;
     const rowsSat = rowsAfterSat - rowsBefore;
     return {
       mode,
@@ -193,6 +197,7 @@ async function runMode(mode: Mode, repo: string, label: string): Promise<ModeRes
       sidecarSysUsPerCall: ((us1.sys - us0.sys) * 1000) / (sat.calls - sat.errors),
       writesPerCall: (w1 - w0) / (sat.calls - sat.errors),
       pgUsPerRow: ((pg1 - pg0) * 1000) / Math.max(1, rowsSat),
+      openPgUsPerRow: ((pg3 - pg2) * 1000) / Math.max(1, rows - rowsAfterSat),
       clientUsPerCall: (client.user + client.system) / (sat.calls - sat.errors),
       busyCores: (sc1 - sc0 + (pm ? pg1 - pg0 : 0) + (client.user + client.system) / 1000) / wallMs,
       rowsOk: mode === "off" || rows === decisions,
@@ -245,6 +250,7 @@ for (let round = 0; round < ROUNDS; round++) {
         sysUsPerCall: +r.sidecarSysUsPerCall.toFixed(1),
         writesPerCall: +r.writesPerCall.toFixed(3),
         pgUsPerRow: +r.pgUsPerRow.toFixed(1),
+        openPgUsPerRow: +r.openPgUsPerRow.toFixed(1),
         clientUsPerCall: +r.clientUsPerCall.toFixed(1),
         busyCores: +r.busyCores.toFixed(2),
         satP50: +r.sat.p50.toFixed(3),
@@ -273,6 +279,7 @@ for (let round = 0; round < ROUNDS; round++) {
         openMajorGcs: b.open.p99 <= r.open.p99 ? b.openMajorGcs : r.openMajorGcs,
         openUsPerCall: Math.min(b.openUsPerCall, r.openUsPerCall),
         pgUsPerRow: Math.min(b.pgUsPerRow, r.pgUsPerRow),
+        openPgUsPerRow: Math.min(b.openPgUsPerRow, r.openPgUsPerRow),
         clientUsPerCall: Math.min(b.clientUsPerCall, r.clientUsPerCall),
         busyCores: Math.max(b.busyCores, r.busyCores),
         rowsOk: b.rowsOk && r.rowsOk,
@@ -299,6 +306,7 @@ const rows = LABELS.map(({ mode, suffix, label }) => {
     [`CPU us/call @${RATE}/s`]: f1(r.openUsPerCall),
     [`vs off @${RATE}/s`]: off ? `${(r.openUsPerCall / off.openUsPerCall).toFixed(2)}x` : "-",
     "median paired @rate": p ? `${median(p.open).toFixed(2)}x` : "-",
+    [`Postgres us/row @${RATE}/s`]: mode === "off" ? "-" : f1(r.openPgUsPerRow),
     [`p50 ms @${RATE}/s`]: f3(r.open.p50),
     [`p99 ms @${RATE}/s`]: f3(r.open.p99),
     [`max ms @${RATE}/s`]: f3(r.open.max),
