@@ -472,10 +472,10 @@ class Pipeline implements AuditPipeline {
     // The frames are in the file and nothing reads them again: their buffer goes back to the pool.
     this.#encoder.pool.put(group.frames);
     this.#shipWake.notify();
-    if (syncMode) {
+    if (syncMode && this.#spool.writesSynced) {
       // The spool's writes are synced (O_DSYNC): the group is durable now.
       this.#fsyncs++;
-    } else if (Date.now() - this.#lastFsync >= this.#o.fsyncIntervalMs) {
+    } else if (syncMode || Date.now() - this.#lastFsync >= this.#o.fsyncIntervalMs) {
       try {
         await this.#spool.sync();
         this.#fsyncs++;

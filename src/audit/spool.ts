@@ -139,6 +139,8 @@ export interface SpoolOptions {
    * Every write durable when it returns: segments opened with O_DSYNC (PostgreSQL's
    * `wal_sync_method = open_datasync`), the same data integrity as a write then fdatasync, in one
    * system call and one trip through libuv's thread pool instead of two. For sync durability.
+   * Where the platform has no O_DSYNC (Windows) it is ignored: `writesSynced` says so, and the
+   * caller calls `sync()` as before.
    */
   syncWrites?: boolean;
 }
@@ -170,8 +172,13 @@ export class Spool {
   constructor(options: SpoolOptions) {
     this.#dir = options.dir;
     this.#segmentMaxBytes = options.segmentMaxBytes;
-    this.#syncWrites = options.syncWrites === true;
+    this.#syncWrites = options.syncWrites === true && constants.O_DSYNC !== undefined;
     this.#lockPath = join(this.#dir, "LOCK");
+  }
+
+  /** True when every write is durable on return (`syncWrites` on a platform with O_DSYNC). */
+  get writesSynced(): boolean {
+    return this.#syncWrites;
   }
 
   get segmentMaxBytes(): number {

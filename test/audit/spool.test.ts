@@ -119,6 +119,7 @@ describe("spool", () => {
       const flags = await flagsOf(join(sub, active));
       expect(flags).toHaveLength(1);
       expect((flags[0]! & constants.O_DSYNC) !== 0).toBe(syncWrites);
+      expect(s.writesSynced).toBe(syncWrites);
       await s.close();
       const again = new Spool({ dir: sub, segmentMaxBytes: 4096 });
       await again.open();
