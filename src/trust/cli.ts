@@ -56,7 +56,7 @@ function parse(args: string[], options: Record<string, { type: "string" }>): Rec
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const next = args[i + 1];
-    if (a.startsWith("--") && !a.includes("=") && a.slice(2) in options && next !== undefined) {
+    if (a.startsWith("--") && !a.includes("=") && Object.hasOwn(options, a.slice(2)) && next !== undefined) {
       joined.push(`${a}=${next}`);
       i++;
     } else joined.push(a);
