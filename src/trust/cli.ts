@@ -18,8 +18,8 @@ import { createPrivateKey, generateKeyPairSync, randomUUID, type KeyObject } fro
 import { readFileSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { calculateJwkThumbprint, SignJWT } from "jose";
+import { parseArgs, UsageError } from "../audit/cli.ts";
 import { parseDuration } from "../audit/prune.ts";
 import { decideApprovalDigest } from "../decision/canonical.ts";
 import { publicJwk, type GrantAlgorithm } from "./approval-keys.ts";
@@ -45,32 +45,17 @@ const APPROVE_USAGE = `usage: arbiter approve --key KEY.pem --tenant T --request
   --audience A          the grant's aud (the sidecar's ARBITER_APPROVAL_AUDIENCE)
 `;
 
-class UsageError extends Error {}
-
-/**
- * node:util's parseArgs refuses `--kid -Ns...` as ambiguous, but every option here takes a value and a key
- * thumbprint (base64url) starts with "-" one time in 64: the word after a value option is its value.
- */
-function parse(args: string[], options: Record<string, { type: "string" }>): Record<string, string | undefined> {
-  const joined: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const next = args[i + 1];
-    if (a.startsWith("--") && !a.includes("=") && Object.hasOwn(options, a.slice(2)) && next !== undefined) {
-      joined.push(`${a}=${next}`);
-      i++;
-    } else joined.push(a);
-  }
-  try {
-    return parseArgs({
-      args: joined,
-      options: { ...options, help: { type: "boolean", short: "h" } },
-      strict: true,
-      allowPositionals: false,
-    }).values as Record<string, string | undefined>;
-  } catch (err) {
-    throw new UsageError((err as Error).message.split("\n")[0]!);
-  }
+/** The flag parser of the other subcommands (audit/cli.ts): the word after a value option is its value. */
+function parse(args: string[], names: readonly string[]): Record<string, string | undefined> {
+  const p = parseArgs(
+    args,
+    names.map((n) => `--${n}`),
+    ["--help", "-h"],
+  );
+  const o: Record<string, string | undefined> = {};
+  for (const [flag, value] of p.flags) o[flag.slice(2)] = value;
+  if (p.bools.size > 0) o.help = "true";
+  return o;
 }
 
 function algOf(key: KeyObject): GrantAlgorithm {
@@ -85,7 +70,7 @@ function algOf(key: KeyObject): GrantAlgorithm {
 /** `arbiter keygen` */
 export async function runKeygen(args: string[]): Promise<number> {
   try {
-    const o = parse(args, { out: { type: "string" }, kid: { type: "string" } });
+    const o = parse(args, ["out", "kid"]);
     if (o.help) {
       process.stdout.write(KEYGEN_USAGE);
       return 0;
@@ -112,15 +97,7 @@ export async function runKeygen(args: string[]): Promise<number> {
 /** `arbiter approve` */
 export async function runApprove(args: string[]): Promise<number> {
   try {
-    const o = parse(args, {
-      key: { type: "string" },
-      tenant: { type: "string" },
-      request: { type: "string" },
-      ttl: { type: "string" },
-      approver: { type: "string" },
-      kid: { type: "string" },
-      audience: { type: "string" },
-    });
+    const o = parse(args, ["key", "tenant", "request", "ttl", "approver", "kid", "audience"]);
     if (o.help) {
       process.stdout.write(APPROVE_USAGE);
       return 0;
