@@ -24,12 +24,6 @@ import { type RateLimitedWarn, type Signal, sleep } from "./wake.ts";
 
 const PARTITION_CHECK_MS = 3_600_000;
 /**
- * An open COPY looks for the groups handed over meanwhile every `STREAM_EVERY_MS`, and writes them
- * once they hold `STREAM_MIN_ROWS` (or the batch ends): see `#copyHanded`.
- */
-const STREAM_EVERY_MS = 5;
-const STREAM_MIN_ROWS = 64;
-/**
  * Bounds of the hand-off list, in records and in the memory its COPY rows hold (a group's rows may
  * be a view of a larger pooled buffer, see encode.ts); past them the oldest groups are read back
  * from the spool instead.
@@ -195,6 +189,20 @@ export class Shipper {
       this.#cursor = spool.skipSealedEnd(this.#cursor);
       try {
         const client = await this.connect();
+        // Batch by count and time: a short batch of handed-over records waits until
+        // batchMaxDelayMs has passed since the previous insert. Under load the previous insert
+        // took at least that long, so records gathered meanwhile go at once. Records only in the
+        // spool (a replay after a restart or an outage) are read in full batches without waiting.
+        const sinceLast = Date.now() - this.#lastInsertAt;
+        if (
+          this.#handedAtCursor() !== undefined &&
+          this.#handedRecords < this.#o.batchMaxRecords &&
+          sinceLast < this.#o.batchMaxDelayMs &&
+          !this.#o.closing() &&
+          !this.#stop
+        ) {
+          await sleep(this.#o.batchMaxDelayMs - sinceLast);
+        }
         const next = (await this.#copyHanded(client)) ?? (await this.#insertFromSpool(client));
         if (next === undefined) continue; // moved past the end of a sealed segment
         this.#lastInsertAt = Date.now();
@@ -236,71 +244,41 @@ export class Shipper {
     return undefined;
   }
 
-  /**
-   * COPY of the contiguous handed-over groups at the cursor; undefined when there are none.
-   *
-   * The COPY is opened at once and each group is written to it as the spooler hands it over, until
-   * `batchMaxDelayMs` has passed since the previous commit (or `batchMaxRecords`, the segment's
-   * end, closing). Postgres then parses and inserts the rows as they arrive, spread over the
-   * batch's time, instead of all at once after it: with Postgres on the sidecar's cores a 100 ms
-   * batch was a burst of its CPU every 100 ms, the tail latency of the answers in that window. The
-   * commit cadence (one per `batchMaxDelayMs` under load) and the commit point are unchanged.
-   */
+  /** COPY of the contiguous handed-over groups at the cursor; undefined when there are none. */
   async #copyHanded(client: pg.Client): Promise<SpoolCursor | undefined> {
     const first = this.#handedAtCursor();
     if (!first || first.copy === undefined) return undefined;
-    this.#oldestUnwrittenMs = first.firstTsMs;
-    const { batchMaxRecords, batchMaxDelayMs } = this.#o;
-    const deadline = Math.max(Date.now(), this.#lastInsertAt + batchMaxDelayMs);
-    const sent: SpooledGroup[] = [];
-    const gathered: Buffer[] = [];
+    const groups: SpooledGroup[] = [];
     let count = 0;
-    let end = first.offset;
-    const stream = client.query(copyFrom(COPY_SQL));
-    let failed = false;
-    // `finish` comes after Postgres's CommandComplete; an error ends the batch at once.
-    const done = finished(stream).catch((err: unknown) => {
-      failed = true;
-      throw err;
-    });
-    done.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
-    let pending: SpooledGroup[] = [];
-    let pendingRows = 0;
     let bytes = 0;
-    for (;;) {
-      // The groups handed over since the last look that continue the batch, in spool order. A
-      // group `handOff` evicted meanwhile is gone from the list, and so is its successor's place.
-      for (const g of this.#handed) {
-        if (g.segmentId !== first.segmentId || g.offset < end) continue;
-        if (g.offset !== end || g.copy === undefined) break;
-        if (count > 0 && count + g.count > batchMaxRecords) break;
-        pending.push(g);
-        pendingRows += g.count;
-        bytes += g.copy.length;
-        count += g.count;
-        end = g.end;
-      }
-      const wait = deadline - Date.now();
-      const last =
-        failed ||
-        wait <= 0 ||
-        count >= batchMaxRecords ||
-        this.#o.closing() ||
-        this.#stop ||
-        !this.#continues(first.segmentId, end);
-      if (pending.length > 0 && (last || pendingRows >= STREAM_MIN_ROWS)) {
-        if (!failed) stream.write(this.#chunk(pending, bytes, gathered));
-        sent.push(...pending);
-        pending = [];
-        pendingRows = 0;
-        bytes = 0;
-      }
-      if (last) break;
-      await sleep(Math.min(STREAM_EVERY_MS, wait));
+    let end = first.offset;
+    for (const g of this.#handed) {
+      if (g.segmentId !== first.segmentId || g.offset !== end || g.copy === undefined) break;
+      if (count > 0 && count + g.count > this.#o.batchMaxRecords) break;
+      groups.push(g);
+      count += g.count;
+      bytes += g.copy.length;
+      end = g.end;
+    }
+    this.#oldestUnwrittenMs = first.firstTsMs;
+    // One chunk for the batch: pg-copy-streams writes every chunk as two socket writes (the
+    // CopyData header, then the data), so a chunk per group cost Postgres a wake-up per group
+    // and the sidecar two syscalls (~3 us per record in the audit-cost profile). The batch is
+    // gathered into a pooled buffer, not a new one (see `Bytes.take` in encode.ts).
+    const { pool } = this.#o;
+    let batch = first.copy;
+    if (groups.length > 1) {
+      batch = pool.get(bytes).subarray(0, bytes);
+      let at = 0;
+      for (const g of groups) at += g.copy!.copy(batch, at);
     }
     try {
-      if (!failed) stream.end();
-      await done;
+      // The batch as the stream's one write, then its end (`finish` comes after Postgres's
+      // CommandComplete). A Readable piped into it cost the sidecar more: 321-526 against 247-325 us
+      // per batch of 20 (bench/audit-insert.ts --ways copy,copypipe).
+      const stream = client.query(copyFrom(COPY_SQL));
+      stream.end(batch);
+      await finished(stream);
       this.#counted(stream.rowCount ?? count);
     } catch (err) {
       // A duplicate (replay: 23505) or a missing partition (23514): the same records go by the
@@ -311,42 +289,14 @@ export class Shipper {
       return undefined;
     }
     // Committed, so Postgres has read every byte: the groups are done (a failed COPY keeps them,
-    // to be sent again), and their buffers go back to the pool. A group that `handOff` evicted
-    // meanwhile is no longer in the list; its buffer is free all the same.
-    for (const g of sent) {
+    // to be sent again), and their buffers and the batch's go back to the pool. A group that
+    // `handOff` evicted meanwhile is no longer in the list; its buffer is free all the same.
+    for (const g of groups) {
       if (this.#handed[0] === g) this.#dropFirst();
-      this.#o.pool.put(g.copy!);
+      pool.put(g.copy!);
     }
-    for (const b of gathered) this.#o.pool.put(b);
+    if (groups.length > 1) pool.put(batch);
     return { segmentId: first.segmentId, offset: end };
-  }
-
-  /**
-   * One COPY chunk for the groups written together: pg-copy-streams writes every chunk as two
-   * socket writes (the CopyData header, then the data), so a chunk per group cost Postgres a
-   * wake-up per group and the sidecar two syscalls (~3 us per record in the audit-cost profile,
-   * and sync mode's groups hold a few records each). Gathered into a pooled buffer, kept in
-   * `gathered` until the commit (see `Bytes.take` in encode.ts).
-   */
-  #chunk(groups: SpooledGroup[], bytes: number, gathered: Buffer[]): Buffer {
-    if (groups.length === 1) return groups[0]!.copy!;
-    const chunk = this.#o.pool.get(bytes).subarray(0, bytes);
-    let at = 0;
-    for (const g of groups) at += g.copy!.copy(chunk, at);
-    gathered.push(chunk);
-    return chunk;
-  }
-
-  /**
-   * False when the batch cannot grow: a group already follows `end` that the batch cannot take (a
-   * group without COPY rows), or the spool has moved to a later segment.
-   */
-  #continues(segmentId: number, end: number): boolean {
-    for (const g of this.#handed) {
-      if (g.segmentId > segmentId) return false;
-      if (g.segmentId === segmentId && g.offset >= end) return false;
-    }
-    return true;
   }
 
   /** The replay path: frames read back from the spool, inserted idempotently. */
