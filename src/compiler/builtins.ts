@@ -326,8 +326,10 @@ export const HOST_IMPORT_NAMES: ReadonlyMap<string, string> = new Map([
   // The SDK's own json.is_valid / yaml.is_valid answer undefined for a non-string; OPA says false.
   ["json.is_valid", "arbiter.json.is_valid"],
   ["yaml.is_valid", "arbiter.yaml.is_valid"],
-  // The SDK's yaml.marshal, wrapped for typed text (host-set-args.ts).
+  // yaml.marshal with YAML 1.1 quoting (host-yaml.ts), wrapped for typed text (host-set-args.ts).
   ["yaml.marshal", "arbiter.yaml.marshal"],
+  // The SDK's yaml.unmarshal reads YAML 1.2; OPA's reads YAML 1.1 as go-yaml v2 does (host-yaml.ts).
+  ["yaml.unmarshal", "arbiter.yaml.unmarshal"],
 ]);
 
 /**
@@ -361,6 +363,7 @@ export const HOST_JSON_IO: ReadonlySet<string> = new Set<string>([
   "graph.reachable_paths",
   "time.parse_ns",
   "io.jwt.decode_verify",
+  "yaml.unmarshal",
   // GraphQL ASTs carry integer kinds that must be told from non-integers (host-graphql.ts).
   "graphql.parse",
   "graphql.parse_and_verify",

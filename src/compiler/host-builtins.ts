@@ -20,7 +20,6 @@
  *   resolution is a millisecond and values above 2^53 lose their last bits (numbers are f64).
  */
 import { createHash } from "node:crypto";
-import { parseDocument as parseYamlDocument } from "yaml";
 import { compileRe2 } from "./host-re2.ts";
 import { moreHostBuiltins, queryEscape } from "./host-builtins-more.ts";
 import { jwtHostBuiltins } from "./host-jwt.ts";
@@ -33,6 +32,8 @@ export { compileRe2 } from "./host-re2.ts";
 import { goSprintf } from "./host-sprintf.ts";
 import { goBase64UrlDecode, JwtBuiltinError, utf8Text } from "./host-jwt-keys.ts";
 import { timeNowNs } from "./host-now.ts";
+import { yamlIsValid, yamlUnmarshal } from "./host-yaml.ts";
+import { builtinError, jsonIo } from "./host-exact-json.ts";
 
 import type { HostBuiltin as Builtin } from "./host-types.ts";
 
@@ -240,14 +241,6 @@ function isJson(s: string): boolean {
   }
 }
 
-function isYaml(s: string): boolean {
-  try {
-    return parseYamlDocument(s).errors.length === 0;
-  } catch {
-    return false;
-  }
-}
-
 export const hostBuiltins: Record<string, Builtin> = withSetArgs({
   ...moreHostBuiltins,
   ...jwtHostBuiltins,
@@ -269,7 +262,10 @@ export const hostBuiltins: Record<string, Builtin> = withSetArgs({
   // OPA: false (not undefined) for a non-string operand.
   "regex.is_valid": (p: unknown) => typeof p === "string" && compileRe2(p) !== null,
   "arbiter.json.is_valid": (s: unknown) => typeof s === "string" && isJson(s),
-  "arbiter.yaml.is_valid": (s: unknown) => typeof s === "string" && isYaml(s),
+  "arbiter.yaml.is_valid": (s: unknown) => typeof s === "string" && yamlIsValid(s),
+  "arbiter.yaml.unmarshal": jsonIo((s) =>
+    typeof s === "string" ? yamlUnmarshal(s) : builtinError("yaml.unmarshal", "operand 1 must be string"),
+  ),
   "base64url.encode": str(
     (s) => Buffer.from(s, "utf8").toString("base64url") + "=".repeat((3 - (Buffer.byteLength(s) % 3)) % 3),
   ),

@@ -3,23 +3,13 @@
  * nested in an argument. They are HOST_TYPED_JSON builtins (builtins.ts): sets arrive as RegoSet
  * and are handed to the JSON implementation as arrays in Rego's order, which is what OPA's
  * `ast.JSON` makes of a set (its Iter walks the sorted keys). `object.union_n` merges typed values,
- * so a set inside an object stays a set. `yaml.marshal` is the SDK's own
- * implementation, imported as `arbiter.yaml.marshal` (HOST_IMPORT_NAMES) so that it goes
- * through here; `providers.aws.sign_req` echoes its request with the set left a set, as OPA does.
+ * so a set inside an object stays a set. `yaml.marshal` (host-yaml.ts) is imported as
+ * `arbiter.yaml.marshal` (HOST_IMPORT_NAMES) so that it goes through here;
+ * `providers.aws.sign_req` echoes its request with the set left a set, as OPA does.
  */
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
 import type { HostBuiltin } from "./host-types.ts";
 import { isTypedObject, toPlainJson, typedIo, type TypedJson } from "./host-typed-json.ts";
-
-const require = createRequire(import.meta.url);
-/** The SDK's yaml.marshal, so that the text stays the one it printed before sets were allowed. */
-const sdkYamlMarshal = (
-  require(join(dirname(require.resolve("@open-policy-agent/opa-wasm")), "builtins", "index.js")) as Record<
-    string,
-    HostBuiltin
-  >
-)["yaml.marshal"]!;
+import { yamlMarshal } from "./host-yaml.ts";
 
 type Obj = { [k: string]: TypedJson };
 
@@ -58,7 +48,7 @@ export function withSetArgs(table: Record<string, HostBuiltin>): Record<string, 
     ...table,
     "urlquery.encode_object": plainArgs("urlquery.encode_object", table["urlquery.encode_object"]!),
     "io.jwt.encode_sign": plainArgs("io.jwt.encode_sign", table["io.jwt.encode_sign"]!),
-    "arbiter.yaml.marshal": plainArgs("yaml.marshal", sdkYamlMarshal),
+    "arbiter.yaml.marshal": plainArgs("yaml.marshal", yamlMarshal),
     "json.marshal_with_options": plainArgs("json.marshal_with_options", table["json.marshal_with_options"]!),
     "object.union_n": typedIo(unionN),
     "providers.aws.sign_req": typedIo((req, ...rest) => {

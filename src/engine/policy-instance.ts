@@ -12,6 +12,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { DEADLINE_IMPORT, DEFAULT_FUEL_INTERVAL } from "./wasm-deadline.ts";
 import { EvaluationTimeoutError } from "./errors.ts";
+import { yamlBuiltinsByValue } from "../compiler/host-yaml.ts";
 
 type Builtin = (...args: unknown[]) => unknown;
 
@@ -28,6 +29,16 @@ const { LoadedPolicy } = require("@open-policy-agent/opa-wasm") as {
 const sdkBuiltins = require(
   join(dirname(require.resolve("@open-policy-agent/opa-wasm")), "builtins", "index.js"),
 ) as Record<string, Builtin>;
+
+/**
+ * A builtin a module imports, by name: where the SDK's own implementation answers otherwise than
+ * OPA (its YAML is 1.2, OPA's go-yaml v2), Arbiter's first; then the SDK's, then Arbiter's host
+ * builtins. Modules from Arbiter's compiler import those under other names (HOST_IMPORT_NAMES), so
+ * the first table serves modules built by `opa build -t wasm`.
+ */
+export function builtinImpl(name: string, hostBuiltins: Record<string, Builtin>): Builtin | undefined {
+  return yamlBuiltinsByValue[name] ?? sdkBuiltins[name] ?? hostBuiltins[name];
+}
 
 /** What the engine uses of the SDK's `LoadedPolicy`. */
 export interface SdkPolicy {
@@ -109,7 +120,7 @@ export function instantiatePolicy(module: WebAssembly.Module, options: InstanceO
   let names: Record<number, string> = {};
   const call = (id: number, ...argAddrs: number[]): number => {
     const name = names[id];
-    const impl = name === undefined ? undefined : (sdkBuiltins[name] ?? options.hostBuiltins[name]);
+    const impl = name === undefined ? undefined : builtinImpl(name, options.hostBuiltins);
     if (impl === undefined) throw new Error(`not implemented: built-in function ${id}: ${name}`);
     const args = argAddrs.map((a) => dumpJSON(exports!, memory, a));
     return loadJSON(exports!, memory, impl(...args));

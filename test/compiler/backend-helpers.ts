@@ -2,7 +2,7 @@
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import { generateWasm } from "../../src/compiler/codegen.ts";
 import { hostBuiltins } from "../../src/compiler/host-builtins.ts";
-import { HOST_TYPED_JSON } from "../../src/compiler/builtins.ts";
+import { HOST_JSON_IO, HOST_TYPED_JSON } from "../../src/compiler/builtins.ts";
 import type { Func, Policy, Stmt } from "../../src/compiler/ir.ts";
 
 export type LoadedPolicy = Awaited<ReturnType<typeof loadPolicy>>;
@@ -54,16 +54,17 @@ export function builtinPolicy(name: string, args: string[], hostBuiltinNames: st
     argLocals.push(l);
   }
   const out = next++;
-  if (HOST_TYPED_JSON.has(name)) {
-    // as the planner does: typed text in and out (sets marked, integers exact)
+  const typed = HOST_TYPED_JSON.has(name);
+  if (typed || HOST_JSON_IO.has(name)) {
+    // as the planner does: (typed) JSON text in and out (integers exact; sets marked when typed)
     const texts = argLocals.map((a) => {
       const t = next++;
-      body.push({ op: "builtin", target: t, name: "internal.typed_marshal", args: [a] });
+      body.push({ op: "builtin", target: t, name: typed ? "internal.typed_marshal" : "json.marshal", args: [a] });
       return t;
     });
     const raw = next++;
     body.push({ op: "builtin", target: raw, name, args: texts });
-    body.push({ op: "builtin", target: out, name: "internal.typed_unmarshal", args: [raw] });
+    body.push({ op: "builtin", target: out, name: typed ? "internal.typed_unmarshal" : "json.unmarshal", args: [raw] });
     return policyOf([rule("out", next, out, body)], { "t/out": "out" }, hostBuiltinNames);
   }
   body.push({ op: "builtin", target: out, name, args: argLocals });
