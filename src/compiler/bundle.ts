@@ -9,11 +9,11 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, sep } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { parse as parseYaml } from "yaml";
 import { dataConflicts, loadPolicyTree, mergeAt, PolicyLoadError } from "./data.ts";
 import { RegoCompileError } from "./diagnostics.ts";
 import { compile, type PolicySource } from "./compile.ts";
 import { parseModule } from "./parser.ts";
+import { yamlData } from "./host-yaml.ts";
 
 export interface BundleManifest {
   readonly revision: string;
@@ -234,7 +234,7 @@ function interpret(entries: Map<string, Uint8Array>): LoadedBundle {
     if (base === "data.json" || base === "data.yaml" || base === "data.yml") {
       let doc: unknown;
       try {
-        doc = base === "data.json" ? JSON.parse(text(name, bytes)) : parseYaml(text(name, bytes));
+        doc = base === "data.json" ? JSON.parse(text(name, bytes)) : yamlData(text(name, bytes));
       } catch (e) {
         if (e instanceof BundleError) throw e;
         throw new BundleError(`bundle file ${name} is malformed: ${(e as Error).message}`);

@@ -3,7 +3,6 @@
  * Each returns the process exit code; output goes to stdout, problems to stderr.
  */
 import { readFileSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
 import { buildBundle, BundleError, checkDataConflicts, manifestSaysV0, readBundle, writeBundle } from "./bundle.ts";
 import { loadPolicyTree, PolicyLoadError } from "./data.ts";
 import { type Diagnostic, RegoCompileError } from "./diagnostics.ts";
@@ -13,6 +12,7 @@ import { compile } from "./index.ts";
 import { loadCompiledPolicy } from "../engine/load-policy.ts";
 import { parseModule } from "./parser.ts";
 import { isObject } from "../util/object.ts";
+import { yamlData } from "./host-yaml.ts";
 import {
   loadBundleKey,
   SIGNATURE_ALGORITHMS,
@@ -201,7 +201,7 @@ function readJsonFile(path: string, what: string): unknown {
     throw new UsageError(`${what} ${path}: cannot read file`);
   }
   try {
-    return path.endsWith(".yaml") || path.endsWith(".yml") ? parseYaml(text) : JSON.parse(text);
+    return path.endsWith(".yaml") || path.endsWith(".yml") ? yamlData(text) : JSON.parse(text);
   } catch (e) {
     throw new UsageError(`${what} ${path}: malformed: ${(e as Error).message}`);
   }

@@ -5,8 +5,8 @@
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, sep } from "node:path";
-import { parse as parseYaml } from "yaml";
 import { isObject } from "../util/object.ts";
+import { yamlData } from "./host-yaml.ts";
 
 export interface PolicyFile {
   /** Path as the user sees it (root joined with the relative path): used in error positions. */
@@ -70,7 +70,7 @@ export function loadPolicyTree(roots: readonly string[]): PolicyTree {
       }
       let doc: unknown;
       try {
-        doc = base === "data.json" ? JSON.parse(text) : parseYaml(text);
+        doc = base === "data.json" ? JSON.parse(text) : yamlData(text);
       } catch (e) {
         throw new PolicyLoadError(
           `${file}: malformed ${base.endsWith(".json") ? "JSON" : "YAML"}: ${(e as Error).message}`,

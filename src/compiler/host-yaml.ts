@@ -193,6 +193,36 @@ function jsonKey(k: unknown, refuse: (message: string) => null): string {
 }
 
 /**
+ * A YAML data file (a bundle's `data.yaml`, `arbiter eval --input x.yaml`) as OPA loads it: its
+ * `util.Unmarshal` is the same reader as `yaml.unmarshal`. Plain JavaScript values; an integer
+ * beyond 2^53 is refused (the loaders hold numbers as doubles). Errors name no builtin.
+ */
+export function yamlData(text: string): unknown {
+  try {
+    return doubles(yamlUnmarshal(text), "would not load exactly");
+  } catch (err) {
+    throw new Error((err as Error).message.replace(/^yaml\.unmarshal: /, ""), { cause: err });
+  }
+}
+
+/** `v` with its integers as doubles; one beyond 2^53 throws (`why` ends the message). */
+function doubles(v: ExactJson, why: string): unknown {
+  if (typeof v === "bigint") {
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
+      throw new Error(`yaml.unmarshal: the integer ${v} is beyond 2^53 and ${why}`);
+    }
+    return Number(v);
+  }
+  if (Array.isArray(v)) return v.map((x) => doubles(x, why));
+  if (v === null || typeof v !== "object") return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    Object.defineProperty(out, k, { value: doubles(x, why), enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}
+
+/**
  * The `yaml` 1.x package the SDK's yaml.marshal uses, so the text stays what it printed before
  * (block style, two-space indent), with its YAML 1.1 schema: a string that a YAML 1.1 reader would
  * take for something else (`n`, `yes`, `2001-12-14`, `190:20:30`) is quoted, as go-yaml v2 quotes
@@ -234,12 +264,7 @@ export const yamlBuiltinsByValue: Record<string, (...args: unknown[]) => unknown
   "yaml.unmarshal": (s) => {
     if (typeof s !== "string") return undefined;
     try {
-      return JSON.parse(exactJsonText(yamlUnmarshal(s)), (_k, v: unknown): unknown => {
-        if (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v)) {
-          throw new Error("yaml.unmarshal: an integer beyond 2^53 is not answered to a module built by opa");
-        }
-        return v;
-      }) as unknown;
+      return doubles(yamlUnmarshal(s), "is not answered to a module built by opa");
     } catch (err) {
       if (err instanceof OpaBuiltinError) return undefined;
       throw err;

@@ -4,7 +4,7 @@
  * object keys sorted by their UTF-8 bytes, no whitespace, strings escaped as Go's encoding/json
  * does with HTML escaping off. Used by `bundle-signature.ts` to hash and verify bundle files.
  */
-import { parse as parseYaml } from "yaml";
+import { yamlData } from "../compiler/host-yaml.ts";
 
 function baseName(name: string): string {
   return name.slice(name.lastIndexOf("/") + 1);
@@ -196,7 +196,7 @@ export function canonicalStructuredBytes(name: string, bytes: Uint8Array): Uint8
   } catch (err) {
     if (baseName(name) !== "data.yaml") throw err;
     // The same YAML reading the bundle loader uses, so equal hashes mean equal loaded data.
-    value = parseYaml(text);
+    value = yamlData(text);
   }
   const out: string[] = [];
   canonical(value, out);

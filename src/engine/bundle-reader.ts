@@ -16,11 +16,11 @@
  */
 import { createGunzip } from "node:zlib";
 import { Parser, type ReadEntry } from "tar";
-import { parse as parseYaml } from "yaml";
 import type { BundleManifest } from "../compiler/index.ts";
 import { mergeAt, PolicyLoadError } from "./compiler-parts.ts";
 import type { BundleFiles } from "./bundle-files.ts";
 import { BundleError, describe } from "./errors.ts";
+import { yamlData } from "../compiler/host-yaml.ts";
 
 export interface BundleLimits {
   /** Bytes read from the source, and separately decompressed bytes of an archive. */
@@ -241,7 +241,7 @@ export function interpretFiles(files: BundleFiles, limits: BundleLimits): Interp
     else {
       try {
         // The yaml package bounds alias expansion itself (maxAliasCount, default 100).
-        doc = parseYaml(text(name, bytes));
+        doc = yamlData(text(name, bytes));
       } catch (err) {
         if (err instanceof BundleError) throw err;
         throw new BundleError(`bundle file ${name} is malformed: ${describe(err)}`);

@@ -14,7 +14,7 @@ import { Registry } from "prom-client";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { engineContract } from "../../src/decision/contract.ts";
 import { createEngineHost, type EngineHost, type EngineHostOptions } from "../../src/engine/index.ts";
-import { checkJsonBounds, ElementBudget, MAX_JSON_DEPTH } from "../../src/engine/bundle-reader.ts";
+import { checkJsonBounds, ElementBudget, interpretFiles, MAX_JSON_DEPTH } from "../../src/engine/bundle-reader.ts";
 import { tempDir, writeTarGzAtomically } from "./fixtures.ts";
 import {
   bundleWithEntries,
@@ -133,6 +133,35 @@ describe("bundle limits", () => {
     );
     expect(engine.status().lastError).toBe("bundle: entry data.json appears more than once");
     expect(engine.status().revision).toBe("good");
+  });
+
+  it("reads data.yaml as OPA does (go-yaml v2, YAML 1.1) and refuses one OPA refuses, naming the file", async () => {
+    const files = (yaml: string) =>
+      new Map<string, Uint8Array>([
+        ["policy.wasm", new Uint8Array([0, 97, 115, 109])],
+        ["cfg/data.yaml", Buffer.from(yaml)],
+      ]);
+    const limits = { maxBytes: 1 << 20, maxElements: 1000 };
+    const { dataJson } = interpretFiles(files("flag: yes\nmode: 0777\nwhen: 2001-12-14\ny: 1\n"), limits);
+    // YAML 1.2 read these as "yes", 777, "2001-12-14" and the key "y".
+    expect(JSON.parse(Buffer.from(dataJson).toString())).toEqual({
+      cfg: { flag: true, mode: 511, when: "2001-12-14", true: 1 },
+    });
+    expect(() => interpretFiles(files("? [1]\n: x\n"), limits)).toThrow(
+      "bundle file cfg/data.yaml is malformed: unsupported map key of type: []interface {}",
+    );
+    expect(() => interpretFiles(files("n: 9007199254740993\n"), limits)).toThrow(
+      "bundle file cfg/data.yaml is malformed: the integer 9007199254740993 is beyond 2^53 and would not load exactly",
+    );
+    // Through the engine: the refused bundle leaves the previous one active.
+    const { engine, file } = await goodHost();
+    await reloadWith(engine, file, await bundleWithEntries("yaml", { "cfg/data.yaml": Buffer.from("flag: on\n") }));
+    expect(engine.status()).toMatchObject({ revision: "yaml", lastError: undefined });
+    await reloadWith(engine, file, await bundleWithEntries("bad", { "cfg/data.yaml": Buffer.from("a: .nan\n") }));
+    expect(engine.status()).toMatchObject({
+      revision: "yaml",
+      lastError: "bundle file cfg/data.yaml is malformed: json: unsupported value: NaN",
+    });
   });
 
   it(

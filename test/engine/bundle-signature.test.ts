@@ -165,7 +165,8 @@ describe("canonical form of structured files", () => {
     // HTML characters stay (SetEscapeHTML(false)); U+2028/2029 and controls are escaped.
     expect(canon("data.json", `"<a&b>\\u2028\\u0001\\t\\/"`)).toBe(`"<a&b>\\u2028\\u0001\\t/"`);
     expect(canon(".manifest", `\ufeff{"revision":"r"}`)).toBe(`{"revision":"r"}`);
-    expect(canon("x/data.yaml", "b: [1, 2.5]\na: yes\n")).toBe(`{"a":"yes","b":[1,2.5]}`);
+    // YAML as OPA's util.Unmarshal reads it (go-yaml v2): `yes` is true, `0777` is 511.
+    expect(canon("x/data.yaml", "b: [1, 2.5, 0777]\na: yes\n")).toBe(`{"a":true,"b":[1,2.5,511]}`);
   });
 
   it("hashes 1.5 and 1.50 apart (OPA keeps the literal), and data.yml and .json files as raw bytes", () => {
