@@ -146,7 +146,8 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["net.cidr_contains", 2],
   ["net.cidr_intersects", 2],
   ["net.cidr_is_valid", 1],
-  // host, implemented by the SDK itself (src/builtins/ of @open-policy-agent/opa-wasm)
+  // host, also in the SDK (src/builtins/ of @open-policy-agent/opa-wasm), whose answers differ
+  // from OPA's: imported under Arbiter's names instead (HOST_IMPORT_NAMES)
   ["json.is_valid", 1],
   ["regex.split", 2],
   ["yaml.marshal", 1],
@@ -224,8 +225,9 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
  * Split: operators, aggregates, string, object/array/set and type builtins are native because
  * they are hot and because sets cannot cross the JSON boundary (the SDK dumps them as arrays).
  * Regex, glob, sprintf, formatting, time, crypto, encodings and units go to the host
- * (`hostBuiltins` in host-builtins.ts, passed as `loadPolicy`'s `customBuiltins`);
- * `json.is_valid`, `regex.split` and `yaml.*` are supplied by the SDK itself.
+ * (`hostBuiltins` in host-builtins.ts, passed as `loadPolicy`'s `customBuiltins`), including
+ * Arbiter's own `json.is_valid`, `regex.split` and `yaml.*` in place of the SDK's
+ * (HOST_IMPORT_NAMES).
  *
  * Numbers are f64 (integers print without a decimal point); non-integer arithmetic results
  * within two ulps of a 15-digit decimal snap to it (OPA's big.Float gives `0.1 + 0.2 == 0.3`).
@@ -326,6 +328,9 @@ export const HOST_IMPORT_NAMES: ReadonlyMap<string, string> = new Map([
   // The SDK's own json.is_valid / yaml.is_valid answer undefined for a non-string; OPA says false.
   ["json.is_valid", "arbiter.json.is_valid"],
   ["yaml.is_valid", "arbiter.yaml.is_valid"],
+  // The SDK's regex.split is `s.split(RegExp(pattern))`: JavaScript's syntax, capture groups in
+  // the answer; Arbiter's reads RE2 and splits as Go does (host-builtins.ts).
+  ["regex.split", "arbiter.regex.split"],
   // yaml.marshal with YAML 1.1 quoting (host-yaml.ts), wrapped for typed text (host-set-args.ts).
   ["yaml.marshal", "arbiter.yaml.marshal"],
   // The SDK's yaml.unmarshal reads YAML 1.2; OPA's reads YAML 1.1 as go-yaml v2 does (host-yaml.ts).

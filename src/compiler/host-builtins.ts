@@ -8,9 +8,10 @@
  * exchange typed text instead, where sets stay sets (HOST_TYPED_JSON, host-typed-json.ts).
  *
  * `sprintf`, `json.is_valid`, `regex.split` and `yaml.*` are implemented by the SDK itself and
- * take precedence over this map (`_builtinCall` looks in its own table first). The SDK's
- * `sprintf` is sprintf-js, so the code generator imports OPA's `sprintf` as `arbiter.sprintf`
- * (HOST_IMPORT_NAMES in builtins.ts), implemented here with Go fmt semantics.
+ * take precedence over this map (`_builtinCall` looks in its own table first). They answer
+ * otherwise than OPA (sprintf-js, JavaScript's split, YAML 1.2), so the code generator imports
+ * them under other names (`arbiter.sprintf`, ...: HOST_IMPORT_NAMES in builtins.ts), implemented
+ * here and in host-yaml.ts with OPA's semantics.
  *
  * Known differences from OPA:
  * - `regex.match` runs a JavaScript RegExp translated from RE2 syntax (host-re2.ts lists what
@@ -21,6 +22,7 @@
  */
 import { createHash } from "node:crypto";
 import { compileRe2 } from "./host-re2.ts";
+import { goMatches } from "./host-regex-more.ts";
 import { moreHostBuiltins, queryEscape } from "./host-builtins-more.ts";
 import { jwtHostBuiltins } from "./host-jwt.ts";
 import { awsHostBuiltins } from "./host-aws.ts";
@@ -73,11 +75,29 @@ function regexFindN(pattern: unknown, value: unknown, n: unknown): string[] | un
     return undefined;
   const re = cached(regexCache, pattern, () => compileRe2(pattern));
   if (re === null) return undefined;
+  return [...goMatches(re, value, n)].map((m) => m[0]);
+}
+
+/**
+ * Go's `Regexp.Split(s, -1)`: the text between the matches Go finds, without the capture groups
+ * JavaScript's `split` adds; an empty match at the start adds nothing, and the rest after the last
+ * match only when that match does not start at the end. (The SDK's was `s.split(RegExp(pattern))`,
+ * on the pattern as JavaScript reads it.)
+ */
+function regexSplit(pattern: unknown, s: unknown): string[] | undefined {
+  if (typeof pattern !== "string" || typeof s !== "string") return undefined;
+  const re = cached(regexCache, pattern, () => compileRe2(pattern));
+  if (re === null) return undefined;
+  if (pattern !== "" && s === "") return [""];
   const out: string[] = [];
-  for (const m of value.matchAll(new RegExp(re.source, re.flags + "g"))) {
-    if (n >= 0 && out.length >= n) break;
-    out.push(m[0]);
+  let beg = 0;
+  let end = 0;
+  for (const m of goMatches(re, s, -1)) {
+    end = m.index;
+    if (m.index + m[0].length !== 0) out.push(s.slice(beg, end));
+    beg = m.index + m[0].length;
   }
+  if (end !== s.length) out.push(s.slice(beg));
   return out;
 }
 
@@ -262,6 +282,7 @@ export const hostBuiltins: Record<string, Builtin> = withSetArgs({
   // OPA: false (not undefined) for a non-string operand.
   "regex.is_valid": (p: unknown) => typeof p === "string" && compileRe2(p) !== null,
   "arbiter.json.is_valid": (s: unknown) => typeof s === "string" && isJson(s),
+  "arbiter.regex.split": regexSplit,
   "arbiter.yaml.is_valid": (s: unknown) => typeof s === "string" && yamlIsValid(s),
   "arbiter.yaml.unmarshal": jsonIo((s) =>
     typeof s === "string" ? yamlUnmarshal(s) : builtinError("yaml.unmarshal", "operand 1 must be string"),

@@ -91,17 +91,17 @@ function randIntn(str: unknown, n: unknown): number | undefined {
   return v;
 }
 
-/** Go's FindAllStringSubmatch(value, n): an empty match right after a match is skipped. */
-function findAllSubmatch(pattern: unknown, value: unknown, n: unknown): string[][] | undefined {
-  if (typeof pattern !== "string" || typeof value !== "string" || typeof n !== "number" || !Number.isInteger(n))
-    return undefined;
-  const compiled = compileRe2(pattern);
-  if (compiled === null) return undefined;
+/**
+ * The matches Go's `FindAll*(value, n)` reports (`n < 0`: all): left to right, and an empty match
+ * right after a match is skipped, where JavaScript's `matchAll` reports it (`a*` on "baaac": Go
+ * 0-0, 1-4, 5-5; JavaScript also 4-4).
+ */
+export function* goMatches(compiled: RegExp, value: string, n: number): Generator<RegExpExecArray> {
   const re = new RegExp(compiled.source, compiled.flags.replace("g", "") + "g");
-  const out: string[][] = [];
+  let found = 0;
   let pos = 0;
   let prevEnd = -1;
-  while ((n < 0 || out.length < n) && pos <= value.length) {
+  while ((n < 0 || found < n) && pos <= value.length) {
     re.lastIndex = pos;
     const m = re.exec(value);
     if (!m) break;
@@ -116,9 +116,20 @@ function findAllSubmatch(pattern: unknown, value: unknown, n: unknown): string[]
       pos = end;
     }
     prevEnd = end;
-    if (accept) out.push([...m].map((g) => g ?? ""));
+    if (accept) {
+      found++;
+      yield m;
+    }
   }
-  return out;
+}
+
+/** Go's FindAllStringSubmatch(value, n). */
+function findAllSubmatch(pattern: unknown, value: unknown, n: unknown): string[][] | undefined {
+  if (typeof pattern !== "string" || typeof value !== "string" || typeof n !== "number" || !Number.isInteger(n))
+    return undefined;
+  const compiled = compileRe2(pattern);
+  if (compiled === null) return undefined;
+  return [...goMatches(compiled, value, n)].map((m) => [...m].map((g) => g ?? ""));
 }
 
 /** Go's base64.StdEncoding.DecodeString succeeds (newlines are ignored, padding required). */

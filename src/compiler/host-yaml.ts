@@ -1,10 +1,11 @@
 /**
- * `yaml.unmarshal`, `yaml.is_valid` and `yaml.marshal` as OPA answers them. OPA reads YAML with sigs.k8s.io/yaml
- * (`YAMLToJSON`: go-yaml v2, then JSON): YAML 1.1 scalars (`yes`, `on` and `y` are true, `0777` is
- * octal), timestamps and base-60 numbers left as text, only the first document read, and a
- * document JSON cannot hold is an error (a key that is null or a collection, a NaN or an
- * infinity). The SDK's implementation (the `yaml` 1.x package, YAML 1.2) answered `"yes"`, `777`
- * and `{"{ x: 1 }": 1}` for these: other answers than OPA's, without a word.
+ * YAML as OPA reads and writes it: `yaml.unmarshal`, `yaml.is_valid`, `yaml.marshal`, and YAML
+ * data files (`yamlData`). OPA reads YAML with sigs.k8s.io/yaml (`YAMLToJSON`: go-yaml v2, then
+ * JSON): YAML 1.1 scalars (`yes`, `on` and `y` are true, `0777` is octal), timestamps and base-60
+ * numbers left as text, only the first document read, and a document JSON cannot hold is an error
+ * (a key that is null or a collection, a NaN or an infinity). The SDK's implementation (the `yaml`
+ * 1.x package, YAML 1.2) answered `"yes"`, `777` and `{"{ x: 1 }": 1}` for these: other answers
+ * than OPA's, without a word.
  *
  * Built on the `yaml` package's YAML 1.1 schema, with go-yaml's number rules in place of its own:
  * after dropping every `_`, an integer as Go's `strconv.ParseInt(s, 0, 64)` (then `ParseUint`)

@@ -31,13 +31,28 @@ const sdkBuiltins = require(
 ) as Record<string, Builtin>;
 
 /**
+ * OPA's names of builtins the SDK implements otherwise than OPA, where Arbiter's host builtin of
+ * the other name takes and answers plain values (a module from `opa build` calls them so).
+ */
+const ARBITER_FOR_SDK: Readonly<Record<string, string>> = {
+  "regex.split": "arbiter.regex.split",
+  "json.is_valid": "arbiter.json.is_valid",
+};
+
+/**
  * A builtin a module imports, by name: where the SDK's own implementation answers otherwise than
- * OPA (its YAML is 1.2, OPA's go-yaml v2), Arbiter's first; then the SDK's, then Arbiter's host
- * builtins. Modules from Arbiter's compiler import those under other names (HOST_IMPORT_NAMES), so
- * the first table serves modules built by `opa build -t wasm`.
+ * OPA (its YAML is 1.2, its regex.split JavaScript's), Arbiter's first; then the SDK's, then
+ * Arbiter's host builtins. Modules from Arbiter's compiler import those under other names
+ * (HOST_IMPORT_NAMES), so the first two tables serve modules built by `opa build -t wasm`.
  */
 export function builtinImpl(name: string, hostBuiltins: Record<string, Builtin>): Builtin | undefined {
-  return yamlBuiltinsByValue[name] ?? sdkBuiltins[name] ?? hostBuiltins[name];
+  const own = ARBITER_FOR_SDK[name];
+  return (
+    yamlBuiltinsByValue[name] ??
+    (own === undefined ? undefined : hostBuiltins[own]) ??
+    sdkBuiltins[name] ??
+    hostBuiltins[name]
+  );
 }
 
 /** What the engine uses of the SDK's `LoadedPolicy`. */

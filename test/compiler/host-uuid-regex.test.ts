@@ -71,3 +71,29 @@ describe("regex and encoding gaps", () => {
     expect(await regoFailures(cases)).toEqual([]);
   });
 });
+
+describe("regex.split and regex.find_n as Go's regexp", () => {
+  it("split without JavaScript's capture groups, on the pattern as RE2 reads it, with Go's empty matches", async () => {
+    const cases: RegoCase[] = [
+      ['regex.split("(,)", "a,b")', ["a", "b"]], // JavaScript's split: ["a", ",", "b"]
+      ['regex.split(",", "a,b,")', ["a", "b", ""]],
+      ['regex.split("a*", "baaac")', ["b", "c"]],
+      ['regex.split("x*", "abc")', ["a", "b", "c"]],
+      ['regex.split(",", "")', [""]],
+      ['regex.split("", "")', []],
+      ['regex.split("[[:digit:]]", "a1b2c")', ["a", "b", "c"]], // a POSIX class: RE2's, not JavaScript's
+      ['regex.split("(", "x")', undefined], // not RE2: OPA's error
+      ['regex.find_n("a*", "baaac", -1)', ["", "aaa", ""]], // JavaScript's matchAll adds "" at 4
+      ['regex.find_n("a*", "baaac", 2)', ["", "aaa"]],
+    ];
+    expect(await regoFailures(cases)).toEqual([]);
+  });
+
+  it("serves a module built by opa build under OPA's name, not the SDK's split", async () => {
+    const { builtinImpl } = await import("../../src/engine/policy-instance.ts");
+    const { hostBuiltins } = await import("../../src/compiler/index.ts");
+    const host = hostBuiltins as Record<string, (...args: unknown[]) => unknown>;
+    expect(builtinImpl("regex.split", host)!("(,)", "a,b")).toEqual(["a", "b"]);
+    expect(builtinImpl("json.is_valid", host)!(7)).toBe(false); // the SDK's answers undefined
+  });
+});
