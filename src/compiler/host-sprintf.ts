@@ -289,3 +289,19 @@ function goSprintfTyped(format: TypedJson, values: TypedJson): string | undefine
 
 /** `sprintf` as a HOST_TYPED_JSON builtin (typed texts in, typed text out). */
 export const goSprintf = typedIo(goSprintfTyped);
+
+/**
+ * `sprintf` on plain values, for a module from `opa build`, which calls OPA's name with the
+ * arguments the SDK dumps as JSON (engine/policy-instance.ts): an integer beyond 2^53 arrived
+ * rounded, so it is refused rather than printed; a set arrives as an array and prints as one.
+ */
+export function goSprintfValues(format: unknown, values: unknown): string | undefined {
+  const check = (v: unknown): void => {
+    if (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v)) {
+      throw new Error("sprintf: an integer beyond 2^53 reached a module built by opa rounded; not printed");
+    }
+    if (v !== null && typeof v === "object") for (const x of Object.values(v)) check(x);
+  };
+  check(values);
+  return goSprintfTyped(format as TypedJson, values as TypedJson);
+}

@@ -13,6 +13,7 @@ import { dirname, join } from "node:path";
 import { DEADLINE_IMPORT, DEFAULT_FUEL_INTERVAL } from "./wasm-deadline.ts";
 import { EvaluationTimeoutError } from "./errors.ts";
 import { yamlBuiltinsByValue } from "../compiler/host-yaml.ts";
+import { goSprintfValues } from "../compiler/host-sprintf.ts";
 
 type Builtin = (...args: unknown[]) => unknown;
 
@@ -31,27 +32,28 @@ const sdkBuiltins = require(
 ) as Record<string, Builtin>;
 
 /**
- * OPA's names of builtins the SDK implements otherwise than OPA, where Arbiter's host builtin of
- * the other name takes and answers plain values (a module from `opa build` calls them so).
+ * Builtins the SDK implements otherwise than OPA (its YAML is 1.2, its regex.split JavaScript's,
+ * its sprintf sprintf-js), by OPA's name: Arbiter's implementations on plain values, or the name
+ * of Arbiter's host builtin that takes plain values.
  */
+const OPA_BY_VALUE: Readonly<Record<string, Builtin>> = {
+  ...yamlBuiltinsByValue,
+  sprintf: goSprintfValues as Builtin,
+};
 const ARBITER_FOR_SDK: Readonly<Record<string, string>> = {
   "regex.split": "arbiter.regex.split",
   "json.is_valid": "arbiter.json.is_valid",
 };
 
 /**
- * A builtin a module imports, by name: where the SDK's own implementation answers otherwise than
- * OPA (its YAML is 1.2, its regex.split JavaScript's), Arbiter's first; then the SDK's, then
+ * A builtin a module imports, by name: Arbiter's in place of the SDK's above, then the SDK's, then
  * Arbiter's host builtins. Modules from Arbiter's compiler import those under other names
  * (HOST_IMPORT_NAMES), so the first two tables serve modules built by `opa build -t wasm`.
  */
 export function builtinImpl(name: string, hostBuiltins: Record<string, Builtin>): Builtin | undefined {
   const own = ARBITER_FOR_SDK[name];
   return (
-    yamlBuiltinsByValue[name] ??
-    (own === undefined ? undefined : hostBuiltins[own]) ??
-    sdkBuiltins[name] ??
-    hostBuiltins[name]
+    OPA_BY_VALUE[name] ?? (own === undefined ? undefined : hostBuiltins[own]) ?? sdkBuiltins[name] ?? hostBuiltins[name]
   );
 }
 

@@ -89,11 +89,15 @@ describe("regex.split and regex.find_n as Go's regexp", () => {
     expect(await regoFailures(cases)).toEqual([]);
   });
 
-  it("serves a module built by opa build under OPA's name, not the SDK's split", async () => {
+  it("serves a module built by opa build under OPA's names, not the SDK's split and sprintf", async () => {
     const { builtinImpl } = await import("../../src/engine/policy-instance.ts");
     const { hostBuiltins } = await import("../../src/compiler/index.ts");
     const host = hostBuiltins as Record<string, (...args: unknown[]) => unknown>;
     expect(builtinImpl("regex.split", host)!("(,)", "a,b")).toEqual(["a", "b"]);
     expect(builtinImpl("json.is_valid", host)!(7)).toBe(false); // the SDK's answers undefined
+    // sprintf: Go's fmt, where the SDK's sprintf-js printed an object as [object Object]
+    const sprintf = builtinImpl("sprintf", host)!;
+    expect(sprintf("%v %d %.2f %s", [{ a: 1, b: [1, 2] }, 3, 1.5, "x"])).toBe('{"a": 1, "b": [1, 2]} 3 1.50 x');
+    expect(() => sprintf("%d", [9007199254740993])).toThrow(/beyond 2\^53/);
   });
 });
