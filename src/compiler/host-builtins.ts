@@ -61,13 +61,54 @@ function regexMatch(pattern: unknown, value: unknown): boolean | undefined {
   return re.test(value);
 }
 
+/**
+ * Go's `ReplaceAllString`: the matches Go finds (JavaScript's `replace` also replaces an empty
+ * match right after a match: `a*` on "baaac" with "X" gave "XbXXcX", Go "XbXcX"), each replaced by
+ * the template as Go's `Expand` reads it.
+ */
 function regexReplace(s: unknown, pattern: unknown, value: unknown): string | undefined {
   if (typeof s !== "string" || typeof pattern !== "string" || typeof value !== "string") return undefined;
   const re = cached(regexCache, pattern, () => compileRe2(pattern));
   if (re === null) return undefined;
-  // Go's ReplaceAllString expands $1 and ${name}; JS's replace expands $1 and $<name>.
-  const template = value.replace(/\$\{([A-Za-z0-9_]+)\}/g, (_, n: string) => (/^\d+$/.test(n) ? `$${n}` : `$<${n}>`));
-  return s.replace(new RegExp(re.source, re.flags + "g"), template);
+  let out = "";
+  let last = 0;
+  for (const m of goMatches(re, s, -1)) {
+    out += s.slice(last, m.index) + goExpand(value, m);
+    last = m.index + m[0].length;
+  }
+  return out + s.slice(last);
+}
+
+/**
+ * Go's `Regexp.Expand`: `$name` or `${name}` (Unicode letters and digits, `_`; `$name` as long as
+ * possible, so `$1x` is `${1x}`), a number without a leading zero is a group's index, anything
+ * unknown or unmatched is empty, `$$` is `$`, and a `$` not followed by a name is kept as text.
+ */
+function goExpand(template: string, m: RegExpExecArray): string {
+  let out = "";
+  let i = 0;
+  while (i < template.length) {
+    const at = template.indexOf("$", i);
+    if (at < 0) break;
+    out += template.slice(i, at);
+    const rest = template.slice(at + 1);
+    if (rest.startsWith("$")) {
+      out += "$";
+      i = at + 2;
+      continue;
+    }
+    const ref = /^\{([\p{L}\p{Nd}_]+)\}/u.exec(rest) ?? /^([\p{L}\p{Nd}_]+)/u.exec(rest);
+    if (ref === null) {
+      out += "$";
+      i = at + 1;
+      continue;
+    }
+    const name = ref[1]!;
+    // A number without a leading zero is an index; anything else names a group.
+    out += (/^(0|[1-9][0-9]{0,7})$/.test(name) ? m[Number(name)] : m.groups?.[name]) ?? "";
+    i = at + 1 + ref[0].length;
+  }
+  return out + template.slice(i);
 }
 
 function regexFindN(pattern: unknown, value: unknown, n: unknown): string[] | undefined {

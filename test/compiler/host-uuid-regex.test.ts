@@ -73,7 +73,7 @@ describe("regex and encoding gaps", () => {
 });
 
 describe("regex.split and regex.find_n as Go's regexp", () => {
-  it("split without JavaScript's capture groups, on the pattern as RE2 reads it, with Go's empty matches", async () => {
+  it("split and replace as Go's regexp: RE2's syntax, Go's empty matches, no JavaScript capture groups", async () => {
     const cases: RegoCase[] = [
       ['regex.split("(,)", "a,b")', ["a", "b"]], // JavaScript's split: ["a", ",", "b"]
       ['regex.split(",", "a,b,")', ["a", "b", ""]],
@@ -85,6 +85,10 @@ describe("regex.split and regex.find_n as Go's regexp", () => {
       ['regex.split("(", "x")', undefined], // not RE2: OPA's error
       ['regex.find_n("a*", "baaac", -1)', ["", "aaa", ""]], // JavaScript's matchAll adds "" at 4
       ['regex.find_n("a*", "baaac", 2)', ["", "aaa"]],
+      // regex.replace: Go's matches (JavaScript's replace gave "XbXXcX") and Go's Expand
+      ['regex.replace("baaac", "a*", "X")', "XbXcX"],
+      ['regex.replace("ab", "(a)(b)", "${2}$1|$1x|$01|$$|$|${x")', "ba|||$|$|${x"],
+      ['regex.replace("ab", "(?P<first>a)", "[$first]")', "[a]b"],
     ];
     expect(await regoFailures(cases)).toEqual([]);
   });
@@ -98,6 +102,6 @@ describe("regex.split and regex.find_n as Go's regexp", () => {
     // sprintf: Go's fmt, where the SDK's sprintf-js printed an object as [object Object]
     const sprintf = builtinImpl("sprintf", host)!;
     expect(sprintf("%v %d %.2f %s", [{ a: 1, b: [1, 2] }, 3, 1.5, "x"])).toBe('{"a": 1, "b": [1, 2]} 3 1.50 x');
-    expect(() => sprintf("%d", [9007199254740993])).toThrow(/beyond 2\^53/);
+    expect(() => sprintf("%d", [Number.MAX_SAFE_INTEGER + 3])).toThrow(/beyond 2\^53/);
   });
 });
