@@ -257,9 +257,10 @@ export function yamlMarshal(value: unknown): string {
 }
 
 /**
- * The same builtins for a module that imports them by OPA's name (`opa build -t wasm`), where
- * the engine passes and takes values, not JSON text (engine/policy-instance.ts): an integer beyond
- * 2^53 cannot be answered exactly there, so it is refused; OPA's errors answer undefined.
+ * `yaml.unmarshal` and `yaml.marshal` on plain values, for a module that imports them by OPA's
+ * name (`opa build -t wasm`), where the engine passes and takes values, not JSON or typed text
+ * (engine/policy-instance.ts): an integer beyond 2^53 cannot be answered exactly there, so it is
+ * refused; OPA's errors answer undefined. (`yaml.is_valid` takes plain values as it is.)
  */
 export const yamlBuiltinsByValue: Record<string, (...args: unknown[]) => unknown> = {
   "yaml.unmarshal": (s) => {
@@ -271,6 +272,5 @@ export const yamlBuiltinsByValue: Record<string, (...args: unknown[]) => unknown
       throw err;
     }
   },
-  "yaml.is_valid": (s) => typeof s === "string" && yamlIsValid(s),
   "yaml.marshal": (v) => yamlMarshal(v),
 };

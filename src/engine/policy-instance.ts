@@ -13,6 +13,7 @@ import { dirname, join } from "node:path";
 import { DEADLINE_IMPORT, DEFAULT_FUEL_INTERVAL } from "./wasm-deadline.ts";
 import { EvaluationTimeoutError } from "./errors.ts";
 import { yamlBuiltinsByValue } from "../compiler/host-yaml.ts";
+import { HOST_IMPORT_NAMES, HOST_JSON_IO, HOST_TYPED_JSON } from "../compiler/builtins.ts";
 import { goSprintfValues } from "../compiler/host-sprintf.ts";
 
 type Builtin = (...args: unknown[]) => unknown;
@@ -32,29 +33,25 @@ const sdkBuiltins = require(
 ) as Record<string, Builtin>;
 
 /**
- * Builtins the SDK implements otherwise than OPA (its YAML is 1.2, its regex.split JavaScript's,
- * its sprintf sprintf-js), by OPA's name: Arbiter's implementations on plain values, or the name
- * of Arbiter's host builtin that takes plain values.
+ * Builtins the SDK implements otherwise than OPA (HOST_IMPORT_NAMES: its YAML is 1.2, its
+ * regex.split JavaScript's, its sprintf sprintf-js), by OPA's name, for a module that calls them so
+ * (`opa build -t wasm`) with plain values: Arbiter's host builtin of the other name where it takes
+ * plain values, and a plain-value form of the ones that exchange JSON or typed text.
  */
-const OPA_BY_VALUE: Readonly<Record<string, Builtin>> = {
-  ...yamlBuiltinsByValue,
-  sprintf: goSprintfValues as Builtin,
-};
-const ARBITER_FOR_SDK: Readonly<Record<string, string>> = {
-  "regex.split": "arbiter.regex.split",
-  "json.is_valid": "arbiter.json.is_valid",
-};
+const OPA_BY_VALUE: ReadonlyMap<string, string | Builtin> = new Map<string, string | Builtin>([
+  ...[...HOST_IMPORT_NAMES].filter(([opa]) => !HOST_TYPED_JSON.has(opa) && !HOST_JSON_IO.has(opa)),
+  ...Object.entries(yamlBuiltinsByValue),
+  ["sprintf", goSprintfValues as Builtin],
+]);
 
 /**
  * A builtin a module imports, by name: Arbiter's in place of the SDK's above, then the SDK's, then
- * Arbiter's host builtins. Modules from Arbiter's compiler import those under other names
- * (HOST_IMPORT_NAMES), so the first two tables serve modules built by `opa build -t wasm`.
+ * Arbiter's host builtins. Modules from Arbiter's compiler import those under Arbiter's names, so
+ * the first table serves modules built by `opa build -t wasm`.
  */
 export function builtinImpl(name: string, hostBuiltins: Record<string, Builtin>): Builtin | undefined {
-  const own = ARBITER_FOR_SDK[name];
-  return (
-    OPA_BY_VALUE[name] ?? (own === undefined ? undefined : hostBuiltins[own]) ?? sdkBuiltins[name] ?? hostBuiltins[name]
-  );
+  const own = OPA_BY_VALUE.get(name);
+  return (typeof own === "string" ? hostBuiltins[own] : own) ?? sdkBuiltins[name] ?? hostBuiltins[name];
 }
 
 /** What the engine uses of the SDK's `LoadedPolicy`. */

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { type RegoCase, regoFailures } from "./host-opa-helpers.ts";
 import { builtinImpl } from "../../src/engine/policy-instance.ts";
+import { hostBuiltins } from "../../src/compiler/index.ts";
 
 const y = (text: string): string => `yaml.unmarshal(${JSON.stringify(text)})`;
 
@@ -124,14 +125,16 @@ describe("yaml.marshal", () => {
 
 describe("a module built by opa build", () => {
   it("reaches Arbiter's yaml.unmarshal and yaml.is_valid by OPA's names, not the SDK's YAML 1.2 ones", () => {
-    const unmarshal = builtinImpl("yaml.unmarshal", {})!;
+    // the engine's host builtins, as it passes them (compiler-bridge.ts)
+    const host = hostBuiltins as Record<string, (...args: unknown[]) => unknown>;
+    const unmarshal = builtinImpl("yaml.unmarshal", host)!;
     expect(unmarshal("a: yes\nb: 0777")).toEqual({ a: true, b: 511 });
     expect(unmarshal("? {x: 1}\n: 1")).toBeUndefined();
     expect(unmarshal(7)).toBeUndefined();
     expect(() => unmarshal("a: 9007199254740993")).toThrow(/beyond 2\^53/);
-    expect(builtinImpl("yaml.is_valid", {})!("a: .nan")).toBe(false);
-    expect(builtinImpl("yaml.marshal", {})!({ n: "yes" })).toBe('"n": "yes"\n');
-    // the SDK's other builtins are still the SDK's
+    expect(builtinImpl("yaml.is_valid", host)!("a: .nan")).toBe(false);
+    expect(builtinImpl("yaml.marshal", host)!({ n: "yes" })).toBe('"n": "yes"\n');
+    // without Arbiter's host builtin of the other name, the SDK's is the fallback
     expect(builtinImpl("json.is_valid", {})).toBeTypeOf("function");
   });
 });
