@@ -80,10 +80,25 @@ export class ClauseResolver {
   }
 
   resolveClause(args: readonly Term[], key: Term | undefined, value: Term | undefined, body: Body): ResolvedClause {
+    // An argument that is a call (a template string, `f($"{x}") if { x = "a" }`) is evaluated, not
+    // matched: as in OPA, it is compared with the caller's argument in the body, where the body's
+    // ordering puts the comparison after whatever binds its variables.
+    const compared: Literal[] = [];
+    const patterns = args.map((a, i): Term => {
+      if (a.type !== "call") return a;
+      const v: Term = { type: "var", name: `__arg${i}__`, orig: `__arg${i}__`, loc: a.loc };
+      compared.push({
+        kind: "expr",
+        negated: false,
+        term: { type: "call", name: "eq", args: [v, a], loc: a.loc },
+        loc: a.loc,
+      });
+      return v;
+    });
     const scope = new Scope(undefined, 0);
-    for (const a of args) for (const n of plainVarNames(a)) scope.candidates.add(n);
-    const rargs = args.map((a) => this.#declarePattern(a, scope, true));
-    const rbody = this.#body(body, scope);
+    for (const a of patterns) for (const n of plainVarNames(a)) scope.candidates.add(n);
+    const rargs = patterns.map((a) => this.#declarePattern(a, scope, true));
+    const rbody = this.#body(compared.length ? [...body, ...compared] : body, scope);
     const rkey = key && this.#term(key, scope);
     const rvalue = value && this.#term(value, scope);
     return { args: rargs, key: rkey, value: rvalue, body: rbody, varDepth: this.varDepth };
