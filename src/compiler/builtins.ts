@@ -201,6 +201,7 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["object.subset", 2],
   ["walk", 1],
   ["regex.template_match", 4],
+  ["regex.globs_match", 2],
   ["rand.intn", 2],
   ["strings.render_template", 2],
   ["graphql.parse", 2],

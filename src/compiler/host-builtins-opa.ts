@@ -13,6 +13,7 @@ import { jsonHostBuiltins } from "./host-json.ts";
 import { netHostBuiltins } from "./host-net.ts";
 import { timeHostBuiltins } from "./host-time.ts";
 import { uuidHostBuiltins } from "./host-uuid.ts";
+import { globHostBuiltins } from "./host-glob-intersect.ts";
 import { regexMoreHostBuiltins } from "./host-regex-more.ts";
 import { graphHostBuiltins } from "./host-graph.ts";
 import { timeParseHostBuiltins } from "./host-time-parse.ts";
@@ -80,6 +81,7 @@ export const opaHostBuiltins: Record<string, HostBuiltin> = {
   ...timeHostBuiltins,
   ...uuidHostBuiltins,
   ...regexMoreHostBuiltins,
+  ...globHostBuiltins,
   ...graphHostBuiltins,
   ...timeParseHostBuiltins,
   ...subsetHostBuiltins,
