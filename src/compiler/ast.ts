@@ -114,10 +114,24 @@ export interface Import {
   readonly loc: Loc;
 }
 
+/** A METADATA block (annotations.ts) and the statement it applies to. */
+export interface Annotation {
+  readonly loc: Loc;
+  readonly scope: "rule" | "document" | "package" | "subpackages";
+  /** OPA's `Annotations.toObject()`. */
+  readonly value: Record<string, unknown>;
+  /** Whether it declares `schemas`, which rego.metadata.* does not reproduce. */
+  readonly hasSchemas: boolean;
+  /** The rule it applies to (scopes rule and document); undefined for a package. */
+  readonly rule: Rule | undefined;
+}
+
 export interface Module {
   readonly file: string;
   readonly pkg: readonly string[];
   readonly pkgLoc: Loc;
   readonly imports: readonly Import[];
   readonly rules: readonly Rule[];
+  /** Its METADATA blocks, when it has any. */
+  readonly annotations?: readonly Annotation[];
 }

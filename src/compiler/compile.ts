@@ -3,6 +3,7 @@
  * from `index.ts` so the bundle builder can use it without importing the index that re-exports
  * the bundle builder (an import cycle, issue 16).
  */
+import { rewriteMetadataCalls } from "./annotations.ts";
 import type { Module } from "./ast.ts";
 import { isHostBuiltin } from "./builtins.ts";
 import { generateWasm } from "./codegen.ts";
@@ -57,7 +58,7 @@ export interface CompileResult {
 /** Parses, checks and plans the sources into IR. Throws `RegoCompileError`. */
 export function planPolicy(sources: readonly PolicySource[], options: CompileOptions = {}): Policy {
   const diags: Diagnostic[] = [];
-  const modules: Module[] = [];
+  let modules: Module[] = [];
   const seen = new Set<string>();
   for (const src of sources) {
     if (seen.has(src.path)) {
@@ -74,6 +75,8 @@ export function planPolicy(sources: readonly PolicySource[], options: CompileOpt
       diags.push(...e.diagnostics);
     }
   }
+  if (diags.length > 0) throw new RegoCompileError(diags);
+  modules = rewriteMetadataCalls(modules, diags);
   if (diags.length > 0) throw new RegoCompileError(diags);
   const entrypoints =
     options.entrypoints !== undefined && options.entrypoints.length > 0

@@ -44,7 +44,8 @@ export function describeToken(t: Token): string {
   }
 }
 
-export function tokenize(file: string, src: string): Token[] {
+/** `comments`, when given, receives every comment: where its `#` is and the text after it. */
+export function tokenize(file: string, src: string, comments?: { line: number; col: number; text: string }[]): Token[] {
   const out: Token[] = [];
   let i = 0;
   let line = 1;
@@ -145,7 +146,9 @@ export function tokenize(file: string, src: string): Token[] {
       continue;
     }
     if (ch === "#") {
+      const [at, atLine, atCol] = [i, line, col];
       while (i < src.length && src[i] !== "\n") advance(1);
+      comments?.push({ line: atLine, col: atCol, text: src.slice(at + 1, i).replace(/\r$/, "") });
       continue;
     }
     const startLine = line;

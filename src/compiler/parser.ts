@@ -5,6 +5,7 @@
  * Constructs that parse but are outside the supported subset are recorded as diagnostics and
  * parsing continues, so one run reports all of them.
  */
+import { type Comment, moduleAnnotations } from "./annotations.ts";
 import type { Body, ElseClause, Import, Literal, Module, Rule, Term, WithModifier } from "./ast.ts";
 import { type Diagnostic, RegoCompileError } from "./diagnostics.ts";
 import { type Token, tokenize } from "./lexer.ts";
@@ -26,10 +27,14 @@ export function parseModule(
   text: string,
   options: ParseOptions = {},
 ): { module: Module; diagnostics: Diagnostic[] } {
-  const p = new Parser(file, tokenize(file, text), options.v0 === true);
+  const comments: Comment[] = [];
+  const p = new Parser(file, tokenize(file, text, comments), options.v0 === true);
   try {
     const module = p.module();
-    return { module, diagnostics: p.diagnostics };
+    if (!comments.some((c) => c.col === 1 && c.text.trim().startsWith("METADATA")))
+      return { module, diagnostics: p.diagnostics };
+    const annotations = moduleAnnotations(file, comments, module, p.diagnostics);
+    return { module: { ...module, annotations }, diagnostics: p.diagnostics };
   } catch (e) {
     if (e instanceof ParseFailure) throw new RegoCompileError(p.diagnostics);
     throw e;
