@@ -138,7 +138,13 @@ function parseBlock(yaml: string): { scope: string; value: Record<string, unknow
   if (doc.errors.length > 0) return fail(`yaml: ${doc.errors[0]!.message.split("\n")[0]}`);
   if (doc.contents !== null && !isMap(doc.contents)) return fail("yaml: the METADATA block must be a map");
   const get = (k: string) => doc.get(k, true) as unknown;
-  const js = doc.toJS({ mapAsMap: true }) as Map<unknown, unknown> | null;
+  let js: Map<unknown, unknown> | null;
+  try {
+    // The yaml library refuses a block whose aliases expand past its bound (as go-yaml does).
+    js = doc.toJS({ mapAsMap: true }) as Map<unknown, unknown> | null;
+  } catch (e) {
+    return fail(`yaml: ${(e as Error).message}`);
+  }
   const list = (k: string): unknown[] => {
     const v = plain(js?.get(k) ?? null, [k]);
     if (v === null) return [];

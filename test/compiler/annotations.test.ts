@@ -27,6 +27,18 @@ function buildError(modules: string[]): string {
   return "built";
 }
 
+/** A YAML "billion laughs": each level ten aliases of the one before. */
+function aliasBomb(): string {
+  const lines = ["#   l0: &l0 [x, x, x, x, x, x, x, x, x, x]"];
+  for (let i = 1; i < 12; i++)
+    lines.push(
+      `#   l${i}: &l${i} [${Array(10)
+        .fill(`*l${i - 1}`)
+        .join(", ")}]`,
+    );
+  return lines.join("\n");
+}
+
 describe("rego.metadata", () => {
   it("chains rule, document, package and subpackages annotations from the rule outwards", async () => {
     const root = `# METADATA
@@ -168,6 +180,7 @@ p := rego.metadata.rule()
         "package annotation redeclared: m0.rego:1",
       ],
       [["package a\n# METADATA\n# custom: {n: 99999999999999999999}\np := 1"], "cannot be held exactly"],
+      [[`package a\n# METADATA\n# custom:\n${aliasBomb()}\np := 1`], "m0.rego:2:1: yaml: Excessive alias count"],
       [
         ["package a\n# METADATA\n# schemas:\n# - input: schema.x\np := rego.metadata.rule()"],
         "annotations with schemas are not reproduced by Arbiter",
