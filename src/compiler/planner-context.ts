@@ -64,6 +64,11 @@ export interface PlannerServices {
     loc: Loc,
     baseBelowDoc?: boolean,
   ): { kind: "rule"; func: string; used: number } | { kind: "doc"; func: string; used: number } | { kind: "base" };
+  /**
+   * The names of the rule tree's children at `keys` when `resolveData(keys)` would build that
+   * node's whole document (a package path, not a rule); undefined otherwise. Function names left out.
+   */
+  virtualChildren(keys: readonly string[]): string[] | undefined;
   /** Coverage point id of `loc` when compiling for `arbiter test --coverage` (coverage.ts). */
   coverId(loc: Loc): number | undefined;
 }

@@ -5,9 +5,8 @@
  */
 import type { Body, Loc, Term } from "./ast.ts";
 import type { ResolvedClause } from "./checker.ts";
-import { HOST_BOXED_RESULTS, HOST_JSON_IO, HOST_SET_RESULTS, HOST_TYPED_ARGS, HOST_TYPED_JSON } from "./builtins.ts";
 import { COVER_BUILTIN } from "./coverage.ts";
-import type { CallSite, Local, Mock } from "./ir.ts";
+import type { CallSite, Local, Mock, Stmt } from "./ir.ts";
 import { type FnBuilder, type K, type KL, MSG_OBJECT_KEYS, type PlannerServices } from "./planner-context.ts";
 import {
   groundJson,
@@ -348,6 +347,8 @@ export abstract class TermPlanner {
     // Below a package, a constant key that is not a string (`data[2]`) names no rule: only base
     // data can hold it, so the package document (which may include this very rule) is not built.
     const next = path[keys.length];
+    const children = next && next.type !== "number" && keys.length + 1 < path.length && this.pp.virtualChildren(keys);
+    if (children) return this.#planDataDispatch(t, keys, children, next, path.slice(keys.length + 1), k);
     const r = this.pp.resolveData(keys, this.from, t.loc, next?.type === "number");
     // Base data: OPA's storage reads `data.x[2]` as the key "2" of an object too.
     if (r.kind === "base") return this.#walk(this.dataLocal, path, 0, k, true);
@@ -355,6 +356,72 @@ export abstract class TermPlanner {
     const args = [this.inLocal, this.dataLocal];
     this.fb.emit({ op: "call", target: out, func: r.func, args, site: this.site(t.loc) });
     this.#walk(out, path, r.used, k);
+  }
+
+  /**
+   * `data.<keys>[next].<rest>` below a package path: OPA's "call dynamic". Instead of building the
+   * package's whole document (every rule below it, including, from inside it, the rule asking),
+   * the keys of that document are scanned (the rule tree's children and the base data's keys, so
+   * the order is the document's) and each is looked up statically: a child by its own plan of
+   * `data.<keys>.<child>.<rest>`, any other key in base data. `next` is unified with each key
+   * before anything below it is evaluated; a key known beforehand (`data.policies[input.kind].deny`)
+   * is looked up directly, so only the matching package's `deny` is evaluated.
+   */
+  #planDataDispatch(
+    t: Term,
+    keys: readonly string[],
+    children: string[],
+    next: Term,
+    rest: readonly Term[],
+    k: KL,
+  ): void {
+    const fb = this.fb;
+    const constOf = (json: string): Local => {
+      const l = fb.newLocal();
+      fb.emit({ op: "const", target: l, json });
+      return l;
+    };
+    // The base data at the path (undefined when there is none).
+    const base = fb.newLocal();
+    fb.emit({ op: "reset", target: base });
+    fb.emit({ op: "block", blocks: [walkConst(fb, this.dataLocal, keys, base, constOf)] });
+    const childKey = (c: string): Term[] => [...keys, c].map((value): Term => ({ type: "string", value, loc: t.loc }));
+    /** One block per child (its own static plan) and one for base data, for the key in `key`. */
+    const dispatch = (key: Local, unify: boolean): void => {
+      const then = (plan: () => void) => (unify ? this.scoped(() => this.unifyLocal(next, key, plan)) : plan());
+      const blocks = children.map((c) =>
+        fb.nest(() => {
+          fb.emit({ op: "equal", a: key, b: constOf(JSON.stringify(c)) });
+          then(() => this.#planDataRef(t, [...childKey(c), ...rest], k));
+        }),
+      );
+      blocks.push(
+        fb.nest(() => {
+          for (const c of children) fb.emit({ op: "notEqual", a: key, b: constOf(JSON.stringify(c)) });
+          const v = fb.newLocal();
+          fb.emit({ op: "dot", target: v, source: base, key, data: true });
+          then(() => this.#walk(v, rest, 0, k, true));
+        }),
+      );
+      fb.emit({ op: "block", blocks });
+    };
+    // A key known before the lookup (`data.policies[input.kind]`): look only there.
+    if (patternVars(next).every((v) => this.isBound(v))) return this.planTerm(next, (key) => dispatch(key, false));
+    // Otherwise scan every key of the document: the children and the base data's keys.
+    const all = fb.newLocal();
+    fb.emit({ op: "makeObject", target: all });
+    const yes = constOf("true");
+    for (const c of children) fb.emit({ op: "objectInsert", object: all, key: constOf(JSON.stringify(c)), value: yes });
+    const [bk, bv] = [fb.newLocal(), fb.newLocal()];
+    const addBase = fb.nest(() => fb.emit({ op: "objectInsert", object: all, key: bk, value: yes }));
+    const scanBase: Stmt[] = [
+      { op: "isDefined", source: base },
+      { op: "scan", source: base, key: bk, value: bv, body: addBase },
+    ];
+    fb.emit({ op: "block", blocks: [scanBase] });
+    const [key, unused] = [fb.newLocal(), fb.newLocal()];
+    const body = fb.nest(() => dispatch(key, true));
+    fb.emit({ op: "scan", source: all, key, value: unused, body });
   }
 
   /** Walks path[i..] from the value in local `src`: `dot` for known keys, `scan` for unbound vars. */
@@ -396,50 +463,21 @@ export abstract class TermPlanner {
   }
 }
 
-/**
- * A builtin call into `out`. Host builtins in HOST_JSON_IO take each argument as its JSON text
- * (the native json.marshal, exact for integers beyond 2^53) and answer JSON text (parsed by the
- * native json.unmarshal); those in HOST_SET_RESULTS answer an array rebuilt here as a set; those
- * in HOST_TYPED_ARGS also receive each argument's type name (sets reach the host as arrays);
- * those in HOST_TYPED_JSON exchange typed text (JSON with sets marked), the same way.
- * those in HOST_BOXED_RESULTS answer `[value]` or `[]`, unboxed here with a lookup.
- */
-export function emitBuiltin(fb: FnBuilder, name: string, args: readonly Local[], out: Local): void {
-  const typed = HOST_TYPED_JSON.has(name);
-  const jsonIo = typed || HOST_JSON_IO.has(name);
-  const toSet = HOST_SET_RESULTS.has(name);
-  const viaBuiltin =
-    (builtin: string) =>
-    (a: Local): Local => {
-      const l = fb.newLocal();
-      fb.emit({ op: "builtin", target: l, name: builtin, args: [a] });
-      return l;
-    };
-  const callArgs = jsonIo ? args.map(viaBuiltin(typed ? "internal.typed_marshal" : "json.marshal")) : args;
-  const types = HOST_TYPED_ARGS.has(name) ? args.map(viaBuiltin("type_name")) : [];
-  const boxed = HOST_BOXED_RESULTS.has(name);
-  let value = jsonIo || toSet || boxed ? fb.newLocal() : out;
-  fb.emit({ op: "builtin", target: value, name, args: [...callArgs, ...types] });
-  if (boxed) {
-    // `[]` is an undefined result without an error, even under strict builtin errors.
-    const zero = fb.newLocal();
-    fb.emit({ op: "const", target: zero, json: "0" });
-    fb.emit({ op: "dot", target: out, source: value, key: zero });
-    return;
+/** Statements looking `keys` up in base data from local `src` into `out`, left undefined if absent. */
+function walkConst(
+  fb: FnBuilder,
+  src: Local,
+  keys: readonly string[],
+  out: Local,
+  constOf: (json: string) => Local,
+): Stmt[] {
+  let cur = src;
+  const stmts: Stmt[] = [];
+  for (const key of keys) {
+    const next = fb.newLocal();
+    stmts.push({ op: "dot", target: next, source: cur, key: constOf(JSON.stringify(key)), data: true });
+    cur = next;
   }
-  if (jsonIo) {
-    const parsed = toSet ? fb.newLocal() : out;
-    fb.emit({
-      op: "builtin",
-      target: parsed,
-      name: typed ? "internal.typed_unmarshal" : "json.unmarshal",
-      args: [value],
-    });
-    value = parsed;
-  }
-  if (toSet) {
-    const [key, val] = [fb.newLocal(), fb.newLocal()];
-    fb.emit({ op: "makeSet", target: out });
-    fb.emit({ op: "scan", source: value, key, value: val, body: [{ op: "setAdd", set: out, value: val }] });
-  }
+  stmts.push({ op: "assign", target: out, source: cur });
+  return stmts;
 }

@@ -17,7 +17,7 @@
 import type { Block, CallSite, Func, Local, Mock, Plan, Stmt } from "./ir.ts";
 import { MOCK_ONLY_ARITY } from "./builtins.ts";
 import { FnBuilder } from "./planner-context.ts";
-import { emitBuiltin } from "./planner-terms.ts";
+import { emitBuiltin } from "./planner-builtin.ts";
 
 /** A replacement in force: a value is a local of the function being lowered or a slot of its parameter. */
 type By = Exclude<Mock["by"], { kind: "value" }> | { kind: "local"; local: Local } | { kind: "slot"; index: number };

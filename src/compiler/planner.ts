@@ -334,6 +334,17 @@ class PolicyPlanner implements RuleContext {
     return this.ensureGroup(g);
   }
 
+  virtualChildren(keys: readonly string[]): string[] | undefined {
+    let n: TreeNode = this.#root;
+    if (n.children.size === 0) return undefined;
+    for (const key of keys) {
+      const c = n.children.get(key);
+      if (!c || c.tree || c.group) return undefined;
+      n = c;
+    }
+    return [...n.children].filter(([, c]) => c.group?.kind !== "function").map(([name]) => name);
+  }
+
   /**
    * Resolves the static prefix of a `data` reference: a rule (call it, then continue with the
    * rest of the path), a virtual node (build its document), or base data (plain lookups).
