@@ -343,7 +343,8 @@ export class ClauseResolver {
         this.#error(t.loc, `${t.name} is not a function (data.${target.path.join(".")} is a rule)`);
     }
     if (!target) {
-      if (t.name === "print") return this.#error(t.loc, "unsupported: print");
+      // print statements are erased before (erase-print.ts); what is left uses it as a value.
+      if (t.name === "print") return this.#error(t.loc, "print: a void function cannot be used as a value");
       if (OPA_BUILTINS.has(t.name)) return this.#error(t.loc, `unsupported builtin ${t.name}`);
       return this.#error(t.loc, `undefined function ${t.name}`);
     }

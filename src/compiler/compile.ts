@@ -4,6 +4,7 @@
  * the bundle builder (an import cycle, issue 16).
  */
 import { rewriteMetadataCalls } from "./annotations.ts";
+import { erasePrintCalls } from "./erase-print.ts";
 import type { Module } from "./ast.ts";
 import { isHostBuiltin } from "./builtins.ts";
 import { generateWasm } from "./codegen.ts";
@@ -76,7 +77,8 @@ export function planPolicy(sources: readonly PolicySource[], options: CompileOpt
     }
   }
   if (diags.length > 0) throw new RegoCompileError(diags);
-  modules = rewriteMetadataCalls(modules, diags);
+  // After the metadata calls: annotations name their rules by identity, and erasing copies rules.
+  modules = erasePrintCalls(rewriteMetadataCalls(modules, diags));
   if (diags.length > 0) throw new RegoCompileError(diags);
   const entrypoints =
     options.entrypoints !== undefined && options.entrypoints.length > 0

@@ -55,7 +55,11 @@ const cases: [note: string, source: string | string[], message: string][] = [
     ["package t\np if {\n  data.x.r == 2 with data.x as {}\n}\n", "package x\nr := 1\n"],
     "t.rego:3:17: unsupported: with on data.x, a document rules define",
   ],
-  ["print", 'package t\np if {\n  print("x")\n}\n', "t.rego:3:3: unsupported: print"],
+  [
+    "print used as a value",
+    'package t\np if {\n  x := print("x")\n}\n',
+    "t.rego:3:8: print: a void function cannot be used as a value",
+  ],
   ["unterminated template string", 'package t\np := $"a{1}\n', "t.rego:2:6: unterminated template string"],
   [
     "else on a rule head with a variable before its last part",
