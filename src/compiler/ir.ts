@@ -213,7 +213,7 @@ export interface CallSite {
   readonly loc: { readonly file: string; readonly line: number; readonly col: number };
 }
 
-/** `with target as replacement` on a builtin, a function or a rule's document. */
+/** `with target as replacement` on a builtin, a function, a rule's document or a package's. */
 export interface Mock {
   /** `b:<builtin name>`, or `f:<func>` for the planned function of a rule or function. */
   readonly target: string;
@@ -222,7 +222,8 @@ export interface Mock {
   readonly by:
     | { readonly kind: "builtin"; readonly name: string }
     | { readonly kind: "func"; readonly func: string }
-    | { readonly kind: "value"; readonly local: Local };
+    /** `path`: the replacement is that path of the value (a rule below a replaced package). */
+    | { readonly kind: "value"; readonly local: Local; readonly path?: readonly string[] };
 }
 
 export type ValueKind = "null" | "boolean" | "number" | "string" | "array" | "object" | "set";

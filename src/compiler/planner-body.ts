@@ -171,7 +171,12 @@ export class BodyPlanner extends TermPlanner {
           } else if (r.kind === "rule") {
             return this.pp.fail(w.target.loc, "with keyword cannot partially replace virtual document(s)");
           } else if (r.kind === "doc") {
-            return this.pp.fail(w.loc, `unsupported: with on data.${target.path.join(".")}, a document rules define`);
+            // A package's document, as OPA's `with` replaces it whole: every function computing it
+            // or a document below it answers the value's part at its path (undefined where the
+            // value has none), and base data there is the value.
+            for (const { func, rel } of this.pp.functionsAt(target.path))
+              mocks.push({ target: `f:${func}`, persist: true, by: { kind: "value", local: v!, path: rel } });
+            ndata = this.#upsert(ndata, target.path, v!);
           } else {
             ndata = this.#upsert(ndata, target.path, v!);
           }

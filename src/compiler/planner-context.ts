@@ -69,6 +69,11 @@ export interface PlannerServices {
    * node's whole document (a package path, not a rule); undefined otherwise. Function names left out.
    */
   virtualChildren(keys: readonly string[]): string[] | undefined;
+  /**
+   * The functions computing the document of the package path `keys` and every document below it
+   * (its own, its rules', its sub-packages'), each with its path relative to `keys`.
+   */
+  functionsAt(keys: readonly string[]): { func: string; rel: string[] }[];
   /** Coverage point id of `loc` when compiling for `arbiter test --coverage` (coverage.ts). */
   coverId(loc: Loc): number | undefined;
 }

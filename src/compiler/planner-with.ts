@@ -20,7 +20,11 @@ import { FnBuilder } from "./planner-context.ts";
 import { emitBuiltin } from "./planner-builtin.ts";
 
 /** A replacement in force: a value is a local of the function being lowered or a slot of its parameter. */
-type By = Exclude<Mock["by"], { kind: "value" }> | { kind: "local"; local: Local } | { kind: "slot"; index: number };
+type Path = readonly string[] | undefined;
+type By =
+  | Exclude<Mock["by"], { kind: "value" }>
+  | { kind: "local"; local: Local; path: Path }
+  | { kind: "slot"; index: number; path: Path };
 interface Entry {
   readonly by: By;
   readonly persist: boolean;
@@ -87,7 +91,12 @@ function ctxKey(ctx: Ctx): string {
   return [...ctx]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([t, e]) => {
-      const by = e.by.kind === "builtin" ? `b:${e.by.name}` : e.by.kind === "func" ? `f:${e.by.func}` : "v";
+      const by =
+        e.by.kind === "builtin"
+          ? `b:${e.by.name}`
+          : e.by.kind === "func"
+            ? `f:${e.by.func}`
+            : `v${JSON.stringify(e.by.path ?? [])}`;
       return `${t}=${e.persist ? "p" : ""}${by}`;
     })
     .join(";");
@@ -184,7 +193,7 @@ class FunctionLowering {
   #effective(site: CallSite | undefined): Map<string, Entry> {
     const eff = new Map<string, Entry>(this.ctx ?? []);
     for (const m of site?.mocks ?? []) {
-      const by: By = m.by.kind === "value" ? { kind: "local", local: m.by.local } : m.by;
+      const by: By = m.by.kind === "value" ? { kind: "local", local: m.by.local, path: m.by.path } : m.by;
       eff.set(m.target, { by, persist: m.persist });
     }
     return eff;
@@ -201,11 +210,24 @@ class FunctionLowering {
         return this.#call(by.func, kept, [site.input, site.data, ...args], target);
       }
       case "local":
-      case "slot":
+      case "slot": {
         // OPA still evaluates the arguments: an undefined one leaves the call undefined.
         for (const a of args) fb.emit({ op: "isDefined", source: a });
-        if (by.kind === "local") return fb.emit({ op: "assign", target, source: by.local });
-        return this.#slot(by.index, target);
+        if (!by.path?.length) {
+          if (by.kind === "local") return fb.emit({ op: "assign", target, source: by.local });
+          return this.#slot(by.index, target);
+        }
+        // A rule below a replaced package: its path in the replacement (undefined where absent).
+        let cur = by.kind === "local" ? by.local : fb.newLocal();
+        if (by.kind === "slot") this.#slot(by.index, cur);
+        for (const key of by.path) {
+          const [k, next] = [fb.newLocal(), fb.newLocal()];
+          fb.emit({ op: "const", target: k, json: JSON.stringify(key) });
+          fb.emit({ op: "dot", target: next, source: cur, key: k });
+          cur = next;
+        }
+        return fb.emit({ op: "assign", target, source: cur });
+      }
     }
   }
 
@@ -229,7 +251,8 @@ class FunctionLowering {
     const ctx = new Map<string, Entry>();
     for (const [t, e] of eff) {
       const i = targets.indexOf(t);
-      ctx.set(t, i < 0 ? e : { by: { kind: "slot", index: i }, persist: e.persist });
+      const path = e.by.kind === "local" || e.by.kind === "slot" ? e.by.path : undefined;
+      ctx.set(t, i < 0 ? e : { by: { kind: "slot", index: i, path }, persist: e.persist });
     }
     const callArgs = [...args];
     if (targets.length > 0) {
@@ -266,7 +289,7 @@ function shiftBlock(b: Block, from: number): Block {
     if ("args" in s) out.args = s.args.map(sh);
     if ("site" in s && s.site) {
       const mocks = s.site.mocks.map((m) =>
-        m.by.kind === "value" ? { ...m, by: { kind: "value" as const, local: sh(m.by.local) } } : m,
+        m.by.kind === "value" ? { ...m, by: { ...m.by, local: sh(m.by.local) } } : m,
       );
       out.site = { ...s.site, mocks, input: sh(s.site.input), data: sh(s.site.data) };
     }

@@ -334,6 +334,22 @@ class PolicyPlanner implements RuleContext {
     return this.ensureGroup(g);
   }
 
+  functionsAt(keys: readonly string[]): { func: string; rel: string[] }[] {
+    const out: { func: string; rel: string[] }[] = [];
+    const walk = (n: TreeNode, rel: string[]): void => {
+      if (n.tree) out.push({ func: this.ensureTree(n), rel });
+      else if (n.group) {
+        if (n.group.kind !== "function") out.push({ func: this.ensureGroup(n.group), rel });
+      } else {
+        out.push({ func: this.ensureDoc(n), rel });
+        for (const [key, c] of n.children) walk(c, [...rel, key]);
+      }
+    };
+    const node = keys.length === 0 ? this.#root : this.#find(keys);
+    if (node) walk(node, []);
+    return out;
+  }
+
   virtualChildren(keys: readonly string[]): string[] | undefined {
     let n: TreeNode = this.#root;
     if (n.children.size === 0) return undefined;

@@ -51,11 +51,6 @@ const cases: [note: string, source: string | string[], message: string][] = [
   ["empty body", "package t\np if {}\n", 't.rego:2:7: unexpected token "}": expected a body expression'],
   // ---- unsupported -------------------------------------------------------------------------------
   [
-    "with on a document rules define below a package",
-    ["package t\np if {\n  data.x.r == 2 with data.x as {}\n}\n", "package x\nr := 1\n"],
-    "t.rego:3:17: unsupported: with on data.x, a document rules define",
-  ],
-  [
     "print used as a value",
     'package t\np if {\n  x := print("x")\n}\n',
     "t.rego:3:8: print: a void function cannot be used as a value",
