@@ -67,12 +67,13 @@ function text(node: unknown, field: string): string {
 /** go-yaml v3 into `any`: maps with string keys only, integers exact. */
 function plain(v: unknown, path: string[]): unknown {
   if (v instanceof Map) {
-    const out: Record<string, unknown> = {};
+    const entries: [string, unknown][] = [];
     for (const [k, x] of v) {
       if (typeof k !== "string") return fail(`invalid map key type(s): ${path.join("/")}`);
-      out[k] = plain(x, [...path, k]);
+      entries.push([k, plain(x, [...path, k])]);
     }
-    return out;
+    // fromEntries defines each key as its own property, `__proto__` included.
+    return Object.fromEntries(entries);
   }
   if (Array.isArray(v)) return v.map((x, i) => plain(x, [...path, String(i)]));
   if (typeof v === "bigint") {

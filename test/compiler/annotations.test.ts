@@ -124,13 +124,14 @@ r := [rego.metadata.rule(), rego.metadata.chain()]
 # custom:
 #   on: yes
 #   n: ~
+#   __proto__: {polluted: true}
 p := rego.metadata.rule()
 `;
     expect(await evaluate([mod], "a/p")).toEqual({
       scope: "rule",
       title: "1.50",
       description: "yes",
-      custom: { on: "yes", n: null },
+      custom: JSON.parse('{"on": "yes", "n": null, "__proto__": {"polluted": true}}'),
     });
   });
 
