@@ -95,6 +95,7 @@ export const BUILTIN_ARITY: ReadonlyMap<string, number> = new Map<string, number
   ["json.marshal", 1],
   ["json.unmarshal", 1],
   ["internal.typed_marshal", 1],
+  ["internal.print", 1],
   ["internal.typed_unmarshal", 1],
   ["base64.encode", 1],
   ["base64.decode", 1],
@@ -396,6 +397,7 @@ export const HOST_TYPED_JSON: ReadonlySet<string> = new Set<string>([
   "strings.render_template",
   "json.marshal_with_options",
   "object.union_n",
+  "internal.print",
 ]);
 
 /**

@@ -12,6 +12,7 @@ import { compile } from "./index.ts";
 import { loadCompiledPolicy } from "../engine/load-policy.ts";
 import { parseModule } from "./parser.ts";
 import { isObject } from "../util/object.ts";
+import { printBuiltin } from "./host-print.ts";
 import { yamlData } from "./host-yaml.ts";
 import {
   loadBundleKey,
@@ -394,6 +395,7 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
       entrypoints: [...new Set(tests.map((t) => t.entrypoint))],
       v0Compatible: v0,
       coverage,
+      printStatements: true,
     });
     checkDataConflicts(sources, tree.data, v0);
   } catch (e) {
@@ -407,30 +409,40 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
   let failed = 0;
   let policy: Awaited<ReturnType<typeof loadCompiledPolicy>> | undefined;
   const hits = new Set<number>();
+  // print() output of the test being run: shown under a failing test, and under every test with --verbose.
+  let printed: string[] = [];
   const extraBuiltins = {
     [COVER_BUILTIN]: (id: unknown) => {
       hits.add(Number(id));
       return true;
     },
+    "internal.print": printBuiltin((line) => printed.push(line)),
   };
   // With --coverage, stdout is the JSON report alone; the results go to stderr.
   const say = coverage ? io.err : io.out;
+  const showPrinted = () => {
+    for (const line of printed) say(`  ${line}\n`);
+  };
   for (const t of tests) {
     try {
-      policy ??= await loadCompiledPolicy(compiled.wasm, tree.data, coverage ? { extraBuiltins } : {});
+      printed = [];
+      policy ??= await loadCompiledPolicy(compiled.wasm, tree.data, { extraBuiltins });
       const rs = policy.evaluate(undefined as never, t.entrypoint) as { result: unknown }[];
       if (rs.length === 1 && rs[0]!.result === true) {
         passed++;
         if (verbose) say(`PASS ${t.file}:${t.line}: ${t.name}\n`);
+        if (verbose) showPrinted();
       } else {
         failed++;
         say(`FAIL ${t.file}:${t.line}: ${t.name}\n`);
+        showPrinted();
       }
     } catch (e) {
       failed++;
       // A fresh instance after an abort: a failed evaluation must leave nothing behind.
       policy = undefined;
       say(`ERROR ${t.file}:${t.line}: ${t.name}: ${e instanceof Error ? e.message : String(e)}\n`);
+      showPrinted();
     }
   }
   say(`${passed} passed, ${failed} failed\n`);

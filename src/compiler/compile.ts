@@ -45,6 +45,11 @@ export interface CompileOptions {
    * `arbiter.cover` is called at each body expression and rule head reached. Default false.
    */
   readonly coverage?: boolean;
+  /**
+   * Keep `print(...)` statements as calls of the host builtin `internal.print` (host-print.ts),
+   * for `arbiter test`; by default they are erased, as OPA erases them without a print hook.
+   */
+  readonly printStatements?: boolean;
 }
 
 export interface CompileResult {
@@ -78,7 +83,7 @@ export function planPolicy(sources: readonly PolicySource[], options: CompileOpt
   }
   if (diags.length > 0) throw new RegoCompileError(diags);
   // After the metadata calls: annotations name their rules by identity, and erasing copies rules.
-  modules = erasePrintCalls(rewriteMetadataCalls(modules, diags));
+  modules = erasePrintCalls(rewriteMetadataCalls(modules, diags), options.printStatements === true);
   if (diags.length > 0) throw new RegoCompileError(diags);
   const entrypoints =
     options.entrypoints !== undefined && options.entrypoints.length > 0

@@ -1,23 +1,47 @@
 /**
- * `print(...)` statements, erased at build time as OPA's compiler erases them when print output
- * is not enabled (its default for library embeddings; ast/compile.go erasePrintCalls). A body
- * literal that is a call to `print` is removed, wherever a body is: rules, `else` clauses,
- * comprehensions and `every`; a body left empty becomes `true`. So a policy written with print
- * debugging loads and decides exactly as it would without the prints, and the sidecar's decision
- * path writes nothing. `print` used as a value (`x := print(1)`) is still refused, as OPA refuses
- * a void function there.
+ * `print(...)` statements. By default they are erased at build time, as OPA's compiler erases them
+ * when print output is not enabled (its default for library embeddings; ast/compile.go
+ * erasePrintCalls): a body literal that is a call to `print` is removed, wherever a body is:
+ * rules, `else` clauses, comprehensions and `every`; a body left empty becomes `true`. So a policy
+ * written with print debugging loads and decides exactly as it would without the prints, and the
+ * sidecar's decision path writes nothing. `print` used as a value (`x := print(1)`) is still
+ * refused, as OPA refuses a void function there.
+ *
+ * With print output enabled (`arbiter test`), each statement becomes a call of `internal.print`
+ * with the set of each operand's values (host-print.ts), as OPA's RewritePrintCalls does.
  */
-import type { Literal, Module } from "./ast.ts";
+import type { Literal, Module, Term } from "./ast.ts";
 
 const isPrint = (lit: Literal): boolean => lit.kind === "expr" && lit.term.type === "call" && lit.term.name === "print";
 
-/** `node` (any AST value) with print statements erased from its bodies; the same object when it has none. */
-function erase(node: unknown, inBody = false): unknown {
+/** `print(a, b)` as `internal.print([{v | v := a}, {v | v := b}])`, the same position. */
+function toInternalPrint(lit: Literal): Literal {
+  if (lit.kind !== "expr" || lit.term.type !== "call") return lit;
+  const { loc } = lit.term;
+  const sets = lit.term.args.map((arg, i): Term => {
+    const name = `__print_${loc.line}_${loc.col}_${i}`;
+    const v: Term = { type: "var", name, orig: name, loc };
+    const assign: Term = { type: "call", name: "assign", args: [v, arg], loc };
+    return { type: "setCompr", head: v, body: [{ kind: "expr", negated: false, term: assign, loc }], loc };
+  });
+  const call: Term = { type: "call", name: "internal.print", args: [{ type: "array", items: sets, loc }], loc };
+  return { ...lit, term: call };
+}
+
+/**
+ * `node` (any AST value) with print statements erased from its bodies (or, with `keep`, made
+ * calls of internal.print); the same object when it has none.
+ */
+function erase(node: unknown, keep: boolean, inBody = false): unknown {
   if (Array.isArray(node)) {
-    const items = inBody ? (node as Literal[]).filter((lit) => !isPrint(lit)) : node;
-    let changed = items.length !== node.length;
+    const items = !inBody
+      ? node
+      : keep
+        ? (node as Literal[]).map((lit) => (isPrint(lit) ? toInternalPrint(lit) : lit))
+        : (node as Literal[]).filter((lit) => !isPrint(lit));
+    let changed = items.length !== node.length || items.some((x, i) => x !== node[i]);
     const out = items.map((x) => {
-      const y = erase(x);
+      const y = erase(x, keep);
       changed ||= y !== x;
       return y;
     });
@@ -31,17 +55,17 @@ function erase(node: unknown, inBody = false): unknown {
   let changed = false;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(node as Record<string, unknown>)) {
-    const y = k === "loc" ? v : erase(v, k === "body");
+    const y = k === "loc" ? v : erase(v, keep, k === "body");
     changed ||= y !== v;
     out[k] = y;
   }
   return changed ? out : node;
 }
 
-/** The modules without print statements. */
-export function erasePrintCalls(modules: readonly Module[]): Module[] {
+/** The modules without print statements, or with `keep`, with them calling internal.print. */
+export function erasePrintCalls(modules: readonly Module[], keep = false): Module[] {
   return modules.map((m) => {
-    const rules = erase(m.rules) as Module["rules"];
+    const rules = erase(m.rules, keep) as Module["rules"];
     return rules === m.rules ? m : { ...m, rules };
   });
 }

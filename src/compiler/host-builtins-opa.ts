@@ -14,6 +14,7 @@ import { netHostBuiltins } from "./host-net.ts";
 import { timeHostBuiltins } from "./host-time.ts";
 import { uuidHostBuiltins } from "./host-uuid.ts";
 import { globHostBuiltins } from "./host-glob-intersect.ts";
+import { printHostBuiltins } from "./host-print.ts";
 import { regexMoreHostBuiltins } from "./host-regex-more.ts";
 import { graphHostBuiltins } from "./host-graph.ts";
 import { timeParseHostBuiltins } from "./host-time-parse.ts";
@@ -82,6 +83,7 @@ export const opaHostBuiltins: Record<string, HostBuiltin> = {
   ...uuidHostBuiltins,
   ...regexMoreHostBuiltins,
   ...globHostBuiltins,
+  ...printHostBuiltins,
   ...graphHostBuiltins,
   ...timeParseHostBuiltins,
   ...subsetHostBuiltins,

@@ -177,6 +177,45 @@ describe("arbiter test", () => {
     expect(r.code).toBe(2);
   });
 
+  it("shows print() output under a failing test, and under every test with --verbose (as opa test)", async () => {
+    write(
+      "printing/p_test.rego",
+      [
+        "package t",
+        "",
+        'allow if input.user == "alice"',
+        "",
+        "test_ok if {",
+        '  print("checking", {"b", "a"}, [1, {"k": null}], input.missing)',
+        '  allow with input as {"user": "alice"}',
+        "}",
+        "",
+        "test_bad if {",
+        "  some x in [1, 2]",
+        '  print("x is", x)',
+        '  allow with input as {"user": "bob"}',
+        "}",
+        "",
+      ].join("\n"),
+    );
+    const quiet = await arbiter(["test", "printing"]);
+    expect(quiet.stdout).toBe(
+      ["FAIL printing/p_test.rego:10: data.t.test_bad", "  x is 1", "  x is 2", "1 passed, 1 failed", ""].join("\n"),
+    );
+    const verbose = await arbiter(["test", "--verbose", "printing"]);
+    expect(verbose.stdout).toBe(
+      [
+        "PASS printing/p_test.rego:5: data.t.test_ok",
+        '  checking {"a", "b"} [1, {"k": null}] <undefined>',
+        "FAIL printing/p_test.rego:10: data.t.test_bad",
+        "  x is 1",
+        "  x is 2",
+        "1 passed, 1 failed",
+        "",
+      ].join("\n"),
+    );
+  });
+
   it("reports evaluation errors as ERROR and exits 2", async () => {
     write("erroring/p_test.rego", "package t\n\nx := 1 if true\nx := 2 if true\n\ntest_conflict if x == 1\n");
     write("erroring/q_test.rego", "package u\n\ntest_fine if true\n");
