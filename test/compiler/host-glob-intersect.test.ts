@@ -3,6 +3,7 @@
  * (yashtewari/glob-intersection): its own examples, its error texts, its quirks, and the bound
  * that keeps a hostile pair of patterns from holding the event loop.
  */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { globsIntersect, MAX_DEPTH, MAX_STEPS } from "../../src/compiler/host-glob-intersect.ts";
 import { type RegoCase, regoFailures } from "./host-opa-helpers.ts";
@@ -78,6 +79,39 @@ describe("regex.globs_match", () => {
     ];
     expect(await regoFailures(cases)).toEqual([]);
     expect(await regoFailures([['regex.globs_match("pqrs]", "[a-b]+")', Error]], { strict: true })).toEqual([]);
+  });
+
+  it("on any pattern answers a boolean or the library's error, and without flags answers exactly", () => {
+    const special = fc.constantFrom("a", "b", ".", "*", "+", "[", "]", "-", "\\", "é");
+    const pattern = fc.array(special, { maxLength: 24 }).map((cs) => cs.join(""));
+    fc.assert(
+      fc.property(pattern, pattern, (x, y) => {
+        try {
+          expect(typeof globsIntersect(x, y)).toBe("boolean");
+        } catch (e) {
+          expect((e as Error).message).toMatch(/: the input provided is invalid$|^regex\.globs_match: the patterns /);
+        }
+      }),
+      { numRuns: 3000, seed: 14 },
+    );
+    // Without `*` and `+` a glob matches strings of one length, position by position: the
+    // intersection is non-empty exactly when the lengths agree and every position can match.
+    const token = fc.constantFrom("a", "b", "c", ".", "[ab]", "[b-c]", "[]", "\\.", "\\*");
+    const fixed = fc.array(token, { maxLength: 8 });
+    const chars = (t: string): string[] | "any" =>
+      t === "." ? "any" : t === "[ab]" ? ["a", "b"] : t === "[b-c]" ? ["b", "c"] : t === "[]" ? [] : [t.slice(-1)];
+    const meets = (t: string, u: string): boolean => {
+      const [p, q] = [chars(t), chars(u)];
+      if (p === "any" || q === "any") return true; // a dot meets even the empty set, as the library
+      return p.some((c) => q.includes(c));
+    };
+    fc.assert(
+      fc.property(fixed, fixed, (x, y) => {
+        const want = x.length === y.length && x.every((t, i) => meets(t, y[i]!));
+        expect(globsIntersect(x.join(""), y.join(""))).toBe(want);
+      }),
+      { numRuns: 3000, seed: 14 },
+    );
   });
 
   it("stays polynomial on patterns that make the library's recursion exponential, within its bound", () => {
