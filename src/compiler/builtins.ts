@@ -419,3 +419,30 @@ export const HOST_TYPED_ARGS: ReadonlySet<string> = new Set<string>([
  * `undefined` stays a builtin error.
  */
 export const HOST_BOXED_RESULTS: ReadonlySet<string> = new Set<string>(["json.patch"]);
+
+/**
+ * OPA builtin names, so that one this compiler does not implement is named as unsupported rather
+ * than unknown (checker.ts).
+ */
+export const OPA_BUILTINS: ReadonlySet<string> = new Set(
+  `all any array.reverse base64url.decode base64url.encode base64url.encode_no_pad base64.is_valid bits.and bits.lsh
+  bits.negate bits.or bits.rsh bits.xor cast_array cast_boolean cast_null cast_object cast_set cast_string
+  crypto.hmac.equal crypto.hmac.md5 crypto.hmac.sha1 crypto.hmac.sha256 crypto.hmac.sha512 crypto.md5 crypto.sha1
+  crypto.x509.parse_and_verify_certificates crypto.x509.parse_certificate_request crypto.x509.parse_certificates
+  crypto.x509.parse_keypair crypto.x509.parse_rsa_private_key graph.reachable graph.reachable_paths
+  graphql.is_valid graphql.parse graphql.parse_and_verify graphql.parse_query graphql.parse_schema
+  graphql.schema_is_valid glob.quote_meta hex.decode hex.encode http.send io.jwt.decode io.jwt.decode_verify
+  io.jwt.encode_sign io.jwt.encode_sign_raw io.jwt.verify_es256 io.jwt.verify_es384 io.jwt.verify_es512
+  io.jwt.verify_hs256 io.jwt.verify_hs384 io.jwt.verify_hs512 io.jwt.verify_ps256 io.jwt.verify_ps384
+  io.jwt.verify_ps512 io.jwt.verify_rs256 io.jwt.verify_rs384 io.jwt.verify_rs512 is_valid json.filter
+  json.is_valid json.match_schema json.patch json.remove json.verify_schema json.marshal_with_options
+  net.cidr_contains net.cidr_contains_matches net.cidr_expand net.cidr_intersects net.cidr_is_valid
+  net.cidr_merge net.cidr_overlap net.lookup_ip_addr numbers.range numbers.range_step object.filter
+  object.subset opa.runtime providers.aws.sign_req rand.intn regex.find_all_string_submatch_n regex.find_n
+  regex.globs_match regex.is_valid regex.replace regex.split regex.template_match rego.metadata.chain
+  rego.metadata.rule rego.parse_module semver.compare semver.is_valid strings.any_prefix_match
+  strings.any_suffix_match strings.count strings.reverse strings.render_template sprintf trace
+  time.add_date time.clock time.date time.diff time.format time.parse_duration_ns time.parse_ns time.weekday
+  units.parse urlquery.decode urlquery.decode_object urlquery.encode urlquery.encode_object uuid.parse
+  uuid.rfc4122 walk yaml.is_valid yaml.marshal yaml.unmarshal split_n product`.split(/\s+/),
+);
