@@ -337,6 +337,9 @@ export const HOST_IMPORT_NAMES: ReadonlyMap<string, string> = new Map([
   ["yaml.marshal", "arbiter.yaml.marshal"],
   // The SDK's yaml.unmarshal reads YAML 1.2; OPA's reads YAML 1.1 as go-yaml v2 does (host-yaml.ts).
   ["yaml.unmarshal", "arbiter.yaml.unmarshal"],
+  // Arbiter's takes typed text and prints for `arbiter test` (host-print.ts); OPA's name is left
+  // to a module built by `opa build`, which calls it with plain values (policy-instance.ts).
+  ["internal.print", "arbiter.print"],
 ]);
 
 /**

@@ -416,7 +416,7 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
       hits.add(Number(id));
       return true;
     },
-    "internal.print": printBuiltin((line) => printed.push(line)),
+    "arbiter.print": printBuiltin((line) => printed.push(line)),
   };
   // With --coverage, stdout is the JSON report alone; the results go to stderr.
   const say = coverage ? io.err : io.out;

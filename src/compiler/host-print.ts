@@ -5,7 +5,9 @@
  * the empty set. One line is printed for each combination of values, operands joined by a space:
  * a string as is, any other value in Rego's notation, an empty set as `<undefined>` (OPA's
  * builtinPrint). In the sidecar print statements are erased (erase-print.ts); a policy that calls
- * `internal.print` itself gets this builtin answering true and printing nothing.
+ * `internal.print` itself gets this builtin answering true and printing nothing. Modules from
+ * Arbiter's compiler import it as `arbiter.print` (HOST_IMPORT_NAMES): OPA's name stays free for
+ * a module built by `opa build`, which passes plain values (policy-instance.ts).
  */
 import { regoText } from "./host-sprintf.ts";
 import { RegoSet, type TypedJson, typedIo } from "./host-typed-json.ts";
@@ -43,5 +45,5 @@ export function printBuiltin(sink: (line: string) => void): HostBuiltin {
 }
 
 export const printHostBuiltins: Record<string, HostBuiltin> = {
-  "internal.print": printBuiltin(() => {}),
+  "arbiter.print": printBuiltin(() => {}),
 };

@@ -19,7 +19,13 @@ describe("internal.print", () => {
     expect(printLines([many, many, many])).toHaveLength(MAX_PRINT_LINES);
   });
 
-  it("is true and prints nothing in a policy built for the sidecar", async () => {
+  it("is true and prints nothing in a policy built for the sidecar, by Arbiter or by opa build", async () => {
     expect(await regoFailures([['internal.print([{"a"}, set()])', true]])).toEqual([]);
+    const { builtinImpl } = await import("../../src/engine/policy-instance.ts");
+    const { hostBuiltins } = await import("../../src/compiler/index.ts");
+    // opa build passes plain values (a set as an array), not Arbiter's typed text.
+    expect(
+      builtinImpl("internal.print", hostBuiltins as Record<string, (...a: unknown[]) => unknown>)!([["a"], []]),
+    ).toBe(true);
   });
 });
