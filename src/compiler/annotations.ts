@@ -20,6 +20,7 @@
  */
 import { isMap, isScalar, isSeq, parseDocument, type Scalar } from "yaml";
 import type { Annotation, Loc, Module, Rule, Term } from "./ast.ts";
+import { rewriteAst } from "./ast-rewrite.ts";
 import type { Diagnostic } from "./diagnostics.ts";
 
 /** A comment: where its `#` is, and the text after it. */
@@ -300,32 +301,13 @@ function termOf(v: unknown, loc: Loc): Term {
 
 const METADATA_CALLS = new Set(["rego.metadata.rule", "rego.metadata.chain"]);
 
-/** Replaces every call `f()` in `node` (any AST value) for which `replace` answers a term. */
+/** Replaces every call `f()` of METADATA_CALLS in `node` for which `replace` answers a term. */
 function mapCalls(node: unknown, replace: (name: string, loc: Loc) => Term | undefined): unknown {
-  if (Array.isArray(node)) {
-    let changed = false;
-    const out = node.map((x) => {
-      const y = mapCalls(x, replace);
-      changed ||= y !== x;
-      return y;
-    });
-    return changed ? out : node;
-  }
-  if (node === null || typeof node !== "object") return node;
-  const o = node as Record<string, unknown>;
-  if (o.type === "call" && typeof o.name === "string" && METADATA_CALLS.has(o.name)) {
-    const args = o.args as unknown[];
-    const t = args.length === 0 ? replace(o.name, o.loc as Loc) : undefined;
-    if (t) return t;
-  }
-  let changed = false;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) {
-    const y = k === "loc" ? v : mapCalls(v, replace);
-    changed ||= y !== v;
-    out[k] = y;
-  }
-  return changed ? out : node;
+  return rewriteAst(node, (n) => {
+    const o = n as Record<string, unknown>;
+    if (o.type !== "call" || typeof o.name !== "string" || !METADATA_CALLS.has(o.name)) return undefined;
+    return (o.args as unknown[]).length === 0 ? replace(o.name, o.loc as Loc) : undefined;
+  });
 }
 
 /**

@@ -11,6 +11,7 @@
  * with the set of each operand's values (host-print.ts), as OPA's RewritePrintCalls does.
  */
 import type { Literal, Module, Term } from "./ast.ts";
+import { rewriteAst } from "./ast-rewrite.ts";
 
 const isPrint = (lit: Literal): boolean => lit.kind === "expr" && lit.term.type === "call" && lit.term.name === "print";
 
@@ -28,44 +29,22 @@ function toInternalPrint(lit: Literal): Literal {
   return { ...lit, term: call };
 }
 
-/**
- * `node` (any AST value) with print statements erased from its bodies (or, with `keep`, made
- * calls of internal.print); the same object when it has none.
- */
-function erase(node: unknown, keep: boolean, inBody = false): unknown {
-  if (Array.isArray(node)) {
-    const items = !inBody
-      ? node
-      : keep
-        ? (node as Literal[]).map((lit) => (isPrint(lit) ? toInternalPrint(lit) : lit))
-        : (node as Literal[]).filter((lit) => !isPrint(lit));
-    let changed = items.length !== node.length || items.some((x, i) => x !== node[i]);
-    const out = items.map((x) => {
-      const y = erase(x, keep);
-      changed ||= y !== x;
-      return y;
-    });
-    if (inBody && out.length === 0 && node.length > 0) {
-      const loc = (node[0] as Literal).loc;
-      return [{ kind: "expr", negated: false, term: { type: "boolean", value: true, loc }, loc } satisfies Literal];
-    }
-    return changed ? out : node;
-  }
-  if (node === null || typeof node !== "object") return node;
-  let changed = false;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(node as Record<string, unknown>)) {
-    const y = k === "loc" ? v : erase(v, keep, k === "body");
-    changed ||= y !== v;
-    out[k] = y;
-  }
-  return changed ? out : node;
+/** A body with its print statements erased (or, with `keep`, made calls of internal.print). */
+function rewriteBody(body: readonly Literal[], keep: boolean): readonly Literal[] {
+  if (!body.some(isPrint)) return body;
+  if (keep) return body.map((lit) => (isPrint(lit) ? toInternalPrint(lit) : lit));
+  const rest = body.filter((lit) => !isPrint(lit));
+  if (rest.length > 0) return rest;
+  const loc = body[0]!.loc;
+  return [{ kind: "expr", negated: false, term: { type: "boolean", value: true, loc }, loc }];
 }
 
 /** The modules without print statements, or with `keep`, with them calling internal.print. */
 export function erasePrintCalls(modules: readonly Module[], keep = false): Module[] {
   return modules.map((m) => {
-    const rules = erase(m.rules, keep) as Module["rules"];
+    const rules = rewriteAst(m.rules, (node, key) =>
+      key === "body" && Array.isArray(node) ? rewriteBody(node as Literal[], keep) : undefined,
+    ) as Module["rules"];
     return rules === m.rules ? m : { ...m, rules };
   });
 }
