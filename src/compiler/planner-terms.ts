@@ -383,11 +383,13 @@ export abstract class TermPlanner {
     };
     // The base data at the path (undefined when there is none).
     const base = fb.newLocal();
-    fb.emit({ op: "reset", target: base });
-    fb.emit({ op: "block", blocks: [walkConst(fb, this.dataLocal, keys, base, constOf)] });
+    const loadBase = (): void => {
+      fb.emit({ op: "reset", target: base });
+      fb.emit({ op: "block", blocks: [walkConst(fb, this.dataLocal, keys, base, constOf)] });
+    };
     const childKey = (c: string): Term[] => [...keys, c].map((value): Term => ({ type: "string", value, loc: t.loc }));
-    /** One block per child (its own static plan) and one for base data, for the key in `key`. */
-    const dispatch = (key: Local, unify: boolean): void => {
+    /** One block per child (its own static plan) and one for base data (looked up there when not yet), for `key`. */
+    const dispatch = (key: Local, unify: boolean, baseLoaded: boolean): void => {
       const then = (plan: () => void) => (unify ? this.scoped(() => this.unifyLocal(next, key, plan)) : plan());
       const blocks = children.map((c) =>
         fb.nest(() => {
@@ -398,6 +400,7 @@ export abstract class TermPlanner {
       blocks.push(
         fb.nest(() => {
           for (const c of children) fb.emit({ op: "notEqual", a: key, b: constOf(JSON.stringify(c)) });
+          if (!baseLoaded) loadBase();
           const v = fb.newLocal();
           fb.emit({ op: "dot", target: v, source: base, key, data: true });
           then(() => this.#walk(v, rest, 0, k, true));
@@ -406,8 +409,10 @@ export abstract class TermPlanner {
       fb.emit({ op: "block", blocks });
     };
     // A key known before the lookup (`data.policies[input.kind]`): look only there.
-    if (patternVars(next).every((v) => this.isBound(v))) return this.planTerm(next, (key) => dispatch(key, false));
+    if (patternVars(next).every((v) => this.isBound(v)))
+      return this.planTerm(next, (key) => dispatch(key, false, false));
     // Otherwise scan every key of the document: the children and the base data's keys.
+    loadBase();
     const all = fb.newLocal();
     fb.emit({ op: "makeObject", target: all });
     const yes = constOf("true");
@@ -420,7 +425,7 @@ export abstract class TermPlanner {
     ];
     fb.emit({ op: "block", blocks: [scanBase] });
     const [key, unused] = [fb.newLocal(), fb.newLocal()];
-    const body = fb.nest(() => dispatch(key, true));
+    const body = fb.nest(() => dispatch(key, true, true));
     fb.emit({ op: "scan", source: all, key, value: unused, body });
   }
 
