@@ -33,7 +33,7 @@ export function printLines(operands: TypedJson): string[] {
       }
     lines = next;
   });
-  return operands.length === 0 ? [""] : lines;
+  return lines;
 }
 
 /** The builtin, printing each line to `sink`. */
