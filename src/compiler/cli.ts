@@ -430,8 +430,10 @@ export async function runTest(args: string[], io: Io = stdio): Promise<number> {
       const rs = policy.evaluate(undefined as never, t.entrypoint) as { result: unknown }[];
       if (rs.length === 1 && rs[0]!.result === true) {
         passed++;
-        if (verbose) say(`PASS ${t.file}:${t.line}: ${t.name}\n`);
-        if (verbose) showPrinted();
+        if (verbose) {
+          say(`PASS ${t.file}:${t.line}: ${t.name}\n`);
+          showPrinted();
+        }
       } else {
         failed++;
         say(`FAIL ${t.file}:${t.line}: ${t.name}\n`);
